@@ -1,0 +1,14 @@
+"""mibe: score medical LLMs on MIBE, the 12-dataset Medical Instruction Benchmark of Me-LLaMA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def evaluate(model: str, tasks: Any = "all", **options: Any) -> dict:
+    """Score a model; see `mibe.api.evaluate`. Imported lazily so `import mibe` stays light."""
+    from mibe.api import evaluate as _evaluate
+
+    return _evaluate(model, tasks, **options)

@@ -1,0 +1,160 @@
+"""A whole run: resolve tasks and data, resume or start the run folder, score, write, summarise."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mibe import __version__, data, results, runner, summary, tasks
+from mibe.types import Backend, MibeError, RunConfig
+
+# Settings that may change between a run and its resume without changing any number.
+_VOLATILE = ("output_dir", "overwrite", "dry_run", "batch_size")
+
+
+def make_backend(config: RunConfig) -> Backend:
+    if config.backend != "hf":
+        raise MibeError(
+            f"--backend {config.backend}: not available in this version of mibe; use --backend hf"
+        )
+    from mibe import embedded
+    from mibe.backends.hf import HFBackend
+
+    return HFBackend(
+        embedded.resolve(config.model),
+        adapter=config.adapter,
+        dtype=config.dtype,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
+    )
+
+
+def default_output_dir(config: RunConfig) -> Path:
+    name = Path(config.model.rstrip("/")).name or "model"
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def identity(config: RunConfig) -> dict[str, Any]:
+    resolved = dataclasses.asdict(config)
+    for key in _VOLATILE:
+        resolved.pop(key)
+    resolved["tasks"] = list(config.tasks)
+    resolved["data"] = dict(sorted(config.data.items()))
+    resolved["parser"] = config.resolved_parser
+    return resolved
+
+
+def _prepare_folder(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """Start, resume or refuse; returns the previous results.json when resuming."""
+    previous = results.read_json(run_dir / "run.json")
+    if previous is not None and not overwrite:
+        for key in ("config", "model", "protocols"):
+            if previous.get(key) != run_json[key]:
+                changed = _first_difference(previous.get(key), run_json[key])
+                raise MibeError(
+                    f"{run_dir}: holds a run with a different {key} ({changed}); "
+                    "use another --output-dir, or --overwrite to replace it"
+                )
+        return results.read_json(run_dir / "results.json")
+    if overwrite and run_dir.exists():
+        for leftover in [run_dir / "run.json", run_dir / "results.json"]:
+            leftover.unlink(missing_ok=True)
+        for sample in (run_dir / "samples").glob("*.jsonl"):
+            sample.unlink()
+    results.write_json_atomic(run_dir / "run.json", run_json)
+    return None
+
+
+def _first_difference(old: Any, new: Any, where: str = "") -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+    return f"{where or 'value'}: {old!r} -> {new!r}"
+
+
+def run(
+    config: RunConfig,
+    command: Sequence[str] = (),
+    backend: Backend | None = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> dict[str, Any]:
+    """Score `config.model` on `config.tasks`; returns results.json's content."""
+    chosen, explicit = tasks.resolve(config.tasks)
+    data_dir = str(_demo_dir()) if config.demo and config.data_dir is None else config.data_dir
+    loaded, skipped = [], {}
+    for task in chosen:
+        try:
+            location = data.locate(task, data_dir, config.data)
+            loaded.append((task, location, data.load_docs(task, location)))
+        except data.NoData as exc:
+            if task.name in explicit:
+                raise MibeError(str(exc)) from None
+            skipped[task.name] = str(exc)
+            say(f"mibe: skipping {exc}")
+    if not loaded:
+        raise MibeError("no task has data; pass --data-dir DIR or --data TASK=PATH (see `mibe tasks list`)")
+    backend = backend or make_backend(config)
+    plans = [(runner.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
+    if config.dry_run:
+        for p, location in plans:
+            say(runner.dry_run_report(p, config, backend, _pool(p, location)))
+        return {}
+    run_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
+    model = backend.describe()
+    run_json = {
+        "schema_version": results.SCHEMA_VERSION,
+        "mibe_version": __version__,
+        "config": identity(config),
+        "model": model,
+        "protocols": {p.task.name: p.protocol for p, _ in plans},
+    }
+    previous = _prepare_folder(run_dir, run_json, config.overwrite)
+    out = previous or {
+        "schema_version": results.SCHEMA_VERSION,
+        "mibe_version": __version__,
+        "git_commit": results.git_commit(),
+        "command": list(command),
+        "model": model,
+        "config": identity(config),
+        "tasks": {},
+        "skipped": skipped,
+        "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    }
+    for p, location in plans:
+        if p.task.name in out["tasks"]:
+            continue  # finished before an interruption; its numbers are final
+        entry, timing = runner.evaluate(p, backend, config, run_dir, _pool(p, location))
+        entry["data_source"] = p.docset.source
+        out["tasks"][p.task.name] = entry
+        out["timing"][p.task.name] = timing
+        results.write_json_atomic(run_dir / "results.json", out)
+    results.write_json_atomic(run_dir / "results.json", out)
+    say(summary.table(out))
+    say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
+    return out
+
+
+def _pool(p: runner.Plan, location: data.Location) -> list:
+    return data.fewshot_pool(p.task, location) or p.docset.docs
+
+
+def _demo_dir() -> Path:
+    from mibe import resources
+
+    return resources.demo_dir()
+
+
+def evaluate(model: str, tasks: str | Sequence[str] = "all", backend: Backend | None = None, **options: Any) -> dict:
+    """Python API: `mibe.evaluate("path/to/model", tasks="pubmedqa", data_dir="data/")`.
+
+    Takes the same options as `mibe run` (RunConfig's fields) and returns results.json's content.
+    Pass `backend=` to score a model already in memory (e.g. inside a training loop).
+    """
+    names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    config = RunConfig(model=model, tasks=names, **options)
+    return run(config, command=["mibe.evaluate", model, *names], backend=backend, say=lambda line: None)

@@ -1,0 +1,177 @@
+"""`mibe run`, `mibe tasks list|show|validate`. Heavy libraries load only inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from mibe import __version__
+from mibe.types import PARSERS, PROTOCOLS, SCORINGS, MibeError, RunConfig
+
+RULES = {
+    "choice": "strict: the one label named (case-insensitive, whole words; an explicit 'answer is X' "
+    "or a label at the start wins), else missing | paper: first label in list order found as a "
+    "lower-cased substring (DDI: case-sensitive, exactly one label)",
+    "letter": "strict: 'answer is (C)', 'Answer: C', 'C.' at the start, else one lone capital letter, "
+    "else missing | paper: first letter in list order found anywhere, case-sensitive",
+    "multi_label": "strict: every label named (case-insensitive, whole words) | paper: every label "
+    "found as a case-sensitive substring",
+    "span": "strict: first line, quotes stripped; SQuAD EM/F1 | paper: stripped output; character-set F1",
+    "entities": "the output as tagged text; <span class=...> entities scored at entity level",
+    "text": "the stripped output",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mibe", description="Score medical LLMs on MIBE (Me-LLaMA's benchmark).")
+    top.add_argument("--version", action="version", version=f"mibe {__version__}")
+    top.add_argument("--debug", action="store_true", help="show tracebacks of unexpected failures")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="score a model on MIBE tasks and write a run folder")
+    run.add_argument("--model", required=True, help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m")
+    run.add_argument("--adapter", help="LoRA adapter folder applied on --model")
+    run.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"))
+    run.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
+    run.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
+    run.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
+    run.add_argument("--demo", action="store_true", help="use the bundled invented documents (results marked invented)")
+    run.add_argument("--output-dir", help="the run folder (default runs/<model>-<timestamp>)")
+    run.add_argument("--overwrite", action="store_true", help="replace a run folder with another config")
+    run.add_argument("--limit", type=int, help="first N usable documents per task (marks the run partial)")
+    run.add_argument("--num-fewshot", type=int, default=0)
+    run.add_argument("--seed", type=int, default=1234)
+    run.add_argument("--scoring", default="generate", choices=SCORINGS)
+    run.add_argument("--parser", choices=PARSERS, help="default: the protocol's (mibe: strict, paper: paper)")
+    run.add_argument("--protocol", default="mibe", choices=PROTOCOLS)
+    run.add_argument("--max-new-tokens", type=int)
+    run.add_argument("--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template")
+    run.add_argument("--system-prompt")
+    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--bertscore-model", default="bert-base-multilingual-cased")
+    run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    run.add_argument("--trust-remote-code", action="store_true")
+    run.add_argument("--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model")
+
+    tasks = sub.add_parser("tasks", help="list, show or validate task files")
+    tsub = tasks.add_subparsers(dest="tasks_command", required=True)
+    tsub.add_parser("list", help="the built-in tasks")
+    show = tsub.add_parser("show", help="a task's rendered prompt, parse rule and metrics")
+    show.add_argument("name", help="a task name or task-file path")
+    validate = tsub.add_parser("validate", help="check task files; exit 2 on the first bad one")
+    validate.add_argument("paths", nargs="+")
+    return top
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    pairs = {}
+    for item in args.data:
+        task, sep, path = item.partition("=")
+        if not sep or not task or not path:
+            raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
+        pairs[task] = path
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
+        if value is not None and value < 1:
+            raise MibeError(f"{flag} {value}: must be a positive integer")
+    if args.num_fewshot < 0:
+        raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    return RunConfig(
+        model=args.model,
+        adapter=args.adapter,
+        backend=args.backend,
+        tasks=(args.tasks,),
+        data_dir=args.data_dir,
+        data=pairs,
+        output_dir=args.output_dir,
+        overwrite=args.overwrite,
+        limit=args.limit,
+        num_fewshot=args.num_fewshot,
+        seed=args.seed,
+        scoring=args.scoring,
+        parser=args.parser,
+        protocol=args.protocol,
+        max_new_tokens=args.max_new_tokens,
+        chat_template=args.chat_template,
+        system_prompt=args.system_prompt,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        device=args.device,
+        bertscore_model=args.bertscore_model,
+        trust_remote_code=args.trust_remote_code,
+        demo=args.demo,
+        dry_run=args.dry_run,
+        bootstrap=args.bootstrap,
+    )
+
+
+def _tasks_command(args: argparse.Namespace) -> int:
+    from mibe import tasks
+
+    if args.tasks_command == "list":
+        rows = [("name", "kind", "metrics", "credentialed", "data source")]
+        for path in tasks.builtin_paths().values():
+            t = tasks.load_task(path)
+            rows.append((t.name, t.answer_type, ",".join(t.metrics), "yes" if t.credentialed else "no", t.source or "local only"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        return 0
+    if args.tasks_command == "validate":
+        for path in args.paths:
+            t = tasks.load_task(path)
+            print(f"ok  {path}: task {t.name} ({t.answer_type}, {len(t.choices)} choices, metrics {', '.join(t.metrics)})")
+        return 0
+    (task,), _ = tasks.resolve([args.name])
+    print(f"# {task.name} (version {task.version}): {task.description}")
+    print(f"file: {task.path}\ntemplate: {task.template_name} (hash {task.template_hash})")
+    print(f"data: {task.source or 'local only'}; split {task.split}; credentialed: {task.credentialed}")
+    print(f"access: {task.access}")
+    print(f"answer: {task.answer_type}; choices: {', '.join(task.choices) or '-'}")
+    print(f"parse rule: {RULES[task.answer_type]}")
+    print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}; metrics: {', '.join(task.metrics)}")
+    print("--- rendered prompt (first bundled invented document) ---")
+    print(_example_prompt(task), end="")
+    print("\n--- end ---")
+    return 0
+
+
+def _example_prompt(task) -> str:  # noqa: ANN001 - mibe.types.Task
+    from mibe import data, prompts, resources
+
+    try:
+        location = data.locate(task, str(resources.demo_dir()), {})
+        docs = data.load_docs(task, location).docs
+    except (data.NoData, MibeError):
+        return "(no bundled example document for this task)\n"
+    return prompts.doc_prompt(task.template, docs[0]) if docs else "(no usable example)\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "tasks":
+            return _tasks_command(args)
+        from mibe import api
+
+        api.run(_config(args), command=["mibe", *argv])
+        return 0
+    except MibeError as exc:
+        print(f"mibe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mibe: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one case with a traceback, and only with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"mibe: unexpected failure: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Rows from local files, the HF hub or a task hook, normalised to `Doc`; few-shot sampling."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mibe.types import Doc, MibeError, Task
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: str  # "local" or "hub"
+    where: str  # a path, or a hub id
+
+
+@dataclass(frozen=True)
+class DocSet:
+    docs: list[Doc]
+    n_skipped: int  # rows the task cannot use
+    first_problem: str | None  # the first skipped row and why
+    fingerprint: str
+    source: str
+
+
+class NoData(Exception):
+    """The task has no data here; the message says where it comes from and how to point at it."""
+
+
+def _how_to_point(task: Task) -> str:
+    return (
+        f"{task.name}: no data found ({task.access}); "
+        f"point mibe at it with --data {task.name}=PATH or --data-dir DIR"
+    )
+
+
+def locate(task: Task, data_dir: str | None, data: Mapping[str, str]) -> Location:
+    """CONTRACTS.md data resolution: --data, else --data-dir, else the task file's source."""
+    if task.name in data:
+        path = Path(data[task.name]).expanduser()
+        if not path.exists():
+            raise MibeError(f"--data {task.name}={path}: no such file or folder")
+        return Location("local", str(path.resolve()))
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():
+            raise MibeError(f"--data-dir {folder}: no such folder")
+        found = [folder / f"{task.name}{s}" for s in SUFFIXES] + [folder / task.name]
+        found = [p for p in found if p.exists()]
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise MibeError(f"--data-dir {folder}: {names} all match task {task.name}; keep one")
+        if not found:
+            # Never fall back to the hub behind the user's back when they named a folder.
+            raise NoData(_how_to_point(task) + f" (nothing named {task.name}.* in {folder})")
+        return Location("local", str(found[0].resolve()))
+    if task.source and Path(task.source).exists():
+        return Location("local", task.source)
+    if task.credentialed or not task.source or task.source.startswith("/"):
+        raise NoData(_how_to_point(task))
+    return Location("hub", task.source)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".jsonl":
+            rows = []
+            with path.open(encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise MibeError(
+                                f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line"
+                            ) from None
+            return rows
+        if suffix == ".json":
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(raw, list):
+                return raw
+            if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+                return raw["data"]
+            if isinstance(raw, dict) and all(isinstance(v, dict) for v in raw.values()):
+                # PubMedQA's ori_pqal.json keys its records by PMID.
+                return [{"__key__": key, **value} for key, value in raw.items()]
+            raise MibeError(f"{path}: expected a list of records or a mapping of id -> record")
+        if suffix in (".csv", ".tsv"):
+            with path.open(encoding="utf-8", newline="") as handle:
+                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+        if suffix == ".parquet":
+            import pandas as pd
+
+            return pd.read_parquet(path).to_dict(orient="records")
+    except UnicodeDecodeError as exc:
+        raise MibeError(
+            f"{path}: not UTF-8 (byte {exc.start}); re-encode it, e.g. iconv -t utf-8"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise MibeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    raise MibeError(f"{path}: unsupported format; use {', '.join(SUFFIXES)}")
+
+
+def _split_file(folder: Path, split: str) -> Path | None:
+    exact = [folder / f"{split}{s}" for s in SUFFIXES if (folder / f"{split}{s}").is_file()]
+    if exact:
+        return exact[0]
+    near = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and split in p.stem)
+    return near[0] if len(near) == 1 else None
+
+
+def _fingerprint(paths: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
+    try:
+        import datasets
+
+        loaded = datasets.load_dataset(task.source, split=split, revision=task.revision)
+    except Exception as exc:  # the hub client raises many kinds; all mean "no data here"
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise NoData(
+            f"{task.name}: could not load {task.source} (split {split}) from the HF hub: {reason}; "
+            f"point mibe at a local copy with --data {task.name}=PATH or --data-dir DIR"
+        ) from None
+    revision = task.revision or getattr(loaded, "_fingerprint", "unknown")
+    return [dict(row) for row in loaded], f"hub:{task.source}@{revision}"
+
+
+def _rows(task: Task, location: Location, split: str) -> tuple[list[dict[str, Any]], str] | None:
+    if location.kind == "hub":
+        return _hub_rows(task, split)
+    path = Path(location.where)
+    if path.is_dir():
+        file = _split_file(path, split)
+        if file is None:
+            return None
+        return read_rows(file), _fingerprint([file])
+    return read_rows(path), _fingerprint([path])
+
+
+def load_hook(task: Task) -> ModuleType | None:
+    if task.hook is None:
+        return None
+    spec = importlib.util.spec_from_file_location(f"mibe_hook_{task.name}", task.hook)
+    if spec is None or spec.loader is None:
+        raise MibeError(f"{task.hook}: cannot import the task hook")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "to_doc") and not hasattr(module, "to_docs"):
+        raise MibeError(f"{task.hook}: a task hook must define to_doc(row) or to_docs(rows)")
+    return module
+
+
+def _canonical_gold(task: Task, gold: Any) -> Any:
+    if task.answer_type in ("choice", "letter"):
+        lookup = {c.lower(): c for c in task.choices}
+        label = str(gold).strip()
+        if label.lower() not in lookup:
+            raise ValueError(f"gold label {label!r} is not one of the task's choices")
+        return lookup[label.lower()]
+    if task.answer_type == "multi_label":
+        lookup = {c.lower(): c for c in task.choices}
+        names = [gold] if isinstance(gold, str) else list(gold)
+        names = [n.strip() for name in names for n in str(name).split(";") if n.strip()]
+        unknown = [n for n in names if n.lower() not in lookup]
+        if unknown:
+            raise ValueError(f"gold label {unknown[0]!r} is not one of the task's choices")
+        wanted = {n.lower() for n in names}
+        return tuple(c for c in task.choices if c.lower() in wanted)
+    return str(gold)
+
+
+def _published_doc(task: Task, row: Mapping[str, Any], index: int) -> Doc:
+    """Me-LLaMA's rows: `query` is the rendered prompt; `gold` indexes the row's `choices`."""
+    choices, gold = row.get("choices") or [], row.get("gold")
+    if task.answer_type == "multi_label" and isinstance(gold, list) and choices:
+        label: Any = tuple(c for c, bit in zip(choices, gold, strict=False) if bit)
+    elif task.answer_type in ("choice", "letter") and choices and isinstance(gold, int):
+        if not 0 <= gold < len(choices):
+            raise ValueError(f"gold index {gold} is outside choices (0..{len(choices) - 1})")
+        label = choices[gold]
+    else:
+        label = row["answer"]
+    fields = {"query": row["query"], "answer": row["answer"]}
+    return Doc(id=str(row.get("id", index)), fields=fields, gold=label, query=str(row["query"]))
+
+
+def _plain_doc(task: Task, row: Mapping[str, Any], index: int) -> Doc:
+    if task.target not in row:
+        raise ValueError(f"no gold column '{task.target}' (set `target:` in the task file)")
+    return Doc(id=str(row.get("id", index)), fields=dict(row), gold=row[task.target])
+
+
+def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None):
+    """Normalise rows; returns (docs, n_skipped, first problem)."""
+    docs: list[Doc] = []
+    skipped, first = 0, None
+
+    def reject(index: int, why: str) -> None:
+        nonlocal skipped, first
+        skipped += 1
+        first = first or f"row {index + 1}: {why}"
+
+    if hook is not None and hasattr(hook, "to_docs") and not any("query" in r for r in rows):
+        made: list[tuple[int, Doc | None]] = list(enumerate(hook.to_docs(rows)))
+    else:
+        made = []
+        for index, row in enumerate(rows):
+            try:
+                if "query" in row and "answer" in row:
+                    doc = _published_doc(task, row, index)
+                elif hook is not None:
+                    doc = hook.to_doc(row)
+                else:
+                    doc = _plain_doc(task, row, index)
+            except (ValueError, KeyError, TypeError) as exc:
+                reject(index, f"{type(exc).__name__}: {exc}")
+                continue
+            if doc is not None and row.get("invented") is True:
+                doc = replace(doc, invented=True)
+            made.append((index, doc))
+    for index, doc in made:
+        if doc is None:
+            reject(index, "the task hook found nothing usable in this row")
+            continue
+        try:
+            docs.append(replace(doc, gold=_canonical_gold(task, doc.gold)))
+        except ValueError as exc:
+            reject(index, str(exc))
+    return docs, skipped, first
+
+
+def load_docs(task: Task, location: Location, split: str | None = None) -> DocSet:
+    split = split or task.split
+    found = _rows(task, location, split)
+    if found is None:
+        raise NoData(f"{task.name}: {location.where} holds no '{split}' split file")
+    rows, fingerprint = found
+    docs, skipped, first = to_docs(task, rows, load_hook(task))
+    ids = [d.id for d in docs]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise MibeError(f"{location.where}: duplicate document ids {dupes}; ids must be unique")
+    return DocSet(docs, skipped, first, fingerprint, location.where)
+
+
+def fewshot_pool(task: Task, location: Location) -> list[Doc] | None:
+    """The task's few-shot split when one exists; None means 'draw from the scored split'."""
+    if not task.fewshot_split:
+        return None
+    if location.kind == "local" and not Path(location.where).is_dir():
+        return None  # a single file is the evaluation split only (CONTRACTS.md)
+    try:
+        return load_docs(task, location, task.fewshot_split).docs
+    except NoData:
+        return None
+
+
+def draw_shots(
+    doc: Doc, pool: Sequence[Doc], k: int, seed: int, rank: Callable[[Doc], str] = lambda d: d.id
+) -> list[Doc]:
+    """K shots for one document, seeded by (seed, document id) so resume and order don't matter."""
+    if k <= 0:
+        return []
+    candidates = [d for d in pool if d.id != doc.id]
+    if len(candidates) < k:
+        raise MibeError(f"--num-fewshot {k}: only {len(candidates)} other documents to draw from")
+    rng = random.Random(f"{seed}:{rank(doc)}")
+    return rng.sample(candidates, k)

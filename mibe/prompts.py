@@ -1,0 +1,129 @@
+"""Render task templates (sandboxed Jinja), few-shot blocks and the model's chat template."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from mibe.types import MibeError
+
+
+@lru_cache(maxsize=1)
+def _env() -> SandboxedEnvironment:
+    # Trailing newlines are part of MIBE's prompts (MIBE-prompts.md), so Jinja must keep them.
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+
+
+@lru_cache(maxsize=256)
+def compile_template(source: str):  # noqa: ANN201 - jinja2.Template
+    try:
+        return _env().from_string(source)
+    except TemplateError as exc:
+        raise MibeError(f"template syntax error: {exc}; fix the Jinja syntax") from exc
+
+
+def render(source: str, fields: Mapping[str, Any]) -> str:
+    try:
+        return compile_template(source).render(**fields)
+    except UndefinedError as exc:
+        have = ", ".join(sorted(fields)) or "none"
+        raise MibeError(
+            f"template variable missing: {exc.message}; the document has: {have}"
+        ) from exc
+
+
+def template_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def gold_text(gold: str | tuple[str, ...]) -> str:
+    """How a gold answer is written after a shot's prompt (HoC: `;`-separated, as its prompt asks)."""
+    return "; ".join(gold) if isinstance(gold, tuple) else str(gold)
+
+
+def doc_prompt(template: str, doc) -> str:  # noqa: ANN001 - mibe.types.Doc
+    # Published rows arrive rendered: their query is the benchmark's exact prompt.
+    return doc.query if doc.query is not None else render(template, doc.fields)
+
+
+def compose(template: str, doc, shots: Sequence) -> str:  # noqa: ANN001
+    """Few-shot block (CONTRACTS.md): each shot's prompt, a space, its answer, a blank line."""
+    block = "".join(
+        f"{doc_prompt(template, shot)} {gold_text(shot.gold)}\n\n" for shot in shots
+    )
+    return block + doc_prompt(template, doc)
+
+
+def fit(
+    template: str,
+    doc,  # noqa: ANN001
+    shots: Sequence,
+    field: str,
+    count: Callable[[str], int],
+    tokenize: Callable[[str], list[int]],
+    detokenize: Callable[[Sequence[int]], str],
+    budget: int | None,
+) -> tuple[str, int]:
+    """The prompt, shortened inside the document text until it fits `budget` tokens.
+
+    Never the instruction: template rows lose the end of their long field; published rows (which
+    arrive rendered) lose the middle of `query`, keeping the instruction and the answer cue.
+    Returns the prompt and the number of document tokens removed.
+    """
+    prompt = compose(template, doc, shots)
+    if budget is None:
+        return prompt, 0
+    n = count(prompt)
+    if n <= budget:
+        return prompt, 0
+    published = doc.query is not None
+    if published:
+        name = "query"
+        text = doc.query
+    else:
+        name = field if isinstance(doc.fields.get(field), str) else _longest_field(doc.fields)
+        text = doc.fields[name]
+    ids = tokenize(text)
+    removed = 0
+    for _ in range(8):
+        excess = n - budget
+        if excess <= 0:
+            return prompt, removed
+        drop = min(len(ids), excess + 2 + removed // 50)
+        if drop <= 0:
+            break
+        if published:
+            start = max(0, (len(ids) - drop) // 2)
+            head, tail = detokenize(ids[:start]), detokenize(ids[start + drop :])
+            ids = ids[:start] + ids[start + drop :]
+            new_text = f"{head} ... {tail}"
+        else:
+            ids = ids[: len(ids) - drop]
+            new_text = detokenize(ids)
+        removed += drop
+        new_doc = replace(doc, query=new_text) if published else replace(
+            doc, fields={**doc.fields, name: new_text}
+        )
+        prompt = compose(template, new_doc, shots)
+        n = count(prompt)
+    if n > budget:
+        raise MibeError(
+            f"document {doc.id}: the prompt needs {n} tokens but the model allows {budget} even "
+            "with its document text removed; use fewer shots or a longer-context model"
+        )
+    return prompt, removed
+
+
+def _longest_field(fields: Mapping[str, Any]) -> str:
+    strings = [(len(v), k) for k, v in fields.items() if isinstance(v, str)]
+    if not strings:
+        raise MibeError("no text field to shorten; set `truncate:` in the task file")
+    return max(strings)[1]

@@ -1,0 +1,30 @@
+"""The plain-text table printed at the end of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _cell(metric: dict[str, Any]) -> str:
+    if metric.get("value") is None:
+        return "n/a"
+    lo, hi = metric.get("ci95") or (None, None)
+    interval = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
+    return f"{metric['value']:.3f}{interval}"
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [("task", "n", "scoring", "parse fail", "metrics (95% CI)")]
+    for name, entry in results.get("tasks", {}).items():
+        protocol = entry["protocol"]
+        scores = "  ".join(f"{k}={_cell(v)}" for k, v in entry["metrics"].items())
+        flags = " (invented data)" if entry.get("invented") else ""
+        rows.append(
+            (name, str(entry["n"]), protocol["scoring"], str(entry["parse_failures"]), scores + flags)
+        )
+    for name, why in results.get("skipped", {}).items():
+        rows.append((name, "-", "skipped", "-", why))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
+    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
+    return "\n".join(lines)

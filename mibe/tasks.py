@@ -1,0 +1,215 @@
+"""Find, load and validate task files: the built-in `tasks/` plus any YAML path the user names."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mibe import resources
+from mibe.prompts import compile_template, template_hash
+from mibe.types import ANSWER_TYPES, MibeError, Task
+
+METRICS = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "missing_rate",
+    "exact_match",
+    "f1",
+    "entity_f1",
+    "entity_precision",
+    "entity_recall",
+    "rouge_l",
+    "bertscore_f1",
+)
+_KEYS = {
+    "name",
+    "description",
+    "dataset",
+    "credentialed",
+    "access",
+    "template",
+    "target",
+    "answer",
+    "truncate",
+    "generation",
+    "metrics",
+    "version",
+}
+_DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
+_NEEDS_CHOICES = ("choice", "letter", "multi_label")
+
+
+def _fail(path: Path, field: str, message: str) -> MibeError:
+    return MibeError(f"{path}: field '{field}': {message}")
+
+
+def _near(key: str, allowed: Iterable[str]) -> str:
+    match = difflib.get_close_matches(key, sorted(allowed), n=1)
+    return f"did you mean '{match[0]}'?" if match else f"allowed: {', '.join(sorted(allowed))}"
+
+
+def _check_keys(path: Path, where: str, got: dict, allowed: set[str]) -> None:
+    for key in got:
+        if key not in allowed:
+            raise _fail(path, f"{where}{key}", f"unknown key; {_near(str(key), allowed)}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MibeError(f"{path}: task file not found; check the path") from None
+    except UnicodeDecodeError:
+        raise MibeError(f"{path}: not UTF-8 text; save the task file as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise MibeError(f"{path}: YAML error{where}: {problem}; fix the YAML syntax") from None
+    if not isinstance(raw, dict):
+        raise MibeError(f"{path}: a task file must be a YAML mapping of keys (name, dataset, ...)")
+    return raw
+
+
+def _template(path: Path, spec: Any) -> tuple[str, str]:
+    if not isinstance(spec, str) or not spec.strip():
+        raise _fail(path, "template", "give a name in prompts/, a .jinja path or inline Jinja")
+    if "{{" in spec or "\n" in spec:
+        return spec, "inline"
+    if spec.endswith(".jinja"):
+        file = (path.parent / spec).resolve()
+        if not file.is_file():
+            raise _fail(path, "template", f"{file} does not exist")
+        return file.read_text(encoding="utf-8"), str(file)
+    file = resources.prompts_dir() / f"{spec}.jinja"
+    if not file.is_file():
+        known = [p.stem for p in resources.prompts_dir().glob("*.jinja")]
+        raise _fail(path, "template", f"no prompts/{spec}.jinja; {_near(spec, known)}")
+    return file.read_text(encoding="utf-8"), spec
+
+
+def _is_local(task_file: Path, source: str) -> bool:
+    """A hub id is `owner/name`; anything that looks like a file path is read from disk."""
+    if source.startswith((".", "/", "~")) or (task_file.parent / source).exists():
+        return True
+    return Path(source).suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+
+def load_task(path: str | Path) -> Task:
+    path = Path(path).resolve()
+    raw = _read_yaml(path)
+    _check_keys(path, "", raw, _KEYS)
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+        raise _fail(path, "name", "required; lower-case letters, digits and _ only")
+    dataset = raw.get("dataset")
+    if not isinstance(dataset, dict):
+        raise _fail(path, "dataset", "required mapping with 'source' (a hub id or a local path)")
+    _check_keys(path, "dataset.", dataset, _DATASET_KEYS)
+    source = dataset.get("source")
+    if source is not None and not isinstance(source, str):
+        raise _fail(path, "dataset.source", "a hub id or a path relative to the task file")
+    if isinstance(source, str) and _is_local(path, source):
+        source = str((path.parent / source).expanduser().resolve())
+    answer = raw.get("answer")
+    if not isinstance(answer, dict) or answer.get("type") not in ANSWER_TYPES:
+        raise _fail(path, "answer.type", f"required; one of {', '.join(ANSWER_TYPES)}")
+    _check_keys(path, "answer.", answer, {"type", "choices"})
+    choices = answer.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, str) and c for c in choices):
+        raise _fail(path, "answer.choices", "a list of label strings")
+    if answer["type"] in _NEEDS_CHOICES and len(choices) < 2:
+        raise _fail(path, "answer.choices", f"type {answer['type']} needs at least two choices")
+    if len({c.lower() for c in choices}) != len(choices):
+        raise _fail(path, "answer.choices", "labels must differ (case-insensitively)")
+    generation = raw.get("generation") or {}
+    _check_keys(path, "generation.", generation, {"max_new_tokens", "stop"})
+    max_new = generation.get("max_new_tokens", 32)
+    if not isinstance(max_new, int) or max_new < 1:
+        raise _fail(path, "generation.max_new_tokens", "a positive integer")
+    stop = generation.get("stop") or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise _fail(path, "generation.stop", "a list of non-empty strings")
+    metrics = raw.get("metrics")
+    if not isinstance(metrics, list) or not metrics:
+        raise _fail(path, "metrics", f"required list; known: {', '.join(METRICS)}")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), METRICS)}")
+    version = raw.get("version", 1)
+    if not isinstance(version, int):
+        raise _fail(path, "version", "an integer; raise it when the task's scoring changes")
+    credentialed = raw.get("credentialed", False)
+    if not isinstance(credentialed, bool):
+        raise _fail(path, "credentialed", "true or false")
+    access = raw.get("access") or f"dataset source: {source or 'local data only'}"
+    source_text, template_name = _template(path, raw.get("template"))
+    compile_template(source_text)
+    hook = path.with_suffix(".py")
+    return Task(
+        name=name,
+        path=path,
+        description=str(raw.get("description", "")).strip(),
+        source=source or "",
+        split=str(dataset.get("split") or "test"),
+        fewshot_split=dataset.get("fewshot_split"),
+        revision=dataset.get("revision"),
+        credentialed=credentialed,
+        access=" ".join(str(access).split()),
+        template=source_text,
+        template_name=template_name,
+        target=str(raw.get("target", "answer")),
+        answer_type=answer["type"],
+        choices=tuple(choices),
+        truncate=str(raw.get("truncate", "text")),
+        max_new_tokens=max_new,
+        stop=tuple(stop),
+        metrics=tuple(metrics),
+        version=version,
+        hook=hook if hook.is_file() else None,
+        file_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+        template_hash=template_hash(source_text),
+    )
+
+
+def builtin_paths() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(resources.tasks_dir().glob("*.yaml"))}
+
+
+def resolve(specs: Iterable[str]) -> tuple[list[Task], set[str]]:
+    """Turn `--tasks` entries (all, names, comma lists, YAML paths) into loaded tasks, in order.
+
+    Also returns the names the user asked for explicitly (not through `all`): those must have data.
+    """
+    builtin = builtin_paths()
+    tasks: list[tuple[Task, bool]] = []
+    for spec in specs:
+        for item in (s.strip() for s in spec.split(",")):
+            if not item:
+                continue
+            if item == "all":
+                tasks.extend((load_task(p), False) for p in builtin.values())
+            elif item.endswith((".yaml", ".yml")) or "/" in item:
+                tasks.append((load_task(item), True))
+            elif item in builtin:
+                tasks.append((load_task(builtin[item]), True))
+            else:
+                raise MibeError(f"--tasks: unknown task '{item}'; {_near(item, builtin)}")
+    seen: dict[str, Task] = {}
+    explicit: set[str] = set()
+    for task, named in tasks:
+        if task.name in seen and seen[task.name].path != task.path:
+            raise MibeError(f"--tasks: two task files are named '{task.name}'; rename one")
+        seen.setdefault(task.name, task)
+        if named:
+            explicit.add(task.name)
+    return list(seen.values()), explicit

@@ -1,0 +1,125 @@
+"""The vocabulary every stage of mibe speaks: plain frozen dataclasses and the Backend protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+MISSING = "missing"
+"""The prediction for output that names no label (or two different ones): always scored wrong."""
+
+ANSWER_TYPES = ("choice", "letter", "multi_label", "span", "entities", "text")
+PARSERS = ("strict", "paper")
+SCORINGS = ("generate", "loglikelihood")
+PROTOCOLS = ("mibe", "paper")
+
+Gold = str | tuple[str, ...]
+
+
+class MibeError(Exception):
+    """Bad input from the user: shown as one line on stderr, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    path: Path  # the task file; relative data paths resolve against its folder
+    description: str
+    source: str  # hub id, or a local file/folder (already resolved against the task file's folder)
+    split: str
+    fewshot_split: str | None
+    revision: str | None
+    credentialed: bool
+    access: str  # where the data comes from and how to point mibe at it
+    template: str  # Jinja source text
+    template_name: str  # prompts/<name>.jinja, a file path, or "inline"
+    target: str  # the gold column for rows read without a hook
+    answer_type: str
+    choices: tuple[str, ...]
+    truncate: str  # the document field shortened when a prompt exceeds the context
+    max_new_tokens: int
+    stop: tuple[str, ...]
+    metrics: tuple[str, ...]
+    version: int
+    hook: Path | None  # same-stem .py beside the task file
+    file_hash: str
+    template_hash: str
+
+
+@dataclass(frozen=True)
+class Doc:
+    id: str
+    fields: Mapping[str, Any]  # the template's variables
+    gold: Gold  # a label / letter / text; a tuple of label names for multi_label
+    query: str | None = None  # Me-LLaMA's published rows: the rendered prompt, used verbatim
+    invented: bool = False  # bundled demo documents and fixtures standing in for real data
+
+
+@dataclass(frozen=True)
+class Request:
+    doc_id: str
+    prompt: str
+    max_new_tokens: int = 0
+    stop: tuple[str, ...] = ()
+    continuations: tuple[str, ...] = ()  # log-likelihood scoring: one per choice
+
+
+@dataclass(frozen=True)
+class Prediction:
+    value: Gold
+    failed: bool  # the parser found no usable answer
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str
+    adapter: str | None = None
+    backend: str = "hf"
+    tasks: tuple[str, ...] = ("all",)
+    data_dir: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
+    output_dir: str | None = None
+    overwrite: bool = False
+    limit: int | None = None
+    num_fewshot: int = 0
+    seed: int = 1234
+    scoring: str = "generate"
+    parser: str | None = None  # None: the protocol's parser
+    protocol: str = "mibe"
+    max_new_tokens: int | None = None
+    chat_template: bool = False
+    system_prompt: str | None = None
+    batch_size: int = 8
+    dtype: str = "auto"
+    device: str = "cpu"
+    bertscore_model: str = "bert-base-multilingual-cased"
+    trust_remote_code: bool = False
+    demo: bool = False
+    dry_run: bool = False
+    bootstrap: int = 1000
+
+    @property
+    def resolved_parser(self) -> str:
+        if self.parser:
+            return self.parser
+        return "paper" if self.protocol == "paper" else "strict"
+
+
+class Backend(Protocol):
+    """What mibe needs from a model: two calls to score, plus the tokenizer to fit prompts."""
+
+    max_context: int | None  # tokens the model attends to; None when unknown (endpoints)
+
+    def generate(self, requests: Sequence[Request]) -> list[str]: ...
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    def chat(self, prompt: str, system_prompt: str | None) -> str: ...
