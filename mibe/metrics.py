@@ -1,7 +1,7 @@
-"""MIBE's scores: per-document scores for samples files, and task metrics with seeded bootstrap 95% intervals.
+"""MIBE's scores: per-document scores for samples files, task metrics with bootstrap CIs.
 
-Every task metric is a function of column sums of a per-document statistics matrix, so the bootstrap is one
-matrix product per chunk of resamples instead of a scorer call per resample.
+Every task metric is a function of the column sums of a per-document statistics matrix,
+so one bootstrap resample costs a matrix product, not a call to a scorer.
 """
 
 from __future__ import annotations
@@ -12,80 +12,56 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mibe.types import MISSING
 
+_SINGLE = ("accuracy", "macro_f1", "weighted_f1", "missing_rate")
 METRICS = {
-    "choice": ("accuracy", "macro_f1", "weighted_f1", "missing_rate"),
-    "letter": ("accuracy", "macro_f1", "weighted_f1", "missing_rate"),
+    "choice": _SINGLE,
+    "letter": _SINGLE,
     "multi_label": ("macro_f1",),
     "span": ("exact_match", "f1"),
     "entities": ("entity_f1", "entity_precision", "entity_recall"),
     "text": ("rouge_l", "bertscore_f1"),
 }
-ENTITY_CLASSES = frozenset(
-    {"problem", "treatment", "test", "drug"}
-)  # "drug": the paper's scorer accepts it too
-# The paper tokenised tagged text with spaCy en_core_web_lg, which PyPI does not carry; this regex agrees with it
-# on words and punctuation but splits numbers like "2.5" and abbreviations like "Dr." that spaCy keeps whole.
+ENTITY_CLASSES = frozenset({"problem", "treatment", "test", "drug"})
+# The paper tokenised tagged text with spaCy's en_core_web_lg, which PyPI lacks. This
+# regex agrees on words and punctuation, but splits "2.5" and "Dr." that spaCy keeps.
 _TAG_TOKEN = re.compile(r"\w+|[^\w\s]")
-_ALIGN_SLACK = 3  # extra prediction tokens searched beyond the length difference when aligning to the gold
-_VOID = frozenset(
-    {
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "source",
-        "wbr",
-    }
-)
+_ALIGN_SLACK = 3  # prediction tokens searched beyond the length difference
+_VOID = frozenset(("br", "hr", "img", "wbr", "input", "meta", "link", "area", "col"))
 _PUNCT = frozenset(string.punctuation)
-_BOOT_CELLS = 4_000_000  # resample-by-document cells drawn at once: bounds memory whatever the task size
+_BOOT_CELLS = 4_000_000  # resample x document cells drawn at once: bounds memory
 
 Stat = Callable[[np.ndarray], np.ndarray]  # column sums (..., d) -> metric (...)
 
 
 def _text(value: Any) -> str:
-    # A failed parse of free text scores as an empty answer, never as the word "missing".
-    return "" if value == MISSING or value is None else str(value)
+    # A failed parse of free text scores as an empty answer, not as the word "missing".
+    return "" if value is None or value == MISSING else str(value)
 
 
-def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    # sklearn's and seqeval's zero_division="warn" both yield 0 for a 0/0 ratio.
+def _div(num: Any, den: Any) -> np.ndarray:
+    # sklearn's and seqeval's default zero_division ("warn") both give 0 for x / 0.
     num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    return np.divide(
-        num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0
-    )
+    out = np.zeros(np.broadcast(num, den).shape)
+    return np.divide(num, den, out=out, where=den != 0)
 
 
-# --- span (emrQA) ---------------------------------------------------------------------------------------------
-
-
-def _squad_tokens(text: str) -> list[str]:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return re.sub(r"\b(a|an|the)\b", " ", text).split()
-
-
-def _paper_tokens(text: str) -> list[str]:
-    # The paper joins the surviving characters with spaces, so every "token" is one character.
-    return " ".join(ch for ch in text.lower() if ch not in _PUNCT).split()
+def _span_tokens(text: str, parser: str) -> list[str]:
+    kept = "".join(ch for ch in _text(text).lower() if ch not in _PUNCT)
+    if parser == "paper":  # the paper joins the kept characters with spaces: a token is a character
+        return " ".join(kept).split()
+    return re.sub(r"\b(a|an|the)\b", " ", kept).split()  # SQuAD v1.1's normalisation
 
 
 def _overlap_f1(common: int, n_pred: int, n_gold: int) -> float:
-    if n_pred == 0 or n_gold == 0:
-        return float(
-            n_pred == n_gold
-        )  # SQuAD v2's rule; v1.1 scored two empty answers 0 in F1 but 1 in EM
+    if n_pred == 0 or n_gold == 0:  # SQuAD v2's rule (v1.1 gave two empties F1 0, EM 1)
+        return float(n_pred == n_gold)
     if common == 0:
         return 0.0
     precision, recall = common / n_pred, common / n_gold
@@ -93,97 +69,84 @@ def _overlap_f1(common: int, n_pred: int, n_gold: int) -> float:
 
 
 def span_scores(gold: Any, pred: Any, parser: str) -> tuple[float, float]:
-    """(exact_match, f1) of one answer, best over the gold alternatives when gold is a tuple."""
-    golds = gold if isinstance(gold, tuple) else (gold,)
-    best_em = best_f1 = 0.0
-    for g in golds:
-        if parser == "paper":
-            pt, gt = _paper_tokens(_text(pred)), _paper_tokens(_text(g))
-            em = float(pt == gt)
-            ps, gs = set(pt), set(gt)
-            f1 = _overlap_f1(len(ps & gs), len(ps), len(gs))
+    """(exact_match, f1) of one answer; the best over alternatives when gold is a tuple."""
+    best = (0.0, 0.0)
+    for g in gold if isinstance(gold, tuple) else (gold,):
+        pt, gt = _span_tokens(pred, parser), _span_tokens(g, parser)
+        if parser == "paper":  # F1 over character *sets*: the paper's quirk
+            common, n_pred, n_gold = len(set(pt) & set(gt)), len(set(pt)), len(set(gt))
         else:
-            pt, gt = _squad_tokens(_text(pred)), _squad_tokens(_text(g))
-            em = float(pt == gt)
-            f1 = _overlap_f1(
-                sum((Counter(pt) & Counter(gt)).values()), len(pt), len(gt)
-            )
-        best_em, best_f1 = max(best_em, em), max(best_f1, f1)
-    return best_em, best_f1
-
-
-# --- entities (2010 i2b2) -------------------------------------------------------------------------------------
+            common = sum((Counter(pt) & Counter(gt)).values())
+            n_pred, n_gold = len(pt), len(gt)
+        score = (float(pt == gt), _overlap_f1(common, n_pred, n_gold))
+        best = (max(best[0], score[0]), max(best[1], score[1]))
+    return best
 
 
 class _TopLevel(HTMLParser):
-    """Top-level nodes as BeautifulSoup's html.parser tree gives them: (class of the element or None, text)."""
+    """Top-level nodes as BeautifulSoup's html.parser tree has them: (class|None, text)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.nodes: list[tuple[str | None, str]] = []
         self._open: list[str] = []
-        self._cls: str | None = None
+        self._cls = ""
         self._buf: list[str] = []
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self._open or self._buf:
             self.nodes.append((self._cls if self._open else None, "".join(self._buf)))
-        self._buf, self._cls = [], None
+        self._buf, self._open = [], []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._open:
-            if tag not in _VOID:
-                self._open.append(tag)
-            return
-        self._flush()  # text before an element is its own node, even before an empty <br>
-        if tag not in _VOID:
+        if tag in _VOID:  # BeautifulSoup closes these at once; at top level they split text
+            if not self._open:
+                self.flush()
+        elif self._open:
+            self._open.append(tag)
+        else:
+            self.flush()
             classes = next((v or "" for k, v in attrs if k == "class"), "").split()
             self._cls, self._open = (classes[0] if classes else ""), [tag]
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self._open:  # a stray end tag is dropped, as BeautifulSoup does
+        if tag in self._open:  # an end tag with no open match is dropped, as in bs4
             del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
             if not self._open:
-                self.nodes.append((self._cls, "".join(self._buf)))
-                self._buf, self._cls = [], None
+                self._open = [tag]
+                self.flush()
 
     def handle_data(self, data: str) -> None:
         self._buf.append(data)
 
     def handle_comment(self, data: str) -> None:
         if not self._open:
-            self._flush()
+            self.flush()
 
 
 def tag_tokens(html: str) -> tuple[list[str], list[str]]:
-    """Tokens of a tagged sentence and their BIO tags; malformed markup or plain text never raises."""
+    """Tokens of a tagged sentence and their BIO tags; bad markup never raises."""
     parser = _TopLevel()
     try:
         parser.feed(html)
         parser.close()
-        parser._flush()  # an element left open runs to the end, as in BeautifulSoup
-    except Exception:  # noqa: BLE001 - any markup the parser chokes on scores as untagged words
+        parser.flush()  # an element left open runs to the end, as in BeautifulSoup
+    except Exception:  # markup the parser chokes on counts as plain words
         return html.split(), ["O"] * len(html.split())
     tokens: list[str] = []
     tags: list[str] = []
     for cls, text in parser.nodes:
-        if cls is None:
-            words = text.split()
-            tags += ["O"] * len(words)
+        words = text.split() if cls is None else _TAG_TOKEN.findall(text)
+        if cls in ENTITY_CLASSES:
+            tags += [f"{'I' if i else 'B'}-{cls}" for i in range(len(words))]
         else:
-            words = _TAG_TOKEN.findall(text)
-            if cls in ENTITY_CLASSES:
-                tags += [f"{'B' if i == 0 else 'I'}-{cls}" for i in range(len(words))]
-            else:
-                tags += ["O"] * len(words)
+            tags += ["O"] * len(words)
         tokens += words
     return tokens, tags
 
 
-def align_tags(
-    gold_tokens: Sequence[str], pred_tokens: Sequence[str], pred_tags: Sequence[str]
-) -> list[str]:
-    """The predicted tag of each gold token: greedy forward match by token text, O when unmatched."""
+def align_tags(gold_tokens: Sequence[str], pred_tokens: Sequence[str], pred_tags: Sequence[str]) -> list[str]:
+    """Each gold token's predicted tag: greedy forward match by text, O when unmatched."""
     window = abs(len(pred_tokens) - len(gold_tokens)) + _ALIGN_SLACK
     out, j = [], 0
     for token in gold_tokens:
@@ -192,27 +155,20 @@ def align_tags(
                 out.append(pred_tags[k])
                 j = k + 1
                 break
-        else:
-            out.append(
-                "O"
-            )  # the pointer stays, so a dropped or changed word costs only itself
+        else:  # the pointer stays, so a dropped or changed word costs only itself
+            out.append("O")
     return out
 
 
 def entities(tags: Sequence[str]) -> set[tuple[str, int, int]]:
-    """Chunks as seqeval's default (conlleval-style) get_entities reads BIO tags, stray I- included."""
+    """Chunks as seqeval's default get_entities reads BIO tags, stray I- included."""
     chunks, prev_tag, prev_type, begin = set(), "O", "", 0
     for i, chunk in enumerate([*tags, "O"]):
         tag, type_ = chunk[0], chunk[1:].split("-", maxsplit=1)[-1] or "_"
-        if (prev_tag in ("B", "I") and tag in ("B", "O")) or (
-            prev_tag != "O" and prev_type != type_
-        ):
+        switch = prev_type != type_
+        if (prev_tag in "BI" and tag in "BO") or (prev_tag != "O" and switch):
             chunks.add((prev_type, begin, i - 1))
-        if (
-            tag == "B"
-            or (prev_tag == "O" and tag == "I")
-            or (tag != "O" and prev_type != type_)
-        ):
+        if tag == "B" or (prev_tag == "O" and tag == "I") or (tag != "O" and switch):
             begin = i
         prev_tag, prev_type = tag, type_
     return chunks
@@ -227,12 +183,9 @@ def entity_counts(gold: Any, pred: Any) -> tuple[int, int, int]:
 
 
 def _prf(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # seqeval's micro average: F from P and R, with 0 when P + R == 0.
+    # seqeval's micro average: F from P and R, 0 when P + R == 0.
     p, r = _div(s[..., 0], s[..., 1]), _div(s[..., 0], s[..., 2])
     return p, r, _div(2 * p * r, p + r)
-
-
-# --- text -----------------------------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)
@@ -246,37 +199,50 @@ def rouge_l(gold: Any, pred: Any) -> float:
     return float(_rouge().score(_text(gold), _text(pred))["rougeL"].fmeasure)
 
 
-def _bertscore(
-    golds: Sequence[Any], preds: Sequence[Any], model: str
-) -> np.ndarray | str:
-    """Per-document BERTScore F1, or a one-line reason the model can't be used."""
+def _model_folder(model: str) -> str:
+    """The model's local folder where there is one, so an offline run never waits on hub retries."""
+    from huggingface_hub import model_info, snapshot_download
+
+    if Path(model).is_dir():
+        return model
+    try:
+        folder = Path(snapshot_download(model, local_files_only=True))
+        if any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")):
+            return str(folder)
+    except Exception:  # not cached (or not a hub id): only the hub can supply it
+        pass
+    model_info(model, timeout=10)  # fails within a second offline; from_pretrained retries ~25 s
+    return model
+
+
+def _bertscore(golds: Sequence[Any], preds: Sequence[Any], model: str) -> Any:
+    """Per-document BERTScore F1 (numpy), or a one-line reason the model is unusable."""
+    cands, refs = [_text(p).strip() for p in preds], [_text(g).strip() for g in golds]
+    # bert_score scores an empty side 0, but its empty-sentence path breaks on transformers 5.
+    keep = [i for i, (c, r) in enumerate(zip(cands, refs, strict=True)) if c and r]
+    f1 = np.zeros(len(cands))
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(
-            model
-        )  # fails fast offline before bert_score starts loading weights
+        folder = _model_folder(model)
+        config = AutoConfig.from_pretrained(folder)  # fails fast, before weights are read
         import bert_score
         from bert_score.utils import model2layers
 
         layers = model2layers.get(model) or config.num_hidden_layers
-        cands, refs = [_text(p) for p in preds], [_text(g) for g in golds]
-        _, _, f1 = bert_score.score(
-            cands, refs, model_type=model, num_layers=layers, verbose=False
-        )
-    except Exception as exc:  # noqa: BLE001 - an unusable scorer model is reported, never fatal
+        if keep:
+            kept = [cands[i] for i in keep], [refs[i] for i in keep]
+            f1[keep] = bert_score.score(*kept, model_type=folder, num_layers=layers)[2].numpy()
+    except Exception as exc:  # an unusable scorer model is reported, never fatal
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
         return f"BERTScore model {model!r} unavailable: {type(exc).__name__}: {detail}"
-    return f1.detach().cpu().numpy().astype(float)
+    return f1
 
 
-# --- per document ---------------------------------------------------------------------------------------------
-
-
-def _names(value: Any) -> tuple[str, ...]:
+def _names(value: Any) -> set[str]:
     if isinstance(value, str):
-        return () if value == MISSING else (value,)
-    return tuple(v for v in value if v != MISSING)
+        return set() if value == MISSING else {value}
+    return {v for v in value if v != MISSING}
 
 
 def doc_score(answer_type: str, gold: Any, pred: Any, parser: str) -> float:
@@ -284,26 +250,19 @@ def doc_score(answer_type: str, gold: Any, pred: Any, parser: str) -> float:
     if answer_type in ("choice", "letter"):
         return float(pred == gold)
     if answer_type == "multi_label":
-        return float(set(_names(gold)) == set(_names(pred)))
+        return float(_names(gold) == _names(pred))
     if answer_type == "span":
         return span_scores(gold, pred, parser)[1]
     if answer_type == "entities":
-        tp, n_pred, n_gold = entity_counts(gold, pred)
-        return (
-            1.0
-            if n_pred == n_gold == 0
-            else float(_prf(np.array([tp, n_pred, n_gold]))[2])
-        )
+        counts = entity_counts(gold, pred)
+        return 1.0 if counts[1] == counts[2] == 0 else float(_prf(np.array(counts))[2])
     if answer_type == "text":
         return rouge_l(gold, pred)
     raise ValueError(f"unknown answer type {answer_type!r}")
 
 
-# --- per task -------------------------------------------------------------------------------------------------
-
-
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Resamples of document indices, with replacement, in chunks of rows: the same for every metric of a task."""
+    """Document resamples (with replacement) in row chunks; the same for every metric."""
     rng = np.random.default_rng(seed)
     chunk = max(1, _BOOT_CELLS // max(n, 1))
     for start in range(0, n_boot, chunk):
@@ -315,123 +274,83 @@ def _boot_sums(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     for idx in bootstrap_indices(n, n_boot, seed):
         rows = len(idx)
         flat = (idx + n * np.arange(rows)[:, None]).ravel()
-        sums.append(
-            np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float) @ x
-        )
+        times = np.bincount(flat, minlength=rows * n).reshape(rows, n)  # draws per doc
+        sums.append(times.astype(float) @ x)
     return np.concatenate(sums)
 
 
-def _single_label(
-    golds: Sequence[str], preds: Sequence[str]
-) -> tuple[np.ndarray, dict[str, Stat]]:
+def _single_label(golds: Sequence[str], preds: Sequence[str]) -> tuple[np.ndarray, dict[str, Stat]]:
     classes = sorted(set(golds))  # the paper's label set: the gold labels present
     k, n = len(classes), len(golds)
     code = {c: i for i, c in enumerate(classes)}
-    g = np.array([code[x] for x in golds])
     p = np.array([code.get(x, -1) for x in preds])
-    correct = np.array([x == y for x, y in zip(golds, preds)], dtype=float)
     true, pred = np.zeros((n, k)), np.zeros((n, k))
-    true[np.arange(n), g] = 1
+    true[np.arange(n), [code[x] for x in golds]] = 1
     pred[np.flatnonzero(p >= 0), p[p >= 0]] = 1
+    correct = np.array([x == y for x, y in zip(golds, preds, strict=True)], dtype=float)
     missing = np.array([x == MISSING for x in preds], dtype=float)
     x = np.column_stack([correct, missing, true, pred, true * correct[:, None]])
 
-    def macro(s: np.ndarray) -> np.ndarray:
+    def f1(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t, pr, tp = s[..., 2 : 2 + k], s[..., 2 + k : 2 + 2 * k], s[..., 2 + 2 * k :]
-        # A class absent from a resample's golds has t == 0, so tp == 0 and it adds 0 to the sum.
-        return _div(2 * tp, t + pr).sum(-1) / (t > 0).sum(-1)
-
-    def weighted(s: np.ndarray) -> np.ndarray:
-        t, pr, tp = s[..., 2 : 2 + k], s[..., 2 + k : 2 + 2 * k], s[..., 2 + 2 * k :]
-        return (_div(2 * tp, t + pr) * t).sum(-1) / t.sum(-1)
+        return _div(2 * tp, t + pr), t  # a class a resample lacks has f1 0 there
 
     return x, {
         "accuracy": lambda s: s[..., 0] / n,
         "missing_rate": lambda s: s[..., 1] / n,
-        "macro_f1": macro,
-        "weighted_f1": weighted,
+        "macro_f1": lambda s: f1(s)[0].sum(-1) / (f1(s)[1] > 0).sum(-1),
+        "weighted_f1": lambda s: (f1(s)[0] * f1(s)[1]).sum(-1) / n,
     }
 
 
-def _per_class(
-    golds: Sequence[str], preds: Sequence[str], labels: Sequence[str]
-) -> dict[str, Any]:
-    extra = sorted(
-        (set(golds) | set(preds)) - set(labels) - {MISSING}
-    )  # never drop a label the data holds
-    names = [*labels, *extra]
-    pairs = Counter(zip(golds, preds))
+def _per_class(golds: Sequence[str], preds: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    extra = (set(golds) | set(preds)) - set(labels) - {MISSING}  # never drop data's labels
+    names = [*labels, *sorted(extra)]
+    pairs, support, predicted = Counter(zip(golds, preds, strict=True)), Counter(golds), Counter(preds)
     tp = {c: pairs[c, c] for c in names}
-    support, predicted = Counter(golds), Counter(preds)
-    precision = {c: float(_div(tp[c], predicted[c])) for c in names}
-    recall = {c: float(_div(tp[c], support[c])) for c in names}
-    f1 = {c: float(_div(2 * tp[c], support[c] + predicted[c])) for c in names}
     axis = [*names, MISSING]
-    matrix = [[pairs[r, c] for c in axis] for r in axis]
     return {
         "labels": names,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
+        "precision": {c: float(_div(tp[c], predicted[c])) for c in names},
+        "recall": {c: float(_div(tp[c], support[c])) for c in names},
+        "f1": {c: float(_div(2 * tp[c], support[c] + predicted[c])) for c in names},
         "support": {c: support[c] for c in names},
-        "confusion": {"labels": axis, "matrix": matrix},
+        "confusion": {"labels": axis, "matrix": [[pairs[r, c] for c in axis] for r in axis]},
     }
+
+
+def _means(
+    columns: Sequence[Sequence[float]], names: Sequence[str], n: int
+) -> tuple[np.ndarray, dict[str, Stat]]:
+    x = np.array(columns, dtype=float).reshape(len(names), n).T
+    return x, {name: (lambda s, i=i: s[..., i] / n) for i, name in enumerate(names)}
 
 
 def _stats(
-    answer_type: str,
-    wanted: Sequence[str],
-    golds: Sequence[Any],
-    preds: Sequence[Any],
-    labels: Sequence[str],
-    parser: str,
+    answer_type: str, golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str
 ) -> tuple[np.ndarray, dict[str, Stat]]:
-    n = len(golds)
+    pairs = list(zip(golds, preds, strict=True))
     if answer_type in ("choice", "letter"):
         return _single_label(golds, preds)
     if answer_type == "multi_label":
         m = len(labels)
-        yt = np.array(
-            [[c in set(_names(g)) for c in labels] for g in golds], dtype=float
-        ).reshape(n, m)
-        yp = np.array(
-            [[c in set(_names(p)) for c in labels] for p in preds], dtype=float
-        ).reshape(n, m)
-        # sklearn's average="macro" over every label: a label never true nor predicted scores 0, not skipped.
-        f1 = lambda s: _div(2 * s[..., 2 * m :], s[..., :m] + s[..., m : 2 * m]).mean(
-            -1
-        )
-        return np.column_stack([yt, yp, yt * yp]), {"macro_f1": f1}
+        yt = np.array([[c in _names(g) for c in labels] for g, _ in pairs], dtype=float)
+        yp = np.array([[c in _names(p) for c in labels] for _, p in pairs], dtype=float)
+        x = np.column_stack([yt, yp, yt * yp]).reshape(len(pairs), 3 * m)
+
+        def macro(s: np.ndarray) -> np.ndarray:
+            # sklearn's average="macro": a label never true nor predicted counts as 0.
+            return _div(2 * s[..., 2 * m :], s[..., :m] + s[..., m : 2 * m]).mean(-1)
+
+        return x, {"macro_f1": macro}
     if answer_type == "span":
-        x = np.array(
-            [span_scores(g, p, parser) for g, p in zip(golds, preds)], dtype=float
-        )
-        return x, {
-            "exact_match": lambda s: s[..., 0] / n,
-            "f1": lambda s: s[..., 1] / n,
-        }
+        scores = [span_scores(g, p, parser) for g, p in pairs]
+        return _means([[s[0] for s in scores], [s[1] for s in scores]], METRICS["span"], len(pairs))
     if answer_type == "entities":
-        x = np.array([entity_counts(g, p) for g, p in zip(golds, preds)], dtype=float)
-        return x, {
-            "entity_precision": lambda s: _prf(s)[0],
-            "entity_recall": lambda s: _prf(s)[1],
-            "entity_f1": lambda s: _prf(s)[2],
-        }
-    if answer_type == "text":
-        rouge = (
-            [rouge_l(g, p) for g, p in zip(golds, preds)]
-            if "rouge_l" in wanted
-            else [0.0] * n
-        )
-        return np.array(rouge, dtype=float).reshape(n, 1), {
-            "rouge_l": lambda s: s[..., 0] / n
-        }
+        x = np.array([entity_counts(g, p) for g, p in pairs], dtype=float)
+        prf = {"entity_precision": 0, "entity_recall": 1, "entity_f1": 2}
+        return x, {name: (lambda s, i=i: _prf(s)[i]) for name, i in prf.items()}
     raise ValueError(f"unknown answer type {answer_type!r}")
-
-
-def _summary(value: np.ndarray, boot: np.ndarray) -> dict[str, Any]:
-    ci = [float(v) for v in np.percentile(boot, [2.5, 97.5])] if boot.size else None
-    return {"value": float(value), "ci95": ci}
 
 
 def score_task(
@@ -445,37 +364,34 @@ def score_task(
     n_boot: int = 1000,
     bertscore_model: str = "bert-base-multilingual-cased",
 ) -> dict[str, Any]:
-    """The task's metrics, each {"value", "ci95"}, and per-class tables for single-label tasks."""
-    if answer_type not in METRICS:
-        raise ValueError(f"unknown answer type {answer_type!r}")
-    unknown = [m for m in metrics if m not in METRICS[answer_type]]
-    if unknown:
+    """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label)."""
+    bad = [m for m in metrics if m not in METRICS.get(answer_type, ())]
+    if answer_type not in METRICS or bad or len(golds) != len(preds):
         raise ValueError(
-            f"metrics {unknown} do not apply to answer type {answer_type!r}"
+            f"can't score {bad or metrics} of {answer_type!r} with "
+            f"{len(golds)} golds and {len(preds)} predictions"
         )
-    if len(golds) != len(preds):
-        raise ValueError(f"{len(golds)} golds but {len(preds)} predictions")
+    out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in metrics}
     if not golds:
-        return {
-            "metrics": {m: {"value": None, "ci95": None} for m in metrics},
-            "per_class": None,
-        }
-    x, stats = _stats(answer_type, metrics, golds, preds, labels, parser)
-    total, boot = x.sum(axis=0), _boot_sums(x, n_boot, seed)
-    out: dict[str, Any] = {}
-    for name in metrics:
-        if name == "bertscore_f1":
+        return {"metrics": out, "per_class": None}
+    if answer_type == "text":
+        columns, names = [], []
+        if "rouge_l" in metrics:
+            columns.append([rouge_l(g, p) for g, p in zip(golds, preds, strict=True)])
+            names.append("rouge_l")
+        if "bertscore_f1" in metrics:
             f1 = _bertscore(golds, preds, bertscore_model)
             if isinstance(f1, str):
-                out[name] = {"value": None, "ci95": None, "unavailable": f1}
+                out["bertscore_f1"]["unavailable"] = f1
             else:
-                sums = _boot_sums(f1.reshape(-1, 1), n_boot, seed)[:, 0]
-                out[name] = _summary(f1.sum() / len(f1), sums / len(f1))
-        else:
-            out[name] = _summary(stats[name](total), stats[name](boot))
-    per_class = (
-        _per_class(golds, preds, labels)
-        if answer_type in ("choice", "letter")
-        else None
-    )
-    return {"metrics": out, "per_class": per_class}
+                columns.append(list(f1))
+                names.append("bertscore_f1")
+        x, stats = _means(columns, names, len(golds))
+    else:
+        x, stats = _stats(answer_type, golds, preds, labels, parser)
+    total, boot = x.sum(axis=0), _boot_sums(x, n_boot, seed)
+    for name, stat in ((k, v) for k, v in stats.items() if k in out):  # only those asked for
+        ci = np.percentile(stat(boot), [2.5, 97.5]).tolist() if len(boot) else None
+        out[name] = {"value": float(stat(total)), "ci95": ci}
+    single = answer_type in ("choice", "letter")
+    return {"metrics": out, "per_class": _per_class(golds, preds, labels) if single else None}

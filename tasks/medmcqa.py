@@ -1,0 +1,71 @@
+"""MedMCQA original release -> mibe document.
+
+Two layouts are read:
+* the official release (github.com/medmcqa/medmcqa `dev.json`): `opa`..`opd` and `cop`, where `cop`
+  is 1-indexed (1..4 = A..D); a letter (a-d) is accepted too. Any other `cop` is an error: in
+  particular the Hugging Face copy `openlifescienceai/medmcqa` stores `cop` 0-indexed (0..3), which
+  cannot be told apart from the official 1..4 row by row, so such exports must be converted first
+  (cop + 1) or rewritten with `answer_idx`.
+* MedAgentsBench's copy: `options` {A..D} and `answer_idx`.
+The id is `realidx` (MedAgentsBench) or `id` (official UUID).
+"""
+
+from __future__ import annotations
+
+from mibe.types import Doc
+
+LETTERS = "ABCD"
+
+
+def question_text(question: object) -> str:
+    """The question as Me-LLaMA's preprocessing writes it: '?' appended unless it ends in '?' or '.'."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("question: missing or empty")
+    text = question.rstrip()
+    if not text.endswith(("?", ".")):
+        text += "?"
+    return text
+
+
+def _cop_letter(cop: object) -> str:
+    if isinstance(cop, str) and cop.strip().upper() in tuple(LETTERS):
+        return cop.strip().upper()
+    if isinstance(cop, str) and cop.strip().isdigit():
+        cop = int(cop.strip())
+    if isinstance(cop, int) and not isinstance(cop, bool) and 1 <= cop <= 4:
+        return LETTERS[cop - 1]
+    raise ValueError(
+        f"cop: expected 1-4 as in the official release (got {cop!r}); "
+        "the Hugging Face copy is 0-indexed: add 1 to its cop first"
+    )
+
+
+def to_doc(row: dict) -> Doc | None:
+    if "options" in row:
+        options = row["options"]
+        if not isinstance(options, dict) or sorted(options) != list(LETTERS):
+            raise ValueError("options: expected a mapping with the letters A, B, C, D")
+        pairs = [(k, options[k]) for k in LETTERS]
+        gold = row.get("answer_idx")
+        if not isinstance(gold, str) or gold.strip().upper() not in tuple(LETTERS):
+            raise ValueError(f"answer_idx: expected a letter A-D, got {gold!r}")
+        gold = gold.strip().upper()
+    elif all(f"op{c}" in row for c in "abcd"):
+        pairs = [(letter, row[f"op{c}"]) for letter, c in zip(LETTERS, "abcd", strict=True)]
+        if "cop" not in row:
+            raise ValueError("cop: missing")
+        gold = _cop_letter(row["cop"])
+    else:
+        raise ValueError("options: missing (expected options + answer_idx, or opa..opd + cop)")
+    doc_id = row.get("realidx", row.get("id"))
+    if doc_id is None or str(doc_id) == "":
+        raise ValueError("id: missing (and no realidx)")
+    return Doc(
+        id=str(doc_id),
+        fields={
+            "text": question_text(row.get("question")),
+            "options": "\n".join(f"{k}. {v}" for k, v in pairs),
+        },
+        gold=gold,
+        invented=bool(row.get("invented", False)),
+    )

@@ -1,0 +1,52 @@
+"""MedQA (USMLE) original release -> mibe document.
+
+Reads jind11/MedQA JSONL rows (`question`, `options` {letter: text}, `answer_idx`), with
+MedAgentsBench's `realidx` or an `id` as the document id.
+"""
+
+from __future__ import annotations
+
+from mibe.types import Doc
+
+LETTERS = "ABCDE"
+
+
+def question_text(question: object) -> str:
+    """The question as Me-LLaMA's preprocessing writes it: '?' appended unless it ends in '?' or '.'."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("question: missing or empty")
+    text = question.rstrip()
+    if not text.endswith(("?", ".")):
+        text += "?"
+    return text
+
+
+def options_text(options: object) -> str:
+    if isinstance(options, list):  # bigbio-style [{"key": "A", "value": "..."}]
+        try:
+            options = {item["key"]: item["value"] for item in options}
+        except (TypeError, KeyError) as exc:
+            raise ValueError("options: expected {letter: text} or a list of {key, value}") from exc
+    if not isinstance(options, dict) or not options:
+        raise ValueError("options: expected a non-empty {letter: text} mapping")
+    keys = sorted(str(k).strip().upper() for k in options)
+    if keys != list(LETTERS[: len(keys)]):
+        raise ValueError(f"options: letters must run A, B, ... without gaps (got {', '.join(keys)})")
+    by_letter = {str(k).strip().upper(): v for k, v in options.items()}
+    return "\n".join(f"{k}. {by_letter[k]}" for k in keys)
+
+
+def to_doc(row: dict) -> Doc | None:
+    options = options_text(row.get("options"))
+    gold = row.get("answer_idx")
+    if not isinstance(gold, str) or gold.strip().upper() not in LETTERS:
+        raise ValueError(f"answer_idx: expected a letter A-E, got {gold!r}")
+    doc_id = row.get("realidx", row.get("id"))
+    if doc_id is None or str(doc_id) == "":
+        raise ValueError("realidx: missing (and no id)")
+    return Doc(
+        id=str(doc_id),
+        fields={"text": question_text(row.get("question")), "options": options},
+        gold=gold.strip().upper(),
+        invented=bool(row.get("invented", False)),
+    )
