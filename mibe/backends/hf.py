@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,6 +172,12 @@ class HFBackend:
             return whole[len(context_ids) :]
         return self.tokenizer(continuation, add_special_tokens=False).input_ids
 
+    def _cache_kwarg(self) -> str:
+        # transformers 5.x renamed `past_key_values` to `cache`; older releases know only the first.
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        forward = inspect.signature(type(base).forward).parameters
+        return "cache" if "cache" in forward else "past_key_values"
+
     @torch.inference_mode()
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
         """One forward of each context; the choices are scored from its KV cache."""
@@ -185,14 +192,14 @@ class HFBackend:
             if longer:
                 width = max(len(conts[i]) - 1 for i in longer)
                 rows = [conts[i][:-1] + [0] * (width - len(conts[i]) + 1) for i in longer]
-                cache = out.past_key_values
+                cache = getattr(out, "cache", None) or out.past_key_values
                 cache.batch_repeat_interleave(len(longer))
                 mask = torch.ones(len(longer), len(context_ids) + width, dtype=torch.long)
                 step = self.model(
                     input_ids=torch.tensor(rows, device=self.device),
-                    past_key_values=cache,
                     attention_mask=mask.to(self.device),
                     use_cache=False,
+                    **{self._cache_kwarg(): cache},
                 )
                 logp = torch.log_softmax(step.logits.float(), dim=-1)
                 for row, i in enumerate(longer):

@@ -1,0 +1,58 @@
+"""The wheel carries tasks/, prompts/ and the demo documents: mibe works outside the checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wheels = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    target = tmp_path_factory.mktemp("site")
+    (wheel,) = wheels.glob("mibe-*.whl")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def outside(target: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_wheel_finds_tasks_and_prompts_from_another_folder(installed: Path, tmp_path: Path) -> None:
+    where = outside(installed, tmp_path, "-c", "import mibe; print(mibe.__file__)")
+    assert where.stdout.strip().startswith(str(installed)), where.stderr
+    listing = outside(installed, tmp_path, "-m", "mibe.cli", "tasks", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert len(listing.stdout.strip().splitlines()) == 13
+    shown = outside(installed, tmp_path, "-m", "mibe.cli", "tasks", "show", "medqa")
+    assert "You are a medical doctor taking the US Medical Licensing Examination" in shown.stdout
+
+
+def test_wheel_runs_a_demo_task(installed: Path, tmp_path: Path, tiny_llama: Path) -> None:
+    result = outside(
+        installed, tmp_path, "-m", "mibe.cli", "run", "--model", str(tiny_llama), "--tasks", "pubmedqa",
+        "--demo", "--max-new-tokens", "4", "--output-dir", "out",
+    )
+    assert result.returncode == 0, result.stderr
+    entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["pubmedqa"]
+    assert entry["n"] == 3 and entry["invented"] is True
