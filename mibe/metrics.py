@@ -372,7 +372,7 @@ def score_task(
             f"{len(golds)} golds and {len(preds)} predictions"
         )
     out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in metrics}
-    if not golds:
+    if len(golds) == 0:
         return {"metrics": out, "per_class": None}
     if answer_type == "text":
         columns, names = [], []
