@@ -149,7 +149,9 @@ def _demo_dir() -> Path:
     return resources.demo_dir()
 
 
-def evaluate(model: str, tasks: str | Sequence[str] = "all", backend: Backend | None = None, **options: Any) -> dict:
+def evaluate(
+    model: str, tasks: str | Sequence[str] = "all", backend: Backend | None = None, **options: Any
+) -> dict:
     """Python API: `mibe.evaluate("path/to/model", tasks="pubmedqa", data_dir="data/")`.
 
     Takes the same options as `mibe run` (RunConfig's fields) and returns results.json's content.

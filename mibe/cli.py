@@ -25,19 +25,25 @@ RULES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mibe", description="Score medical LLMs on MIBE (Me-LLaMA's benchmark).")
+    top = argparse.ArgumentParser(
+        prog="mibe", description="Score medical LLMs on MIBE (Me-LLaMA's benchmark)."
+    )
     top.add_argument("--version", action="version", version=f"mibe {__version__}")
     top.add_argument("--debug", action="store_true", help="show tracebacks of unexpected failures")
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="score a model on MIBE tasks and write a run folder")
-    run.add_argument("--model", required=True, help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m")
+    run.add_argument(
+        "--model", required=True, help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m"
+    )
     run.add_argument("--adapter", help="LoRA adapter folder applied on --model")
     run.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"))
     run.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
     run.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
     run.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
-    run.add_argument("--demo", action="store_true", help="use the bundled invented documents (results marked invented)")
+    run.add_argument(
+        "--demo", action="store_true", help="use the bundled invented documents (results marked invented)"
+    )
     run.add_argument("--output-dir", help="the run folder (default runs/<model>-<timestamp>)")
     run.add_argument("--overwrite", action="store_true", help="replace a run folder with another config")
     run.add_argument("--limit", type=int, help="first N usable documents per task (marks the run partial)")
@@ -47,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--parser", choices=PARSERS, help="default: the protocol's (mibe: strict, paper: paper)")
     run.add_argument("--protocol", default="mibe", choices=PROTOCOLS)
     run.add_argument("--max-new-tokens", type=int)
-    run.add_argument("--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template")
+    run.add_argument(
+        "--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template"
+    )
     run.add_argument("--system-prompt")
     run.add_argument("--batch-size", type=int, default=8)
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
@@ -55,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bertscore-model", default="bert-base-multilingual-cased")
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     run.add_argument("--trust-remote-code", action="store_true")
-    run.add_argument("--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model")
+    run.add_argument(
+        "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
+    )
 
     tasks = sub.add_parser("tasks", help="list, show or validate task files")
     tsub = tasks.add_subparsers(dest="tasks_command", required=True)
@@ -74,7 +84,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
         if not sep or not task or not path:
             raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
         pairs[task] = path
-    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
+    for flag, value in (
+        ("--limit", args.limit),
+        ("--batch-size", args.batch_size),
+        ("--max-new-tokens", args.max_new_tokens),
+    ):
         if value is not None and value < 1:
             raise MibeError(f"{flag} {value}: must be a positive integer")
     if args.num_fewshot < 0:
@@ -115,7 +129,15 @@ def _tasks_command(args: argparse.Namespace) -> int:
         rows = [("name", "kind", "metrics", "credentialed", "data source")]
         for path in tasks.builtin_paths().values():
             t = tasks.load_task(path)
-            rows.append((t.name, t.answer_type, ",".join(t.metrics), "yes" if t.credentialed else "no", t.source or "local only"))
+            rows.append(
+                (
+                    t.name,
+                    t.answer_type,
+                    ",".join(t.metrics),
+                    "yes" if t.credentialed else "no",
+                    t.source or "local only",
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
@@ -123,7 +145,8 @@ def _tasks_command(args: argparse.Namespace) -> int:
     if args.tasks_command == "validate":
         for path in args.paths:
             t = tasks.load_task(path)
-            print(f"ok  {path}: task {t.name} ({t.answer_type}, {len(t.choices)} choices, metrics {', '.join(t.metrics)})")
+            metrics = ", ".join(t.metrics)
+            print(f"ok  {path}: task {t.name} ({t.answer_type}, {len(t.choices)} choices, metrics {metrics})")
         return 0
     (task,), _ = tasks.resolve([args.name])
     print(f"# {task.name} (version {task.version}): {task.description}")
@@ -132,14 +155,15 @@ def _tasks_command(args: argparse.Namespace) -> int:
     print(f"access: {task.access}")
     print(f"answer: {task.answer_type}; choices: {', '.join(task.choices) or '-'}")
     print(f"parse rule: {RULES[task.answer_type]}")
-    print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}; metrics: {', '.join(task.metrics)}")
+    print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}")
+    print(f"metrics: {', '.join(task.metrics)}")
     print("--- rendered prompt (first bundled invented document) ---")
     print(_example_prompt(task), end="")
     print("\n--- end ---")
     return 0
 
 
-def _example_prompt(task) -> str:  # noqa: ANN001 - mibe.types.Task
+def _example_prompt(task) -> str:
     from mibe import data, prompts, resources
 
     try:
@@ -169,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the one case with a traceback, and only with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"mibe: unexpected failure: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"mibe: unexpected failure: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -104,9 +104,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
             return pd.read_parquet(path).to_dict(orient="records")
     except UnicodeDecodeError as exc:
-        raise MibeError(
-            f"{path}: not UTF-8 (byte {exc.start}); re-encode it, e.g. iconv -t utf-8"
-        ) from None
+        raise MibeError(f"{path}: not UTF-8 (byte {exc.start}); re-encode it, e.g. iconv -t utf-8") from None
     except json.JSONDecodeError as exc:
         raise MibeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     raise MibeError(f"{path}: unsupported format; use {', '.join(SUFFIXES)}")

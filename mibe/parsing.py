@@ -31,12 +31,8 @@ _ANSWER_LEAD = re.compile(
 )
 # The label opens the output (after decoration, or an "Option"/"Choice" word): "yes. No further
 # ...", "Maybe, ...", "(C) Amniotic fluid", "**B**".
-_START_LEAD = re.compile(
-    _DECOR + r"(?:(?:option|choice|letter)\b" + _DECOR + r")?", re.IGNORECASE
-)
-_LEAD_WINDOW = (
-    80  # characters before a match searched for _ANSWER_LEAD (keeps parsing linear)
-)
+_START_LEAD = re.compile(_DECOR + r"(?:(?:option|choice|letter)\b" + _DECOR + r")?", re.IGNORECASE)
+_LEAD_WINDOW = 80  # characters before a match searched for _ANSWER_LEAD (keeps parsing linear)
 
 # A letter is a standalone token: not inside a word ("Amniotic"), not joined by an apostrophe or
 # hyphen ("A's", "B-cell", "X-ray").
@@ -46,22 +42,16 @@ _LETTER_TOKEN = re.compile(r"(?<![\w'’\-])([A-Za-z])(?![\w'’\-])")
 _LETTER_END = re.compile(r"[*_\"'`”’\]]*(?:\s*\Z|[.):,;]|[ \t]*\n|\s+[-–—:]\s)")
 # "A" followed by a lower-case word or a digit is the article ("A 45-year-old man", "A patient"),
 # unless the word makes it a statement about option A ("A is correct").
-_ARTICLE_A = re.compile(
-    r"\s+(?!(?:is|was|would|will|seems|appears|fits|best|correct|and|or)\b)[a-z0-9]"
-)
+_ARTICLE_A = re.compile(r"\s+(?!(?:is|was|would|will|seems|appears|fits|best|correct|and|or)\b)[a-z0-9]")
 _AFTER_OPTION_WORD = re.compile(r"\b(?:option|choice|letter)\s*[(\[]?\Z", re.IGNORECASE)
 _QUOTES = "\"'`“”‘’"
 _WORD = re.compile(r"\w")
 
 
-def parse(
-    text: str, answer_type: str, choices: tuple[str, ...], parser: str
-) -> Prediction:
+def parse(text: str, answer_type: str, choices: tuple[str, ...], parser: str) -> Prediction:
     """Read one generated output as a prediction of `answer_type` over the task's `choices`."""
     if answer_type not in ANSWER_TYPES:
-        raise ValueError(
-            f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}"
-        )
+        raise ValueError(f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}")
     if parser not in PARSERS:
         raise ValueError(f"unknown parser {parser!r}; expected one of {PARSERS}")
     paper = parser == "paper"
@@ -117,9 +107,7 @@ def _label_patterns(
     choices: tuple[str, ...],
 ) -> tuple[tuple[str, re.Pattern[str]], ...]:
     """One case-insensitive, word-bounded pattern per label, compiled once per choice list."""
-    return tuple(
-        (c, re.compile(_label_regex(c), re.IGNORECASE)) for c in choices if c.strip()
-    )
+    return tuple((c, re.compile(_label_regex(c), re.IGNORECASE)) for c in choices if c.strip())
 
 
 def _label_regex(label: str) -> str:
@@ -133,20 +121,14 @@ def _label_regex(label: str) -> str:
         if i:
             word_pair = _WORD.match(piece) and _WORD.match(pieces[i - 1])
             body += r"\s+" if word_pair else r"\s*"
-        body += (
-            r"\.?" if piece == "." and i == len(pieces) - 1 and i else re.escape(piece)
-        )
+        body += r"\.?" if piece == "." and i == len(pieces) - 1 and i else re.escape(piece)
     return r"(?<!\w)" + body + r"(?!\w)"
 
 
 def _label_matches(out: str, choices: tuple[str, ...]) -> list[tuple[int, int, str]]:
     """(start, end, label) of every label occurrence not lying inside a longer label's match."""
     found = sorted(
-        (
-            (m.start(), m.end(), label)
-            for label, pat in _label_patterns(choices)
-            for m in pat.finditer(out)
-        ),
+        ((m.start(), m.end(), label) for label, pat in _label_patterns(choices) for m in pat.finditer(out)),
         key=lambda f: (f[0], -f[1]),
     )
     # "Surgery" inside "Cosmetic / Plastic Surgery" is not a second answer: drop any match that a

@@ -17,13 +17,11 @@ from mibe.types import MibeError
 @lru_cache(maxsize=1)
 def _env() -> SandboxedEnvironment:
     # Trailing newlines are part of MIBE's prompts (MIBE-prompts.md), so Jinja must keep them.
-    return SandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
+    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 @lru_cache(maxsize=256)
-def compile_template(source: str):  # noqa: ANN201 - jinja2.Template
+def compile_template(source: str):
     try:
         return _env().from_string(source)
     except TemplateError as exc:
@@ -35,9 +33,7 @@ def render(source: str, fields: Mapping[str, Any]) -> str:
         return compile_template(source).render(**fields)
     except UndefinedError as exc:
         have = ", ".join(sorted(fields)) or "none"
-        raise MibeError(
-            f"template variable missing: {exc.message}; the document has: {have}"
-        ) from exc
+        raise MibeError(f"template variable missing: {exc.message}; the document has: {have}") from exc
 
 
 def template_hash(source: str) -> str:
@@ -49,22 +45,20 @@ def gold_text(gold: str | tuple[str, ...]) -> str:
     return "; ".join(gold) if isinstance(gold, tuple) else str(gold)
 
 
-def doc_prompt(template: str, doc) -> str:  # noqa: ANN001 - mibe.types.Doc
+def doc_prompt(template: str, doc) -> str:
     # Published rows arrive rendered: their query is the benchmark's exact prompt.
     return doc.query if doc.query is not None else render(template, doc.fields)
 
 
-def compose(template: str, doc, shots: Sequence) -> str:  # noqa: ANN001
+def compose(template: str, doc, shots: Sequence) -> str:
     """Few-shot block (CONTRACTS.md): each shot's prompt, a space, its answer, a blank line."""
-    block = "".join(
-        f"{doc_prompt(template, shot)} {gold_text(shot.gold)}\n\n" for shot in shots
-    )
+    block = "".join(f"{doc_prompt(template, shot)} {gold_text(shot.gold)}\n\n" for shot in shots)
     return block + doc_prompt(template, doc)
 
 
 def fit(
     template: str,
-    doc,  # noqa: ANN001
+    doc,
     shots: Sequence,
     field: str,
     count: Callable[[str], int],
@@ -109,8 +103,8 @@ def fit(
             ids = ids[: len(ids) - drop]
             new_text = detokenize(ids)
         removed += drop
-        new_doc = replace(doc, query=new_text) if published else replace(
-            doc, fields={**doc.fields, name: new_text}
+        new_doc = (
+            replace(doc, query=new_text) if published else replace(doc, fields={**doc.fields, name: new_text})
         )
         prompt = compose(template, new_doc, shots)
         n = count(prompt)

@@ -60,7 +60,9 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                raise MibeError(f"{path}:{number}: corrupt sample line; delete it to redo that document") from None
+                raise MibeError(
+                    f"{path}:{number}: corrupt sample line; delete it to redo that document"
+                ) from None
     return rows
 
 

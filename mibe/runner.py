@@ -80,7 +80,9 @@ def build_requests(
     conts = tuple(" " + c for c in task.choices) if loglik else ()
 
     def count(text: str) -> int:
-        return len(backend.tokenize(backend.chat(text, config.system_prompt) if config.chat_template else text))
+        return len(
+            backend.tokenize(backend.chat(text, config.system_prompt) if config.chat_template else text)
+        )
 
     budget = None
     if backend.max_context:
@@ -157,7 +159,10 @@ def evaluate(p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: 
             bar.update(len(batch))
         bar.close()
     wall = time.perf_counter() - started
-    return _score(p, config, path), {"wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1) if wall else 0.0}
+    return _score(p, config, path), {
+        "wall_s": round(wall, 3),
+        "tokens_per_s": round(tokens / wall, 1) if wall else 0.0,
+    }
 
 
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:
@@ -166,7 +171,9 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     rows = [r for r in results.read_samples(path) if r["id"] in order]
     rows.sort(key=lambda r: order[r["id"]])
     if len(rows) != len(p.docs) or len({r["id"] for r in rows}) != len(rows):
-        raise MibeError(f"{path}: holds {len(rows)} samples for {len(p.docs)} documents; rerun with --overwrite")
+        raise MibeError(
+            f"{path}: holds {len(rows)} samples for {len(p.docs)} documents; rerun with --overwrite"
+        )
 
     def value(x: Any) -> Any:
         return tuple(x) if isinstance(x, list) else x

@@ -50,8 +50,20 @@ def test_wheel_finds_tasks_and_prompts_from_another_folder(installed: Path, tmp_
 
 def test_wheel_runs_a_demo_task(installed: Path, tmp_path: Path, tiny_llama: Path) -> None:
     result = outside(
-        installed, tmp_path, "-m", "mibe.cli", "run", "--model", str(tiny_llama), "--tasks", "pubmedqa",
-        "--demo", "--max-new-tokens", "4", "--output-dir", "out",
+        installed,
+        tmp_path,
+        "-m",
+        "mibe.cli",
+        "run",
+        "--model",
+        str(tiny_llama),
+        "--tasks",
+        "pubmedqa",
+        "--demo",
+        "--max-new-tokens",
+        "4",
+        "--output-dir",
+        "out",
     )
     assert result.returncode == 0, result.stderr
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["pubmedqa"]

@@ -180,32 +180,22 @@ UNPARSEABLE = ["", "   \n ", "I am unsure.", "n/a", "???"]
 
 
 @pytest.mark.parametrize(("task", "output", "paper", "strict"), FLAWS)
-def test_paper_flaws_are_reproduced_and_fixed(
-    task: str, output: str, paper: str, strict: str
-) -> None:
+def test_paper_flaws_are_reproduced_and_fixed(task: str, output: str, paper: str, strict: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
-    assert parse(output, answer_type, choices, "paper") == Prediction(
-        paper, paper == MISSING
-    )
-    assert parse(output, answer_type, choices, "strict") == Prediction(
-        strict, strict == MISSING
-    )
+    assert parse(output, answer_type, choices, "paper") == Prediction(paper, paper == MISSING)
+    assert parse(output, answer_type, choices, "strict") == Prediction(strict, strict == MISSING)
 
 
 @pytest.mark.parametrize(("task", "output", "expected"), STRICT)
 def test_strict_patterns(task: str, output: str, expected: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
-    assert parse(output, answer_type, choices, "strict") == Prediction(
-        expected, expected == MISSING
-    )
+    assert parse(output, answer_type, choices, "strict") == Prediction(expected, expected == MISSING)
 
 
 @pytest.mark.parametrize("task", sorted(CHOICE_TASKS))
 @pytest.mark.parametrize("parser", ["paper", "strict"])
 @pytest.mark.parametrize("output", UNPARSEABLE)
-def test_unparseable_choice_output_is_missing(
-    task: str, parser: str, output: str
-) -> None:
+def test_unparseable_choice_output_is_missing(task: str, parser: str, output: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
     assert parse(output, answer_type, choices, parser) == Prediction(MISSING, True)
 
@@ -281,12 +271,7 @@ def test_bad_arguments_raise() -> None:
 # Text built from label fragments, answer phrases and noise reaches the interesting branches far
 # more often than arbitrary unicode alone.
 _PIECES = sorted(
-    {
-        w
-        for _, choices in CHOICE_TASKS.values()
-        for c in choices
-        for w in (c, c.lower(), c.upper(), c[:3])
-    }
+    {w for _, choices in CHOICE_TASKS.values() for c in choices for w in (c, c.lower(), c.upper(), c[:3])}
     | set(HOC)
     | {
         "answer is",
@@ -309,9 +294,7 @@ _PIECES = sorted(
 )
 TEXTS = st.one_of(
     st.text(),
-    st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=3)), max_size=12).map(
-        "".join
-    ),
+    st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=3)), max_size=12).map("".join),
 )
 
 

@@ -79,9 +79,7 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.tokenizer.padding_side = "left"
         self._model: Any = None
-        self._config = transformers.AutoConfig.from_pretrained(
-            model, trust_remote_code=trust_remote_code
-        )
+        self._config = transformers.AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
         limits = [getattr(self._config, "max_position_embeddings", None)]
         if self.tokenizer.model_max_length and self.tokenizer.model_max_length < 10**7:
             limits.append(self.tokenizer.model_max_length)
@@ -111,7 +109,9 @@ class HFBackend:
                 model = PeftModel.from_pretrained(model, self.adapter)
             except (OSError, ValueError, RuntimeError) as exc:
                 first = str(exc).strip().splitlines()[0][:200]
-                raise MibeError(f"--adapter {self.adapter}: does not fit {self.model_name} ({first})") from None
+                raise MibeError(
+                    f"--adapter {self.adapter}: does not fit {self.model_name} ({first})"
+                ) from None
         model.to(self.device)
         model.eval()
         return model
@@ -127,9 +127,7 @@ class HFBackend:
             raise MibeError(f"--chat-template: {self.model_name} has no chat template in its tokenizer")
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         # Chat-formatted prompts already hold the BOS token; don't add a second one.
