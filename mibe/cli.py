@@ -135,7 +135,7 @@ def _tasks_command(args: argparse.Namespace) -> int:
                     t.answer_type,
                     ",".join(t.metrics),
                     "yes" if t.credentialed else "no",
-                    t.source or "local only",
+                    "local only (credentialed)" if t.credentialed else t.source or "local only",
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -129,6 +129,9 @@ def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
     try:
         import datasets
 
+        from mibe import hub
+
+        hub.probe(task.source, "dataset")
         loaded = datasets.load_dataset(task.source, split=split, revision=task.revision)
     except Exception as exc:  # the hub client raises many kinds; all mean "no data here"
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

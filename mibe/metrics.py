@@ -201,7 +201,9 @@ def rouge_l(gold: Any, pred: Any) -> float:
 
 def _model_folder(model: str) -> str:
     """The model's local folder where there is one, so an offline run never waits on hub retries."""
-    from huggingface_hub import model_info, snapshot_download
+    from huggingface_hub import snapshot_download
+
+    from mibe import hub
 
     if Path(model).is_dir():
         return model
@@ -211,7 +213,7 @@ def _model_folder(model: str) -> str:
             return str(folder)
     except Exception:  # not cached (or not a hub id): only the hub can supply it
         pass
-    model_info(model, timeout=10)  # fails within a second offline; from_pretrained retries ~25 s
+    hub.probe(model)
     return model
 
 

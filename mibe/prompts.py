@@ -45,6 +45,13 @@ def gold_text(gold: str | tuple[str, ...]) -> str:
     return "; ".join(gold) if isinstance(gold, tuple) else str(gold)
 
 
+def shot_answer(doc) -> str:
+    # A published row's shot is its query, a space and its own `answer` text (CONTRACTS.md).
+    if doc.query is not None and isinstance(doc.fields.get("answer"), str):
+        return doc.fields["answer"]
+    return gold_text(doc.gold)
+
+
 def doc_prompt(template: str, doc) -> str:
     # Published rows arrive rendered: their query is the benchmark's exact prompt.
     return doc.query if doc.query is not None else render(template, doc.fields)
@@ -52,7 +59,7 @@ def doc_prompt(template: str, doc) -> str:
 
 def compose(template: str, doc, shots: Sequence) -> str:
     """Few-shot block (CONTRACTS.md): each shot's prompt, a space, its answer, a blank line."""
-    block = "".join(f"{doc_prompt(template, shot)} {gold_text(shot.gold)}\n\n" for shot in shots)
+    block = "".join(f"{doc_prompt(template, shot)} {shot_answer(shot)}\n\n" for shot in shots)
     return block + doc_prompt(template, doc)
 
 

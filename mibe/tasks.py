@@ -125,6 +125,8 @@ def load_task(path: str | Path) -> Task:
         raise _fail(path, "answer.type", f"required; one of {', '.join(ANSWER_TYPES)}")
     _check_keys(path, "answer.", answer, {"type", "choices"})
     choices = answer.get("choices") or []
+    if isinstance(choices, list) and any(isinstance(c, bool) for c in choices):
+        raise _fail(path, "answer.choices", "quote yes/no/true/false labels: YAML reads them as booleans")
     if not isinstance(choices, list) or not all(isinstance(c, str) and c for c in choices):
         raise _fail(path, "answer.choices", "a list of label strings")
     if answer["type"] in _NEEDS_CHOICES and len(choices) < 2:

@@ -1,0 +1,17 @@
+"""A quick look at the HF hub before a download, so an offline machine answers in a second.
+
+`from_pretrained` and `load_dataset` retry an unreachable hub for about 25 s each; a metadata
+request with a timeout fails at once. With HF_HUB_OFFLINE=1 no probe is made (the caches answer).
+"""
+
+from __future__ import annotations
+
+
+def probe(repo_id: str, repo_type: str = "model") -> None:
+    """Raise (any exception, with its reason) when `repo_id` cannot be fetched from the hub now."""
+    from huggingface_hub import constants, dataset_info, model_info
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    lookup = dataset_info if repo_type == "dataset" else model_info
+    lookup(repo_id, timeout=10)
