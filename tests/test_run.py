@@ -321,3 +321,34 @@ def test_cli_start_up_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "pubmedqa" in result.stdout
+
+
+def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.5)  # a real, non-zero update so the adapter must change logits
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    common = dict(tasks=("pubmedqa",), demo=True, scoring="loglikelihood")
+    plain = api.run(RunConfig(model=str(tiny_llama), output_dir=str(tmp_path / "a"), **common), say=lambda x: None)
+    flagged = api.run(
+        RunConfig(model=str(tiny_llama), adapter=str(adapter), output_dir=str(tmp_path / "b"), **common),
+        say=lambda x: None,
+    )
+    folder_only = api.run(RunConfig(model=str(adapter), output_dir=str(tmp_path / "c"), **common), say=lambda x: None)
+    assert flagged["model"]["adapter"] == str(adapter) and folder_only["model"]["adapter"] == str(adapter)
+
+    def logprobs(run: str) -> list:
+        rows = (tmp_path / run / "samples" / "pubmedqa.jsonl").read_text().splitlines()
+        return [value for x in rows for value in json.loads(x)["logprobs"]]
+
+    assert logprobs("b") == pytest.approx(logprobs("c"), abs=1e-5)
+    assert logprobs("a") != pytest.approx(logprobs("b"), abs=1e-3)
+    assert plain["model"]["adapter"] is None
