@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__, data, results, runner, summary, tasks
+from mibe import __version__, data, prompts, results, runner, summary, tasks
 from mibe.types import Backend, MibeError, RunConfig
 
 # Settings that may change between a run and its resume without changing any number.
-_VOLATILE = ("output_dir", "overwrite", "dry_run", "batch_size")
+_VOLATILE = ("output_dir", "overwrite", "dry_run", "batch_size", "redact_samples")
 
 
 def make_backend(config: RunConfig) -> Backend:
@@ -98,6 +98,11 @@ def run(
             say(f"mibe: skipping {exc}")
     if not loaded:
         raise MibeError("no task has data; pass --data-dir DIR or --data TASK=PATH (see `mibe tasks list`)")
+    for task, _, docset in loaded:  # a template that cannot render fails now, not after the model loads
+        try:
+            prompts.doc_prompt(task.template, docset.docs[0])
+        except MibeError as exc:
+            raise MibeError(f"{task.path}: field 'template': {exc}") from None
     backend = backend or make_backend(config)
     plans = [(runner.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
     if config.dry_run:
@@ -113,30 +118,38 @@ def run(
         "model": model,
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
-    previous = _prepare_folder(run_dir, run_json, config.overwrite)
-    out = previous or {
-        "schema_version": results.SCHEMA_VERSION,
-        "mibe_version": __version__,
-        "git_commit": results.git_commit(),
-        "command": list(command),
-        "model": model,
-        "config": identity(config),
-        "tasks": {},
-        "skipped": skipped,
-        "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-    }
-    for p, location in plans:
-        if p.task.name in out["tasks"]:
-            continue  # finished before an interruption; its numbers are final
-        entry, timing = runner.evaluate(p, backend, config, run_dir, _pool(p, location))
-        entry["data_source"] = p.docset.source
-        out["tasks"][p.task.name] = entry
-        out["timing"][p.task.name] = timing
+    with results.locked(run_dir):
+        previous = _prepare_folder(run_dir, run_json, config.overwrite)
+        out = previous or {
+            "schema_version": results.SCHEMA_VERSION,
+            "mibe_version": __version__,
+            "git_commit": results.git_commit(),
+            "command": list(command),
+            "model": model,
+            "config": identity(config),
+            "tasks": {},
+            "skipped": skipped,
+            "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        }
+        for p, location in plans:
+            if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
+                _score_task(p, location, backend, config, run_dir, out)
         results.write_json_atomic(run_dir / "results.json", out)
-    results.write_json_atomic(run_dir / "results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
+
+
+def _score_task(
+    p: runner.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
+) -> None:
+    entry, timing = runner.evaluate(p, backend, config, run_dir, _pool(p, location))
+    entry["data_source"] = p.docset.source
+    out["tasks"][p.task.name] = entry
+    out["timing"][p.task.name] = timing
+    results.write_json_atomic(run_dir / "results.json", out)
+    if config.redact_samples:
+        results.redact_samples(results.samples_path(run_dir, p.task.name))
 
 
 def _pool(p: runner.Plan, location: data.Location) -> list:

@@ -62,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu")
     run.add_argument("--bertscore-model", default="bert-base-multilingual-cased")
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    run.add_argument("--trust-remote-code", action="store_true")
+    run.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off)")
+    run.add_argument(
+        "--redact-samples", action="store_true", help="keep only ids and scores in samples after scoring"
+    )
     run.add_argument(
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
     )
@@ -117,6 +120,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         bertscore_model=args.bertscore_model,
         trust_remote_code=args.trust_remote_code,
         demo=args.demo,
+        redact_samples=args.redact_samples,
         dry_run=args.dry_run,
         bootstrap=args.bootstrap,
     )

@@ -1,4 +1,11 @@
-"""Rows from local files, the HF hub or a task hook, normalised to `Doc`; few-shot sampling."""
+"""Rows from local files, the HF hub or a task hook, normalised to `Doc`; few-shot sampling.
+
+A task hook (`tasks/<name>.py`) may define `read(path, split) -> list[dict] | None` for release
+layouts that are not one table (a folder of notes, a tree of reports, nested JSON): it returns the
+rows of `split` under `path` (every row when `path` does not divide its data into splits), `[]` when
+`path` holds no such split, and None when `path` is not in a layout it reads (mibe then reads it as
+usual). A row may carry `__where__` (e.g. "test_data/0001.txt line 12"), named when it is unusable.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from typing import Any
 from mibe.types import Doc, MibeError, Task
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+INVENTED_MARKER = "INVENTED"  # a file of this name beside the data marks every document invented
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,17 @@ def _fingerprint(paths: Iterable[Path]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
+def _fingerprint_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    # Rows a hook read from many files: hash what it read (locations are relative to the data path).
+    text = json.dumps(list(rows), sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _invented(path: Path) -> bool:
+    folder = path if path.is_dir() else path.parent
+    return (folder / INVENTED_MARKER).is_file()
+
+
 def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
     try:
         import datasets
@@ -143,10 +162,17 @@ def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
     return [dict(row) for row in loaded], f"hub:{task.source}@{revision}"
 
 
-def _rows(task: Task, location: Location, split: str) -> tuple[list[dict[str, Any]], str] | None:
+def _rows(
+    task: Task, location: Location, split: str, hook: ModuleType | None = None
+) -> tuple[list[dict[str, Any]], str] | None:
     if location.kind == "hub":
         return _hub_rows(task, split)
     path = Path(location.where)
+    read = getattr(hook, "read", None)
+    if read is not None:
+        rows = read(path, split)
+        if rows is not None:
+            return (rows, _fingerprint_rows(rows)) if rows else None
     if path.is_dir():
         file = _split_file(path, split)
         if file is None:
@@ -213,10 +239,11 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
     docs: list[Doc] = []
     skipped, first = 0, None
 
-    def reject(index: int, why: str) -> None:
+    def reject(index: int, why: str, row: Any = None) -> None:
         nonlocal skipped, first
         skipped += 1
-        first = first or f"row {index + 1}: {why}"
+        where = row.get("__where__") if isinstance(row, Mapping) else None
+        first = first or f"{where or f'row {index + 1}'}: {why}"
 
     if hook is not None and hasattr(hook, "to_docs") and not any("query" in r for r in rows):
         made: list[tuple[int, Doc | None]] = list(enumerate(hook.to_docs(rows)))
@@ -231,29 +258,37 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
                 else:
                     doc = _plain_doc(task, row, index)
             except (ValueError, KeyError, TypeError) as exc:
-                reject(index, f"{type(exc).__name__}: {exc}")
+                reject(index, f"{type(exc).__name__}: {exc}", row)
                 continue
             if doc is not None and row.get("invented") is True:
                 doc = replace(doc, invented=True)
             made.append((index, doc))
+    by_index = hook is None or not hasattr(hook, "to_docs")  # to_docs' output is not row-aligned
     for index, doc in made:
+        row = rows[index] if by_index and index < len(rows) else None
         if doc is None:
-            reject(index, "the task hook found nothing usable in this row")
+            reject(index, "the task hook found nothing usable in this row", row)
             continue
         try:
             docs.append(replace(doc, gold=_canonical_gold(task, doc.gold)))
         except ValueError as exc:
-            reject(index, str(exc))
+            reject(index, str(exc), row)
     return docs, skipped, first
 
 
 def load_docs(task: Task, location: Location, split: str | None = None) -> DocSet:
     split = split or task.split
-    found = _rows(task, location, split)
+    hook = load_hook(task)
+    found = _rows(task, location, split, hook)
     if found is None:
         raise NoData(f"{task.name}: {location.where} holds no '{split}' split file")
     rows, fingerprint = found
-    docs, skipped, first = to_docs(task, rows, load_hook(task))
+    docs, skipped, first = to_docs(task, rows, hook)
+    if location.kind == "local" and _invented(Path(location.where)):
+        docs = [replace(d, invented=True) for d in docs]
+    if not docs:
+        why = f"; the first problem: {first}" if first else ""
+        raise NoData(f"{task.name}: {location.where} has no usable documents ({len(rows)} rows{why})")
     ids = [d.id for d in docs]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:3]

@@ -2,29 +2,77 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mibe.types import MibeError
 
 SCHEMA_VERSION = 1
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A full disk becomes one line; what was flushed before stays, so the run resumes."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise MibeError(
+                f"{path}: cannot write ({exc.strerror}); free space, then run the same command to resume"
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """One writer per run folder: a second `mibe run` on it is refused, never interleaved."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = (run_dir / ".lock").open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise MibeError(
+                f"{run_dir}: another mibe process (pid {owner}) is writing this run folder; "
+                "wait for it to finish or use another --output-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock, also when the process is killed
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: never a half-written file."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_text_atomic(path, text)
+
+
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False, sort_keys=False)
-            out.write("\n")
+        with disk_errors(path), os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,10 +120,22 @@ def append_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool = F
         # Samples of credentialed tasks hold DUA-covered text: owner-only from the first byte.
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    with path.open("a", encoding="utf-8") as handle:
+    with disk_errors(path), path.open("a", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+REDACTED_KEYS = ("id", "score")
+
+
+def redact_samples(path: Path) -> None:
+    """Keep only ids and per-document scores (`--redact-samples`), once a task is scored."""
+    rows = read_samples(path)
+    if rows and set(rows[0]) == set(REDACTED_KEYS):
+        return
+    text = "".join(json.dumps({k: r.get(k) for k in REDACTED_KEYS}) + "\n" for r in rows)
+    write_text_atomic(path, text, mode=path.stat().st_mode & 0o777)
 
 
 def git_commit() -> str | None:

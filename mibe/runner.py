@@ -122,6 +122,19 @@ def _sample(task: Task, doc: Doc, request: Request, output: Any, parser: str, no
     return row
 
 
+def _call(backend: Backend, batch: Sequence[Request]) -> list[Any]:
+    if batch[0].continuations:
+        return backend.loglikelihood(batch)
+    return backend.generate(batch)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    # torch.OutOfMemoryError (CUDA/MPS) or the allocator's RuntimeError text; MemoryError on CPU.
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
 def _progress(total: int, done: int, name: str) -> Any:
     from tqdm.auto import tqdm
 
@@ -143,12 +156,23 @@ def evaluate(p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: 
         lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
         requests.sort(key=lambda r: -lengths[r.doc_id])
         bar = _progress(len(p.docs), len(done), task.name)
-        for start in range(0, len(requests), config.batch_size):
-            batch = requests[start : start + config.batch_size]
-            if batch[0].continuations:
-                outputs: list[Any] = backend.loglikelihood(batch)
-            else:
-                outputs = backend.generate(batch)
+        size, start = config.batch_size, 0
+        while start < len(requests):
+            batch = requests[start : start + size]
+            try:
+                outputs = _call(backend, batch)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if size == 1:
+                    raise MibeError(
+                        f"{task.name}: out of memory at batch size 1 (document {batch[0].doc_id}); "
+                        "use a smaller --dtype, a larger device, or a shorter-context model"
+                    ) from None
+                size = max(1, size // 2)  # greedy predictions do not depend on the batch size
+                bar.write(f"mibe: {task.name}: out of memory; retrying with batch size {size}")
+                continue
+            if not batch[0].continuations:
                 tokens += sum(len(backend.tokenize(o)) for o in outputs)
             rows = [
                 _sample(task, by_id[r.doc_id], r, o, parser, notes[r.doc_id])
@@ -157,6 +181,7 @@ def evaluate(p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: 
             results.append_samples(path, rows, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch)
             bar.update(len(batch))
+            start += len(batch)
         bar.close()
     wall = time.perf_counter() - started
     return _score(p, config, path), {
@@ -200,6 +225,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "invented": any(d.invented for d in p.docs),
         "partial": config.limit is not None and config.limit < total,
         "rescored_from": None,
+        "task_file": str(task.path),  # lets `mibe rescore` / `mibe audit` reload a user task file
         "metrics": scored["metrics"],
         "per_class": scored.get("per_class"),
     }

@@ -97,6 +97,7 @@ class RunConfig:
     bertscore_model: str = "bert-base-multilingual-cased"
     trust_remote_code: bool = False
     demo: bool = False
+    redact_samples: bool = False
     dry_run: bool = False
     bootstrap: int = 1000
 

@@ -67,6 +67,16 @@ class HFBackend:
             self.adapter, model = str(path), _adapter_base(path)
         elif not path.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
             raise MibeError(f"--model {model}: no such folder; give a model folder or a hub id")
+        elif not path.exists():
+            from mibe import hub
+
+            try:
+                hub.probe(model)
+            except Exception as exc:  # offline, unknown repo, gated: all mean "cannot load it"
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                raise MibeError(
+                    f"--model {model}: not a local folder and not loadable from the HF hub ({first})"
+                ) from None
         self.model_name, self.device, self.dtype_name = model, device, dtype
         self.trust_remote_code = trust_remote_code
         try:
