@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
     )
 
+    from mibe import board_cli  # argparse only; each command imports its modules when it runs
+
+    board_cli.add_leaderboard(sub)
+    board_cli.add_compare(sub)
+
     tasks = sub.add_parser("tasks", help="list, show or validate task files")
     tsub = tasks.add_subparsers(dest="tasks_command", required=True)
     tsub.add_parser("list", help="the built-in tasks")
@@ -182,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("leaderboard", "compare"):  # reads run folders only; no model is loaded
+            from mibe import board_cli
+
+            return board_cli.leaderboard(args) if args.command == "leaderboard" else board_cli.compare(args)
         if args.command == "tasks":
             return _tasks_command(args)
         from mibe import api

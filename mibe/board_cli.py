@@ -1,0 +1,105 @@
+"""`mibe leaderboard` and `mibe compare`: their flags and what they do (argparse only at import)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mibe.types import MibeError
+
+FORMATS = ("table", "md", "csv", "html")
+COMPARE_FORMATS = ("table", "md", "csv", "json")
+_SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html", ".json": "json"}
+
+
+def add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="runs side by side with the paper's published rows: table, markdown, CSV or HTML",
+        description="One row per run, one column per task, metric and protocol; 95%% intervals, "
+        "averages over complete rows, ranks, and whether the best row is significantly ahead.",
+    )
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders written by `mibe run`")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (the format follows the suffix)")
+    p.add_argument("--format", choices=FORMATS, help="default: from -o's suffix, else table")
+    p.add_argument("--plot", metavar="FILE.png|svg", help="also draw the board as a figure (matplotlib)")
+    p.add_argument("--no-published", action="store_true", help="leave out the paper's published rows")
+    p.add_argument("--all-metrics", action="store_true", help="every metric, not only the paper's")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the significance tests")
+    p.add_argument("--seed", type=int, default=1234)
+
+
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="two runs on the documents both scored: differences, paired tests, agreement",
+    )
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (the format follows the suffix)")
+    p.add_argument("--format", choices=COMPARE_FORMATS, help="default: from -o's suffix, else table")
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples")
+    p.add_argument("--seed", type=int, default=1234)
+
+
+def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
+    if args.format:
+        return args.format
+    guess = _SUFFIXES.get(Path(args.output).suffix.lower()) if args.output else None
+    return guess if guess in allowed else "table"
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise MibeError(f"-o {output}: cannot write ({exc.strerror}); choose a writable path") from None
+    print(f"mibe: wrote {path}", file=sys.stderr)
+
+
+def _check_bootstrap(n: int) -> None:
+    if n < 1:
+        raise MibeError(f"--bootstrap {n}: must be a positive integer")
+
+
+def leaderboard(args: argparse.Namespace) -> int:
+    from mibe import leaderboard as board_model
+
+    _check_bootstrap(args.bootstrap)
+    if not args.runs and args.no_published:
+        raise MibeError("nothing to show: pass run folders, or leave out --no-published")
+    board = board_model.build(
+        args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed
+    )
+    fmt = _format(args, FORMATS)
+    if fmt == "html":
+        from mibe.board_html import html
+
+        text = html(board)
+    else:
+        from mibe import boards
+
+        text = {"table": boards.text, "md": boards.markdown, "csv": boards.csv_text}[fmt](board)
+    _write(text, args.output)
+    if args.plot:
+        from mibe.board_plot import plot
+
+        plot(board, Path(args.plot))
+        print(f"mibe: wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from mibe import compare_text
+    from mibe.compare import compare as run_compare
+
+    _check_bootstrap(args.bootstrap)
+    report = run_compare(args.run_a, args.run_b, n_boot=args.bootstrap, seed=args.seed)
+    _write(compare_text.render(report, _format(args, COMPARE_FORMATS)), args.output)
+    return 0

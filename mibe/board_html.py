@@ -1,0 +1,232 @@
+"""A leaderboard as one self-contained HTML page: inline CSS, inline JS, inline SVG; no network.
+
+Every piece of text (model names, task names, protocols, notes) goes through `escape`, and no data is
+put inside the script, so a name holding `<script>` shows as text and runs nothing. Sorting: click a
+header (again to reverse), or open the page with `#sort=c3` (`#sort=c3:asc`) to sort on load.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from mibe import __version__
+from mibe.boards import DASH, describe, lineage_text, number, row_name, short
+from mibe.leaderboard import KEY_FIELDS, Board, Column, Row
+from mibe.ranking import AVERAGE, Section
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+table.board{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bottom:6px}
+.board th,.board td{border:1px solid #d5dbe3;padding:4px 7px;text-align:right;vertical-align:top}
+.board td.model,.board th.model{text-align:left;max-width:320px}
+.board thead th{background:#eef2f7;cursor:pointer;user-select:none;font-weight:600}
+.board thead th:hover{background:#dde6f1}
+.board th .metric,.board th .proto{display:block;font-weight:400;color:#4a5566;font-size:12px}
+.board th[aria-sort=descending]::after{content:" \\25BC"}.board th[aria-sort=ascending]::after{content:" \\25B2"}
+.board td.best{background:#fff3c4;font-weight:700}
+.board .ci{display:block;color:#5b6778;font-size:11px;font-weight:400}
+.board small{display:block;color:#5b6778;font-size:11px;word-break:break-all}
+.board tr.published td{background:#f6f7f9}.board tr.published td.best{background:#fff3c4}
+.board tfoot td,.board tfoot th{font-size:12px;background:#fafbfc}
+.tag{display:inline-block;font-size:11px;padding:0 5px;border-radius:3px;background:#dfe4ea;margin-left:4px}
+.charts{display:flex;flex-wrap:wrap;gap:14px}figure{margin:0;border:1px solid #e1e6ec;padding:6px}
+figcaption{font-size:12px;font-weight:600;margin-bottom:2px}
+.protocols td,.protocols th{border:1px solid #e1e6ec;padding:3px 6px;font-size:12px;text-align:left}
+.protocols{border-collapse:collapse}ul.notes{font-size:12px;color:#3d4756}
+"""
+
+JS = """
+(function(){
+  function key(td){var v=td.getAttribute('data-v');if(v===null||v==='')return null;
+    var n=Number(v);return isNaN(n)?v.toLowerCase():n;}
+  function sortBy(th,dir){
+    var table=th.closest('table'),body=table.tBodies[0],i=th.cellIndex;
+    var rows=Array.prototype.slice.call(body.rows);
+    if(!dir){dir=th.getAttribute('aria-sort')==='descending'?'ascending':'descending';
+      if(th.getAttribute('data-type')==='text'&&!th.hasAttribute('aria-sort'))dir='ascending';}
+    rows.sort(function(a,b){var x=key(a.cells[i]),y=key(b.cells[i]);
+      if(x===null&&y===null)return 0;if(x===null)return 1;if(y===null)return -1;
+      var c=x<y?-1:x>y?1:0;return dir==='ascending'?c:-c;});
+    rows.forEach(function(r){body.appendChild(r);});
+    Array.prototype.forEach.call(table.tHead.rows[0].cells,function(h){h.removeAttribute('aria-sort');});
+    th.setAttribute('aria-sort',dir);
+    table.setAttribute('data-sorted',th.getAttribute('data-col')+':'+(dir==='ascending'?'asc':'desc'));
+  }
+  document.querySelectorAll('table.board thead th').forEach(function(th){
+    th.addEventListener('click',function(){sortBy(th);});});
+  var m=/#sort=([\\w-]+)(?::(asc|desc))?/.exec(location.hash);
+  if(m){var th=document.querySelector('th[data-col="'+m[1]+'"]');
+    if(th)sortBy(th,m[2]==='asc'?'ascending':'descending');}
+})();
+"""
+
+
+def _attr(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _header(board: Board, s: int, section: Section) -> str:
+    cells = [
+        '<th data-col="rank-{0}" data-type="num">rank</th>'.format(s + 1),
+        f'<th class="model" data-col="model-{s + 1}" data-type="text">model</th>',
+        f'<th data-col="avg-{s + 1}" data-type="num" title="over the paper\'s metrics, complete rows only">'
+        "average</th>",
+    ]
+    for column in section.columns:
+        pid = board.protocol_ids[column.key]
+        cells.append(
+            f'<th data-col="{board.column_ids[s, column]}" data-type="num" '
+            f'title="{_attr(pid + ": " + describe(column.protocol))}">{escape(column.task)}'
+            f'<span class="metric">{escape(column.metric)}</span>'
+            f'<span class="proto">{escape(pid)} {escape(short(column.protocol))}</span></th>'
+        )
+    return "<thead><tr>" + "".join(cells) + "</tr></thead>"
+
+
+def _cell(row: Row, column: Column, best: bool) -> str:
+    cell = row.cells.get(column)
+    klass = ' class="best"' if best else ""
+    if cell is None or cell.value is None:
+        title = f' title="{_attr(cell.note)}"' if cell is not None and cell.note else ""
+        return f'<td data-v=""{title}>{DASH}</td>'
+    ci = ""
+    if cell.ci95 is not None:
+        ci = f'<span class="ci">[{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]</span>'
+    title = f' title="{_attr(cell.note)}"' if cell.note else ""
+    return f'<td data-v="{cell.value!r}"{klass}{title}>{cell.value:.3f}{ci}</td>'
+
+
+def _body(section: Section) -> str:
+    lines = []
+    for i, ranked in enumerate(section.rows):
+        row = ranked.row
+        tag = '<span class="tag">published</span>' if row.published else ""
+        best_avg = ' class="best"' if i in section.best.get(AVERAGE, ()) else ""
+        avg = "" if ranked.average is None else repr(ranked.average)
+        cells = [
+            f'<td data-v="{ranked.rank or ""}">{ranked.rank or DASH}</td>',
+            f'<td class="model" data-v="{_attr(row.label)}">{escape(row.label)}{tag}'
+            f"<small>{escape(lineage_text(row))}</small></td>",
+            f'<td data-v="{avg}"{best_avg}>{number(ranked.average)}</td>',
+        ]
+        cells += [_cell(row, c, i in section.best.get(c, ())) for c in section.columns]
+        klass = ' class="published"' if row.published else ""
+        lines.append(f"<tr{klass}>{''.join(cells)}</tr>")
+    return "<tbody>" + "".join(lines) + "</tbody>"
+
+
+def _foot(section: Section) -> str:
+    def cell(key: Any) -> str:
+        verdict = section.verdicts.get(key)
+        if verdict is None:
+            return "<td></td>"
+        short_text = "n/t" if verdict.significant is None else ("yes" if verdict.significant else "no")
+        if verdict.p is not None:
+            short_text += f" p={verdict.p:.2g}"
+        return f'<td title="{_attr(verdict.text)}">{escape(short_text)}</td>'
+
+    cells = ['<th colspan="2" class="model">best row ahead of the second?</th>', cell(AVERAGE)]
+    cells += [cell(c) for c in section.columns]
+    return "<tfoot><tr>" + "".join(cells) + "</tr></tfoot>"
+
+
+def _chart(board: Board, s: int, section: Section, column: Column) -> str:
+    """Horizontal bars with 95% interval whiskers, one per row that has a value."""
+    rows = [(i, x.row, x.row.cells[column]) for i, x in enumerate(section.rows) if column in x.row.cells]
+    rows = [(i, r, c) for i, r, c in rows if c.value is not None]
+    if not rows:
+        return ""
+    left, width, line = 170, 200, 18
+    top = max([1.0, *(c.ci95[1] if c.ci95 else c.value for _, _, c in rows)])
+    scale = width / top
+    parts = []
+    for k, (i, row, cell) in enumerate(rows):
+        y = 4 + k * line
+        label = row.label if len(row.label) <= 26 else row.label[:25] + "…"
+        colour = "#9aa5b1" if row.published else "#3b6fb6"
+        stroke = ' stroke="#c98a00" stroke-width="2"' if i in section.best.get(column, ()) else ""
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" font-size="11">'
+            f"<title>{escape(row_name(row))}</title>{escape(label)}</text>"
+            f'<rect class="bar" x="{left}" y="{y + 2}" width="{cell.value * scale:.1f}" height="{line - 6}" '
+            f'fill="{colour}"{stroke}/>'
+        )
+        end = left + (cell.ci95[1] if cell.ci95 else cell.value) * scale
+        if cell.ci95 is not None:
+            lo, hi, mid = left + cell.ci95[0] * scale, left + cell.ci95[1] * scale, y + line / 2 - 1
+            parts.append(
+                f'<g class="whisker" stroke="#1d2430" stroke-width="1.2"><line x1="{lo:.1f}" y1="{mid}" '
+                f'x2="{hi:.1f}" y2="{mid}"/><line x1="{lo:.1f}" y1="{mid - 4}" x2="{lo:.1f}" y2="{mid + 4}"/>'
+                f'<line x1="{hi:.1f}" y1="{mid - 4}" x2="{hi:.1f}" y2="{mid + 4}"/></g>'
+            )
+        parts.append(f'<text x="{end + 4:.1f}" y="{y + 12}" font-size="10">{cell.value:.3f}</text>')
+    height = 8 + len(rows) * line
+    pid = board.protocol_ids[column.key]
+    caption = f"{column.task} · {column.metric} · {pid}"
+    return (
+        f'<figure data-col="{board.column_ids[s, column]}"><figcaption>{escape(caption)}</figcaption>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 50}" height="{height}" '
+        f'role="img" aria-label="{_attr(caption)}">'
+        f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#8893a2"/>{"".join(parts)}</svg></figure>'
+    )
+
+
+def _protocols(board: Board) -> str:
+    fields = [f for f in KEY_FIELDS if f != "task"]
+    head = "".join(f"<th>{escape(f)}</th>" for f in ("id", "task", *fields))
+    lines, seen = [], set()
+    for section in board.sections:
+        for column in section.columns:
+            if column.key in seen:
+                continue
+            seen.add(column.key)
+            p = column.protocol
+            values = [board.protocol_ids[column.key], p["task"], *(p[f] for f in fields)]
+            lines.append("<tr>" + "".join(f"<td>{escape(_show(v))}</td>" for v in values) + "</tr>")
+    return f'<table class="protocols"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+
+
+def _show(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _notes(board: Board, section: Section) -> str:
+    items = []
+    for key, verdict in section.verdicts.items():
+        name = "average" if key == AVERAGE else f"{key.task} {key.metric} ({board.protocol_ids[key.key]})"
+        items.append(f"best ahead of the second, {name}: {verdict.text}")
+    for ranked in section.rows:
+        for column in section.columns:
+            cell = ranked.row.cells.get(column)
+            if cell is not None and cell.note and not ranked.row.published:
+                items.append(f"{ranked.row.label}, {column.task} {column.metric}: {cell.note}")
+    return '<ul class="notes">' + "".join(f"<li>{escape(x)}</li>" for x in items) + "</ul>"
+
+
+def html(board: Board, title: str = "mibe leaderboard") -> str:
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p>Written by mibe {escape(__version__)}. Each column is one task, metric and protocol "
+        "(hover a header for it in full; all are listed at the end): numbers scored two ways never share "
+        "a column. Cells: value and bootstrap 95% interval; published rows have none. Average: over the "
+        "paper's metrics of each task, complete rows only. Highlighted: best in its column. Click a "
+        "header to sort.</p>",
+    ]
+    for s, section in enumerate(board.sections):
+        charts = "".join(_chart(board, s, section, c) for c in section.columns)
+        parts += [
+            f'<section id="s{s + 1}"><h2>{escape(section.title)}</h2>',
+            f'<table class="board" id="t{s + 1}">{_header(board, s, section)}{_body(section)}'
+            f"{_foot(section)}</table>",
+            _notes(board, section),
+            f'<div class="charts">{charts}</div></section>',
+        ]
+    parts += ["<h2>Protocols</h2>", _protocols(board), f"<script>{JS}</script></body></html>"]
+    return "\n".join(parts) + "\n"

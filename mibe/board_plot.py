@@ -1,0 +1,59 @@
+"""`mibe leaderboard --plot FILE.png|svg`: the board as small multiples for a paper (matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mibe.leaderboard import Board
+from mibe.types import MibeError
+
+COLUMNS = 4  # panels per figure row
+RUN, PUBLISHED, BEST = "#3b6fb6", "#9aa5b1", "#c98a00"
+
+
+def plot(board: Board, path: Path) -> None:
+    """One panel per (section, task, metric, protocol) that has a value: bars with 95% whiskers."""
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise MibeError(f"--plot {path}: name a .png or .svg file")
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+    except ImportError:
+        raise MibeError("--plot needs matplotlib: pip install matplotlib") from None
+    panels = [
+        (s, section, column)
+        for s, section in enumerate(board.sections)
+        for column in section.columns
+        if any(x.row.cells.get(column) and x.row.cells[column].value is not None for x in section.rows)
+    ]
+    if not panels:
+        raise MibeError("--plot: the board has no numbers to draw")
+    rows = (len(panels) + COLUMNS - 1) // COLUMNS
+    tallest = max(len(section.rows) for _, section, _ in panels)
+    figure = Figure(figsize=(4.2 * COLUMNS, rows * (0.9 + 0.28 * tallest)), layout="constrained")
+    axes = figure.subplots(rows, COLUMNS, squeeze=False).ravel()
+    for ax, (s, section, column) in zip(axes, panels, strict=False):
+        bars = [
+            (i, x.row, x.row.cells[column])
+            for i, x in enumerate(section.rows)
+            if column in x.row.cells and x.row.cells[column].value is not None
+        ]
+        values = [c.value for _, _, c in bars]
+        low = [c.value - c.ci95[0] if c.ci95 else 0 for _, _, c in bars]
+        high = [c.ci95[1] - c.value if c.ci95 else 0 for _, _, c in bars]
+        colours = [PUBLISHED if r.published else RUN for _, r, _ in bars]
+        edges = [BEST if i in section.best.get(column, ()) else "none" for i, _, _ in bars]
+        y = list(range(len(bars)))
+        ax.barh(y, values, xerr=[low, high], color=colours, edgecolor=edges, linewidth=1.5, capsize=3)
+        ax.set_yticks(y, [r.label for _, r, _ in bars], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(1.0, *(v + h for v, h in zip(values, high, strict=True))))
+        pid = board.protocol_ids[column.key]
+        ax.set_title(f"{column.task} · {column.metric} · {pid}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        figure.savefig(path, dpi=200)
+    except OSError as exc:
+        raise MibeError(f"--plot {path}: cannot write ({exc.strerror}); choose a writable path") from None

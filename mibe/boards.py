@@ -1,0 +1,277 @@
+"""A leaderboard as terminal text, markdown or CSV (HTML: board_html.py; figures: board_plot.py).
+
+Only aggregates are written: no prompt, output or gold of any document, so a board of credentialed
+tasks can be shared."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from mibe.leaderboard import KEY_FIELDS, Board, Column, Row
+from mibe.ranking import AVERAGE, Section
+
+DASH = "—"
+
+
+def describe(protocol: dict[str, Any]) -> str:
+    """A protocol key in words: what a column's numbers were scored under."""
+    limit = protocol["limit"]
+    chat = protocol["chat_template"]
+    system = protocol["system_prompt"]
+    parts = [
+        f"{protocol['task']} v{protocol['task_version']}",
+        f"data {protocol['data']}",
+        f"split {protocol['split']}",
+        "all documents" if limit is None else f"first {limit} documents",
+        f"{protocol['shots']}-shot",
+        protocol["scoring"],
+        f"parser {protocol['parser']}",
+        "no chat template" if chat is None else f"chat template {chat}",
+        "no system prompt" if system is None else f"system prompt {json.dumps(system)}",
+    ]
+    if protocol["max_new_tokens"] is not None:
+        parts.append(f"max_new_tokens {protocol['max_new_tokens']}")
+    if protocol["stop"] is not None:
+        parts.append(f"stop {json.dumps(protocol['stop'])}")
+    return "; ".join(parts)
+
+
+def short(protocol: dict[str, Any]) -> str:
+    """A protocol in a header's few words; the legend has the rest."""
+    words = [f"{protocol['shots']}-shot"]
+    if protocol["scoring"] == "loglikelihood":
+        words.append("loglik")
+    else:
+        words += [protocol["parser"], f"{protocol['max_new_tokens']}tok"]
+    if protocol["chat_template"] is not None:
+        words.append("chat")
+    if protocol["limit"] is not None:
+        words.append(f"limit {protocol['limit']}")
+    return " ".join(words)
+
+
+def number(value: float | None) -> str:
+    return DASH if value is None else f"{value:.3f}"
+
+
+def cell_text(row: Row, column: Column) -> str:
+    cell = row.cells.get(column)
+    if cell is None or cell.value is None:
+        return DASH
+    if cell.ci95 is None:
+        return number(cell.value)
+    return f"{cell.value:.3f} [{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]"
+
+
+def row_name(row: Row) -> str:
+    return row.label + (" [published]" if row.published else "")
+
+
+def lineage_text(row: Row) -> str:
+    if row.published:
+        return f"published: {row.lineage['source']}; paper protocol"
+    keys = ("run", "base", "adapter", "training", "backend", "dtype", "rescored_from")
+    return "; ".join(f"{k} {row.lineage[k]}" for k in keys if row.lineage.get(k))
+
+
+def verdict_short(section: Section, key: Any) -> str:
+    verdict = section.verdicts.get(key)
+    if verdict is None:
+        return ""
+    if verdict.significant is None:
+        return "n/t"
+    return f"{'yes' if verdict.significant else 'no'} p={verdict.p:.2g}"
+
+
+def _grid(board: Board, section: Section, bold: bool) -> list[list[str]]:
+    """Header lines then body lines of one section, cells as text; best cells marked."""
+
+    def mark(text: str, best: bool) -> str:
+        if not best or text == DASH:
+            return text
+        return f"**{text}**" if bold else f"{text} *"
+
+    head = [
+        ["rank", "model", "average"] + [c.task for c in section.columns],
+        ["", "", ""] + [c.metric for c in section.columns],
+        ["", "", ""] + [f"{board.protocol_ids[c.key]} {short(c.protocol)}" for c in section.columns],
+    ]
+    body = []
+    for i, ranked in enumerate(section.rows):
+        line = [
+            str(ranked.rank) if ranked.rank else DASH,
+            row_name(ranked.row),
+            mark(number(ranked.average), i in section.best.get(AVERAGE, ())),
+        ]
+        line += [mark(cell_text(ranked.row, c), i in section.best.get(c, ())) for c in section.columns]
+        body.append(line)
+    body.append(
+        ["", "best ahead of 2nd?", verdict_short(section, AVERAGE)]
+        + [verdict_short(section, c) for c in section.columns]
+    )
+    return head + body
+
+
+def _footer(board: Board, section: Section, bullet: str) -> list[str]:
+    lines = [f"{bullet}Rows:"]
+    lines += [
+        f"{bullet}  {row_name(r.row)}: {lineage_text(r.row)}" for r in section.rows if not r.row.published
+    ]
+    if any(r.row.published for r in section.rows):
+        lines.append(
+            f"{bullet}  [published]: {lineage_text(next(r.row for r in section.rows if r.row.published))}"
+        )
+    lines.append(f"{bullet}Protocols:")
+    seen = []
+    for column in section.columns:
+        if column.key not in seen:
+            seen.append(column.key)
+            lines.append(f"{bullet}  {board.protocol_ids[column.key]}: {describe(column.protocol)}")
+    lines.append(f"{bullet}Best ahead of the second (alpha 0.05):")
+    for key, verdict in section.verdicts.items():
+        name = "average" if key == AVERAGE else f"{key.task} {key.metric} ({board.protocol_ids[key.key]})"
+        lines.append(f"{bullet}  {name}: {verdict.text}")
+    notes = sorted(
+        {
+            f"{c.task} {c.metric}: {r.row.cells[c].note}"
+            for r in section.rows
+            for c in section.columns
+            if c in r.row.cells and r.row.cells[c].note and not r.row.published
+        }
+    )
+    if notes:
+        lines.append(f"{bullet}Notes:")
+        lines += [f"{bullet}  {note}" for note in notes]
+    return lines
+
+
+LEGEND = (
+    "Cells: value [bootstrap 95% interval]; published rows have no interval. {best}. "
+    "Average: over the paper's metrics of each task, complete rows only; ranks by average."
+)
+
+
+def _sideways(board: Board, section: Section) -> list[list[str]]:
+    """The section turned on its side for a terminal: a line per column, a column per row."""
+    grid = _grid(board, section, bold=False)
+    names = [f"#{r.rank} {row_name(r.row)}" if r.rank else row_name(r.row) for r in section.rows]
+    out = [["task", "metric", "protocol", *names, "best ahead of 2nd?"]]
+    body, verdicts = grid[3:-1], grid[-1]
+    out.append(["average", "", "", *(line[2] for line in body), verdicts[2]])
+    for k in range(len(section.columns)):
+        head = [grid[0][3 + k], grid[1][3 + k], grid[2][3 + k]]
+        out.append([*head, *(line[3 + k] for line in body), verdicts[3 + k]])
+    return out
+
+
+def text(board: Board) -> str:
+    out = []
+    for section in board.sections:
+        grid = _sideways(board, section)
+        widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
+        out.append(f"== {section.title}")
+        for k, line in enumerate(grid):
+            out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+            if k == 0:
+                out.append("  ".join("-" * w for w in widths))
+        out += _footer(board, section, "")
+        out.append("")
+    out.append(LEGEND.format(best="* best in its column"))
+    return "\n".join(out) + "\n"
+
+
+def _md_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(board: Board) -> str:
+    out = []
+    for section in board.sections:
+        grid = _grid(board, section, bold=True)
+        head = ["<br>".join(_md_escape(x) for x in col if x) for col in zip(*grid[:3], strict=True)]
+        out.append(f"### {_md_escape(section.title)}\n")
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join("---" for _ in head) + "|")
+        out += ["| " + " | ".join(_md_escape(c) for c in line) + " |" for line in grid[3:]]
+        out.append("")
+        out += [_md_escape(line) for line in _footer(board, section, "- ")]
+        out.append("")
+    out.append(LEGEND.format(best="Bold: best in its column"))
+    return "\n".join(out) + "\n"
+
+
+CSV_FIELDS = (
+    "section",
+    "rank",
+    "row",
+    "published",
+    "invented",
+    "average",
+    "task",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "best",
+    "best_ahead_of_second",
+    "p",
+    "test",
+    "note",
+    "protocol_id",
+    *(f for f in KEY_FIELDS if f != "task"),
+    "run",
+    "base",
+    "adapter",
+    "training",
+)
+
+
+def csv_text(board: Board) -> str:
+    """One line per row and column (every cell with its protocol and interval): a pivot gives the table."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for section in board.sections:
+        for i, ranked in enumerate(section.rows):
+            row = ranked.row
+            for column in section.columns:
+                cell = row.cells.get(column)
+                best = i in section.best.get(column, ())
+                verdict = section.verdicts.get(column) if best else None
+                protocol = column.protocol
+                writer.writerow(
+                    {
+                        "section": section.title,
+                        "rank": ranked.rank,
+                        "row": row.label,
+                        "published": row.published,
+                        "invented": row.invented,
+                        "average": ranked.average,
+                        "task": column.task,
+                        "metric": column.metric,
+                        "value": None if cell is None else cell.value,
+                        "ci_low": cell.ci95[0] if cell and cell.ci95 else None,
+                        "ci_high": cell.ci95[1] if cell and cell.ci95 else None,
+                        "n": None if cell is None else cell.n,
+                        "best": best,
+                        "best_ahead_of_second": None if verdict is None else verdict.significant,
+                        "p": None if verdict is None else verdict.p,
+                        "test": None if verdict is None else verdict.text,
+                        "note": None if cell is None else cell.note,
+                        "protocol_id": board.protocol_ids[column.key],
+                        **{
+                            f: json.dumps(protocol[f]) if isinstance(protocol[f], list) else protocol[f]
+                            for f in KEY_FIELDS
+                            if f != "task"
+                        },
+                        "run": row.lineage.get("run"),
+                        "base": row.lineage.get("base"),
+                        "adapter": row.lineage.get("adapter"),
+                        "training": row.lineage.get("training"),
+                    }
+                )
+    return buffer.getvalue()

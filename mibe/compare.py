@@ -1,0 +1,242 @@
+"""`mibe compare RUN_A RUN_B`: per task and metric, A - B over the documents both runs scored, with a
+paired-bootstrap 95% interval and p-value, McNemar's exact test for per-document right/wrong metrics,
+and how often the two runs predicted the same thing. Aggregates only: no sample text leaves here."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mibe import stats
+from mibe.leaderboard import KEY_FIELDS, Run, load_run, protocol_key, run_label
+from mibe.types import MibeError
+
+BINARY = frozenset({"accuracy", "exact_match"})  # right or wrong per document: McNemar applies
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Outcome:
+    paired: stats.Paired | None
+    mcnemar: stats.McNemar | None
+    reason: str | None  # why the difference can't be tested, when it can't
+
+    def decisive(self) -> tuple[float | None, str, str | None]:
+        """(p, test, why not) of the test a verdict rests on: exact McNemar where it applies."""
+        if self.reason:
+            return None, "", self.reason
+        if self.mcnemar is not None:
+            return self.mcnemar.p, "McNemar exact", None
+        assert self.paired is not None
+        if self.paired.n < stats.MIN_BOOTSTRAP_N:
+            why = f"{self.paired.n} shared documents (a bootstrap test needs {stats.MIN_BOOTSTRAP_N})"
+            return None, "paired bootstrap", why
+        return self.paired.p, "paired bootstrap", None
+
+
+def read_samples(folder: str | Path, task: str) -> tuple[dict[str, Any], ...] | None:
+    """A task's samples, read only; None when absent. Cached while the file stays the same."""
+    path = Path(folder) / "samples" / f"{task}.jsonl"
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _read(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _read(path: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
+    # Text after the last newline is a line cut short by a crash: left out, as resume leaves it out.
+    lines = Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise MibeError(f"{path}:{number}: corrupt sample line; rerun the task") from None
+    return tuple(rows)
+
+
+def _value(x: Any) -> Any:
+    return tuple(_value(v) for v in x) if isinstance(x, list) else x
+
+
+def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any]], int]:
+    """(gold, pred A, pred B, raw A, raw B) of documents both scored with the same gold, in A's
+    order; and how many shared ids had different golds (different data: left out)."""
+    by_id = {r["id"]: r for r in rows_b}
+    out, mismatched = [], 0
+    for r in rows_a:
+        other = by_id.get(r["id"])
+        if other is None:
+            continue
+        if _value(r["gold"]) != _value(other["gold"]):
+            mismatched += 1
+            continue
+        out.append(
+            (
+                _value(r["gold"]),
+                _value(r["prediction"]),
+                _value(other["prediction"]),
+                r.get("raw_output"),
+                other.get("raw_output"),
+            )
+        )
+    return out, mismatched
+
+
+def answer_kind(metric_names: Any, predictions: Any) -> str:
+    names = set(metric_names)
+    if "accuracy" in names:
+        return "choice"
+    if "exact_match" in names:
+        return "span"
+    if "entity_f1" in names:
+        return "entities"
+    if names & {"rouge_l", "bertscore_f1"}:
+        return "text"
+    return "multi_label" if any(isinstance(p, tuple) for p in predictions) else "choice"
+
+
+def task_labels(task: str, run: Run, seen: Any) -> tuple[str, ...]:
+    """A multi-label task's label set (sklearn's macro average counts labels never seen as 0)."""
+    from mibe import tasks
+
+    candidates = [tasks.builtin_paths().get(task)]
+    candidates += [Path(s) for s in (run.results.get("config") or {}).get("tasks", []) if Path(s).is_file()]
+    for path in candidates:
+        try:
+            loaded = tasks.load_task(path) if path else None
+        except MibeError:
+            continue
+        if loaded is not None and loaded.name == task:
+            return loaded.choices
+    return tuple(sorted(seen))  # the task file is gone: the labels the samples show
+
+
+def _matrix(kind: str, metric: str, golds: list, preds: list, labels: tuple[str, ...], parser: str) -> Any:
+    import numpy as np
+
+    from mibe import metrics
+
+    if kind == "text":
+        if metric != "rouge_l":
+            return None  # per-document BERTScore is not kept in the samples
+        x = np.array([[metrics.rouge_l(g, p)] for g, p in zip(golds, preds, strict=True)]).reshape(-1, 1)
+        n = len(golds)
+        return x, lambda s: s[..., 0] / n
+    x, stat = metrics._stats(kind, golds, preds, labels, parser)
+    return (x, stat[metric]) if metric in stat else None
+
+
+def _correct(kind: str, metric: str, golds: list, preds: list, parser: str) -> list[bool]:
+    from mibe import metrics
+
+    if metric == "exact_match":
+        return [metrics.span_scores(g, p, parser)[0] == 1.0 for g, p in zip(golds, preds, strict=True)]
+    return [g == p for g, p in zip(golds, preds, strict=True)]
+
+
+def task_seed(seed: int, task: str) -> int:
+    # Every metric of one task resamples the same documents; different tasks draw independently.
+    return seed + zlib.crc32(task.encode()) % 1_000_003
+
+
+def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, seed: int) -> Outcome:
+    rows_a, rows_b = read_samples(run_a.path, task), read_samples(run_b.path, task)
+    for run, rows in ((run_a, rows_a), (run_b, rows_b)):
+        if rows is None:
+            return Outcome(None, None, f"no samples/{task}.jsonl in {run.path}")
+    docs, _ = shared_docs(rows_a, rows_b)
+    if not docs:
+        return Outcome(None, None, "no documents scored by both")
+    golds, preds_a, preds_b = [d[0] for d in docs], [d[1] for d in docs], [d[2] for d in docs]
+    kind = answer_kind(run_a.results["tasks"][task]["metrics"], golds + preds_a + preds_b)
+    protocol = run_a.results["tasks"][task]["protocol"]
+    parser = protocol.get("parser") if protocol.get("parser") in ("paper", "strict") else "strict"
+    labels: tuple[str, ...] = ()
+    if kind == "multi_label":
+        seen = {x for v in golds + preds_a + preds_b for x in v if x != "missing"}
+        labels = task_labels(task, run_a, seen)
+    built = [_matrix(kind, metric, golds, p, labels, parser) for p in (preds_a, preds_b)]
+    if built[0] is None or built[1] is None:
+        return Outcome(None, None, f"{metric} has no per-document statistics in the samples")
+    (x_a, stat), (x_b, _) = built
+    paired = stats.paired_bootstrap(x_a, x_b, stat, n_boot, task_seed(seed, task))
+    mcnemar = None
+    if metric in BINARY:
+        right = [_correct(kind, metric, golds, p, parser) for p in (preds_a, preds_b)]
+        mcnemar = stats.mcnemar_exact(*right)
+    return Outcome(paired, mcnemar, None)
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
+    ka, kb = dict(protocol_key(task, a)), dict(protocol_key(task, b))
+    return [f"{k}: {ka[k]} vs {kb[k]}" for k in KEY_FIELDS if ka[k] != kb[k]]
+
+
+def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int = 1234) -> dict[str, Any]:
+    """The comparison as plain data (what every format renders)."""
+    run_a, run_b = load_run(dir_a), load_run(dir_b)
+    tasks_a, tasks_b = run_a.results["tasks"], run_b.results["tasks"]
+    report: dict[str, Any] = {
+        "a": {"label": run_label(run_a), "run": str(run_a.path)},
+        "b": {"label": run_label(run_b), "run": str(run_b.path)},
+        "bootstrap": n_boot,
+        "seed": seed,
+        "alpha": ALPHA,
+        "tasks": [],
+        "skipped": {},
+    }
+    for task in [t for t in tasks_a if t not in tasks_b]:
+        report["skipped"][task] = f"only in A ({run_a.path})"
+    for task in [t for t in tasks_b if t not in tasks_a]:
+        report["skipped"][task] = f"only in B ({run_b.path})"
+    for task in (t for t in tasks_a if t in tasks_b):
+        rows_a, rows_b = read_samples(run_a.path, task), read_samples(run_b.path, task)
+        if rows_a is None or rows_b is None:
+            report["skipped"][task] = "no samples file in " + (
+                str(run_a.path) if rows_a is None else str(run_b.path)
+            )
+            continue
+        docs, mismatched = shared_docs(rows_a, rows_b)
+        if not docs:
+            report["skipped"][task] = f"no document scored by both ({mismatched} shared ids with other golds)"
+            continue
+        entry = {
+            "task": task,
+            "n_a": len(rows_a),
+            "n_b": len(rows_b),
+            "n_shared": len(docs),
+            "gold_mismatch": mismatched,
+            "invented": bool(tasks_a[task].get("invented") or tasks_b[task].get("invented")),
+            "protocol_differences": _differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
+            "agreement": sum(d[1] == d[2] for d in docs) / len(docs),
+            "output_agreement": sum(d[3] == d[4] for d in docs) / len(docs),
+            "metrics": [],
+        }
+        for metric in (m for m in tasks_a[task]["metrics"] if m in tasks_b[task]["metrics"]):
+            entry["metrics"].append(
+                _metric_entry(paired_metric(run_a, run_b, task, metric, n_boot, seed), metric)
+            )
+        report["tasks"].append(entry)
+    return report
+
+
+def _metric_entry(outcome: Outcome, metric: str) -> dict[str, Any]:
+    p, test, why = outcome.decisive()
+    out: dict[str, Any] = {"metric": metric, "a": None, "b": None, "diff": None, "ci95": None}
+    if outcome.paired is not None:
+        pb = outcome.paired
+        out.update(a=pb.a, b=pb.b, diff=pb.diff, ci95=list(pb.ci95), p_bootstrap=pb.p)
+    if outcome.mcnemar is not None:
+        m = outcome.mcnemar
+        out["mcnemar"] = {"a_only": m.a_only, "b_only": m.b_only, "p": m.p}
+    out["significant"] = None if p is None else p < ALPHA
+    out["test"] = test or None
+    out["note"] = why
+    return out

@@ -1,0 +1,151 @@
+"""A `mibe compare` report as terminal text, markdown, CSV or JSON (aggregates only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+DASH = "—"
+HEAD = ("task", "metric", "n", "A", "B", "A-B", "95% CI", "p boot", "McNemar A|B p", "sig.", "agree")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    return DASH if value is None else f"{value:.3g}"
+
+
+def _lines(report: dict[str, Any]) -> list[list[str]]:
+    out = []
+    for task in report["tasks"]:
+        for m in task["metrics"]:
+            ci = m.get("ci95")
+            mc = m.get("mcnemar")
+            sig = {True: "yes", False: "no", None: "n/t"}[m["significant"]]
+            out.append(
+                [
+                    task["task"] + (" (invented)" if task["invented"] else ""),
+                    m["metric"],
+                    str(task["n_shared"]),
+                    _num(m["a"]),
+                    _num(m["b"]),
+                    DASH if m["diff"] is None else f"{m['diff']:+.3f}",
+                    DASH if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
+                    _p(m.get("p_bootstrap")),
+                    DASH if mc is None else f"{mc['a_only']}|{mc['b_only']} {_p(mc['p'])}",
+                    sig,
+                    f"{task['agreement']:.3f}",
+                ]
+            )
+    return out
+
+
+def _notes(report: dict[str, Any]) -> list[str]:
+    a, b = report["a"], report["b"]
+    notes = [
+        f"A: {a['label']} ({a['run']})",
+        f"B: {b['label']} ({b['run']})",
+        f"Over the documents both runs scored. Paired bootstrap: {report['bootstrap']} resamples, "
+        f"seed {report['seed']}. sig.: p < {report['alpha']} on McNemar's exact test (accuracy, "
+        "exact_match: A|B = documents only A, only B got right), else on the paired bootstrap. "
+        "agree: share of shared documents with the same prediction.",
+    ]
+    for task in report["tasks"]:
+        out = task["output_agreement"]
+        detail = [f"identical raw outputs {out:.3f}"]
+        if task["protocol_differences"]:
+            detail.append("protocols differ: " + "; ".join(task["protocol_differences"]))
+        if task["gold_mismatch"]:
+            detail.append(f"{task['gold_mismatch']} shared ids with different golds left out")
+        if task["n_shared"] < max(task["n_a"], task["n_b"]):
+            detail.append(f"A scored {task['n_a']}, B {task['n_b']}")
+        notes.append(f"{task['task']}: " + "; ".join(detail))
+        for m in task["metrics"]:
+            if m.get("note"):
+                notes.append(f"{task['task']} {m['metric']}: not testable: {m['note']}")
+    notes += [f"{task}: skipped: {why}" for task, why in report["skipped"].items()]
+    return notes
+
+
+def text(report: dict[str, Any]) -> str:
+    grid = [list(HEAD), *_lines(report)]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(HEAD))]
+    rows = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in grid]
+    rows.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*rows, "", *_notes(report)]) + "\n"
+
+
+def _md(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    out = ["| " + " | ".join(HEAD) + " |", "|" + "|".join("---" for _ in HEAD) + "|"]
+    out += ["| " + " | ".join(_md(c) for c in line) + " |" for line in _lines(report)]
+    return "\n".join([*out, "", *(f"- {_md(n)}" for n in _notes(report))]) + "\n"
+
+
+CSV_FIELDS = (
+    "task",
+    "metric",
+    "n_shared",
+    "a",
+    "b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_bootstrap",
+    "mcnemar_a_only",
+    "mcnemar_b_only",
+    "mcnemar_p",
+    "significant",
+    "test",
+    "note",
+    "agreement",
+    "output_agreement",
+    "invented",
+    "protocol_differences",
+)
+
+
+def csv_text(report: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for task in report["tasks"]:
+        for m in task["metrics"]:
+            ci, mc = m.get("ci95") or (None, None), m.get("mcnemar") or {}
+            writer.writerow(
+                {
+                    "task": task["task"],
+                    "metric": m["metric"],
+                    "n_shared": task["n_shared"],
+                    "a": m["a"],
+                    "b": m["b"],
+                    "diff": m["diff"],
+                    "ci_low": ci[0],
+                    "ci_high": ci[1],
+                    "p_bootstrap": m.get("p_bootstrap"),
+                    "mcnemar_a_only": mc.get("a_only"),
+                    "mcnemar_b_only": mc.get("b_only"),
+                    "mcnemar_p": mc.get("p"),
+                    "significant": m["significant"],
+                    "test": m["test"],
+                    "note": m["note"],
+                    "agreement": task["agreement"],
+                    "output_agreement": task["output_agreement"],
+                    "invented": task["invented"],
+                    "protocol_differences": "; ".join(task["protocol_differences"]),
+                }
+            )
+    return buffer.getvalue()
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return {"table": text, "md": markdown, "csv": csv_text}[fmt](report)

@@ -1,0 +1,253 @@
+"""Run folders (and the paper's published rows) -> one leaderboard: the table model every format renders.
+
+A column is (task, metric, protocol key): numbers scored two ways never share one. Rows that share
+no column are never ranked against each other, so the board falls into sections: each a group of
+rows linked by shared columns, with its own averages, ranks and best cells. Invented-data results
+always sit in sections of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mibe.types import MibeError
+
+# The paper's Table 3 order, and the metrics it reports per task (MIBE.md); other metrics of a run
+# are shown with --all-metrics but never averaged.
+PAPER_METRICS: dict[str, tuple[str, ...]] = {
+    "pubmedqa": ("accuracy", "macro_f1"),
+    "medqa": ("accuracy", "macro_f1"),
+    "medmcqa": ("accuracy", "macro_f1"),
+    "emrqa": ("exact_match", "f1"),
+    "i2b2_2010": ("entity_f1",),
+    "ddi2013": ("macro_f1",),
+    "hoc": ("macro_f1",),
+    "mtsample": ("accuracy", "macro_f1"),
+    "pubmed_sum": ("rouge_l", "bertscore_f1"),
+    "mimic_cxr": ("rouge_l", "bertscore_f1"),
+    "bionli": ("accuracy", "macro_f1"),
+    "mednli": ("accuracy", "macro_f1"),
+}
+METRIC_ORDER = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "missing_rate",
+    "exact_match",
+    "f1",
+    "entity_f1",
+    "entity_precision",
+    "entity_recall",
+    "rouge_l",
+    "bertscore_f1",
+)
+LOWER_IS_BETTER = frozenset({"missing_rate"})
+# CONTRACTS.md "Protocols": what must match for two numbers to share a column.
+KEY_FIELDS = (
+    "task",
+    "task_version",
+    "data",
+    "split",
+    "limit",
+    "shots",
+    "scoring",
+    "parser",
+    "chat_template",
+    "system_prompt",
+    "max_new_tokens",
+    "stop",
+)
+Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashable, comparable
+
+
+@dataclass(frozen=True)
+class Column:
+    task: str
+    metric: str
+    key: Key
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        return {name: json.loads(value) for name, value in self.key}
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float | None
+    ci95: tuple[float, float] | None = None
+    n: int | None = None
+    note: str | None = None  # why a value is absent, or what to know about it
+
+
+@dataclass
+class Row:
+    label: str
+    published: bool
+    invented: bool
+    lineage: dict[str, Any]
+    run_dir: Path | None
+    cells: dict[Column, Cell] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    results: dict[str, Any]
+
+
+def protocol_key(task: str, protocol: dict[str, Any]) -> Key:
+    data = protocol.get("data")
+    values = {**protocol, "task": task, "data": data.get("fingerprint") if isinstance(data, dict) else data}
+    return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
+
+
+def load_run(path: str | Path) -> Run:
+    """A run folder (or its results.json); bad input is one line naming the file and the fix."""
+    folder = Path(path)
+    if folder.is_file() and folder.name == "results.json":
+        folder = folder.parent
+    file = folder / "results.json"
+    if not file.is_file():
+        raise MibeError(f"{path}: no results.json there; pass a run folder written by `mibe run`")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MibeError(f"{file}: not valid JSON ({exc}); rerun the run or remove the folder") from None
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, dict):
+        raise MibeError(f"{file}: no 'tasks' mapping; is this a mibe results.json?")
+    for name, entry in tasks.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("protocol"), dict):
+            raise MibeError(f"{file}: tasks.{name}.protocol is missing; rerun that task with `mibe run`")
+        if not isinstance(entry.get("metrics"), dict):
+            raise MibeError(f"{file}: tasks.{name}.metrics is missing; rerun that task with `mibe run`")
+    return Run(folder, data)
+
+
+def run_label(run: Run) -> str:
+    model = run.results.get("model") or {}
+    name = model.get("name") or Path(str(model.get("path") or run.path.name)).name
+    adapter = model.get("adapter")
+    return f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
+
+
+def _provenance(model: dict[str, Any]) -> dict[str, Any] | None:
+    # The training subpackage writes a provenance file beside a checkpoint; results may carry it too.
+    if isinstance(model.get("provenance"), dict):
+        return model["provenance"]
+    for folder in (model.get("adapter"), model.get("path")):
+        file = Path(str(folder)) / "provenance.json" if folder else None
+        if file and file.is_file():
+            try:
+                return json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                return {"unreadable": str(file)}
+    return None
+
+
+def run_lineage(run: Run) -> dict[str, Any]:
+    model = run.results.get("model") or {}
+    provenance = _provenance(model)
+    base = (provenance or {}).get("base_model") or (provenance or {}).get("base")
+    rescored = {e.get("rescored_from") for e in run.results["tasks"].values()} - {None}
+    return {
+        "run": str(run.path),
+        "model": model.get("path"),
+        "base": base or (model.get("path") if model.get("adapter") else None),
+        "adapter": model.get("adapter"),
+        "training": _summary(provenance) if provenance else None,
+        "backend": " ".join(str(x) for x in (model.get("backend"), model.get("backend_version")) if x),
+        "dtype": model.get("dtype"),
+        "rescored_from": ", ".join(sorted(map(str, rescored))) or None,
+    }
+
+
+def _summary(provenance: dict[str, Any]) -> str:
+    keys = ("recipe", "stage", "steps", "tokens", "data_manifest", "mibe_commit")
+    picked = {k: provenance[k] for k in keys if k in provenance} or provenance
+    return json.dumps(picked, sort_keys=True, default=str)[:300]
+
+
+def run_rows(run: Run) -> list[Row]:
+    """One row per kind of data the run holds: real and invented results never share a row."""
+    rows: dict[bool, Row] = {}
+    for task, entry in run.results["tasks"].items():
+        invented = bool(entry.get("invented"))
+        row = rows.setdefault(invented, Row(run_label(run), False, invented, run_lineage(run), run.path))
+        key = protocol_key(task, entry["protocol"])
+        for metric, value in entry["metrics"].items():
+            value = value if isinstance(value, dict) else {"value": value}
+            ci = value.get("ci95")
+            note = value.get("unavailable") or ("partial: --limit" if entry.get("partial") else None)
+            row.cells[Column(task, metric, key)] = Cell(
+                value.get("value"), tuple(ci) if ci else None, entry.get("n"), note
+            )
+    return [rows[k] for k in sorted(rows)]
+
+
+def disambiguate(rows: Sequence[Row]) -> None:
+    """Two run folders of one model (say zero-shot and 1-shot) get their folder names in the label."""
+    runs_per_label: dict[str, set[Path]] = {}
+    for row in rows:
+        if row.run_dir is not None:
+            runs_per_label.setdefault(row.label, set()).add(row.run_dir)
+    for row in rows:
+        if row.run_dir is not None and len(runs_per_label[row.label]) > 1:
+            row.label = f"{row.label} ({row.run_dir.name})"
+
+
+def column_order(column: Column) -> tuple:
+    tasks = list(PAPER_METRICS)
+    task_rank = tasks.index(column.task) if column.task in PAPER_METRICS else len(tasks)
+    metric_rank = METRIC_ORDER.index(column.metric) if column.metric in METRIC_ORDER else len(METRIC_ORDER)
+    return (task_rank, column.task, metric_rank, column.metric)
+
+
+def shown(column: Column, all_metrics: bool) -> bool:
+    return all_metrics or column.task not in PAPER_METRICS or column.metric in PAPER_METRICS[column.task]
+
+
+def averaged(column: Column) -> bool:
+    """The average covers the paper's metrics (all metrics of a user's own task), higher-is-better."""
+    if column.metric in LOWER_IS_BETTER:
+        return False
+    return column.task not in PAPER_METRICS or column.metric in PAPER_METRICS[column.task]
+
+
+@dataclass
+class Board:
+    sections: list[Any]  # ranking.Section
+    protocol_ids: dict[Key, str]  # "P1", "P2", ... in the order columns appear
+    column_ids: dict[tuple[int, Column], str]  # (section index, column) -> "c1", ... (HTML sort hooks)
+
+
+def build(
+    run_dirs: Sequence[str | Path],
+    published: bool = True,
+    all_metrics: bool = False,
+    n_boot: int = 1000,
+    seed: int = 1234,
+) -> Board:
+    from mibe import ranking
+
+    rows = [row for d in run_dirs for row in run_rows(load_run(d))]
+    disambiguate(rows)
+    if published:
+        from mibe import published as paper
+
+        rows += paper.published_rows()
+        paper.adopt_published_keys(rows)
+    if not rows:
+        raise MibeError("nothing to show: pass run folders, or leave out --no-published")
+    sections = ranking.sections(rows, all_metrics, n_boot, seed)
+    protocol_ids: dict[Key, str] = {}
+    column_ids: dict[tuple[int, Column], str] = {}
+    for s, section in enumerate(sections):
+        for column in section.columns:
+            protocol_ids.setdefault(column.key, f"P{len(protocol_ids) + 1}")
+            column_ids[s, column] = f"c{len(column_ids) + 1}"
+    return Board(sections, protocol_ids, column_ids)

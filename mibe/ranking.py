@@ -1,0 +1,230 @@
+"""Rows -> sections: rows linked by shared columns are ranked together; each section gets averages over
+complete rows, ranks, the best cell per column, and whether that best row is significantly ahead."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mibe.leaderboard import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, shown
+
+AVERAGE = "average"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Is the best row ahead of the second? None when it can't be told (and `text` says why)."""
+
+    significant: bool | None
+    text: str
+    p: float | None = None
+    test: str | None = None
+    n: int | None = None
+
+
+@dataclass
+class Ranked:
+    row: Row
+    average: float | None
+    rank: int | None
+
+
+@dataclass
+class Section:
+    title: str
+    invented: bool
+    columns: list[Column]
+    averaged: list[Column]  # the columns the average is over
+    rows: list[Ranked]
+    best: dict[Any, set[int]] = field(default_factory=dict)  # column (or AVERAGE) -> row indices
+    verdicts: dict[Any, Verdict] = field(default_factory=dict)
+
+
+def _groups(rows: Sequence[Row]) -> list[list[Row]]:
+    """Connected components of 'shares a protocol key', invented and real never mixed."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[bool, Any], int] = {}
+    for i, row in enumerate(rows):
+        for column in row.cells:
+            j = owner.setdefault((row.invented, column.key), i)
+            parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        groups.setdefault(find(i), []).append(i)
+    # Real runs first, then the published rows on their own, then invented data.
+    order = sorted(
+        groups.values(), key=lambda g: (rows[g[0]].invented, all(rows[i].published for i in g), g[0])
+    )
+    return [[rows[i] for i in g] for g in order]
+
+
+def _title(rows: Sequence[Row], columns: Sequence[Column]) -> str:
+    if all(r.published for r in rows):
+        head = "Published rows (no samples: intervals and significance not available)"
+    elif rows[0].invented:
+        head = "Invented data (demo documents and fixtures: not comparable with real scores)"
+    else:
+        head = "Runs" + (" and published rows" if any(r.published for r in rows) else "")
+    common = []
+    for name, say in (
+        ("shots", "{}-shot"),
+        ("scoring", "{}"),
+        ("parser", "parser {}"),
+        ("chat_template", "chat template {}"),
+        ("limit", "limit {}"),
+    ):
+        values = {json.dumps(c.protocol[name]) for c in columns}
+        if len(values) == 1:
+            value = columns[0].protocol[name]
+            if name == "chat_template":
+                common.append("no chat template" if value is None else say.format(value))
+            elif name != "limit" or value is not None:
+                common.append(say.format(value))
+    return head + (": " + ", ".join(common) if common else "")
+
+
+def _better(metric: str, a: float, b: float) -> bool:
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def _ranks(averages: Sequence[float | None]) -> list[int | None]:
+    # Competition ranking (1, 2, 2, 4) over complete rows only.
+    present = [a for a in averages if a is not None]
+    return [None if a is None else 1 + sum(1 for b in present if b > a + 1e-12) for a in averages]
+
+
+def build_section(rows: Sequence[Row], all_metrics: bool) -> Section:
+    columns = sorted({c for r in rows for c in r.cells if shown(c, all_metrics)}, key=column_order)
+    # A column nobody has a number for (BERTScore offline, say) can't make a row incomplete.
+    valued = [c for c in columns if any(r.cells.get(c, None) and r.cells[c].value is not None for r in rows)]
+    over = [c for c in valued if averaged(c)]
+
+    def average(row: Row) -> float | None:
+        values = [row.cells[c].value for c in over if c in row.cells]
+        if not over or len(values) < len(over) or any(v is None for v in values):
+            return None
+        return sum(values) / len(values)  # type: ignore[arg-type]
+
+    averages = [average(r) for r in rows]
+    ranked = [Ranked(r, a, k) for r, a, k in zip(rows, averages, _ranks(averages), strict=True)]
+    ranked.sort(key=lambda x: (x.rank is None, x.rank or 0))
+    section = Section(_title(rows, columns), rows[0].invented, columns, over, ranked)
+    for column in valued:
+        values = [(i, x.row.cells[column].value) for i, x in enumerate(ranked) if column in x.row.cells]
+        values = [(i, v) for i, v in values if v is not None]
+        top = values[0][1]
+        for _, v in values:
+            top = v if _better(column.metric, v, top) else top
+        best = {i for i, v in values if abs(v - top) < 1e-12}
+        if len(values) > len(best):  # one row alone, or all rows equal: nothing is best
+            section.best[column] = best
+    top_avg = [i for i, x in enumerate(ranked) if x.rank == 1]
+    if 0 < len(top_avg) < sum(1 for x in ranked if x.rank is not None):
+        section.best[AVERAGE] = set(top_avg)
+    return section
+
+
+def _runner_up(section: Section, column: Column) -> tuple[int, int] | Verdict:
+    values = [
+        (i, x.row.cells[column].value)
+        for i, x in enumerate(section.rows)
+        if column in x.row.cells and x.row.cells[column].value is not None
+    ]
+    best = section.best.get(column, set())
+    if len(values) < 2:
+        return Verdict(None, "only one row")
+    if len(best) != 1:
+        return Verdict(None, "tied")
+    others = [(i, v) for i, v in values if i not in best]
+    second = others[0]
+    for i, v in others:
+        second = (i, v) if _better(column.metric, v, second[1]) else second
+    return next(iter(best)), second[0]
+
+
+def _verdict(p: float | None, test: str, why: str | None, n: int | None, alpha: float) -> Verdict:
+    if why:
+        return Verdict(None, f"not testable: {why}", test=test or None, n=n)
+    assert p is not None
+    answer = "yes" if p < alpha else "no"
+    return Verdict(p < alpha, f"{answer} (p={p:.3g}, {test}, n={n})", p, test, n)
+
+
+def _untestable(a: Row, b: Row) -> Verdict | None:
+    if a.published or b.published:
+        return Verdict(None, "not testable: published rows have no samples")
+    return None
+
+
+def judge(section: Section, n_boot: int, seed: int) -> None:
+    """Fill section.verdicts: the best row against the second, per column and on the average."""
+    from mibe.compare import ALPHA, paired_metric
+    from mibe.stats import MIN_BOOTSTRAP_N, mean_of
+
+    runs: dict[int, Run] = {}
+
+    def run(i: int) -> Run:
+        from mibe.leaderboard import load_run
+
+        if i not in runs:
+            runs[i] = load_run(section.rows[i].row.run_dir)  # type: ignore[arg-type]
+        return runs[i]
+
+    for column in section.columns:
+        if not any(x.row.cells.get(column) and x.row.cells[column].value is not None for x in section.rows):
+            continue
+        pair = _runner_up(section, column)
+        if isinstance(pair, Verdict):
+            section.verdicts[column] = pair
+            continue
+        i, j = pair
+        blocked = _untestable(section.rows[i].row, section.rows[j].row)
+        if blocked:
+            section.verdicts[column] = blocked
+            continue
+        outcome = paired_metric(run(i), run(j), column.task, column.metric, n_boot, seed)
+        p, test, why = outcome.decisive()
+        n = outcome.paired.n if outcome.paired else None
+        section.verdicts[column] = _verdict(p, test, why, n, ALPHA)
+    ranked = [i for i, x in enumerate(section.rows) if x.rank is not None]
+    if len(ranked) < 2:
+        section.verdicts[AVERAGE] = Verdict(None, "fewer than two complete rows")
+        return
+    if len(section.best.get(AVERAGE, ())) != 1:
+        section.verdicts[AVERAGE] = Verdict(None, "tied")
+        return
+    i, j = ranked[0], ranked[1]
+    blocked = _untestable(section.rows[i].row, section.rows[j].row)
+    if blocked:
+        section.verdicts[AVERAGE] = blocked
+        return
+    parts = []
+    for column in section.averaged:
+        outcome = paired_metric(run(i), run(j), column.task, column.metric, n_boot, seed)
+        if outcome.paired is None:
+            section.verdicts[AVERAGE] = Verdict(None, f"not testable: {column.task} {outcome.reason}")
+            return
+        parts.append(outcome.paired)
+    joint = mean_of(parts)
+    n = min(p.n for p in parts)
+    why = None if n >= MIN_BOOTSTRAP_N else f"{n} shared documents (a bootstrap test needs {MIN_BOOTSTRAP_N})"
+    section.verdicts[AVERAGE] = _verdict(joint.p, "paired bootstrap over tasks", why, n, ALPHA)
+
+
+def sections(rows: Sequence[Row], all_metrics: bool, n_boot: int, seed: int) -> list[Section]:
+    out = []
+    for group in _groups(rows):
+        section = build_section(group, all_metrics)
+        if section.columns:
+            judge(section, n_boot, seed)
+            out.append(section)
+    return out
