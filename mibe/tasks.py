@@ -155,7 +155,10 @@ def load_task(path: str | Path) -> Task:
         raise _fail(path, "credentialed", "true or false")
     access = raw.get("access") or f"dataset source: {source or 'local data only'}"
     source_text, template_name = _template(path, raw.get("template"))
-    compile_template(source_text)
+    try:
+        compile_template(source_text)
+    except MibeError as exc:
+        raise _fail(path, "template", str(exc)) from None
     hook = path.with_suffix(".py")
     return Task(
         name=name,
