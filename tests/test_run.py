@@ -329,7 +329,9 @@ def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Pat
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_llama)
-    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
@@ -337,12 +339,16 @@ def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Pat
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
     common = dict(tasks=("pubmedqa",), demo=True, scoring="loglikelihood")
-    plain = api.run(RunConfig(model=str(tiny_llama), output_dir=str(tmp_path / "a"), **common), say=lambda x: None)
+    plain = api.run(
+        RunConfig(model=str(tiny_llama), output_dir=str(tmp_path / "a"), **common), say=lambda x: None
+    )
     flagged = api.run(
         RunConfig(model=str(tiny_llama), adapter=str(adapter), output_dir=str(tmp_path / "b"), **common),
         say=lambda x: None,
     )
-    folder_only = api.run(RunConfig(model=str(adapter), output_dir=str(tmp_path / "c"), **common), say=lambda x: None)
+    folder_only = api.run(
+        RunConfig(model=str(adapter), output_dir=str(tmp_path / "c"), **common), say=lambda x: None
+    )
     assert flagged["model"]["adapter"] == str(adapter) and folder_only["model"]["adapter"] == str(adapter)
 
     def logprobs(run: str) -> list:
