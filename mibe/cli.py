@@ -82,6 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="a task name or task-file path")
     validate = tsub.add_parser("validate", help="check task files; exit 2 on the first bad one")
     validate.add_argument("paths", nargs="+")
+
+    rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
+    rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
+    rescore.add_argument("--parser", default="strict", choices=PARSERS, help="the parser to apply (strict)")
+    rescore.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
+    rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
+    audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
+    audit.add_argument("run_dir", help="a run folder written by `mibe run`")
+    audit.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
+    audit.add_argument("-o", "--output", metavar="FILE", help="write the audit as markdown to FILE")
+    audit.add_argument("--format", default="text", choices=("text", "md"), help="stdout format (text)")
+    audit.add_argument("--examples", type=int, default=3, help="example outputs per kind of disagreement")
+    audit.add_argument("--show-credentialed-examples", action="store_true", help="include credentialed text")
     return top
 
 
@@ -193,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return board_cli.leaderboard(args) if args.command == "leaderboard" else board_cli.compare(args)
         if args.command == "tasks":
             return _tasks_command(args)
+        if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
+            from mibe import audit, rescore
+
+            return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
         from mibe import api
 
         api.run(_config(args), command=["mibe", *argv])

@@ -1,0 +1,271 @@
+"""`mibe audit`: how much of a run's score is parsing; the paper's parser against the strict one.
+
+Each saved output is read by both parsers (mibe.parsing); where they differ, the difference is put
+into one kind (KINDS) so a reader sees which of the paper's flaws (docs/parsing-audit.md) moved it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mibe.types import MISSING, MibeError
+
+KINDS = (
+    "substring inside a word",  # PubMedQA: "I cannot tell" reads as "no"
+    "first-in-list",  # MTSample: "Neurosurgery" reads as "Surgery", listed first
+    "stray capital letter",  # MedQA: "A 45-year-old ..." reads as answer A
+    "two answers",  # "yes or no": the paper takes the first listed, strict says missing
+    "case",  # MedQA "(c)", DDI "ddi-effect", HoC "Inducing angiogenesis": the paper finds nothing
+    "character-set F1",  # emrQA: the paper's F1 is over sets of characters
+    "other",
+)
+_EXAMPLE_CHARS = 160
+
+
+def _found(out: str, answer_type: str, label: str, parser: str) -> bool:
+    # One label alone: whether that parser's rule sees it anywhere in the output (list order aside).
+    kind = "choice" if answer_type == "multi_label" else answer_type
+    return parse_value(out, kind, (label,), parser) == label
+
+
+def parse_value(out: str, answer_type: str, choices: tuple[str, ...], parser: str) -> Any:
+    from mibe.parsing import parse
+
+    return parse(out, answer_type, choices, parser).value
+
+
+def _single_kind(out: str, answer_type: str, choices: tuple[str, ...], paper: str, strict: str) -> str:
+    named = {c for c in choices if _found(out, answer_type, c, "strict")}
+    # The paper saw the strict answer too, but an earlier label in list order won: a label named
+    # as a word ("no, not yes") or one inside the answer ("Surgery" in "Neurosurgery").
+    saw_strict = paper != MISSING and strict != MISSING and _found(out, answer_type, strict, "paper")
+    if saw_strict and (paper in named or paper.lower() in strict.lower()):
+        return "first-in-list"
+    if answer_type == "letter" and paper != MISSING and paper not in named:
+        return "stray capital letter"  # a capital inside a word ("Answer") or the article "A"
+    if len(named) >= 2:
+        return "two answers"
+    if paper != MISSING and paper not in named:
+        return "substring inside a word"
+    if paper == MISSING and strict != MISSING and strict.lower() in out.lower():
+        return "case"
+    return "other"
+
+
+def _multi_kind(out: str, choices: tuple[str, ...], paper: tuple, strict: tuple) -> str:
+    for label in choices:
+        if (label in paper) == (label in strict):
+            continue
+        if label in paper:  # a case-sensitive substring the word-bounded match rejects
+            return "substring inside a word"
+        return "case" if label.lower() in out.lower() else "other"
+    return "other"
+
+
+def _span_kind(paper: str, strict: str, gold: Any) -> str | None:
+    from mibe.metrics import span_scores
+
+    strict_scores = span_scores(gold, strict, "strict")
+    if paper == strict and span_scores(gold, paper, "paper") == strict_scores:
+        return None
+    if span_scores(gold, strict, "paper") != strict_scores:
+        return "character-set F1"
+    return "other"  # the strict parser kept the first line or unwrapped quotes
+
+
+def classify(text: str, answer_type: str, choices: tuple[str, ...], gold: Any = None) -> str | None:
+    """The kind of disagreement between the paper and strict parsers on one output; None if none."""
+    paper = parse_value(text, answer_type, choices, "paper")
+    strict = parse_value(text, answer_type, choices, "strict")
+    return _kind(text.strip(), answer_type, choices, gold, paper, strict)
+
+
+def _kind(out: str, answer_type: str, choices: tuple, gold: Any, paper: Any, strict: Any) -> str | None:
+    if answer_type == "span":
+        return _span_kind(paper, strict, gold)
+    if paper == strict:
+        return None
+    if answer_type == "multi_label":
+        return _multi_kind(out, choices, paper, strict)
+    if answer_type in ("choice", "letter"):
+        return _single_kind(out, answer_type, choices, paper, strict)
+    return "other"
+
+
+def _shown(x: Any) -> str:
+    return ("; ".join(x) or "(none)") if isinstance(x, list | tuple) else str(x)
+
+
+def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentialed: bool) -> dict[str, Any]:
+    from mibe import metrics
+    from mibe.rescore import value
+
+    task, entry = saved.task, saved.entry
+    report: dict[str, Any] = {
+        "task": saved.name,
+        "n": len(saved.rows),
+        "run_parser": entry["protocol"].get("parser"),
+        "credentialed": task.credentialed,
+        "differ": 0,
+        "kinds": {},
+        "metrics": {},
+        "examples": {},
+        "note": None,
+    }
+    if entry["protocol"].get("scoring") == "loglikelihood":
+        report["note"] = "scored by log-likelihood: no generated output to parse"
+        return report
+    if task.answer_type in ("entities", "text"):
+        report["note"] = "both parsers read the stripped output: nothing can differ"
+        return report
+    golds = [value(r["gold"]) for r in saved.rows]
+    preds: dict[str, list] = {"paper": [], "strict": []}
+    for row, gold in zip(saved.rows, golds, strict=True):
+        text = row["raw_output"]
+        paper, strict = (parse_value(text, task.answer_type, task.choices, p) for p in ("paper", "strict"))
+        preds["paper"].append(paper)
+        preds["strict"].append(strict)
+        kind = _kind(text.strip(), task.answer_type, task.choices, gold, paper, strict)
+        if kind is None:
+            continue
+        report["differ"] += 1
+        report["kinds"][kind] = report["kinds"].get(kind, 0) + 1
+        shown = report["examples"].setdefault(kind, [])
+        if len(shown) < examples:
+            flat = " ".join(text.split())
+            cut = flat[:_EXAMPLE_CHARS] + ("..." if len(flat) > _EXAMPLE_CHARS else "")
+            shown.append({"id": row["id"], "output": cut, "paper": _shown(paper), "strict": _shown(strict)})
+            shown[-1]["gold"] = _shown(gold)
+    report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
+    names = [m for m in entry["metrics"] if m in metrics.METRICS[task.answer_type]]
+    for parser, values in preds.items():
+        # Point values only (no bootstrap): the audit compares parsers, not runs.
+        scored = metrics.score_task(
+            task.answer_type,
+            names,
+            golds,
+            values,
+            task.choices,
+            parser,
+            seed=config.get("seed", 1234),
+            n_boot=0,
+        )
+        for m in names:
+            report["metrics"].setdefault(m, {})[parser] = scored["metrics"][m]["value"]
+    if task.credentialed and not show_credentialed:
+        report["examples"] = None  # DUA-covered text stays out unless asked for
+    return report
+
+
+def audit(
+    run_dir: str | Path, names: Sequence[str], examples: int = 3, show_credentialed: bool = False
+) -> dict:
+    from mibe.rescore import pick, read_run, read_task
+
+    run = read_run(run_dir)
+    config = run.results.get("config") or {}
+    saved = [read_task(run, name) for name in pick(run, names)]
+    return {
+        "run": str(run.path),
+        "tasks": [audit_task(s, config, examples, show_credentialed) for s in saved],
+    }
+
+
+def _num(x: Any) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _table(rows: list[Sequence[str]], md: bool) -> list[str]:
+    if md:
+        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        return [lines[0], "|" + "---|" * len(rows[0]), *lines[1:]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return [lines[0], "-" * len(max(lines, key=len)), *lines[1:]]
+
+
+def _code(text: str, md: bool) -> str:
+    return f"`{text.replace('`', chr(39))}`" if md else repr(text)
+
+
+def render(report: dict[str, Any], md: bool) -> str:
+    """The audit as markdown (`md`) or as plain text for a terminal."""
+    head = "# Parsing audit" if md else "Parsing audit"
+    lines = [f"{head}: {report['run']}", ""]
+    lines.append(
+        "Each output read by the paper's parser (Me-LLaMA's scoring scripts) and by mibe's strict "
+        "parser; see docs/parsing-audit.md for the kinds."
+    )
+    summary = [("task", "n", "read differently", "metric", "paper", "strict", "paper - strict")]
+    for t in report["tasks"]:
+        # The paper's headline metric: Macro-F1 for every labelled task, F1 for emrQA.
+        main = next((m for m in ("macro_f1", "f1", *t["metrics"]) if m in t["metrics"]), None)
+        both = t["metrics"].get(main, {})
+        share = f"{t['differ']} ({100 * t['differ'] / t['n']:.1f}%)" if t["n"] and not t["note"] else "-"
+        diff = both["paper"] - both["strict"] if main and None not in both.values() else None
+        gap = "-" if diff is None else f"{diff:+.3f}"
+        summary.append(
+            (
+                t["task"],
+                str(t["n"]),
+                share,
+                main or "-",
+                _num(both.get("paper")),
+                _num(both.get("strict")),
+                gap,
+            )
+        )
+    lines += ["", *_table(summary, md)]
+    for t in report["tasks"]:
+        lines += ["", f"## {t['task']}" if md else f"== {t['task']} ==", ""]
+        if t["note"]:
+            lines.append(f"{t['task']}: {t['note']}.")
+            continue
+        lines.append(
+            f"{t['differ']} of {t['n']} documents read differently "
+            f"(the run was scored with {t['run_parser']})."
+        )
+        rows = [("metric", "paper", "strict", "paper - strict")]
+        for m, both in t["metrics"].items():
+            gap = None if None in both.values() else both["paper"] - both["strict"]
+            rows.append((m, _num(both["paper"]), _num(both["strict"]), "-" if gap is None else f"{gap:+.3f}"))
+        lines += ["", *_table(rows, md)]
+        if not t["kinds"]:
+            continue
+        lines += ["", *_table([("kind of disagreement", "documents"), *map(_pair, t["kinds"].items())], md)]
+        if t["examples"] is None:
+            lines += ["", "Examples left out: credentialed data (--show-credentialed-examples shows them)."]
+            continue
+        lines += ["", "Examples:", ""]
+        for kind, shown in t["examples"].items():
+            for ex in shown:
+                lines.append(
+                    f"- {kind}, document {ex['id']}: paper {ex['paper']!r}, strict {ex['strict']!r}, "
+                    f"gold {ex['gold']!r}: {_code(ex['output'], md)}"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def _pair(item: tuple[str, int]) -> tuple[str, str]:
+    return item[0], str(item[1])
+
+
+def command(args: Any) -> int:
+    """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
+    from mibe.rescore import split_names
+
+    if args.examples < 0:
+        raise MibeError(f"--examples {args.examples}: must be 0 or more")
+    report = audit(args.run_dir, split_names(args.tasks), args.examples, args.show_credentialed_examples)
+    if args.output:
+        out = Path(args.output)
+        try:
+            out.write_text(render(report, md=True), encoding="utf-8")
+        except OSError as exc:
+            raise MibeError(f"-o {out}: cannot write ({exc.strerror}); choose another file") from None
+        print(f"mibe: audit written to {out}")
+        return 0
+    print(render(report, md=args.format == "md"), end="")
+    return 0

@@ -1,0 +1,282 @@
+"""`mibe audit`: each of the paper's parsing flaws (design/MIBE.md) reproduced by `paper`, fixed by
+`strict`, and named by the audit's classifier; the audit of a run with realistic outputs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from mibe import api, audit, metrics, tasks
+from mibe.parsing import parse
+from mibe.types import MISSING, Request, RunConfig
+from tests.conftest import PUBLIC, needs_public_data
+
+HOC_CASE = ("resisting cell death", "inducing angiogenesis")
+# (task, realistic model output, gold, paper's reading, strict's reading, kind of disagreement)
+FLAWS = [
+    # PubMedQA: lower-cased substrings, first in list order ("no" inside "cannot").
+    ("pubmedqa", "I cannot tell from the abstract alone.", "maybe", "no", MISSING, "substring inside a word"),
+    ("pubmedqa", "Based on current knowledge, maybe.", "maybe", "no", "maybe", "substring inside a word"),
+    ("pubmedqa", "The answer is no, not yes.", "no", "yes", "no", "first-in-list"),
+    ("pubmedqa", "The evidence supports both yes and no.", "maybe", "yes", MISSING, "two answers"),
+    ("pubmedqa", "yes", "yes", "yes", "yes", None),
+    # MTSample: 'Surgery' is listed first, so any specialty holding "surgery" reads as it.
+    ("mtsample", "Neurosurgery", "Neurosurgery", "Surgery", "Neurosurgery", "first-in-list"),
+    (
+        "mtsample",
+        "Cosmetic / Plastic Surgery",
+        "Cosmetic / Plastic Surgery",
+        "Surgery",
+        "Cosmetic / Plastic Surgery",
+        "first-in-list",
+    ),
+    ("mtsample", "Either Neurology or Neurosurgery.", "Neurology", "Surgery", MISSING, "two answers"),
+    ("mtsample", "Orthopedic", "Orthopedic", "Orthopedic", "Orthopedic", None),
+    # MedQA / MedMCQA: case-sensitive letters anywhere, first in list order.
+    (
+        "medqa",
+        "A 45-year-old man with these findings most likely has pneumonia. The answer is C.",
+        "C",
+        "A",
+        "C",
+        "stray capital letter",
+    ),
+    ("medqa", "Answer: D", "D", "A", "D", "stray capital letter"),
+    ("medqa", "The answer is (c).", "C", MISSING, "C", "case"),
+    ("medqa", "B or D", "D", "B", MISSING, "two answers"),
+    ("medqa", "The answer is C, not B.", "C", "B", "C", "first-in-list"),
+    ("medqa", "C", "C", "C", "C", None),
+    ("medmcqa", "Answer: B", "B", "A", "B", "stray capital letter"),
+    ("medmcqa", "The answer is (d).", "D", MISSING, "D", "case"),
+    # DDI2013: case-sensitive, and only when exactly one label string occurs.
+    ("ddi2013", "ddi-effect", "DDI-effect", MISSING, "DDI-effect", "case"),
+    (
+        "ddi2013",
+        "DDI-mechanism, possibly also DDI-effect.",
+        "DDI-mechanism",
+        MISSING,
+        "DDI-mechanism",
+        "two answers",
+    ),
+    ("ddi2013", "DDI-advise", "DDI-advise", "DDI-advise", "DDI-advise", None),
+    # MedNLI (credentialed): first label in list order.
+    ("mednli", "not entailment but contradiction", "contradiction", "entailment", MISSING, "two answers"),
+    # HoC: case-sensitive substrings per hallmark.
+    ("hoc", "Inducing angiogenesis; resisting cell death", HOC_CASE, HOC_CASE[:1], HOC_CASE, "case"),
+    (
+        "hoc",
+        "genomic instability and mutations",
+        ("genomic instability and mutation",),
+        ("genomic instability and mutation",),
+        (),
+        "substring inside a word",
+    ),
+    ("hoc", "inducing  angiogenesis", ("inducing angiogenesis",), (), ("inducing angiogenesis",), "other"),
+    # emrQA (credentialed): the paper's "token F1" is over sets of characters.
+    (
+        "emrqa",
+        "aspirin 81 mg daily",
+        "metformin 500 mg twice daily",
+        "aspirin 81 mg daily",
+        "aspirin 81 mg daily",
+        "character-set F1",
+    ),
+    (
+        "emrqa",
+        "The patient was started on lisinopril.",
+        "lisinopril",
+        "The patient was started on lisinopril.",
+        "The patient was started on lisinopril.",
+        "character-set F1",
+    ),
+    (
+        "emrqa",
+        '"lisinopril"\nDose unchanged.',
+        "lisinopril",
+        '"lisinopril"\nDose unchanged.',
+        "lisinopril",
+        "other",
+    ),
+    ("emrqa", "metformin 500 mg", "metformin 500 mg", "metformin 500 mg", "metformin 500 mg", None),
+]
+TASKS = list(dict.fromkeys(row[0] for row in FLAWS))
+CREDENTIALED = ("mednli", "emrqa")
+
+
+def task(name: str):
+    return tasks.load_task(tasks.builtin_paths()[name])
+
+
+def test_every_flaw_kind_is_covered() -> None:
+    covered = {row[5] for row in FLAWS}
+    assert covered == set(audit.KINDS) | {None}
+
+
+@pytest.mark.parametrize(("name", "output", "gold", "paper", "strict", "kind"), FLAWS)
+def test_paper_reproduces_strict_fixes_audit_names(
+    name: str, output: str, gold, paper, strict, kind: str | None
+) -> None:
+    t = task(name)
+    assert parse(output, t.answer_type, t.choices, "paper").value == paper
+    assert parse(output, t.answer_type, t.choices, "strict").value == strict
+    assert audit.classify(output, t.answer_type, t.choices, gold) == kind
+    if kind not in (None, "other"):  # the flaw costs the paper, or strict gets the gold right
+        paper_score = metrics.doc_score(t.answer_type, gold, paper, "paper")
+        strict_score = metrics.doc_score(t.answer_type, gold, strict, "strict")
+        assert paper_score != strict_score or strict == MISSING
+
+
+class Scripted:
+    """A backend that answers each prompt with a hand-written output: realistic text a tiny random
+    model cannot produce, sent through the real runner so the run folder is a real one."""
+
+    max_context = None
+
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        return [self.outputs[r.prompt] for r in requests]
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
+        raise AssertionError("these tasks are generated")
+
+    def describe(self) -> dict:
+        return {"name": "scripted", "backend": "scripted"}
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(range(len(text.split())))
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return ""
+
+    def chat(self, prompt: str, system_prompt: str | None) -> str:
+        return prompt
+
+
+def write_data(folder: Path) -> dict[str, str]:
+    """FLAWS as Me-LLaMA's published rows, one file per task; returns prompt -> model output."""
+    outputs: dict[str, str] = {}
+    for name in TASKS:
+        t = task(name)
+        lines = []
+        for i, (_, output, gold, *_) in enumerate(r for r in FLAWS if r[0] == name):
+            query = f"[{name} {i}] {'Some context. ' * i}A question about the note.\nAnswer:"
+            outputs[query] = output
+            row = {"id": f"{name}-{i}", "query": query, "choices": list(t.choices)}
+            if t.answer_type == "multi_label":
+                row.update(answer="; ".join(gold), gold=[int(c in gold) for c in t.choices])
+            elif t.answer_type == "span":
+                row.update(answer=gold, choices=[])
+            else:
+                row.update(answer=gold, gold=t.choices.index(gold))
+            lines.append(json.dumps(row))
+        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    return outputs
+
+
+def scripted_run(tmp: Path, out: Path, parser: str = "strict") -> dict:
+    data = tmp / "data"
+    data.mkdir(exist_ok=True)
+    backend = Scripted(write_data(data))
+    config = RunConfig(
+        model="scripted", tasks=(",".join(TASKS),), data_dir=str(data), output_dir=str(out), parser=parser
+    )
+    return api.run(config, backend=backend, say=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("realistic")
+    scripted_run(tmp, tmp / "run")
+    return tmp / "run"
+
+
+def test_audit_counts_kinds_and_scores_both_parsers(realistic: Path) -> None:
+    report = audit.audit(realistic, [], examples=5)
+    by_task = {t["task"]: t for t in report["tasks"]}
+    assert list(by_task) == TASKS
+    for name in TASKS:
+        rows = [r for r in FLAWS if r[0] == name]
+        expected = Counter(r[5] for r in rows if r[5] is not None)
+        got = by_task[name]
+        assert got["kinds"] == dict(expected), name
+        assert got["differ"] == sum(expected.values()) and got["n"] == len(rows)
+        t = task(name)
+        golds = [r[2] for r in rows]
+        for parser, column in (("paper", 3), ("strict", 4)):
+            scored = metrics.score_task(
+                t.answer_type,
+                t.metrics,
+                golds,
+                [r[column] for r in rows],
+                t.choices,
+                parser,
+                seed=0,
+                n_boot=0,
+            )
+            for metric, value in scored["metrics"].items():
+                assert got["metrics"][metric][parser] == pytest.approx(value["value"], abs=1e-12), (
+                    name,
+                    metric,
+                )
+
+
+def test_examples_shown_and_credentialed_left_out(realistic: Path) -> None:
+    report = audit.audit(realistic, [], examples=1)
+    for t in report["tasks"]:
+        if t["task"] in CREDENTIALED:
+            assert t["examples"] is None
+        else:
+            assert set(t["examples"]) == set(t["kinds"])
+            assert all(len(shown) == 1 for shown in t["examples"].values())
+    text = audit.render(report, md=True)
+    assert "The answer is no, not yes." in text
+    assert "lisinopril" not in text and "not entailment but contradiction" not in text
+    assert text.count("Examples left out: credentialed data") == 2
+    shown = audit.render(audit.audit(realistic, ["emrqa"], 3, show_credentialed=True), md=False)
+    assert "aspirin 81 mg daily" in shown and "== emrqa ==" in shown and "character-set F1" in shown
+
+
+def test_cli_markdown_file_terminal_and_refusals(realistic: Path, tmp_path: Path, capsys) -> None:
+    from mibe import cli
+
+    report = tmp_path / "audit.md"
+    assert cli.main(["audit", str(realistic), "-o", str(report)]) == 0
+    md = report.read_text()
+    assert md.startswith("# Parsing audit") and "| pubmedqa | 5 | 4 (80.0%) | macro_f1 |" in md
+    assert cli.main(["audit", str(realistic), "--tasks", "medqa"]) == 0
+    out = capsys.readouterr().out
+    assert "== medqa ==" in out and "stray capital letter  2" in out and "pubmedqa" not in out
+    for argv, says in (
+        (["audit", str(tmp_path / "nowhere")], "no such run folder"),
+        (["audit", str(realistic), "--tasks", "bionli"], "holds no task 'bionli'"),
+        (["audit", str(realistic), "--examples", "-1"], "--examples -1"),
+    ):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+
+
+@needs_public_data()
+def test_audit_of_tiny_model_run_over_public_samples(tiny_llama: Path, tmp_path: Path) -> None:
+    names = ("pubmedqa", "medqa", "medmcqa", "ddi2013", "hoc", "mtsample")
+    config = RunConfig(
+        model=str(tiny_llama),
+        tasks=(",".join(names),),
+        data_dir=str(PUBLIC),
+        output_dir=str(tmp_path / "run"),
+        limit=4,
+        max_new_tokens=8,
+        bootstrap=50,
+    )
+    api.run(config, say=lambda line: None)
+    report = audit.audit(tmp_path / "run", [])
+    assert [t["task"] for t in report["tasks"]] == list(names)
+    for t in report["tasks"]:
+        assert t["n"] == 4 and 0 <= t["differ"] <= 4 and sum(t["kinds"].values()) == t["differ"]
+        assert set(t["metrics"]) >= {"macro_f1"} and t["note"] is None
