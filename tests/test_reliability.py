@@ -73,6 +73,16 @@ def mismatched_adapter(tmp_path: Path, tiny: Path) -> list[str]:
     return ["--model", str(tiny), "--adapter", str(tmp_path / "adapter")]
 
 
+def without_chat_template(tmp_path: Path, tiny: Path) -> list[str]:
+    folder = tmp_path / "plain"
+    shutil.copytree(tiny, folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return ["--model", str(folder)]
+
+
 # (id, how to build the arguments, expected exit code, text the one stderr line must hold)
 Case = tuple[str, Callable[[Path, Path], list[str]], int, str]
 CASES: list[Case] = [
@@ -182,6 +192,18 @@ CASES: list[Case] = [
         lambda t, m: [*mismatched_adapter(t, m), "--tasks", "pubmedqa", "--demo"],
         2,
         "does not fit",
+    ),
+    (
+        "unknown-hub-model",
+        lambda t, m: ["--model", "no-such-org/no-such-model", "--tasks", "pubmedqa", "--demo"],
+        2,
+        "--model no-such-org/no-such-model",
+    ),
+    (
+        "no-chat-template",
+        lambda t, m: [*without_chat_template(t, m), "--tasks", "pubmedqa", "--demo", "--chat-template"],
+        2,
+        "has no chat template",
     ),
     (
         "unavailable-backend",
