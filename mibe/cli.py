@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--format", default="text", choices=("text", "md"), help="stdout format (text)")
     audit.add_argument("--examples", type=int, default=3, help="example outputs per kind of disagreement")
     audit.add_argument("--show-credentialed-examples", action="store_true", help="include credentialed text")
+    train = sub.add_parser(
+        "train",
+        help="continual pre-training, LoRA instruction tuning, task fine-tuning (mibe train KIND --help)",
+        description="mibe train pretrain|sft|task --config RECIPE.yaml [flags] [--set KEY=VALUE ...]; "
+        "`mibe train pretrain --help` lists the flags (docs/training.md)",
+    )
+    train.add_argument("train_args", nargs=argparse.REMAINDER, metavar="{pretrain,sft,task} ...")
     return top
 
 
@@ -210,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe import audit, rescore
 
             return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
+        if args.command == "train":  # the training subpackage parses its own flags
+            from mibe.training import cli as train_cli
+
+            return train_cli.main(args.train_args)
         from mibe import api
 
         api.run(_config(args), command=["mibe", *argv])

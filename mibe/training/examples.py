@@ -1,0 +1,158 @@
+"""Instruction examples: SFT rows (conversations / Alpaca) and a MIBE task's training documents,
+each as segments of prompt and response text, then token ids with response-only labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mibe.training import conversations, sources
+from mibe.training import recipe as recipes
+from mibe.types import MibeError
+
+Example = dict[str, Any]  # segments, the prompt text (for the guard) and every text (for the guard)
+
+
+def chat_template(setting: str, tokenizer: Any) -> tuple[str | None, str]:
+    """The template text and where it came from: none, the tokenizer's, a shipped name, a file, inline."""
+    if setting == "none":
+        return None, "none"
+    if setting == "auto":
+        if tokenizer.chat_template:
+            return tokenizer.chat_template, "tokenizer"
+        setting = "default"
+    if "{%" in setting or "{{" in setting:
+        return setting, "inline"
+    path = Path(setting).expanduser()
+    if not path.is_file():
+        path = recipes.shipped_dir() / "chat_templates" / f"{setting}.jinja"
+    if not path.is_file():
+        known = sorted(p.stem for p in (recipes.shipped_dir() / "chat_templates").glob("*.jinja"))
+        raise MibeError(
+            f"chat_template {setting}: no such file; use auto, none, a .jinja file or one of "
+            + ", ".join(known)
+        )
+    return path.read_text(encoding="utf-8"), str(path)
+
+
+def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path):
+    """Rows of every data source, as examples; (examples, manifest, skipped, first problem)."""
+    if template is None:
+        raise MibeError(
+            "chat_template none: instruction rows need a chat template; use auto or a .jinja file"
+        )
+    listed = recipe["data"] if isinstance(recipe["data"], list) else [recipe["data"]]
+
+    def render(messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:
+        return tokenizer.apply_chat_template(
+            list(messages),
+            chat_template=template,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+
+    examples: list[Example] = []
+    manifest, skipped, first = [], 0, None
+    for number, spec in enumerate(listed):
+        source = sources.check(spec, Path.cwd(), f"recipe key data[{number}]")
+        rows, info = sources.load_rows(source, cache / "datasets")
+        manifest.append(info)
+        where = source.get("path") or source.get("hub")
+        for index, row in enumerate(rows):
+            try:
+                messages = conversations.to_messages(row)
+                segments = conversations.chat_segments(messages, render)
+            except ValueError as exc:
+                skipped += 1
+                first = first or f"{where} row {index + 1}: {exc}"
+                continue
+            except Exception as exc:  # a chat template raising on this conversation's roles
+                skipped += 1
+                first = first or f"{where} row {index + 1}: the chat template refused it ({exc})"
+                continue
+            users = [m["content"] for m in messages if m["role"] == "user"]
+            examples.append(
+                {"segments": segments, "prompt": users[0], "texts": [m["content"] for m in messages]}
+            )
+    return examples, manifest, skipped, first
+
+
+def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, say):
+    """A MIBE task's training documents rendered with its own template, answered with its gold text.
+
+    The prompt is exactly what `mibe run` sends for the document (zero-shot, the task's template,
+    the document text shortened the same way when it is too long); the answer is written as a
+    few-shot block writes it. Returns (task, examples, manifest, skipped, first problem, location).
+    """
+    from mibe import data, prompts, tasks
+
+    (task,), _ = tasks.resolve([recipe["task"]])
+    where = recipe.get("data")
+    if where is None:
+        location = data.locate(task, None, {}) if task.source else None
+        if location is None:
+            raise MibeError(
+                f"task {task.name}: no training data; set data: PATH (a file or a folder with train.*)"
+            )
+    elif Path(where).expanduser().exists():
+        location = data.Location("local", str(Path(where).expanduser().resolve()))
+    else:
+        location = data.Location("hub", where)
+    try:
+        docset = data.load_docs(task, location, recipe["split"])
+    except data.NoData as exc:
+        raise MibeError(str(exc)) from None
+    if not docset.docs:
+        raise MibeError(f"{location.where}: no usable {task.name} rows ({docset.first_problem})")
+    budget = recipe["max_length"]
+
+    def count(text: str) -> int:
+        return len(tokenizer(text).input_ids)
+
+    def detokenize(ids: Sequence[int]) -> str:
+        return tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    examples: list[Example] = []
+    for doc in docset.docs:
+        answer = prompts.shot_answer(doc)
+        room = budget - len(tokenizer(" " + answer, add_special_tokens=False).input_ids) - 2
+        prompt, _ = prompts.fit(
+            task.template, doc, [], task.truncate, count, lambda t: tokenizer(t).input_ids, detokenize, room
+        )
+        if template is None:
+            segments = conversations.plain_segments(prompt, answer)
+        else:
+            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+            def render(m: Sequence[dict[str, str]], gen: bool) -> str:
+                return tokenizer.apply_chat_template(
+                    list(m), chat_template=template, tokenize=False, add_generation_prompt=gen
+                )
+
+            segments = conversations.chat_segments(messages, render)
+        examples.append({"segments": segments, "prompt": prompt, "texts": [prompt, answer]})
+    manifest = {
+        "task": task.name,
+        "task_file": str(task.path),
+        "task_file_hash": task.file_hash,
+        "template_hash": task.template_hash,
+        "source": docset.source,
+        "split": recipe["split"],
+        "fingerprint": docset.fingerprint,
+        "documents": len(docset.docs),
+    }
+    say(f"mibe: {task.name}: {len(docset.docs)} training documents from {docset.source}")
+    return task, examples, manifest, docset.n_skipped, docset.first_problem, location
+
+
+def tokenised(examples: Sequence[Example], tokenizer: Any, max_length: int) -> tuple[list[dict], int]:
+    """Token ids and labels for every example that keeps a response token; (rows, dropped)."""
+    rows, dropped = [], 0
+    for example in examples:
+        encoded = conversations.tokenise(example["segments"], tokenizer, max_length)
+        if encoded is None:
+            dropped += 1
+        else:
+            rows.append(encoded)
+    return rows, dropped

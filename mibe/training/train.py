@@ -1,0 +1,270 @@
+"""A whole training run: output folder (start, resume or done), data and contamination guard, model,
+the HF Trainer, save (adapter or full weights, merged on request) and the provenance file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mibe.training import callbacks, corpus, examples, guard, provenance, trainer
+from mibe.training import recipe as recipes
+from mibe.types import MibeError
+
+
+@dataclass
+class Prepared:
+    train: Any
+    held_out: Any
+    collator: Any
+    manifest: dict[str, Any]
+    contamination: dict[str, Any]
+    template: str | None
+    template_source: str
+    tokens_per_step: int | None
+
+
+def _digest(value: Any) -> str:
+    return (
+        "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    )
+
+
+def _check(hits: list, rows: int, index: guard.EvalIndex, recipe: dict[str, Any], say) -> dict[str, Any]:
+    result = guard.report(hits, rows, index)
+    guard.enforce(result, recipe["allow_contamination"], say)
+    return {**result, "allowed": bool(result["leaks"]) and recipe["allow_contamination"]}
+
+
+def _pretrain_data(recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
+    mix, _ = corpus.load_mix(recipe["mix"])
+    texts = corpus.load_domains(mix, cache)
+    tasks, places = guard.locations(recipe)
+    index = guard.build_index(tasks, places, recipe["guard_ngram"])
+    hits, offset = [], 0
+    for text, _ in texts.values():
+        hits += [
+            (offset + row, exact, found)
+            for row, exact, found in guard.scan_texts(text, index, recipe["num_proc"])
+        ]
+        offset += len(text)
+    contamination = _check(hits, offset, index, recipe, say)
+    train, held, summary = corpus.build(recipe, mix, texts, tokenizer, cache, say)
+    summary["identity"] = _digest(
+        [summary["tokenizer"], summary["block_size"], summary["balance"], mix["domains"],
+         {d: [s["fingerprint"] for s in m["sources"]] for d, m in summary["domains"].items()}]
+    )  # fmt: skip
+    say(
+        f"mibe: {summary['train_blocks']} training blocks of {summary['block_size']} tokens "
+        f"(shares {summary['shares']}), {summary['held_out_blocks']} held out"
+    )
+    return Prepared(train, held, trainer.block_collator, summary, contamination, None, "none", None)
+
+
+def _split(rows: list[dict], held_out: float, seed: int) -> tuple[list[dict], list[dict]]:
+    if held_out <= 0:
+        return rows, []
+    count = max(1, round(held_out * len(rows))) if held_out < 1 else int(held_out)
+    if count >= len(rows):
+        raise MibeError(f"held_out {held_out}: leaves no training rows out of {len(rows)}; lower it or set 0")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:count])
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
+    import datasets
+
+    template, source = examples.chat_template(recipe["chat_template"], tokenizer)
+    if kind == "sft":
+        made, manifest, skipped, first = examples.sft_examples(recipe, template, tokenizer, cache)
+        tasks, places = guard.locations(recipe)
+        manifest = {"sources": manifest}
+    else:
+        task, made, manifest, skipped, first, location = examples.task_examples(
+            recipe, template, tokenizer, say
+        )
+        folder = {task.name: [location]} if location.kind == "local" and Path(location.where).is_dir() else {}
+        tasks, places = guard.locations(recipe, also=[task], extra=folder)
+    if skipped:
+        say(f"mibe: skipped {skipped} unusable rows (first: {first})")
+    if not made:
+        raise MibeError(f"training data: no usable rows ({first})")
+    index = guard.build_index(tasks, places, recipe["guard_ngram"])
+    hits = []
+    for number, example in enumerate(made):
+        exact, found = guard.row_hits(example["texts"], example["prompt"], index)
+        if exact or found:
+            hits.append((number, exact, found))
+    contamination = _check(hits, len(made), index, recipe, say)
+    rows, dropped = examples.tokenised(made, tokenizer, recipe["max_length"])
+    if not rows:
+        raise MibeError(
+            f"max_length {recipe['max_length']}: every row's response falls beyond it; raise max_length"
+        )
+    train_rows, held_rows = _split(rows, recipe["held_out"], recipe["seed"])
+    manifest.update(
+        rows=len(made), skipped_rows=skipped, first_problem=first, dropped_by_max_length=dropped,
+        train_rows=len(train_rows), held_out_rows=len(held_rows),
+        train_tokens=sum(len(r["input_ids"]) for r in train_rows),
+        response_tokens=sum(sum(label != -100 for label in r["labels"]) for r in train_rows),
+        chat_template=source,
+    )  # fmt: skip
+    fingerprints = [s["fingerprint"] for s in manifest.get("sources", [])] or [manifest.get("fingerprint")]
+    manifest["identity"] = _digest([fingerprints, template, recipe["max_length"], len(rows)])
+    tokens = manifest["response_tokens"]
+    say(f"mibe: {len(train_rows)} training rows ({tokens} response tokens), {len(held_rows)} held out")
+    held = datasets.Dataset.from_list(held_rows) if held_rows else None
+    collator = trainer.pad_collator(tokenizer.pad_token_id)
+    return Prepared(
+        datasets.Dataset.from_list(train_rows),
+        held,
+        collator,
+        manifest,
+        contamination,
+        template,
+        source,
+        None,
+    )
+
+
+def run(
+    kind: str,
+    recipe: dict[str, Any],
+    recipe_file: dict[str, Any],
+    command: list[str],
+    overwrite: bool = False,
+    say=lambda line: print(line, file=sys.stderr, flush=True),
+) -> Path:
+    """Train as the recipe says; returns the output folder (a model `mibe run --model` takes)."""
+    out = Path(recipe["output_dir"]).expanduser().resolve()
+    identity = recipes.identity(recipe)
+    state, previous = trainer.folder_state(out, identity, overwrite, say)
+    if state == "done" and previous is not None:
+        if recipe["merge"] and not previous.get("output", {}).get("merged"):
+            trainer.merge(out, recipe, say)
+            previous["output"]["merged"] = True
+            provenance.write(out, previous)
+        chain = provenance.lineage_line(previous)
+        say(f"mibe: {out} already holds this finished run ({chain}); nothing to do")
+        return out
+    import datasets
+    from transformers import PrinterCallback, Trainer
+    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()  # mibe prints one line per stage and owns the training bar
+    hf_logging.disable_progress_bar()
+
+    used, why = trainer.precision(recipe["precision"])
+    ds_arg, ds_config, ds_file = trainer.deepspeed_config(recipe["deepspeed"])
+    args = trainer.training_arguments(recipe, out, used, ds_arg)
+    main = args.process_index == 0
+    say = say if main else (lambda line: None)
+    tokenizer = trainer.load_tokenizer(recipe)
+    with args.main_process_first(desc="preparing the training data"):
+        cache = trainer.cache_root(recipe)
+        if kind == "pretrain":
+            data = _pretrain_data(recipe, tokenizer, cache, say)
+            data.tokens_per_step = trainer.tokens_per_step(recipe, args.world_size)
+        else:
+            data = _instruction_data(kind, recipe, tokenizer, cache, say)
+    if (
+        state == "resume"
+        and previous
+        and previous.get("data", {}).get("identity") != data.manifest["identity"]
+    ):
+        raise MibeError(
+            f"{out}: the training data changed since this run started; --overwrite to start again"
+        )
+    if data.template is not None:
+        tokenizer.chat_template = data.template  # saved with every checkpoint: `mibe run --chat-template`
+    doc = provenance.start(kind, recipe, recipe_file, command, identity)
+    if previous:
+        doc["timing"] = previous.get("timing", doc["timing"])
+        doc["progress"] = previous.get("progress", {})
+    doc.update(
+        data=data.manifest,
+        contamination=data.contamination,
+        deepspeed={"file": ds_file, "config": ds_config} if ds_config else None,
+        chat_template={"source": data.template_source, "sha256": _digest(data.template)[7:]}
+        if data.template
+        else None,
+        hyperparameters={
+            "precision": used,
+            "precision_note": why,
+            "device": str(args.device),
+            "world_size": args.world_size,
+            "effective_batch": recipe["batch_size"] * recipe["gradient_accumulation"] * args.world_size,
+            "optimizer": f"AdamW (betas {recipe['adam_beta1']}, {recipe['adam_beta2']})",
+            **{
+                k: recipe[k]
+                for k in ("learning_rate", "weight_decay", "lr_scheduler", "warmup_ratio", "epochs")
+            },
+            **{k: recipe[k] for k in ("max_steps", "batch_size", "gradient_accumulation", "lora", "seed")},
+        },
+    )
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        provenance.write(out, doc)
+    model = trainer.load_model(recipe, used, ds_config is not None)
+    progress = callbacks.Progress(out, data.tokens_per_step, main)
+
+    def snapshot(state_now: Any) -> dict[str, Any]:
+        return {**doc, "progress": {**doc["progress"], "steps": state_now.global_step, "checkpoint": True}}
+
+    hf = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.held_out,
+        data_collator=data.collator,
+        processing_class=tokenizer,
+        callbacks=[progress, callbacks.ProvenanceOnSave(out, snapshot, main)],
+    )
+    hf.remove_callback(PrinterCallback)
+    resume_from = get_last_checkpoint(str(out)) if state == "resume" else None
+    if resume_from:
+        say(f"mibe: resuming from {resume_from}")
+        progress.append({"event": "resume", "checkpoint": resume_from})
+    elif data.held_out is not None:
+        start = hf.evaluate()
+        doc["progress"]["start"] = {
+            "eval_loss": start["eval_loss"],
+            "perplexity": trainer.perplexity_of(start),
+        }
+    result = hf.train(resume_from_checkpoint=resume_from)
+    end = hf.evaluate() if data.held_out is not None else None
+    hf.save_model(str(out))
+    if main:
+        tokenizer.save_pretrained(str(out))
+        if recipe["merge"]:
+            trainer.merge(out, recipe, say)
+    state_now = hf.state
+    doc["progress"].update(
+        steps=state_now.global_step,
+        epochs=round(state_now.epoch or 0.0, 4),
+        tokens=int(state_now.num_input_tokens_seen),
+        train_loss=result.training_loss,
+        end={"eval_loss": end["eval_loss"], "perplexity": trainer.perplexity_of(end)} if end else None,
+        checkpoint=False,
+    )
+    doc["output"] = {"adapter": recipe["lora"] is not None and not recipe["merge"], "merged": recipe["merge"]}
+    doc["lineage"][-1].update(
+        recipe_sha256=recipe_file["sha256"], data=data.manifest["identity"], steps=state_now.global_step,
+        tokens=doc["progress"]["tokens"], lora=recipe["lora"] is not None, merged=recipe["merge"],
+    )  # fmt: skip
+    doc["complete"] = True
+    doc["timing"]["finished_at"] = trainer.timestamp()
+    if main:
+        provenance.write(out, doc)
+        line = f"mibe: trained {state_now.global_step} steps, train loss {result.training_loss:.4f}"
+        if end:
+            line += f", held-out loss {end['eval_loss']:.4f} (perplexity {trainer.perplexity_of(end):.2f})"
+        say(f"{line}; model in {out} (score it: mibe run --model {out} --tasks ...)")
+    return out
