@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="a task name or task-file path")
     validate = tsub.add_parser("validate", help="check task files; exit 2 on the first bad one")
     validate.add_argument("paths", nargs="+")
+    data = sub.add_parser("data", help="check data before a run (loads no model)")
+    check = data.add_subparsers(dest="data_command", required=True).add_parser(
+        "check", help="per task: where its data comes from, documents, labels, unusable rows"
+    )
+    check.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
+    check.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
+    check.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
 
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
@@ -213,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return board_cli.leaderboard(args) if args.command == "leaderboard" else board_cli.compare(args)
         if args.command == "tasks":
             return _tasks_command(args)
+        if args.command == "data":  # reads data only; no model is loaded
+            from mibe import datacheck
+
+            return datacheck.main(args)
         if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
             from mibe import audit, rescore
 

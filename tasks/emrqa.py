@@ -1,0 +1,135 @@
+"""emrQA release (`data.json`) -> mibe documents, one per question.
+
+emrQA's generator writes `{"data": [{"title": <i2b2 subset>, "paragraphs": [{"note_id", "context",
+"qas": [{"question": [paraphrases], "id": [[template, logical form]], "answers": [{"text",
+"answer_start": [line, token], "evidence", "evidence_start", "answer_entity_type"}]}]}]}]}`, where
+`context` is the note as a list of lines (a string is taken as is) and a "complex" answer's `text`,
+`evidence` and `evidence_start` are lists. `read` takes such a file, or a folder of them: files
+named after a split (`test.json`, `emrqa_test.json`, ...) serve that split, otherwise every file
+is the evaluation set. SQuAD-shaped copies (`context` a string, `answer_start` a character
+offset, `question` a string) read the same way.
+
+One document per question: `text` = the note's lines joined with new lines, `question` = its
+first paraphrase as written. The gold is the first answer's `text` (emrQA's answer span, often
+lower-cased from the i2b2 annotation), or its `evidence` line when `text` is empty, located in the
+note (case and spacing ignored) and returned as the note writes it; the first piece of a complex
+answer stands for it. A question whose answer cannot be found in the note is unusable and counted.
+Other answers of the same question are not scored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from mibe.types import Doc
+
+SPLITS = ("test", "train", "dev", "val", "valid", "validation")
+
+
+def _load(file: Path) -> object:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _is_emrqa(raw: object) -> bool:
+    return (
+        isinstance(raw, dict)
+        and isinstance(raw.get("data"), list)
+        and all(isinstance(t, dict) and "paragraphs" in t for t in raw["data"])
+    )
+
+
+def _questions(raw: dict, file: Path, root: Path) -> list[dict]:
+    rows = []
+    where = str(file.relative_to(root)) if file != root else file.name
+    for t, subset in enumerate(raw["data"]):
+        title = str(subset.get("title") or t)
+        paragraphs = subset.get("paragraphs") or []
+        notes = [str(p.get("note_id") or "") for p in paragraphs]
+        named = all(notes) and len(set(notes)) == len(notes)  # else number the paragraphs
+        for p, paragraph in enumerate(paragraphs):
+            note = notes[p] if named else str(p)
+            for q, qa in enumerate(paragraph.get("qas") or []):
+                rows.append(
+                    {
+                        "id": f"{title}/{note}/{q}",
+                        "context": paragraph.get("context"),
+                        "qa": qa,
+                        "__where__": f"{where}: {title}, note {notes[p] or p}, question {q + 1}",
+                    }
+                )
+    return rows
+
+
+def _split_name(stem: str) -> str | None:
+    parts = re.split(r"[^a-z]+", stem.lower())
+    return next((s for s in SPLITS if s in parts), None)
+
+
+def read(path: Path, split: str) -> list[dict] | None:
+    if path.is_file():
+        raw = _load(path) if path.suffix == ".json" else None
+        return _questions(raw, path, path) if _is_emrqa(raw) else None
+    files = {f: _load(f) for f in sorted(path.glob("*.json"))}
+    files = {f: raw for f, raw in files.items() if _is_emrqa(raw)}
+    if not files:
+        return None
+    named = {f: _split_name(f.stem) for f in files}
+    if any(named.values()):
+        aliases = {"dev": ("dev", "val", "valid", "validation"), "val": ("dev", "val", "valid", "validation")}
+        wanted = aliases.get(split, (split,))
+        files = {f: raw for f, raw in files.items() if named[f] in wanted}
+    return [row for f, raw in files.items() for row in _questions(raw, f, path)]
+
+
+def _context(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(line, str) for line in value):
+        return "\n".join(line.rstrip("\n") for line in value)
+    raise ValueError("context: expected the note as a list of lines or a string")
+
+
+def _first_piece(value: object) -> str:
+    """A field's text; the first non-empty piece when it is a list (complex answers, paraphrases)."""
+    if isinstance(value, list):
+        return next((str(v).strip() for v in value if isinstance(v, str | int) and str(v).strip()), "")
+    return "" if value is None else str(value).strip()
+
+
+def locate(span: str, note: str) -> str | None:
+    """`span` as the note writes it, matched ignoring case and spacing; None when absent."""
+    words = span.split()
+    if not words:
+        return None
+    found = re.search(r"\s+".join(re.escape(w) for w in words), note, re.IGNORECASE)
+    return found.group(0) if found else None
+
+
+def to_doc(row: dict) -> Doc | None:
+    qa = row.get("qa")
+    if not isinstance(qa, dict):
+        raise ValueError("qas: expected a question object")
+    note = _context(row.get("context"))
+    if not note.strip():
+        raise ValueError("context: empty note")
+    question = _first_piece(qa.get("question"))
+    if not question:
+        raise ValueError("question: missing or empty")
+    answers = qa.get("answers")
+    if not isinstance(answers, list) or not answers or not isinstance(answers[0], dict):
+        raise ValueError("answers: none for this question")
+    pieces = [(f, _first_piece(answers[0].get(f))) for f in ("text", "evidence")]
+    pieces = [(f, piece) for f, piece in pieces if piece]
+    if not pieces:
+        raise ValueError("answers[0]: empty text and evidence")
+    for _field, piece in pieces:
+        span = locate(piece, note)
+        if span is not None:
+            return Doc(id=str(row["id"]), fields={"text": note, "question": question}, gold=span)
+    field, piece = pieces[0]
+    raise ValueError(f"answers[0].{field}: {piece[:60]!r} is not in the note")
