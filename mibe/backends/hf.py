@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -89,6 +90,7 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.tokenizer.padding_side = "left"
         self._model: Any = None
+        self._tokenized = functools.lru_cache(maxsize=16384)(self._tokenize)
         self._config = transformers.AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
         limits = [getattr(self._config, "max_position_embeddings", None)]
         if self.tokenizer.model_max_length and self.tokenizer.model_max_length < 10**7:
@@ -127,7 +129,14 @@ class HFBackend:
         return model
 
     def tokenize(self, text: str) -> list[int]:
-        return self.tokenizer(text).input_ids
+        # Prompts are tokenised to fit, to sort and to run: the cache makes that one pass each.
+        return list(self._tokenized(text))
+
+    def _tokenize(self, text: str) -> tuple[int, ...]:
+        bos = self.tokenizer.bos_token
+        # Chat-formatted prompts already hold the BOS token; don't add a second one.
+        special = not (bos and text.startswith(bos))
+        return tuple(self.tokenizer(text, add_special_tokens=special).input_ids)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -139,19 +148,18 @@ class HFBackend:
         messages.append({"role": "user", "content": prompt})
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        # Chat-formatted prompts already hold the BOS token; don't add a second one.
-        has_bos = self.tokenizer.bos_token and all(p.startswith(self.tokenizer.bos_token) for p in prompts)
-        batch = self.tokenizer(
-            list(prompts), return_tensors="pt", padding=True, add_special_tokens=not has_bos
-        )
-        return {k: v.to(self.device) for k, v in batch.items()}
+    def _left_padded(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        return {"input_ids": ids, "attention_mask": mask}
 
     @torch.inference_mode()
     def generate(self, requests: Sequence[Request]) -> list[str]:
         if not requests:
             return []
-        batch = self._encode([r.prompt for r in requests])
+        batch = self._left_padded([self.tokenize(r.prompt) for r in requests])
         width = batch["input_ids"].shape[1]
         stops = tuple(sorted({s for r in requests for s in r.stop}))
         criteria = [_StopAfterContent(self.tokenizer, stops, width)] if stops else []
@@ -188,34 +196,56 @@ class HFBackend:
 
     @torch.inference_mode()
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
-        """One forward of each context; the choices are scored from its KV cache."""
-        results = []
+        """One forward per context; the choices are read from its last position or its KV cache.
+
+        Documents whose choices are all single tokens (letters, yes/no) share one left-padded
+        forward that keeps only the last position's logits; others are scored one by one.
+        """
+        prepared = []
         for request in requests:
-            context_ids = self.tokenize(request.prompt)
-            conts = [self._continuation_ids(context_ids, request.prompt, c) for c in request.continuations]
-            out = self.model(input_ids=torch.tensor([context_ids], device=self.device), use_cache=True)
-            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            scores = [float(first[c[0]]) for c in conts]
-            longer = [i for i, c in enumerate(conts) if len(c) > 1]
-            if longer:
-                width = max(len(conts[i]) - 1 for i in longer)
-                rows = [conts[i][:-1] + [0] * (width - len(conts[i]) + 1) for i in longer]
-                cache = getattr(out, "cache", None) or out.past_key_values
-                cache.batch_repeat_interleave(len(longer))
-                mask = torch.ones(len(longer), len(context_ids) + width, dtype=torch.long)
-                step = self.model(
-                    input_ids=torch.tensor(rows, device=self.device),
-                    attention_mask=mask.to(self.device),
-                    use_cache=False,
-                    **{self._cache_kwarg(): cache},
-                )
-                logp = torch.log_softmax(step.logits.float(), dim=-1)
-                for row, i in enumerate(longer):
-                    targets = conts[i][1:]
-                    picked = logp[row, torch.arange(len(targets)), torch.tensor(targets)]
-                    scores[i] += float(picked.sum())
-            results.append(scores)
+            ctx = self.tokenize(request.prompt)
+            prepared.append(
+                (ctx, [self._continuation_ids(ctx, request.prompt, c) for c in request.continuations])
+            )
+        results: list[list[float]] = [[] for _ in requests]
+        single = [i for i, (_, conts) in enumerate(prepared) if all(len(c) == 1 for c in conts)]
+        if single:
+            batch = self._left_padded([prepared[i][0] for i in single])
+            positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(**batch, position_ids=positions, logits_to_keep=1).logits[:, -1]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for row, i in enumerate(single):
+                results[i] = [float(logp[row, c[0]]) for c in prepared[i][1]]
+        for i, (ctx, conts) in enumerate(prepared):
+            if i not in single:
+                results[i] = self._score_from_cache(ctx, conts)
         return results
+
+    def _score_from_cache(self, ctx: list[int], conts: list[list[int]]) -> list[float]:
+        out = self.model(input_ids=torch.tensor([ctx], device=self.device), use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        scores = [float(first[c[0]]) for c in conts]
+        longer = [i for i, c in enumerate(conts) if len(c) > 1]
+        if not longer:
+            return scores
+        width = max(len(conts[i]) - 1 for i in longer)
+        rows = [conts[i][:-1] + [0] * (width - len(conts[i]) + 1) for i in longer]
+        cache = getattr(out, "cache", None) or out.past_key_values
+        cache.batch_repeat_interleave(len(longer))
+        # Right padding after the real tokens: causal attention never lets them see it.
+        mask = torch.ones(len(longer), len(ctx) + width, dtype=torch.long, device=self.device)
+        step = self.model(
+            input_ids=torch.tensor(rows, device=self.device),
+            attention_mask=mask,
+            use_cache=False,
+            **{self._cache_kwarg(): cache},
+        )
+        logp = torch.log_softmax(step.logits.float(), dim=-1)
+        for row, i in enumerate(longer):
+            targets = conts[i][1:]
+            picked = logp[row, torch.arange(len(targets)), torch.tensor(targets)]
+            scores[i] += float(picked.sum())
+        return scores
 
     def describe(self) -> dict[str, Any]:
         config_json = json.dumps(self._config.to_dict(), sort_keys=True, default=str)
