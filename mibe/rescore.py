@@ -71,6 +71,8 @@ def read_run(run_dir: str | Path) -> SavedRun:
 
 def pick(run: SavedRun, names: Sequence[str]) -> list[str]:
     held = list(run.results["tasks"])
+    if not held:
+        raise MibeError(f"{run.path}: no task was scored in this run; nothing to read")
     for name in names:
         if name not in held:
             raise MibeError(

@@ -172,6 +172,8 @@ def damage(run: Path, how: str) -> None:
         (run / "results.json").write_text('{"tasks": {')
     elif how == "no tasks":
         (run / "results.json").write_text('{"tasks": [1, 2]}')
+    elif how == "empty":
+        (run / "results.json").write_text('{"tasks": {}}')
     elif how == "no samples":
         pubmedqa.unlink()
     elif how == "cut off":
@@ -193,6 +195,7 @@ def damage(run: Path, how: str) -> None:
         ("no results", [], "no results.json"),
         ("bad results", [], "results.json: not valid JSON"),
         ("no tasks", [], "no 'tasks' entries"),
+        ("empty", [], "no task was scored in this run"),
         ("no samples", [], "pubmedqa.jsonl: missing"),
         ("cut off", [], "ends in a cut-off line"),
         ("bad line", [], "pubmedqa.jsonl:2: corrupt sample line"),
