@@ -1,6 +1,6 @@
 """Start-up: `mibe --help` and `mibe tasks list`, against a bare `python -c pass` in the same run.
 
-    python benchmarks/startup.py [--repeat 7]
+python benchmarks/startup.py [--repeat 7]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def main() -> None:
     python = median_seconds([sys.executable, "-c", "pass"], args.repeat)
     for label, extra in (("mibe --help", ["--help"]), ("mibe tasks list", ["tasks", "list"])):
         seconds = median_seconds([sys.executable, "-m", "mibe.cli", *extra], args.repeat)
-        print(f"{label}: {seconds:.3f} s (median of {args.repeat}); bare python {python:.3f} s; {seconds / python:.1f}x")
+        ratio = seconds / python
+        print(f"{label}: {seconds:.3f} s (median of {args.repeat}); bare python {python:.3f} s; {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ TASKS = ("pubmedqa", "medqa")
 
 def timed(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (MiB) of one command, measured by GNU time."""
-    report = tempfile.NamedTemporaryFile(suffix=".time", delete=False).name
+    handle, report = tempfile.mkstemp(suffix=".time")
+    os.close(handle)
     start = time.perf_counter()
     done = subprocess.run(
         ["/usr/bin/time", "-f", "%M", "-o", report, *command],
@@ -55,7 +56,9 @@ def lm_eval_tasks(folder: Path, run: Path, kind: str, max_new: int) -> None:
         with data.open("w") as out:
             for row in rows:
                 gold = task.choices.index(row["gold"])
-                out.write(json.dumps({"query": row["prompt"], "choices": list(task.choices), "gold": gold}) + "\n")
+                out.write(
+                    json.dumps({"query": row["prompt"], "choices": list(task.choices), "gold": gold}) + "\n"
+                )
         spec = {
             "task": f"mibe_{kind}_{name}",
             "dataset_path": "json",
@@ -83,7 +86,9 @@ def lm_eval_outputs(out: Path, kind: str, name: str) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lm-eval-python", required=True, help="python of an environment with lm-eval 0.4.13")
+    parser.add_argument(
+        "--lm-eval-python", required=True, help="python of an environment with lm-eval 0.4.13"
+    )
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "mibe-public"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
@@ -94,15 +99,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mibe-bench-"))
     model = tinymodel.build(work / "model", REPO, context=2048, hidden=128, head_dim=64)
     env = {"OMP_NUM_THREADS": str(os.cpu_count()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    batch = str(args.batch_size)
     mibe = [sys.executable, "-m", "mibe.cli", "run", "--model", str(model), "--tasks", ",".join(TASKS),
-            "--data-dir", args.data_dir, "--batch-size", str(args.batch_size), "--dtype", "float32"]  # fmt: skip
+            "--data-dir", args.data_dir, "--batch-size", batch, "--dtype", "float32"]  # fmt: skip
     lm_eval = [args.lm_eval_python, "-m", "lm_eval", "--model", "hf", "--device", "cpu",
                "--model_args", f"pretrained={model},dtype=float32,add_bos_token=True",
-               "--batch_size", str(args.batch_size), "--include_path", str(work / "lm-tasks"), "--log_samples"]  # fmt: skip
+               "--batch_size", batch, "--include_path", str(work / "lm-tasks"), "--log_samples"]  # fmt: skip
     (work / "lm-tasks").mkdir()
     print(f"machine: {os.cpu_count()} CPU cores; documents: {args.data_dir}; batch size {args.batch_size}")
     rows = []
-    for kind, extra in (("ll", ["--scoring", "loglikelihood"]), ("gen", ["--protocol", "paper", "--max-new-tokens", str(args.max_new_tokens)])):  # fmt: skip
+    generation = ["--protocol", "paper", "--max-new-tokens", str(args.max_new_tokens)]
+    for kind, extra in (("ll", ["--scoring", "loglikelihood"]), ("gen", generation)):
         mibe_out = work / f"mibe-{kind}"
         mibe_wall, mibe_rss, _ = timed([*mibe, *extra, "--output-dir", str(mibe_out)], env)
         lm_eval_tasks(work / "lm-tasks", mibe_out, kind, args.max_new_tokens)
@@ -119,12 +126,21 @@ def main() -> None:
                     worst = max(worst, max(abs(a - b) for a, b in zip(row["logprobs"], other, strict=True)))
                     agree += row["prediction"] == task.choices[other.index(max(other))]
                 else:
-                    agree += row["prediction"] == parsing.parse(other, task.answer_type, task.choices, "paper").value
-        label = "log-likelihood multiple choice" if kind == "ll" else f"greedy generation ({args.max_new_tokens} tokens)"
+                    agree += (
+                        row["prediction"]
+                        == parsing.parse(other, task.answer_type, task.choices, "paper").value
+                    )
+        label = (
+            "log-likelihood multiple choice"
+            if kind == "ll"
+            else f"greedy generation ({args.max_new_tokens} tokens)"
+        )
         rows.append((label, total, agree, worst, mibe_wall, lm_wall, mibe_rss, lm_rss))
     for label, total, agree, worst, mw, lw, mr, lr in rows:
         print(f"\n{label}: {total} documents")
-        print(f"  identical predictions: {agree}/{total}" + (f"; max |Δ log-prob| {worst:.2e}" if worst else ""))
+        print(
+            f"  identical predictions: {agree}/{total}" + (f"; max |Δ log-prob| {worst:.2e}" if worst else "")
+        )
         print(f"  wall  mibe {mw:6.1f} s   lm-eval {lw:6.1f} s   ratio {mw / lw:.2f}x")
         print(f"  RSS   mibe {mr:6.0f} MiB lm-eval {lr:6.0f} MiB ratio {mr / lr:.2f}x")
 

@@ -78,21 +78,33 @@ class HFBackend:
                 raise MibeError(
                     f"--model {model}: not a local folder and not loadable from the HF hub ({first})"
                 ) from None
-        self.model_name, self.device, self.dtype_name = model, device, dtype
-        self.trust_remote_code = trust_remote_code
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:200]
             raise MibeError(f"--model {model}: cannot load a tokenizer ({first})") from None
+        config = transformers.AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+        self._setup(tokenizer, config, model, device, dtype)
+        self.trust_remote_code = trust_remote_code
+
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, name: str = "in-memory") -> HFBackend:
+        """Score a model already in memory (a notebook, a training loop) without reloading it."""
+        self = cls.__new__(cls)
+        self.adapter, self.trust_remote_code = None, False
+        self._setup(tokenizer, model.config, name, str(model.device), str(model.dtype).removeprefix("torch."))
+        self._model = model.eval()
+        return self
+
+    def _setup(self, tokenizer: Any, config: Any, name: str, device: str, dtype: str) -> None:
+        self.model_name, self.device, self.dtype_name = name, device, dtype
+        self.tokenizer, self._config, self._model = tokenizer, config, None
         if self.tokenizer.pad_token is None:
             # Greedy decoding never looks at pad tokens; any id the model knows will do.
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.tokenizer.padding_side = "left"
-        self._model: Any = None
         self._tokenized = functools.lru_cache(maxsize=16384)(self._tokenize)
-        self._config = transformers.AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
-        limits = [getattr(self._config, "max_position_embeddings", None)]
+        limits = [getattr(config, "max_position_embeddings", None)]
         if self.tokenizer.model_max_length and self.tokenizer.model_max_length < 10**7:
             limits.append(self.tokenizer.model_max_length)
         known = [n for n in limits if isinstance(n, int) and n > 0]
