@@ -72,9 +72,11 @@ def locate(task: Task, data_dir: str | None, data: Mapping[str, str]) -> Locatio
             # Never fall back to the hub behind the user's back when they named a folder.
             raise NoData(_how_to_point(task) + f" (nothing named {task.name}.* in {folder})")
         return Location("local", str(found[0].resolve()))
-    if task.source and Path(task.source).exists():
+    # The task loader made local sources absolute; anything else is a hub id.
+    local = Path(task.source).is_absolute()
+    if local and Path(task.source).exists():
         return Location("local", task.source)
-    if task.credentialed or not task.source or task.source.startswith("/"):
+    if task.credentialed or not task.source or local:
         raise NoData(_how_to_point(task))
     return Location("hub", task.source)
 
