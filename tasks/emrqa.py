@@ -44,22 +44,32 @@ def _is_emrqa(raw: object) -> bool:
 
 
 def _questions(raw: dict, file: Path, root: Path) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     where = str(file.relative_to(root)) if file != root else file.name
     for t, subset in enumerate(raw["data"]):
         title = str(subset.get("title") or t)
-        paragraphs = subset.get("paragraphs") or []
+        paragraphs = subset.get("paragraphs")
+        if not isinstance(paragraphs, list) or not all(isinstance(p, dict) for p in paragraphs):
+            rows.append(
+                {"__error__": "paragraphs: expected a list of notes", "__where__": f"{where}: {title}"}
+            )
+            continue
         notes = [str(p.get("note_id") or "") for p in paragraphs]
         named = all(notes) and len(set(notes)) == len(notes)  # else number the paragraphs
         for p, paragraph in enumerate(paragraphs):
             note = notes[p] if named else str(p)
-            for q, qa in enumerate(paragraph.get("qas") or []):
+            here = f"{where}: {title}, note {notes[p] or p}"
+            qas = paragraph.get("qas")
+            if not isinstance(qas, list):
+                rows.append({"__error__": "qas: expected a list of questions", "__where__": here})
+                continue
+            for q, qa in enumerate(qas):
                 rows.append(
                     {
                         "id": f"{title}/{note}/{q}",
                         "context": paragraph.get("context"),
                         "qa": qa,
-                        "__where__": f"{where}: {title}, note {notes[p] or p}, question {q + 1}",
+                        "__where__": f"{here}, question {q + 1}",
                     }
                 )
     return rows
@@ -111,6 +121,8 @@ def locate(span: str, note: str) -> str | None:
 
 
 def to_doc(row: dict) -> Doc | None:
+    if "__error__" in row:
+        raise ValueError(row["__error__"])
     qa = row.get("qa")
     if not isinstance(qa, dict):
         raise ValueError("qas: expected a question object")

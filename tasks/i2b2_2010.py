@@ -135,4 +135,10 @@ def to_doc(row: dict) -> Doc | None:
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("text: empty line")
-    return Doc(id=str(row["id"]), fields={"text": text}, gold=tag(text, row.get("concepts") or []))
+    concepts = row.get("concepts") or []
+    shape = {"c": str, "start": int, "end": int, "type": str, "where": str}
+    if not isinstance(concepts, list) or not all(
+        isinstance(c, dict) and all(isinstance(c.get(k), t) for k, t in shape.items()) for c in concepts
+    ):
+        raise ValueError("concepts: expected the concepts `read` attaches to a line")
+    return Doc(id=str(row["id"]), fields={"text": text}, gold=tag(text, concepts))

@@ -28,7 +28,7 @@ import gzip
 import re
 from pathlib import Path
 
-from mibe.types import Doc
+from mibe.types import Doc, MibeError
 
 SPLIT_LIST = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
 SPLIT_NAMES = {"validate": "validate", "validation": "validate", "val": "validate", "dev": "validate"}
@@ -95,7 +95,10 @@ def _split_of(folder: Path) -> dict[str, str] | None:
         if path.is_file():
             opener = gzip.open if name.endswith(".gz") else open
             with opener(path, "rt", encoding="utf-8", newline="") as handle:
-                return {f"s{row['study_id']}": row["split"] for row in csv.DictReader(handle)}
+                reader = csv.DictReader(handle)
+                if not {"study_id", "split"} <= set(reader.fieldnames or ()):
+                    raise MibeError(f"{path}: expected the columns study_id and split (MIMIC-CXR-JPG's list)")
+                return {f"s{row['study_id']}": row["split"] for row in reader}
     return None
 
 

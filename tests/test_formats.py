@@ -15,14 +15,17 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mibe import api, data, datacheck, prompts, tasks
-from mibe.types import RunConfig
+from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 
 FIX = REPO / "tests" / "fixtures"
 MEDNLI = FIX / "mednli" / "mednli-a-natural-language-inference-dataset-for-the-clinical-domain-1.0.0"
 REPORTS = FIX / "mimic_cxr" / "mimic-cxr-reports"
+TYPES = ("problem", "treatment", "test", "drug")
 SIX = ("mednli", "i2b2_2010", "emrqa", "mimic_cxr", "bionli", "pubmed_sum")
 # task, path, usable documents, unusable rows, where the first unusable row is
 CASES = [
@@ -305,3 +308,56 @@ def test_scored_end_to_end(scored, name):
     if name == "pubmed_sum":  # the article is shortened inside the document, the instruction kept
         long = next(s for s in samples if s["id"] == "PMC9990004")
         assert long["truncated_tokens"] > 0 and long["prompt"].endswith("\nOutput:\n")
+
+
+FIELDS = [
+    "sentence1", "sentence2", "gold_label", "pairID", "premise", "hypothesis", "label", "supp_set",
+    "conclusion", "label_cat", "id", "article_text", "abstract_text", "article", "abstract", "article_id",
+    "report", "study_id", "study", "findings", "impression", "qa", "context", "text", "concepts",
+    "__error__", "__where__",
+]  # fmt: skip
+QA = st.fixed_dictionaries(
+    {
+        "question": st.text(max_size=5),
+        "answers": st.lists(
+            st.dictionaries(
+                st.sampled_from(["text", "evidence"]), st.one_of(st.text(max_size=5), st.lists(st.text()))
+            )
+        ),
+    }
+)
+CONCEPT = st.fixed_dictionaries(
+    {"c": st.text(max_size=5), "start": st.integers(-1, 4), "end": st.integers(-1, 4),
+     "type": st.sampled_from(TYPES), "where": st.just("x")}
+)  # fmt: skip
+CELLS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=30),
+    st.sampled_from(["entailment", "neutral", "<S> a . </S>", " FINDINGS: a\n IMPRESSION: b", "pos"]),
+    st.lists(st.one_of(st.text(max_size=8), st.integers()), max_size=3), QA, st.lists(CONCEPT, max_size=3),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(SIX), st.lists(st.dictionaries(st.sampled_from(FIELDS), CELLS, max_size=8), max_size=5)
+)
+def test_hooks_turn_any_rows_into_docs_or_counted_skips(name, rows):
+    t = task(name)
+    docs, skipped, first = data.to_docs(t, rows, data.load_hook(t))
+    assert len(docs) + skipped == len(rows) and (skipped == 0) == (first is None)
+    assert all(d.gold in t.choices for d in docs) if t.choices else all(isinstance(d.gold, str) for d in docs)
+
+
+def test_malformed_release_files_are_counted_or_one_line(tmp_path):
+    qa = {"question": ["q"], "answers": [{"text": "A"}]}
+    note = {"note_id": "n", "context": ["a b"], "qas": [qa]}
+    broken = {"data": [{"title": "x", "paragraphs": "oops"}, {"title": "y", "paragraphs": [note]}]}
+    (tmp_path / "bad.json").write_text(json.dumps(broken))
+    docset = load("emrqa", tmp_path / "bad.json")
+    assert [d.gold for d in docset.docs] == ["a"] and docset.n_skipped == 1
+    assert docset.first_problem == "bad.json: x: ValueError: paragraphs: expected a list of notes"
+    tree = tmp_path / "reports"
+    shutil.copytree(REPORTS, tree)
+    (tree / "mimic-cxr-2.0.0-split.csv").write_text("dicom_id,study_id\nd1,50999911\n")
+    with pytest.raises(MibeError, match="expected the columns study_id and split"):
+        load("mimic_cxr", tree)
