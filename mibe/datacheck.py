@@ -35,6 +35,7 @@ class TaskCheck:
     n_skipped: int = 0
     first_skipped: str | None = None
     invented: bool = False
+    found: bool = True  # False: nothing at the source (no file, or the hub could not serve it)
 
     @property
     def usable(self) -> bool:
@@ -67,7 +68,7 @@ def check_task(task: Task, data_dir: str | None, pairs: Mapping[str, str]) -> Ta
     try:
         docset = data.load_docs(task, location)
     except (data.NoData, MibeError) as exc:
-        return TaskCheck(task.name, source, str(exc), task.access)
+        return TaskCheck(task.name, source, str(exc), task.access, found=location.kind == "local")
     return TaskCheck(
         task.name,
         source,
@@ -88,7 +89,7 @@ def render(checks: Sequence[TaskCheck]) -> str:
     for c in checks:
         pad = " " * (width + 2)
         if not c.usable:
-            state = "NO USABLE DATA" if c.source else "MISSING"
+            state = "NO USABLE DATA" if c.found and c.source else "MISSING"
             lines.append(f"{c.task.ljust(width)}  {state}")
             if c.source:
                 lines.append(f"{pad}source: {c.source}")

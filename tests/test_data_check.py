@@ -182,3 +182,13 @@ def test_render_names_the_unusable_and_the_missing():
         "    get it: get bb from z",
         "1 of 2 tasks have usable data",
     ]
+
+
+def test_a_file_with_no_usable_row_is_named_with_its_first_problem(tmp_path: Path):
+    bad = tmp_path / "mli_test_v1.jsonl"
+    bad.write_text(json.dumps({"sentence1": "p", "sentence2": "h", "pairID": "1", "gold_label": "-"}) + "\n")
+    result = mibe("--tasks", "mednli", "--data", f"mednli={bad}")
+    assert result.returncode == 2
+    block = blocks(result.stdout)["mednli"]
+    assert block[0].endswith("NO USABLE DATA") and field(block, "source") == str(bad)
+    assert "row 1: ValueError: gold_label: '-' is not entailment" in field(block, "why")
