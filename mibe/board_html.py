@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from mibe import __version__
-from mibe.boards import DASH, describe, lineage_text, number, row_name, short
+from mibe.boards import DASH, describe, lineage_text, number, row_name, short, verdict_groups
 from mibe.leaderboard import KEY_FIELDS, Board, Column, Row
 from mibe.ranking import AVERAGE, Section
 
@@ -20,14 +20,18 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#ff
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 table.board{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bottom:6px}
 .board th,.board td{border:1px solid #d5dbe3;padding:4px 7px;text-align:right;vertical-align:top}
-.board td.model,.board th.model{text-align:left;max-width:320px}
+.wrap{overflow-x:auto;max-width:100%}
+.board td.model,.board th.model{text-align:left;min-width:180px;max-width:360px}
+.board td.model{white-space:nowrap}
 .board thead th{background:#eef2f7;cursor:pointer;user-select:none;font-weight:600}
 .board thead th:hover{background:#dde6f1}
 .board th .metric,.board th .proto{display:block;font-weight:400;color:#4a5566;font-size:12px}
-.board th[aria-sort=descending]::after{content:" \\25BC"}.board th[aria-sort=ascending]::after{content:" \\25B2"}
+.board th[aria-sort=descending]::after{content:" \\25BC"}
+.board th[aria-sort=ascending]::after{content:" \\25B2"}
 .board td.best{background:#fff3c4;font-weight:700}
 .board .ci{display:block;color:#5b6778;font-size:11px;font-weight:400}
-.board small{display:block;color:#5b6778;font-size:11px;word-break:break-all}
+.board small{display:block;color:#5b6778;font-size:11px;white-space:normal;overflow-wrap:anywhere}
+.board th .proto{white-space:nowrap}
 .board tr.published td{background:#f6f7f9}.board tr.published td.best{background:#fff3c4}
 .board tfoot td,.board tfoot th{font-size:12px;background:#fafbfc}
 .tag{display:inline-block;font-size:11px;padding:0 5px;border-radius:3px;background:#dfe4ea;margin-left:4px}
@@ -69,7 +73,7 @@ def _attr(value: Any) -> str:
 
 def _header(board: Board, s: int, section: Section) -> str:
     cells = [
-        '<th data-col="rank-{0}" data-type="num">rank</th>'.format(s + 1),
+        f'<th data-col="rank-{s + 1}" data-type="num">rank</th>',
         f'<th class="model" data-col="model-{s + 1}" data-type="text">model</th>',
         f'<th data-col="avg-{s + 1}" data-type="num" title="over the paper\'s metrics, complete rows only">'
         "average</th>",
@@ -105,10 +109,11 @@ def _body(section: Section) -> str:
         tag = '<span class="tag">published</span>' if row.published else ""
         best_avg = ' class="best"' if i in section.best.get(AVERAGE, ()) else ""
         avg = "" if ranked.average is None else repr(ranked.average)
+        # Published rows share one source, said once under the table; runs show their lineage.
+        lineage = "" if row.published else f"<small>{escape(lineage_text(row))}</small>"
         cells = [
             f'<td data-v="{ranked.rank or ""}">{ranked.rank or DASH}</td>',
-            f'<td class="model" data-v="{_attr(row.label)}">{escape(row.label)}{tag}'
-            f"<small>{escape(lineage_text(row))}</small></td>",
+            f'<td class="model" data-v="{_attr(row.label)}">{escape(row.label)}{tag}{lineage}</td>',
             f'<td data-v="{avg}"{best_avg}>{number(ranked.average)}</td>',
         ]
         cells += [_cell(row, c, i in section.best.get(c, ())) for c in section.columns]
@@ -169,7 +174,8 @@ def _chart(board: Board, s: int, section: Section, column: Column) -> str:
         f'<figure data-col="{board.column_ids[s, column]}"><figcaption>{escape(caption)}</figcaption>'
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 50}" height="{height}" '
         f'role="img" aria-label="{_attr(caption)}">'
-        f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#8893a2"/>{"".join(parts)}</svg></figure>'
+        f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#8893a2"/>{"".join(parts)}</svg>'
+        "</figure>"
     )
 
 
@@ -196,9 +202,11 @@ def _show(value: Any) -> str:
 
 def _notes(board: Board, section: Section) -> str:
     items = []
-    for key, verdict in section.verdicts.items():
-        name = "average" if key == AVERAGE else f"{key.task} {key.metric} ({board.protocol_ids[key.key]})"
-        items.append(f"best ahead of the second, {name}: {verdict.text}")
+    published = [x.row for x in section.rows if x.row.published]
+    if published:
+        items.append(f"published rows: {lineage_text(published[0])}")
+    for text, names in verdict_groups(board, section):
+        items.append(f"best row ahead of the second? {text}: {', '.join(names)}")
     for ranked in section.rows:
         for column in section.columns:
             cell = ranked.row.cells.get(column)
@@ -223,8 +231,8 @@ def html(board: Board, title: str = "mibe leaderboard") -> str:
         charts = "".join(_chart(board, s, section, c) for c in section.columns)
         parts += [
             f'<section id="s{s + 1}"><h2>{escape(section.title)}</h2>',
-            f'<table class="board" id="t{s + 1}">{_header(board, s, section)}{_body(section)}'
-            f"{_foot(section)}</table>",
+            f'<div class="wrap"><table class="board" id="t{s + 1}">{_header(board, s, section)}'
+            f"{_body(section)}{_foot(section)}</table></div>",
             _notes(board, section),
             f'<div class="charts">{charts}</div></section>',
         ]

@@ -20,35 +20,37 @@ def plot(board: Board, path: Path) -> None:
     except ImportError:
         raise MibeError("--plot needs matplotlib: pip install matplotlib") from None
     panels = [
-        (s, section, column)
-        for s, section in enumerate(board.sections)
+        (section, column)
+        for section in board.sections
         for column in section.columns
         if any(x.row.cells.get(column) and x.row.cells[column].value is not None for x in section.rows)
     ]
     if not panels:
         raise MibeError("--plot: the board has no numbers to draw")
     rows = (len(panels) + COLUMNS - 1) // COLUMNS
-    tallest = max(len(section.rows) for _, section, _ in panels)
+    tallest = max(len(section.rows) for section, _ in panels)
     figure = Figure(figsize=(4.2 * COLUMNS, rows * (0.9 + 0.28 * tallest)), layout="constrained")
     axes = figure.subplots(rows, COLUMNS, squeeze=False).ravel()
-    for ax, (s, section, column) in zip(axes, panels, strict=False):
+    for ax, (section, column) in zip(axes, panels, strict=False):
         bars = [
             (i, x.row, x.row.cells[column])
             for i, x in enumerate(section.rows)
             if column in x.row.cells and x.row.cells[column].value is not None
         ]
         values = [c.value for _, _, c in bars]
-        low = [c.value - c.ci95[0] if c.ci95 else 0 for _, _, c in bars]
-        high = [c.ci95[1] - c.value if c.ci95 else 0 for _, _, c in bars]
+        # No interval (published rows): NaN draws no whisker at all, where 0 would draw a cap.
+        low = [c.value - c.ci95[0] if c.ci95 else float("nan") for _, _, c in bars]
+        high = [c.ci95[1] - c.value if c.ci95 else float("nan") for _, _, c in bars]
         colours = [PUBLISHED if r.published else RUN for _, r, _ in bars]
         edges = [BEST if i in section.best.get(column, ()) else "none" for i, _, _ in bars]
         y = list(range(len(bars)))
         ax.barh(y, values, xerr=[low, high], color=colours, edgecolor=edges, linewidth=1.5, capsize=3)
         ax.set_yticks(y, [r.label for _, r, _ in bars], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlim(0, max(1.0, *(v + h for v, h in zip(values, high, strict=True))))
+        ax.set_xlim(0, max(1.0, *(c.ci95[1] if c.ci95 else c.value for _, _, c in bars)))
         pid = board.protocol_ids[column.key]
-        ax.set_title(f"{column.task} · {column.metric} · {pid}", fontsize=8)
+        kind = " (invented data)" if section.invented else ""
+        ax.set_title(f"{column.task} · {column.metric} · {pid}{kind}", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)

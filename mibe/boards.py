@@ -86,6 +86,15 @@ def verdict_short(section: Section, key: Any) -> str:
     return f"{'yes' if verdict.significant else 'no'} p={verdict.p:.2g}"
 
 
+def verdict_groups(board: Board, section: Section) -> list[tuple[str, list[str]]]:
+    """Verdicts with the same text said once, with the columns they hold for."""
+    groups: dict[str, list[str]] = {}
+    for key, verdict in section.verdicts.items():
+        name = "average" if key == AVERAGE else f"{key.task} {key.metric} ({board.protocol_ids[key.key]})"
+        groups.setdefault(verdict.text, []).append(name)
+    return list(groups.items())
+
+
 def _grid(board: Board, section: Section, bold: bool) -> list[list[str]]:
     """Header lines then body lines of one section, cells as text; best cells marked."""
 
@@ -130,10 +139,8 @@ def _footer(board: Board, section: Section, bullet: str) -> list[str]:
         if column.key not in seen:
             seen.append(column.key)
             lines.append(f"{bullet}  {board.protocol_ids[column.key]}: {describe(column.protocol)}")
-    lines.append(f"{bullet}Best ahead of the second (alpha 0.05):")
-    for key, verdict in section.verdicts.items():
-        name = "average" if key == AVERAGE else f"{key.task} {key.metric} ({board.protocol_ids[key.key]})"
-        lines.append(f"{bullet}  {name}: {verdict.text}")
+    lines.append(f"{bullet}Best row ahead of the second (alpha 0.05):")
+    lines += [f"{bullet}  {text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
     notes = sorted(
         {
             f"{c.task} {c.metric}: {r.row.cells[c].note}"

@@ -16,6 +16,7 @@ from mibe.leaderboard import KEY_FIELDS, Run, load_run, protocol_key, run_label
 from mibe.types import MibeError
 
 BINARY = frozenset({"accuracy", "exact_match"})  # right or wrong per document: McNemar applies
+SCORE_METRIC = {"choice": "accuracy", "span": "f1", "text": "rouge_l"}  # what a sample's `score` is
 ALPHA = 0.05
 
 
@@ -146,11 +147,45 @@ def task_seed(seed: int, task: str) -> int:
     return seed + zlib.crc32(task.encode()) % 1_000_003
 
 
+def redacted(rows: Any) -> bool:
+    # --redact-samples keeps ids and scores only: no prediction or gold to recompute a metric from.
+    return any("prediction" not in r or "gold" not in r for r in rows)
+
+
+def _same_data(run_a: Run, run_b: Run, task: str) -> bool:
+    keys = [dict(protocol_key(task, r.results["tasks"][task]["protocol"]))["data"] for r in (run_a, run_b)]
+    return keys[0] == keys[1]
+
+
+def _scores_only(
+    run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int
+) -> Outcome:
+    """Redacted samples: the per-document `score` (the task's main metric) is all there is to pair."""
+    kind = answer_kind(run_a.results["tasks"][task]["metrics"], ())
+    if SCORE_METRIC.get(kind) != metric:
+        gives = SCORE_METRIC.get(kind, "no metric")
+        return Outcome(None, None, f"samples redacted (--redact-samples): their scores give {gives} only")
+    if not _same_data(run_a, run_b, task):
+        return Outcome(
+            None, None, "samples redacted and the runs read different data: documents can't be matched"
+        )
+    by_id = {r["id"]: r["score"] for r in rows[1]}
+    pairs = [(r["score"], by_id[r["id"]]) for r in rows[0] if r["id"] in by_id]
+    if not pairs:
+        return Outcome(None, None, "no documents scored by both")
+    a, b = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
+    paired = stats.paired_means(a, b, n_boot, task_seed(seed, task))
+    mcnemar = stats.mcnemar_exact([x == 1 for x in a], [y == 1 for y in b]) if metric in BINARY else None
+    return Outcome(paired, mcnemar, None)
+
+
 def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, seed: int) -> Outcome:
     rows_a, rows_b = read_samples(run_a.path, task), read_samples(run_b.path, task)
     for run, rows in ((run_a, rows_a), (run_b, rows_b)):
         if rows is None:
             return Outcome(None, None, f"no samples/{task}.jsonl in {run.path}")
+    if redacted(rows_a) or redacted(rows_b):
+        return _scores_only(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     docs, _ = shared_docs(rows_a, rows_b)
     if not docs:
         return Outcome(None, None, "no documents scored by both")
@@ -203,7 +238,12 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
                 str(run_a.path) if rows_a is None else str(run_b.path)
             )
             continue
-        docs, mismatched = shared_docs(rows_a, rows_b)
+        hidden = redacted(rows_a) or redacted(rows_b)
+        if hidden:  # ids and scores only: documents matched by id, predictions unknown
+            ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
+            docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
+        else:
+            docs, mismatched = shared_docs(rows_a, rows_b)
         if not docs:
             report["skipped"][task] = f"no document scored by both ({mismatched} shared ids with other golds)"
             continue
@@ -213,10 +253,11 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
             "n_b": len(rows_b),
             "n_shared": len(docs),
             "gold_mismatch": mismatched,
+            "redacted": hidden,
             "invented": bool(tasks_a[task].get("invented") or tasks_b[task].get("invented")),
             "protocol_differences": _differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
-            "agreement": sum(d[1] == d[2] for d in docs) / len(docs),
-            "output_agreement": sum(d[3] == d[4] for d in docs) / len(docs),
+            "agreement": None if hidden else sum(d[1] == d[2] for d in docs) / len(docs),
+            "output_agreement": None if hidden else sum(d[3] == d[4] for d in docs) / len(docs),
             "metrics": [],
         }
         for metric in (m for m in tasks_a[task]["metrics"] if m in tasks_b[task]["metrics"]):

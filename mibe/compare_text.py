@@ -38,7 +38,7 @@ def _lines(report: dict[str, Any]) -> list[list[str]]:
                     _p(m.get("p_bootstrap")),
                     DASH if mc is None else f"{mc['a_only']}|{mc['b_only']} {_p(mc['p'])}",
                     sig,
-                    f"{task['agreement']:.3f}",
+                    _num(task["agreement"]),
                 ]
             )
     return out
@@ -55,8 +55,10 @@ def _notes(report: dict[str, Any]) -> list[str]:
         "agree: share of shared documents with the same prediction.",
     ]
     for task in report["tasks"]:
-        out = task["output_agreement"]
-        detail = [f"identical raw outputs {out:.3f}"]
+        if task["redacted"]:
+            detail = ["samples redacted (--redact-samples): paired on per-document scores, no agreement"]
+        else:
+            detail = [f"identical raw outputs {task['output_agreement']:.3f}"]
         if task["protocol_differences"]:
             detail.append("protocols differ: " + "; ".join(task["protocol_differences"]))
         if task["gold_mismatch"]:

@@ -180,13 +180,26 @@ def run_rows(run: Run) -> list[Row]:
         row = rows.setdefault(invented, Row(run_label(run), False, invented, run_lineage(run), run.path))
         key = protocol_key(task, entry["protocol"])
         for metric, value in entry["metrics"].items():
-            value = value if isinstance(value, dict) else {"value": value}
-            ci = value.get("ci95")
-            note = value.get("unavailable") or ("partial: --limit" if entry.get("partial") else None)
-            row.cells[Column(task, metric, key)] = Cell(
-                value.get("value"), tuple(ci) if ci else None, entry.get("n"), note
-            )
+            number, ci = _number(value, run.path, f"tasks.{task}.metrics.{metric}")
+            unavailable = value.get("unavailable") if isinstance(value, dict) else None
+            note = unavailable or ("partial: --limit" if entry.get("partial") else None)
+            row.cells[Column(task, metric, key)] = Cell(number, ci, entry.get("n"), note)
     return [rows[k] for k in sorted(rows)]
+
+
+def _number(value: Any, folder: Path, where: str) -> tuple[float | None, tuple[float, float] | None]:
+    def real(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    ci = value.get("ci95") if isinstance(value, dict) else None
+    number = value.get("value") if isinstance(value, dict) else value
+    ok_ci = ci is None or (isinstance(ci, list) and len(ci) == 2 and all(real(x) for x in ci))
+    if not (number is None or real(number)) or not ok_ci:
+        raise MibeError(
+            f"{folder / 'results.json'}: {where} should be {{'value': number, 'ci95': [low, high]}}; "
+            "rerun that task with `mibe run`"
+        )
+    return (None if number is None else float(number)), (tuple(ci) if ci else None)  # type: ignore[return-value]
 
 
 def disambiguate(rows: Sequence[Row]) -> None:
@@ -234,7 +247,11 @@ def build(
 ) -> Board:
     from mibe import ranking
 
-    rows = [row for d in run_dirs for row in run_rows(load_run(d))]
+    runs: dict[Path, Run] = {}
+    for folder in run_dirs:  # the same folder named twice is one row
+        run = load_run(folder)
+        runs.setdefault(run.path.resolve(), run)
+    rows = [row for run in runs.values() for row in run_rows(run)]
     disambiguate(rows)
     if published:
         from mibe import published as paper

@@ -7,7 +7,7 @@ chunk of resamples, the same document indices applied to both systems (that is w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from math import comb
 
@@ -63,15 +63,20 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNem
     return McNemar(a_only, b_only, binom_two_sided(a_only, a_only + b_only))
 
 
-def resample_sums(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """Column sums of `x` (n, d) over n_boot resamples of its rows with replacement: (n_boot, d)."""
-    n = x.shape[0]
+def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Rows of document indices drawn with replacement, in chunks that bound memory."""
     rng = np.random.default_rng(seed)
     chunk = max(1, _CELLS // max(n, 1))
-    out = [np.empty((0, x.shape[1]))]
     for start in range(0, n_boot, chunk):
-        rows = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(rows, n))
+        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+
+
+def resample_sums(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Column sums of `x` (n, d) over the resamples of `resample_indices`: (n_boot, d)."""
+    n = x.shape[0]
+    out = [np.empty((0, x.shape[1]))]
+    for idx in resample_indices(n, n_boot, seed):
+        rows = len(idx)
         flat = (idx + n * np.arange(rows)[:, None]).ravel()
         times = np.bincount(flat, minlength=rows * n).reshape(rows, n)  # draws per document
         out.append(times.astype(float) @ x)

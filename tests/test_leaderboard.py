@@ -1,0 +1,463 @@
+"""`mibe leaderboard` and `mibe compare` on real runs of tiny LLaMAs (zero-shot, 1-shot, LoRA, another
+checkpoint) beside the paper's published rows; constructed run folders only for significance cases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from scipy.stats import binomtest
+
+from mibe import api, boards, compare, compare_text, leaderboard, metrics, resources
+from mibe.leaderboard import protocol_key
+from mibe.ranking import AVERAGE
+from mibe.types import RunConfig
+from tests.conftest import REPO, SHARED
+
+TASKS = ("pubmedqa", "medqa", "mednli", "hoc")
+# The paper's metrics of these tasks (MIBE.md): what the average is over.
+AVERAGED = {("pubmedqa", "accuracy"), ("pubmedqa", "macro_f1"), ("medqa", "accuracy"), ("medqa", "macro_f1")}
+AVERAGED |= {("mednli", "accuracy"), ("mednli", "macro_f1"), ("hoc", "macro_f1")}
+ID_KEYS = ("id", "pmid", "realidx", "row_index")
+COPIES = 1  # the 3 demo documents per task: real runs stay quick; significance cases are constructed
+
+
+def stand_in_data(target: Path) -> Path:
+    """The bundled demo documents, copied and renumbered, standing in for a user's real data: the
+    leaderboard only reads the `invented` flag, so without it these count as real documents."""
+    target.mkdir(parents=True)
+    for task in TASKS:
+        rows = [json.loads(x) for x in (resources.demo_dir() / f"{task}.jsonl").read_text().splitlines()]
+        copies = 1 if task == "hoc" else COPIES
+        with (target / f"{task}.jsonl").open("w") as out:
+            for k in range(copies):
+                for row in rows:
+                    row = {key: value for key, value in row.items() if key != "invented"}
+                    for key in ID_KEYS:
+                        if key in row:
+                            row[key] = f"{row[key]}-{k}"
+                    out.write(json.dumps(row) + "\n")
+    return target
+
+
+def reseeded(base: Path, target: Path, seed: int) -> Path:
+    """tinymodel.build(seed=seed) without training the tokenizer again: the same tokenizer (its
+    training is deterministic), weights drawn from another seed: a second checkpoint."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    shutil.copytree(base, target)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(LlamaConfig.from_pretrained(base)).eval().save_pretrained(target)
+    return target
+
+
+def lora_adapter(base: Path, target: Path) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.5)  # a real update, so the adapter changes predictions
+    model.save_pretrained(target)
+    return target
+
+
+def make_board_runs(tiny_llama: Path, base: Path) -> dict[str, Path]:
+    """The runs every leaderboard and HTML test reads, made once per test session (both test
+    modules call this; the second finds them under pytest's base temp folder)."""
+    root = base / "board-runs"
+    done = root / "done.json"
+    if done.is_file():
+        return {name: Path(path) for name, path in json.loads(done.read_text()).items()}
+    data = stand_in_data(root / "data")
+    other = reseeded(tiny_llama, root / "tiny-other", seed=1)
+    adapter = lora_adapter(tiny_llama, root / "adapter")
+    common = dict(scoring="loglikelihood", max_new_tokens=8, bootstrap=200, batch_size=8)
+    configs = {
+        "zero": RunConfig(model=str(tiny_llama), tasks=TASKS, data_dir=str(data), **common),
+        "oneshot": RunConfig(model=str(tiny_llama), tasks=TASKS, data_dir=str(data), num_fewshot=1, **common),
+        "lora": RunConfig(
+            model=str(tiny_llama), adapter=str(adapter), tasks=TASKS, data_dir=str(data), **common
+        ),
+        "other": RunConfig(model=str(other), tasks=TASKS, data_dir=str(data), **common),
+        "partial": RunConfig(model=str(other), tasks=("pubmedqa",), data_dir=str(data), **common),
+        "demo": RunConfig(model=str(tiny_llama), tasks=("pubmedqa", "mednli"), demo=True, **common),
+    }
+    out = {}
+    for name, config in configs.items():
+        out[name] = root / name
+        api.run(RunConfig(**{**config.__dict__, "output_dir": str(out[name])}), say=lambda line: None)
+    done.write_text(json.dumps({name: str(path) for name, path in out.items()}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def board_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_board_runs(tiny_llama, tmp_path_factory.getbasetemp())
+
+
+def results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+def section_of(board: leaderboard.Board, run: Path):
+    return next(s for s in board.sections if any(x.row.run_dir == run for x in s.rows))
+
+
+def test_protocols_never_share_a_column_and_invented_runs_sit_apart(board_runs: dict[str, Path]) -> None:
+    board = leaderboard.build(list(board_runs.values()), n_boot=200)
+    titles = [s.title for s in board.sections]
+    assert titles[0].startswith("Runs") and titles[-1].startswith("Invented data"), titles
+    main = section_of(board, board_runs["zero"])
+    assert {x.row.run_dir for x in main.rows} == {board_runs[k] for k in ("zero", "lora", "other", "partial")}
+    oneshot = section_of(board, board_runs["oneshot"])
+    assert oneshot is not main and {c.protocol["shots"] for c in oneshot.columns} == {1}
+    assert section_of(board, board_runs["demo"]).invented and not main.invented
+    published = next(s for s in board.sections if s.title.startswith("Published"))
+    assert len(published.rows) == 8 and len(published.columns) == 18
+    for section in board.sections:
+        for ranked in section.rows:
+            if ranked.row.published:
+                continue
+            tasks = results(ranked.row.run_dir)["tasks"]
+            for column in ranked.row.cells:  # each number sits under its own run's protocol key
+                assert column.key == protocol_key(column.task, tasks[column.task]["protocol"])
+        keys_per_column = {(c.task, c.metric, c.key) for c in section.columns}
+        assert len(keys_per_column) == len(section.columns)
+
+
+def test_cells_averages_ranks_and_best_follow_the_results(board_runs: dict[str, Path]) -> None:
+    board = leaderboard.build(list(board_runs.values()), n_boot=200)
+    main = section_of(board, board_runs["zero"])
+    assert {(c.task, c.metric) for c in main.columns} == AVERAGED  # the paper's metrics only
+    expected = {}
+    for ranked in main.rows:
+        tasks = results(ranked.row.run_dir)["tasks"]
+        for column in main.columns:
+            entry = tasks.get(column.task)
+            cell = ranked.row.cells.get(column)
+            if entry is None:
+                assert cell is None
+                continue
+            metric = entry["metrics"][column.metric]
+            assert cell.value == metric["value"] and list(cell.ci95) == metric["ci95"]
+            assert cell.n == entry["n"] == (3 if column.task == "hoc" else 3 * COPIES)
+        values = [tasks[t]["metrics"][m]["value"] for t, m in sorted(AVERAGED) if t in tasks]
+        expected[ranked.row.run_dir] = sum(values) / len(values) if len(values) == len(AVERAGED) else None
+    assert {x.row.run_dir: x.average for x in main.rows} == pytest.approx(expected)
+    assert next(x for x in main.rows if x.row.run_dir == board_runs["partial"]).rank is None
+    complete = sorted((x for x in main.rows if x.average is not None), key=lambda x: -x.average)
+    assert [x.rank for x in main.rows if x.rank] == [
+        1 + sum(y.average > x.average for y in complete) for x in complete
+    ]
+    for column in main.columns:
+        values = {i: x.row.cells[column].value for i, x in enumerate(main.rows) if column in x.row.cells}
+        top = max(values.values())
+        winners = {i for i, v in values.items() if v == top}
+        assert main.best.get(column, set()) == (winners if len(winners) < len(values) else set())
+        assert column in main.verdicts
+    assert AVERAGE in main.verdicts
+
+
+def test_published_rows_are_the_papers_table_3() -> None:
+    board = leaderboard.build([], n_boot=10)
+    (section,) = board.sections
+    rows = {x.row.label: x for x in section.rows}
+    cell = {(c.task, c.metric): c for c in section.columns}
+    assert rows["Me-LLaMA-70B-chat"].row.cells[cell["pubmedqa", "accuracy"]].value == 0.768
+    assert rows["LLaMA2-13B"].row.cells[cell["i2b2_2010", "entity_f1"]].value == 0.008  # "i2b2 Macro-F1"
+    assert rows["Me-LLaMA-13B-chat"].row.cells[cell["emrqa", "exact_match"]].value == 0.048  # "EmrQA Acc"
+    assert rows["LLaMA2-70B-chat"].row.cells[cell["mimic_cxr", "bertscore_f1"]].value == 0.784
+    protocol = section.columns[0].protocol
+    assert (protocol["shots"], protocol["parser"], protocol["scoring"]) == (0, "paper", "generate")
+    assert (protocol["max_new_tokens"], protocol["stop"], protocol["chat_template"]) == (256, [], None)
+    table = list(csv.DictReader((resources.shipped("leaderboards") / "paper_zero_shot.csv").open()))
+    top = rows["Me-LLaMA-70B-chat"]
+    assert top.rank == 1 and top.average == pytest.approx(
+        sum(float(r["Me-LLaMA-70B-chat"]) for r in table) / 18
+    )
+    assert all(v.significant is None and "no samples" in v.text for v in section.verdicts.values())
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not (SHARED / "design" / "MIBE.md").is_file(), reason="../shared/design/MIBE.md absent")
+def test_published_csv_copies_the_design_table_verbatim() -> None:
+    block = (SHARED / "design" / "MIBE.md").read_text().split("```csv\n")[1].split("```")[0]
+    paper = list(csv.reader(io.StringIO(block)))
+    ours = list(csv.reader((REPO / "leaderboards" / "paper_zero_shot.csv").open()))
+    assert paper[0][2:] == ours[0][5:]
+    assert [[r[0], r[1], *r[2:]] for r in paper[1:]] == [[r[2], r[3], *r[5:]] for r in ours[1:]]
+
+
+def test_every_format_renders_and_no_sample_text_leaves(board_runs: dict[str, Path]) -> None:
+    board = leaderboard.build(list(board_runs.values()), n_boot=200)
+    from mibe.board_html import html
+
+    outputs = {"table": boards.text(board), "md": boards.markdown(board), "csv": boards.csv_text(board)}
+    outputs["html"] = html(board)
+    outputs["compare"] = compare_text.render(
+        compare.compare(board_runs["zero"], board_runs["other"], 200), "md"
+    )
+    secrets = set()
+    for run in board_runs.values():
+        for line in (
+            (run / "samples" / "mednli.jsonl").read_text().splitlines()
+            if (run / "samples" / "mednli.jsonl").exists()
+            else []
+        ):
+            row = json.loads(line)
+            secrets |= (
+                {row["prompt"][-60:], row["raw_output"]}
+                if len(row["raw_output"]) > 8
+                else {row["prompt"][-60:]}
+            )
+    assert secrets
+    for name, text in outputs.items():
+        assert not any(s in text for s in secrets), name  # credentialed (any) sample text: never exported
+    for name in ("table", "md", "html"):
+        assert "Me-LLaMA-70B-chat" in outputs[name] and "+ adapter" in outputs[name] and "—" in outputs[name]
+    md_rows = [line for line in outputs["md"].splitlines() if line.startswith("| ") and "rank" not in line]
+    assert len(md_rows) == sum(len(s.rows) + 1 for s in board.sections)  # + the significance line
+    lines = list(csv.DictReader(io.StringIO(outputs["csv"])))
+    assert len(lines) == sum(len(s.rows) * len(s.columns) for s in board.sections)
+    zero = results(board_runs["zero"])["tasks"]
+    mine = [r for r in lines if r["run"] == str(board_runs["zero"]) and r["metric"] == "accuracy"]
+    assert {r["task"]: float(r["value"]) for r in mine} == {
+        t: zero[t]["metrics"]["accuracy"]["value"] for t in ("pubmedqa", "medqa", "mednli")
+    }
+    assert {r["shots"] for r in mine} == {"0"} and {r["scoring"] for r in mine} == {"loglikelihood"}
+
+
+def test_lineage_names_base_and_adapter(board_runs: dict[str, Path]) -> None:
+    board = leaderboard.build([board_runs["lora"], board_runs["zero"]], published=False, n_boot=50)
+    lora = next(x.row for x in board.sections[0].rows if x.row.run_dir == board_runs["lora"])
+    model = results(board_runs["lora"])["model"]
+    assert lora.label == f"{Path(model['path']).name} + adapter"
+    assert lora.lineage["base"] == model["path"] and lora.lineage["adapter"] == model["adapter"]
+    assert "adapter " in boards.lineage_text(lora)
+
+
+def test_compare_recomputes_the_runs_numbers_on_shared_documents(board_runs: dict[str, Path]) -> None:
+    report = compare.compare(board_runs["zero"], board_runs["other"], n_boot=300)
+    assert [t["task"] for t in report["tasks"]] == sorted(
+        TASKS, key=list(results(board_runs["zero"])["tasks"]).index
+    )
+    a, b = results(board_runs["zero"])["tasks"], results(board_runs["other"])["tasks"]
+    for task in report["tasks"]:
+        name = task["task"]
+        assert task["n_shared"] == a[name]["n"] and task["protocol_differences"] == []
+        rows_a = [
+            json.loads(x) for x in (board_runs["zero"] / "samples" / f"{name}.jsonl").read_text().splitlines()
+        ]
+        rows_b = {
+            json.loads(x)["id"]: json.loads(x)
+            for x in (board_runs["other"] / "samples" / f"{name}.jsonl").read_text().splitlines()
+        }
+        same = sum(r["prediction"] == rows_b[r["id"]]["prediction"] for r in rows_a)
+        assert task["agreement"] == pytest.approx(same / len(rows_a))
+        for m in task["metrics"]:
+            assert m["a"] == pytest.approx(a[name]["metrics"][m["metric"]]["value"], abs=1e-12)
+            assert m["b"] == pytest.approx(b[name]["metrics"][m["metric"]]["value"], abs=1e-12)
+            assert m["ci95"][0] <= m["diff"] <= m["ci95"][1]
+            if m["metric"] == "accuracy":
+                a_only = sum(r["score"] == 1 and rows_b[r["id"]]["score"] == 0 for r in rows_a)
+                b_only = sum(r["score"] == 0 and rows_b[r["id"]]["score"] == 1 for r in rows_a)
+                assert (m["mcnemar"]["a_only"], m["mcnemar"]["b_only"]) == (a_only, b_only)
+                assert m["mcnemar"]["p"] == pytest.approx(
+                    binomtest(a_only, a_only + b_only).pvalue if a_only + b_only else 1.0
+                )
+    shots = compare.compare(board_runs["zero"], board_runs["oneshot"], n_boot=50)
+    assert all("shots: 0 vs 1" in t["protocol_differences"] for t in shots["tasks"])
+
+
+LABELS = ("yes", "no", "maybe")
+
+
+def constructed_run(folder: Path, name: str, right: set[int], n: int, **protocol: object) -> Path:
+    """A run folder written by hand (results scored by mibe's own scorer) for significance cases."""
+    golds = [LABELS[i % 3] for i in range(n)]
+    preds = [g if i in right else LABELS[(i + 1) % 3] for i, g in enumerate(golds)]
+    scored = metrics.score_task(
+        "choice", ("accuracy", "macro_f1"), golds, preds, LABELS, "strict", seed=1, n_boot=100
+    )
+    key = {
+        "task": "pubmedqa",
+        "task_version": 1,
+        "data": {"fingerprint": "sha256:constructed", "n_rows": n},
+        "split": "test",
+        "limit": None,
+        "shots": 0,
+        "scoring": "generate",
+        "parser": "strict",
+        "chat_template": None,
+        "system_prompt": None,
+        "max_new_tokens": 32,
+        "stop": ["\n\n"],
+        **protocol,
+    }
+    entry = {"protocol": key, "n": n, "invented": False, "partial": False, "metrics": scored["metrics"]}
+    (folder / "samples").mkdir(parents=True)
+    data = {"model": {"name": name, "path": f"/models/{name}", "adapter": None}, "tasks": {"pubmedqa": entry}}
+    (folder / "results.json").write_text(json.dumps(data))
+    with (folder / "samples" / "pubmedqa.jsonl").open("w") as out:
+        for i, (g, p) in enumerate(zip(golds, preds, strict=True)):
+            row = {
+                "id": f"d{i}",
+                "prompt": "",
+                "raw_output": p,
+                "prediction": p,
+                "gold": g,
+                "score": float(g == p),
+            }
+            out.write(json.dumps(row) + "\n")
+    return folder
+
+
+def test_best_row_significantly_ahead_is_marked_with_the_exact_p(tmp_path: Path) -> None:
+    strong = constructed_run(tmp_path / "strong", "strong", set(range(50)), 60)
+    weak = constructed_run(tmp_path / "weak", "weak", set(range(15)) | set(range(50, 55)), 60)
+    near = constructed_run(tmp_path / "near", "near", set(range(48)) | {55}, 60)
+    board = leaderboard.build([weak, strong], published=False, n_boot=500)
+    (section,) = board.sections
+    assert section.rows[0].row.label == "strong" and section.rows[0].rank == 1
+    accuracy = next(c for c in section.columns if c.metric == "accuracy")
+    verdict = section.verdicts[accuracy]
+    assert verdict.significant is True and verdict.test == "McNemar exact" and verdict.n == 60
+    assert verdict.p == pytest.approx(binomtest(5, 40, 0.5).pvalue)  # 35 only strong, 5 only weak
+    macro = next(c for c in section.columns if c.metric == "macro_f1")
+    assert section.verdicts[macro].significant is True and section.verdicts[macro].test == "paired bootstrap"
+    assert section.verdicts[AVERAGE].significant is True
+    close = leaderboard.build([near, strong], published=False, n_boot=500).sections[0]
+    verdict = close.verdicts[next(c for c in close.columns if c.metric == "accuracy")]
+    assert verdict.significant is False and verdict.p == pytest.approx(binomtest(1, 3, 0.5).pvalue) == 1.0
+    assert "no (p=1" in boards.text(leaderboard.build([near, strong], published=False, n_boot=100))
+
+
+def test_a_paper_protocol_run_on_the_hub_data_shares_the_published_column(tmp_path: Path) -> None:
+    paper = dict(parser="paper", max_new_tokens=256, stop=[], data="hub:clinicalnlplab/pubmedqa_test@abc123")
+    joined = constructed_run(tmp_path / "joined", "mine", set(range(40)), 60, **paper)
+    apart = constructed_run(
+        tmp_path / "apart", "mine-128", set(range(40)), 60, **{**paper, "max_new_tokens": 128}
+    )
+    board = leaderboard.build([joined, apart], n_boot=100)
+    first = board.sections[0]
+    assert first.title.startswith("Runs and published rows")
+    assert {x.row.label for x in first.rows} >= {"mine", "Me-LLaMA-70B-chat"} and len(first.rows) == 9
+    mine = next(x.row for x in first.rows if x.row.label == "mine")
+    cell = next(c for col, c in mine.cells.items() if col.metric == "accuracy")
+    assert "hub revision abc123" in cell.note and cell.value == pytest.approx(40 / 60)
+    assert section_of(board, apart) is not first
+    accuracy = next(c for c in first.columns if c.task == "pubmedqa" and c.metric == "accuracy")
+    assert first.verdicts[accuracy].text == "not testable: published rows have no samples"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    from mibe import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = cli.main(list(args))
+    finally:
+        sys.stdout, sys.stderr = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_writes_every_format_and_a_figure(board_runs: dict[str, Path], tmp_path: Path) -> None:
+    zero, lora, oneshot = (str(board_runs[k]) for k in ("zero", "lora", "oneshot"))
+    for suffix, marker in ((".md", "| rank |"), (".csv", "section,rank,row"), (".html", "<!doctype html>")):
+        code, _, err = run_cli(
+            "leaderboard", zero, lora, oneshot, "-o", str(tmp_path / f"board{suffix}"), "--bootstrap", "100"
+        )
+        assert code == 0, err
+        assert (tmp_path / f"board{suffix}").read_text().startswith(marker) or marker in (
+            tmp_path / f"board{suffix}"
+        ).read_text()
+    code, out, err = run_cli(
+        "leaderboard", zero, lora, "--no-published", "--plot", str(tmp_path / "fig.png"), "--bootstrap", "50"
+    )
+    assert code == 0 and out.startswith("== Runs"), err
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run_cli(
+        "leaderboard", zero, "--plot", str(tmp_path / "fig.svg"), "--format", "md", "--bootstrap", "50"
+    )
+    assert code == 0 and "pubmedqa · accuracy" in (tmp_path / "fig.svg").read_text(), err
+    code, out, err = run_cli("compare", zero, lora, "--format", "json", "--bootstrap", "100")
+    report = json.loads(out)
+    assert code == 0 and report["b"]["label"].endswith("+ adapter") and len(report["tasks"]) == 4, err
+    code, out, _ = run_cli("compare", zero, lora)
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["task", "metric", "n"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("leaderboard", "{missing}"), "no results.json there"),
+        (("leaderboard", "{bad}"), "not valid JSON"),
+        (("leaderboard", "--no-published"), "nothing to show"),
+        (("leaderboard", "{run}", "--bootstrap", "0"), "--bootstrap 0"),
+        (("leaderboard", "{run}", "--plot", "{tmp}/fig.gif"), "name a .png or .svg"),
+        (("compare", "{run}", "{missing}"), "no results.json there"),
+        (("compare", "{run}", "{notasks}"), "no 'tasks' mapping"),
+        (("leaderboard", "{badvalue}"), "tasks.pubmedqa.metrics.accuracy should be"),
+        (("leaderboard", "{noprotocol}"), "tasks.pubmedqa.protocol is missing"),
+        (("leaderboard", "{run}", "-o", "{run}/results.json/x.md"), "cannot write"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    run = constructed_run(tmp_path / "run", "m", {1, 2}, 6)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{not json")
+    (tmp_path / "notasks").mkdir()
+    (tmp_path / "notasks" / "results.json").write_text("[]")
+    for name, change in (("badvalue", {"value": "0.5"}), ("noprotocol", None)):
+        data = json.loads((run / "results.json").read_text())
+        if change is None:
+            del data["tasks"]["pubmedqa"]["protocol"]
+        else:
+            data["tasks"]["pubmedqa"]["metrics"]["accuracy"] = change
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(data))
+    names = dict(missing=tmp_path / "nowhere", bad=tmp_path / "bad", run=run, tmp=tmp_path)
+    names |= dict(
+        notasks=tmp_path / "notasks", badvalue=tmp_path / "badvalue", noprotocol=tmp_path / "noprotocol"
+    )
+    code, _, err = run_cli(*(a.format(**names) for a in args))
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_compare_pairs_redacted_samples_on_their_scores(board_runs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from mibe import results as run_files
+
+    hidden = tmp_path / "redacted"
+    shutil.copytree(board_runs["other"], hidden)
+    for path in (hidden / "samples").glob("*.jsonl"):
+        run_files.redact_samples(path)  # what `mibe run --redact-samples` leaves: ids and scores
+    full = compare.compare(board_runs["zero"], board_runs["other"], n_boot=100)
+    cut = compare.compare(board_runs["zero"], hidden, n_boot=100)
+    for whole, part in zip(full["tasks"], cut["tasks"], strict=True):
+        assert part["redacted"] and part["agreement"] is None and part["n_shared"] == whole["n_shared"]
+        by_metric = {m["metric"]: m for m in part["metrics"]}
+        for m in whole["metrics"]:
+            if m["metric"] == "accuracy":
+                assert by_metric["accuracy"]["diff"] == pytest.approx(m["diff"])
+                assert by_metric["accuracy"]["mcnemar"] == m["mcnemar"]
+            else:
+                assert "samples redacted" in by_metric[m["metric"]]["note"]
+    assert "no agreement" in compare_text.render(cut, "table")
