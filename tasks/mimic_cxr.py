@@ -34,7 +34,7 @@ SPLIT_LIST = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
 SPLIT_NAMES = {"validate": "validate", "validation": "validate", "val": "validate", "dev": "validate"}
 _REPORT = re.compile(r"s\d+\.txt")
 _HEADING = re.compile(r"^[ \t]*([A-Za-z][A-Za-z ()/,&-]*?)[ \t]*:(?=\s|$)", re.M)
-# section_parser.py's spellings of the two sections mibe needs (its counts show they all occur).
+# section_parser.py's spellings of the two sections mibe needs (typos included), plus plurals.
 IMPRESSION_NAMES = (
     "impression", "impressions", "conclusion", "conclusions", "findings and impression",
     "findings/impression", "findings/ impression", "impresson", "imprression", "imoression",
