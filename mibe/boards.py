@@ -124,23 +124,15 @@ def _grid(board: Board, section: Section, bold: bool) -> list[list[str]]:
     return head + body
 
 
-def _footer(board: Board, section: Section, bullet: str) -> list[str]:
-    lines = [f"{bullet}Rows:"]
-    lines += [
-        f"{bullet}  {row_name(r.row)}: {lineage_text(r.row)}" for r in section.rows if not r.row.published
-    ]
-    if any(r.row.published for r in section.rows):
-        lines.append(
-            f"{bullet}  [published]: {lineage_text(next(r.row for r in section.rows if r.row.published))}"
-        )
-    lines.append(f"{bullet}Protocols:")
-    seen = []
+def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
+    """Under a table: (heading, items) for its rows, protocols, significance and notes."""
+    rows = [f"{row_name(r.row)}: {lineage_text(r.row)}" for r in section.rows if not r.row.published]
+    published = [r.row for r in section.rows if r.row.published]
+    if published:
+        rows.append(f"[published]: {lineage_text(published[0])}")
+    protocols: dict[Any, str] = {}
     for column in section.columns:
-        if column.key not in seen:
-            seen.append(column.key)
-            lines.append(f"{bullet}  {board.protocol_ids[column.key]}: {describe(column.protocol)}")
-    lines.append(f"{bullet}Best row ahead of the second (alpha 0.05):")
-    lines += [f"{bullet}  {text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
+        protocols.setdefault(column.key, f"{board.protocol_ids[column.key]}: {describe(column.protocol)}")
     notes = sorted(
         {
             f"{c.task} {c.metric}: {r.row.cells[c].note}"
@@ -149,10 +141,10 @@ def _footer(board: Board, section: Section, bullet: str) -> list[str]:
             if c in r.row.cells and r.row.cells[c].note and not r.row.published
         }
     )
-    if notes:
-        lines.append(f"{bullet}Notes:")
-        lines += [f"{bullet}  {note}" for note in notes]
-    return lines
+    verdicts = [f"{text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
+    parts = [("Rows", rows), ("Protocols", list(protocols.values()))]
+    parts.append(("Best row ahead of the second (alpha 0.05)", verdicts))
+    return parts + ([("Notes", notes)] if notes else [])
 
 
 LEGEND = (
@@ -184,7 +176,8 @@ def text(board: Board) -> str:
             out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
             if k == 0:
                 out.append("  ".join("-" * w for w in widths))
-        out += _footer(board, section, "")
+        for heading, items in _footer(board, section):
+            out += [f"{heading}:", *(f"  {item}" for item in items)]
         out.append("")
     out.append(LEGEND.format(best="* best in its column"))
     return "\n".join(out) + "\n"
@@ -204,7 +197,8 @@ def markdown(board: Board) -> str:
         out.append("|" + "|".join("---" for _ in head) + "|")
         out += ["| " + " | ".join(_md_escape(c) for c in line) + " |" for line in grid[3:]]
         out.append("")
-        out += [_md_escape(line) for line in _footer(board, section, "- ")]
+        for heading, items in _footer(board, section):
+            out += [f"- {heading}:", *(f"  - {_md_escape(item)}" for item in items)]
         out.append("")
     out.append(LEGEND.format(best="Bold: best in its column"))
     return "\n".join(out) + "\n"

@@ -66,9 +66,11 @@ def _notes(report: dict[str, Any]) -> list[str]:
         if task["n_shared"] < max(task["n_a"], task["n_b"]):
             detail.append(f"A scored {task['n_a']}, B {task['n_b']}")
         notes.append(f"{task['task']}: " + "; ".join(detail))
+        untestable: dict[str, list[str]] = {}  # one line per reason, not per metric
         for m in task["metrics"]:
             if m.get("note"):
-                notes.append(f"{task['task']} {m['metric']}: not testable: {m['note']}")
+                untestable.setdefault(m["note"], []).append(m["metric"])
+        notes += [f"{task['task']} {', '.join(ms)}: not testable: {why}" for why, ms in untestable.items()]
     notes += [f"{task}: skipped: {why}" for task, why in report["skipped"].items()]
     return notes
 
