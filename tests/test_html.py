@@ -126,7 +126,7 @@ def test_page_is_self_contained() -> None:
 
 @needs_chromium
 def test_screenshot_shows_the_tables_and_the_charts(
-    page: tuple[Path, leaderboard.Board], tmp_path: Path
+    page: tuple[Path, leaderboard.Board], capsys: pytest.CaptureFixture
 ) -> None:
     from PIL import Image
 
@@ -134,7 +134,8 @@ def test_screenshot_shows_the_tables_and_the_charts(
     shot = path.with_suffix(".png")
     result = browse(f"--screenshot={shot}", "--window-size=1400,2400", path.as_uri())
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
-    print(f"\nscreenshot of the HTML leaderboard: {shot}")
+    with capsys.disabled():  # in the test output even when output is captured
+        print(f"\nscreenshot of the HTML leaderboard: {shot}")
     image = Image.open(shot).convert("RGB")
     assert image.size == (1400, 2400)
     colours = {colour for _, colour in image.getcolors(maxcolors=1 << 20)}
