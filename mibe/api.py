@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -9,18 +10,43 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__, data, prompts, results, runner, summary, tasks
+from mibe import __version__, data, parallel, prompts, results, runner, summary, tasks
 from mibe.types import Backend, MibeError, RunConfig
 
 # Settings that may change between a run and its resume without changing any number.
-_VOLATILE = ("output_dir", "overwrite", "dry_run", "batch_size", "redact_samples")
+_VOLATILE = (
+    "output_dir",
+    "overwrite",
+    "dry_run",
+    "batch_size",
+    "redact_samples",
+    "max_concurrency",
+    "api_key_env",
+)
 
 
-def make_backend(config: RunConfig) -> Backend:
-    if config.backend != "hf":
-        raise MibeError(
-            f"--backend {config.backend}: not available in this version of mibe; use --backend hf"
+def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend:
+    """The model behind `config.backend`; `credentialed` names the tasks an endpoint must not see."""
+    if config.backend == "vllm":
+        from mibe.backends.vllm import VLLMBackend  # says how to install vllm when it is absent
+
+        return VLLMBackend.from_config(config)
+    if config.backend == "openai":
+        from mibe.backends.openai import OpenAIBackend
+
+        if not config.base_url:
+            raise MibeError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
+        return OpenAIBackend(
+            config.model,
+            config.base_url,
+            api_key_env=config.api_key_env,
+            max_concurrency=config.max_concurrency,
+            credentialed=credentialed,
+            allow_remote_credentialed=config.allow_remote_credentialed,
+            trust_remote_code=config.trust_remote_code,
         )
+    if config.backend != "hf":
+        raise MibeError(f"--backend {config.backend}: expected hf, vllm or openai")
     from mibe import embedded
     from mibe.backends.hf import HFBackend
 
@@ -103,13 +129,14 @@ def run(
             prompts.doc_prompt(task.template, docset.docs[0])
         except MibeError as exc:
             raise MibeError(f"{task.path}: field 'template': {exc}") from None
-    backend = backend or make_backend(config)
+    backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     plans = [(runner.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
     if config.dry_run:
         for p, location in plans:
             say(runner.dry_run_report(p, config, backend, _pool(p, location)))
         return {}
-    run_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
+    w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
+    run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
     model = backend.describe()
     run_json = {
         "schema_version": results.SCHEMA_VERSION,
@@ -118,8 +145,13 @@ def run(
         "model": model,
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
-    with results.locked(run_dir):
-        previous = _prepare_folder(run_dir, run_json, config.overwrite)
+    with results.locked(run_dir) if w.main else contextlib.nullcontext():
+        previous = _prepare_folder(run_dir, run_json, config.overwrite) if w.main else None
+        if w.size > 1:
+            for p, _ in plans if w.main else ():  # shards a killed data-parallel run left behind
+                parallel.merge_shards(run_dir, p.task.name, p.task.credentialed)
+            parallel.barrier(w)
+            previous = previous if w.main else results.read_json(run_dir / "results.json")
         out = previous or {
             "schema_version": results.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -134,6 +166,8 @@ def run(
         for p, location in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
                 _score_task(p, location, backend, config, run_dir, out)
+        if not w.main:
+            return out
         results.write_json_atomic(run_dir / "results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
@@ -144,6 +178,8 @@ def _score_task(
     p: runner.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
 ) -> None:
     entry, timing = runner.evaluate(p, backend, config, run_dir, _pool(p, location))
+    if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
+        return
     entry["data_source"] = p.docset.source
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing

@@ -69,6 +69,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
     )
+    engine = run.add_argument_group("--backend vllm / openai (docs/backends.md)")
+    engine.add_argument(
+        "--tensor-parallel-size", type=int, default=1, metavar="N", help="vllm: GPUs per replica"
+    )
+    engine.add_argument(
+        "--pipeline-parallel-size", type=int, default=1, metavar="N", help="vllm: pipeline stages"
+    )
+    engine.add_argument("--data-parallel-size", type=int, default=1, metavar="N", help="vllm: model replicas")
+    engine.add_argument(
+        "--gpu-memory-utilization", type=float, default=0.9, metavar="F", help="vllm: share of GPU memory"
+    )
+    engine.add_argument(
+        "--max-model-len", type=int, metavar="N", help="vllm: context length (default: the model's)"
+    )
+    engine.add_argument("--base-url", help="openai: the server, e.g. http://127.0.0.1:8000/v1")
+    engine.add_argument("--api-key-env", metavar="VAR", help="openai: variable holding the API key")
+    engine.add_argument(
+        "--max-concurrency", type=int, default=8, metavar="N", help="openai: requests in flight"
+    )
+    engine.add_argument(
+        "--allow-remote-credentialed",
+        metavar="REASON",
+        help="openai: send credentialed tasks to a non-loopback endpoint, e.g. a DUA-compliant private "
+        "deployment; the reason is recorded in results.json",
+    )
 
     from mibe import board_cli  # argparse only; each command imports its modules when it runs
 
@@ -123,9 +148,16 @@ def _config(args: argparse.Namespace) -> RunConfig:
         ("--limit", args.limit),
         ("--batch-size", args.batch_size),
         ("--max-new-tokens", args.max_new_tokens),
+        ("--tensor-parallel-size", args.tensor_parallel_size),
+        ("--pipeline-parallel-size", args.pipeline_parallel_size),
+        ("--data-parallel-size", args.data_parallel_size),
+        ("--max-model-len", args.max_model_len),
+        ("--max-concurrency", args.max_concurrency),
     ):
         if value is not None and value < 1:
             raise MibeError(f"{flag} {value}: must be a positive integer")
+    if not 0 < args.gpu_memory_utilization <= 1:
+        raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
     if args.num_fewshot < 0:
         raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
     return RunConfig(
@@ -155,6 +187,15 @@ def _config(args: argparse.Namespace) -> RunConfig:
         redact_samples=args.redact_samples,
         dry_run=args.dry_run,
         bootstrap=args.bootstrap,
+        tensor_parallel_size=args.tensor_parallel_size,
+        pipeline_parallel_size=args.pipeline_parallel_size,
+        data_parallel_size=args.data_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        max_model_len=args.max_model_len,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        max_concurrency=args.max_concurrency,
+        allow_remote_credentialed=args.allow_remote_credentialed,
     )
 
 

