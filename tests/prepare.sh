@@ -4,4 +4,14 @@
 # tests that need it skip with that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "prepare: nothing extra to prepare yet"
+
+# Debian's chromium for tests/test_html.py (its browser checks skip with a reason where chromium is absent)
+if command -v chromium >/dev/null 2>&1; then
+  echo "prepare: chromium present: $(chromium --version 2>/dev/null | head -n 1)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "prepare: installing Debian's chromium for the HTML leaderboard test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+    || echo "prepare: chromium install failed; tests/test_html.py's browser checks will skip"
+else
+  echo "prepare: chromium absent and not root (or no apt-get): tests/test_html.py's browser checks will skip"
+fi
