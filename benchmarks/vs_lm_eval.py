@@ -56,9 +56,9 @@ def lm_eval_tasks(folder: Path, run: Path, kind: str, max_new: int) -> None:
         with data.open("w") as out:
             for row in rows:
                 gold = task.choices.index(row["gold"])
-                out.write(
-                    json.dumps({"query": row["prompt"], "choices": list(task.choices), "gold": gold}) + "\n"
-                )
+                doc = {"query": row["prompt"], "choices": list(task.choices), "gold": gold}
+                doc["answer"] = row["gold"]
+                out.write(json.dumps(doc) + "\n")
         spec = {
             "task": f"mibe_{kind}_{name}",
             "dataset_path": "json",
@@ -71,7 +71,8 @@ def lm_eval_tasks(folder: Path, run: Path, kind: str, max_new: int) -> None:
             "metric_list": [{"metric": "acc"}] if kind == "ll" else [{"metric": "exact_match"}],
         }
         if kind == "gen":
-            spec["doc_to_target"] = "{{choices[gold]}}"
+            spec["doc_to_target"] = "answer"
+            del spec["doc_to_choice"]
             spec["generation_kwargs"] = {"until": [], "max_gen_toks": max_new, "do_sample": False}
         (folder / f"mibe_{kind}_{name}.yaml").write_text(json.dumps(spec))  # JSON is YAML
 
