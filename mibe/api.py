@@ -27,6 +27,8 @@ _VOLATILE = (
 
 def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend:
     """The model behind `config.backend`; `credentialed` names the tasks an endpoint must not see."""
+    if config.device != "cpu" or config.backend == "vllm":  # data-parallel ranks: their own GPUs
+        parallel.pin_devices(config.tensor_parallel_size * config.pipeline_parallel_size)
     if config.backend == "vllm":
         from mibe.backends.vllm import VLLMBackend  # says how to install vllm when it is absent
 

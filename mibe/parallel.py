@@ -49,16 +49,26 @@ def world() -> World:
 def _store(size: int) -> Any:
     # A bare TCPStore, not a process group: vLLM, started later in the same process, creates its
     # own torch.distributed world and must not find ours.
-    import torch
     from torch.distributed import TCPStore
 
-    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:  # `--device cuda` = this rank's GPU
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     host, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500"))
     # torchrun (and so accelerate) already serves a store at MASTER_PORT; join it as a client.
     agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     master = not agent and os.environ.get("RANK", "0") == "0"
     return TCPStore(host, port, size, is_master=master, timeout=_TIMEOUT, wait_for_workers=False)
+
+
+def pin_devices(per_rank: int) -> None:
+    """Give this rank its own `per_rank` GPUs (so `--device cuda` and vLLM's engine use them);
+    must run before anything touches CUDA. No launcher, or no GPUs named: nothing to do."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1 or "LOCAL_RANK" not in os.environ:
+        return
+    local = int(os.environ["LOCAL_RANK"])
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range((local + 1) * per_rank)]
+    mine = devices[local * per_rank : (local + 1) * per_rank]
+    if len(mine) == per_rank:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
 
 
 def barrier(w: World) -> None:

