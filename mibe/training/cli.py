@@ -57,8 +57,6 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key"
         )
-        # The deepspeed launcher appends --local_rank=N; the rank also arrives in the environment.
-        p.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     return top
 
 

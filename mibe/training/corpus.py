@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import shutil
+import socket
 from collections.abc import Mapping
 from itertools import chain
 from pathlib import Path
@@ -180,10 +183,14 @@ def _domain_blocks(
         fn_kwargs={"block_size": block_size}, desc=f"packing {domain}",
     )  # fmt: skip
     stats = {"documents": len(text), "tokens": tokens, "blocks": len(blocks), "block_size": block_size}
-    partial = folder.with_name(folder.name + ".partial")
+    # Several nodes may build one shared cache at once: each writes its own copy, the first rename wins.
+    partial = folder.with_name(f"{folder.name}.partial-{socket.gethostname()}-{os.getpid()}")
     blocks.save_to_disk(str(partial))
     (partial / "mibe_blocks.json").write_text(json.dumps(stats, indent=2))
-    partial.replace(folder)
+    try:
+        partial.rename(folder)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
     return datasets.load_from_disk(str(folder)), {**manifest, **stats}
 
 

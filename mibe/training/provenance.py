@@ -50,11 +50,8 @@ def start(
         "command": command,
         "kind": kind,
         "complete": False,
-        "base_model": {
-            "path": base,
-            "config_hash": config_hash(base) if Path(base).is_dir() else None,
-            "trained_by_mibe": parent is not None,
-        },
+        "base_model": base,
+        "base_config_hash": config_hash(base) if Path(base).is_dir() else None,
         "lineage": [*(parent or {}).get("lineage", []), step],
         "recipe": {"file": recipe_file["path"], "sha256": recipe_file["sha256"], "resolved": recipe},
         "identity": identity,

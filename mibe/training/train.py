@@ -148,14 +148,14 @@ def run(
     if state == "done" and previous is not None:
         if recipe["merge"] and not previous.get("output", {}).get("merged"):
             trainer.merge(out, recipe, say)
-            previous["output"]["merged"] = True
+            previous["output"] = {"adapter": False, "merged": True}
+            provenance.write(out / "adapter", {**previous, "output": {"adapter": True, "merged": False}})
             provenance.write(out, previous)
         chain = provenance.lineage_line(previous)
         say(f"mibe: {out} already holds this finished run ({chain}); nothing to do")
         return out
     import datasets
     from transformers import PrinterCallback, Trainer
-    from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
 
     datasets.disable_progress_bars()  # mibe prints one line per stage and owns the training bar
@@ -167,7 +167,8 @@ def run(
     main = args.process_index == 0
     say = say if main else (lambda line: None)
     tokenizer = trainer.load_tokenizer(recipe)
-    with args.main_process_first(desc="preparing the training data"):
+    # Rank 0 tokenises and packs first; the other ranks (every node) then read its cache.
+    with args.main_process_first(local=False, desc="preparing the training data"):
         cache = trainer.cache_root(recipe)
         if kind == "pretrain":
             data = _pretrain_data(recipe, tokenizer, cache, say)
@@ -228,11 +229,12 @@ def run(
         callbacks=[progress, callbacks.ProvenanceOnSave(out, snapshot, main)],
     )
     hf.remove_callback(PrinterCallback)
-    resume_from = get_last_checkpoint(str(out)) if state == "resume" else None
+    resume_from = trainer.last_checkpoint(out) if state == "resume" else None
     if resume_from:
         say(f"mibe: resuming from {resume_from}")
         progress.append({"event": "resume", "checkpoint": resume_from})
-    elif data.held_out is not None:
+    elif data.held_out is not None and ds_config is None:
+        # A baseline before the first step (DeepSpeed builds its engine inside train(), so not there).
         start = hf.evaluate()
         doc["progress"]["start"] = {
             "eval_loss": start["eval_loss"],
@@ -263,6 +265,8 @@ def run(
     doc["timing"]["finished_at"] = trainer.timestamp()
     if main:
         provenance.write(out, doc)
+        if recipe["merge"]:  # the adapter beside the merged weights is a checkpoint of its own
+            provenance.write(out / "adapter", {**doc, "output": {"adapter": True, "merged": False}})
         line = f"mibe: trained {state_now.global_step} steps, train loss {result.training_loss:.4f}"
         if end:
             line += f", held-out loss {end['eval_loss']:.4f} (perplexity {trainer.perplexity_of(end):.2f})"

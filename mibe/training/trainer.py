@@ -234,6 +234,16 @@ def merge(out: Path, recipe: dict[str, Any], say) -> None:
     say(f"mibe: merged the adapter into full weights in {out} (adapter kept in {adapter})")
 
 
+def last_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint saved whole: the provenance file lands after every other file (on_save),
+    so a folder without it was cut short by a kill and is passed over."""
+    numbered = [(int(p.name[11:]), p) for p in out.glob("checkpoint-*") if p.name[11:].isdigit()]
+    for _, path in sorted(numbered, reverse=True):
+        if (path / provenance.FILE).is_file() and (path / "trainer_state.json").is_file():
+            return str(path)
+    return None
+
+
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
