@@ -182,7 +182,16 @@ def test_served_generation_equals_offline_vllm(served: str, tiny_llama: Path, tm
     assert results["model"]["backend"] == "openai" and results["model"]["tokenizer"] == "local"
     agreement = _agreement(tmp_path / "offline", tmp_path / "served")
     print("served vs offline vLLM (docs, same prediction, same output):", agreement)
-    assert all(n > 0 and same == n and raw == n for n, same, raw in agreement.values()), agreement
+    # The server's streaming detokenizer holds back an unfinished UTF-8 character at the end of a
+    # generation; decoding the token ids (offline) shows it as U+FFFD. Nothing else may differ.
+    a, b = _rows(tmp_path / "offline"), _rows(tmp_path / "served")
+    for task in a:
+        for doc, row in a[task].items():
+            assert row["raw_output"].rstrip("\ufffd") == b[task][doc]["raw_output"].rstrip("\ufffd"), (
+                task,
+                doc,
+            )
+    assert all(n > 0 and same == n for n, same, raw in agreement.values()), agreement
 
 
 @needs_vllm

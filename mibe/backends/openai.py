@@ -174,6 +174,14 @@ class OpenAIBackend:
         self._chats[text] = messages
         return text
 
+    def _prompt(self, text: str) -> str | list[int]:
+        """Token ids when the tokenizer is at hand (as the HF and vLLM backends tokenise: a BOS unless
+        the prompt starts with one), so the server cannot tokenise differently; else the text."""
+        if isinstance(self.tokenizer, _ByteTokenizer):
+            return text
+        bos = self.tokenizer.bos_token
+        return self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids
+
     def _one(self, request: Request) -> str:
         common = {"model": self.model_name, "max_tokens": request.max_new_tokens, "temperature": 0.0}
         stops = server_stops(request.stop)[:4]  # OpenAI's API takes at most four
@@ -184,7 +192,7 @@ class OpenAIBackend:
             reply = self._post("chat/completions", {**common, "messages": messages})
             text = reply["choices"][0]["message"].get("content") or ""
         else:
-            reply = self._post("completions", {**common, "prompt": request.prompt})
+            reply = self._post("completions", {**common, "prompt": self._prompt(request.prompt)})
             text = reply["choices"][0].get("text") or ""
         return cut_at_stop(text, request.stop)
 

@@ -33,6 +33,8 @@ def _vllm() -> Any:
         import vllm
     except ImportError as exc:
         raise MibeError(f"--backend vllm: vllm is not installed here ({exc}); {INSTALL}") from None
+    if not hasattr(vllm.SamplingParams, "logprob_token_ids"):  # log-likelihoods need it (0.32 has it)
+        raise MibeError(f"--backend vllm: vllm {vllm.__version__} is too old; pip install 'vllm>=0.32'")
     return vllm
 
 
