@@ -176,6 +176,13 @@ def load_model(recipe: dict[str, Any], used: str, deepspeed: bool) -> Any:
         dtype = torch.bfloat16
     elif used == "fp16" and lora:
         dtype = torch.float16
+    if deepspeed:
+        import deepspeed as ds
+
+        # ZeRO-3 partitions the weights while they load, so DeepSpeed's process group must exist
+        # before from_pretrained (on CPU ranks accelerate leaves only torch's own group).
+        if not ds.comm.is_initialized():
+            ds.init_distributed()
     try:
         model = AutoModelForCausalLM.from_pretrained(
             recipe["model"], dtype=dtype, trust_remote_code=recipe["trust_remote_code"]
@@ -219,7 +226,11 @@ def merge(out: Path, recipe: dict[str, Any], say) -> None:
     """The adapter (kept in out/adapter) folded into the base weights, saved as a full model in out."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
+    # Rank 0 merges alone, after training: a ZeRO-3 context still set would partition the base
+    # model across ranks that are no longer listening.
+    unset_hf_deepspeed_config()
     adapter = out / "adapter"
     if not adapter.is_dir():
         adapter.mkdir()
