@@ -154,19 +154,24 @@ def pubmedqa_rows(path: Path) -> Path:
     return path
 
 
-def test_task_fine_tuning_is_ready_for_mibe_run(tiny_llama: Path, tmp_path: Path) -> None:
+def test_task_fine_tuning_is_ready_for_mibe_run(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "task"
     before = score(tiny_llama, "pubmedqa", tmp_path / "before")["tasks"]["pubmedqa"]
     assert before["parse_failures"] == 3  # a random tiny model answers nothing usable
-    train_cli.main(
-        ["task", "pubmedqa", "--config", str(EXAMPLES / "tiny-task.yaml"), "--model", str(tiny_llama),
-         "--output-dir", str(out), "--data", str(pubmedqa_rows(tmp_path / "train.jsonl"))]
-    )  # fmt: skip
+    rows = pubmedqa_rows(tmp_path / "train.jsonl")
+    with monkeypatch.context() as inside:
+        inside.chdir(tiny_llama.parent)  # the base named relative to where the command runs
+        train_cli.main(
+            ["task", "pubmedqa", "--config", str(EXAMPLES / "tiny-task.yaml"), "--model", tiny_llama.name,
+             "--output-dir", str(out), "--data", str(rows)]
+        )  # fmt: skip
     record = doc(out)
     assert record["data"]["task"] == "pubmedqa" and record["data"]["documents"] == 6
-    assert (
-        out / "adapter_config.json"
-    ).is_file()  # a LoRA adapter folder: `mibe run --model` resolves the base
+    # A LoRA adapter folder whose base `mibe run --model` finds from anywhere.
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == record["base_model"] == str(tiny_llama.resolve())
     after = score(out, "pubmedqa", tmp_path / "after")
     entry = after["tasks"]["pubmedqa"]
     assert entry["protocol"]["template_hash"] == record["data"]["template_hash"]

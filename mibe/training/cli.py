@@ -38,8 +38,9 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--data",
                 action="append",
-                help="training rows: a file, folder, glob or hub id"
-                + (" (repeatable)" if kind == "sft" else " (the task's training split)"),
+                help="training rows: a file, folder, glob or hub id (repeatable)"
+                if kind == "sft"
+                else "the task's training rows: a file, or a folder with train.* (default: its source)",
             )
             p.add_argument(
                 "--merge", action="store_true", help="also save the LoRA adapter merged into full weights"

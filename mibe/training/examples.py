@@ -88,21 +88,19 @@ def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, 
     from mibe import data, prompts, tasks
 
     (task,), _ = tasks.resolve([recipe["task"]])
-    where = recipe.get("data")
-    if where is None:
-        location = data.locate(task, None, {}) if task.source else None
-        if location is None:
-            raise MibeError(
-                f"task {task.name}: no training data; set data: PATH (a file or a folder with train.*)"
-            )
-    elif Path(where).expanduser().exists():
-        location = data.Location("local", str(Path(where).expanduser().resolve()))
-    else:
-        location = data.Location("hub", where)
+    where, split = recipe.get("data"), recipe["split"]
+    how = f"pass --data PATH (a file of {task.name} training rows, or a folder with {split}.jsonl/.csv/...)"
     try:
-        docset = data.load_docs(task, location, recipe["split"])
+        if where is None:
+            location = data.locate(task, None, {})
+        elif Path(where).expanduser().exists():
+            location = data.Location("local", str(Path(where).expanduser().resolve()))
+        else:  # the task file's own hub source is used when data is unset; other ids are not read here
+            raise MibeError(f"--data {where}: no such file or folder; {how}")
+        docset = data.load_docs(task, location, split)
     except data.NoData as exc:
-        raise MibeError(str(exc)) from None
+        reason = str(exc).split("; point mibe")[0]
+        raise MibeError(f"no '{split}' training rows: {reason}; {how}") from None
     if not docset.docs:
         raise MibeError(f"{location.where}: no usable {task.name} rows ({docset.first_problem})")
     budget = recipe["max_length"]

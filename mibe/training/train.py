@@ -143,6 +143,11 @@ def run(
 ) -> Path:
     """Train as the recipe says; returns the output folder (a model `mibe run --model` takes)."""
     out = Path(recipe["output_dir"]).expanduser().resolve()
+    local = Path(recipe["model"]).expanduser()
+    if not local.exists() and recipe["model"].startswith((".", "/", "~")):
+        raise MibeError(f"model {recipe['model']}: no such folder; give a model folder or a hub id")
+    if local.is_dir():  # an adapter's base and the lineage must not depend on the folder we ran in
+        recipe["model"] = str(local.resolve())
     identity = recipes.identity(recipe)
     state, previous = trainer.folder_state(out, identity, overwrite, say)
     if state == "done" and previous is not None:
