@@ -216,3 +216,27 @@ def test_cli_bad_flag_is_exit_2_with_one_line(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         "mibe: error: --set: unknown key 'learning_rat'; did you mean 'learning_rate'?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sft", "--model", "/no/such/model", "--data", "d.jsonl"], "model /no/such/model: no such folder"),
+        (
+            ["task", "pubmedqa", "--data", "/no/such/rows.jsonl"],
+            "--data /no/such/rows.jsonl: no such file or folder",
+        ),
+        (["task", "mednli"], "no 'train' training rows: mednli: no data found (Credentialed"),
+        (["sft", "--data", "/no/such/*.jsonl"], "path /no/such/*.jsonl: no readable files"),
+    ],
+)
+def test_train_refuses_missing_inputs_in_one_line(
+    args: list[str], message: str, tiny_llama: Path, tmp_path: Path
+):
+    from mibe.training import cli as train_cli
+
+    model = [] if "--model" in args else ["--model", str(tiny_llama)]
+    with pytest.raises(MibeError) as err:
+        train_cli.main([*args, *model, "--output-dir", str(tmp_path / "out")])
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
