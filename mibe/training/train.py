@@ -246,7 +246,10 @@ def run(
             "perplexity": trainer.perplexity_of(start),
         }
     result = hf.train(resume_from_checkpoint=resume_from)
-    end = hf.evaluate() if data.held_out is not None else None
+    end = None
+    if data.held_out is not None:  # the Trainer evaluates at the last step itself; never twice
+        evals = [h for h in hf.state.log_history if "eval_loss" in h]
+        end = evals[-1] if evals and evals[-1].get("step") == hf.state.global_step else hf.evaluate()
     hf.save_model(str(out))
     if main:
         tokenizer.save_pretrained(str(out))
