@@ -208,10 +208,11 @@ class HFBackend:
 
     @torch.inference_mode()
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
-        """One forward per context; the choices are read from its last position or its KV cache.
+        """One left-padded forward for the batch's contexts; the choices are read from its KV cache.
 
-        Documents whose choices are all single tokens (letters, yes/no) share one left-padded
-        forward that keeps only the last position's logits; others are scored one by one.
+        A choice's first token is scored from the context's last position; choices of more than
+        one token feed their remaining tokens through the cache in a second forward, one row per
+        choice, so the context is encoded once per document (not once per choice).
         """
         prepared = []
         for request in requests:
@@ -219,45 +220,43 @@ class HFBackend:
             prepared.append(
                 (ctx, [self._continuation_ids(ctx, request.prompt, c) for c in request.continuations])
             )
-        results: list[list[float]] = [[] for _ in requests]
-        single = [i for i, (_, conts) in enumerate(prepared) if all(len(c) == 1 for c in conts)]
-        if single:
-            batch = self._left_padded([prepared[i][0] for i in single])
-            positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(**batch, position_ids=positions, logits_to_keep=1).logits[:, -1]
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for row, i in enumerate(single):
-                results[i] = [float(logp[row, c[0]]) for c in prepared[i][1]]
-        for i, (ctx, conts) in enumerate(prepared):
-            if i not in single:
-                results[i] = self._score_from_cache(ctx, conts)
-        return results
-
-    def _score_from_cache(self, ctx: list[int], conts: list[list[int]]) -> list[float]:
-        out = self.model(input_ids=torch.tensor([ctx], device=self.device), use_cache=True, logits_to_keep=1)
-        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        scores = [float(first[c[0]]) for c in conts]
-        longer = [i for i, c in enumerate(conts) if len(c) > 1]
-        if not longer:
-            return scores
-        width = max(len(conts[i]) - 1 for i in longer)
-        rows = [conts[i][:-1] + [0] * (width - len(conts[i]) + 1) for i in longer]
-        cache = getattr(out, "cache", None) or out.past_key_values
-        cache.batch_repeat_interleave(len(longer))
-        # Right padding after the real tokens: causal attention never lets them see it.
-        mask = torch.ones(len(longer), len(ctx) + width, dtype=torch.long, device=self.device)
-        step = self.model(
-            input_ids=torch.tensor(rows, device=self.device),
-            attention_mask=mask,
-            use_cache=False,
-            **{self._cache_kwarg(): cache},
+        batch = self._left_padded([ctx for ctx, _ in prepared])
+        mask = batch["attention_mask"]
+        multi = [(b, j) for b, (_, conts) in enumerate(prepared) for j, c in enumerate(conts) if len(c) > 1]
+        out = self.model(
+            **batch, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1, use_cache=bool(multi)
         )
-        logp = torch.log_softmax(step.logits.float(), dim=-1)
-        for row, i in enumerate(longer):
-            targets = conts[i][1:]
-            picked = logp[row, torch.arange(len(targets)), torch.tensor(targets)]
-            scores[i] += float(picked.sum())
-        return scores
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        results = [[float(first[b, c[0]]) for c in conts] for b, (_, conts) in enumerate(prepared)]
+        if multi:
+            owners = torch.tensor([b for b, _ in multi], device=self.device)
+            tails = [prepared[b][1][j][1:] for b, j in multi]
+            width = max(len(t) for t in tails)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            cache.reorder_cache(owners)  # one cache row per multi-token choice
+            # Each row continues its own context: positions go on from its real length, and the
+            # padding after a short choice comes after its real tokens, where causal attention
+            # keeps it from mattering.
+            rows = [prepared[b][1][j][:-1] for b, j in multi]  # each token predicts the next
+            ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=self.device)
+            step_mask = torch.cat(
+                [mask[owners], torch.ones(len(multi), width, dtype=mask.dtype, device=self.device)], 1
+            )
+            positions = mask.sum(-1)[owners][:, None] + torch.arange(width, device=self.device)[None]
+            step = self.model(
+                input_ids=ids,
+                attention_mask=step_mask,
+                position_ids=positions,
+                use_cache=False,
+                **{self._cache_kwarg(): cache},
+            )
+            logp = torch.log_softmax(step.logits.float(), dim=-1)
+            for row, ((b, j), tail) in enumerate(zip(multi, tails, strict=True)):
+                picked = logp[
+                    row, torch.arange(len(tail), device=self.device), torch.tensor(tail, device=self.device)
+                ]
+                results[b][j] += float(picked.sum())
+        return results
 
     def describe(self) -> dict[str, Any]:
         config_json = json.dumps(self._config.to_dict(), sort_keys=True, default=str)
