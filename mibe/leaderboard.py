@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mibe import lineage
 from mibe.types import MibeError
 
 # The paper's Table 3 order, and the metrics it reports per task (MIBE.md); other metrics of a run
@@ -136,16 +137,13 @@ def run_label(run: Run) -> str:
 
 
 def _provenance(model: dict[str, Any]) -> dict[str, Any] | None:
-    # The training subpackage writes a provenance file beside a checkpoint; results may carry it too.
+    # `mibe train` leaves mibe_training.json beside a checkpoint; results.json carries its summary.
     if isinstance(model.get("provenance"), dict):
         return model["provenance"]
     for folder in (model.get("adapter"), model.get("path")):
-        file = Path(str(folder)) / "provenance.json" if folder else None
-        if file and file.is_file():
-            try:
-                return json.loads(file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-                return {"unreadable": str(file)}
+        found = lineage.training_provenance(str(folder) if folder else None)
+        if found:
+            return found
     return None
 
 
@@ -159,17 +157,11 @@ def run_lineage(run: Run) -> dict[str, Any]:
         "model": model.get("path"),
         "base": base or (model.get("path") if model.get("adapter") else None),
         "adapter": model.get("adapter"),
-        "training": _summary(provenance) if provenance else None,
+        "training": lineage.summary(provenance) if provenance else None,
         "backend": " ".join(str(x) for x in (model.get("backend"), model.get("backend_version")) if x),
         "dtype": model.get("dtype"),
         "rescored_from": ", ".join(sorted(map(str, rescored))) or None,
     }
-
-
-def _summary(provenance: dict[str, Any]) -> str:
-    keys = ("recipe", "stage", "steps", "tokens", "data_manifest", "mibe_commit")
-    picked = {k: provenance[k] for k in keys if k in provenance} or provenance
-    return json.dumps(picked, sort_keys=True, default=str)[:300]
 
 
 def run_rows(run: Run) -> list[Row]:

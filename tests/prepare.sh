@@ -15,3 +15,20 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
   echo "prepare: chromium absent and not root (or no apt-get): tests/test_html.py's browser checks will skip"
 fi
+
+# DeepSpeed's CPU ops for tests/test_training_deepspeed.py (fused_adam, deepspeed_shm_comm): JIT-built once,
+# about 4.5 minutes on two free cores, cached in ~/.cache/torch_extensions.
+if python -c "import deepspeed" >/dev/null 2>&1; then
+  echo "prepare: building DeepSpeed's CPU ops once (cached in ~/.cache/torch_extensions)"
+  python - <<'PY'
+import torch
+from deepspeed.accelerator import get_accelerator
+if torch.cuda.is_available():
+    print("prepare: a GPU is present; DeepSpeed builds its CUDA ops on first use")
+else:
+    for name in ("FusedAdamBuilder", "ShareMemCommBuilder"):
+        get_accelerator().create_op_builder(name).load()
+PY
+else
+  echo "prepare: deepspeed not installed; tests/test_training_deepspeed.py skips (pip install -c constraints.txt '.[train]')"
+fi

@@ -14,6 +14,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
+from mibe import lineage
 from mibe.types import MibeError, Request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -78,8 +79,12 @@ class HFBackend:
                 raise MibeError(
                     f"--model {model}: not a local folder and not loadable from the HF hub ({first})"
                 ) from None
+        # An adapter trained with its own chat template saves the tokenizer beside it: use that one.
+        own = self.adapter and (Path(self.adapter) / "tokenizer_config.json").is_file()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(
+                self.adapter if own else model, trust_remote_code=trust_remote_code
+            )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:200]
             raise MibeError(f"--model {model}: cannot load a tokenizer ({first})") from None
@@ -270,4 +275,5 @@ class HFBackend:
             "dtype": self.dtype_name,
             "device": self.device,
             "max_context": self.max_context,
+            "provenance": lineage.training_provenance(self.adapter or self.model_name),
         }

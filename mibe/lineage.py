@@ -1,0 +1,42 @@
+"""The lineage a `mibe train` checkpoint carries (mibe_training.json; docs/training.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FILE = "mibe_training.json"
+
+
+def training_provenance(folder: str | None) -> dict[str, Any] | None:
+    """What results.json and leaderboards show of a checkpoint's training, or None for others."""
+    path = Path(folder) / FILE if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {"unreadable": str(path)}
+    keep = ("kind", "complete", "base_model", "lineage", "progress", "mibe_version", "git_commit")
+    out = {key: doc.get(key) for key in keep}
+    out["recipe"] = {key: (doc.get("recipe") or {}).get(key) for key in ("file", "sha256")}
+    out["contamination_allowed"] = bool((doc.get("contamination") or {}).get("allowed"))
+    return out
+
+
+def summary(provenance: dict[str, Any]) -> str:
+    """One line: base -> stage -> stage (steps, tokens, recipe, data)."""
+    chain = provenance.get("lineage")
+    if isinstance(chain, list) and chain and isinstance(chain[-1], dict):
+        names = [Path(str(chain[0].get("base_model", "?")).rstrip("/")).name]
+        names += [str(step.get("kind")) for step in chain]
+        last = chain[-1]
+        line = " -> ".join(names) + f" ({last.get('steps')} steps, {last.get('tokens')} tokens"
+        line += f", recipe {str(last.get('recipe_sha256') or 'built-in')[:12]}, data {last.get('data')})"
+        if provenance.get("contamination_allowed"):
+            line += "; trained with --allow-contamination"
+        return line
+    keys = ("recipe", "stage", "steps", "tokens", "data_manifest", "mibe_commit")
+    picked = {k: provenance[k] for k in keys if k in provenance} or provenance
+    return json.dumps(picked, sort_keys=True, default=str)[:300]
