@@ -49,6 +49,12 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
         )
     if config.backend != "hf":
         raise MibeError(f"--backend {config.backend}: expected hf, vllm or openai")
+    if config.data_parallel_size > 1:
+        raise MibeError(
+            f"--data-parallel-size {config.data_parallel_size}: with --backend hf, leave it out and start "
+            f"`accelerate launch --multi_gpu --num_processes {config.data_parallel_size} -m mibe.cli run` "
+            "(docs/backends.md)"
+        )
     from mibe import embedded
     from mibe.backends.hf import HFBackend
 

