@@ -141,6 +141,17 @@ def test_generation_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) -> 
 
 
 @needs_vllm
+def test_chat_template_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) -> None:
+    # Chat-formatted prompts carry the template's own markers; both backends add the BOS the same way.
+    common = {"tasks": ("pubmedqa", "medqa"), "demo": True, "max_new_tokens": 16}
+    common |= {"chat_template": True, "system_prompt": "Answer with one word."}
+    _run("hf", tiny_llama, tmp_path / "hf", **common)
+    _run("vllm", tiny_llama, tmp_path / "vllm", backend=engine.with_adapter(None), **common)
+    agreement = _agreement(tmp_path / "hf", tmp_path / "vllm")
+    assert all(n == 3 and same == n and raw == n for n, same, raw in agreement.values()), agreement
+
+
+@needs_vllm
 def test_loglikelihood_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) -> None:
     # pubmedqa and the letter tasks have one-token choices (one forward, the candidates' log-probs);
     # ddi2013 and mtsample labels span several tokens (prompt_logprobs).
