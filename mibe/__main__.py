@@ -1,0 +1,3 @@
+from mibe.cli import main
+
+raise SystemExit(main())
