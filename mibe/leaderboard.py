@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import lineage
+from mibe.tasks import METRICS
 from mibe.types import MibeError
 
 # The paper's Table 3 order, and the metrics it reports per task (MIBE.md); other metrics of a run
@@ -33,19 +34,7 @@ PAPER_METRICS: dict[str, tuple[str, ...]] = {
     "bionli": ("accuracy", "macro_f1"),
     "mednli": ("accuracy", "macro_f1"),
 }
-METRIC_ORDER = (
-    "accuracy",
-    "macro_f1",
-    "weighted_f1",
-    "missing_rate",
-    "exact_match",
-    "f1",
-    "entity_f1",
-    "entity_precision",
-    "entity_recall",
-    "rouge_l",
-    "bertscore_f1",
-)
+METRIC_ORDER = METRICS  # the task files' metric vocabulary, in the paper's order
 LOWER_IS_BETTER = frozenset({"missing_rate"})
 # CONTRACTS.md "Protocols": what must match for two numbers to share a column.
 KEY_FIELDS = (
