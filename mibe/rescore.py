@@ -139,6 +139,8 @@ def doc_order(saved: SavedTask) -> list[str] | None:
     """The run's document order, read back from its data: the bootstrap resamples by position."""
     from mibe import data
 
+    if saved.rows and all(isinstance(r.get("index"), int) for r in saved.rows):
+        return [r["id"] for r in sorted(saved.rows, key=lambda r: r["index"])]
     source, protocol = saved.entry.get("data_source"), saved.entry["protocol"]
     if not source:
         return None

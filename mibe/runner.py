@@ -156,6 +156,9 @@ def evaluate(
     started, tokens = time.perf_counter(), 0
     if pending:
         requests, notes = build_requests(p, config, backend, pool, pending)
+        position = {d.id: i for i, d in enumerate(p.docs)}
+        for doc_id, note in notes.items():
+            note["index"] = position[doc_id]  # document order, so the samples alone can be re-scored
         by_id = {d.id: d for d in pending}
         # Longest first: an out-of-memory batch shows up at once, not after an hour.
         lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}

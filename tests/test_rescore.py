@@ -153,8 +153,21 @@ def test_intervals_resample_in_the_runs_document_order(scripted: dict[str, Path]
     assert [row["id"] for row in saved.rows] == [f"pubmedqa-{i}" for i in reversed(range(5))]
 
 
-def test_missing_data_keeps_values_and_says_so(tmp_path: Path) -> None:
+def test_missing_data_reproduces_the_run_from_the_samples_alone(tmp_path: Path) -> None:
+    # Samples carry each document's position, so the run's data is not needed to restore its order.
     original = scripted_run(tmp_path, tmp_path / "run")["tasks"]
+    shutil.rmtree(tmp_path / "data")
+    out = rescore.rescore(tmp_path / "run", "strict", ["pubmedqa"], tmp_path / "re", say=lambda x: None)
+    entry = out["tasks"]["pubmedqa"]
+    assert "note" not in entry["rescored_from"]
+    assert entry["metrics"] == original["pubmedqa"]["metrics"]
+
+
+def test_samples_without_positions_fall_back_and_say_so(tmp_path: Path) -> None:
+    original = scripted_run(tmp_path, tmp_path / "run")["tasks"]
+    samples = tmp_path / "run" / "samples" / "pubmedqa.jsonl"
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    samples.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "index"}) + "\n" for r in rows))
     shutil.rmtree(tmp_path / "data")
     out = rescore.rescore(tmp_path / "run", "strict", ["pubmedqa"], tmp_path / "re", say=lambda x: None)
     entry = out["tasks"]["pubmedqa"]
