@@ -23,44 +23,37 @@ sys.path.insert(0, str(REPO))
 
 
 def bare_loglikelihood(backend, requests, batch_size: int) -> float:
-    """The forwards mibe's strategy needs, on tensors built before the clock starts.
-
-    Contexts whose choices are single tokens: one left-padded forward per batch (last logits only);
-    the others: a context forward, then the multi-token choices through its KV cache.
-    """
+    """The forwards mibe's strategy needs, on tensors built before the clock starts: per batch, one
+    left-padded context forward (last logits only), then the multi-token choices through its cache."""
     import torch
 
     model = backend.model
     ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
-    batched, single_docs = [], []
+    jobs = []
     for start in range(0, len(ordered), batch_size):
-        rows, prepared = [], []
-        for r in ordered[start : start + batch_size]:
-            ctx = backend.tokenize(r.prompt)
-            conts = [backend._continuation_ids(ctx, r.prompt, c) for c in r.continuations]
-            if all(len(c) == 1 for c in conts):
-                rows.append(ctx)
-            else:
-                prepared.append((torch.tensor([ctx]), [c for c in conts if len(c) > 1], len(ctx)))
-        if rows:
-            batch = backend._left_padded(rows)
-            batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            batched.append(batch)
-        single_docs += prepared
+        prepared = backend.tokenize_with_choices(ordered[start : start + batch_size])
+        batch = backend._left_padded([ctx for ctx, _ in prepared])
+        mask = batch["attention_mask"]
+        batch["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        multi = [(b, c) for b, (_, conts) in enumerate(prepared) for c in conts if len(c) > 1]
+        step = None
+        if multi:
+            owners = torch.tensor([b for b, _ in multi])
+            width = max(len(c) for _, c in multi) - 1
+            ids = torch.tensor([c[:-1] + [0] * (width - len(c) + 1) for _, c in multi])
+            step_mask = torch.cat([mask[owners], torch.ones(len(multi), width, dtype=mask.dtype)], 1)
+            positions = mask.sum(-1)[owners][:, None] + torch.arange(width)[None]
+            step = (owners, {"input_ids": ids, "attention_mask": step_mask, "position_ids": positions})
+        jobs.append((batch, step))
     cache_kwarg = backend._cache_kwarg()
     start = time.perf_counter()
     with torch.inference_mode():
-        for batch in batched:
-            model(**batch, logits_to_keep=1)
-        for ctx, longer, n in single_docs:
-            out = model(input_ids=ctx, use_cache=True, logits_to_keep=1)
-            if longer:
-                width = max(len(c) for c in longer) - 1
+        for batch, step in jobs:
+            out = model(**batch, logits_to_keep=1, use_cache=step is not None)
+            if step is not None:
                 cache = getattr(out, "cache", None) or out.past_key_values
-                cache.batch_repeat_interleave(len(longer))
-                rows = torch.tensor([c[:-1] + [0] * (width - len(c) + 1) for c in longer])
-                mask = torch.ones(len(longer), n + width, dtype=torch.long)
-                model(input_ids=rows, attention_mask=mask, use_cache=False, **{cache_kwarg: cache})
+                cache.reorder_cache(step[0])
+                model(**step[1], use_cache=False, **{cache_kwarg: cache})
     return time.perf_counter() - start
 
 

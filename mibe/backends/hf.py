@@ -198,12 +198,21 @@ class HFBackend:
             results.append(cut_at_stop(text, request.stop))
         return results
 
-    def _continuation_ids(self, context_ids: list[int], context: str, continuation: str) -> list[int]:
-        # lm-evaluation-harness's convention: tokenise the whole string, keep what follows the context.
-        whole = self.tokenize(context + continuation)
-        if whole[: len(context_ids)] == context_ids and len(whole) > len(context_ids):
-            return whole[len(context_ids) :]
-        return self.tokenizer(continuation, add_special_tokens=False).input_ids
+    def tokenize_with_choices(self, requests: Sequence[Request]) -> list[tuple[list[int], list[list[int]]]]:
+        """Each request's context ids and its choices' ids, by lm-evaluation-harness's convention:
+        tokenise context + choice whole and keep what follows the context."""
+        prepared = []
+        for request in requests:
+            ctx = self.tokenize(request.prompt)
+            conts = []
+            for choice in request.continuations:
+                whole = self.tokenize(request.prompt + choice)
+                if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
+                    conts.append(whole[len(ctx) :])
+                else:
+                    conts.append(self.tokenizer(choice, add_special_tokens=False).input_ids)
+            prepared.append((ctx, conts))
+        return prepared
 
     def _cache_kwarg(self) -> str:
         # transformers 5.x renamed `past_key_values` to `cache`; older releases know only the first.
@@ -219,12 +228,7 @@ class HFBackend:
         one token feed their remaining tokens through the cache in a second forward, one row per
         choice, so the context is encoded once per document (not once per choice).
         """
-        prepared = []
-        for request in requests:
-            ctx = self.tokenize(request.prompt)
-            prepared.append(
-                (ctx, [self._continuation_ids(ctx, request.prompt, c) for c in request.continuations])
-            )
+        prepared = self.tokenize_with_choices(requests)
         batch = self._left_padded([ctx for ctx, _ in prepared])
         mask = batch["attention_mask"]
         multi = [(b, j) for b, (_, conts) in enumerate(prepared) for j, c in enumerate(conts) if len(c) > 1]
