@@ -15,6 +15,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
 from mibe import lineage
+from mibe.backends.openai import cut_at_stop  # mibe's stop rule, shared by every backend
 from mibe.types import MibeError, Request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -45,13 +46,6 @@ class _StopAfterContent(StoppingCriteria):
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
         done = [any(s in t.lstrip() for s in self.stops) for t in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-def cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    lead = len(text) - len(text.lstrip())
-    cuts = [text.find(s, lead) for s in stops]
-    cuts = [c for c in cuts if c >= 0]
-    return text[: min(cuts)] if cuts else text
 
 
 class HFBackend:
