@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -22,16 +23,30 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def bare_loglikelihood(backend, requests, batch_size: int) -> float:
+def batches(backend, requests, batch_size: int, extra: int) -> list[list]:
+    """mibe's batches (runner.batch_rows): longest first, one token budget."""
+    from mibe import runner
+
+    ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
+    costs = [len(backend.tokenize(r.prompt)) + extra for r in ordered]
+    out, start = [], 0
+    while start < len(ordered):
+        rows = runner.batch_rows(costs, start, batch_size, batch_size * costs[0])
+        out.append(ordered[start : start + rows])
+        start += rows
+    return out
+
+
+def bare_loglikelihood(backend, per_task, batch_size: int) -> float:
     """The forwards mibe's strategy needs, on tensors built before the clock starts: per batch, one
     left-padded context forward (last logits only), then the multi-token choices through its cache."""
     import torch
 
     model = backend.model
-    ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
     jobs = []
-    for start in range(0, len(ordered), batch_size):
-        prepared = backend.tokenize_with_choices(ordered[start : start + batch_size])
+    groups = [g for requests in per_task for g in batches(backend, requests, batch_size, 0)]
+    for group in groups:
+        prepared = backend.tokenize_with_choices(group)
         batch = backend._left_padded([ctx for ctx, _ in prepared])
         mask = batch["attention_mask"]
         batch["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -57,21 +72,19 @@ def bare_loglikelihood(backend, requests, batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def bare_generate(backend, requests, batch_size: int) -> float:
+def bare_generate(backend, per_task, batch_size: int) -> float:
     import torch
 
     tok = backend.tokenizer
-    ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
-    batches = [
-        tok([r.prompt for r in ordered[i : i + batch_size]], return_tensors="pt", padding=True)
-        for i in range(0, len(ordered), batch_size)
-    ]
+    extra = per_task[0][0].max_new_tokens
+    groups = [g for requests in per_task for g in batches(backend, requests, batch_size, extra)]
+    prepared = [backend._left_padded([backend.tokenize(r.prompt) for r in group]) for group in groups]
     start = time.perf_counter()
     with torch.inference_mode():
-        for batch in batches:
+        for batch in prepared:
             backend.model.generate(
                 **batch,
-                max_new_tokens=requests[0].max_new_tokens,
+                max_new_tokens=extra,
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
             )
@@ -84,6 +97,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="mibe and the bare loop alternate")
     args = parser.parse_args()
     from mibe import api, data, runner, tasks
     from mibe.backends.hf import HFBackend
@@ -94,29 +108,37 @@ def main() -> None:
     model = tinymodel.build(work / "model", REPO, context=2048, hidden=128, head_dim=64)
     backend = HFBackend(str(model), dtype="float32")
     backend.model  # noqa: B018 - load before any clock starts
-    print(f"machine: {os.cpu_count()} CPU cores; torch threads {__import__('torch').get_num_threads()}")
-    for scoring, names in (("loglikelihood", ("pubmedqa", "medqa")), ("generate", ("pubmedqa", "medqa"))):
+    torch = __import__("torch")
+    print(
+        f"machine: {os.cpu_count()} CPU cores; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    names = ("pubmedqa", "medqa")
+    for scoring in ("loglikelihood", "generate"):
         config = RunConfig(
             model=str(model), tasks=names, data_dir=args.data_dir, limit=args.limit, scoring=scoring,
             max_new_tokens=args.max_new_tokens, protocol="paper", batch_size=args.batch_size,
-            output_dir=str(work / scoring),
         )  # fmt: skip
-        start = time.perf_counter()
-        api.run(config, backend=backend, say=lambda line: None)
-        ours = time.perf_counter() - start
-        requests = []
+        per_task = []
         for name in names:
             task = tasks.load_task(tasks.builtin_paths()[name])
-            location = data.locate(task, args.data_dir, {})
-            p = runner.plan(task, data.load_docs(task, location), config, backend)
-            requests += runner.build_requests(p, config, backend, p.docset.docs, p.docs)[0]
-        if scoring == "loglikelihood":
-            bare = bare_loglikelihood(backend, requests, args.batch_size)
-        else:
-            bare = bare_generate(backend, requests, args.batch_size)
-        ratio = ours / bare
-        print(f"{scoring}: {len(requests)} documents; mibe {ours:.2f} s, bare loop {bare:.2f} s")
-        print(f"  overhead (mibe / bare loop): {ratio:.2f}x")
+            p = runner.plan(task, data.load_docs(task, data.locate(task, args.data_dir, {})), config, backend)
+            per_task.append(runner.build_requests(p, config, backend, p.docset.docs, p.docs)[0])
+        bare_loop = bare_loglikelihood if scoring == "loglikelihood" else bare_generate
+        ours, bare = [], []
+        for round_ in range(args.rounds):
+            # mibe starts cold every round: no prompt left in its tokenizer cache from the last.
+            backend._tokenized.cache_clear()
+            out = RunConfig(**{**config.__dict__, "output_dir": str(work / f"{scoring}-{round_}")})
+            start = time.perf_counter()
+            api.run(out, backend=backend, say=lambda line: None)
+            ours.append(time.perf_counter() - start)
+            bare.append(bare_loop(backend, per_task, args.batch_size))
+        n = sum(len(r) for r in per_task)
+        mid_ours, mid_bare = statistics.median(ours), statistics.median(bare)
+        print(f"{scoring}: {n} documents, {args.rounds} rounds (mibe and the bare loop alternating)")
+        print("  mibe      " + " ".join(f"{t:6.2f}" for t in ours) + f"  median {mid_ours:.2f} s")
+        print("  bare loop " + " ".join(f"{t:6.2f}" for t in bare) + f"  median {mid_bare:.2f} s")
+        print(f"  overhead (mibe / bare loop, medians): {mid_ours / mid_bare:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from typing import Any
 from mibe import data, metrics, parallel, parsing, prompts, results
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
+# Short prompts share the longest batch's token budget, but in at most this many times its rows:
+# beyond that, a bigger batch no longer runs faster and a lost batch costs more to redo.
+MAX_GROWTH = 8
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -122,6 +126,15 @@ def _sample(task: Task, doc: Doc, request: Request, output: Any, parser: str, no
     return row
 
 
+def batch_rows(costs: Sequence[int], start: int, size: int, budget: int | None) -> int:
+    """How many requests from `start` the next batch takes: `size` of them, or, under a token
+    budget, as many as fit it padded to the first one's cost (requests come longest first)."""
+    left = len(costs) - start
+    if budget is None:
+        return min(size, left)
+    return max(1, min(left, budget // max(1, costs[start]), size * MAX_GROWTH))
+
+
 def _call(backend: Backend, batch: Sequence[Request]) -> list[Any]:
     if batch[0].continuations:
         return backend.loglikelihood(batch)
@@ -166,29 +179,36 @@ def evaluate(
         bar = _progress(len(p.docs), len(done), task.name)
         # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
         # samples are still flushed after each chunk, so an interrupted run resumes.
-        size, start = getattr(backend, "chunk_size", None) or config.batch_size, 0
+        chunk = getattr(backend, "chunk_size", None)
+        size, start = chunk or config.batch_size, 0
+        extra = p.protocol["max_new_tokens"] or 0
+        costs = [lengths[r.doc_id] + extra for r in requests]
+        # --batch-size rows of the longest prompts set the token budget every later batch keeps to.
+        budget = None if chunk or not costs else size * costs[0]
         while start < len(requests):
-            batch = requests[start : start + size]
+            rows = batch_rows(costs, start, size, budget)
+            batch = requests[start : start + rows]
             try:
                 outputs = _call(backend, batch)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                if size == 1:
+                if rows == 1:
                     raise MibeError(
                         f"{task.name}: out of memory at batch size 1 (document {batch[0].doc_id}); "
                         "use a smaller --dtype, a larger device, or a shorter-context model"
                     ) from None
-                size = max(1, size // 2)  # greedy predictions do not depend on the batch size
-                bar.write(f"mibe: {task.name}: out of memory; retrying with batch size {size}")
+                half = rows // 2  # greedy predictions do not depend on the batch size
+                size, budget = min(size, half), budget and costs[start] * half
+                bar.write(f"mibe: {task.name}: out of memory; retrying with batch size {half}")
                 continue
             if not batch[0].continuations:
                 tokens += sum(len(backend.tokenize(o)) for o in outputs)
-            rows = [
+            samples = [
                 _sample(task, by_id[r.doc_id], r, o, parser, notes[r.doc_id])
                 for r, o in zip(batch, outputs, strict=True)
             ]
-            results.append_samples(out_path, rows, private=task.credentialed)
+            results.append_samples(out_path, samples, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch)
             bar.update(len(batch))
             start += len(batch)

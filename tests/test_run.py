@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from mibe import api, resources
+from mibe import api, resources, runner
 from mibe.types import MISSING, MibeError, RunConfig
 from tests.conftest import PUBLIC, REPO, needs_public_data
 
@@ -358,3 +358,19 @@ def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Pat
     assert logprobs("b") == pytest.approx(logprobs("c"), abs=1e-5)
     assert logprobs("a") != pytest.approx(logprobs("b"), abs=1e-3)
     assert plain["model"]["adapter"] is None
+
+
+@pytest.mark.parametrize(
+    ("costs", "start", "size", "budget", "rows"),
+    [
+        ([100] * 20, 0, 8, None, 8),  # no budget (vLLM, endpoints): --batch-size requests
+        ([100] * 5, 0, 8, None, 5),  # the last batch takes what is left
+        ([100] * 20, 0, 8, 800, 8),  # the longest prompts: --batch-size of them
+        ([100] * 8 + [50] * 20, 8, 8, 800, 16),  # half as long: twice as many
+        ([100] * 8 + [1] * 200, 8, 8, 800, 64),  # never more than 8 times --batch-size
+        ([900, 100], 0, 8, 800, 1),  # one prompt over the budget still runs, alone
+        ([100] * 8 + [30] * 3, 8, 8, 800, 3),  # the budget allows 26; 3 are left
+    ],
+)
+def test_batch_rows_keeps_the_token_budget(costs, start, size, budget, rows) -> None:
+    assert runner.batch_rows(costs, start, size, budget) == rows

@@ -26,20 +26,40 @@ def build(
     head_dim: int = 32,
     layers: int = 2,
     vocab: int = 1024,
+    tokenizer: str = "byte-level",
+    extra_text: tuple[str, ...] = (),
 ) -> Path:
+    """`tokenizer`: "byte-level" (GPT-2, LLaMA-3, SmolLM style BPE), "metaspace" (LLaMA-2 style
+    SentencePiece BPE, which Me-LLaMA uses) or "unigram" (T5 style SentencePiece)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(corpus(repo), trainer=trainer)
+    specials = ["<unk>", "<s>", "</s>"]
+    if tokenizer == "byte-level":
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        )
+    elif tokenizer in ("metaspace", "unigram"):
+        bpe = tokenizer == "metaspace"
+        tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True) if bpe else models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+        tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+        kind = trainers.BpeTrainer if bpe else trainers.UnigramTrainer
+        extra = {"unk_token": "<unk>"} if not bpe else {}
+        trainer = kind(vocab_size=vocab, special_tokens=specials, **extra)
+    else:
+        raise ValueError(f"tokenizer {tokenizer!r}: byte-level, metaspace or unigram")
+    tok.train_from_iterator(corpus(repo) + list(extra_text), trainer=trainer)
+    if tokenizer == "metaspace":
+        # As transformers' LlamaTokenizerFast: trained on words (no merge crosses a space, as in
+        # SentencePiece), then applied to the whole text unsplit.
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(
+            replacement="\u2581", prepend_scheme="first", split=False
+        )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
