@@ -24,14 +24,15 @@ sys.path.insert(0, str(REPO))
 
 
 def batches(backend, requests, batch_size: int, extra: int) -> list[list]:
-    """mibe's batches (runner.batch_rows): longest first, one token budget."""
+    """mibe's batches (runner.batch_rows): longest first; a token budget on an accelerator."""
     from mibe import runner
 
     ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
     costs = [len(backend.tokenize(r.prompt)) + extra for r in ordered]
     out, start = [], 0
     while start < len(ordered):
-        rows = runner.batch_rows(costs, start, batch_size, batch_size * costs[0])
+        budget = None if backend.device == "cpu" else batch_size * costs[0]
+        rows = runner.batch_rows(costs, start, batch_size, budget)
         out.append(ordered[start : start + rows])
         start += rows
     return out

@@ -1,7 +1,8 @@
 """mibe vs lm-evaluation-harness 0.4.13 on identical work, one run, one machine.
 
 Same tiny LLaMA (2 layers, hidden 128, head_dim 64, vocab 1024, fp32), same documents (the public
-PubMedQA + MedQA samples, rendered once by mibe), same prompts and token ids. It first checks that
+PubMedQA + MedQA samples, and invented documents of realistic lengths from benchmarks/documents.py;
+rendered once by mibe), same prompts and token ids. It first checks that
 both give the same per-document predictions, then prints wall time, peak RSS and the ratios.
 
     python benchmarks/vs_lm_eval.py --lm-eval-python /path/to/venv-with-lm-eval/bin/python
@@ -85,16 +86,57 @@ def lm_eval_outputs(out: Path, kind: str, name: str) -> list:
     return [row["filtered_resps"][0] for row in rows]
 
 
+def compare(work: Path, mibe: list, lm_eval: list, data_dir: Path, kind: str, extra: list, args, env: dict):
+    """Both harnesses on one document set and one kind of work: predictions, then time and RSS."""
+    from mibe import parsing, tasks
+
+    mibe_out = work / f"mibe-{kind}"
+    mibe_wall, mibe_rss, _ = timed(
+        [*mibe, "--data-dir", str(data_dir), *extra, "--output-dir", str(mibe_out)], env
+    )
+    (work / f"lm-tasks-{kind}").mkdir(parents=True)
+    lm_eval_tasks(work / f"lm-tasks-{kind}", mibe_out, kind, args.max_new_tokens)
+    names = ",".join(f"mibe_{kind}_{n}" for n in TASKS)
+    lm_out = work / f"lm-{kind}"
+    lm_command = [*lm_eval, "--include_path", str(work / f"lm-tasks-{kind}"), "--tasks", names]
+    lm_wall, lm_rss, _ = timed([*lm_command, "--output_path", str(lm_out)], env)
+    agree, total, worst = 0, 0, 0.0
+    for name in TASKS:
+        task = tasks.load_task(tasks.builtin_paths()[name])
+        ours, theirs = samples(mibe_out, name), lm_eval_outputs(lm_out, kind, name)
+        for row, other in zip(ours, theirs, strict=True):
+            total += 1
+            if kind == "ll":
+                # lm-eval moves the prompt's trailing whitespace into every continuation, adding
+                # that token's log-prob to all choices alike: compare within a document.
+                diffs = [a - b for a, b in zip(row["logprobs"], other, strict=True)]
+                worst = max(worst, max(diffs) - min(diffs))
+                agree += row["prediction"] == task.choices[other.index(max(other))]
+            else:
+                parsed = parsing.parse(other, task.answer_type, task.choices, "paper").value
+                agree += row["prediction"] == parsed
+    label = (
+        "log-likelihood multiple choice"
+        if kind == "ll"
+        else f"greedy generation ({args.max_new_tokens} tokens)"
+    )
+    return label, total, agree, worst, mibe_wall, lm_wall, mibe_rss, lm_rss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--lm-eval-python", required=True, help="python of an environment with lm-eval 0.4.13"
     )
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "mibe-public"))
+    parser.add_argument(
+        "--documents", choices=("public", "generated", "both"), default="both",
+        help="the public samples (--data-dir), invented ones of realistic lengths, or both",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
-    from mibe import parsing, tasks
+    from benchmarks import documents
     from tests import tinymodel
 
     work = Path(tempfile.mkdtemp(prefix="mibe-bench-"))
@@ -102,46 +144,27 @@ def main() -> None:
     env = {"OMP_NUM_THREADS": str(os.cpu_count()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     batch = str(args.batch_size)
     mibe = [sys.executable, "-m", "mibe.cli", "run", "--model", str(model), "--tasks", ",".join(TASKS),
-            "--data-dir", args.data_dir, "--batch-size", batch, "--dtype", "float32"]  # fmt: skip
+            "--batch-size", batch, "--dtype", "float32"]  # fmt: skip
     lm_eval = [args.lm_eval_python, "-m", "lm_eval", "--model", "hf", "--device", "cpu",
                "--model_args", f"pretrained={model},dtype=float32,add_bos_token=True",
-               "--batch_size", batch, "--include_path", str(work / "lm-tasks"), "--log_samples"]  # fmt: skip
-    (work / "lm-tasks").mkdir()
-    print(f"machine: {os.cpu_count()} CPU cores; documents: {args.data_dir}; batch size {args.batch_size}")
+               "--batch_size", batch, "--log_samples"]  # fmt: skip
+    sets = {"public": Path(args.data_dir), "generated": work / "generated"}
+    if args.documents in ("public", "both") and not sets["public"].is_dir():
+        if args.documents == "public":
+            sys.exit(f"--data-dir {args.data_dir}: no such folder (try --documents generated)")
+        del sets["public"]
+    if args.documents == "public":
+        del sets["generated"]
+    else:
+        documents.write(sets["generated"], n=300)
+    print(f"machine: {os.cpu_count()} CPU cores; batch size {args.batch_size}")
     rows = []
     generation = ["--protocol", "paper", "--max-new-tokens", str(args.max_new_tokens)]
-    for kind, extra in (("ll", ["--scoring", "loglikelihood"]), ("gen", generation)):
-        mibe_out = work / f"mibe-{kind}"
-        mibe_wall, mibe_rss, _ = timed([*mibe, *extra, "--output-dir", str(mibe_out)], env)
-        lm_eval_tasks(work / "lm-tasks", mibe_out, kind, args.max_new_tokens)
-        names = ",".join(f"mibe_{kind}_{n}" for n in TASKS)
-        lm_out = work / f"lm-{kind}"
-        lm_wall, lm_rss, _ = timed([*lm_eval, "--tasks", names, "--output_path", str(lm_out)], env)
-        agree, total, worst = 0, 0, 0.0
-        for name in TASKS:
-            task = tasks.load_task(tasks.builtin_paths()[name])
-            ours, theirs = samples(mibe_out, name), lm_eval_outputs(lm_out, kind, name)
-            for row, other in zip(ours, theirs, strict=True):
-                total += 1
-                if kind == "ll":
-                    # lm-eval moves the prompt's trailing whitespace into every continuation, adding
-                    # that token's log-prob to all choices alike: compare within a document.
-                    diffs = [a - b for a, b in zip(row["logprobs"], other, strict=True)]
-                    worst = max(worst, max(diffs) - min(diffs))
-                    agree += row["prediction"] == task.choices[other.index(max(other))]
-                else:
-                    agree += (
-                        row["prediction"]
-                        == parsing.parse(other, task.answer_type, task.choices, "paper").value
-                    )
-        label = (
-            "log-likelihood multiple choice"
-            if kind == "ll"
-            else f"greedy generation ({args.max_new_tokens} tokens)"
-        )
-        rows.append((label, total, agree, worst, mibe_wall, lm_wall, mibe_rss, lm_rss))
-    for label, total, agree, worst, mw, lw, mr, lr in rows:
-        print(f"\n{label}: {total} documents")
+    for which, data_dir in sets.items():
+        for kind, extra in (("ll", ["--scoring", "loglikelihood"]), ("gen", generation)):
+            rows.append((which, *compare(work / which, mibe, lm_eval, data_dir, kind, extra, args, env)))
+    for which, label, total, agree, worst, mw, lw, mr, lr in rows:
+        print(f"\n{label}, {which} documents ({total})")
         print(
             f"  identical predictions: {agree}/{total}"
             + (f"; mibe - lm-eval log-probs vary within a document by <= {worst:.1e}" if worst else "")

@@ -374,3 +374,49 @@ def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Pat
 )
 def test_batch_rows_keeps_the_token_budget(costs, start, size, budget, rows) -> None:
     assert runner.batch_rows(costs, start, size, budget) == rows
+
+
+def test_token_budget_batches_grow_for_short_prompts_and_change_no_result(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    from mibe.backends.hf import HFBackend
+
+    real = HFBackend(str(tiny_llama))
+    sizes: list[int] = []
+
+    class Counting:  # the real backend, counting the documents in each call
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def loglikelihood(self, requests):
+            sizes.append(len(requests))
+            return real.loglikelihood(requests)
+
+    words = [400, 390, 100, 95, 90, 85, 80, 20, 20, 20, 20, 20, 20, 20, 20, 20]
+    rows = [{"id": str(i), "note": " ".join(["heart"] * n), "label": "yes"} for i, n in enumerate(words)]
+    (tmp_path / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = tmp_path / "budget.yaml"
+    task.write_text(
+        "name: budget\ndataset: {source: notes.jsonl, split: test}\n"
+        'template: "{{ note }}\\nAnswer:"\ntarget: label\n'
+        "answer: {type: choice, choices: ['yes', 'no', maybe]}\nmetrics: [accuracy]\n"
+    )
+    common = dict(model=str(tiny_llama), tasks=(str(task),), scoring="loglikelihood", batch_size=2)
+    # device "cuda" turns the token budget on; the model itself stays on the CPU here.
+    grown = api.run(
+        RunConfig(**common, device="cuda", output_dir=str(tmp_path / "g")), backend=Counting(), say=print
+    )
+    assert sizes[0] == 2 and max(sizes) > 2 and sum(sizes) == len(words)
+    sizes.clear()
+    fixed = api.run(
+        RunConfig(**common, output_dir=str(tmp_path / "f")), backend=Counting(), say=lambda s: None
+    )
+    assert set(sizes) == {2}
+    assert grown["tasks"] == fixed["tasks"]
+    read = [
+        [json.loads(x) for x in (tmp_path / d / "samples" / "budget.jsonl").read_text().splitlines()]
+        for d in "gf"
+    ]
+    by_id = [{r["id"]: r["logprobs"] for r in run} for run in read]
+    for doc, logprobs in by_id[0].items():
+        assert logprobs == pytest.approx(by_id[1][doc], abs=1e-4)
