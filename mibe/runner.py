@@ -92,9 +92,14 @@ def build_requests(
     if backend.max_context:
         reserve = max((len(backend.tokenize(c)) for c in conts), default=0) if loglik else max_new
         budget = backend.max_context - reserve
+    drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, config.seed)) for doc in docs]
+    many = getattr(backend, "tokenize_many", None)
+    if many is not None and budget is not None:
+        # Batched calls over all cores, before any forward; fitting then finds each prompt ready.
+        whole = [prompts.compose(task.template, doc, shots) for doc, shots in drawn]
+        many([backend.chat(w, config.system_prompt) for w in whole] if config.chat_template else whole, conts)
     requests, notes = [], {}
-    for doc in docs:
-        shots = data.draw_shots(doc, pool, config.num_fewshot, config.seed)
+    for doc, shots in drawn:
         prompt, removed = prompts.fit(
             task.template, doc, shots, task.truncate, count, backend.tokenize, backend.detokenize, budget
         )

@@ -120,7 +120,10 @@ class RunConfig:
 
 
 class Backend(Protocol):
-    """What mibe needs from a model: two calls to score, plus the tokenizer to fit prompts."""
+    """What mibe needs from a model: two calls to score, plus the tokenizer to fit prompts.
+
+    Optional: `tokenize_many(texts, continuations)`, which tokenises a task's prompts (and their
+    choices) ahead in batched calls; the runner uses it where present."""
 
     max_context: int | None  # tokens the model attends to; None when unknown (endpoints)
 

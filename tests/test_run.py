@@ -420,3 +420,27 @@ def test_token_budget_batches_grow_for_short_prompts_and_change_no_result(
     by_id = [{r["id"]: r["logprobs"] for r in run} for run in read]
     for doc, logprobs in by_id[0].items():
         assert logprobs == pytest.approx(by_id[1][doc], abs=1e-4)
+
+
+def test_batched_loglikelihoods_equal_one_full_forward_per_choice(tiny_llama: Path) -> None:
+    """Contexts of different lengths in one batch, choices of one and of several tokens."""
+    import torch
+
+    from mibe.backends.hf import HFBackend
+    from mibe.types import Request
+
+    backend = HFBackend(str(tiny_llama), dtype="float32")
+    notes = ["The patient has chest pain.", "Follow-up visit " * 30, "Knee surgery was done " * 9]
+    choices = (" Surgery", " Cardiovascular / Pulmonary", " A", " Neurology")
+    requests = [Request(str(i), f"{n}\nAnswer:", 0, (), choices) for i, n in enumerate(notes)]
+    got = backend.loglikelihood(requests)
+    lengths = {len(c) for _, conts in backend.tokenize_with_choices(requests) for c in conts}
+    assert min(lengths) == 1 and max(lengths) > 2
+    for request, values in zip(requests, got, strict=True):
+        ctx, conts = backend.tokenize_with_choices([request])[0]
+        for cont, value in zip(conts, values, strict=True):
+            whole = ctx + cont
+            with torch.no_grad():
+                logp = backend.model(torch.tensor([whole])).logits[0].log_softmax(-1)
+            expected = sum(float(logp[i - 1, whole[i]]) for i in range(len(ctx), len(whole)))
+            assert value == pytest.approx(expected, abs=1e-4)
