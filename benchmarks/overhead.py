@@ -132,6 +132,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             # mibe starts cold every round: no prompt left in its tokenizer cache from the last.
             backend._ids.clear()
+            backend._choice_ids.clear()
             out = RunConfig(**{**config.__dict__, "output_dir": str(work / f"{scoring}-{round_}")})
             start = time.perf_counter()
             api.run(out, backend=backend, say=lambda line: None)

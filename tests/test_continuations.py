@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mibe import data, resources, runner, tasks
+from mibe.backends import continuations
 from mibe.types import Request, RunConfig
 from tests import tinymodel
 from tests.conftest import PUBLIC, REPO, needs_public_data
@@ -31,7 +32,10 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def whole_convention(backend, request: Request) -> list[list[int]]:
     ctx = backend.tokenize(request.prompt)
-    return [backend._whole_continuation(request.prompt, ctx, c) for c in request.continuations]
+    return [
+        continuations.whole(backend.tokenize, backend.tokenizer, request.prompt, ctx, c)
+        for c in request.continuations
+    ]
 
 
 RUNS = st.builds(

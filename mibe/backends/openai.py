@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mibe.backends import continuations
 from mibe.types import MibeError, Request
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -211,7 +212,7 @@ class OpenAIBackend:
             lengths = [0] * len(prompts)
         else:  # token ids, split exactly as the HF backend splits them (lm-eval's convention)
             context = self.tokenize(request.prompt)
-            tails = [continuation_ids(self, context, request.prompt, c) for c in request.continuations]
+            (tails,) = continuations.choice_ids(self.tokenize, self.tokenizer, [request], [context])
             prompts, lengths = [context + t for t in tails], [len(t) for t in tails]
         reply = self._post("completions", {**body, "prompt": prompts})
         choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
@@ -249,11 +250,3 @@ class OpenAIBackend:
             "max_context": self.max_context,
             "credentialed_override": self.override,
         }
-
-
-def continuation_ids(backend: Any, context_ids: list[int], context: str, continuation: str) -> list[int]:
-    # lm-evaluation-harness's convention (as HFBackend): tokenise the whole string, keep the tail.
-    whole = backend.tokenize(context + continuation)
-    if whole[: len(context_ids)] == context_ids and len(whole) > len(context_ids):
-        return whole[len(context_ids) :]
-    return backend.tokenizer(continuation, add_special_tokens=False).input_ids

