@@ -73,6 +73,8 @@ def bare_loglikelihood(backend, per_task, batch_size: int) -> float:
                 cache = getattr(out, "cache", None) or out.past_key_values
                 cache.reorder_cache(step[0])
                 model(**step[1], use_cache=False, **{cache_kwarg: cache})
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # CUDA runs ahead of Python: wait for the last kernel
     return time.perf_counter() - start
 
 
@@ -92,6 +94,8 @@ def bare_generate(backend, per_task, batch_size: int) -> float:
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
             )
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # CUDA runs ahead of Python: wait for the last kernel
     return time.perf_counter() - start
 
 
