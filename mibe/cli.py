@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         "--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template"
     )
     run.add_argument("--system-prompt")
-    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument(
+        "--batch-size", type=int, default=8,
+        help="documents per batch (HF backend; halved on out-of-memory). With --device cuda it sizes "
+        "the batch of the longest prompts, and shorter ones share its token budget (up to 8x the rows)",
+    )  # fmt: skip
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     run.add_argument("--device", default="cpu")
     run.add_argument("--bertscore-model", default="bert-base-multilingual-cased")
