@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,16 @@ def summary(provenance: dict[str, Any]) -> str:
     keys = ("recipe", "stage", "steps", "tokens", "data_manifest", "mibe_commit")
     picked = {k: provenance[k] for k in keys if k in provenance} or provenance
     return json.dumps(picked, sort_keys=True, default=str)[:300]
+
+
+def identity(model_name: str, config: Any, adapter: str | None) -> dict[str, Any]:
+    """What names a local checkpoint in results.json: its path, config hash, adapter and training
+    provenance (the same keys from every backend that loads one)."""
+    config_json = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    return {
+        "path": model_name,
+        "name": Path(model_name.rstrip("/")).name,
+        "config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
+        "adapter": adapter,
+        "provenance": training_provenance(adapter or model_name),
+    }

@@ -15,6 +15,17 @@ from mibe.types import MibeError
 
 
 @lru_cache(maxsize=1)
+# Shared by the exam-question hooks (MedQA, MedMCQA).
+def question_text(question: object) -> str:
+    """The question as Me-LLaMA's preprocessing writes it: '?' appended unless it ends in '?' or '.'."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("question: missing or empty")
+    text = question.rstrip()
+    if not text.endswith(("?", ".")):
+        text += "?"
+    return text
+
+
 def _env() -> SandboxedEnvironment:
     # Trailing newlines are part of MIBE's prompts (MIBE-prompts.md), so Jinja must keep them.
     return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -128,3 +139,12 @@ def _longest_field(fields: Mapping[str, Any]) -> str:
     if not strings:
         raise MibeError("no text field to shorten; set `truncate:` in the task file")
     return max(strings)[1]
+
+
+def chat(tokenizer: Any, model_name: str, prompt: str, system_prompt: str | None) -> str:
+    """The prompt as one user turn (after an optional system turn) in the model's chat template."""
+    if not tokenizer.chat_template:
+        raise MibeError(f"--chat-template: {model_name} has no chat template in its tokenizer")
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": prompt})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -12,19 +12,10 @@ The id is `realidx` (MedAgentsBench) or `id` (official UUID).
 
 from __future__ import annotations
 
+from mibe.prompts import question_text
 from mibe.types import Doc
 
 LETTERS = "ABCD"
-
-
-def question_text(question: object) -> str:
-    """The question as Me-LLaMA's preprocessing writes it: '?' appended unless it ends in '?' or '.'."""
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("question: missing or empty")
-    text = question.rstrip()
-    if not text.endswith(("?", ".")):
-        text += "?"
-    return text
 
 
 def _cop_letter(cop: object) -> str:

@@ -6,19 +6,10 @@ MedAgentsBench's `realidx` or an `id` as the document id.
 
 from __future__ import annotations
 
+from mibe.prompts import question_text
 from mibe.types import Doc
 
 LETTERS = "ABCDE"
-
-
-def question_text(question: object) -> str:
-    """The question as Me-LLaMA's preprocessing writes it: '?' appended unless it ends in '?' or '.'."""
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("question: missing or empty")
-    text = question.rstrip()
-    if not text.endswith(("?", ".")):
-        text += "?"
-    return text
 
 
 def options_text(options: object) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
-from mibe import lineage
+from mibe import lineage, prompts
 from mibe.backends import continuations
 from mibe.backends.openai import cut_at_stop  # mibe's stop rule, shared by every backend
 from mibe.types import MibeError, Request
@@ -181,11 +180,7 @@ class HFBackend:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def chat(self, prompt: str, system_prompt: str | None) -> str:
-        if not self.tokenizer.chat_template:
-            raise MibeError(f"--chat-template: {self.model_name} has no chat template in its tokenizer")
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return prompts.chat(self.tokenizer, self.model_name, prompt, system_prompt)
 
     def _left_padded(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -301,16 +296,11 @@ class HFBackend:
         return results
 
     def describe(self) -> dict[str, Any]:
-        config_json = json.dumps(self._config.to_dict(), sort_keys=True, default=str)
         return {
-            "path": self.model_name,
-            "name": Path(self.model_name.rstrip("/")).name,
-            "config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
-            "adapter": self.adapter,
+            **lineage.identity(self.model_name, self._config, self.adapter),
             "backend": "hf",
             "backend_version": f"transformers {transformers.__version__}, torch {torch.__version__}",
             "dtype": self.dtype_name,
             "device": self.device,
             "max_context": self.max_context,
-            "provenance": lineage.training_provenance(self.adapter or self.model_name),
         }

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe import lineage, prompts
 from mibe.backends import continuations
 from mibe.backends.openai import cut_at_stop, server_stops
 from mibe.types import MibeError, Request, RunConfig
@@ -176,22 +177,18 @@ class VLLMBackend:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def chat(self, prompt: str, system_prompt: str | None) -> str:
-        if not self.tokenizer.chat_template:
-            raise MibeError(f"--chat-template: {self.model_name} has no chat template in its tokenizer")
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return prompts.chat(self.tokenizer, self.model_name, prompt, system_prompt)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         # As HFBackend._encode: a chat-formatted prompt already holds the BOS token.
         bos = self.tokenizer.bos_token
         return self.tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos))).input_ids
 
-    def _run(self, prompts: list[list[int]], params: list[Any]) -> list[Any]:
+    def _run(self, prompt_ids: list[list[int]], params: list[Any]) -> list[Any]:
         from vllm.inputs import TokensPrompt
 
         return self.engine.generate(
-            [TokensPrompt(prompt_token_ids=p) for p in prompts],
+            [TokensPrompt(prompt_token_ids=p) for p in prompt_ids],
             params,
             lora_request=self._lora,
             use_tqdm=False,
@@ -248,12 +245,8 @@ class VLLMBackend:
     def describe(self) -> dict[str, Any]:
         import torch
 
-        config_json = json.dumps(self._config.to_dict(), sort_keys=True, default=str)
         return {
-            "path": self.model_name,
-            "name": Path(self.model_name.rstrip("/")).name,
-            "config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
-            "adapter": self.adapter,
+            **lineage.identity(self.model_name, self._config, self.adapter),
             "backend": "vllm",
             "backend_version": f"vllm {self.vllm.__version__}, torch {torch.__version__}",
             "dtype": self.dtype_name,
