@@ -266,3 +266,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@needs_vllm
+def test_tokenize_matches_hf_and_adds_no_second_bos(engine, tiny_llama: Path) -> None:
+    # A chat template that starts with the BOS text (LLaMA-2 chat's "<s>[INST]") must not get a
+    # second BOS: fitting counts and log-likelihood contexts use these ids.
+    from mibe.backends.hf import HFBackend
+
+    hf = HFBackend(str(tiny_llama))
+    bos = hf.tokenizer.bos_token_id
+    for text in ("<s>[INST] Is it benign? [/INST]", "Plain prompt\nAnswer:"):
+        assert engine.tokenize(text) == hf.tokenize(text)
+        assert engine.tokenize(text).count(bos) == 1
