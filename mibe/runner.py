@@ -94,7 +94,7 @@ def build_requests(
         budget = backend.max_context - reserve
     drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, config.seed)) for doc in docs]
     many = getattr(backend, "tokenize_many", None)
-    if many is not None and budget is not None:
+    if many is not None:
         # Batched calls over all cores, before any forward; fitting then finds each prompt ready.
         whole = [prompts.compose(task.template, doc, shots) for doc, shots in drawn]
         many([backend.chat(w, config.system_prompt) for w in whole] if config.chat_template else whole, conts)
