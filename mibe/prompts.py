@@ -14,7 +14,6 @@ from jinja2.sandbox import SandboxedEnvironment
 from mibe.types import MibeError
 
 
-@lru_cache(maxsize=1)
 # Shared by the exam-question hooks (MedQA, MedMCQA).
 def question_text(question: object) -> str:
     """The question as Me-LLaMA's preprocessing writes it: '?' appended unless it ends in '?' or '.'."""
@@ -26,6 +25,7 @@ def question_text(question: object) -> str:
     return text
 
 
+@lru_cache(maxsize=1)
 def _env() -> SandboxedEnvironment:
     # Trailing newlines are part of MIBE's prompts (MIBE-prompts.md), so Jinja must keep them.
     return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
