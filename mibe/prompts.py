@@ -148,3 +148,11 @@ def chat(tokenizer: Any, model_name: str, prompt: str, system_prompt: str | None
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": prompt})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def adds_special_tokens(tokenizer: Any, prompt: str) -> bool:
+    """Whether tokenising `prompt` should add the tokenizer's BOS: not when the prompt already
+    starts with it (chat templates such as LLaMA-2's "<s>[INST]" write it). Every backend
+    tokenises by this rule, so fitting counts and scored ids agree."""
+    bos = tokenizer.bos_token
+    return not (bos and prompt.startswith(bos))

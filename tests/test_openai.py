@@ -282,3 +282,15 @@ def test_credentialed_override_is_recorded(
     }
     assert saved["config"]["allow_remote_credentialed"] == reason
     assert saved["tasks"]["mednli"]["n"] == 3
+
+
+def test_tokenize_with_the_model_tokenizer_adds_no_second_bos(flaky: str, tiny_llama: Path) -> None:
+    # The endpoint gets the ids the HF backend would score: a prompt that already starts with the
+    # BOS text (LLaMA-2 chat's "<s>[INST]") keeps one BOS.
+    from mibe.backends.hf import HFBackend
+
+    backend = endpoint.OpenAIBackend(str(tiny_llama), flaky)
+    hf = HFBackend(str(tiny_llama))
+    for text in ("<s>[INST] Is it benign? [/INST]", "Plain prompt\nAnswer:"):
+        assert backend.tokenize(text) == hf.tokenize(text)
+        assert backend.tokenize(text).count(hf.tokenizer.bos_token_id) == 1

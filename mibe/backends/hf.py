@@ -41,6 +41,12 @@ def _tensor(rows: list[list[int]], device: str) -> torch.Tensor:
     return torch.from_numpy(np.array(rows, dtype=np.int64)).to(device)
 
 
+def _zero_padded(rows: Sequence[Sequence[int]], device: str) -> torch.Tensor:
+    """Ragged rows of ids, right-padded with 0 to the longest."""
+    width = max(len(r) for r in rows)
+    return _tensor([list(r) + [0] * (width - len(r)) for r in rows], device)
+
+
 class _StopAfterContent(StoppingCriteria):
     """Stop a row once its new text holds a stop string after some non-blank content.
 
@@ -162,10 +168,8 @@ class HFBackend:
         The runner hands over a task's prompts before its first forward: tokenising between
         forwards ran at half speed, the cores still held by torch's spinning threads."""
         todo = [t for t in dict.fromkeys(texts) if t not in self._ids]
-        bos = self.tokenizer.bos_token
-        # Chat-formatted prompts already hold the BOS token; don't add a second one.
         for special in (True, False):
-            group = [t for t in todo if (not (bos and t.startswith(bos))) == special]
+            group = [t for t in todo if prompts.adds_special_tokens(self.tokenizer, t) == special]
             if group:
                 found = self.tokenizer(group, add_special_tokens=special).input_ids
                 self._ids.update(zip(group, map(tuple, found), strict=True))
@@ -259,8 +263,7 @@ class HFBackend:
         first = torch.log_softmax(out.logits[rows, at].float(), dim=-1)
         # Gathered in one call: indexing 2,000 choices one by one cost more than a forward.
         heads = [[c[0] for c in conts] for _, conts in prepared]
-        most = max(len(h) for h in heads)
-        picked = first.gather(1, torch.tensor([h + [0] * (most - len(h)) for h in heads], device=self.device))
+        picked = first.gather(1, _zero_padded(heads, self.device))
         results = [row[: len(h)] for row, h in zip(picked.tolist(), heads, strict=True)]
         if multi:
             owners = torch.tensor([b for b, _ in multi], device=self.device)
@@ -272,7 +275,7 @@ class HFBackend:
             # (between its end and the new tokens in the cache) is masked out, and padding after
             # a short choice comes after its real tokens, where causal attention ignores it.
             feed = [prepared[b][1][j][:-1] for b, j in multi]  # each token predicts the next
-            step_ids = torch.tensor([f + [0] * (steps - len(f)) for f in feed], device=self.device)
+            step_ids = _zero_padded(feed, self.device)
             bounds = torch.tensor([lengths[b] for b, _ in multi], device=self.device)
             real = (torch.arange(width, device=self.device)[None] < bounds[:, None]).long()
             step_mask = torch.cat(
@@ -286,10 +289,9 @@ class HFBackend:
                 **{self._cache_kwarg(): cache},
             )
             logp = torch.log_softmax(step.logits.float(), dim=-1)
-            targets = torch.tensor([t + [0] * (steps - len(t)) for t in tails], device=self.device)
-            pad = torch.tensor(
-                [[False] * len(t) + [True] * (steps - len(t)) for t in tails], device=self.device
-            )
+            targets = _zero_padded(tails, self.device)
+            ends_at = torch.tensor([len(t) for t in tails], device=self.device)
+            pad = torch.arange(steps, device=self.device)[None] >= ends_at[:, None]
             sums = logp.gather(2, targets[..., None])[..., 0].masked_fill(pad, 0.0).sum(-1).tolist()
             for (b, j), value in zip(multi, sums, strict=True):
                 results[b][j] += value

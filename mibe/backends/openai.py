@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mibe import prompts
 from mibe.backends import continuations
 from mibe.types import MibeError, Request
 
@@ -158,7 +159,10 @@ class OpenAIBackend:
 
     # ---- the Backend protocol -------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text).input_ids)
+        if isinstance(self.tokenizer, _ByteTokenizer):
+            return list(self.tokenizer(text).input_ids)
+        special = prompts.adds_special_tokens(self.tokenizer, text)
+        return list(self.tokenizer(text, add_special_tokens=special).input_ids)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -178,10 +182,7 @@ class OpenAIBackend:
     def _prompt(self, text: str) -> str | list[int]:
         """Token ids when the tokenizer is at hand (as the HF and vLLM backends tokenise: a BOS unless
         the prompt starts with one), so the server cannot tokenise differently; else the text."""
-        if isinstance(self.tokenizer, _ByteTokenizer):
-            return text
-        bos = self.tokenizer.bos_token
-        return self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids
+        return text if isinstance(self.tokenizer, _ByteTokenizer) else self.tokenize(text)
 
     def _one(self, request: Request) -> str:
         common = {"model": self.model_name, "max_tokens": request.max_new_tokens, "temperature": 0.0}
@@ -208,21 +209,21 @@ class OpenAIBackend:
             )
         body = {"model": self.model_name, "echo": True, "logprobs": 0, "max_tokens": 1, "temperature": 0.0}
         if isinstance(self.tokenizer, _ByteTokenizer):  # text prompts; continuations found by offset
-            prompts: list[Any] = [request.prompt + c for c in request.continuations]
-            lengths = [0] * len(prompts)
+            sent: list[Any] = [request.prompt + c for c in request.continuations]
+            lengths = [0] * len(sent)
         else:  # token ids, split exactly as the HF backend splits them (lm-eval's convention)
             context = self.tokenize(request.prompt)
             (tails,) = continuations.choice_ids(self.tokenize, self.tokenizer, [request], [context])
-            prompts, lengths = [context + t for t in tails], [len(t) for t in tails]
-        reply = self._post("completions", {**body, "prompt": prompts})
+            sent, lengths = [context + t for t in tails], [len(t) for t in tails]
+        reply = self._post("completions", {**body, "prompt": sent})
         choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
-        if len(choices) != len(prompts) or any(not c.get("logprobs") for c in choices):
+        if len(choices) != len(sent) or any(not c.get("logprobs") for c in choices):
             raise MibeError(
                 f"{self.base_url}: the server returned no prompt log-probs (echo + logprobs); "
                 "use --scoring generate with this endpoint"
             )
         scores = []
-        for prompt, length, choice in zip(prompts, lengths, choices, strict=True):
+        for prompt, length, choice in zip(sent, lengths, choices, strict=True):
             logprobs = choice["logprobs"]
             values = logprobs["token_logprobs"]  # the prompt's tokens, then the one generated
             if isinstance(prompt, str):

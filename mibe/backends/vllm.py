@@ -180,9 +180,9 @@ class VLLMBackend:
         return prompts.chat(self.tokenizer, self.model_name, prompt, system_prompt)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
-        # As HFBackend._encode: a chat-formatted prompt already holds the BOS token.
-        bos = self.tokenizer.bos_token
-        return self.tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos))).input_ids
+        return self.tokenizer(
+            prompt, add_special_tokens=prompts.adds_special_tokens(self.tokenizer, prompt)
+        ).input_ids
 
     def _run(self, prompt_ids: list[list[int]], params: list[Any]) -> list[Any]:
         from vllm.inputs import TokensPrompt
