@@ -81,8 +81,9 @@ def main() -> None:
     from overhead import bare_generate, bare_loglikelihood
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from mibe import api, data, runner, tasks
+    from mibe import data, tasks
     from mibe.backends.hf import HFBackend
+    from mibe.run import api, pipeline
     from mibe.types import RunConfig
     from tests import tinymodel
 
@@ -113,8 +114,8 @@ def main() -> None:
         per_task = []
         for name in names:
             task = tasks.load_task(tasks.builtin_paths()[name])
-            p = runner.plan(task, data.load_docs(task, data.locate(task, str(folder), {})), run, backend)
-            per_task.append(runner.build_requests(p, run, backend, p.docset.docs, p.docs)[0])
+            p = pipeline.plan(task, data.load_docs(task, data.locate(task, str(folder), {})), run, backend)
+            per_task.append(pipeline.build_requests(p, run, backend, p.docset.docs, p.docs)[0])
         bare_loop = bare_generate if scoring == "generate" else bare_loglikelihood
         bare_loop(backend, per_task, args.batch_size)  # warm-up: kernels, allocator, autotuning
         backend._ids.clear()  # mibe starts with nothing tokenised

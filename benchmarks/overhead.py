@@ -24,15 +24,15 @@ sys.path.insert(0, str(REPO))
 
 
 def batches(backend, requests, batch_size: int, extra: int) -> list[list]:
-    """mibe's batches (runner.batch_rows): longest first; a token budget on an accelerator."""
-    from mibe import runner
+    """mibe's batches (pipeline.batch_rows): longest first; a token budget on an accelerator."""
+    from mibe.run import pipeline
 
     ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
     costs = [len(backend.tokenize(r.prompt)) + extra for r in ordered]
     out, start = [], 0
     while start < len(ordered):
         budget = None if backend.device == "cpu" else batch_size * costs[0]
-        rows = runner.batch_rows(costs, start, batch_size, budget)
+        rows = pipeline.batch_rows(costs, start, batch_size, budget)
         out.append(ordered[start : start + rows])
         start += rows
     return out
@@ -107,8 +107,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="mibe and the bare loop alternate")
     args = parser.parse_args()
-    from mibe import api, data, runner, tasks
+    from mibe import data, tasks
     from mibe.backends.hf import HFBackend
+    from mibe.run import api, pipeline
     from mibe.types import RunConfig
     from tests import tinymodel
 
@@ -129,8 +130,10 @@ def main() -> None:
         per_task = []
         for name in names:
             task = tasks.load_task(tasks.builtin_paths()[name])
-            p = runner.plan(task, data.load_docs(task, data.locate(task, args.data_dir, {})), config, backend)
-            per_task.append(runner.build_requests(p, config, backend, p.docset.docs, p.docs)[0])
+            p = pipeline.plan(
+                task, data.load_docs(task, data.locate(task, args.data_dir, {})), config, backend
+            )
+            per_task.append(pipeline.build_requests(p, config, backend, p.docset.docs, p.docs)[0])
         bare_loop = bare_loglikelihood if scoring == "loglikelihood" else bare_generate
         ours, bare = [], []
         for round_ in range(args.rounds):

@@ -88,7 +88,8 @@ def lm_eval_outputs(out: Path, kind: str, name: str) -> list:
 
 def compare(work: Path, mibe: list, lm_eval: list, data_dir: Path, kind: str, extra: list, args, env: dict):
     """Both harnesses on one document set and one kind of work: predictions, then time and RSS."""
-    from mibe import parsing, tasks
+    from mibe import tasks
+    from mibe.scoring import parsing
 
     mibe_out = work / f"mibe-{kind}"
     mibe_wall, mibe_rss, _ = timed(

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 
 def evaluate(model: str, tasks: Any = "all", **options: Any) -> dict:
-    """Score a model; see `mibe.api.evaluate`. Imported lazily so `import mibe` stays light."""
-    from mibe.api import evaluate as _evaluate
+    """Score a model; see `mibe.run.api.evaluate`. Imported lazily so `import mibe` stays light."""
+    from mibe.run.api import evaluate as _evaluate
 
     return _evaluate(model, tasks, **options)

@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "deployment; the reason is recorded in results.json",
     )
 
-    from mibe import board_cli  # argparse only; each command imports its modules when it runs
+    from mibe.boards import cli as board_cli  # argparse only; each command imports its modules when it runs
 
     board_cli.add_leaderboard(sub)
     board_cli.add_compare(sub)
@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("leaderboard", "compare"):  # reads run folders only; no model is loaded
-            from mibe import board_cli
+            from mibe.boards import cli as board_cli
 
             return board_cli.leaderboard(args) if args.command == "leaderboard" else board_cli.compare(args)
         if args.command == "tasks":
@@ -270,14 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return datacheck.main(args)
         if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
-            from mibe import audit, rescore
+            from mibe.runs import audit, rescore
 
             return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
         if args.command == "train":  # the training subpackage parses its own flags
             from mibe.training import cli as train_cli
 
             return train_cli.main(args.train_args)
-        from mibe import api
+        from mibe.run import api
 
         api.run(_config(args), command=["mibe", *argv])
         return 0

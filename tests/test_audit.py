@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mibe import api, audit, metrics, tasks
-from mibe.parsing import parse
+from mibe import tasks
+from mibe.run import api
+from mibe.runs import audit
+from mibe.scoring import metrics
+from mibe.scoring.parsing import parse
 from mibe.types import MISSING, Request, RunConfig
 from tests.conftest import PUBLIC, needs_public_data
 

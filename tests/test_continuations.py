@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mibe import data, resources, runner, tasks
+from mibe import data, resources, tasks
 from mibe.backends import continuations
+from mibe.run import pipeline
 from mibe.types import Request, RunConfig
 from tests import tinymodel
 from tests.conftest import PUBLIC, REPO, needs_public_data
@@ -99,8 +100,8 @@ def requests_for(backend, data_dir: Path, limit: int | None = None) -> list[Requ
         config = RunConfig(
             model="m", tasks=(name,), data_dir=str(data_dir), limit=limit, scoring="loglikelihood"
         )
-        p = runner.plan(task, data.load_docs(task, data.locate(task, str(data_dir), {})), config, backend)
-        out += runner.build_requests(p, config, backend, p.docset.docs, p.docs)[0]
+        p = pipeline.plan(task, data.load_docs(task, data.locate(task, str(data_dir), {})), config, backend)
+        out += pipeline.build_requests(p, config, backend, p.docset.docs, p.docs)[0]
     return out
 
 

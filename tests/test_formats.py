@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mibe import api, data, datacheck, prompts, tasks
+from mibe import data, datacheck, prompts, tasks
+from mibe.run import api
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mibe import leaderboard, resources
-from mibe.board_html import html
+from mibe import resources
+from mibe.boards import model
+from mibe.boards.html import html
 from tests.test_leaderboard import make_board_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,8 +34,8 @@ def runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def page(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, leaderboard.Board]:
-    board = leaderboard.build([runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")], n_boot=200)
+def page(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, model.Board]:
+    board = model.build([runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")], n_boot=200)
     path = tmp_path_factory.mktemp("html") / "board.html"
     path.write_text(html(board), encoding="utf-8")
     return path, board
@@ -107,7 +108,7 @@ class Tables(HTMLParser):
             self._table = None
 
 
-def published_table(board: leaderboard.Board, page_dom: str) -> tuple[str, dict, list[dict]]:
+def published_table(board: model.Board, page_dom: str) -> tuple[str, dict, list[dict]]:
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     table = Tables(page_dom).tables[f"t{s + 1}"]
     published = list(csv.DictReader((resources.shipped("leaderboards") / "paper_zero_shot.csv").open()))
@@ -115,7 +116,7 @@ def published_table(board: leaderboard.Board, page_dom: str) -> tuple[str, dict,
 
 
 def test_page_is_self_contained() -> None:
-    text = html(leaderboard.build([], n_boot=10))
+    text = html(model.build([], n_boot=10))
     assert "<style>" in text and "<script>" in text
     for fetch in (" src=", " href=", "@import", "url(", "https://"):
         assert fetch not in text, fetch  # nothing to load: works offline, from a file
@@ -126,7 +127,7 @@ def test_page_is_self_contained() -> None:
 
 @needs_chromium
 def test_screenshot_shows_the_tables_and_the_charts(
-    page: tuple[Path, leaderboard.Board], capsys: pytest.CaptureFixture
+    page: tuple[Path, model.Board], capsys: pytest.CaptureFixture
 ) -> None:
     from PIL import Image
 
@@ -145,7 +146,7 @@ def test_screenshot_shows_the_tables_and_the_charts(
 
 
 @needs_chromium
-def test_dom_has_every_row_column_protocol_and_chart(page: tuple[Path, leaderboard.Board]) -> None:
+def test_dom_has_every_row_column_protocol_and_chart(page: tuple[Path, model.Board]) -> None:
     path, board = page
     parsed = Tables(dom(path.as_uri()))
     assert len(parsed.tables) == len(board.sections) >= 4
@@ -166,7 +167,7 @@ def test_dom_has_every_row_column_protocol_and_chart(page: tuple[Path, leaderboa
 
 @needs_chromium
 @pytest.mark.parametrize("direction", ["desc", "asc"])
-def test_a_url_fragment_sorts_on_load(page: tuple[Path, leaderboard.Board], direction: str) -> None:
+def test_a_url_fragment_sorts_on_load(page: tuple[Path, model.Board], direction: str) -> None:
     path, board = page
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     column = next(c for c in board.sections[s].columns if (c.task, c.metric) == ("hoc", "macro_f1"))
@@ -180,7 +181,7 @@ def test_a_url_fragment_sorts_on_load(page: tuple[Path, leaderboard.Board], dire
 
 
 @needs_chromium
-def test_a_click_on_a_header_sorts_and_a_second_click_reverses(page: tuple[Path, leaderboard.Board]) -> None:
+def test_a_click_on_a_header_sorts_and_a_second_click_reverses(page: tuple[Path, model.Board]) -> None:
     path, board = page
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     column = next(c for c in board.sections[s].columns if (c.task, c.metric) == ("bionli", "macro_f1"))
@@ -209,7 +210,7 @@ def evil_page(runs: dict[str, Path], target: Path) -> tuple[Path, str]:
     data["model"]["name"] = EVIL_MODEL
     data["tasks"][EVIL_TASK] = data["tasks"].pop("medqa")
     (run / "results.json").write_text(json.dumps(data))
-    text = html(leaderboard.build([run], published=False, n_boot=50))
+    text = html(model.build([run], published=False, n_boot=50))
     path = target / "evil.html"
     path.write_text(text)
     return path, text

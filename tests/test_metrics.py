@@ -1,4 +1,4 @@
-"""mibe.metrics against the reference scorers (sklearn, seqeval, rouge-score, bert-score) on one input."""
+"""mibe.scoring.metrics against the reference scorers (sklearn, seqeval, rouge-score, bert-score)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from seqeval import metrics as seqeval
 from seqeval.metrics.sequence_labeling import get_entities
 from sklearn import metrics as skm
 
-from mibe import metrics
+from mibe.scoring import metrics
 from mibe.types import MISSING
 
 TOL = 1e-12

@@ -18,8 +18,9 @@ from typing import ClassVar
 
 import pytest
 
-from mibe import api, cli
+from mibe import cli
 from mibe.backends import openai as endpoint
+from mibe.run import api
 from mibe.types import MibeError, Request, RunConfig
 from tests.test_vllm import LOGPROB_TOL, _agreement, _data, _rows, needs_vllm
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mibe.parsing import parse
+from mibe.scoring.parsing import parse
 from mibe.types import MISSING, Prediction
 
 PUBMEDQA = ("yes", "no", "maybe")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mibe import api, resources
+from mibe import resources
+from mibe.run import api
 from mibe.types import MibeError, RunConfig
 
 TASK = """name: notes
@@ -337,9 +338,9 @@ def test_disk_full_while_writing_is_one_line_and_resumes(tiny_llama: Path, tmp_p
 
 
 def test_second_process_on_one_folder_is_refused(tiny_llama: Path, tmp_path: Path) -> None:
-    from mibe import results
+    from mibe.runs import folder
 
-    with results.locked(tmp_path / "r"):
+    with folder.locked(tmp_path / "r"):
         other = run_cli(
             "run",
             "--model",

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mibe import api, cli, rescore
+from mibe import cli
+from mibe.run import api
+from mibe.runs import rescore
 from mibe.types import RunConfig
 from tests.test_audit import Scripted, scripted_run
 

@@ -1,4 +1,4 @@
-"""mibe.stats against scipy and statsmodels on constructed cases: McNemar exact, the paired bootstrap."""
+"""mibe.scoring.stats against scipy and statsmodels: McNemar exact, the paired bootstrap."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binomtest, bootstrap, ttest_rel
 from sklearn.metrics import f1_score
 
-from mibe import metrics, stats
+from mibe.scoring import metrics, stats
 
 
 def pairs(a_only: int, b_only: int, both: int = 7, neither: int = 4) -> tuple[list[bool], list[bool]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe import api
+from mibe.run import api
 from mibe.types import RunConfig
 from tests.conftest import PUBLIC, REPO
 

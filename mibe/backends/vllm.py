@@ -59,7 +59,7 @@ class VLLMBackend:
 
     @classmethod
     def from_config(cls, config: RunConfig) -> VLLMBackend:
-        from mibe import embedded
+        from mibe.backends import embedded
 
         return cls(
             embedded.resolve(config.model),

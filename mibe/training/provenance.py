@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__, results
+from mibe import __version__
+from mibe.runs import folder
 
 FILE = "mibe_training.json"
 SCHEMA_VERSION = 1
@@ -46,7 +47,7 @@ def start(
     return {
         "schema_version": SCHEMA_VERSION,
         "mibe_version": __version__,
-        "git_commit": results.git_commit(),
+        "git_commit": folder.git_commit(),
         "command": command,
         "kind": kind,
         "complete": False,
@@ -76,4 +77,4 @@ def lineage_line(doc: dict[str, Any]) -> str:
 
 
 def write(folder: str | Path, doc: dict[str, Any]) -> None:
-    results.write_json_atomic(Path(folder) / FILE, doc)
+    folder.write_json_atomic(Path(folder) / FILE, doc)

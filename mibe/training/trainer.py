@@ -16,7 +16,7 @@ from mibe.types import MibeError
 
 
 def cache_root(recipe: dict[str, Any]) -> Path:
-    from mibe import embedded
+    from mibe.backends import embedded
 
     return (
         Path(recipe["cache_dir"]).expanduser() if recipe["cache_dir"] else embedded.cache_dir() / "training"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mibe.leaderboard import Board
+from mibe.boards.model import Board
 from mibe.types import MibeError
 
 COLUMNS = 4  # panels per figure row

@@ -10,7 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__, data, parallel, prompts, results, runner, summary, tasks
+from mibe import __version__, data, prompts, tasks
+from mibe.run import parallel, pipeline
+from mibe.runs import folder, summary
 from mibe.types import Backend, MibeError, RunConfig
 
 # Settings that may change between a run and its resume without changing any number.
@@ -55,7 +57,7 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
             f"`accelerate launch --multi_gpu --num_processes {config.data_parallel_size} -m mibe.cli run` "
             "(docs/backends.md)"
         )
-    from mibe import embedded
+    from mibe.backends import embedded
     from mibe.backends.hf import HFBackend
 
     return HFBackend(
@@ -84,7 +86,7 @@ def identity(config: RunConfig) -> dict[str, Any]:
 
 def _prepare_folder(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """Start, resume or refuse; returns the previous results.json when resuming."""
-    previous = results.read_json(run_dir / "run.json")
+    previous = folder.read_json(run_dir / "run.json")
     if previous is not None and not overwrite:
         for key in ("config", "model", "protocols"):
             if previous.get(key) != run_json[key]:
@@ -93,13 +95,13 @@ def _prepare_folder(run_dir: Path, run_json: dict[str, Any], overwrite: bool) ->
                     f"{run_dir}: holds a run with a different {key} ({changed}); "
                     "use another --output-dir, or --overwrite to replace it"
                 )
-        return results.read_json(run_dir / "results.json")
+        return folder.read_json(run_dir / "results.json")
     if overwrite and run_dir.exists():
         for leftover in [run_dir / "run.json", run_dir / "results.json"]:
             leftover.unlink(missing_ok=True)
         for sample in (run_dir / "samples").glob("*.jsonl"):
             sample.unlink()
-    results.write_json_atomic(run_dir / "run.json", run_json)
+    folder.write_json_atomic(run_dir / "run.json", run_json)
     return None
 
 
@@ -138,32 +140,32 @@ def run(
         except MibeError as exc:
             raise MibeError(f"{task.path}: field 'template': {exc}") from None
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    plans = [(runner.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
+    plans = [(pipeline.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
     if config.dry_run:
         for p, location in plans:
-            say(runner.dry_run_report(p, config, backend, _pool(p, location)))
+            say(pipeline.dry_run_report(p, config, backend, _pool(p, location)))
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
     model = backend.describe()
     run_json = {
-        "schema_version": results.SCHEMA_VERSION,
+        "schema_version": folder.SCHEMA_VERSION,
         "mibe_version": __version__,
         "config": identity(config),
         "model": model,
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
-    with results.locked(run_dir) if w.main else contextlib.nullcontext():
+    with folder.locked(run_dir) if w.main else contextlib.nullcontext():
         previous = _prepare_folder(run_dir, run_json, config.overwrite) if w.main else None
         if w.size > 1:
             for p, _ in plans if w.main else ():  # shards a killed data-parallel run left behind
                 parallel.merge_shards(run_dir, p.task.name, p.task.credentialed)
             parallel.barrier(w)
-            previous = previous if w.main else results.read_json(run_dir / "results.json")
+            previous = previous if w.main else folder.read_json(run_dir / "results.json")
         out = previous or {
-            "schema_version": results.SCHEMA_VERSION,
+            "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
-            "git_commit": results.git_commit(),
+            "git_commit": folder.git_commit(),
             "command": list(command),
             "model": model,
             "config": identity(config),
@@ -176,27 +178,27 @@ def run(
                 _score_task(p, location, backend, config, run_dir, out)
         if not w.main:
             return out
-        results.write_json_atomic(run_dir / "results.json", out)
+        folder.write_json_atomic(run_dir / "results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
 
 
 def _score_task(
-    p: runner.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
+    p: pipeline.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
 ) -> None:
-    entry, timing = runner.evaluate(p, backend, config, run_dir, _pool(p, location))
+    entry, timing = pipeline.evaluate(p, backend, config, run_dir, _pool(p, location))
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return
     entry["data_source"] = p.docset.source
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
-    results.write_json_atomic(run_dir / "results.json", out)
+    folder.write_json_atomic(run_dir / "results.json", out)
     if config.redact_samples:
-        results.redact_samples(results.samples_path(run_dir, p.task.name))
+        folder.redact_samples(folder.samples_path(run_dir, p.task.name))
 
 
-def _pool(p: runner.Plan, location: data.Location) -> list:
+def _pool(p: pipeline.Plan, location: data.Location) -> list:
     return data.fewshot_pool(p.task, location) or p.docset.docs
 
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from mibe import results
+from mibe.runs import folder
 
 _TIMEOUT = timedelta(hours=12)  # ranks wait for the slowest share of the longest task
 
@@ -96,19 +96,19 @@ def shard_path(run_dir: Path, task: str, rank: int) -> Path:
 
 def merge_shards(run_dir: Path, task: str, private: bool) -> int:
     """Fold every shard of `task` into its samples file, each id once; returns rows added."""
-    target = results.samples_path(run_dir, task)
+    target = folder.samples_path(run_dir, task)
     shards = sorted(target.parent.glob(f"{task}.rank*.part"))
     if not shards:
         return 0
-    seen = {row["id"] for row in results.read_samples(target)}
+    seen = {row["id"] for row in folder.read_samples(target)}
     fresh = []
     for shard in shards:
-        for row in results.read_samples(shard):
+        for row in folder.read_samples(shard):
             if row["id"] not in seen:
                 seen.add(row["id"])
                 fresh.append(row)
     if fresh:
-        results.append_samples(target, fresh, private=private)
+        folder.append_samples(target, fresh, private=private)
     for shard in shards:  # only after the rows are safely in the samples file
         shard.unlink()
     return len(fresh)

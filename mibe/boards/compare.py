@@ -11,8 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mibe import stats
-from mibe.leaderboard import KEY_FIELDS, Run, load_run, protocol_key, run_label
+from mibe.boards.model import KEY_FIELDS, Run, load_run, protocol_key, run_label
+from mibe.scoring import stats
 from mibe.types import MibeError
 
 BINARY = frozenset({"accuracy", "exact_match"})  # right or wrong per document: McNemar applies
@@ -122,7 +122,7 @@ def task_labels(task: str, run: Run, seen: Any) -> tuple[str, ...]:
 def _matrix(kind: str, metric: str, golds: list, preds: list, labels: tuple[str, ...], parser: str) -> Any:
     import numpy as np
 
-    from mibe import metrics
+    from mibe.scoring import metrics
 
     if kind == "text":
         if metric != "rouge_l":
@@ -135,7 +135,7 @@ def _matrix(kind: str, metric: str, golds: list, preds: list, labels: tuple[str,
 
 
 def _correct(kind: str, metric: str, golds: list, preds: list, parser: str) -> list[bool]:
-    from mibe import metrics
+    from mibe.scoring import metrics
 
     if metric == "exact_match":
         return [metrics.span_scores(g, p, parser)[0] == 1.0 for g, p in zip(golds, preds, strict=True)]

@@ -11,9 +11,9 @@ from html import escape
 from typing import Any
 
 from mibe import __version__
-from mibe.boards import DASH, describe, lineage_text, number, row_name, short, verdict_groups
-from mibe.leaderboard import KEY_FIELDS, Board, Column, Row
-from mibe.ranking import AVERAGE, Section
+from mibe.boards.model import KEY_FIELDS, Board, Column, Row
+from mibe.boards.ranking import AVERAGE, Section
+from mibe.boards.render import DASH, describe, lineage_text, number, row_name, short, verdict_groups
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}

@@ -1,7 +1,7 @@
 """Paired significance between two systems scored on the same documents: pure statistics.
 
 A metric here is a function of the column sums of a per-document statistics matrix (as in
-`mibe.metrics`), so accuracy, macro-F1 and entity F1 resample the same way: one matrix product per
+`mibe.scoring.metrics`), so accuracy, macro-F1 and entity F1 resample the same way: one matrix product per
 chunk of resamples, the same document indices applied to both systems (that is what makes it paired).
 """
 

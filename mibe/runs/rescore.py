@@ -104,16 +104,16 @@ def load_task_of(name: str, entry: dict[str, Any], say: Say) -> Task:
 
 
 def read_task(run: SavedRun, name: str, say: Say = _stderr) -> SavedTask:
-    from mibe import results
+    from mibe.runs import folder
 
     entry = run.results["tasks"][name]
-    path = results.samples_path(run.path, name)
+    path = folder.samples_path(run.path, name)
     if not path.is_file():
         raise MibeError(f"{path}: missing; the run folder lost {name}'s raw outputs")
     raw = path.read_bytes()
     if raw and not raw.endswith(b"\n"):  # read_samples would trim it in place: never touch the original
         raise MibeError(f"{path}: ends in a cut-off line; the run folder is damaged")
-    rows = results.read_samples(path)
+    rows = folder.read_samples(path)
     if any(not isinstance(r, dict) or not {"id", "raw_output", "gold"} <= set(r) for r in rows):
         raise MibeError(
             f"{path}: samples without raw_output or gold (written with --redact-samples?); "
@@ -161,7 +161,8 @@ def rescore_task(
     saved: SavedTask, parser: str, config: dict[str, Any], origin: Path
 ) -> tuple[dict, list, str]:
     """The task's new results entry and samples under `parser`, and a line saying what was done."""
-    from mibe import metrics, parsing
+    from mibe.scoring import metrics
+    from mibe.scoring import parsing
 
     task, entry = saved.task, saved.entry
     protocol = entry["protocol"]
@@ -222,7 +223,9 @@ def rescore(
     say: Say = _stderr,
 ) -> dict[str, Any]:
     """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json."""
-    from mibe import __version__, results, summary
+    from mibe import __version__
+    from mibe.runs import folder
+    from mibe.runs import summary
 
     run = read_run(run_dir)
     origin, out_dir = run.path.resolve(), Path(output_dir)
@@ -245,15 +248,15 @@ def rescore(
         "protocols": {name: e["protocol"] for name, e in entries.items()},
         "rescored_from": {"run": str(origin), "parser": parser},
     }
-    results.write_json_atomic(out_dir / "run.json", run_json)
+    folder.write_json_atomic(out_dir / "run.json", run_json)
     for s in saved:
-        results.append_samples(results.samples_path(out_dir, s.name), samples[s.name], private=s.private)
+        folder.append_samples(folder.samples_path(out_dir, s.name), samples[s.name], private=s.private)
         say(f"mibe: {s.name}: {lines[s.name]}")
     timing = run.results.get("timing") or {}
     out = {
         **run.results,
         "mibe_version": __version__,
-        "git_commit": results.git_commit(),
+        "git_commit": folder.git_commit(),
         "command": list(command),
         "config": config,
         "tasks": entries,
@@ -263,7 +266,7 @@ def rescore(
             "rescored_at": stamp,
         },
     }
-    results.write_json_atomic(out_dir / "results.json", out)
+    folder.write_json_atomic(out_dir / "results.json", out)
     say(summary.table(out))
     say(f"mibe: re-scored results in {out_dir / 'results.json'}")
     return out

@@ -226,7 +226,7 @@ def build(
     n_boot: int = 1000,
     seed: int = 1234,
 ) -> Board:
-    from mibe import ranking
+    from mibe.boards import ranking
 
     runs: dict[Path, Run] = {}
     for folder in run_dirs:  # the same folder named twice is one row
@@ -235,7 +235,7 @@ def build(
     rows = [row for run in runs.values() for row in run_rows(run)]
     disambiguate(rows)
     if published:
-        from mibe import published as paper
+        from mibe.boards import published as paper
 
         rows += paper.published_rows()
         paper.adopt_published_keys(rows)

@@ -10,8 +10,8 @@ import io
 import json
 from typing import Any
 
-from mibe.leaderboard import KEY_FIELDS, Board, Column, Row
-from mibe.ranking import AVERAGE, Section
+from mibe.boards.model import KEY_FIELDS, Board, Column, Row
+from mibe.boards.ranking import AVERAGE, Section
 
 DASH = "—"
 

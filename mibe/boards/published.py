@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from mibe.leaderboard import Cell, Column, Row, protocol_key
+from mibe.boards.model import Cell, Column, Row, protocol_key
 from mibe.types import MibeError
 
 PUBLISHED_FILE = "paper_zero_shot.csv"

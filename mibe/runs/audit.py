@@ -1,6 +1,6 @@
 """`mibe audit`: how much of a run's score is parsing; the paper's parser against the strict one.
 
-Each saved output is read by both parsers (mibe.parsing); where they differ, the difference is put
+Each saved output is read by both parsers (mibe.scoring.parsing); where they differ, the difference is put
 into one kind (KINDS) so a reader sees which of the paper's flaws (docs/parsing-audit.md) moved it.
 """
 
@@ -31,7 +31,7 @@ def _found(out: str, answer_type: str, label: str, parser: str) -> bool:
 
 
 def parse_value(out: str, answer_type: str, choices: tuple[str, ...], parser: str) -> Any:
-    from mibe.parsing import parse
+    from mibe.scoring.parsing import parse
 
     return parse(out, answer_type, choices, parser).value
 
@@ -65,7 +65,7 @@ def _multi_kind(out: str, choices: tuple[str, ...], paper: tuple, strict: tuple)
 
 
 def _span_kind(paper: str, strict: str, gold: Any) -> str | None:
-    from mibe.metrics import span_scores
+    from mibe.scoring.metrics import span_scores
 
     strict_scores = span_scores(gold, strict, "strict")
     if paper == strict and span_scores(gold, paper, "paper") == strict_scores:
@@ -99,8 +99,8 @@ def _shown(x: Any) -> str:
 
 
 def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentialed: bool) -> dict[str, Any]:
-    from mibe import metrics
-    from mibe.rescore import value
+    from mibe.scoring import metrics
+    from mibe.runs.rescore import value
 
     task, entry = saved.task, saved.entry
     report: dict[str, Any] = {
@@ -162,7 +162,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
 def audit(
     run_dir: str | Path, names: Sequence[str], examples: int = 3, show_credentialed: bool = False
 ) -> dict:
-    from mibe.rescore import pick, read_run, read_task
+    from mibe.runs.rescore import pick, read_run, read_task
 
     run = read_run(run_dir)
     config = run.results.get("config") or {}
@@ -254,7 +254,7 @@ def _pair(item: tuple[str, int]) -> tuple[str, str]:
 
 def command(args: Any) -> int:
     """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
-    from mibe.rescore import split_names
+    from mibe.runs.rescore import split_names
 
     if args.examples < 0:
         raise MibeError(f"--examples {args.examples}: must be 0 or more")

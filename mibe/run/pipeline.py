@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe import data, metrics, parallel, parsing, prompts, results
+from mibe import data, prompts
+from mibe.run import parallel
+from mibe.runs import folder
+from mibe.scoring import metrics, parsing
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 # Short prompts share the longest batch's token budget, in at most this many times its rows: a lost
@@ -165,8 +168,8 @@ def evaluate(
     """Score one task, resuming from its samples file; returns its results.json entry (None on the
     ranks other than 0 of a data-parallel run: rank 0 merges their shards and scores the task)."""
     task = p.task
-    path = results.samples_path(run_dir, task.name)
-    done = {row["id"] for row in results.read_samples(path)}
+    path = folder.samples_path(run_dir, task.name)
+    done = {row["id"] for row in folder.read_samples(path)}
     w = parallel.world()
     pending = [d for d in p.docs if d.id not in done][w.rank :: w.size]
     out_path = parallel.shard_path(run_dir, task.name, w.rank) if w.size > 1 else path
@@ -215,7 +218,7 @@ def evaluate(
                 _sample(task, by_id[r.doc_id], r, o, parser, notes[r.doc_id])
                 for r, o in zip(batch, outputs, strict=True)
             ]
-            results.append_samples(out_path, samples, private=task.credentialed)
+            folder.append_samples(out_path, samples, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch)
             bar.update(len(batch))
             start += len(batch)
@@ -233,7 +236,7 @@ def evaluate(
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     task = p.task
     order = {d.id: i for i, d in enumerate(p.docs)}
-    rows = [r for r in results.read_samples(path) if r["id"] in order]
+    rows = [r for r in folder.read_samples(path) if r["id"] in order]
     rows.sort(key=lambda r: order[r["id"]])
     if len(rows) != len(p.docs) or len({r["id"] for r in rows}) != len(rows):
         raise MibeError(

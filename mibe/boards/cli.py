@@ -69,7 +69,7 @@ def _check_bootstrap(n: int) -> None:
 
 
 def leaderboard(args: argparse.Namespace) -> int:
-    from mibe import leaderboard as board_model
+    from mibe.boards import model as board_model
 
     _check_bootstrap(args.bootstrap)
     if not args.runs and args.no_published:
@@ -79,16 +79,16 @@ def leaderboard(args: argparse.Namespace) -> int:
     )
     fmt = _format(args, FORMATS)
     if fmt == "html":
-        from mibe.board_html import html
+        from mibe.boards.html import html
 
         text = html(board)
     else:
-        from mibe import boards
+        from mibe.boards import render
 
-        text = {"table": boards.text, "md": boards.markdown, "csv": boards.csv_text}[fmt](board)
+        text = {"table": render.text, "md": render.markdown, "csv": render.csv_text}[fmt](board)
     _write(text, args.output)
     if args.plot:
-        from mibe.board_plot import plot
+        from mibe.boards.plot import plot
 
         plot(board, Path(args.plot))
         print(f"mibe: wrote {args.plot}", file=sys.stderr)
@@ -96,8 +96,8 @@ def leaderboard(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from mibe import compare_text
-    from mibe.compare import compare as run_compare
+    from mibe.boards import compare_text
+    from mibe.boards.compare import compare as run_compare
 
     _check_bootstrap(args.bootstrap)
     report = run_compare(args.run_a, args.run_b, n_boot=args.bootstrap, seed=args.seed)
