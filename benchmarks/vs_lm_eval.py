@@ -89,7 +89,7 @@ def lm_eval_outputs(out: Path, kind: str, name: str) -> list:
 def compare(work: Path, mibe: list, lm_eval: list, data_dir: Path, kind: str, extra: list, args, env: dict):
     """Both harnesses on one document set and one kind of work: predictions, then time and RSS."""
     from mibe import tasks
-    from mibe.scoring import parsing
+    from mibe.scoring import kinds
 
     mibe_out = work / f"mibe-{kind}"
     mibe_wall, mibe_rss, _ = timed(
@@ -114,7 +114,7 @@ def compare(work: Path, mibe: list, lm_eval: list, data_dir: Path, kind: str, ex
                 worst = max(worst, max(diffs) - min(diffs))
                 agree += row["prediction"] == task.choices[other.index(max(other))]
             else:
-                parsed = parsing.parse(other, task.answer_type, task.choices, "paper").value
+                parsed = kinds.parse(other, task.answer_type, task.choices, "paper").value
                 agree += row["prediction"] == parsed
     label = (
         "log-likelihood multiple choice"

@@ -10,19 +10,6 @@ from collections.abc import Sequence
 from mibe import __version__
 from mibe.types import PARSERS, PROTOCOLS, SCORINGS, MibeError, RunConfig
 
-RULES = {
-    "choice": "strict: the one label named (case-insensitive, whole words; an explicit 'answer is X' "
-    "or a label at the start wins), else missing | paper: first label in list order found as a "
-    "lower-cased substring (DDI: case-sensitive, exactly one label)",
-    "letter": "strict: 'answer is (C)', 'Answer: C', 'C.' at the start, else one lone capital letter, "
-    "else missing | paper: first letter in list order found anywhere, case-sensitive",
-    "multi_label": "strict: every label named (case-insensitive, whole words) | paper: every label "
-    "found as a case-sensitive substring",
-    "span": "strict: first line, quotes stripped; SQuAD EM/F1 | paper: stripped output; character-set F1",
-    "entities": "the output as tagged text; <span class=...> entities scored at entity level",
-    "text": "the stripped output",
-}
-
 
 def _parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
@@ -205,6 +192,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 def _tasks_command(args: argparse.Namespace) -> int:
     from mibe import tasks
+    from mibe.scoring import kinds
 
     if args.tasks_command == "list":
         rows = [("name", "kind", "metrics", "credentialed", "data source")]
@@ -235,7 +223,7 @@ def _tasks_command(args: argparse.Namespace) -> int:
     print(f"data: {task.source or 'local only'}; split {task.split}; credentialed: {task.credentialed}")
     print(f"access: {task.access}")
     print(f"answer: {task.answer_type}; choices: {', '.join(task.choices) or '-'}")
-    print(f"parse rule: {RULES[task.answer_type]}")
+    print(f"parse rule: {kinds.get(task.answer_type).rule}")
     print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}")
     print(f"metrics: {', '.join(task.metrics)}")
     print("--- rendered prompt (first bundled invented document) ---")

@@ -13,21 +13,9 @@ import yaml
 
 from mibe import resources
 from mibe.prompts import compile_template, template_hash
-from mibe.types import ANSWER_TYPES, MibeError, Task
+from mibe.scoring import kinds
+from mibe.types import MibeError, Task
 
-METRICS = (
-    "accuracy",
-    "macro_f1",
-    "weighted_f1",
-    "missing_rate",
-    "exact_match",
-    "f1",
-    "entity_f1",
-    "entity_precision",
-    "entity_recall",
-    "rouge_l",
-    "bertscore_f1",
-)
 _KEYS = {
     "name",
     "description",
@@ -43,7 +31,6 @@ _KEYS = {
     "version",
 }
 _DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
-_NEEDS_CHOICES = ("choice", "letter", "multi_label")
 
 
 def _fail(path: Path, field: str, message: str) -> MibeError:
@@ -121,15 +108,16 @@ def load_task(path: str | Path) -> Task:
     if isinstance(source, str) and _is_local(path, source):
         source = str((path.parent / source).expanduser().resolve())
     answer = raw.get("answer")
-    if not isinstance(answer, dict) or answer.get("type") not in ANSWER_TYPES:
-        raise _fail(path, "answer.type", f"required; one of {', '.join(ANSWER_TYPES)}")
+    if not isinstance(answer, dict) or answer.get("type") not in kinds.KINDS:
+        raise _fail(path, "answer.type", f"required; one of {', '.join(kinds.ANSWER_TYPES)}")
     _check_keys(path, "answer.", answer, {"type", "choices"})
     choices = answer.get("choices") or []
     if isinstance(choices, list) and any(isinstance(c, bool) for c in choices):
         raise _fail(path, "answer.choices", "quote yes/no/true/false labels: YAML reads them as booleans")
     if not isinstance(choices, list) or not all(isinstance(c, str) and c for c in choices):
         raise _fail(path, "answer.choices", "a list of label strings")
-    if answer["type"] in _NEEDS_CHOICES and len(choices) < 2:
+    kind = kinds.get(answer["type"])
+    if kind.labelled and len(choices) < 2:
         raise _fail(path, "answer.choices", f"type {answer['type']} needs at least two choices")
     if len({c.lower() for c in choices}) != len(choices):
         raise _fail(path, "answer.choices", "labels must differ (case-insensitively)")
@@ -143,10 +131,13 @@ def load_task(path: str | Path) -> Task:
         raise _fail(path, "generation.stop", "a list of non-empty strings")
     metrics = raw.get("metrics")
     if not isinstance(metrics, list) or not metrics:
-        raise _fail(path, "metrics", f"required list; known: {', '.join(METRICS)}")
+        raise _fail(path, "metrics", f"required list; known: {', '.join(kinds.METRICS)}")
     for metric in metrics:
-        if metric not in METRICS:
-            raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), METRICS)}")
+        if metric not in kinds.METRICS:
+            raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), kinds.METRICS)}")
+        if not kinds.fits(kind.name, metric):
+            takes = ", ".join(kind.metrics)
+            raise _fail(path, "metrics", f"'{metric}' does not fit answer type {kind.name}; it takes {takes}")
     version = raw.get("version", 1)
     if not isinstance(version, int):
         raise _fail(path, "version", "an integer; raise it when the task's scoring changes")

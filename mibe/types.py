@@ -10,7 +10,6 @@ from typing import Any, Protocol
 MISSING = "missing"
 """The prediction for output that names no label (or two different ones): always scored wrong."""
 
-ANSWER_TYPES = ("choice", "letter", "multi_label", "span", "entities", "text")
 PARSERS = ("strict", "paper")
 SCORINGS = ("generate", "loglikelihood")
 PROTOCOLS = ("mibe", "paper")

@@ -13,8 +13,8 @@ import pytest
 from mibe import tasks
 from mibe.run import api
 from mibe.runs import audit
-from mibe.scoring import metrics
-from mibe.scoring.parsing import parse
+from mibe.scoring import kinds
+from mibe.scoring.kinds import parse
 from mibe.types import MISSING, Request, RunConfig
 from tests.conftest import PUBLIC, needs_public_data
 
@@ -128,8 +128,8 @@ def test_paper_reproduces_strict_fixes_audit_names(
     assert parse(output, t.answer_type, t.choices, "strict").value == strict
     assert audit.classify(output, t.answer_type, t.choices, gold) == kind
     if kind not in (None, "other"):  # the flaw costs the paper, or strict gets the gold right
-        paper_score = metrics.doc_score(t.answer_type, gold, paper, "paper")
-        strict_score = metrics.doc_score(t.answer_type, gold, strict, "strict")
+        paper_score = kinds.doc_score(t.answer_type, gold, paper, "paper")
+        strict_score = kinds.doc_score(t.answer_type, gold, strict, "strict")
         assert paper_score != strict_score or strict == MISSING
 
 
@@ -212,7 +212,7 @@ def test_audit_counts_kinds_and_scores_both_parsers(realistic: Path) -> None:
         t = task(name)
         golds = [r[2] for r in rows]
         for parser, column in (("paper", 3), ("strict", 4)):
-            scored = metrics.score_task(
+            scored = kinds.score_task(
                 t.answer_type,
                 t.metrics,
                 golds,

@@ -15,6 +15,7 @@ import pytest
 
 from mibe import resources
 from mibe.boards import model
+from mibe.boards.board import build as build_board
 from mibe.boards.html import html
 from tests.test_leaderboard import make_board_runs
 
@@ -35,7 +36,7 @@ def runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope="module")
 def page(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, model.Board]:
-    board = model.build([runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")], n_boot=200)
+    board = build_board([runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")], n_boot=200)
     path = tmp_path_factory.mktemp("html") / "board.html"
     path.write_text(html(board), encoding="utf-8")
     return path, board
@@ -116,7 +117,7 @@ def published_table(board: model.Board, page_dom: str) -> tuple[str, dict, list[
 
 
 def test_page_is_self_contained() -> None:
-    text = html(model.build([], n_boot=10))
+    text = html(build_board([], n_boot=10))
     assert "<style>" in text and "<script>" in text
     for fetch in (" src=", " href=", "@import", "url(", "https://"):
         assert fetch not in text, fetch  # nothing to load: works offline, from a file
@@ -210,7 +211,7 @@ def evil_page(runs: dict[str, Path], target: Path) -> tuple[Path, str]:
     data["model"]["name"] = EVIL_MODEL
     data["tasks"][EVIL_TASK] = data["tasks"].pop("medqa")
     (run / "results.json").write_text(json.dumps(data))
-    text = html(model.build([run], published=False, n_boot=50))
+    text = html(build_board([run], published=False, n_boot=50))
     path = target / "evil.html"
     path.write_text(text)
     return path, text

@@ -15,10 +15,11 @@ from scipy.stats import binomtest
 from mibe import resources
 from mibe.boards import compare, compare_text, render
 from mibe.boards import model as board_model
+from mibe.boards.board import build as build_board
 from mibe.boards.model import protocol_key
 from mibe.boards.ranking import AVERAGE
 from mibe.run import api
-from mibe.scoring import metrics
+from mibe.scoring import kinds
 from mibe.types import RunConfig
 from tests.conftest import REPO, SHARED
 
@@ -122,7 +123,7 @@ def section_of(board: board_model.Board, run: Path):
 
 
 def test_protocols_never_share_a_column_and_invented_runs_sit_apart(board_runs: dict[str, Path]) -> None:
-    board = board_model.build(list(board_runs.values()), n_boot=200)
+    board = build_board(list(board_runs.values()), n_boot=200)
     titles = [s.title for s in board.sections]
     assert titles[0].startswith("Runs") and titles[-1].startswith("Invented data"), titles
     main = section_of(board, board_runs["zero"])
@@ -144,7 +145,7 @@ def test_protocols_never_share_a_column_and_invented_runs_sit_apart(board_runs: 
 
 
 def test_cells_averages_ranks_and_best_follow_the_results(board_runs: dict[str, Path]) -> None:
-    board = board_model.build(list(board_runs.values()), n_boot=200)
+    board = build_board(list(board_runs.values()), n_boot=200)
     main = section_of(board, board_runs["zero"])
     assert {(c.task, c.metric) for c in main.columns} == AVERAGED  # the paper's metrics only
     expected = {}
@@ -177,7 +178,7 @@ def test_cells_averages_ranks_and_best_follow_the_results(board_runs: dict[str, 
 
 
 def test_published_rows_are_the_papers_table_3() -> None:
-    board = board_model.build([], n_boot=10)
+    board = build_board([], n_boot=10)
     (section,) = board.sections
     rows = {x.row.label: x for x in section.rows}
     cell = {(c.task, c.metric): c for c in section.columns}
@@ -207,7 +208,7 @@ def test_published_csv_copies_the_design_table_verbatim() -> None:
 
 
 def test_every_format_renders_and_no_sample_text_leaves(board_runs: dict[str, Path]) -> None:
-    board = board_model.build(list(board_runs.values()), n_boot=200)
+    board = build_board(list(board_runs.values()), n_boot=200)
     from mibe.boards.html import html
 
     outputs = {"table": render.text(board), "md": render.markdown(board), "csv": render.csv_text(board)}
@@ -246,7 +247,7 @@ def test_every_format_renders_and_no_sample_text_leaves(board_runs: dict[str, Pa
 
 
 def test_lineage_names_base_and_adapter(board_runs: dict[str, Path]) -> None:
-    board = board_model.build([board_runs["lora"], board_runs["zero"]], published=False, n_boot=50)
+    board = build_board([board_runs["lora"], board_runs["zero"]], published=False, n_boot=50)
     lora = next(x.row for x in board.sections[0].rows if x.row.run_dir == board_runs["lora"])
     model = results(board_runs["lora"])["model"]
     assert lora.label == f"{Path(model['path']).name} + adapter"
@@ -261,7 +262,7 @@ def constructed_run(folder: Path, name: str, right: set[int], n: int, **protocol
     """A run folder written by hand (results scored by mibe's own scorer) for significance cases."""
     golds = [LABELS[i % 3] for i in range(n)]
     preds = [g if i in right else LABELS[(i + 1) % 3] for i, g in enumerate(golds)]
-    scored = metrics.score_task(
+    scored = kinds.score_task(
         "choice", ("accuracy", "macro_f1"), golds, preds, LABELS, "strict", seed=1, n_boot=100
     )
     key = {
@@ -301,7 +302,7 @@ def test_best_row_significantly_ahead_is_marked_with_the_exact_p(tmp_path: Path)
     strong = constructed_run(tmp_path / "strong", "strong", set(range(50)), 60)
     weak = constructed_run(tmp_path / "weak", "weak", set(range(15)) | set(range(50, 55)), 60)
     near = constructed_run(tmp_path / "near", "near", set(range(48)) | {55}, 60)
-    board = board_model.build([weak, strong], published=False, n_boot=500)
+    board = build_board([weak, strong], published=False, n_boot=500)
     (section,) = board.sections
     assert section.rows[0].row.label == "strong" and section.rows[0].rank == 1
     accuracy = next(c for c in section.columns if c.metric == "accuracy")
@@ -311,10 +312,10 @@ def test_best_row_significantly_ahead_is_marked_with_the_exact_p(tmp_path: Path)
     macro = next(c for c in section.columns if c.metric == "macro_f1")
     assert section.verdicts[macro].significant is True and section.verdicts[macro].test == "paired bootstrap"
     assert section.verdicts[AVERAGE].significant is True
-    close = board_model.build([near, strong], published=False, n_boot=500).sections[0]
+    close = build_board([near, strong], published=False, n_boot=500).sections[0]
     verdict = close.verdicts[next(c for c in close.columns if c.metric == "accuracy")]
     assert verdict.significant is False and verdict.p == pytest.approx(binomtest(1, 3, 0.5).pvalue) == 1.0
-    assert "no (p=1" in render.text(board_model.build([near, strong], published=False, n_boot=100))
+    assert "no (p=1" in render.text(build_board([near, strong], published=False, n_boot=100))
 
 
 def test_a_paper_protocol_run_on_the_hub_data_shares_the_published_column(tmp_path: Path) -> None:
@@ -323,7 +324,7 @@ def test_a_paper_protocol_run_on_the_hub_data_shares_the_published_column(tmp_pa
     apart = constructed_run(
         tmp_path / "apart", "mine-128", set(range(40)), 60, **{**paper, "max_new_tokens": 128}
     )
-    board = board_model.build([joined, apart], n_boot=100)
+    board = build_board([joined, apart], n_boot=100)
     first = board.sections[0]
     assert first.title.startswith("Runs and published rows")
     assert {x.row.label for x in first.rows} >= {"mine", "Me-LLaMA-70B-chat"} and len(first.rows) == 9
@@ -377,12 +378,12 @@ def test_cli_writes_every_format_and_a_figure(board_runs: dict[str, Path], tmp_p
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("leaderboard", "{missing}"), "no results.json there"),
+        (("leaderboard", "{missing}"), "no such run folder"),
         (("leaderboard", "{bad}"), "not valid JSON"),
         (("leaderboard", "--no-published"), "nothing to show"),
         (("leaderboard", "{run}", "--bootstrap", "0"), "--bootstrap 0"),
         (("leaderboard", "{run}", "--plot", "{tmp}/fig.gif"), "name a .png or .svg"),
-        (("compare", "{run}", "{missing}"), "no results.json there"),
+        (("compare", "{run}", "{missing}"), "no such run folder"),
         (("compare", "{run}", "{notasks}"), "no 'tasks' mapping"),
         (("leaderboard", "{badvalue}"), "tasks.pubmedqa.metrics.accuracy should be"),
         (("leaderboard", "{noprotocol}"), "tasks.pubmedqa.protocol is missing"),

@@ -17,7 +17,7 @@ from seqeval import metrics as seqeval
 from seqeval.metrics.sequence_labeling import get_entities
 from sklearn import metrics as skm
 
-from mibe.scoring import metrics
+from mibe.scoring import kinds, metrics, stats
 from mibe.types import MISSING
 
 TOL = 1e-12
@@ -45,7 +45,7 @@ def _quiet(fn, *args, **kwargs):
 
 def _score(answer_type: str, names: list[str], golds: list, preds: list, labels=(), **kw) -> dict:
     kw = {"parser": "strict", "seed": 0, "n_boot": 30, **kw}
-    return metrics.score_task(answer_type, names, golds, preds, list(labels), **kw)
+    return kinds.score_task(answer_type, names, golds, preds, list(labels), **kw)
 
 
 def _span(cls: str, text: str) -> str:
@@ -97,7 +97,7 @@ def test_single_label_equals_sklearn(golds: list[str], preds: list[str], labels:
         assert abs(pc["f1"][c] - f[i]) < TOL and pc["support"][c] == s[i]
     assert pc["confusion"]["labels"] == [*labels, MISSING]
     assert pc["confusion"]["matrix"] == skm.confusion_matrix(golds, preds, labels=[*labels, MISSING]).tolist()
-    assert [metrics.doc_score("letter", g, p, "paper") for g, p in zip(golds, preds, strict=True)] == [
+    assert [kinds.doc_score("letter", g, p, "paper") for g, p in zip(golds, preds, strict=True)] == [
         float(g == p) for g, p in zip(golds, preds, strict=True)
     ]
 
@@ -140,7 +140,7 @@ def test_multi_label_equals_sklearn_macro(golds: list, preds: list) -> None:
     assert abs(out["metrics"]["macro_f1"]["value"] - ref) < TOL
     assert out["per_class"] is None
     for g, p in zip(golds, preds, strict=True):
-        assert metrics.doc_score("multi_label", g, p, "strict") == float(
+        assert kinds.doc_score("multi_label", g, p, "strict") == float(
             set(g) == set(() if p == MISSING else p)
         )
 
@@ -182,7 +182,7 @@ SPAN_CASES = [  # gold, prediction, parser, exact_match, f1
 @pytest.mark.parametrize(("gold", "pred", "parser", "em", "f1"), SPAN_CASES)
 def test_span_scores(gold, pred, parser: str, em: float, f1: float) -> None:
     assert metrics.span_scores(gold, pred, parser) == pytest.approx((em, f1), abs=TOL)
-    assert metrics.doc_score("span", gold, pred, parser) == pytest.approx(f1, abs=TOL)
+    assert kinds.doc_score("span", gold, pred, parser) == pytest.approx(f1, abs=TOL)
 
 
 def test_strict_span_equals_squad_script() -> None:
@@ -295,7 +295,7 @@ def test_entity_scores_equal_seqeval(golds: list[str], preds: list[str]) -> None
     assert abs(out["entity_recall"]["value"] - _quiet(seqeval.recall_score, y_true, y_pred)) < TOL
     for g, p, t, q in zip(golds, preds, y_true, y_pred, strict=True):
         expected = 1.0 if not get_entities(t) and not get_entities(q) else _quiet(seqeval.f1_score, [t], [q])
-        assert abs(metrics.doc_score("entities", g, p, "paper") - expected) < TOL
+        assert abs(kinds.doc_score("entities", g, p, "paper") - expected) < TOL
 
 
 @pytest.mark.parametrize(
@@ -326,7 +326,7 @@ def test_rouge_l_equals_rouge_score() -> None:
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     golds, preds = [g for g, _ in TEXT_CASES], [p for _, p in TEXT_CASES]
     ref = [scorer.score(g, "" if p == MISSING else p)["rougeL"].fmeasure for g, p in TEXT_CASES]
-    assert [metrics.doc_score("text", g, p, "strict") for g, p in TEXT_CASES] == ref
+    assert [kinds.doc_score("text", g, p, "strict") for g, p in TEXT_CASES] == ref
     out = _score("text", ["rouge_l"], golds, preds)
     assert abs(out["metrics"]["rouge_l"]["value"] - float(np.mean(ref))) < TOL
     assert set(out["metrics"]) == {"rouge_l"}
@@ -395,7 +395,7 @@ def test_bootstrap_equals_resampling_with_the_references() -> None:
     golds, preds = golds * 2, preds * 2
     n_boot = 200
     out = _score("choice", SINGLE, golds, preds, labels, seed=7, n_boot=n_boot)["metrics"]
-    idx = np.concatenate(list(metrics.bootstrap_indices(len(golds), n_boot, 7)))
+    idx = np.concatenate(list(stats.resample_indices(len(golds), n_boot, 7)))
     assert idx.shape == (n_boot, len(golds))
     g, p = np.array(golds), np.array(preds)
     refs = {
@@ -416,7 +416,7 @@ def test_entity_bootstrap_equals_seqeval_on_resamples() -> None:
     y_pred = [_pred_tags(g, p) for g, p in zip(golds, preds, strict=True)]
     values = [
         _quiet(seqeval.f1_score, [y_true[i] for i in row], [y_pred[i] for i in row])
-        for row in np.concatenate(list(metrics.bootstrap_indices(len(golds), 60, 2)))
+        for row in np.concatenate(list(stats.resample_indices(len(golds), 60, 2)))
     ]
     assert np.allclose(out["entity_f1"]["ci95"], np.percentile(values, [2.5, 97.5]), rtol=0, atol=TOL)
 
@@ -438,9 +438,9 @@ def test_bootstrap_is_fast_and_chunked() -> None:
     golds = list(rng.choice(labels, 5000))
     preds = [g if rng.random() < 0.5 else str(rng.choice([*labels, MISSING])) for g in golds]
     start = time.perf_counter()
-    metrics.score_task("choice", SINGLE, golds, preds, labels, "strict", seed=0, n_boot=1000)
+    kinds.score_task("choice", SINGLE, golds, preds, labels, "strict", seed=0, n_boot=1000)
     assert time.perf_counter() - start < 4.0  # four metrics, well under a second each
-    chunks = list(metrics.bootstrap_indices(5000, 1000, 0))
+    chunks = list(stats.resample_indices(5000, 1000, 0))
     assert len(chunks) > 1 and sum(len(c) for c in chunks) == 1000
 
 
@@ -471,6 +471,6 @@ def test_result_shape(answer_type: str, names: list[str], golds: list, preds: li
 )
 def test_bad_requests_raise(answer_type: str, names: list[str], preds: list[str]) -> None:
     with pytest.raises(ValueError):
-        metrics.score_task(answer_type, names, ["a"], preds, ["a"], "strict", 0)
+        kinds.score_task(answer_type, names, ["a"], preds, ["a"], "strict", 0)
     with pytest.raises(ValueError):
-        metrics.doc_score("bogus", "a", "a", "strict")
+        kinds.doc_score("bogus", "a", "a", "strict")

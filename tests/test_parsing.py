@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mibe.scoring.parsing import parse
+from mibe.scoring.kinds import parse
 from mibe.types import MISSING, Prediction
 
 PUBMEDQA = ("yes", "no", "maybe")
@@ -262,7 +262,7 @@ def test_free_text(answer_type: str, output: str, paper: str, strict: str) -> No
 
 
 def test_bad_arguments_raise() -> None:
-    with pytest.raises(ValueError, match="answer_type"):
+    with pytest.raises(ValueError, match="answer type"):
         parse("A", "number", MEDQA, "strict")
     with pytest.raises(ValueError, match="parser"):
         parse("A", "letter", MEDQA, "lenient")

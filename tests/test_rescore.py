@@ -14,6 +14,7 @@ import pytest
 from mibe import cli
 from mibe.run import api
 from mibe.runs import rescore
+from mibe.runs import saved as saved_run
 from mibe.types import RunConfig
 from tests.test_audit import Scripted, scripted_run
 
@@ -150,9 +151,9 @@ def test_tasks_subset_and_user_task_file(tmp_path: Path) -> None:
 
 def test_intervals_resample_in_the_runs_document_order(scripted: dict[str, Path]) -> None:
     # The runner writes samples longest prompt first; the bootstrap drew documents in data order.
-    saved = rescore.read_task(rescore.read_run(scripted["strict"]), "pubmedqa")
-    assert rescore.doc_order(saved) == [f"pubmedqa-{i}" for i in range(5)]
-    assert [row["id"] for row in saved.rows] == [f"pubmedqa-{i}" for i in reversed(range(5))]
+    task = saved_run.read_task(saved_run.read_run(scripted["strict"]), "pubmedqa")
+    assert saved_run.doc_order(task) == [f"pubmedqa-{i}" for i in range(5)]
+    assert [row["id"] for row in task.rows] == [f"pubmedqa-{i}" for i in reversed(range(5))]
 
 
 def test_missing_data_reproduces_the_run_from_the_samples_alone(tmp_path: Path) -> None:
@@ -209,7 +210,7 @@ def damage(run: Path, how: str) -> None:
         ("gone", [], "no such run folder"),
         ("no results", [], "no results.json"),
         ("bad results", [], "results.json: not valid JSON"),
-        ("no tasks", [], "no 'tasks' entries"),
+        ("no tasks", [], "no 'tasks' mapping"),
         ("empty", [], "no task was scored in this run"),
         ("no samples", [], "pubmedqa.jsonl: missing"),
         ("cut off", [], "ends in a cut-off line"),

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binomtest, bootstrap, ttest_rel
 from sklearn.metrics import f1_score
 
-from mibe.scoring import metrics, stats
+from mibe.scoring import kinds, stats
 
 
 def pairs(a_only: int, b_only: int, both: int = 7, neither: int = 4) -> tuple[list[bool], list[bool]]:
@@ -102,8 +102,8 @@ def test_macro_f1_resamples_equal_sklearn_on_the_same_documents() -> None:
     golds = list(rng.choice(labels, n))
     pred_a = [g if rng.random() < 0.7 else str(rng.choice([*labels, "missing"])) for g in golds]
     pred_b = [g if rng.random() < 0.5 else str(rng.choice([*labels, "missing"])) for g in golds]
-    x_a, stat = metrics._stats("choice", golds, pred_a, labels, "strict")
-    x_b, _ = metrics._stats("choice", golds, pred_b, labels, "strict")
+    x_a, stat = kinds.task_stats("choice", kinds.KINDS["choice"].metrics, golds, pred_a, labels, "strict")[:2]
+    x_b, _ = kinds.task_stats("choice", kinds.KINDS["choice"].metrics, golds, pred_b, labels, "strict")[:2]
     got = stats.paired_bootstrap(x_a, x_b, stat["macro_f1"], n_boot, seed)
 
     def macro(g: list, p: list) -> float:

@@ -69,14 +69,12 @@ def _check_bootstrap(n: int) -> None:
 
 
 def leaderboard(args: argparse.Namespace) -> int:
-    from mibe.boards import model as board_model
+    from mibe.boards.board import build
 
     _check_bootstrap(args.bootstrap)
     if not args.runs and args.no_published:
         raise MibeError("nothing to show: pass run folders, or leave out --no-published")
-    board = board_model.build(
-        args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed
-    )
+    board = build(args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed)
     fmt = _format(args, FORMATS)
     if fmt == "html":
         from mibe.boards.html import html

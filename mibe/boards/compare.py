@@ -4,19 +4,15 @@ and how often the two runs predicted the same thing. Aggregates only: no sample 
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mibe.boards.model import KEY_FIELDS, Run, load_run, protocol_key, run_label
-from mibe.scoring import stats
-from mibe.types import MibeError
+from mibe.runs import saved
+from mibe.scoring import kinds, stats
 
-BINARY = frozenset({"accuracy", "exact_match"})  # right or wrong per document: McNemar applies
-SCORE_METRIC = {"choice": "accuracy", "span": "f1", "text": "rouge_l"}  # what a sample's `score` is
 ALPHA = 0.05
 
 
@@ -39,33 +35,6 @@ class Outcome:
         return self.paired.p, "paired bootstrap", None
 
 
-def read_samples(folder: str | Path, task: str) -> tuple[dict[str, Any], ...] | None:
-    """A task's samples, read only; None when absent. Cached while the file stays the same."""
-    path = Path(folder) / "samples" / f"{task}.jsonl"
-    if not path.is_file():
-        return None
-    stat = path.stat()
-    return _read(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=64)
-def _read(path: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
-    # Text after the last newline is a line cut short by a crash: left out, as resume leaves it out.
-    lines = Path(path).read_text(encoding="utf-8").split("\n")[:-1]
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise MibeError(f"{path}:{number}: corrupt sample line; rerun the task") from None
-    return tuple(rows)
-
-
-def _value(x: Any) -> Any:
-    return tuple(_value(v) for v in x) if isinstance(x, list) else x
-
-
 def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any]], int]:
     """(gold, pred A, pred B, raw A, raw B) of documents both scored with the same gold, in A's
     order; and how many shared ids had different golds (different data: left out)."""
@@ -75,14 +44,14 @@ def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any
         other = by_id.get(r["id"])
         if other is None:
             continue
-        if _value(r["gold"]) != _value(other["gold"]):
+        if saved.value(r["gold"]) != saved.value(other["gold"]):
             mismatched += 1
             continue
         out.append(
             (
-                _value(r["gold"]),
-                _value(r["prediction"]),
-                _value(other["prediction"]),
+                saved.value(r["gold"]),
+                saved.value(r["prediction"]),
+                saved.value(other["prediction"]),
                 r.get("raw_output"),
                 other.get("raw_output"),
             )
@@ -90,33 +59,10 @@ def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any
     return out, mismatched
 
 
-def answer_kind(metric_names: Any, predictions: Any) -> str:
-    names = set(metric_names)
-    if "accuracy" in names:
-        return "choice"
-    if "exact_match" in names:
-        return "span"
-    if "entity_f1" in names:
-        return "entities"
-    if names & {"rouge_l", "bertscore_f1"}:
-        return "text"
-    return "multi_label" if any(isinstance(p, tuple) for p in predictions) else "choice"
-
-
 def task_labels(task: str, run: Run, seen: Any) -> tuple[str, ...]:
     """A multi-label task's label set (sklearn's macro average counts labels never seen as 0)."""
-    from mibe import tasks
-
-    candidates = [tasks.builtin_paths().get(task)]
-    candidates += [Path(s) for s in (run.results.get("config") or {}).get("tasks", []) if Path(s).is_file()]
-    for path in candidates:
-        try:
-            loaded = tasks.load_task(path) if path else None
-        except MibeError:
-            continue
-        if loaded is not None and loaded.name == task:
-            return loaded.choices
-    return tuple(sorted(seen))  # the task file is gone: the labels the samples show
+    loaded = saved.task_file(task, run.results["tasks"][task], say=lambda line: None)
+    return loaded.choices if loaded is not None else tuple(sorted(seen))  # else the labels the samples show
 
 
 def _matrix(kind: str, metric: str, golds: list, preds: list, labels: tuple[str, ...], parser: str) -> Any:
@@ -130,7 +76,7 @@ def _matrix(kind: str, metric: str, golds: list, preds: list, labels: tuple[str,
         x = np.array([[metrics.rouge_l(g, p)] for g, p in zip(golds, preds, strict=True)]).reshape(-1, 1)
         n = len(golds)
         return x, lambda s: s[..., 0] / n
-    x, stat = metrics._stats(kind, golds, preds, labels, parser)
+    x, stat, _ = kinds.task_stats(kind, (metric,), golds, preds, labels, parser)
     return (x, stat[metric]) if metric in stat else None
 
 
@@ -147,11 +93,6 @@ def task_seed(seed: int, task: str) -> int:
     return seed + zlib.crc32(task.encode()) % 1_000_003
 
 
-def redacted(rows: Any) -> bool:
-    # --redact-samples keeps ids and scores only: no prediction or gold to recompute a metric from.
-    return any("prediction" not in r or "gold" not in r for r in rows)
-
-
 def _same_data(run_a: Run, run_b: Run, task: str) -> bool:
     keys = [dict(protocol_key(task, r.results["tasks"][task]["protocol"]))["data"] for r in (run_a, run_b)]
     return keys[0] == keys[1]
@@ -161,9 +102,9 @@ def _scores_only(
     run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int
 ) -> Outcome:
     """Redacted samples: the per-document `score` (the task's main metric) is all there is to pair."""
-    kind = answer_kind(run_a.results["tasks"][task]["metrics"], ())
-    if SCORE_METRIC.get(kind) != metric:
-        gives = SCORE_METRIC.get(kind, "no metric")
+    main = kinds.get(saved.kind(run_a, task)).main
+    if main != metric:
+        gives = main or "no metric"
         return Outcome(None, None, f"samples redacted (--redact-samples): their scores give {gives} only")
     if not _same_data(run_a, run_b, task):
         return Outcome(
@@ -175,38 +116,46 @@ def _scores_only(
         return Outcome(None, None, "no documents scored by both")
     a, b = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
     paired = stats.paired_means(a, b, n_boot, task_seed(seed, task))
-    mcnemar = stats.mcnemar_exact([x == 1 for x in a], [y == 1 for y in b]) if metric in BINARY else None
+    mcnemar = (
+        stats.mcnemar_exact([x == 1 for x in a], [y == 1 for y in b]) if metric in kinds.BINARY else None
+    )
     return Outcome(paired, mcnemar, None)
 
 
 def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, seed: int) -> Outcome:
-    rows_a, rows_b = read_samples(run_a.path, task), read_samples(run_b.path, task)
+    rows_a, rows_b = saved.rows(run_a, task), saved.rows(run_b, task)
     for run, rows in ((run_a, rows_a), (run_b, rows_b)):
         if rows is None:
             return Outcome(None, None, f"no samples/{task}.jsonl in {run.path}")
-    if redacted(rows_a) or redacted(rows_b):
+    if saved.redacted(rows_a) or saved.redacted(rows_b):
         return _scores_only(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     docs, _ = shared_docs(rows_a, rows_b)
     if not docs:
         return Outcome(None, None, "no documents scored by both")
     golds, preds_a, preds_b = [d[0] for d in docs], [d[1] for d in docs], [d[2] for d in docs]
-    kind = answer_kind(run_a.results["tasks"][task]["metrics"], golds + preds_a + preds_b)
-    protocol = run_a.results["tasks"][task]["protocol"]
-    parser = protocol.get("parser") if protocol.get("parser") in ("paper", "strict") else "strict"
+    kind = saved.kind(run_a, task)
+    # Each run's statistics under its own parser, so A and B are the numbers each run reports.
+    parser_a, parser_b = _parser(run_a, task), _parser(run_b, task)
     labels: tuple[str, ...] = ()
     if kind == "multi_label":
         seen = {x for v in golds + preds_a + preds_b for x in v if x != "missing"}
         labels = task_labels(task, run_a, seen)
-    built = [_matrix(kind, metric, golds, p, labels, parser) for p in (preds_a, preds_b)]
+    sides = ((preds_a, parser_a), (preds_b, parser_b))
+    built = [_matrix(kind, metric, golds, p, labels, pr) for p, pr in sides]
     if built[0] is None or built[1] is None:
         return Outcome(None, None, f"{metric} has no per-document statistics in the samples")
     (x_a, stat), (x_b, _) = built
     paired = stats.paired_bootstrap(x_a, x_b, stat, n_boot, task_seed(seed, task))
     mcnemar = None
-    if metric in BINARY:
-        right = [_correct(kind, metric, golds, p, parser) for p in (preds_a, preds_b)]
+    if metric in kinds.BINARY:
+        right = [_correct(kind, metric, golds, p, pr) for p, pr in sides]
         mcnemar = stats.mcnemar_exact(*right)
     return Outcome(paired, mcnemar, None)
+
+
+def _parser(run: Run, task: str) -> str:
+    parser = run.results["tasks"][task]["protocol"].get("parser")
+    return parser if parser in ("paper", "strict") else "strict"  # log-likelihood: exact labels
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
@@ -232,13 +181,13 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
     for task in [t for t in tasks_b if t not in tasks_a]:
         report["skipped"][task] = f"only in B ({run_b.path})"
     for task in (t for t in tasks_a if t in tasks_b):
-        rows_a, rows_b = read_samples(run_a.path, task), read_samples(run_b.path, task)
+        rows_a, rows_b = saved.rows(run_a, task), saved.rows(run_b, task)
         if rows_a is None or rows_b is None:
             report["skipped"][task] = "no samples file in " + (
                 str(run_a.path) if rows_a is None else str(run_b.path)
             )
             continue
-        hidden = redacted(rows_a) or redacted(rows_b)
+        hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
         if hidden:  # ids and scores only: documents matched by id, predictions unknown
             ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
             docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
@@ -261,11 +210,24 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
             "metrics": [],
         }
         for metric in (m for m in tasks_a[task]["metrics"] if m in tasks_b[task]["metrics"]):
-            entry["metrics"].append(
-                _metric_entry(paired_metric(run_a, run_b, task, metric, n_boot, seed), metric)
-            )
+            metric_entry = _metric_entry(paired_metric(run_a, run_b, task, metric, n_boot, seed), metric)
+            metric_entry["recomputed"] = _recomputed(metric_entry, tasks_a[task], tasks_b[task], len(docs))
+            entry["metrics"].append(metric_entry)
         report["tasks"].append(entry)
     return report
+
+
+def _recomputed(entry: dict[str, Any], task_a: dict[str, Any], task_b: dict[str, Any], n: int) -> str | None:
+    """Say so when a value differs from the run's results.json: compare scores shared documents only."""
+    diffs = []
+    for side, task_entry in (("a", task_a), ("b", task_b)):
+        reported = (task_entry["metrics"].get(entry["metric"]) or {}).get("value")
+        mine = entry.get(side)
+        if mine is not None and reported is not None and abs(mine - reported) > 1e-9:
+            diffs.append(f"{side.upper()} {mine:.4f} (results.json {reported:.4f})")
+    if not diffs:
+        return None
+    return f"recomputed on the {n} documents both runs scored: " + ", ".join(diffs)
 
 
 def _metric_entry(outcome: Outcome, metric: str) -> dict[str, Any]:

@@ -71,6 +71,9 @@ def _notes(report: dict[str, Any]) -> list[str]:
             if m.get("note"):
                 untestable.setdefault(m["note"], []).append(m["metric"])
         notes += [f"{task['task']} {', '.join(ms)}: not testable: {why}" for why, ms in untestable.items()]
+        notes += [
+            f"{task['task']} {m['metric']}: {m['recomputed']}" for m in task["metrics"] if m.get("recomputed")
+        ]
     notes += [f"{task}: skipped: {why}" for task, why in report["skipped"].items()]
     return notes
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mibe import lineage
-from mibe.tasks import METRICS
+from mibe.runs import saved
+from mibe.runs.saved import SavedRun as Run
+from mibe.scoring import kinds
 from mibe.types import MibeError
 
 # The paper's Table 3 order, and the metrics it reports per task (MIBE.md); other metrics of a run
@@ -34,8 +36,8 @@ PAPER_METRICS: dict[str, tuple[str, ...]] = {
     "bionli": ("accuracy", "macro_f1"),
     "mednli": ("accuracy", "macro_f1"),
 }
-METRIC_ORDER = METRICS  # the task files' metric vocabulary, in the paper's order
-LOWER_IS_BETTER = frozenset({"missing_rate"})
+METRIC_ORDER = kinds.METRICS  # the task files' metric vocabulary, in the paper's order
+LOWER_IS_BETTER = kinds.LOWER_IS_BETTER
 # CONTRACTS.md "Protocols": what must match for two numbers to share a column.
 KEY_FIELDS = (
     "task",
@@ -83,12 +85,6 @@ class Row:
     cells: dict[Column, Cell] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Run:
-    path: Path
-    results: dict[str, Any]
-
-
 def protocol_key(task: str, protocol: dict[str, Any]) -> Key:
     data = protocol.get("data")
     values = {**protocol, "task": task, "data": data.get("fingerprint") if isinstance(data, dict) else data}
@@ -96,33 +92,12 @@ def protocol_key(task: str, protocol: dict[str, Any]) -> Key:
 
 
 def load_run(path: str | Path) -> Run:
-    """A run folder (or its results.json); bad input is one line naming the file and the fix."""
-    folder = Path(path)
-    if folder.is_file() and folder.name == "results.json":
-        folder = folder.parent
-    file = folder / "results.json"
-    if not file.is_file():
-        raise MibeError(f"{path}: no results.json there; pass a run folder written by `mibe run`")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MibeError(f"{file}: not valid JSON ({exc}); rerun the run or remove the folder") from None
-    tasks = data.get("tasks") if isinstance(data, dict) else None
-    if not isinstance(tasks, dict):
-        raise MibeError(f"{file}: no 'tasks' mapping; is this a mibe results.json?")
-    for name, entry in tasks.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("protocol"), dict):
-            raise MibeError(f"{file}: tasks.{name}.protocol is missing; rerun that task with `mibe run`")
-        if not isinstance(entry.get("metrics"), dict):
-            raise MibeError(f"{file}: tasks.{name}.metrics is missing; rerun that task with `mibe run`")
-    return Run(folder, data)
+    """A run folder (or its results.json), read through the run-folder owner."""
+    return saved.read_run(path)
 
 
 def run_label(run: Run) -> str:
-    model = run.results.get("model") or {}
-    name = model.get("name") or Path(str(model.get("path") or run.path.name)).name
-    adapter = model.get("adapter")
-    return f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
+    return saved.label(run)
 
 
 def _provenance(model: dict[str, Any]) -> dict[str, Any] | None:
@@ -140,7 +115,7 @@ def run_lineage(run: Run) -> dict[str, Any]:
     model = run.results.get("model") or {}
     provenance = _provenance(model)
     base = (provenance or {}).get("base_model") or (provenance or {}).get("base")
-    rescored = {e.get("rescored_from") for e in run.results["tasks"].values()} - {None}
+    rescored = {saved.rescored_text(e) for e in run.results["tasks"].values()} - {None}
     return {
         "run": str(run.path),
         "model": model.get("path"),
@@ -217,35 +192,3 @@ class Board:
     sections: list[Any]  # ranking.Section
     protocol_ids: dict[Key, str]  # "P1", "P2", ... in the order columns appear
     column_ids: dict[tuple[int, Column], str]  # (section index, column) -> "c1", ... (HTML sort hooks)
-
-
-def build(
-    run_dirs: Sequence[str | Path],
-    published: bool = True,
-    all_metrics: bool = False,
-    n_boot: int = 1000,
-    seed: int = 1234,
-) -> Board:
-    from mibe.boards import ranking
-
-    runs: dict[Path, Run] = {}
-    for folder in run_dirs:  # the same folder named twice is one row
-        run = load_run(folder)
-        runs.setdefault(run.path.resolve(), run)
-    rows = [row for run in runs.values() for row in run_rows(run)]
-    disambiguate(rows)
-    if published:
-        from mibe.boards import published as paper
-
-        rows += paper.published_rows()
-        paper.adopt_published_keys(rows)
-    if not rows:
-        raise MibeError("nothing to show: pass run folders, or leave out --no-published")
-    sections = ranking.sections(rows, all_metrics, n_boot, seed)
-    protocol_ids: dict[Key, str] = {}
-    column_ids: dict[tuple[int, Column], str] = {}
-    for s, section in enumerate(sections):
-        for column in section.columns:
-            protocol_ids.setdefault(column.key, f"P{len(protocol_ids) + 1}")
-            column_ids[s, column] = f"c{len(column_ids) + 1}"
-    return Board(sections, protocol_ids, column_ids)

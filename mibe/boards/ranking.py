@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mibe.boards.model import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, shown
+from mibe.boards.compare import ALPHA, paired_metric
+from mibe.boards.model import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, load_run, shown
+from mibe.scoring.stats import MIN_BOOTSTRAP_N, mean_of
 
 AVERAGE = "average"
 
@@ -167,14 +169,9 @@ def _untestable(a: Row, b: Row) -> Verdict | None:
 
 def judge(section: Section, n_boot: int, seed: int) -> None:
     """Fill section.verdicts: the best row against the second, per column and on the average."""
-    from mibe.boards.compare import ALPHA, paired_metric
-    from mibe.scoring.stats import MIN_BOOTSTRAP_N, mean_of
-
     runs: dict[int, Run] = {}
 
     def run(i: int) -> Run:
-        from mibe.boards.model import load_run
-
         if i not in runs:
             runs[i] = load_run(section.rows[i].row.run_dir)  # type: ignore[arg-type]
         return runs[i]

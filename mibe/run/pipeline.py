@@ -13,7 +13,7 @@ from typing import Any
 from mibe import data, prompts
 from mibe.run import parallel
 from mibe.runs import folder
-from mibe.scoring import metrics, parsing
+from mibe.scoring import kinds
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 # Short prompts share the longest batch's token budget, in at most this many times its rows: a lost
@@ -33,7 +33,7 @@ class Plan:
 
 def scoring_for(task: Task, config: RunConfig) -> str:
     # Only tasks with a closed label set can be scored by comparing the choices' likelihoods.
-    if config.scoring == "loglikelihood" and task.answer_type in ("choice", "letter"):
+    if config.scoring == "loglikelihood" and kinds.get(task.answer_type).single:
         return "loglikelihood"
     return "generate"
 
@@ -121,13 +121,13 @@ def _sample(task: Task, doc: Doc, request: Request, output: Any, parser: str, no
         value: Any = task.choices[best]
         row.update(raw_output=value, logprobs=output, parse_failed=False)
     else:
-        parsed = parsing.parse(output, task.answer_type, task.choices, parser)
+        parsed = kinds.parse(output, task.answer_type, task.choices, parser)
         value = parsed.value
         row.update(raw_output=output, parse_failed=parsed.failed)
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = gold
-    row["score"] = metrics.doc_score(task.answer_type, doc.gold, value, parser)
+    row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser)
     row.update(note)
     if doc.invented:
         row["invented"] = True
@@ -246,7 +246,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     def value(x: Any) -> Any:
         return tuple(x) if isinstance(x, list) else x
 
-    scored = metrics.score_task(
+    scored = kinds.score_task(
         task.answer_type,
         task.metrics,
         [value(r["gold"]) for r in rows],

@@ -31,7 +31,7 @@ def _found(out: str, answer_type: str, label: str, parser: str) -> bool:
 
 
 def parse_value(out: str, answer_type: str, choices: tuple[str, ...], parser: str) -> Any:
-    from mibe.scoring.parsing import parse
+    from mibe.scoring.kinds import parse
 
     return parse(out, answer_type, choices, parser).value
 
@@ -99,8 +99,8 @@ def _shown(x: Any) -> str:
 
 
 def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentialed: bool) -> dict[str, Any]:
-    from mibe.scoring import metrics
-    from mibe.runs.rescore import value
+    from mibe.runs.saved import value
+    from mibe.scoring import kinds
 
     task, entry = saved.task, saved.entry
     report: dict[str, Any] = {
@@ -139,10 +139,10 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
             shown.append({"id": row["id"], "output": cut, "paper": _shown(paper), "strict": _shown(strict)})
             shown[-1]["gold"] = _shown(gold)
     report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
-    names = [m for m in entry["metrics"] if m in metrics.METRICS[task.answer_type]]
+    names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
     for parser, values in preds.items():
         # Point values only (no bootstrap): the audit compares parsers, not runs.
-        scored = metrics.score_task(
+        scored = kinds.score_task(
             task.answer_type,
             names,
             golds,
@@ -162,7 +162,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
 def audit(
     run_dir: str | Path, names: Sequence[str], examples: int = 3, show_credentialed: bool = False
 ) -> dict:
-    from mibe.runs.rescore import pick, read_run, read_task
+    from mibe.runs.saved import pick, read_run, read_task
 
     run = read_run(run_dir)
     config = run.results.get("config") or {}
@@ -254,7 +254,7 @@ def _pair(item: tuple[str, int]) -> tuple[str, str]:
 
 def command(args: Any) -> int:
     """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
-    from mibe.runs.rescore import split_names
+    from mibe.runs.saved import split_names
 
     if args.examples < 0:
         raise MibeError(f"--examples {args.examples}: must be 0 or more")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,15 +19,6 @@ import numpy as np
 
 from mibe.types import MISSING
 
-_SINGLE = ("accuracy", "macro_f1", "weighted_f1", "missing_rate")
-METRICS = {
-    "choice": _SINGLE,
-    "letter": _SINGLE,
-    "multi_label": ("macro_f1",),
-    "span": ("exact_match", "f1"),
-    "entities": ("entity_f1", "entity_precision", "entity_recall"),
-    "text": ("rouge_l", "bertscore_f1"),
-}
 ENTITY_CLASSES = frozenset({"problem", "treatment", "test", "drug"})
 # The paper tokenised tagged text with spaCy's en_core_web_lg, which PyPI lacks. This
 # regex agrees on words and punctuation, but splits "2.5" and "Dr." that spaCy keeps.
@@ -35,7 +26,6 @@ _TAG_TOKEN = re.compile(r"\w+|[^\w\s]")
 _ALIGN_SLACK = 3  # prediction tokens searched beyond the length difference
 _VOID = frozenset(("br", "hr", "img", "wbr", "input", "meta", "link", "area", "col"))
 _PUNCT = frozenset(string.punctuation)
-_BOOT_CELLS = 4_000_000  # resample x document cells drawn at once: bounds memory
 
 Stat = Callable[[np.ndarray], np.ndarray]  # column sums (..., d) -> metric (...)
 
@@ -247,41 +237,33 @@ def _names(value: Any) -> set[str]:
     return {v for v in value if v != MISSING}
 
 
-def doc_score(answer_type: str, gold: Any, pred: Any, parser: str) -> float:
-    """The task's main metric on one document, as stored in samples files."""
-    if answer_type in ("choice", "letter"):
-        return float(pred == gold)
-    if answer_type == "multi_label":
-        return float(_names(gold) == _names(pred))
-    if answer_type == "span":
-        return span_scores(gold, pred, parser)[1]
-    if answer_type == "entities":
-        counts = entity_counts(gold, pred)
-        return 1.0 if counts[1] == counts[2] == 0 else float(_prf(np.array(counts))[2])
-    if answer_type == "text":
-        return rouge_l(gold, pred)
-    raise ValueError(f"unknown answer type {answer_type!r}")
+def label_score(gold: Any, pred: Any, parser: str) -> float:
+    return float(pred == gold)
 
 
-def bootstrap_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Document resamples (with replacement) in row chunks; the same for every metric."""
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOT_CELLS // max(n, 1))
-    for start in range(0, n_boot, chunk):
-        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+def labels_score(gold: Any, pred: Any, parser: str) -> float:
+    return float(_names(gold) == _names(pred))
 
 
-def _boot_sums(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    n, sums = x.shape[0], [np.empty((0, x.shape[1]))]
-    for idx in bootstrap_indices(n, n_boot, seed):
-        rows = len(idx)
-        flat = (idx + n * np.arange(rows)[:, None]).ravel()
-        times = np.bincount(flat, minlength=rows * n).reshape(rows, n)  # draws per doc
-        sums.append(times.astype(float) @ x)
-    return np.concatenate(sums)
+def span_score(gold: Any, pred: Any, parser: str) -> float:
+    return span_scores(gold, pred, parser)[1]
 
 
-def _single_label(golds: Sequence[str], preds: Sequence[str]) -> tuple[np.ndarray, dict[str, Stat]]:
+def entity_score(gold: Any, pred: Any, parser: str) -> float:
+    counts = entity_counts(gold, pred)
+    return 1.0 if counts[1] == counts[2] == 0 else float(_prf(np.array(counts))[2])
+
+
+def text_score(gold: Any, pred: Any, parser: str) -> float:
+    return rouge_l(gold, pred)
+
+
+Stats = tuple[np.ndarray, dict[str, Stat], dict[str, str]]  # matrix, metric -> stat, metric -> why n/a
+
+
+def label_stats(
+    golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str, **_: Any
+) -> Stats:
     classes = sorted(set(golds))  # the paper's label set: the gold labels present
     k, n = len(classes), len(golds)
     code = {c: i for i, c in enumerate(classes)}
@@ -297,15 +279,19 @@ def _single_label(golds: Sequence[str], preds: Sequence[str]) -> tuple[np.ndarra
         t, pr, tp = s[..., 2 : 2 + k], s[..., 2 + k : 2 + 2 * k], s[..., 2 + 2 * k :]
         return _div(2 * tp, t + pr), t  # a class a resample lacks has f1 0 there
 
-    return x, {
-        "accuracy": lambda s: s[..., 0] / n,
-        "missing_rate": lambda s: s[..., 1] / n,
-        "macro_f1": lambda s: f1(s)[0].sum(-1) / (f1(s)[1] > 0).sum(-1),
-        "weighted_f1": lambda s: (f1(s)[0] * f1(s)[1]).sum(-1) / n,
-    }
+    return (
+        x,
+        {
+            "accuracy": lambda s: s[..., 0] / n,
+            "missing_rate": lambda s: s[..., 1] / n,
+            "macro_f1": lambda s: f1(s)[0].sum(-1) / (f1(s)[1] > 0).sum(-1),
+            "weighted_f1": lambda s: (f1(s)[0] * f1(s)[1]).sum(-1) / n,
+        },
+        {},
+    )
 
 
-def _per_class(golds: Sequence[str], preds: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def per_class(golds: Sequence[str], preds: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
     extra = (set(golds) | set(preds)) - set(labels) - {MISSING}  # never drop data's labels
     names = [*labels, *sorted(extra)]
     pairs, support, predicted = Counter(zip(golds, preds, strict=True)), Counter(golds), Counter(preds)
@@ -328,72 +314,55 @@ def _means(
     return x, {name: (lambda s, i=i: s[..., i] / n) for i, name in enumerate(names)}
 
 
-def _stats(
-    answer_type: str, golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str
-) -> tuple[np.ndarray, dict[str, Stat]]:
-    pairs = list(zip(golds, preds, strict=True))
-    if answer_type in ("choice", "letter"):
-        return _single_label(golds, preds)
-    if answer_type == "multi_label":
-        m = len(labels)
-        yt = np.array([[c in _names(g) for c in labels] for g, _ in pairs], dtype=float)
-        yp = np.array([[c in _names(p) for c in labels] for _, p in pairs], dtype=float)
-        x = np.column_stack([yt, yp, yt * yp]).reshape(len(pairs), 3 * m)
+def labels_stats(
+    golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str, **_: Any
+) -> Stats:
+    m, pairs = len(labels), list(zip(golds, preds, strict=True))
+    yt = np.array([[c in _names(g) for c in labels] for g, _ in pairs], dtype=float)
+    yp = np.array([[c in _names(p) for c in labels] for _, p in pairs], dtype=float)
+    x = np.column_stack([yt, yp, yt * yp]).reshape(len(pairs), 3 * m)
 
-        def macro(s: np.ndarray) -> np.ndarray:
-            # sklearn's average="macro": a label never true nor predicted counts as 0.
-            return _div(2 * s[..., 2 * m :], s[..., :m] + s[..., m : 2 * m]).mean(-1)
+    def macro(s: np.ndarray) -> np.ndarray:
+        # sklearn's average="macro": a label never true nor predicted counts as 0.
+        return _div(2 * s[..., 2 * m :], s[..., :m] + s[..., m : 2 * m]).mean(-1)
 
-        return x, {"macro_f1": macro}
-    if answer_type == "span":
-        scores = [span_scores(g, p, parser) for g, p in pairs]
-        return _means([[s[0] for s in scores], [s[1] for s in scores]], METRICS["span"], len(pairs))
-    if answer_type == "entities":
-        x = np.array([entity_counts(g, p) for g, p in pairs], dtype=float)
-        prf = {"entity_precision": 0, "entity_recall": 1, "entity_f1": 2}
-        return x, {name: (lambda s, i=i: _prf(s)[i]) for name, i in prf.items()}
-    raise ValueError(f"unknown answer type {answer_type!r}")
+    return x, {"macro_f1": macro}, {}
 
 
-def score_task(
-    answer_type: str,
-    metrics: Sequence[str],
+def span_stats(
+    golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str, **_: Any
+) -> Stats:
+    scores = [span_scores(g, p, parser) for g, p in zip(golds, preds, strict=True)]
+    x, stats = _means([[s[0] for s in scores], [s[1] for s in scores]], ("exact_match", "f1"), len(scores))
+    return x, stats, {}
+
+
+def entity_stats(
+    golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str, **_: Any
+) -> Stats:
+    x = np.array([entity_counts(g, p) for g, p in zip(golds, preds, strict=True)], dtype=float).reshape(-1, 3)
+    prf = {"entity_precision": 0, "entity_recall": 1, "entity_f1": 2}
+    return x, {name: (lambda s, i=i: _prf(s)[i]) for name, i in prf.items()}, {}
+
+
+def text_stats(
     golds: Sequence[Any],
     preds: Sequence[Any],
     labels: Sequence[str],
     parser: str,
-    seed: int,
-    n_boot: int = 1000,
+    wanted: Sequence[str] = ("rouge_l",),
     bertscore_model: str = "bert-base-multilingual-cased",
-) -> dict[str, Any]:
-    """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label)."""
-    bad = [m for m in metrics if m not in METRICS.get(answer_type, ())]
-    if answer_type not in METRICS or bad or len(golds) != len(preds):
-        raise ValueError(
-            f"can't score {bad or metrics} of {answer_type!r} with "
-            f"{len(golds)} golds and {len(preds)} predictions"
-        )
-    out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in metrics}
-    if len(golds) == 0:
-        return {"metrics": out, "per_class": None}
-    if answer_type == "text":
-        columns, names = [], []
-        if "rouge_l" in metrics:
-            columns.append([rouge_l(g, p) for g, p in zip(golds, preds, strict=True)])
-            names.append("rouge_l")
-        if "bertscore_f1" in metrics:
-            f1 = _bertscore(golds, preds, bertscore_model)
-            if isinstance(f1, str):
-                out["bertscore_f1"]["unavailable"] = f1
-            else:
-                columns.append(list(f1))
-                names.append("bertscore_f1")
-        x, stats = _means(columns, names, len(golds))
-    else:
-        x, stats = _stats(answer_type, golds, preds, labels, parser)
-    total, boot = x.sum(axis=0), _boot_sums(x, n_boot, seed)
-    for name, stat in ((k, v) for k, v in stats.items() if k in out):  # only those asked for
-        ci = np.percentile(stat(boot), [2.5, 97.5]).tolist() if len(boot) else None
-        out[name] = {"value": float(stat(total)), "ci95": ci}
-    single = answer_type in ("choice", "letter")
-    return {"metrics": out, "per_class": _per_class(golds, preds, labels) if single else None}
+) -> Stats:
+    columns, names, unavailable = [], [], {}
+    if "rouge_l" in wanted:
+        columns.append([rouge_l(g, p) for g, p in zip(golds, preds, strict=True)])
+        names.append("rouge_l")
+    if "bertscore_f1" in wanted:
+        f1 = _bertscore(golds, preds, bertscore_model)
+        if isinstance(f1, str):
+            unavailable["bertscore_f1"] = f1
+        else:
+            columns.append(list(f1))
+            names.append("bertscore_f1")
+    x, stats = _means(columns, names, len(golds))
+    return x, stats, unavailable

@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mibe.types import ANSWER_TYPES, MISSING, PARSERS, Prediction
-
-_FREE_TEXT = ("span", "entities", "text")
+from mibe.types import MISSING, Prediction
 
 # Characters that may wrap or precede an answer: markdown emphasis, quotes, brackets, colons, dashes.
 _DECOR = r"[\s*_\"'`“”‘’(\[:\-–—>#]*"
@@ -48,52 +46,59 @@ _QUOTES = "\"'`“”‘’"
 _WORD = re.compile(r"\w")
 
 
-def parse(text: str, answer_type: str, choices: tuple[str, ...], parser: str) -> Prediction:
-    """Read one generated output as a prediction of `answer_type` over the task's `choices`."""
-    if answer_type not in ANSWER_TYPES:
-        raise ValueError(f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}")
-    if parser not in PARSERS:
-        raise ValueError(f"unknown parser {parser!r}; expected one of {PARSERS}")
-    paper = parser == "paper"
-    # Both parsers start from the stripped output (the paper's scripts call .strip() first).
-    out = text.strip()
+def parse_label(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+    """One label of a closed set (kind `choice`)."""
+    if not paper:
+        label = _strict_label(out, choices)
+    elif _is_ddi(choices):
+        # DDI2013 in the paper: case-sensitive, and only if exactly one of the label strings
+        # occurs ("DDI-interaction" contains "DDI-int" and so reads as DDI-int).
+        present = [c for c in choices if c in out]
+        label = present[0] if len(present) == 1 else MISSING
+    else:
+        # PubMedQA / MTSample / BioNLI / MedNLI in the paper: lower-cased, first choice in list
+        # order found as a substring. "I cannot tell" reads as "no" (inside "cannot");
+        # "Neurosurgery" reads as "Surgery" (listed first).
+        low = out.lower()
+        label = next((c for c in choices if c.lower() in low), MISSING)
+    return Prediction(label, failed=label == MISSING)
 
-    if answer_type in _FREE_TEXT:
-        value = out if paper or answer_type != "span" else _strict_span(out)
-        return Prediction(value, failed=not value)
 
-    if answer_type == "multi_label":
-        if paper:
-            # HoC in the paper: case-sensitive substring test per hallmark, so "Inducing
-            # angiogenesis" (capitalised) is never found, and "resisting cell deaths" is.
-            names = tuple(c for c in choices if c in out)
-        else:
-            found = {label for _, _, label in _label_matches(out, choices)}
-            names = tuple(c for c in choices if c in found)
-        return Prediction(names, failed=not names)
-
+def parse_letter(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+    """One option letter (kind `letter`)."""
     if paper:
-        if answer_type == "letter":
-            # MedQA / MedMCQA in the paper: first choice, in list order, occurring as a
-            # case-sensitive substring. Any capital "A" ("A 45-year-old", "Answer:") reads as A,
-            # and "(c)" reads as nothing.
-            label = next((c for c in choices if c in out), MISSING)
-        elif _is_ddi(choices):
-            # DDI2013 in the paper: case-sensitive, and only if exactly one of the label strings
-            # occurs ("DDI-interaction" contains "DDI-int" and so reads as DDI-int).
-            present = [c for c in choices if c in out]
-            label = present[0] if len(present) == 1 else MISSING
-        else:
-            # PubMedQA / MTSample / BioNLI / MedNLI in the paper: lower-cased, first choice in list
-            # order found as a substring. "I cannot tell" reads as "no" (inside "cannot");
-            # "Neurosurgery" reads as "Surgery" (listed first).
-            low = out.lower()
-            label = next((c for c in choices if c.lower() in low), MISSING)
-    elif answer_type == "letter" and all(len(c) == 1 and c.isalpha() for c in choices):
+        # MedQA / MedMCQA in the paper: first choice, in list order, occurring as a
+        # case-sensitive substring. Any capital "A" ("A 45-year-old", "Answer:") reads as A,
+        # and "(c)" reads as nothing.
+        label = next((c for c in choices if c in out), MISSING)
+    elif all(len(c) == 1 and c.isalpha() for c in choices):
         label = _strict_letter(out, choices)
     else:
         label = _strict_label(out, choices)
     return Prediction(label, failed=label == MISSING)
+
+
+def parse_labels(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+    """Every label named (kind `multi_label`)."""
+    if paper:
+        # HoC in the paper: case-sensitive substring test per hallmark, so "Inducing
+        # angiogenesis" (capitalised) is never found, and "resisting cell deaths" is.
+        names = tuple(c for c in choices if c in out)
+    else:
+        found = {label for _, _, label in _label_matches(out, choices)}
+        names = tuple(c for c in choices if c in found)
+    return Prediction(names, failed=not names)
+
+
+def parse_span(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+    """A text segment (kind `span`): the paper keeps the whole output, strict its first line."""
+    value = out if paper else _strict_span(out)
+    return Prediction(value, failed=not value)
+
+
+def parse_text(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+    """Free text and tagged text (kinds `text`, `entities`): both parsers read the output as it is."""
+    return Prediction(out, failed=not out)
 
 
 def _is_ddi(choices: tuple[str, ...]) -> bool:

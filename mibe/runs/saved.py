@@ -1,0 +1,221 @@
+"""The reading side of the run folder: every command that shows a number reads it through here.
+
+`mibe rescore`, `audit`, `leaderboard`, `compare` and the summary table all take a run folder's
+results.json, run.json and samples from these functions, so a rescored or imported run shows the
+same value everywhere. Reading never changes a file (resume trims a cut-off line; see folder.py).
+A run folder is data someone may have sent you: nothing here imports code it names.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mibe.runs import folder
+from mibe.scoring import kinds
+from mibe.types import MibeError, Task
+
+Say = Callable[[str], None]
+
+
+def stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    path: Path
+    results: dict[str, Any]
+    run_json: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SavedTask:
+    name: str
+    task: Task
+    entry: dict[str, Any]  # its results.json entry
+    rows: list[dict[str, Any]]  # its samples, in file order
+    private: bool  # the samples hold credentialed text: keep them owner-only
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MibeError(f"{path}: not valid JSON ({exc}); the run folder is damaged (rerun it)") from None
+
+
+def read_run(path: str | Path) -> SavedRun:
+    """A run folder (or its results.json), checked; bad input is one line naming the file and the fix."""
+    where = Path(path)
+    if where.is_file() and where.name == "results.json":
+        where = where.parent
+    file = where / "results.json"
+    if not where.is_dir():
+        raise MibeError(f"{path}: no such run folder; give the folder `mibe run --output-dir` wrote")
+    if not file.is_file():
+        raise MibeError(
+            f"{path}: no results.json; not a run folder, or no task finished (finish it with its `mibe run`)"
+        )
+    results = _json(file)
+    entries = results.get("tasks") if isinstance(results, dict) else None
+    if not isinstance(entries, dict):
+        raise MibeError(f"{file}: no 'tasks' mapping; is this a mibe results.json?")
+    for name, entry in entries.items():
+        for key in ("protocol", "metrics"):
+            if not isinstance(entry, dict) or not isinstance(entry.get(key), dict):
+                raise MibeError(f"{file}: tasks.{name}.{key} is missing; rerun that task with `mibe run`")
+    run_json = _json(where / "run.json") if (where / "run.json").is_file() else {}
+    return SavedRun(where, results, run_json if isinstance(run_json, dict) else {})
+
+
+def label(run: SavedRun) -> str:
+    """The model's name as boards and comparisons show it (with its adapter, if any)."""
+    model = run.results.get("model") or {}
+    name = model.get("name") or Path(str(model.get("path") or run.path.name)).name
+    adapter = model.get("adapter")
+    return f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
+
+
+def rescored_text(entry: dict[str, Any]) -> str | None:
+    """Where a task's numbers came from when they were not scored by the run itself."""
+    origin = entry.get("rescored_from")
+    if not origin:
+        return None
+    if isinstance(origin, dict):
+        return f"{origin.get('run')} ({origin.get('parser')} parser)" if origin.get("parser") else str(origin)
+    return str(origin)
+
+
+def rows(run: SavedRun, task: str) -> tuple[dict[str, Any], ...] | None:
+    """A task's samples, read only; None when absent. Cached while the file stays the same."""
+    path = folder.samples_path(run.path, task)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _read(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _read(path: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
+    return tuple(folder.read_samples(Path(path)))
+
+
+def redacted(task_rows: Sequence[dict[str, Any]]) -> bool:
+    # --redact-samples keeps ids and scores only: no prediction or gold to recompute a metric from.
+    return any("prediction" not in r or "gold" not in r for r in task_rows)
+
+
+def pick(run: SavedRun, names: Sequence[str]) -> list[str]:
+    held = list(run.results["tasks"])
+    if not held:
+        raise MibeError(f"{run.path}: no task was scored in this run; nothing to read")
+    for name in names:
+        if name not in held:
+            raise MibeError(f"--tasks: {run.path} holds no task '{name}'; it holds {', '.join(held)}")
+    return list(dict.fromkeys(names)) or held
+
+
+def split_names(spec: str | None) -> list[str]:
+    return [s.strip() for s in (spec or "").split(",") if s.strip()]
+
+
+def task_file(name: str, entry: dict[str, Any], say: Say = stderr) -> Task | None:
+    """The task file the run used (its recorded path, else the built-in of that name), or None."""
+    from mibe import tasks
+
+    candidates = [Path(entry["task_file"])] if entry.get("task_file") else []
+    builtin = tasks.builtin_paths().get(name)
+    candidates += [builtin] if builtin else []
+    found = []
+    for path in candidates:
+        if path.is_file():
+            try:
+                loaded = tasks.load_task(path)
+            except MibeError:
+                continue
+            if loaded.name == name:
+                found.append(loaded)
+    if not found:
+        return None
+    want = entry["protocol"].get("task_file_hash")
+    for task in found:
+        if task.file_hash == want:
+            return task
+    say(
+        f"mibe: warning: {name}: {found[0].path} changed since the run (hash {want} -> "
+        f"{found[0].file_hash}); its current labels are used"
+    )
+    return found[0]
+
+
+def kind(run: SavedRun, name: str) -> str:
+    """A task's answer kind: recorded in results.json, else its task file's, else read off its metrics."""
+    entry = run.results["tasks"][name]
+    if entry.get("answer_type") in kinds.KINDS:
+        return entry["answer_type"]
+    task = task_file(name, entry, say=lambda line: None)
+    if task is not None:
+        return task.answer_type
+    return kinds.from_metrics(entry["metrics"], rows(run, name) or ())
+
+
+def read_task(run: SavedRun, name: str, say: Say = stderr) -> SavedTask:
+    """A task's entry, task file and every sample, checked whole (for re-parsing: rescore, audit)."""
+    entry = run.results["tasks"][name]
+    path = folder.samples_path(run.path, name)
+    if not path.is_file():
+        raise MibeError(f"{path}: missing; the run folder lost {name}'s raw outputs")
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        raise MibeError(f"{path}: ends in a cut-off line; the run folder is damaged")
+    task_rows = list(rows(run, name) or ())
+    if any(not isinstance(r, dict) or not {"id", "raw_output", "gold"} <= set(r) for r in task_rows):
+        raise MibeError(
+            f"{path}: samples without raw_output or gold (written with --redact-samples?); "
+            "nothing to re-parse"
+        )
+    ids = {r["id"] for r in task_rows}
+    if len(task_rows) != entry.get("n") or len(ids) != len(task_rows):
+        raise MibeError(
+            f"{path}: {len(task_rows)} samples ({len(ids)} distinct ids) but results.json says "
+            f"n={entry.get('n')}; the run folder is damaged"
+        )
+    task = task_file(name, entry, say)
+    if task is None:
+        where = entry.get("task_file") or "not recorded"
+        raise MibeError(f"task {name}: its task file ({where}) is gone and no built-in task has that name")
+    private = task.credentialed or path.stat().st_mode & 0o077 == 0
+    return SavedTask(name, task, entry, task_rows, private)
+
+
+def value(x: Any) -> Any:
+    """A samples-file value as the parsers and metrics take it (JSON lists back to tuples)."""
+    return tuple(value(v) for v in x) if isinstance(x, list) else x
+
+
+def doc_order(saved: SavedTask) -> list[str] | None:
+    """The run's document order, read back from its data: the bootstrap resamples by position."""
+    from mibe import data
+
+    if saved.rows and all(isinstance(r.get("index"), int) for r in saved.rows):
+        return [r["id"] for r in sorted(saved.rows, key=lambda r: r["index"])]
+    source, protocol = saved.entry.get("data_source"), saved.entry["protocol"]
+    if not source:
+        return None
+    local = Path(source).exists()
+    if not local and (source.startswith("/") or saved.task.credentialed):
+        return None
+    try:
+        docset = data.load_docs(saved.task, data.Location("local" if local else "hub", source))
+    except (data.NoData, MibeError, OSError):
+        return None
+    if docset.fingerprint != (protocol.get("data") or {}).get("fingerprint"):
+        return None
+    order = [d.id for d in docset.docs[: protocol.get("limit")]]
+    return order if sorted(order) == sorted(r["id"] for r in saved.rows) else None

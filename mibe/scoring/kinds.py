@@ -1,0 +1,156 @@
+"""The answer-kind registry: for each kind of answer a task asks for, how its output is parsed, how
+one document is scored, which metrics fit it and how they are computed. The one place that knows.
+
+Kinds: `choice` (one label of a closed set), `letter` (an option letter), `multi_label` (every
+label that applies), `span` (a text segment copied from the input), `entities` (tagged spans) and
+`text` (free generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mibe.scoring import metrics, parsing, stats
+from mibe.types import PARSERS, Prediction
+
+Parse = Callable[[str, tuple[str, ...], bool], Prediction]
+DocScore = Callable[[Any, Any, str], float]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    metrics: tuple[str, ...]  # the metrics that fit this kind, in the paper's order
+    main: str | None  # the metric that is the mean of the samples' per-document `score`, if any
+    parse: Parse
+    doc_score: DocScore
+    stats: Callable[..., metrics.Stats]
+    labelled: bool  # predictions are labels of the task's closed set
+    single: bool  # one label per document: confusion matrix, per-class table, McNemar
+    rule: str  # the parse rule in one line (`mibe tasks show`)
+
+
+_SINGLE = ("accuracy", "macro_f1", "weighted_f1", "missing_rate")
+KINDS: dict[str, Kind] = {
+    "choice": Kind(
+        "choice", _SINGLE, "accuracy", parsing.parse_label, metrics.label_score, metrics.label_stats,
+        labelled=True, single=True,
+        rule="strict: the one label named (case-insensitive, whole words; an explicit 'answer is X' or a "
+        "label at the start wins), else missing | paper: first label in list order found as a lower-cased "
+        "substring (DDI: case-sensitive, exactly one label)",
+    ),
+    "letter": Kind(
+        "letter", _SINGLE, "accuracy", parsing.parse_letter, metrics.label_score, metrics.label_stats,
+        labelled=True, single=True,
+        rule="strict: 'answer is (C)', 'Answer: C', 'C.' at the start, else one lone capital letter, else "
+        "missing | paper: first letter in list order found anywhere, case-sensitive",
+    ),
+    "multi_label": Kind(
+        "multi_label", ("macro_f1",), None, parsing.parse_labels, metrics.labels_score,
+        metrics.labels_stats, labelled=True, single=False,
+        rule="strict: every label named (case-insensitive, whole words) | paper: every label found as a "
+        "case-sensitive substring",
+    ),
+    "span": Kind(
+        "span", ("exact_match", "f1"), "f1", parsing.parse_span, metrics.span_score, metrics.span_stats,
+        labelled=False, single=False,
+        rule="strict: first line, quotes stripped; SQuAD EM/F1 | paper: stripped output; the paper's "
+        "character F1",
+    ),
+    "entities": Kind(
+        "entities", ("entity_f1", "entity_precision", "entity_recall"), None, parsing.parse_text,
+        metrics.entity_score, metrics.entity_stats, labelled=False, single=False,
+        rule="the output as tagged text; <span class=...> entities scored at entity level",
+    ),
+    "text": Kind(
+        "text", ("rouge_l", "bertscore_f1"), "rouge_l", parsing.parse_text, metrics.text_score,
+        metrics.text_stats, labelled=False, single=False, rule="the stripped output",
+    ),
+}  # fmt: skip
+ANSWER_TYPES = tuple(KINDS)
+# Every metric a task file may name, in the paper's order (leaderboard columns follow it).
+METRICS = tuple(dict.fromkeys(m for k in KINDS.values() for m in k.metrics))
+LOWER_IS_BETTER = frozenset({"missing_rate"})
+BINARY = frozenset({"accuracy", "exact_match"})  # right or wrong per document: McNemar applies
+
+
+def get(name: str) -> Kind:
+    if name not in KINDS:
+        raise ValueError(f"unknown answer type {name!r}; expected one of {ANSWER_TYPES}")
+    return KINDS[name]
+
+
+def fits(kind: str, metric: str) -> bool:
+    return metric in get(kind).metrics
+
+
+def from_metrics(metric_names: Sequence[str], predictions: Sequence[Any]) -> str:
+    """The kind of a task whose task file is gone, read off its metrics (and predictions)."""
+    names = set(metric_names)
+    for kind in KINDS.values():
+        if kind.single and "accuracy" in names:
+            return "choice"
+        if not kind.labelled and names & set(kind.metrics):
+            return kind.name
+    return "multi_label" if any(isinstance(p, list | tuple) for p in predictions) else "choice"
+
+
+def parse(text: str, kind: str, choices: tuple[str, ...], parser: str) -> Prediction:
+    """Read one generated output as a prediction of `kind` over the task's `choices`."""
+    if parser not in PARSERS:
+        raise ValueError(f"unknown parser {parser!r}; expected one of {PARSERS}")
+    # Both parsers start from the stripped output (the paper's scripts call .strip() first).
+    return get(kind).parse(text.strip(), choices, parser == "paper")
+
+
+def doc_score(kind: str, gold: Any, pred: Any, parser: str) -> float:
+    """The task's main metric on one document, as stored in samples files."""
+    return get(kind).doc_score(gold, pred, parser)
+
+
+def task_stats(
+    kind: str,
+    wanted: Sequence[str],
+    golds: Sequence[Any],
+    preds: Sequence[Any],
+    labels: Sequence[str],
+    parser: str,
+    bertscore_model: str = "bert-base-multilingual-cased",
+) -> metrics.Stats:
+    """The per-document statistics matrix of a task and each metric as a function of its column sums."""
+    return get(kind).stats(golds, preds, labels, parser, wanted=wanted, bertscore_model=bertscore_model)
+
+
+def score_task(
+    kind: str,
+    wanted: Sequence[str],
+    golds: Sequence[Any],
+    preds: Sequence[Any],
+    labels: Sequence[str],
+    parser: str,
+    seed: int,
+    n_boot: int = 1000,
+    bertscore_model: str = "bert-base-multilingual-cased",
+) -> dict[str, Any]:
+    """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label)."""
+    bad = [m for m in wanted if kind not in KINDS or not fits(kind, m)]
+    if kind not in KINDS or bad or len(golds) != len(preds):
+        raise ValueError(
+            f"can't score {bad or wanted} of {kind!r} with {len(golds)} golds and {len(preds)} predictions"
+        )
+    out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in wanted}
+    if len(golds) == 0:
+        return {"metrics": out, "per_class": None}
+    x, stat_of, unavailable = task_stats(kind, wanted, golds, preds, labels, parser, bertscore_model)
+    for name, why in unavailable.items():
+        out[name]["unavailable"] = why
+    total, boot = x.sum(axis=0), stats.resample_sums(x, n_boot, seed)
+    for name, stat in ((k, v) for k, v in stat_of.items() if k in out):  # only those asked for
+        ci = np.percentile(stat(boot), [2.5, 97.5]).tolist() if len(boot) else None
+        out[name] = {"value": float(stat(total)), "ci95": ci}
+    per_class = metrics.per_class(golds, preds, labels) if get(kind).single else None
+    return {"metrics": out, "per_class": per_class}
