@@ -24,15 +24,15 @@ sys.path.insert(0, str(REPO))
 
 
 def batches(backend, requests, batch_size: int, extra: int) -> list[list]:
-    """mibe's batches (pipeline.batch_rows): longest first; a token budget on an accelerator."""
-    from mibe.run import pipeline
+    """mibe's batches (batches.batch_rows): longest first; a token budget on an accelerator."""
+    from mibe.run import batches
 
     ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
     costs = [len(backend.tokenize(r.prompt)) + extra for r in ordered]
     out, start = [], 0
     while start < len(ordered):
         budget = None if backend.device == "cpu" else batch_size * costs[0]
-        rows = pipeline.batch_rows(costs, start, batch_size, budget)
+        rows = batches.batch_rows(costs, start, batch_size, budget)
         out.append(ordered[start : start + rows])
         start += rows
     return out

@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from mibe import resources
-from mibe.run import api, pipeline
+from mibe.run import api, batches, pipeline
 from mibe.types import MISSING, MibeError, RunConfig
 from tests.conftest import PUBLIC, REPO, needs_public_data
 
@@ -374,7 +374,7 @@ def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Pat
     ],
 )
 def test_batch_rows_keeps_the_token_budget(costs, start, size, budget, rows) -> None:
-    assert pipeline.batch_rows(costs, start, size, budget) == rows
+    assert batches.batch_rows(costs, start, size, budget) == rows
 
 
 def test_token_budget_batches_grow_for_short_prompts_and_change_no_result(

@@ -12,7 +12,7 @@ from typing import Any
 
 from mibe import __version__, data, prompts, tasks
 from mibe.run import parallel, pipeline
-from mibe.runs import folder, summary
+from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
 # Settings that may change between a run and its resume without changing any number.
@@ -84,35 +84,6 @@ def identity(config: RunConfig) -> dict[str, Any]:
     return resolved
 
 
-def _prepare_folder(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """Start, resume or refuse; returns the previous results.json when resuming."""
-    previous = folder.read_json(run_dir / "run.json")
-    if previous is not None and not overwrite:
-        for key in ("config", "model", "protocols"):
-            if previous.get(key) != run_json[key]:
-                changed = _first_difference(previous.get(key), run_json[key])
-                raise MibeError(
-                    f"{run_dir}: holds a run with a different {key} ({changed}); "
-                    "use another --output-dir, or --overwrite to replace it"
-                )
-        return folder.read_json(run_dir / "results.json")
-    if overwrite and run_dir.exists():
-        for leftover in [run_dir / "run.json", run_dir / "results.json"]:
-            leftover.unlink(missing_ok=True)
-        for sample in (run_dir / "samples").glob("*.jsonl"):
-            sample.unlink()
-    folder.write_json_atomic(run_dir / "run.json", run_json)
-    return None
-
-
-def _first_difference(old: Any, new: Any, where: str = "") -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            if old.get(key) != new.get(key):
-                return _first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
-    return f"{where or 'value'}: {old!r} -> {new!r}"
-
-
 def run(
     config: RunConfig,
     command: Sequence[str] = (),
@@ -156,10 +127,10 @@ def run(
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
     with folder.locked(run_dir) if w.main else contextlib.nullcontext():
-        previous = _prepare_folder(run_dir, run_json, config.overwrite) if w.main else None
+        previous = resume.prepare(run_dir, run_json, config.overwrite) if w.main else None
         if w.size > 1:
             for p, _ in plans if w.main else ():  # shards a killed data-parallel run left behind
-                parallel.merge_shards(run_dir, p.task.name, p.task.credentialed)
+                folder.merge_shards(run_dir, p.task.name, p.task.credentialed)
             parallel.barrier(w)
             previous = previous if w.main else folder.read_json(run_dir / "results.json")
         out = previous or {

@@ -90,25 +90,33 @@ def agree(w: World, value: Any) -> Any:
     return pickle.loads(w.store.get(key))  # waits until rank 0 has set it
 
 
-def shard_path(run_dir: Path, task: str, rank: int) -> Path:
-    return run_dir / "samples" / f"{task}.rank{rank}.part"
+@dataclass
+class Share:
+    """This rank's part of one task: which pending documents it scores and where it writes them."""
+
+    world: World
+    run_dir: Path
+    task: str
+
+    def mine(self, pending: list[Any]) -> list[Any]:
+        return pending[self.world.rank :: self.world.size]
+
+    @property
+    def target(self) -> Path:
+        if self.world.size > 1:
+            return folder.shard_path(self.run_dir, self.task, self.world.rank)
+        return folder.samples_path(self.run_dir, self.task)
+
+    def gather(self, private: bool) -> bool:
+        """Wait for every rank; True on the one that then holds the whole task (rank 0)."""
+        if self.world.size == 1:
+            return True
+        barrier(self.world)
+        if not self.world.main:
+            return False
+        folder.merge_shards(self.run_dir, self.task, private)
+        return True
 
 
-def merge_shards(run_dir: Path, task: str, private: bool) -> int:
-    """Fold every shard of `task` into its samples file, each id once; returns rows added."""
-    target = folder.samples_path(run_dir, task)
-    shards = sorted(target.parent.glob(f"{task}.rank*.part"))
-    if not shards:
-        return 0
-    seen = {row["id"] for row in folder.read_samples(target)}
-    fresh = []
-    for shard in shards:
-        for row in folder.read_samples(shard):
-            if row["id"] not in seen:
-                seen.add(row["id"])
-                fresh.append(row)
-    if fresh:
-        folder.append_samples(target, fresh, private=private)
-    for shard in shards:  # only after the rows are safely in the samples file
-        shard.unlink()
-    return len(fresh)
+def share(run_dir: Path, task: str) -> Share:
+    return Share(world(), run_dir, task)

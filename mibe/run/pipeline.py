@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,14 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
-from mibe.run import parallel
+from mibe.run import batches, parallel
 from mibe.runs import folder
 from mibe.scoring import kinds
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
-
-# Short prompts share the longest batch's token budget, in at most this many times its rows: a lost
-# batch costs more to redo, and past that a GPU is kept busy anyway.
-MAX_GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -114,7 +109,10 @@ def build_requests(
     return requests, notes
 
 
-def _sample(task: Task, doc: Doc, request: Request, output: Any, parser: str, note: dict) -> dict:
+def to_sample(
+    task: Task, doc: Doc, request: Request, output: Any, parser: str, note: dict, position: dict[str, int]
+) -> dict:
+    """One samples row; `index` is the document's place in the data, so the samples alone can be re-scored."""
     row: dict[str, Any] = {"id": doc.id, "prompt": request.prompt}
     if request.continuations:
         best = max(range(len(output)), key=lambda i: output[i])
@@ -128,109 +126,55 @@ def _sample(task: Task, doc: Doc, request: Request, output: Any, parser: str, no
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = gold
     row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser)
-    row.update(note)
+    row.update(note, index=position[doc.id])
     if doc.invented:
         row["invented"] = True
     return row
 
 
-def batch_rows(costs: Sequence[int], start: int, size: int, budget: int | None) -> int:
-    """How many requests from `start` the next batch takes: `size` of them, or, under a token
-    budget, as many as fit it padded to the first one's cost (requests come longest first)."""
-    left = len(costs) - start
-    if budget is None:
-        return min(size, left)
-    return max(1, min(left, budget // max(1, costs[start]), size * MAX_GROWTH))
-
-
-def _call(backend: Backend, batch: Sequence[Request]) -> list[Any]:
-    if batch[0].continuations:
-        return backend.loglikelihood(batch)
-    return backend.generate(batch)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    # torch.OutOfMemoryError (CUDA/MPS) or the allocator's RuntimeError text; MemoryError on CPU.
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _progress(total: int, done: int, name: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, desc=name, unit="doc", file=sys.stderr, leave=True)
-
-
 def evaluate(
     p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
-    """Score one task, resuming from its samples file; returns its results.json entry (None on the
-    ranks other than 0 of a data-parallel run: rank 0 merges their shards and scores the task)."""
-    task = p.task
-    path = folder.samples_path(run_dir, task.name)
-    done = {row["id"] for row in folder.read_samples(path)}
-    w = parallel.world()
-    pending = [d for d in p.docs if d.id not in done][w.rank :: w.size]
-    out_path = parallel.shard_path(run_dir, task.name, w.rank) if w.size > 1 else path
-    parser = p.protocol["parser"]
+    """Score one task: documents -> requests -> backend -> parse -> samples -> metrics.
+
+    Resumes from the task's samples file. Returns its results.json entry (None on the ranks other
+    than 0 of a data-parallel run: rank 0 merges their shards and scores the task) and its timing."""
+    task, share = p.task, parallel.share(run_dir, p.task.name)
+    done = folder.done_ids(folder.samples_path(run_dir, task.name))
+    pending = share.mine([d for d in p.docs if d.id not in done])
     started, tokens = time.perf_counter(), 0
     if pending:
         requests, notes = build_requests(p, config, backend, pool, pending)
         position = {d.id: i for i, d in enumerate(p.docs)}
-        for doc_id, note in notes.items():
-            note["index"] = position[doc_id]  # document order, so the samples alone can be re-scored
         by_id = {d.id: d for d in pending}
-        # Longest first: an out-of-memory batch shows up at once, not after an hour.
         lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
-        requests.sort(key=lambda r: -lengths[r.doc_id])
-        bar = _progress(len(p.docs), len(done), task.name)
+        bar = batches.progress(len(p.docs), len(done), task.name)
         # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
         # samples are still flushed after each chunk, so an interrupted run resumes.
         chunk = getattr(backend, "chunk_size", None)
-        size, start = chunk or config.batch_size, 0
+        size, on_accelerator = chunk or config.batch_size, not chunk and config.device != "cpu"
         extra = p.protocol["max_new_tokens"] or 0
-        costs = [lengths[r.doc_id] + extra for r in requests]
-        # On an accelerator, --batch-size rows of the longest prompts set a token budget that
-        # shorter prompts share in larger batches. Not on a CPU: there larger batches only run
-        # slower (600 documents at batch 4 / 8 / 16: 18 / 19.5 / 23 s), so the batch stays put.
-        budget = None if chunk or not costs or config.device == "cpu" else size * costs[0]
-        while start < len(requests):
-            rows = batch_rows(costs, start, size, budget)
-            batch = requests[start : start + rows]
-            try:
-                outputs = _call(backend, batch)
-            except Exception as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                if rows == 1:
-                    raise MibeError(
-                        f"{task.name}: out of memory at batch size 1 (document {batch[0].doc_id}); "
-                        "use a smaller --dtype, a larger device, or a shorter-context model"
-                    ) from None
-                half = rows // 2  # greedy predictions do not depend on the batch size
-                size, budget = min(size, half), budget and costs[start] * half
-                bar.write(f"mibe: {task.name}: out of memory; retrying with batch size {half}")
-                continue
-            if not batch[0].continuations:
-                tokens += sum(len(backend.tokenize(o)) for o in outputs)
-            samples = [
-                _sample(task, by_id[r.doc_id], r, o, parser, notes[r.doc_id])
+        say = lambda line: bar.write(f"mibe: {task.name}: {line}")  # noqa: E731
+        for batch, outputs in batches.run(
+            backend, requests, lengths, size, on_accelerator, extra, task.name, say
+        ):
+            rows = [
+                to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
-            folder.append_samples(out_path, samples, private=task.credentialed)
-            tokens += sum(lengths[r.doc_id] for r in batch)
+            folder.append_samples(share.target, rows, private=task.credentialed)
+            tokens += sum(lengths[r.doc_id] for r in batch) + _generated(backend, batch, outputs)
             bar.update(len(batch))
-            start += len(batch)
         bar.close()
     wall = time.perf_counter() - started
     timing = {"wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1) if wall else 0.0}
-    if w.size > 1:
-        parallel.barrier(w)
-        if not w.main:
-            return None, timing
-        parallel.merge_shards(run_dir, task.name, task.credentialed)
-    return _score(p, config, path), timing
+    if not share.gather(task.credentialed):
+        return None, timing
+    return _score(p, config, folder.samples_path(run_dir, task.name)), timing
+
+
+def _generated(backend: Backend, batch: Sequence[Request], outputs: Sequence[Any]) -> int:
+    return 0 if batch[0].continuations else sum(len(backend.tokenize(o)) for o in outputs)
 
 
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:

@@ -93,17 +93,13 @@ def samples_path(run_dir: Path, task: str) -> Path:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Completed samples; a line cut short by a crash is dropped (and trimmed off the file)."""
+    """Completed samples, read only: text after the last newline (a line cut short by a crash) is
+    left out here and trimmed off only by the writer when it resumes (`done_ids`)."""
     if not path.is_file():
         return []
     data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):  # the process died mid-line: keep whole lines only
-        with path.open("r+b") as handle:
-            handle.truncate(end)
-        data = data[:end]
     rows = []
-    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+    for number, line in enumerate(data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -112,6 +108,24 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
                     f"{path}:{number}: corrupt sample line; delete it to redo that document"
                 ) from None
     return rows
+
+
+def trim_partial_line(path: Path) -> None:
+    """Resume: drop a line the process died writing, so the next append starts on a fresh line."""
+    if not path.is_file():
+        return
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if end < size:
+            handle.truncate(end)
+
+
+def done_ids(path: Path) -> set[str]:
+    """The documents a task's samples file already holds (the writer's side of resume)."""
+    trim_partial_line(path)
+    return {row["id"] for row in read_samples(path)}
 
 
 def append_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool = False) -> None:
@@ -124,6 +138,30 @@ def append_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool = F
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def shard_path(run_dir: Path, task: str, rank: int) -> Path:
+    return run_dir / "samples" / f"{task}.rank{rank}.part"
+
+
+def merge_shards(run_dir: Path, task: str, private: bool) -> int:
+    """Fold every shard of `task` into its samples file, each id once; returns rows added."""
+    target = samples_path(run_dir, task)
+    shards = sorted(target.parent.glob(f"{task}.rank*.part"))
+    if not shards:
+        return 0
+    seen = {row["id"] for row in read_samples(target)}
+    fresh = []
+    for shard in shards:
+        for row in read_samples(shard):
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                fresh.append(row)
+    if fresh:
+        append_samples(target, fresh, private=private)
+    for shard in shards:  # only after the rows are safely in the samples file
+        shard.unlink()
+    return len(fresh)
 
 
 REDACTED_KEYS = ("id", "score")

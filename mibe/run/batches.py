@@ -1,0 +1,82 @@
+"""Feed requests to the backend in batches: longest first, a token budget on accelerators, the batch
+halved on out-of-memory (greedy outputs do not depend on the batch size), progress as it goes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from mibe.types import Backend, MibeError, Request
+
+# Short prompts share the longest batch's token budget, in at most this many times its rows: a lost
+# batch costs more to redo, and past that a GPU is kept busy anyway.
+MAX_GROWTH = 8
+
+
+def batch_rows(costs: Sequence[int], start: int, size: int, budget: int | None) -> int:
+    """How many requests from `start` the next batch takes: `size` of them, or, under a token
+    budget, as many as fit it padded to the first one's cost (requests come longest first)."""
+    left = len(costs) - start
+    if budget is None:
+        return min(size, left)
+    return max(1, min(left, budget // max(1, costs[start]), size * MAX_GROWTH))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    # torch.OutOfMemoryError (CUDA/MPS) or the allocator's RuntimeError text; MemoryError on CPU.
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def progress(total: int, done: int, name: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc=name, unit="doc", file=sys.stderr, leave=True)
+
+
+def _call(backend: Backend, batch: Sequence[Request]) -> list[Any]:
+    if batch[0].continuations:
+        return backend.loglikelihood(batch)
+    return backend.generate(batch)
+
+
+def run(
+    backend: Backend,
+    requests: list[Request],
+    lengths: dict[str, int],
+    size: int,
+    budget_per_row: int | None,
+    extra: int,
+    name: str,
+    say: Callable[[str], None],
+) -> Iterator[tuple[list[Request], list[Any]]]:
+    """(batch, outputs) pairs, longest prompt first, so an out-of-memory batch shows up at once.
+
+    `budget_per_row` set (accelerators): `size` rows of the longest prompts fix a token budget
+    that shorter prompts share in larger batches. Not on a CPU, where larger batches only ran slower
+    (600 documents at batch 4 / 8 / 16: 18 / 19.5 / 23 s)."""
+    requests = sorted(requests, key=lambda r: -lengths[r.doc_id])
+    costs = [lengths[r.doc_id] + extra for r in requests]
+    budget = size * costs[0] if budget_per_row and costs else None
+    start = 0
+    while start < len(requests):
+        rows = batch_rows(costs, start, size, budget)
+        batch = requests[start : start + rows]
+        try:
+            outputs = _call(backend, batch)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if rows == 1:
+                raise MibeError(
+                    f"{name}: out of memory at batch size 1 (document {batch[0].doc_id}); "
+                    "use a smaller --dtype, a larger device, or a shorter-context model"
+                ) from None
+            half = rows // 2
+            size, budget = min(size, half), budget and costs[start] * half
+            say(f"out of memory; retrying with batch size {half}")
+            continue
+        yield batch, outputs
+        start += len(batch)
