@@ -139,20 +139,3 @@ def _longest_field(fields: Mapping[str, Any]) -> str:
     if not strings:
         raise MibeError("no text field to shorten; set `truncate:` in the task file")
     return max(strings)[1]
-
-
-def chat(tokenizer: Any, model_name: str, prompt: str, system_prompt: str | None) -> str:
-    """The prompt as one user turn (after an optional system turn) in the model's chat template."""
-    if not tokenizer.chat_template:
-        raise MibeError(f"--chat-template: {model_name} has no chat template in its tokenizer")
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def adds_special_tokens(tokenizer: Any, prompt: str) -> bool:
-    """Whether tokenising `prompt` should add the tokenizer's BOS: not when the prompt already
-    starts with it (chat templates such as LLaMA-2's "<s>[INST]" write it). Every backend
-    tokenises by this rule, so fitting counts and scored ids agree."""
-    bos = tokenizer.bos_token
-    return not (bos and prompt.startswith(bos))

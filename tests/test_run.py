@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from mibe import resources
-from mibe.run import api, batches, pipeline
+from mibe.run import api, batches
 from mibe.types import MISSING, MibeError, RunConfig
 from tests.conftest import PUBLIC, REPO, needs_public_data
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,12 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
-from mibe import lineage, prompts
-from mibe.backends import continuations
-from mibe.backends.openai import cut_at_stop  # mibe's stop rule, shared by every backend
+from mibe import lineage
+from mibe.backends import common, continuations
+from mibe.backends.common import cut_at_stop
 from mibe.types import MibeError, Request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _is_adapter(path: Path) -> bool:
-    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
-
-
-def _adapter_base(path: Path) -> str:
-    config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-    base = config.get("base_model_name_or_path")
-    if not base:
-        raise MibeError(f"{path}/adapter_config.json: no base_model_name_or_path; pass --model BASE")
-    return base
 
 
 _CACHED_PROMPTS = 16384
@@ -73,8 +60,8 @@ class HFBackend:
     ) -> None:
         path = Path(model).expanduser()
         self.adapter = adapter
-        if path.is_dir() and _is_adapter(path):
-            self.adapter, model = str(path), _adapter_base(path)
+        if path.is_dir() and common.is_adapter(path):
+            self.adapter, model = str(path), common.adapter_base(path)
         elif not path.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
             raise MibeError(f"--model {model}: no such folder; give a model folder or a hub id")
         elif not path.exists():
@@ -118,11 +105,7 @@ class HFBackend:
         self.tokenizer.padding_side = "left"
         self._ids: dict[str, tuple[int, ...]] = {}  # prompt -> ids, oldest first
         self._choice_ids: dict[tuple[str, tuple[str, ...]], list[list[int]]] = {}
-        limits = [getattr(config, "max_position_embeddings", None)]
-        if self.tokenizer.model_max_length and self.tokenizer.model_max_length < 10**7:
-            limits.append(self.tokenizer.model_max_length)
-        known = [n for n in limits if isinstance(n, int) and n > 0]
-        self.max_context: int | None = min(known) if known else None
+        self.max_context: int | None = common.context_length(config, self.tokenizer)
 
     # The model loads on first use, so --dry-run never pays for it.
     @property
@@ -169,7 +152,7 @@ class HFBackend:
         forwards ran at half speed, the cores still held by torch's spinning threads."""
         todo = [t for t in dict.fromkeys(texts) if t not in self._ids]
         for special in (True, False):
-            group = [t for t in todo if prompts.adds_special_tokens(self.tokenizer, t) == special]
+            group = [t for t in todo if common.adds_special_tokens(self.tokenizer, t) == special]
             if group:
                 found = self.tokenizer(group, add_special_tokens=special).input_ids
                 self._ids.update(zip(group, map(tuple, found), strict=True))
@@ -184,7 +167,7 @@ class HFBackend:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def chat(self, prompt: str, system_prompt: str | None) -> str:
-        return prompts.chat(self.tokenizer, self.model_name, prompt, system_prompt)
+        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt)
 
     def _left_padded(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in rows)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mibe import prompts
-from mibe.backends import continuations
+from mibe.backends import common, continuations
+from mibe.backends.common import cut_at_stop, server_stops
 from mibe.types import MibeError, Request
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -55,19 +55,6 @@ def guard(base_url: str, credentialed: Sequence[str], reason: str | None) -> dic
             '127.0.0.1, or pass --allow-remote-credentialed "<why this endpoint is allowed>"'
         )
     return {"endpoint": base_url, "tasks": sorted(credentialed), "reason": reason.strip()}
-
-
-def cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    # mibe's stop rule (as the HF backend): a stop string counts only after non-blank content.
-    lead = len(text) - len(text.lstrip())
-    cuts = [c for c in (text.find(s, lead) for s in stops) if c >= 0]
-    return text[: min(cuts)] if cuts else text
-
-
-def server_stops(stops: Sequence[str]) -> list[str]:
-    """Stops a server may apply itself: it cuts at the first match anywhere, so a stop that can
-    match inside leading blank text ("\\n\\n") is applied only afterwards, by cut_at_stop."""
-    return [s for s in stops if s and not s[0].isspace()]
 
 
 class _ByteTokenizer:
@@ -161,7 +148,7 @@ class OpenAIBackend:
     def tokenize(self, text: str) -> list[int]:
         if isinstance(self.tokenizer, _ByteTokenizer):
             return list(self.tokenizer(text).input_ids)
-        special = prompts.adds_special_tokens(self.tokenizer, text)
+        special = common.adds_special_tokens(self.tokenizer, text)
         return list(self.tokenizer(text, add_special_tokens=special).input_ids)
 
     def detokenize(self, ids: Sequence[int]) -> str:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import lineage, prompts
-from mibe.backends import continuations
-from mibe.backends.openai import cut_at_stop, server_stops
+from mibe import lineage
+from mibe.backends import common, continuations
+from mibe.backends.common import cut_at_stop, server_stops
 from mibe.types import MibeError, Request, RunConfig
 
 INSTALL = (
@@ -46,10 +45,6 @@ def _lora_request(adapter: str) -> Any:
     path = str(Path(adapter).resolve())
     # vLLM caches adapters by this id: one id per adapter folder.
     return LoRARequest(Path(path).name, int(hashlib.sha256(path.encode()).hexdigest()[:7], 16) + 1, path)
-
-
-def _adapter_config(path: Path) -> dict[str, Any]:
-    return json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
 
 
 class VLLMBackend:
@@ -100,14 +95,8 @@ class VLLMBackend:
 
         path = Path(model).expanduser()
         self.adapter = adapter
-        if (
-            path.is_dir()
-            and (path / "adapter_config.json").is_file()
-            and not (path / "config.json").is_file()
-        ):
-            self.adapter, model = str(path), _adapter_config(path).get("base_model_name_or_path") or ""
-            if not model:
-                raise MibeError(f"{path}/adapter_config.json: no base_model_name_or_path; pass --model BASE")
+        if common.is_adapter(path):
+            self.adapter, model = str(path), common.adapter_base(path)
         self.model_name, self.dtype_name, self.trust_remote_code = model, dtype, trust_remote_code
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
@@ -115,11 +104,7 @@ class VLLMBackend:
         except (OSError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise MibeError(f"--model {model}: cannot load its tokenizer and config ({first})") from None
-        limits = [getattr(self._config, "max_position_embeddings", None), max_model_len]
-        if self.tokenizer.model_max_length and self.tokenizer.model_max_length < 10**7:
-            limits.append(self.tokenizer.model_max_length)
-        known = [n for n in limits if isinstance(n, int) and n > 0]
-        self.max_context: int | None = min(known) if known else None
+        self.max_context: int | None = common.context_length(self._config, self.tokenizer, max_model_len)
         self._engine_args = {
             "model": model,
             "tokenizer": model,
@@ -137,7 +122,7 @@ class VLLMBackend:
         }
         self._lora: Any = None
         if self.adapter:
-            rank = int(_adapter_config(Path(self.adapter)).get("r", 16))
+            rank = int(common.adapter_config(Path(self.adapter)).get("r", 16))
             self._engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=max(8, rank))
             self._lora = _lora_request(self.adapter)
         self._engine: Any = None
@@ -177,11 +162,11 @@ class VLLMBackend:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def chat(self, prompt: str, system_prompt: str | None) -> str:
-        return prompts.chat(self.tokenizer, self.model_name, prompt, system_prompt)
+        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         return self.tokenizer(
-            prompt, add_special_tokens=prompts.adds_special_tokens(self.tokenizer, prompt)
+            prompt, add_special_tokens=common.adds_special_tokens(self.tokenizer, prompt)
         ).input_ids
 
     def _run(self, prompt_ids: list[list[int]], params: list[Any]) -> list[Any]:
