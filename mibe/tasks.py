@@ -91,6 +91,47 @@ def _is_local(task_file: Path, source: str) -> bool:
     return Path(source).suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
+def _answer(path: Path, answer: Any) -> tuple[str, list[str]]:
+    if not isinstance(answer, dict) or answer.get("type") not in kinds.KINDS:
+        raise _fail(path, "answer.type", f"required; one of {', '.join(kinds.ANSWER_TYPES)}")
+    _check_keys(path, "answer.", answer, {"type", "choices"})
+    choices = answer.get("choices") or []
+    if isinstance(choices, list) and any(isinstance(c, bool) for c in choices):
+        raise _fail(path, "answer.choices", "quote yes/no/true/false labels: YAML reads them as booleans")
+    if not isinstance(choices, list) or not all(isinstance(c, str) and c for c in choices):
+        raise _fail(path, "answer.choices", "a list of label strings")
+    if kinds.get(answer["type"]).labelled and len(choices) < 2:
+        raise _fail(path, "answer.choices", f"type {answer['type']} needs at least two choices")
+    if len({c.lower() for c in choices}) != len(choices):
+        raise _fail(path, "answer.choices", "labels must differ (case-insensitively)")
+    return answer["type"], choices
+
+
+def _generation(path: Path, generation: Any) -> tuple[int, list[str]]:
+    _check_keys(path, "generation.", generation, {"max_new_tokens", "stop"})
+    max_new = generation.get("max_new_tokens", 32)
+    if not isinstance(max_new, int) or max_new < 1:
+        raise _fail(path, "generation.max_new_tokens", "a positive integer")
+    stop = generation.get("stop") or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise _fail(path, "generation.stop", "a list of non-empty strings")
+    return max_new, stop
+
+
+def _metrics(path: Path, metrics: Any, answer_type: str) -> list[str]:
+    """The task's metrics: known names that fit its answer type (a choice task has no ROUGE-L)."""
+    if not isinstance(metrics, list) or not metrics:
+        raise _fail(path, "metrics", f"required list; known: {', '.join(kinds.METRICS)}")
+    kind = kinds.get(answer_type)
+    for metric in metrics:
+        if metric not in kinds.METRICS:
+            raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), kinds.METRICS)}")
+        if not kinds.fits(kind.name, metric):
+            takes = ", ".join(kind.metrics)
+            raise _fail(path, "metrics", f"'{metric}' does not fit answer type {kind.name}; it takes {takes}")
+    return metrics
+
+
 def load_task(path: str | Path) -> Task:
     path = Path(path).resolve()
     raw = _read_yaml(path)
@@ -107,37 +148,9 @@ def load_task(path: str | Path) -> Task:
         raise _fail(path, "dataset.source", "a hub id or a path relative to the task file")
     if isinstance(source, str) and _is_local(path, source):
         source = str((path.parent / source).expanduser().resolve())
-    answer = raw.get("answer")
-    if not isinstance(answer, dict) or answer.get("type") not in kinds.KINDS:
-        raise _fail(path, "answer.type", f"required; one of {', '.join(kinds.ANSWER_TYPES)}")
-    _check_keys(path, "answer.", answer, {"type", "choices"})
-    choices = answer.get("choices") or []
-    if isinstance(choices, list) and any(isinstance(c, bool) for c in choices):
-        raise _fail(path, "answer.choices", "quote yes/no/true/false labels: YAML reads them as booleans")
-    if not isinstance(choices, list) or not all(isinstance(c, str) and c for c in choices):
-        raise _fail(path, "answer.choices", "a list of label strings")
-    kind = kinds.get(answer["type"])
-    if kind.labelled and len(choices) < 2:
-        raise _fail(path, "answer.choices", f"type {answer['type']} needs at least two choices")
-    if len({c.lower() for c in choices}) != len(choices):
-        raise _fail(path, "answer.choices", "labels must differ (case-insensitively)")
-    generation = raw.get("generation") or {}
-    _check_keys(path, "generation.", generation, {"max_new_tokens", "stop"})
-    max_new = generation.get("max_new_tokens", 32)
-    if not isinstance(max_new, int) or max_new < 1:
-        raise _fail(path, "generation.max_new_tokens", "a positive integer")
-    stop = generation.get("stop") or []
-    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
-        raise _fail(path, "generation.stop", "a list of non-empty strings")
-    metrics = raw.get("metrics")
-    if not isinstance(metrics, list) or not metrics:
-        raise _fail(path, "metrics", f"required list; known: {', '.join(kinds.METRICS)}")
-    for metric in metrics:
-        if metric not in kinds.METRICS:
-            raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), kinds.METRICS)}")
-        if not kinds.fits(kind.name, metric):
-            takes = ", ".join(kind.metrics)
-            raise _fail(path, "metrics", f"'{metric}' does not fit answer type {kind.name}; it takes {takes}")
+    answer_type, choices = _answer(path, raw.get("answer"))
+    max_new, stop = _generation(path, raw.get("generation") or {})
+    metrics = _metrics(path, raw.get("metrics"), answer_type)
     version = raw.get("version", 1)
     if not isinstance(version, int):
         raise _fail(path, "version", "an integer; raise it when the task's scoring changes")
@@ -164,7 +177,7 @@ def load_task(path: str | Path) -> Task:
         template=source_text,
         template_name=template_name,
         target=str(raw.get("target", "answer")),
-        answer_type=answer["type"],
+        answer_type=answer_type,
         choices=tuple(choices),
         truncate=str(raw.get("truncate", "text")),
         max_new_tokens=max_new,

@@ -84,13 +84,8 @@ def identity(config: RunConfig) -> dict[str, Any]:
     return resolved
 
 
-def run(
-    config: RunConfig,
-    command: Sequence[str] = (),
-    backend: Backend | None = None,
-    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-) -> dict[str, Any]:
-    """Score `config.model` on `config.tasks`; returns results.json's content."""
+def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], dict[str, str]]:
+    """Tasks with their data located and read; tasks `all` found no data for are skipped (and said)."""
     chosen, explicit = tasks.resolve(config.tasks)
     data_dir = str(_demo_dir()) if config.demo and config.data_dir is None else config.data_dir
     loaded, skipped = [], {}
@@ -110,6 +105,17 @@ def run(
             prompts.doc_prompt(task.template, docset.docs[0])
         except MibeError as exc:
             raise MibeError(f"{task.path}: field 'template': {exc}") from None
+    return loaded, skipped
+
+
+def run(
+    config: RunConfig,
+    command: Sequence[str] = (),
+    backend: Backend | None = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> dict[str, Any]:
+    """Score `config.model` on `config.tasks`; returns results.json's content."""
+    loaded, skipped = load(config, say)
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     plans = [(pipeline.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
     if config.dry_run:
@@ -127,12 +133,7 @@ def run(
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
     with folder.locked(run_dir) if w.main else contextlib.nullcontext():
-        previous = resume.prepare(run_dir, run_json, config.overwrite) if w.main else None
-        if w.size > 1:
-            for p, _ in plans if w.main else ():  # shards a killed data-parallel run left behind
-                folder.merge_shards(run_dir, p.task.name, p.task.credentialed)
-            parallel.barrier(w)
-            previous = previous if w.main else folder.read_json(run_dir / "results.json")
+        previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans])
         out = previous or {
             "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -153,6 +154,18 @@ def run(
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
+
+
+def _start(w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, chosen: list) -> dict | None:
+    """Start or resume the folder on rank 0; with data-parallel ranks, fold in the shards a killed run
+    left behind and let every rank see the same previous results."""
+    previous = resume.prepare(run_dir, run_json, overwrite) if w.main else None
+    if w.size > 1:
+        for task in chosen if w.main else ():
+            folder.merge_shards(run_dir, task.name, task.credentialed)
+        parallel.barrier(w)
+        previous = previous if w.main else folder.read_json(run_dir / "results.json")
+    return previous
 
 
 def _score_task(

@@ -1,0 +1,128 @@
+"""One run folder, one reader: a rescored run and a run folder saved before the regrouping show the
+numbers of their results.json in the summary table, `mibe leaderboard`, `mibe compare` and `mibe audit`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mibe import cli
+from mibe.boards.board import build as build_board
+from mibe.runs import summary
+from tests.test_audit import scripted_run
+
+FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "v1-zero"
+
+
+def results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text(encoding="utf-8"))
+
+
+def main(*args: object) -> int:
+    return cli.main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A strict run of realistic outputs and the same run rescored with the paper's parser."""
+    tmp = tmp_path_factory.mktemp("chain")
+    scripted_run(tmp, tmp / "run")
+    assert main("rescore", tmp / "run", "--parser", "paper", "--output-dir", tmp / "paper") == 0
+    return tmp / "run", tmp / "paper"
+
+
+def values(run: Path) -> dict[tuple[str, str], float]:
+    return {
+        (task, metric): m["value"]
+        for task, entry in results(run)["tasks"].items()
+        for metric, m in entry["metrics"].items()
+        if m.get("value") is not None
+    }
+
+
+def test_the_parsers_give_different_numbers_so_the_checks_below_can_fail(pair: tuple[Path, Path]) -> None:
+    strict, paper = (values(run) for run in pair)
+    assert strict.keys() == paper.keys()
+    assert sum(abs(strict[k] - paper[k]) > 1e-6 for k in strict) >= 3
+
+
+def test_leaderboard_takes_a_rescored_run_and_shows_its_numbers(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "board.csv"
+    # Rescore records rescored_from as a mapping; the leaderboard once put it in a set (TypeError).
+    assert main("leaderboard", *pair, "--all-metrics", "--no-published", "-o", out) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert rows
+    board = build_board(list(pair), published=False, all_metrics=True, n_boot=50)
+    for run in pair:
+        want = values(run)
+        cells = {
+            (c.task, c.metric): x.row.cells[c].value
+            for section in board.sections
+            for x in section.rows
+            if x.row.run_dir == run
+            for c in section.columns
+            if c in x.row.cells and x.row.cells[c].value is not None
+        }
+        assert cells == want
+    lineage = next(x.row.lineage for s in board.sections for x in s.rows if x.row.run_dir == pair[1])
+    assert "paper parser" in lineage["rescored_from"]
+
+
+def test_compare_shows_each_runs_own_numbers(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "compare.json"
+    assert main("compare", *pair, "--format", "json", "-o", out) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    strict, paper = (values(run) for run in pair)
+    checked = 0
+    for task in report["tasks"]:
+        for m in task["metrics"]:
+            key = (task["task"], m["metric"])
+            if m["a"] is None or key not in strict:
+                continue
+            # Each run under its own parser: B is the paper-parsed run's number, never B re-parsed as A.
+            assert m["a"] == pytest.approx(strict[key], abs=1e-9), key
+            assert m["b"] == pytest.approx(paper[key], abs=1e-9), key
+            assert m["recomputed"] is None
+            checked += 1
+    assert checked >= 8
+    emrqa_f1 = next(
+        m for t in report["tasks"] if t["task"] == "emrqa" for m in t["metrics"] if m["metric"] == "f1"
+    )
+    assert emrqa_f1["a"] != pytest.approx(emrqa_f1["b"])
+
+
+def test_audit_and_summary_show_the_same_numbers(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    from mibe.runs import audit
+
+    for run, parser in zip(pair, ("strict", "paper"), strict=True):
+        report = audit.audit(run, [], examples=1)
+        want = values(run)
+        for task in report["tasks"]:
+            for metric, by_parser in task["metrics"].items():
+                assert by_parser[parser] == pytest.approx(want[task["task"], metric], abs=1e-9)
+        table = summary.table(results(run))
+        for (task, metric), value in want.items():
+            assert f"{metric}={value:.3f}" in table
+    assert main("audit", pair[1], "-o", tmp_path / "audit.md") == 0
+
+
+def test_a_run_folder_saved_before_the_regrouping_still_reads(tmp_path: Path) -> None:
+    old = tmp_path / "v1"
+    shutil.copytree(FIXTURE, old)
+    before = {p.name: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    assert results(old)["schema_version"] == 1
+    assert main("leaderboard", old, "--no-published", "--all-metrics", "-o", tmp_path / "b.md") == 0
+    assert main("compare", old, old, "--format", "json", "-o", tmp_path / "c.json") == 0
+    assert main("audit", old, "-o", tmp_path / "a.md") == 0
+    assert main("rescore", old, "--parser", "paper", "--output-dir", tmp_path / "re") == 0
+    compared = json.loads((tmp_path / "c.json").read_text())
+    assert {t["task"] for t in compared["tasks"]} == set(results(old)["tasks"])
+    assert {p.name: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before  # read, never written
+    assert set(results(tmp_path / "re")["tasks"]) == set(results(old)["tasks"])
