@@ -1,1 +1,2 @@
-"""PLACEHOLDER"""
+"""Boards: run folders (and the paper's published rows) -> leaderboard model -> table, markdown, CSV,
+HTML and plots; `mibe compare`."""
