@@ -84,9 +84,9 @@ def _top_level_nodes(html: str) -> list[tuple[str | None, str]] | None:
         if isinstance(node, NavigableString):  # text, and comments/doctypes, which are strings too
             nodes.append((None, str(node)))
         else:
-            classes = node.get("class") or [""]
-            first = classes[0] if isinstance(classes, list) else str(classes).split()[0]
-            nodes.append((first, node.get_text()))
+            classes = node.get("class")  # a list: html.parser reads class as a multi-valued attribute
+            names = classes if isinstance(classes, list) else str(classes or "").split()
+            nodes.append((names[0] if names else "", node.get_text()))
     return nodes
 
 
