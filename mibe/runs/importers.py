@@ -219,7 +219,7 @@ def _loads(path: Path, line: str, number: int) -> Any:
         return json.loads(line)
     except json.JSONDecodeError as err:
         raise MibeError(
-            f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); "
+            f"{path}:{number}: not valid JSON ({err.msg}, column {err.colno}); "
             "the file is cut off or edited, give the file the harness wrote"
         ) from None
 
@@ -259,8 +259,12 @@ def _array_rows(path: Path, text: str) -> list[tuple[int, Any]]:
     if text[end:].strip():
         line = text.count("\n", 0, end) + 1
         raise MibeError(f"{path}:{line}: text after the JSON array; give the file the harness wrote")
-    starts = _element_starts(text)
-    return [(text.count("\n", 0, start) + 1, item) for start, item in zip(starts, value, strict=True)]
+    rows, line, counted = [], 1, 0
+    for start, item in zip(_element_starts(text), value, strict=True):
+        line += text.count("\n", counted, start)  # counted piecewise: a large array stays linear
+        counted = start
+        rows.append((line, item))
+    return rows
 
 
 def _element_starts(text: str) -> list[int]:
@@ -322,26 +326,31 @@ def _need(path: Path, line: int, row: Mapping[str, Any], key: str, harness: str)
 def _logprob(path: Path, line: int, value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise MibeError(
-            f"{path}:{line}: {what} is {value!r}, not a log-likelihood; give the file the harness wrote"
+            f"{path}:{line}: {what} is {_short(value)}, not a log-likelihood; give the file the harness wrote"
         )
     try:
         number = float(value)
     except ValueError:
         raise MibeError(
-            f"{path}:{line}: {what} is {value!r}, not a number; give the file the harness wrote"
+            f"{path}:{line}: {what} is {_short(value)}, not a number; give the file the harness wrote"
         ) from None
     if math.isnan(number) or number > 0:
         raise MibeError(
-            f"{path}:{line}: {what} is {value!r}, not a log-likelihood (those are <= 0); "
+            f"{path}:{line}: {what} is {_short(value)}, not a log-likelihood (those are <= 0); "
             "give the file the harness wrote"
         )
     return number
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _id(path: Path, line: int, row: Mapping[str, Any], harness: str) -> str:
     doc_id = _need(path, line, row, "doc_id", harness)
     if isinstance(doc_id, bool) or not isinstance(doc_id, int | str) or doc_id == "":
-        raise MibeError(f"{path}:{line}: doc_id is {doc_id!r}; expected a number or a name")
+        raise MibeError(f"{path}:{line}: doc_id is {_short(doc_id)}; expected a number or a name")
     return str(doc_id)
 
 
@@ -397,7 +406,7 @@ def _lm_eval_arguments(path: Path, line: int, arguments: Any) -> list[list[Any]]
         arguments = requests
     if not isinstance(arguments, list) or not arguments or not all(isinstance(a, list) for a in arguments):
         raise MibeError(
-            f"{path}:{line}: arguments is {arguments!r}, not the requests sent; "
+            f"{path}:{line}: arguments is {_short(arguments)}, not the requests sent; "
             "give the file the harness wrote"
         )
     return arguments
@@ -427,7 +436,7 @@ def _lm_eval_generation(
     ok = isinstance(resps, list) and len(resps) == 1 and isinstance(resps[0], list)
     if not ok or len(resps[0]) != 1 or not isinstance(resps[0][0], str):
         raise MibeError(
-            f"{path}:{line}: resps is {resps!r}, not one generated text ([[text]]); "
+            f"{path}:{line}: resps is {_short(resps)}, not one generated text ([[text]]); "
             "runs with repeats > 1 or a damaged file cannot be imported"
         )
     return ImportedRow(
@@ -461,7 +470,10 @@ def _lm_eval_choices(
     for i, resp in enumerate(resps):
         # one repeat per request, each a (log-likelihood, is_greedy) pair
         if not (isinstance(resp, list) and resp and isinstance(resp[0], list | tuple) and resp[0]):
-            raise MibeError(f"{path}:{line}: resps[{i}] is {resp!r}, not [[log-likelihood, is_greedy]]")
+            raise MibeError(
+                f"{path}:{line}: resps[{i}] is {_short(resp)}, not [[log-likelihood, is_greedy]]; "
+                "give the file the harness wrote"
+            )
         logprobs.append(_logprob(path, line, resp[0][0], f"resps[{i}]"))
     return ImportedRow(
         prompt=arguments[0][0],
