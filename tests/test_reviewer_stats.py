@@ -279,3 +279,18 @@ def test_the_interval_covers_the_mean_and_widens_when_draws_disagree() -> None:
 def test_draws_refuse_mismatched_shapes(x: object) -> None:
     with pytest.raises(ValueError, match="draws"):
         draws.summarise_draws(x, {"a": _accuracy(3)})  # type: ignore[arg-type]
+
+
+def test_calibration_from_samples_rows_maps_gold_labels_to_choice_order() -> None:
+    rows = [
+        {"id": "a", "logprobs": _lp(0.85, 0.15), "gold": "yes"},
+        {"id": "b", "logprobs": _lp(0.85, 0.15), "gold": "no"},
+        {"id": "c", "logprobs": _lp(0.35, 0.65), "gold": "no"},
+        {"id": "d", "logprobs": _lp(0.25, 0.75), "gold": "no"},
+    ]
+    got = calibration.from_samples(rows, ["yes", "no"], n_boot=50, seed=1)
+    assert got == calibration.calibration([r["logprobs"] for r in rows], [0, 1, 1, 1], n_boot=50, seed=1)
+    assert got is not None and got["ece"]["value"] == pytest.approx(0.325)
+    assert calibration.from_samples([{"id": "a", "raw_output": "yes", "gold": "yes"}], ["yes", "no"]) is None
+    with pytest.raises(ValueError, match="maybe"):
+        calibration.from_samples([{"logprobs": [0.0, -1.0], "gold": "maybe"}], ["yes", "no"])

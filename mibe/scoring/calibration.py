@@ -13,7 +13,7 @@ are functions of column sums, and one bootstrap resample is one matrix product (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,3 +113,19 @@ def calibration(
         out[name] = {"value": float(stat(total)), "ci95": ci}
     out["reliability"] = reliability(total, n_bins)
     return out
+
+
+def from_samples(
+    rows: Sequence[Mapping[str, Any]], choices: Sequence[str], n_boot: int = 1000, seed: int = 1234
+) -> dict[str, Any] | None:
+    """`calibration` of a log-likelihood task's samples rows (each with `logprobs` in the task's
+    choice order and a `gold` label); None when a row has no `logprobs` (generation scoring)."""
+    if not rows or any("logprobs" not in r for r in rows):
+        return None
+    index = {c: i for i, c in enumerate(choices)}
+    unknown = sorted({str(r["gold"]) for r in rows if r["gold"] not in index})
+    if unknown:
+        raise ValueError(
+            f"calibration: gold labels {unknown} are not among the task's choices {list(choices)}"
+        )
+    return calibration([r["logprobs"] for r in rows], [index[r["gold"]] for r in rows], n_boot, seed)
