@@ -9,8 +9,8 @@ Aggregation, exactly (so that anyone can recompute it): for each criterion, a do
 is the mean of the judges' parsed scores on it (unparsable ones left out); documents where no judge's
 score parsed are left out of that criterion. The criterion's value is the mean of the document scores,
 taken in sorted document-id order. Its 95% interval is a percentile bootstrap over documents:
-`rng = numpy.random.default_rng(seed)`, `idx = rng.integers(0, n, size=(n_boot, n))` (one draw for
-every criterion, started afresh from the seed), the mean of each row of `doc_scores[idx]`, then
+`rng = numpy.random.default_rng(seed)`, `idx = rng.integers(0, n, size=(n_boot, n))` (a new generator
+for each criterion), the mean of each row of `doc_scores[idx]`, then
 `numpy.percentile(means, [2.5, 97.5])` with numpy's default (linear) interpolation.
 """
 
