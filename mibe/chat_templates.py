@@ -25,9 +25,9 @@ from mibe.types import MibeError
 SOURCES = ("training", "tokenizer", "file", "none")
 # Set by render_chat itself, or naming the conversation: never from --chat-template-kwargs.
 RESERVED_KWARGS = frozenset(
-    {"conversation", "messages", "chat_template", "tokenize", "add_generation_prompt", "continue_final_message",
-     "return_tensors", "return_dict", "return_assistant_tokens_mask", "tools", "documents", "padding",
-     "truncation", "max_length", "tokenizer_kwargs"}
+    {"conversation", "messages", "chat_template", "tokenize", "add_generation_prompt",
+     "continue_final_message", "return_tensors", "return_dict", "return_assistant_tokens_mask", "tools",
+     "documents", "padding", "truncation", "max_length", "tokenizer_kwargs"}
 )  # fmt: skip
 
 
@@ -86,7 +86,9 @@ def _from_file(choice: str) -> ChatChoice:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MibeError(f"--chat-template {choice}: cannot read it ({exc}); pass a UTF-8 Jinja file") from None
+        raise MibeError(
+            f"--chat-template {choice}: cannot read it ({exc}); pass a UTF-8 Jinja file"
+        ) from None
     if not text.strip():
         raise MibeError(f"--chat-template {choice}: the file is empty; pass a Jinja chat template")
     return ChatChoice(text, "file", template_hash(text))
@@ -129,7 +131,9 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MibeError(f"--chat-template-kwargs: not valid JSON ({exc.msg} at column {exc.colno}){example}") from None
+        raise MibeError(
+            f"--chat-template-kwargs: not valid JSON ({exc.msg} at column {exc.colno}){example}"
+        ) from None
     if not isinstance(value, dict):
         raise MibeError(f"--chat-template-kwargs: a JSON {type(value).__name__}, not an object{example}")
     taken = sorted(RESERVED_KWARGS & value.keys())

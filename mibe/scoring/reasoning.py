@@ -41,7 +41,9 @@ class _Trace:
 
 
 def _check(delimiters: Sequence[tuple[str, str]]) -> None:
-    if not delimiters or any(not (isinstance(o, str) and o and isinstance(c, str) and c) for o, c in delimiters):
+    if not delimiters or any(
+        not (isinstance(o, str) and o and isinstance(c, str) and c) for o, c in delimiters
+    ):
         raise ValueError(f"delimiters {delimiters!r}: need (open, close) pairs of non-empty strings")
 
 
@@ -111,11 +113,17 @@ def split_reasoning(
     return Reasoned(text[trace.start : trace.end].strip(), text[trace.answer :].lstrip(), False)
 
 
-def answer_offset(text: str, delimiters: Sequence[tuple[str, str]] = THINK, *, opened: bool = False) -> int | None:
+def answer_offset(
+    text: str, delimiters: Sequence[tuple[str, str]] = THINK, *, opened: bool = False
+) -> int | None:
     """Where the final answer begins in `text` (0 without a trace), None while a trace is open:
     what a streaming stop check needs to look only past the reasoning."""
     trace = _trace(text, delimiters, opened)
-    return 0 if trace is None else trace.answer
+    if trace is not None:
+        return trace.answer
+    body = text.lstrip()
+    # A tag still being written ("<thi") may yet open a trace: nothing is answer so far.
+    return None if body and any(o.startswith(body) for o, _ in delimiters) else 0
 
 
 def apply_stop_after_trace(
