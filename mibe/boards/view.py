@@ -407,7 +407,7 @@ def _confusion_table(run: int, task: str, choices: Sequence[str], rows: Sequence
     labels = [c for c in choices if c in seen] + sorted(seen - set(choices))
     head = "".join(f'<th scope="col">{escape(x)}</th>' for x in labels)
     body = []
-    for gold in labels:
+    for gold in [x for x in labels if x in counts or x in choices]:  # "missing" is never a gold
         cells = []
         for pred in labels:
             n = counts.get(gold, {}).get(pred, 0)
@@ -422,9 +422,9 @@ def _confusion_table(run: int, task: str, choices: Sequence[str], rows: Sequence
                 cells.append('<td class="zero">0</td>')
         body.append(f'<tr><th scope="row">{escape(gold)}</th>{"".join(cells)}</tr>')
     return (
-        '<table class="confusion"><caption>rows: gold, columns: predicted (click a count to list '
-        f"those documents)</caption><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}"
-        "</tbody></table>"
+        '<p class="note">Rows: gold; columns: predicted. Click a count (or press Enter on it) to list those '
+        f'documents.</p><table class="confusion"><thead><tr><th></th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
 
 
@@ -433,7 +433,7 @@ def _task_sections(runs: Sequence[ViewRun]) -> str:
     for r, run in enumerate(runs):
         entries = run.results.get("tasks") or {}
         title = f"{run.label}" if len(runs) == 1 else f"Run {'AB'[r]}: {run.label}"
-        parts.append(f"<h2>{escape(title)}</h2>")
+        parts.append(f'<h2>{escape(title)}</h2><div class="tasks">')
         for task, samples in run.samples.items():
             meta = _meta(run, task)
             entry = entries.get(task)
@@ -445,6 +445,7 @@ def _task_sections(runs: Sequence[ViewRun]) -> str:
                 f'<section class="task"><h3>{escape(task)} <small>{escape(meta["answer_type"])}, '
                 f"{len(samples)} samples</small>{tag}</h3>{body}</section>"
             )
+        parts.append("</div>")
     return "".join(parts)
 
 
@@ -623,7 +624,9 @@ table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #d5dbe3;padding:3px 6px;text-align:left;vertical-align:top}
 thead th{background:#eef2f7}table.kv th{font-weight:400;color:#4a5566;background:#fafbfc}
 table.kv td{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere;max-width:700px}
-.confusion{margin:6px 0}.confusion caption{text-align:left;font-size:12px;color:#5b6778}
+.tasks{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+section.task{border:1px solid #e1e6ec;padding:4px 10px 8px;min-width:260px;max-width:640px}
+section.task h3{margin-top:4px}.confusion{margin:4px 0}
 .confusion td{text-align:right;min-width:34px}.confusion td.cm{cursor:pointer}
 .confusion td.hit{background:#e3f1e3}.confusion td.miss{background:#fbe7e4}.confusion td.zero{color:#a9b2bd}
 .filters{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:6px 0}
@@ -655,8 +658,8 @@ function put(parent,v){if(v===undefined||v===null)return;if(!Array.isArray(v))v=
     else parent.appendChild(el('mark',null,x[0]));});}
 function plain(v){if(v===undefined||v===null)return '';if(!Array.isArray(v))return v;
   return v.map(function(x){return typeof x==='string'?x:typeof x==='number'?' ':x[0];}).join('');}
-function pred(r){return r.pl?(r.pl.join(', ')||'(no label)'):plain(r.p);}
-function gold(r){return r.gl?r.gl.join(', '):plain(r.g);}
+function pred(r){return r.pl?(r.pl.join(', ')||'(no label)'):r.x?'(not in this page)':plain(r.p);}
+function gold(r){return r.gl?r.gl.join(', '):r.x?'(not in this page)':plain(r.g);}
 function short(s){return s.length>80?s.slice(0,79)+'…':s;}
 function score(r){return r.s===null||r.s===undefined?'—':Number(r.s).toFixed(3);}
 function flags(r){var f=[];if(r.pf)f.push('parse failure');if(r.tr)f.push('prompt cut by '+r.tr+' tokens');
@@ -718,7 +721,8 @@ var samples=Table('rows','p',function(k){var r=rows[k],tr=el('tr');tr.dataset.id
 var F={},IDS=['f-run','f-task','f-outcome','f-pf','f-tr','f-em','f-rt','f-gold','f-pred','f-q'];
 function val(id){var e=$(id);return e?e.value:'';}
 function yes(v,want){return want===''||(want==='yes')===!!v;}
-function hay(r){if(r._h===undefined)r._h=[r.id,r.t,pred(r),gold(r),r.pr===undefined?'':plain(D.prompts[r.pr]),
+function hay(r){if(r._h===undefined)r._h=[r.id,r.t,(r.pl||[]).join(', '),(r.gl||[]).join(', '),
+  plain(r.p),plain(r.g),r.pr===undefined?'':plain(D.prompts[r.pr]),
   plain(r.o),plain(r.rs),plain(r.at),r.pp||'',r.ps||''].join('\n').toLowerCase();return r._h;}
 function match(r){
   if(F.run!==''&&String(r.r)!==F.run)return false;if(F.task!==''&&r.t!==F.task)return false;
