@@ -171,6 +171,7 @@ def run_b() -> ViewRun:
         ),
         ("Aspirin 81 mg daily", "span", "81 mg", ["81 mg"]),
         ("Aspirin", "span", "", []),
+        ("  A whole summary.\n", "text", "A whole summary.", []),  # the whole output: nothing to mark
     ],
 )
 def test_highlight_marks_the_first_occurrence_of_the_prediction(
@@ -461,3 +462,9 @@ def test_thousands_of_samples_are_drawn_a_page_at_a_time(tmp_path: Path) -> None
     assert got["second"] == [f"pubmedqa/n{i}" for i in range(100, 200)]
     assert got["count"] == "2500" and got["wrong"] == str(sum(1 for i in range(2500) if i % 3 == 0))
     assert got["in_dom"] == 100
+
+
+def test_a_prediction_that_is_the_whole_output_is_stored_once() -> None:
+    rows = {r["id"]: r for r in page_data([run_a()], [], show=True)["rows"]}
+    assert rows["c0"]["po"] == 1 and "p" not in rows["c0"] and rows["c0"]["o"] == "SECRET-OUTPUT-c0"
+    assert rows["e0"]["p"] == "SECRET-PRED-e0" and "po" not in rows["e0"]

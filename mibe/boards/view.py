@@ -171,7 +171,10 @@ def highlight(raw: str, answer_type: str, prediction: Any) -> list[tuple[int, in
     elif answer_type == "multi_label":
         labels = [str(x) for x in prediction or ()]
     else:
-        labels = [_text(prediction).strip()]
+        # A prediction that is the whole output (text tasks, the paper's parser) is not marked: a
+        # highlight over everything says nothing.
+        whole = _text(prediction).strip() == raw.strip()
+        labels = [] if whole else [_text(prediction).strip()]
     found = [_find(raw, x, whole_word=answer_type == "letter") for x in labels]
     spans = sorted(s for s in found if s is not None)
     merged: list[tuple[int, int]] = []
@@ -277,7 +280,11 @@ def _row(
         return out
     if kind not in LABEL_TYPES:
         if "prediction" in row:
-            out["p"] = clip(_text(row["prediction"]), TEXT_LIMIT)
+            pred = _text(row["prediction"])
+            if "raw_output" in row and pred.strip() == _text(row["raw_output"]).strip():
+                out["po"] = 1  # the prediction is the output: stored once
+            else:
+                out["p"] = clip(pred, TEXT_LIMIT)
         if "gold" in row:
             out["g"] = clip(_text(row["gold"]), TEXT_LIMIT)
     if "prompt" in row:
@@ -658,7 +665,7 @@ function put(parent,v){if(v===undefined||v===null)return;if(!Array.isArray(v))v=
     else parent.appendChild(el('mark',null,x[0]));});}
 function plain(v){if(v===undefined||v===null)return '';if(!Array.isArray(v))return v;
   return v.map(function(x){return typeof x==='string'?x:typeof x==='number'?' ':x[0];}).join('');}
-function pred(r){return r.pl?(r.pl.join(', ')||'(no label)'):r.x?'(not in this page)':plain(r.p);}
+function pred(r){return r.pl?(r.pl.join(', ')||'(no label)'):r.x?'(not in this page)':plain(r.po?r.o:r.p);}
 function gold(r){return r.gl?r.gl.join(', '):r.x?'(not in this page)':plain(r.g);}
 function short(s){return s.length>80?s.slice(0,79)+'…':s;}
 function score(r){return r.s===null||r.s===undefined?'—':Number(r.s).toFixed(3);}
@@ -677,6 +684,7 @@ function detail(r,withPrompt){
   field(dl,'score',function(dd){dd.textContent=score(r);});
   if(r.pl||r.p!==undefined)field(dl,'prediction',function(dd){
     dd.appendChild(r.pl?el('span',null,pred(r)):pre(r.p));});
+  if(r.po)field(dl,'prediction',function(dd){dd.textContent='the raw output (below), whole';});
   if(r.gl||r.g!==undefined)field(dl,'gold',function(dd){dd.appendChild(r.gl?el('span',null,gold(r)):pre(r.g));});
   if(flags(r))field(dl,'flags',function(dd){dd.textContent=flags(r);});
   if(r.pp!==undefined)field(dl,'parsers',function(dd){dd.textContent='paper: '+r.pp+'  ·  strict: '+r.ps;});
