@@ -34,6 +34,7 @@ SCORE_TOLERANCE = 1e-9
 PROMPT_LIMIT = 4_000  # characters of a prompt kept: half from the head, half from the tail
 TEXT_LIMIT = 6_000  # the same for outputs, reasoning, and the golds and predictions of text tasks
 N_BOOT = 1000
+PAGE_ROWS = 100  # rows drawn at once: the DOM stays small whatever the number of samples
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,7 @@ def page_data(runs: Sequence[ViewRun], diffs: Sequence[TaskDiff], show: bool) ->
         "rows": rows,
         "diffs": pairs,
         "reasoning_flag": any("rt" in row for row in rows),
+        "page": PAGE_ROWS,
     }
 
 
@@ -397,8 +399,7 @@ def _protocol(protocol: Mapping[str, Any]) -> str:
 
 
 def confusion(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
-    """gold -> predicted -> count of a single-label task; labels outside `choices` (e.g. "missing")
-    after them."""
+    """gold -> predicted -> count of a single-label task's samples (predictions include "missing")."""
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
         if "gold" in row and "prediction" in row:
@@ -548,8 +549,9 @@ def _table(ident: str, heads: Sequence[str], pager: str) -> str:
     return (
         f'<p class="status" id="{ident}-status" aria-live="polite"></p>'
         f'<table class="rows" id="{ident}"><thead><tr>{cells}</tr></thead><tbody></tbody></table>'
-        f'<div class="pager"><button type="button" id="{pager}-prev">previous {100}</button> '
-        f'<span id="{pager}-info"></span> <button type="button" id="{pager}-next">next {100}</button></div>'
+        f'<div class="pager"><button type="button" id="{pager}-prev">previous {PAGE_ROWS}</button> '
+        f'<span id="{pager}-info"></span> '
+        f'<button type="button" id="{pager}-next">next {PAGE_ROWS}</button></div>'
     )
 
 
@@ -653,7 +655,7 @@ JS = r"""
 (function(){
 'use strict';
 var D=JSON.parse(document.getElementById('mibe-data').textContent);
-var rows=D.rows,two=D.runs.length>1,PAGE=100,pin=null;
+var rows=D.rows,two=D.runs.length>1,PAGE=D.page,pin=null;
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;
   if(text!==undefined&&text!==null)e.textContent=String(text);return e;}
