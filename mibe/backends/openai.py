@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -196,6 +196,10 @@ class OpenAIBackend:
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(items))))
         try:
             futures = [pool.submit(fn, item) for item in items]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure ends the batch at once
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                raise failed.exception()  # type: ignore[misc]
             return [f.result() for f in futures]
         except BaseException:
             self.http.abort()
