@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -270,6 +271,41 @@ def test_user_and_password_in_the_url_are_refused(serve: Callable[..., Server], 
     assert said.startswith("--base-url http://***@127.0.0.1:") and "--api-key-env" in said, said
     assert "secret" not in said and "u:p" not in said
     assert server.seen == []  # refused before any request
+
+
+def test_https_checks_the_certificate_against_the_name_while_connecting_to_the_pinned_address(
+    serve: Callable[..., Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a self-signed certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make = [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+    ]
+    make += ["-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(make, check=True, capture_output=True)
+    server = serve()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted as the only authority
+    port = server.httpd.server_address[1]
+    backend = endpoint.OpenAIBackend("m", f"https://localhost:{port}/v1", credentialed=("mednli",))
+    assert set(backend.http.addresses) <= {"127.0.0.1", "::1"}
+    assert backend.generate([Request("d1", "abc", 4)]) == ["yes"]
+    with pytest.raises(MibeError) as info:  # the certificate names localhost, not the address
+        endpoint.OpenAIBackend("m", f"https://127.0.0.1:{port}/v1")
+    assert "certificate is not accepted (IP address mismatch" in one_line(info)
+    assert len(server.seen) == 2  # the refused one was not retried: one GET, one POST in all
 
 
 # ---- 3. redirects are not followed: the API key stays with the server it was meant for ------------

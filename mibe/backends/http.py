@@ -17,6 +17,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -233,7 +234,12 @@ class Endpoint:
                 failure, again = exc, exc.retry
             except TimeoutError:
                 failure, again = _Attempt(f"no reply for {self.idle_timeout:g} s", True), True
-            except OSError as exc:  # refused, reset, unreachable; TLS failures too
+            except ssl.SSLCertVerificationError as exc:  # the same certificate next time
+                failure, again = (
+                    _Attempt(f"the server's certificate is not accepted ({exc.verify_message})", False),
+                    False,
+                )
+            except OSError as exc:  # refused, reset, unreachable
                 if cancelled.is_set():
                     raise Cancelled(url) from None
                 failure, again = _Attempt(f"cannot reach the server ({exc})", True), True
