@@ -231,24 +231,18 @@ class Endpoint:
             try:
                 return self._once("GET" if data is None else "POST", url, path, data, limit)
             except _Attempt as exc:
-                failure, again = exc, exc.retry
+                failure = exc
             except TimeoutError:
-                failure, again = _Attempt(f"no reply for {self.idle_timeout:g} s", True), True
+                failure = _Attempt(f"no reply for {self.idle_timeout:g} s", True)
             except ssl.SSLCertVerificationError as exc:  # the same certificate next time
-                failure, again = (
-                    _Attempt(f"the server's certificate is not accepted ({exc.verify_message})", False),
-                    False,
-                )
+                failure = _Attempt(f"the server's certificate is not accepted ({exc.verify_message})", False)
             except OSError as exc:  # refused, reset, unreachable
-                if cancelled.is_set():
-                    raise Cancelled(url) from None
-                failure, again = _Attempt(f"cannot reach the server ({exc})", True), True
+                failure = _Attempt(f"cannot reach the server ({exc})", True)
             except http.client.HTTPException as exc:
-                failure, again = (
-                    _Attempt(f"not a valid HTTP reply ({type(exc).__name__}: {exc})", False),
-                    False,
-                )
-            if not again or attempt == attempts - 1:
+                failure = _Attempt(f"not a valid HTTP reply ({type(exc).__name__}: {exc})", False)
+            if cancelled.is_set():  # the failure is abort()'s doing: say nothing, retry nothing
+                raise Cancelled(url)
+            if not failure.retry or attempt == attempts - 1:
                 raise MibeError(self._final(url, failure, attempt + 1)) from None
             # Exponential backoff with jitter, so many clients do not retry in lockstep.
             delay = min(30.0, 2**attempt) * (0.5 + random.random() / 2)
