@@ -104,7 +104,8 @@ FLAWS = [
         "lisinopril",
         "other",
     ),
-    ("emrqa", "metformin 500 mg", "metformin 500 mg", "metformin 500 mg", "metformin 500 mg", None),
+    # No character repeats, so the paper's F1 of an exact answer is 1 too: the parsers agree.
+    ("emrqa", "heparin 5 mg", "heparin 5 mg", "heparin 5 mg", "heparin 5 mg", None),
 ]
 TASKS = list(dict.fromkeys(row[0] for row in FLAWS))
 CREDENTIALED = ("mednli", "emrqa")

@@ -55,7 +55,9 @@ def imported(tree: ast.AST, here: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("mibe")]
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mibe"):
-            if node.module == "mibe":  # `from mibe import data, tasks`: each name is a module (or __version__)
+            if (
+                node.module == "mibe"
+            ):  # `from mibe import data, tasks`: each name is a module (or __version__)
                 found += [(node.lineno, f"mibe.{a.name}") for a in node.names if a.name != "__version__"]
             else:
                 found.append((node.lineno, node.module))
@@ -91,9 +93,10 @@ def test_functions_fit_on_a_screen(path: Path) -> None:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             lines = node.end_lineno - node.lineno + 1
-            argparse_table = sum(
-                1 for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "add_argument"
-            ) > 5
+            argparse_table = (
+                sum(1 for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "add_argument")
+                > 5
+            )
             if lines > LONGEST and not argparse_table:
                 long.append(f"{node.name} ({lines} lines)")
     assert not long, f"{path.name}: {long}"

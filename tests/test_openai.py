@@ -104,7 +104,7 @@ def flaky() -> str:
 
 def test_retries_on_429_and_5xx_then_answers(flaky: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIBE_TEST_KEY", "secret")
-    monkeypatch.setattr(endpoint.time, "sleep", lambda s: None)  # the backoff itself is not under test
+    monkeypatch.setattr(endpoint.http.time, "sleep", lambda s: None)  # the backoff itself is not under test
     _Flaky.script, _Flaky.seen = [429, 503, 500], []
     backend = endpoint.OpenAIBackend("m", flaky, api_key_env="MIBE_TEST_KEY", max_concurrency=2)
     assert backend.max_context == 64
@@ -114,7 +114,7 @@ def test_retries_on_429_and_5xx_then_answers(flaky: str, monkeypatch: pytest.Mon
 
 
 def test_a_client_error_is_not_retried(flaky: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint.time, "sleep", lambda s: None)
+    monkeypatch.setattr(endpoint.http.time, "sleep", lambda s: None)
     _Flaky.script, _Flaky.seen = [400, 200], []
     backend = endpoint.OpenAIBackend("m", flaky)
     with pytest.raises(MibeError, match="HTTP 400"):

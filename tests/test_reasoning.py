@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mibe import chat_templates as ct
-from mibe.backends.openai import cut_at_stop
+from mibe.backends import chat as ct
+from mibe.backends.common import cut_at_stop
 from mibe.prompts import template_hash
 from mibe.scoring.reasoning import (
     Reasoned,

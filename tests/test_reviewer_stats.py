@@ -10,8 +10,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, f1_score
 from statsmodels.stats.multitest import multipletests
 
-from mibe import metrics, stats
-from mibe.scoring import calibration, draws, multiplicity
+from mibe.scoring import calibration, draws, kinds, multiplicity, stats
 
 # ---------------------------------------------------------------- Holm
 
@@ -249,7 +248,7 @@ def test_one_draw_is_the_ordinary_document_bootstrap_of_a_run() -> None:
     preds = [g if rng.uniform() < 0.6 else "b" for g in golds]
     x = np.array([[float(g == p)] for g, p in zip(golds, preds, strict=True)])
     got = draws.summarise_draws([x], {"accuracy": _accuracy(60)}, n_boot=400, seed=21)["accuracy"]
-    run = metrics.score_task("choice", ["accuracy"], golds, preds, ["a", "b", "c"], "strict", 21, 400)
+    run = kinds.score_task("choice", ["accuracy"], golds, preds, ["a", "b", "c"], "strict", 21, 400)
     assert list(got.ci95) == pytest.approx(run["metrics"]["accuracy"]["ci95"], abs=1e-15)
     assert got.sd is None and got.values == (run["metrics"]["accuracy"]["value"],)
 

@@ -108,7 +108,7 @@ def test_audit_and_summary_show_the_same_numbers(pair: tuple[Path, Path], tmp_pa
             for metric, by_parser in task["metrics"].items():
                 assert by_parser[parser] == pytest.approx(want[task["task"], metric], abs=1e-9)
         table = summary.table(results(run))
-        for (task, metric), value in want.items():
+        for (_task, metric), value in want.items():
             assert f"{metric}={value:.3f}" in table
     assert main("audit", pair[1], "-o", tmp_path / "audit.md") == 0
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mibe import stats
 from mibe.boards.view import (
     PROMPT_LIMIT,
     ViewRun,
@@ -30,7 +29,8 @@ from mibe.boards.view import (
     page_data,
     render_view,
 )
-from mibe.parsing import parse
+from mibe.scoring import stats
+from mibe.scoring.kinds import parse
 from mibe.types import MibeError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

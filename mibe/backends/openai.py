@@ -7,54 +7,60 @@ the model); otherwise lengths are counted in UTF-8 bytes, which never undercount
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import os
-import random
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mibe.backends import common, continuations
+from mibe.backends import common, continuations, http
 from mibe.backends.common import cut_at_stop, server_stops
+from mibe.backends.http import RETRY_STATUS  # noqa: F401 (re-exported: the retry policy lives in http)
 from mibe.types import MibeError, Request
 
-RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+REPLY_SLACK = 64 * 1024  # bytes a reply may hold beyond what was asked for (ids, usage, headers of JSON)
+MODELS_REPLY_BYTES = 16 * 1024 * 1024  # a hosted API lists hundreds of models
 
 
 def is_loopback(url: str) -> bool:
-    """True only for an address on this machine's loopback interface; names are never resolved."""
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
+    """True only when the URL's host is a loopback address; a name is never resolved here (the backend
+    resolves it once and hands the addresses to `guard`)."""
+    return http.is_loopback_address(urlsplit(url).hostname or "")
 
 
-def guard(base_url: str, credentialed: Sequence[str], reason: str | None) -> dict[str, Any] | None:
+def guard(
+    base_url: str, credentialed: Sequence[str], reason: str | None, addresses: Sequence[str] = ()
+) -> dict[str, Any] | None:
     """Refuse, before any request, to send credentialed tasks to an endpoint off this machine.
 
-    Returns the override to record in results.json when the user named a reason, else None.
+    `addresses`: what the URL's host name resolved to; every one must be loopback (an address in the
+    URL is checked itself). Returns the override to record in results.json when the user named a
+    reason, else None.
     """
-    if not credentialed or is_loopback(base_url):
+    if not credentialed:
         return None
-    if not (reason or "").strip():
-        raise MibeError(
-            f"--base-url {base_url}: not a loopback address, and {', '.join(sorted(credentialed))} "
-            "hold credentialed data (PhysioNet DUA: never sent to a remote API); serve the model on "
-            '127.0.0.1, or pass --allow-remote-credentialed "<why this endpoint is allowed>"'
+    if (reason or "").strip():
+        return {"endpoint": base_url, "tasks": sorted(credentialed), "reason": reason.strip()}
+    host = urlsplit(base_url).hostname or ""
+    found = [host] if http.is_address(host) else list(addresses)
+    if found and all(http.is_loopback_address(a) for a in found):
+        return None
+    if http.is_address(host) or not host:
+        where = "not a loopback address"
+    else:
+        where = (
+            f"{host} resolves to {', '.join(found)}, not only to loopback"
+            if found
+            else (f"{host} does not resolve to a loopback address here")
         )
-    return {"endpoint": base_url, "tasks": sorted(credentialed), "reason": reason.strip()}
+    raise MibeError(
+        f"--base-url {base_url}: {where}, and {', '.join(sorted(credentialed))} "
+        "hold credentialed data (PhysioNet DUA: never sent to a remote API); serve the model on "
+        '127.0.0.1, or pass --allow-remote-credentialed "<why this endpoint is allowed>"'
+    )
 
 
 class _ByteTokenizer:
@@ -78,6 +84,37 @@ def _local_tokenizer(model: str, trust_remote_code: bool) -> Any:
     return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def choices(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """A completion reply's choices in index order; ValueError says what is wrong with the reply."""
+    found = reply.get("choices")
+    if not isinstance(found, list):
+        error = reply.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        raise ValueError(
+            f"the server answered an error: {message}" if message else "no 'choices' in the reply"
+        )
+    if not found:
+        raise ValueError("the reply has no choices ('choices': [])")
+    if not all(isinstance(c, dict) for c in found):
+        raise ValueError("a choice in the reply is not an object")
+    return sorted(found, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
+
+
+def choice_text(choice: dict[str, Any], chat: bool) -> str:
+    """The generated text of one choice (null content, e.g. a refusal, is empty text)."""
+    holder, key = (choice.get("message"), "content") if chat else (choice, "text")
+    if not isinstance(holder, dict) or key not in holder:
+        raise ValueError(f"the first choice has no {'message.content' if chat else 'text'}")
+    text = holder[key]
+    if not isinstance(text, str | None):
+        raise ValueError(f"the first choice's {key} is {type(text).__name__}, not text")
+    return text or ""
+
+
 class OpenAIBackend:
     def __init__(
         self,
@@ -85,64 +122,95 @@ class OpenAIBackend:
         base_url: str,
         api_key_env: str | None = None,
         max_concurrency: int = 8,
-        timeout: float = 600.0,
+        request_timeout: float = 120.0,
         retries: int = 6,
         credentialed: Sequence[str] = (),
         allow_remote_credentialed: str | None = None,
         trust_remote_code: bool = False,
+        say: Callable[[str], None] = _stderr,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.override = guard(self.base_url, credentialed, allow_remote_credentialed)  # before any request
-        if urlsplit(self.base_url).scheme not in ("http", "https"):
-            raise MibeError(f"--base-url {base_url}: expected http(s)://HOST:PORT/v1")
-        self.model_name, self.timeout, self.retries = model, timeout, retries
-        self.max_concurrency = max(1, max_concurrency)
-        self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
+        parts = http.split(self.base_url)  # user:password and non-http URLs are refused before a lookup
+        self.model_name, self.retries, self.say = model, retries, say
+        if request_timeout <= 0:
+            raise MibeError(f"--request-timeout {request_timeout:g}: must be a positive number of seconds")
         key_name = api_key_env or "OPENAI_API_KEY"
         self.api_key = os.environ.get(key_name)
         if api_key_env and not self.api_key:
             raise MibeError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        # Resolved once: the guard judges, and every request connects to, these very addresses.
+        addresses: tuple[str, ...] = ()
+        try:
+            addresses = http.resolve(parts.hostname or "", parts.port)
+        except OSError as exc:
+            unresolved = exc
+        self.override = guard(self.base_url, credentialed, allow_remote_credentialed, addresses)
+        if not addresses:
+            raise MibeError(
+                f"--base-url {self.base_url}: cannot reach the server ({parts.hostname} does not resolve: "
+                f"{unresolved}); start it or fix --base-url"
+            ) from None
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        self.http = http.Endpoint(self.base_url, addresses, request_timeout, headers, say)
+        self.max_concurrency = max(1, max_concurrency)
+        self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
         self.tokenizer = _local_tokenizer(model, trust_remote_code) or _ByteTokenizer()
+        # Bytes one token can hold at most (the tokenizer's longest piece), to bound what is kept.
+        vocab = getattr(self.tokenizer, "get_vocab", dict)()
+        self.token_bytes = max((len(t.encode("utf-8")) for t in vocab), default=64)
+        self.capped_replies = 0  # replies holding more than the tokens asked for, cut to that
+        self._capped_lock = threading.Lock()
         self._chats: dict[str, list[dict[str, str]]] = {}
         served = self._models()
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
 
     # ---- HTTP -------------------------------------------------------------------------------------
-    def _post(self, route: str, body: dict[str, Any] | None, retries: int | None = None) -> dict[str, Any]:
-        url = f"{self.base_url}/{route}"
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        data = None if body is None else json.dumps(body).encode()
-        attempts = (self.retries if retries is None else retries) + 1
-        for attempt in range(attempts):
-            request = urllib.request.Request(url, data=data, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", errors="replace")[:300]
-                if exc.code not in RETRY_STATUS or attempt == attempts - 1:
-                    raise MibeError(f"{url}: HTTP {exc.code}: {' '.join(detail.split())}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == attempts - 1:
-                    why = getattr(exc, "reason", exc)
-                    raise MibeError(
-                        f"--base-url {self.base_url}: cannot reach the server ({why}); start it or fix "
-                        "--base-url"
-                    ) from None
-            # Exponential backoff with jitter, so many clients do not retry in lockstep.
-            time.sleep(min(30.0, 2**attempt) * (0.5 + random.random() / 2))
-        raise AssertionError("unreachable")
+    def _post(self, route: str, body: dict[str, Any], limit: int) -> dict[str, Any]:
+        return self.http.call(route, body, limit, self.retries)
 
     def _models(self) -> list[dict[str, Any]]:
-        reply = self._post("models", None, retries=1)
-        return [m for m in reply.get("data", []) if isinstance(m, dict)]
+        data = self.http.call("models", None, MODELS_REPLY_BYTES, retries=1, quiet=True).get("data")
+        return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
     def _map(self, fn: Any, items: Sequence[Any]) -> list[Any]:
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(items)))) as pool:
-            return list(pool.map(fn, items))
+        """fn over items on worker threads. On Ctrl-C (or any failure) the requests in flight are cut
+        and the queued ones dropped, so the main thread returns at once and no worker keeps the
+        process alive; the samples of batches already answered are on disk."""
+        self.http.restart()
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(items))))
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure ends the batch at once
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                raise failed.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+        except BaseException:
+            self.http.abort()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _cap(self, text: str, request: Request) -> str:
+        """At most the bytes max_new_tokens tokens can hold: a server that ignores max_tokens does not
+        get a longer answer scored (nor stored). Counted, and said once."""
+        limit = request.max_new_tokens * self.token_bytes
+        data = text.encode("utf-8")
+        if len(data) <= limit:
+            return text
+        with self._capped_lock:
+            self.capped_replies += 1
+            first = self.capped_replies == 1
+        if first:
+            self.say(
+                f"mibe: {self.base_url}: the reply for document {request.doc_id} is longer than the "
+                f"{request.max_new_tokens} tokens asked for (the server ignores max_tokens?); kept the "
+                f"first {limit} bytes; such replies are counted in capped_replies"
+            )
+        return data[:limit].decode("utf-8", errors="ignore")
 
     # ---- the Backend protocol -------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -177,13 +245,17 @@ class OpenAIBackend:
         if stops:
             common["stop"] = stops
         messages = self._chats.get(request.prompt)
-        if messages is not None:
-            reply = self._post("chat/completions", {**common, "messages": messages})
-            text = reply["choices"][0]["message"].get("content") or ""
+        if messages is None:
+            route, body = "completions", {**common, "prompt": self._prompt(request.prompt)}
         else:
-            reply = self._post("completions", {**common, "prompt": self._prompt(request.prompt)})
-            text = reply["choices"][0].get("text") or ""
-        return cut_at_stop(text, request.stop)
+            route, body = "chat/completions", {**common, "messages": messages}
+        # What a reply may hold: the tokens asked for, JSON-escaped (<= 6 bytes a byte), plus slack.
+        reply = self._post(route, body, REPLY_SLACK + 6 * request.max_new_tokens * self.token_bytes)
+        try:
+            text = choice_text(choices(reply)[0], chat=messages is not None)
+        except ValueError as exc:
+            raise MibeError(f"{self.base_url}/{route}: {exc}") from None
+        return cut_at_stop(self._cap(text, request), request.stop)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
         return self._map(self._one, requests)
@@ -202,23 +274,36 @@ class OpenAIBackend:
             context = self.tokenize(request.prompt)
             (tails,) = continuations.choice_ids(self.tokenize, self.tokenizer, [request], [context])
             sent, lengths = [context + t for t in tails], [len(t) for t in tails]
-        reply = self._post("completions", {**body, "prompt": sent})
-        choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
-        if len(choices) != len(sent) or any(not c.get("logprobs") for c in choices):
+        # Each echoed token: its text twice (tokens, top_logprobs), JSON-escaped, a log-prob, an offset.
+        units = sum(len(p) for p in sent)
+        reply = self._post(
+            "completions", {**body, "prompt": sent}, REPLY_SLACK + units * (256 + 12 * self.token_bytes)
+        )
+        try:
+            found = choices(reply)
+        except ValueError as exc:
+            raise MibeError(f"{self.base_url}/completions: {exc}") from None
+        return self._pick(request, sent, lengths, found)
+
+    def _pick(
+        self, request: Request, sent: list[Any], lengths: list[int], found: list[dict[str, Any]]
+    ) -> list[float]:
+        """Each continuation's summed log-prob from the echoed prompt log-probs."""
+        if len(found) != len(sent) or any(not isinstance(c.get("logprobs"), dict) for c in found):
             raise MibeError(
                 f"{self.base_url}: the server returned no prompt log-probs (echo + logprobs); "
                 "use --scoring generate with this endpoint"
             )
         scores = []
-        for prompt, length, choice in zip(sent, lengths, choices, strict=True):
+        for prompt, length, choice in zip(sent, lengths, found, strict=True):
             logprobs = choice["logprobs"]
-            values = logprobs["token_logprobs"]  # the prompt's tokens, then the one generated
+            values = logprobs.get("token_logprobs") or []  # the prompt's tokens, then the one generated
             if isinstance(prompt, str):
-                start, offsets = len(request.prompt), logprobs["text_offset"]
+                start, offsets = len(request.prompt), logprobs.get("text_offset") or []
                 picked = [v for v, at in zip(values, offsets, strict=False) if start <= at < len(prompt)]
             else:
                 picked = values[len(prompt) - length : len(prompt)]
-            if not picked or any(v is None for v in picked):
+            if not picked or any(not isinstance(v, int | float) for v in picked):
                 raise MibeError(f"{self.base_url}: incomplete prompt log-probs for document {request.doc_id}")
             scores.append(float(sum(picked)))
         return scores

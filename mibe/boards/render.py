@@ -276,8 +276,3 @@ def csv_text(board: Board) -> str:
                     }
                 )
     return buffer.getvalue()
-
-
-# Until this module moves into the mibe/boards/ package: lets `mibe.boards.view` (a file in that folder)
-# import beside it.
-__path__ = [str(__import__("pathlib").Path(__file__).with_suffix(""))]

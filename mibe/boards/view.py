@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from mibe import stats
-from mibe.parsing import parse
+from mibe.scoring import stats
+from mibe.scoring.kinds import parse
 from mibe.types import MISSING, MibeError
 
 LABEL_TYPES = ("choice", "letter", "multi_label")

@@ -67,12 +67,11 @@ def _multi_kind(out: str, choices: tuple[str, ...], paper: tuple, strict: tuple)
 def _span_kind(paper: str, strict: str, gold: Any) -> str | None:
     from mibe.scoring.metrics import span_scores
 
-    strict_scores = span_scores(gold, strict, "strict")
-    if paper == strict and span_scores(gold, paper, "paper") == strict_scores:
-        return None
-    if span_scores(gold, strict, "paper") != strict_scores:
-        return "character-set F1"
-    return "other"  # the strict parser kept the first line or unwrapped quotes
+    if paper != strict:
+        return "other"  # the strict parser kept the first line or unwrapped quotes
+    if span_scores(gold, paper, "paper") != span_scores(gold, strict, "strict"):
+        return "character-set F1"  # one answer, two scores: only the F1 rule differs
+    return None
 
 
 def classify(text: str, answer_type: str, choices: tuple[str, ...], gold: Any = None) -> str | None:

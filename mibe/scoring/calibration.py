@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mibe import stats
+from mibe.scoring import stats
 
 N_BINS = 10
 
@@ -100,7 +100,7 @@ def calibration(
     """{"n", "bins", "ece": {"value", "ci95"}, "brier": {"value", "ci95"}, "reliability": [...]}.
 
     The intervals are percentile 95% intervals over `n_boot` document resamples drawn as
-    `mibe.stats.resample_sums` draws them with `seed`; None with no documents.
+    `mibe.scoring.stats.resample_sums` draws them with `seed`; None with no documents.
     """
     x, n = doc_statistics(logprobs, gold, n_bins)
     out: dict[str, Any] = {"n": n, "bins": n_bins}

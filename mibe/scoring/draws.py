@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mibe import stats
+from mibe.scoring import stats
 
 Stat = stats.Stat  # column sums (..., d) -> metric (...)
 

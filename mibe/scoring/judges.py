@@ -33,7 +33,7 @@ import krippendorff
 import numpy as np
 from scipy.stats import spearmanr
 
-from mibe import stats
+from mibe.scoring import stats
 from mibe.types import MibeError
 
 JUDGE_PROMPT_VERSION = 1

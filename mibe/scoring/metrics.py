@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from mibe.scoring import paper
+from mibe.scoring.chunks import entities
 from mibe.types import MISSING
 
 ENTITY_CLASSES = frozenset({"problem", "treatment", "test", "drug"})
@@ -42,10 +44,8 @@ def _div(num: Any, den: Any) -> np.ndarray:
     return np.divide(num, den, out=out, where=den != 0)
 
 
-def _span_tokens(text: str, parser: str) -> list[str]:
+def _span_tokens(text: str) -> list[str]:
     kept = "".join(ch for ch in _text(text).lower() if ch not in _PUNCT)
-    if parser == "paper":  # the paper joins the kept characters with spaces: a token is a character
-        return " ".join(kept).split()
     return re.sub(r"\b(a|an|the)\b", " ", kept).split()  # SQuAD v1.1's normalisation
 
 
@@ -60,15 +60,13 @@ def _overlap_f1(common: int, n_pred: int, n_gold: int) -> float:
 
 def span_scores(gold: Any, pred: Any, parser: str) -> tuple[float, float]:
     """(exact_match, f1) of one answer; the best over alternatives when gold is a tuple."""
+    if parser == "paper":
+        return paper.emrqa_paper_scores(gold, pred)
     best = (0.0, 0.0)
     for g in gold if isinstance(gold, tuple) else (gold,):
-        pt, gt = _span_tokens(pred, parser), _span_tokens(g, parser)
-        if parser == "paper":  # F1 over character *sets*: the paper's quirk
-            common, n_pred, n_gold = len(set(pt) & set(gt)), len(set(pt)), len(set(gt))
-        else:
-            common = sum((Counter(pt) & Counter(gt)).values())
-            n_pred, n_gold = len(pt), len(gt)
-        score = (float(pt == gt), _overlap_f1(common, n_pred, n_gold))
+        pt, gt = _span_tokens(pred), _span_tokens(g)
+        common = sum((Counter(pt) & Counter(gt)).values())
+        score = (float(pt == gt), _overlap_f1(common, len(pt), len(gt)))
         best = (max(best[0], score[0]), max(best[1], score[1]))
     return best
 
@@ -150,22 +148,10 @@ def align_tags(gold_tokens: Sequence[str], pred_tokens: Sequence[str], pred_tags
     return out
 
 
-def entities(tags: Sequence[str]) -> set[tuple[str, int, int]]:
-    """Chunks as seqeval's default get_entities reads BIO tags, stray I- included."""
-    chunks, prev_tag, prev_type, begin = set(), "O", "", 0
-    for i, chunk in enumerate([*tags, "O"]):
-        tag, type_ = chunk[0], chunk[1:].split("-", maxsplit=1)[-1] or "_"
-        switch = prev_type != type_
-        if (prev_tag in "BI" and tag in "BO") or (prev_tag != "O" and switch):
-            chunks.add((prev_type, begin, i - 1))
-        if tag == "B" or (prev_tag == "O" and tag == "I") or (tag != "O" and switch):
-            begin = i
-        prev_tag, prev_type = tag, type_
-    return chunks
-
-
-def entity_counts(gold: Any, pred: Any) -> tuple[int, int, int]:
+def entity_counts(gold: Any, pred: Any, parser: str = "strict") -> tuple[int, int, int]:
     """(true positives, predicted entities, gold entities) of one tagged sentence."""
+    if parser == "paper":
+        return paper.i2b2_paper_counts(gold, pred)
     gold_tokens, gold_tags = tag_tokens(_text(gold))
     pred_tags = align_tags(gold_tokens, *tag_tokens(_text(pred)))
     true, found = entities(gold_tags), entities(pred_tags)
@@ -250,8 +236,12 @@ def span_score(gold: Any, pred: Any, parser: str) -> float:
 
 
 def entity_score(gold: Any, pred: Any, parser: str) -> float:
-    counts = entity_counts(gold, pred)
-    return 1.0 if counts[1] == counts[2] == 0 else float(_prf(np.array(counts))[2])
+    counts = entity_counts(gold, pred, parser)
+    if counts[1] == counts[2] == 0:
+        # Nothing to find and nothing found is right; the paper's walk can also count nothing on a
+        # document that has entities (an output shifted by "Output: "): that one scores 0.
+        return float(not entities(tag_tokens(_text(gold))[1]))
+    return float(_prf(np.array(counts))[2])
 
 
 def text_score(gold: Any, pred: Any, parser: str) -> float:
@@ -340,7 +330,8 @@ def span_stats(
 def entity_stats(
     golds: Sequence[Any], preds: Sequence[Any], labels: Sequence[str], parser: str, **_: Any
 ) -> Stats:
-    x = np.array([entity_counts(g, p) for g, p in zip(golds, preds, strict=True)], dtype=float).reshape(-1, 3)
+    x = np.array([entity_counts(g, p, parser) for g, p in zip(golds, preds, strict=True)], dtype=float)
+    x = x.reshape(-1, 3)
     prf = {"entity_precision": 0, "entity_recall": 1, "entity_f1": 2}
     return x, {name: (lambda s, i=i: _prf(s)[i]) for name, i in prf.items()}, {}
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from mibe.metrics import entities
+from mibe.scoring.chunks import entities
 from mibe.types import MISSING
 
 ENTITY_CLASSES = frozenset({"problem", "treatment", "test", "drug"})

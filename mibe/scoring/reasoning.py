@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-from mibe.backends.openai import cut_at_stop
+from mibe.backends.common import cut_at_stop
 
 THINK: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
 

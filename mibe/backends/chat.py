@@ -19,8 +19,13 @@ from typing import Any
 from jinja2 import TemplateError
 
 from mibe.lineage import FILE
-from mibe.prompts import template_hash
 from mibe.types import MibeError
+
+
+def template_hash(text: str) -> str:
+    """16 hex characters of SHA-256: the same hash task templates get, so the two read alike."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
 
 SOURCES = ("training", "tokenizer", "file", "none")
 # Set by render_chat itself, or naming the conversation: never from --chat-template-kwargs.
