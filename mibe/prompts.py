@@ -52,8 +52,9 @@ def template_hash(source: str) -> str:
 
 
 def gold_text(gold: str | tuple[str, ...]) -> str:
-    """How a gold answer is written after a shot's prompt (HoC: `;`-separated, as its prompt asks)."""
-    return "; ".join(gold) if isinstance(gold, tuple) else str(gold)
+    """How a gold answer is written after a shot's prompt: HoC's hallmarks joined by ";" with no space,
+    exactly as the published rows write them."""
+    return ";".join(gold) if isinstance(gold, tuple) else str(gold)
 
 
 def shot_answer(doc) -> str:

@@ -91,10 +91,10 @@ def _is_local(task_file: Path, source: str) -> bool:
     return Path(source).suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
-def _answer(path: Path, answer: Any) -> tuple[str, list[str]]:
+def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
     if not isinstance(answer, dict) or answer.get("type") not in kinds.KINDS:
         raise _fail(path, "answer.type", f"required; one of {', '.join(kinds.ANSWER_TYPES)}")
-    _check_keys(path, "answer.", answer, {"type", "choices"})
+    _check_keys(path, "answer.", answer, {"type", "choices", "paper_match"})
     choices = answer.get("choices") or []
     if isinstance(choices, list) and any(isinstance(c, bool) for c in choices):
         raise _fail(path, "answer.choices", "quote yes/no/true/false labels: YAML reads them as booleans")
@@ -104,7 +104,10 @@ def _answer(path: Path, answer: Any) -> tuple[str, list[str]]:
         raise _fail(path, "answer.choices", f"type {answer['type']} needs at least two choices")
     if len({c.lower() for c in choices}) != len(choices):
         raise _fail(path, "answer.choices", "labels must differ (case-insensitively)")
-    return answer["type"], choices
+    match = answer.get("paper_match", "first")
+    if match not in kinds.PAPER_MATCHES:
+        raise _fail(path, "answer.paper_match", f"one of {', '.join(kinds.PAPER_MATCHES)}")
+    return answer["type"], choices, match
 
 
 def _generation(path: Path, generation: Any) -> tuple[int, list[str]]:
@@ -148,7 +151,7 @@ def load_task(path: str | Path) -> Task:
         raise _fail(path, "dataset.source", "a hub id or a path relative to the task file")
     if isinstance(source, str) and _is_local(path, source):
         source = str((path.parent / source).expanduser().resolve())
-    answer_type, choices = _answer(path, raw.get("answer"))
+    answer_type, choices, paper_match = _answer(path, raw.get("answer"))
     max_new, stop = _generation(path, raw.get("generation") or {})
     metrics = _metrics(path, raw.get("metrics"), answer_type)
     version = raw.get("version", 1)
@@ -178,6 +181,7 @@ def load_task(path: str | Path) -> Task:
         template_name=template_name,
         target=str(raw.get("target", "answer")),
         answer_type=answer_type,
+        paper_match=paper_match,
         choices=tuple(choices),
         truncate=str(raw.get("truncate", "text")),
         max_new_tokens=max_new,

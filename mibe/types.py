@@ -45,6 +45,7 @@ class Task:
     hook: Path | None  # same-stem .py beside the task file
     file_hash: str
     template_hash: str
+    paper_match: str = "first"  # the paper's label rule: first in list order, or exactly one (DDI)
 
 
 @dataclass(frozen=True)

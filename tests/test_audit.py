@@ -14,7 +14,6 @@ from mibe import tasks
 from mibe.run import api
 from mibe.runs import audit
 from mibe.scoring import kinds
-from mibe.scoring.kinds import parse
 from mibe.types import MISSING, Request, RunConfig
 from tests.conftest import PUBLIC, needs_public_data
 
@@ -125,9 +124,9 @@ def test_paper_reproduces_strict_fixes_audit_names(
     name: str, output: str, gold, paper, strict, kind: str | None
 ) -> None:
     t = task(name)
-    assert parse(output, t.answer_type, t.choices, "paper").value == paper
-    assert parse(output, t.answer_type, t.choices, "strict").value == strict
-    assert audit.classify(output, t.answer_type, t.choices, gold) == kind
+    assert kinds.parse_for(t, output, "paper").value == paper
+    assert kinds.parse_for(t, output, "strict").value == strict
+    assert audit.classify(output, t, gold) == kind
     if kind not in (None, "other"):  # the flaw costs the paper, or strict gets the gold right
         paper_score = kinds.doc_score(t.answer_type, gold, paper, "paper")
         strict_score = kinds.doc_score(t.answer_type, gold, strict, "strict")

@@ -48,6 +48,7 @@ KEY_FIELDS = (
     "shots",
     "scoring",
     "parser",
+    "scorer_version",
     "chat_template",
     "system_prompt",
     "max_new_tokens",

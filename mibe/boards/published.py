@@ -32,6 +32,15 @@ def _published_data(text: str) -> str:
     return f"hub:{text}" if "/" in text and " " not in text else f"paper:{text}"
 
 
+def _scorer(task: str) -> int:
+    """The paper's numbers are matched by the scorer that reproduces its scripts today."""
+    from mibe import tasks
+    from mibe.scoring import kinds
+
+    path = tasks.builtin_paths().get(task)
+    return kinds.scorer_version(tasks.load_task(path).answer_type, "paper") if path else 1
+
+
 def published_rows(path: Path | None = None) -> list[Row]:
     from mibe import resources
 
@@ -45,7 +54,11 @@ def published_rows(path: Path | None = None) -> list[Row]:
     models = [c for c in (table[0].keys() if table else ()) if c not in fixed]
     rows = [Row(m, True, False, {"source": PUBLISHED_SOURCE, "protocol": "paper"}, None) for m in models]
     for line in table:
-        protocol = {**PAPER_PROTOCOL, "data": _published_data(line["data"])}
+        protocol = {
+            **PAPER_PROTOCOL,
+            "data": _published_data(line["data"]),
+            "scorer_version": _scorer(line["task"]),
+        }
         column = Column(line["task"], line["metric"], protocol_key(line["task"], protocol))
         note = f"published as {line['paper_dataset']} {line['paper_metric']}"
         for row in rows:

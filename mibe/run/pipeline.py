@@ -64,6 +64,9 @@ def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -
         "fewshot_seed": config.seed if config.num_fewshot else None,
         "scoring": scoring,
         "parser": config.resolved_parser if scoring == "generate" else "argmax-loglikelihood",
+        "scorer_version": kinds.scorer_version(task.answer_type, config.resolved_parser)
+        if scoring == "generate"
+        else 1,
         "chat_template": chat_hash(backend, config),
         "system_prompt": config.system_prompt if config.chat_template else None,
         "max_new_tokens": max_new if scoring == "generate" else None,
@@ -119,7 +122,7 @@ def to_sample(
         value: Any = task.choices[best]
         row.update(raw_output=value, logprobs=output, parse_failed=False)
     else:
-        parsed = kinds.parse(output, task.answer_type, task.choices, parser)
+        parsed = kinds.parse_for(task, output, parser, doc.gold)
         value = parsed.value
         row.update(raw_output=output, parse_failed=parsed.failed)
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
@@ -204,6 +207,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     total = len(p.docset.docs)
     return {
         "protocol": p.protocol,
+        "answer_type": task.answer_type,
         "n": len(rows),
         "n_skipped_rows": p.docset.n_skipped,
         "first_skipped_row": p.docset.first_problem,

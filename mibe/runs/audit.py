@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.types import MISSING, MibeError
+from mibe.types import MISSING, MibeError, Task
 
 KINDS = (
     "substring inside a word",  # PubMedQA: "I cannot tell" reads as "no"
@@ -74,11 +74,12 @@ def _span_kind(paper: str, strict: str, gold: Any) -> str | None:
     return None
 
 
-def classify(text: str, answer_type: str, choices: tuple[str, ...], gold: Any = None) -> str | None:
+def classify(text: str, task: Task, gold: Any = None) -> str | None:
     """The kind of disagreement between the paper and strict parsers on one output; None if none."""
-    paper = parse_value(text, answer_type, choices, "paper")
-    strict = parse_value(text, answer_type, choices, "strict")
-    return _kind(text.strip(), answer_type, choices, gold, paper, strict)
+    from mibe.scoring.kinds import parse_for
+
+    paper, strict = (parse_for(task, text, p, gold).value for p in ("paper", "strict"))
+    return _kind(text.strip(), task.answer_type, task.choices, gold, paper, strict)
 
 
 def _kind(out: str, answer_type: str, choices: tuple, gold: Any, paper: Any, strict: Any) -> str | None:
@@ -116,14 +117,14 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
     if entry["protocol"].get("scoring") == "loglikelihood":
         report["note"] = "scored by log-likelihood: no generated output to parse"
         return report
-    if task.answer_type in ("entities", "text"):
+    if task.answer_type == "text":
         report["note"] = "both parsers read the stripped output: nothing can differ"
         return report
     golds = [value(r["gold"]) for r in saved.rows]
     preds: dict[str, list] = {"paper": [], "strict": []}
     for row, gold in zip(saved.rows, golds, strict=True):
         text = row["raw_output"]
-        paper, strict = (parse_value(text, task.answer_type, task.choices, p) for p in ("paper", "strict"))
+        paper, strict = (kinds.parse_for(task, text, p, gold).value for p in ("paper", "strict"))
         preds["paper"].append(paper)
         preds["strict"].append(strict)
         kind = _kind(text.strip(), task.answer_type, task.choices, gold, paper, strict)

@@ -14,7 +14,8 @@ from typing import Any
 
 from mibe.types import MibeError
 
-SCHEMA_VERSION = 1
+# 2: protocols carry `scorer_version`, task entries `answer_type` (older folders still read).
+SCHEMA_VERSION = 2
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 

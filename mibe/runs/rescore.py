@@ -30,7 +30,7 @@ def rescore_task(
         return carried, saved.rows, "scored by log-likelihood: nothing to re-parse, carried over unchanged"
     rows = []
     for row in saved.rows:
-        parsed = kinds.parse(row["raw_output"], task.answer_type, task.choices, parser)
+        parsed = kinds.parse_for(task, row["raw_output"], parser, value(row["gold"]))
         pred = list(parsed.value) if isinstance(parsed.value, tuple) else parsed.value
         score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser)
         rows.append({**row, "parse_failed": parsed.failed, "prediction": pred, "score": score})
@@ -61,9 +61,11 @@ def rescore_task(
             "the run's data was not found, so intervals resample the samples file's order "
             "(values as the run's up to float rounding; intervals may differ slightly)"
         )
+    version = kinds.scorer_version(task.answer_type, parser)
     new = {
         **entry,
-        "protocol": {**protocol, "parser": parser},
+        "answer_type": task.answer_type,
+        "protocol": {**protocol, "parser": parser, "scorer_version": version},
         "parse_failures": sum(1 for r in rows if r["parse_failed"]),
         "rescored_from": origin_note,
         "metrics": {m: kept.get(m) or scored["metrics"][m] for m in names},

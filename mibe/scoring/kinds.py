@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from mibe.scoring import metrics, parsing, stats
-from mibe.types import PARSERS, Prediction
+from mibe.types import PARSERS, Prediction, Task
 
-Parse = Callable[[str, tuple[str, ...], bool], Prediction]
+Parse = Callable[[str, tuple[str, ...], bool, str], Prediction]
 DocScore = Callable[[Any, Any, str], float]
 
 
@@ -99,12 +99,35 @@ def from_metrics(metric_names: Sequence[str], predictions: Sequence[Any]) -> str
     return "multi_label" if any(isinstance(p, list | tuple) for p in predictions) else "choice"
 
 
-def parse(text: str, kind: str, choices: tuple[str, ...], parser: str) -> Prediction:
+PAPER_MATCHES = ("first", "exactly_one")  # how the paper's scripts pick one label (task file key)
+# The scorer's version per (kind, parser): raised whenever a rule changes a score, so numbers scored
+# before and after never share a leaderboard column. Paper v2: emrQA's F1 over the full character
+# counts, i2b2's alignment walk with spaCy's tokenizer, HoC's empty-on-empty not a parse failure.
+SCORER_VERSIONS = {("span", "paper"): 2, ("entities", "paper"): 2, ("multi_label", "paper"): 2}
+
+
+def scorer_version(kind: str, parser: str) -> int:
+    return SCORER_VERSIONS.get((kind, parser), 1)
+
+
+def parse(
+    text: str, kind: str, choices: tuple[str, ...], parser: str, paper_match: str = "first"
+) -> Prediction:
     """Read one generated output as a prediction of `kind` over the task's `choices`."""
     if parser not in PARSERS:
         raise ValueError(f"unknown parser {parser!r}; expected one of {PARSERS}")
     # Both parsers start from the stripped output (the paper's scripts call .strip() first).
-    return get(kind).parse(text.strip(), choices, parser == "paper")
+    return get(kind).parse(text.strip(), choices, parser == "paper", paper_match)
+
+
+def parse_for(task: Task, text: str, parser: str, gold: Any = None) -> Prediction:
+    """A task's output read by `parser`, with the task's own paper rule. Given the gold, an empty
+    multi-label answer to an empty gold is no parse failure under the paper's scripts (they compare
+    two empty label vectors and move on)."""
+    parsed = parse(text, task.answer_type, task.choices, parser, task.paper_match)
+    if parsed.failed and parser == "paper" and task.answer_type == "multi_label" and gold == ():
+        return Prediction(parsed.value, failed=False)
+    return parsed
 
 
 def doc_score(kind: str, gold: Any, pred: Any, parser: str) -> float:

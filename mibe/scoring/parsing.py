@@ -46,13 +46,13 @@ _QUOTES = "\"'`“”‘’"
 _WORD = re.compile(r"\w")
 
 
-def parse_label(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+def parse_label(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
     """One label of a closed set (kind `choice`)."""
     if not paper:
         label = _strict_label(out, choices)
-    elif _is_ddi(choices):
-        # DDI2013 in the paper: case-sensitive, and only if exactly one of the label strings
-        # occurs ("DDI-interaction" contains "DDI-int" and so reads as DDI-int).
+    elif match == "exactly_one":
+        # DDI2013 in the paper (its task file says `paper_match: exactly_one`): case-sensitive, and
+        # only if exactly one label string occurs ("DDI-interaction" contains "DDI-int": DDI-int).
         present = [c for c in choices if c in out]
         label = present[0] if len(present) == 1 else MISSING
     else:
@@ -64,7 +64,7 @@ def parse_label(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
     return Prediction(label, failed=label == MISSING)
 
 
-def parse_letter(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+def parse_letter(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
     """One option letter (kind `letter`)."""
     if paper:
         # MedQA / MedMCQA in the paper: first choice, in list order, occurring as a
@@ -78,7 +78,7 @@ def parse_letter(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
     return Prediction(label, failed=label == MISSING)
 
 
-def parse_labels(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+def parse_labels(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
     """Every label named (kind `multi_label`)."""
     if paper:
         # HoC in the paper: case-sensitive substring test per hallmark, so "Inducing
@@ -90,21 +90,15 @@ def parse_labels(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
     return Prediction(names, failed=not names)
 
 
-def parse_span(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+def parse_span(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
     """A text segment (kind `span`): the paper keeps the whole output, strict its first line."""
     value = out if paper else _strict_span(out)
     return Prediction(value, failed=not value)
 
 
-def parse_text(out: str, choices: tuple[str, ...], paper: bool) -> Prediction:
+def parse_text(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
     """Free text and tagged text (kinds `text`, `entities`): both parsers read the output as it is."""
     return Prediction(out, failed=not out)
-
-
-def _is_ddi(choices: tuple[str, ...]) -> bool:
-    # The signature carries no task name, so DDI2013 (whose paper rule differs from the other
-    # "choice" tasks) is recognised by its label set: every label starts with "DDI-".
-    return bool(choices) and all(c.startswith("DDI-") for c in choices)
 
 
 @lru_cache(maxsize=128)
