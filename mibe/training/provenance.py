@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__
-from mibe.runs import folder
+from mibe.runs import folder as run_folder  # `folder` is the parameter name below
 
 FILE = "mibe_training.json"
 SCHEMA_VERSION = 1
@@ -47,7 +47,7 @@ def start(
     return {
         "schema_version": SCHEMA_VERSION,
         "mibe_version": __version__,
-        "git_commit": folder.git_commit(),
+        "git_commit": run_folder.git_commit(),
         "command": command,
         "kind": kind,
         "complete": False,
@@ -77,4 +77,4 @@ def lineage_line(doc: dict[str, Any]) -> str:
 
 
 def write(folder: str | Path, doc: dict[str, Any]) -> None:
-    folder.write_json_atomic(Path(folder) / FILE, doc)
+    run_folder.write_json_atomic(Path(folder) / FILE, doc)
