@@ -3,13 +3,16 @@ each as segments of prompt and response text, then token ids with response-only 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mibe.training import conversations, sources
 from mibe.training import recipe as recipes
-from mibe.types import MibeError
+from mibe.types import Doc, MibeError, Task
+
+if TYPE_CHECKING:  # mibe.data is imported where a task is trained on, as before, not with this module
+    from mibe.data import DocSet, Location
 
 Example = dict[str, Any]  # segments, the prompt text (for the guard) and every text (for the guard)
 
@@ -36,13 +39,8 @@ def chat_template(setting: str, tokenizer: Any) -> tuple[str | None, str]:
     return path.read_text(encoding="utf-8"), str(path)
 
 
-def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path):
-    """Rows of every data source, as examples; (examples, manifest, skipped, first problem)."""
-    if template is None:
-        raise MibeError(
-            "chat_template none: instruction rows need a chat template; use auto or a .jinja file"
-        )
-    listed = recipe["data"] if isinstance(recipe["data"], list) else [recipe["data"]]
+def _renderer(tokenizer: Any, template: str) -> Callable[[Sequence[dict[str, str]], bool], str]:
+    """The chat template applied as text, the shape `conversations.chat_segments` renders with."""
 
     def render(messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:
         return tokenizer.apply_chat_template(
@@ -52,6 +50,17 @@ def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, c
             add_generation_prompt=add_generation_prompt,
         )
 
+    return render
+
+
+def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path):
+    """Rows of every data source, as examples; (examples, manifest, skipped, first problem)."""
+    if template is None:
+        raise MibeError(
+            "chat_template none: instruction rows need a chat template; use auto or a .jinja file"
+        )
+    listed = recipe["data"] if isinstance(recipe["data"], list) else [recipe["data"]]
+    render = _renderer(tokenizer, template)
     examples: list[Example] = []
     manifest, skipped, first = [], 0, None
     for number, spec in enumerate(listed):
@@ -78,16 +87,10 @@ def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, c
     return examples, manifest, skipped, first
 
 
-def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, say):
-    """A MIBE task's training documents rendered with its own template, answered with its gold text.
+def _task_docs(task: Task, recipe: dict[str, Any]) -> tuple[DocSet, Location]:
+    """The task's training documents and where they were read; (docset, location)."""
+    from mibe import data
 
-    The prompt is exactly what `mibe run` sends for the document (zero-shot, the task's template,
-    the document text shortened the same way when it is too long); the answer is written as a
-    few-shot block writes it. Returns (task, examples, manifest, skipped, first problem, location).
-    """
-    from mibe import data, prompts, tasks
-
-    (task,), _ = tasks.resolve([recipe["task"]])
     where, split = recipe.get("data"), recipe["split"]
     how = f"pass --data PATH (a file of {task.name} training rows, or a folder with {split}.jsonl/.csv/...)"
     try:
@@ -99,11 +102,17 @@ def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, 
             raise MibeError(f"--data {where}: no such file or folder; {how}")
         docset = data.load_docs(task, location, split)
     except data.NoData as exc:
+        # Its advice names `mibe run` flags; training takes --data instead.
         reason = str(exc).split("; point mibe")[0]
         raise MibeError(f"no '{split}' training rows: {reason}; {how}") from None
     if not docset.docs:
         raise MibeError(f"{location.where}: no usable {task.name} rows ({docset.first_problem})")
-    budget = recipe["max_length"]
+    return docset, location
+
+
+def _task_example(task: Task, doc: Doc, template: str | None, tokenizer: Any, budget: int) -> Example:
+    """One document as `mibe run` prompts it zero-shot, answered as a few-shot block answers it."""
+    from mibe import prompts
 
     def count(text: str) -> int:
         return len(tokenizer(text).input_ids)
@@ -111,35 +120,47 @@ def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, 
     def detokenize(ids: Sequence[int]) -> str:
         return tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    examples: list[Example] = []
-    for doc in docset.docs:
-        answer = prompts.shot_answer(doc)
-        room = budget - len(tokenizer(" " + answer, add_special_tokens=False).input_ids) - 2
-        prompt, _ = prompts.fit(
-            task.template, doc, [], task.truncate, count, lambda t: tokenizer(t).input_ids, detokenize, room
-        )
-        if template is None:
-            segments = conversations.plain_segments(prompt, answer)
-        else:
-            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    answer = prompts.shot_answer(doc)
+    # The document is shortened so that the prompt and the whole answer fit in max_length.
+    room = budget - len(tokenizer(" " + answer, add_special_tokens=False).input_ids) - 2
+    prompt, _ = prompts.fit(
+        task.template, doc, [], task.truncate, count, lambda t: tokenizer(t).input_ids, detokenize, room
+    )
+    if template is None:
+        segments = conversations.plain_segments(prompt, answer)
+    else:
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        segments = conversations.chat_segments(messages, _renderer(tokenizer, template))
+    return {"segments": segments, "prompt": prompt, "texts": [prompt, answer]}
 
-            def render(m: Sequence[dict[str, str]], gen: bool) -> str:
-                return tokenizer.apply_chat_template(
-                    list(m), chat_template=template, tokenize=False, add_generation_prompt=gen
-                )
 
-            segments = conversations.chat_segments(messages, render)
-        examples.append({"segments": segments, "prompt": prompt, "texts": [prompt, answer]})
-    manifest = {
+def _task_manifest(task: Task, docset: DocSet, split: str) -> dict[str, Any]:
+    """What the provenance file records of the task data: the task file, its source and fingerprint."""
+    return {
         "task": task.name,
         "task_file": str(task.path),
         "task_file_hash": task.file_hash,
         "template_hash": task.template_hash,
         "source": docset.source,
-        "split": recipe["split"],
+        "split": split,
         "fingerprint": docset.fingerprint,
         "documents": len(docset.docs),
     }
+
+
+def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, say):
+    """A MIBE task's training documents rendered with its own template, answered with its gold text.
+
+    The prompt is exactly what `mibe run` sends for the document (zero-shot, the task's template,
+    the document text shortened the same way when it is too long); the answer is written as a
+    few-shot block writes it. Returns (task, examples, manifest, skipped, first problem, location).
+    """
+    from mibe import tasks
+
+    (task,), _ = tasks.resolve([recipe["task"]])
+    docset, location = _task_docs(task, recipe)
+    examples = [_task_example(task, doc, template, tokenizer, recipe["max_length"]) for doc in docset.docs]
+    manifest = _task_manifest(task, docset, recipe["split"])
     say(f"mibe: {task.name}: {len(docset.docs)} training documents from {docset.source}")
     return task, examples, manifest, docset.n_skipped, docset.first_problem, location
 

@@ -133,45 +133,35 @@ def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: 
     )
 
 
-def run(
-    kind: str,
-    recipe: dict[str, Any],
-    recipe_file: dict[str, Any],
-    command: list[str],
-    overwrite: bool = False,
-    say=lambda line: print(line, file=sys.stderr, flush=True),
-) -> Path:
-    """Train as the recipe says; returns the output folder (a model `mibe run --model` takes)."""
-    out = Path(recipe["output_dir"]).expanduser().resolve()
+def _pin_model(recipe: dict[str, Any]) -> None:
+    """Refuse a local-looking model path that is missing; make a local folder's path absolute."""
     local = Path(recipe["model"]).expanduser()
     if not local.exists() and recipe["model"].startswith((".", "/", "~")):
         raise MibeError(f"model {recipe['model']}: no such folder; give a model folder or a hub id")
     if local.is_dir():  # an adapter's base and the lineage must not depend on the folder we ran in
         recipe["model"] = str(local.resolve())
-    identity = recipes.identity(recipe)
-    state, previous = trainer.folder_state(out, identity, overwrite, say)
-    if state == "done" and previous is not None:
-        if recipe["merge"] and not previous.get("output", {}).get("merged"):
-            trainer.merge(out, recipe, say)
-            previous["output"] = {"adapter": False, "merged": True}
-            provenance.write(out / "adapter", {**previous, "output": {"adapter": True, "merged": False}})
-            provenance.write(out, previous)
-        chain = provenance.lineage_line(previous)
-        say(f"mibe: {out} already holds this finished run ({chain}); nothing to do")
-        return out
+
+
+def _finish_done(out: Path, recipe: dict[str, Any], previous: dict[str, Any], say) -> None:
+    """A finished run is not trained again; only a merge asked for since is done now."""
+    if recipe["merge"] and not previous.get("output", {}).get("merged"):
+        trainer.merge(out, recipe, say)
+        previous["output"] = {"adapter": False, "merged": True}
+        provenance.write(out / "adapter", {**previous, "output": {"adapter": True, "merged": False}})
+        provenance.write(out, previous)
+    chain = provenance.lineage_line(previous)
+    say(f"mibe: {out} already holds this finished run ({chain}); nothing to do")
+
+
+def _quiet_progress_bars() -> None:
     import datasets
-    from transformers import PrinterCallback, Trainer
     from transformers.utils import logging as hf_logging
 
     datasets.disable_progress_bars()  # mibe prints one line per stage and owns the training bar
     hf_logging.disable_progress_bar()
 
-    used, why = trainer.precision(recipe["precision"])
-    ds_arg, ds_config, ds_file = trainer.deepspeed_config(recipe["deepspeed"])
-    args = trainer.training_arguments(recipe, out, used, ds_arg)
-    main = args.process_index == 0
-    say = say if main else (lambda line: None)
-    tokenizer = trainer.load_tokenizer(recipe)
+
+def _prepare(kind: str, recipe: dict[str, Any], tokenizer: Any, args: Any, say) -> Prepared:
     # Rank 0 tokenises and packs first; the other ranks (every node) then read its cache.
     with args.main_process_first(local=False, desc="preparing the training data"):
         cache = trainer.cache_root(recipe)
@@ -180,48 +170,64 @@ def run(
             data.tokens_per_step = trainer.tokens_per_step(recipe, args.world_size)
         else:
             data = _instruction_data(kind, recipe, tokenizer, cache, say)
-    if (
-        state == "resume"
-        and previous
-        and previous.get("data", {}).get("identity") != data.manifest["identity"]
-    ):
+    return data
+
+
+def _check_same_data(out: Path, previous: dict[str, Any] | None, data: Prepared) -> None:
+    """Resuming on other data would mix two runs under one provenance file."""
+    if previous and previous.get("data", {}).get("identity") != data.manifest["identity"]:
         raise MibeError(
             f"{out}: the training data changed since this run started; --overwrite to start again"
         )
-    if data.template is not None:
-        tokenizer.chat_template = data.template  # saved with every checkpoint: `mibe run --chat-template`
-    doc = provenance.start(kind, recipe, recipe_file, command, identity)
-    if previous:
-        doc["timing"] = previous.get("timing", doc["timing"])
-        doc["progress"] = previous.get("progress", {})
-    doc.update(
-        data=data.manifest,
-        contamination=data.contamination,
-        deepspeed={"file": ds_file, "config": ds_config} if ds_config else None,
-        chat_template={"source": data.template_source, "sha256": _digest(data.template)[7:]}
+
+
+def _hyperparameters(recipe: dict[str, Any], used: str, why: str, args: Any) -> dict[str, Any]:
+    """What the provenance file records of the optimisation: the recipe's settings and what ran."""
+    return {
+        "precision": used,
+        "precision_note": why,
+        "device": str(args.device),
+        "world_size": args.world_size,
+        "effective_batch": recipe["batch_size"] * recipe["gradient_accumulation"] * args.world_size,
+        "optimizer": f"AdamW (betas {recipe['adam_beta1']}, {recipe['adam_beta2']})",
+        **{k: recipe[k] for k in ("learning_rate", "weight_decay", "lr_scheduler", "warmup_ratio", "epochs")},
+        **{k: recipe[k] for k in ("max_steps", "batch_size", "gradient_accumulation", "lora", "seed")},
+    }
+
+
+def _sections(
+    data: Prepared, ds_file: Any, ds_config: Any, hyperparameters: dict[str, Any]
+) -> dict[str, Any]:
+    """The provenance sections known once the data is prepared, in the file's order."""
+    return {
+        "data": data.manifest,
+        "contamination": data.contamination,
+        "deepspeed": {"file": ds_file, "config": ds_config} if ds_config else None,
+        "chat_template": {"source": data.template_source, "sha256": _digest(data.template)[7:]}
         if data.template
         else None,
-        hyperparameters={
-            "precision": used,
-            "precision_note": why,
-            "device": str(args.device),
-            "world_size": args.world_size,
-            "effective_batch": recipe["batch_size"] * recipe["gradient_accumulation"] * args.world_size,
-            "optimizer": f"AdamW (betas {recipe['adam_beta1']}, {recipe['adam_beta2']})",
-            **{
-                k: recipe[k]
-                for k in ("learning_rate", "weight_decay", "lr_scheduler", "warmup_ratio", "epochs")
-            },
-            **{k: recipe[k] for k in ("max_steps", "batch_size", "gradient_accumulation", "lora", "seed")},
-        },
-    )
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        provenance.write(out, doc)
-    model = trainer.load_model(recipe, used, ds_config is not None)
-    progress = callbacks.Progress(out, data.tokens_per_step, main)
+        "hyperparameters": hyperparameters,
+    }
+
+
+def _losses(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"eval_loss": metrics["eval_loss"], "perplexity": trainer.perplexity_of(metrics)}
+
+
+def _hf_trainer(
+    model: Any,
+    args: Any,
+    data: Prepared,
+    tokenizer: Any,
+    out: Path,
+    doc: dict[str, Any],
+    progress: callbacks.Progress,
+    main: bool,
+) -> Any:
+    from transformers import PrinterCallback, Trainer
 
     def snapshot(state_now: Any) -> dict[str, Any]:
+        # Read at save time, so every checkpoint carries the document as it stands then.
         return {**doc, "progress": {**doc["progress"], "steps": state_now.global_step, "checkpoint": True}}
 
     hf = Trainer(
@@ -233,35 +239,43 @@ def run(
         processing_class=tokenizer,
         callbacks=[progress, callbacks.ProvenanceOnSave(out, snapshot, main)],
     )
-    hf.remove_callback(PrinterCallback)
-    resume_from = trainer.last_checkpoint(out) if state == "resume" else None
-    if resume_from:
-        say(f"mibe: resuming from {resume_from}")
-        progress.append({"event": "resume", "checkpoint": resume_from})
-    elif data.held_out is not None and ds_config is None:
-        # A baseline before the first step (DeepSpeed builds its engine inside train(), so not there).
-        start = hf.evaluate()
-        doc["progress"]["start"] = {
-            "eval_loss": start["eval_loss"],
-            "perplexity": trainer.perplexity_of(start),
-        }
-    result = hf.train(resume_from_checkpoint=resume_from)
-    end = None
-    if data.held_out is not None:  # the Trainer evaluates at the last step itself; never twice
-        evals = [h for h in hf.state.log_history if "eval_loss" in h]
-        end = evals[-1] if evals and evals[-1].get("step") == hf.state.global_step else hf.evaluate()
-    hf.save_model(str(out))
+    hf.remove_callback(PrinterCallback)  # the Progress callback prints instead
+    return hf
+
+
+def _final_eval(hf: Any, data: Prepared) -> dict[str, Any] | None:
+    """Held-out metrics after the last step, or None without a held-out set."""
+    if data.held_out is None:
+        return None
+    # The Trainer evaluates at the last step itself when its schedule lands there; never twice.
+    evals = [h for h in hf.state.log_history if "eval_loss" in h]
+    return evals[-1] if evals and evals[-1].get("step") == hf.state.global_step else hf.evaluate()
+
+
+def _save(hf: Any, out: Path, tokenizer: Any, recipe: dict[str, Any], main: bool, say) -> None:
+    hf.save_model(str(out))  # every rank calls it: DeepSpeed gathers the sharded weights here
     if main:
         tokenizer.save_pretrained(str(out))
         if recipe["merge"]:
             trainer.merge(out, recipe, say)
-    state_now = hf.state
+
+
+def _record_finish(
+    doc: dict[str, Any],
+    recipe: dict[str, Any],
+    recipe_file: dict[str, Any],
+    data: Prepared,
+    state_now: Any,
+    result: Any,
+    end: dict[str, Any] | None,
+) -> None:
+    """Fill the document in for a finished run: progress, output kind, this step of the lineage."""
     doc["progress"].update(
         steps=state_now.global_step,
         epochs=round(state_now.epoch or 0.0, 4),
         tokens=int(state_now.num_input_tokens_seen),
         train_loss=result.training_loss,
-        end={"eval_loss": end["eval_loss"], "perplexity": trainer.perplexity_of(end)} if end else None,
+        end=_losses(end) if end else None,
         checkpoint=False,
     )
     doc["output"] = {"adapter": recipe["lora"] is not None and not recipe["merge"], "merged": recipe["merge"]}
@@ -271,12 +285,72 @@ def run(
     )  # fmt: skip
     doc["complete"] = True
     doc["timing"]["finished_at"] = trainer.timestamp()
+
+
+def _write_finished(out: Path, doc: dict[str, Any], recipe: dict[str, Any]) -> None:
+    provenance.write(out, doc)
+    if recipe["merge"]:  # the adapter beside the merged weights is a checkpoint of its own
+        provenance.write(out / "adapter", {**doc, "output": {"adapter": True, "merged": False}})
+
+
+def _finished_line(steps: int, train_loss: float, end: dict[str, Any] | None, out: Path) -> str:
+    line = f"mibe: trained {steps} steps, train loss {train_loss:.4f}"
+    if end:
+        line += f", held-out loss {end['eval_loss']:.4f} (perplexity {trainer.perplexity_of(end):.2f})"
+    return f"{line}; model in {out} (score it: mibe run --model {out} --tasks ...)"
+
+
+def run(
+    kind: str,
+    recipe: dict[str, Any],
+    recipe_file: dict[str, Any],
+    command: list[str],
+    overwrite: bool = False,
+    say=lambda line: print(line, file=sys.stderr, flush=True),
+) -> Path:
+    """Train as the recipe says; returns the output folder (a model `mibe run --model` takes)."""
+    out = Path(recipe["output_dir"]).expanduser().resolve()
+    _pin_model(recipe)
+    identity = recipes.identity(recipe)
+    state, previous = trainer.folder_state(out, identity, overwrite, say)
+    if state == "done" and previous is not None:
+        _finish_done(out, recipe, previous, say)
+        return out
+    _quiet_progress_bars()
+    used, why = trainer.precision(recipe["precision"])
+    ds_arg, ds_config, ds_file = trainer.deepspeed_config(recipe["deepspeed"])
+    args = trainer.training_arguments(recipe, out, used, ds_arg)
+    main = args.process_index == 0
+    say = say if main else (lambda line: None)
+    tokenizer = trainer.load_tokenizer(recipe)
+    data = _prepare(kind, recipe, tokenizer, args, say)
+    if state == "resume":
+        _check_same_data(out, previous, data)
+    if data.template is not None:
+        tokenizer.chat_template = data.template  # saved with every checkpoint: `mibe run --chat-template`
+    doc = provenance.start(kind, recipe, recipe_file, command, identity)
+    if previous:  # a resumed run keeps its start time and the progress recorded so far
+        doc["timing"] = previous.get("timing", doc["timing"])
+        doc["progress"] = previous.get("progress", {})
+    doc.update(_sections(data, ds_file, ds_config, _hyperparameters(recipe, used, why, args)))
     if main:
+        out.mkdir(parents=True, exist_ok=True)
         provenance.write(out, doc)
-        if recipe["merge"]:  # the adapter beside the merged weights is a checkpoint of its own
-            provenance.write(out / "adapter", {**doc, "output": {"adapter": True, "merged": False}})
-        line = f"mibe: trained {state_now.global_step} steps, train loss {result.training_loss:.4f}"
-        if end:
-            line += f", held-out loss {end['eval_loss']:.4f} (perplexity {trainer.perplexity_of(end):.2f})"
-        say(f"{line}; model in {out} (score it: mibe run --model {out} --tasks ...)")
+    model = trainer.load_model(recipe, used, ds_config is not None)
+    progress = callbacks.Progress(out, data.tokens_per_step, main)
+    hf = _hf_trainer(model, args, data, tokenizer, out, doc, progress, main)
+    resume_from = trainer.last_checkpoint(out) if state == "resume" else None
+    if resume_from:
+        say(f"mibe: resuming from {resume_from}")
+        progress.append({"event": "resume", "checkpoint": resume_from})
+    elif data.held_out is not None and ds_config is None:
+        # A baseline before the first step (DeepSpeed builds its engine inside train(), so not there).
+        doc["progress"]["start"] = _losses(hf.evaluate())
+    result = hf.train(resume_from_checkpoint=resume_from)
+    end = _final_eval(hf, data)
+    _save(hf, out, tokenizer, recipe, main, say)
+    _record_finish(doc, recipe, recipe_file, data, hf.state, result, end)
+    if main:
+        _write_finished(out, doc, recipe)
+        say(_finished_line(hf.state.global_step, result.training_loss, end, out))
     return out
