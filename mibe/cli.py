@@ -111,6 +111,20 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--parser", default="strict", choices=PARSERS, help="the parser to apply (strict)")
     rescore.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
+    imp = sub.add_parser(
+        "import",
+        help="turn another harness's saved outputs (lm-eval, Me-LLaMA) into a run folder",
+        description="Score another harness's per-document outputs with mibe's parsers and metrics; no model "
+        "is loaded. docs/importing.md lists the fields read from each format.",
+    )
+    imp.add_argument("harness", choices=("lm-eval", "me-llama"), help="the harness that wrote the files")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="its per-document output files (one task)")
+    imp.add_argument("--task", required=True, help="the MIBE task (a name or a task-file path) they answer")
+    imp.add_argument("--model-name", help="the model's name on boards (default: '<harness> import')")
+    imp.add_argument("--parser", default="strict", choices=PARSERS, help="the parser for generated outputs")
+    imp.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
+    imp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    imp.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
     audit.add_argument("run_dir", help="a run folder written by `mibe run`")
     audit.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
@@ -257,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe import datacheck
 
             return datacheck.main(args)
+        if args.command == "import":  # reads files only; no model is loaded
+            from mibe.runs import importing
+
+            return importing.command(args, argv)
         if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
             from mibe.runs import audit, rescore
 

@@ -198,7 +198,7 @@ def builtin_paths() -> dict[str, Path]:
     return {p.stem: p for p in sorted(resources.tasks_dir().glob("*.yaml"))}
 
 
-def resolve(specs: Iterable[str]) -> tuple[list[Task], set[str]]:
+def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], set[str]]:
     """Turn `--tasks` entries (all, names, comma lists, YAML paths) into loaded tasks, in order.
 
     Also returns the names the user asked for explicitly (not through `all`): those must have data.
@@ -216,12 +216,12 @@ def resolve(specs: Iterable[str]) -> tuple[list[Task], set[str]]:
             elif item in builtin:
                 tasks.append((load_task(builtin[item]), True))
             else:
-                raise MibeError(f"--tasks: unknown task '{item}'; {_near(item, builtin)}")
+                raise MibeError(f"{flag}: unknown task '{item}'; {_near(item, builtin)}")
     seen: dict[str, Task] = {}
     explicit: set[str] = set()
     for task, named in tasks:
         if task.name in seen and seen[task.name].path != task.path:
-            raise MibeError(f"--tasks: two task files are named '{task.name}'; rename one")
+            raise MibeError(f"{flag}: two task files are named '{task.name}'; rename one")
         seen.setdefault(task.name, task)
         if named:
             explicit.add(task.name)

@@ -1,0 +1,178 @@
+"""`mibe import lm-eval|me-llama PATH... --task TASK --output-dir RUN`: another harness's saved
+per-document outputs become a mibe run folder, scored by mibe's parsers and metrics, so rescore,
+audit, leaderboard and compare work on them unchanged. No model is loaded.
+
+The protocol is marked imported (harness, files and their hashes), so an imported number never shares
+a leaderboard column with a native run or the paper's published rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mibe import __version__
+from mibe.runs import folder, importers, summary
+from mibe.runs.saved import stderr, value
+from mibe.scoring import kinds
+from mibe.types import MibeError, Task
+
+Say = Callable[[str], None]
+
+
+def _label(task: Task, gold: Any, where: str) -> Any:
+    """A source's gold as mibe's label: an option index or a label's text, matched case-insensitively."""
+    text = str(gold).strip()
+    if task.answer_type == "multi_label":
+        return tuple(_label_of(task, part.strip(), where) for part in text.split(";") if part.strip())
+    if not kinds.get(task.answer_type).labelled:
+        return str(gold)
+    return _label_of(task, text, where)
+
+
+def _label_of(task: Task, text: str, where: str) -> str:
+    if text.isdigit() and int(text) < len(task.choices):
+        return task.choices[int(text)]
+    by_lower = {c.lower(): c for c in task.choices}
+    if text.lower() in by_lower:
+        return by_lower[text.lower()]
+    raise MibeError(
+        f"{where}: gold {text!r} is none of {task.name}'s labels ({', '.join(task.choices)}); "
+        "pass the --task these outputs were scored on"
+    )
+
+
+def _row(task: Task, source: importers.ImportedRow, index: int, parser: str) -> dict[str, Any]:
+    gold = _label(task, source.gold, source.where)
+    row: dict[str, Any] = {"id": source.id, "prompt": source.prompt}
+    if source.logprobs is not None:
+        # Options are taken in order: a 4-option MedQA file answers A-D of a five-letter task.
+        fits = len(source.logprobs) <= len(task.choices) if task.answer_type == "letter" else None
+        if not (fits or len(source.logprobs) == len(task.choices)):
+            raise MibeError(
+                f"{source.where}: {len(source.logprobs)} scored options but {task.name} has "
+                f"{len(task.choices)} labels; pass the --task these outputs were scored on"
+            )
+        best = max(range(len(source.logprobs)), key=lambda i: source.logprobs[i])
+        value: Any = task.choices[best]
+        row.update(raw_output=value, logprobs=list(source.logprobs), parse_failed=False)
+    else:
+        parsed = kinds.parse_for(task, source.raw_output or "", parser, gold)
+        value = parsed.value
+        row.update(raw_output=source.raw_output, parse_failed=parsed.failed)
+    row["prediction"] = list(value) if isinstance(value, tuple) else value
+    row["gold"] = list(gold) if isinstance(gold, tuple) else gold
+    row["score"] = kinds.doc_score(task.answer_type, gold, value, parser)
+    row["index"] = index
+    return row
+
+
+def _protocol(task: Task, got: importers.Imported, parser: str) -> dict[str, Any]:
+    loglik = got.scoring == "loglikelihood"
+    files = [
+        {"path": str(f.path), "sha256": f.sha256, "layout": f.layout, "notes": list(f.notes)}
+        for f in got.files
+    ]
+    digest = hashlib.sha256("".join(f["sha256"] for f in files).encode()).hexdigest()[:16]
+    return {
+        "task": task.name,
+        "task_version": task.version,
+        "task_file_hash": task.file_hash,
+        "template_hash": None,  # the other harness wrote its own prompts
+        "data": {"fingerprint": f"imported:{digest}", "n_rows": len(got.rows)},
+        "split": None,
+        "limit": None,
+        "shots": None,
+        "fewshot_seed": None,
+        "scoring": got.scoring,
+        "parser": "argmax-loglikelihood" if loglik else parser,
+        "scorer_version": 1 if loglik else kinds.scorer_version(task.answer_type, parser),
+        "chat_template": None,
+        "system_prompt": None,
+        "max_new_tokens": None,
+        "stop": None,
+        "imported": {"harness": got.harness, "files": files},
+    }
+
+
+def import_run(
+    harness: str,
+    paths: Sequence[str],
+    task: Task,
+    output_dir: str | Path,
+    model_name: str | None = None,
+    parser: str = "strict",
+    seed: int = 1234,
+    n_boot: int = 1000,
+    command: Sequence[str] = (),
+    say: Say = stderr,
+) -> dict[str, Any]:
+    """Write `output_dir`, a run folder holding the outputs in `paths`, scored as `task`."""
+    out_dir = Path(output_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
+    got = importers.read_import(harness, paths)
+    for file in got.files:
+        if file.task_hint and task.name not in file.task_hint.lower():
+            say(f"mibe: warning: {file.path} looks like task {file.task_hint!r}; scored as {task.name}")
+    rows = [_row(task, r, i, parser) for i, r in enumerate(got.rows)]
+    protocol = _protocol(task, got, parser)
+    scored = kinds.score_task(
+        task.answer_type,
+        task.metrics,
+        [value(r["gold"]) for r in rows],
+        [value(r["prediction"]) for r in rows],
+        task.choices,
+        protocol["parser"] if got.scoring == "generate" else "strict",
+        seed=seed,
+        n_boot=n_boot,
+    )
+    model = {"name": model_name or f"{harness} import", "backend": f"imported:{harness}"}
+    config = {"imported": harness, "tasks": [task.name], "parser": parser, "seed": seed, "bootstrap": n_boot}
+    entry = {
+        "protocol": protocol,
+        "answer_type": task.answer_type,
+        "n": len(rows),
+        "n_skipped_rows": 0,
+        "first_skipped_row": None,
+        "parse_failures": sum(1 for r in rows if r["parse_failed"]),
+        "truncated": 0,
+        "invented": False,
+        "partial": False,
+        "rescored_from": None,
+        "task_file": str(task.path),
+        "metrics": scored["metrics"],
+        "per_class": scored.get("per_class"),
+    }
+    run_json = {"schema_version": folder.SCHEMA_VERSION, "mibe_version": __version__, "config": config,
+                "model": model, "protocols": {task.name: protocol}}  # fmt: skip
+    folder.write_json_atomic(out_dir / "run.json", run_json)
+    folder.append_samples(folder.samples_path(out_dir, task.name), rows, private=task.credentialed)
+    results = {
+        **run_json,
+        "git_commit": folder.git_commit(),
+        "command": list(command),
+        "tasks": {task.name: entry},
+        "skipped": {},
+        "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    }
+    del results["protocols"]
+    folder.write_json_atomic(out_dir / "results.json", results)
+    say(summary.table(results))
+    say(f"mibe: imported {len(rows)} {harness} outputs as {task.name} into {out_dir / 'results.json'}")
+    return results
+
+
+def command(args: Any, argv: Sequence[str]) -> int:
+    """`mibe import HARNESS PATH... --task TASK --output-dir RUN`."""
+    from mibe import tasks
+
+    (task,), _ = tasks.resolve([args.task], flag="--task")
+    import_run(
+        args.harness, args.paths, task, args.output_dir, args.model_name, args.parser,
+        args.seed, args.bootstrap, command=["mibe", *argv],
+    )  # fmt: skip
+    return 0

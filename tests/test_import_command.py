@@ -1,0 +1,86 @@
+"""`mibe import`: other harnesses' saved outputs become run folders that rescore, audit, leaderboard and
+compare read unchanged, marked imported so they never share a column with native or published rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from mibe import cli
+from mibe.boards.board import build as build_board
+
+FIXTURES = Path(__file__).parent / "fixtures" / "imports"
+CASES = [
+    ("lm-eval", "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl", "pubmedqa", "generate"),
+    ("lm-eval", "samples_medqa_4options_2024-06-01T10-20-30.123456.jsonl", "medqa", "loglikelihood"),
+    ("lm-eval", "pretrained__invented-model_pubmedqa.jsonl", "pubmedqa", "generate"),
+    ("me-llama", "PUBMEDQA_write_out_info.json", "pubmedqa", "generate"),
+    ("me-llama", "medqa_write_out_info.json", "medqa", "loglikelihood"),
+]
+
+
+def imported(tmp_path: Path, harness: str, name: str, task: str) -> Path:
+    out = tmp_path / f"{harness}-{name}"
+    assert cli.main(["import", harness, str(FIXTURES / name), "--task", task, "--output-dir", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize(("harness", "name", "task", "scoring"), CASES)
+def test_import_then_every_reader(tmp_path: Path, harness: str, name: str, task: str, scoring: str) -> None:
+    run = imported(tmp_path, harness, name, task)
+    results = json.loads((run / "results.json").read_text())
+    entry = results["tasks"][task]
+    protocol = entry["protocol"]
+    assert protocol["scoring"] == scoring and protocol["imported"]["harness"] == harness
+    digest = hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
+    assert [f["sha256"] for f in protocol["imported"]["files"]] == [digest]
+    rows = [json.loads(line) for line in (run / "samples" / f"{task}.jsonl").read_text().splitlines()]
+    assert len(rows) == entry["n"] and all(
+        {"id", "prompt", "raw_output", "prediction", "gold"} <= set(r) for r in rows
+    )
+    accuracy = sum(r["prediction"] == r["gold"] for r in rows) / len(rows)
+    assert entry["metrics"]["accuracy"]["value"] == pytest.approx(accuracy)
+    assert cli.main(["audit", str(run), "-o", str(tmp_path / "audit.md")]) == 0
+    assert cli.main(["leaderboard", str(run), "-o", str(tmp_path / "board.md")]) == 0
+    assert cli.main(["compare", str(run), str(run), "--format", "json", "-o", str(tmp_path / "c.json")]) == 0
+    assert cli.main(["rescore", str(run), "--parser", "paper", "--output-dir", str(tmp_path / "re")]) == 0
+
+
+def test_imported_numbers_never_share_a_column_with_published_rows(tmp_path: Path) -> None:
+    run = imported(tmp_path, "me-llama", "PUBMEDQA_write_out_info.json", "pubmedqa")
+    board = build_board([run], n_boot=20)
+    columns = [
+        c for s in board.sections for c in s.columns if c.task == "pubmedqa" and c.metric == "accuracy"
+    ]
+    assert len({c.key for c in columns}) == 2  # the published column and the imported one
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["lm-eval", "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl", "--task", "medqa"],
+            "none of medqa's labels",
+        ),
+        (
+            ["me-llama", "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl", "--task", "pubmedqa"],
+            "mibe import lm-eval",
+        ),
+        (["lm-eval", "nowhere.jsonl", "--task", "pubmedqa"], "nowhere.jsonl"),
+        (
+            ["lm-eval", "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl", "--task", "pubmedq"],
+            "--task: unknown task",
+        ),
+    ],
+)
+def test_bad_imports_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], says: str
+) -> None:
+    args = [a if not a.endswith((".json", ".jsonl")) else str(FIXTURES / a) for a in args]
+    assert cli.main(["import", *args, "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
