@@ -131,7 +131,24 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("-o", "--output", metavar="FILE", help="write the audit as markdown to FILE")
     audit.add_argument("--format", default="text", choices=("text", "md"), help="stdout format (text)")
     audit.add_argument("--examples", type=int, default=3, help="example outputs per kind of disagreement")
-    audit.add_argument("--show-credentialed-examples", action="store_true", help="include credentialed text")
+    audit.add_argument(
+        "--show-credentialed",
+        "--show-credentialed-examples",
+        dest="show_credentialed",
+        action="store_true",
+        help="include credentialed text in the examples (off)",
+    )
+    view = sub.add_parser(
+        "view", help="a self-contained HTML page to read a run's samples, or where two runs differ"
+    )
+    view.add_argument("run", help="a run folder")
+    view.add_argument("run_b", nargs="?", help="a second run folder: shows the documents scored differently")
+    view.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the page to write")
+    view.add_argument(
+        "--show-credentialed",
+        action="store_true",
+        help="include prompts and outputs of credentialed tasks (off: ids, scores and labels only)",
+    )
     train = sub.add_parser(
         "train",
         help="continual pre-training, LoRA instruction tuning, task fine-tuning (mibe train KIND --help)",
@@ -271,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe import datacheck
 
             return datacheck.main(args)
+        if args.command == "view":  # reads run folders only; no model is loaded
+            from mibe.boards import view_cli
+
+            return view_cli.command(args)
         if args.command == "import":  # reads files only; no model is loaded
             from mibe.runs import importing
 

@@ -237,8 +237,8 @@ def _labels(value: Any) -> list[str]:
     return [str(x) for x in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
-def _reading(raw: str, answer_type: str, choices: tuple[str, ...], parser: str) -> str:
-    got = parse(raw, answer_type, choices, parser)
+def _reading(raw: str, answer_type: str, choices: tuple[str, ...], parser: str, match: str = "first") -> str:
+    got = parse(raw, answer_type, choices, parser, match)
     value = _text(got.value) if answer_type != "multi_label" else ", ".join(got.value) or "(no label)"
     shown = value if len(value) <= 300 else value[:300] + f"… ({len(value)} characters)"
     return shown + (" (parse failure)" if got.failed else "")
@@ -297,7 +297,7 @@ def _row(
             out["lp"] = [round(float(x), 4) for x in row["logprobs"]]
         else:
             choices = tuple(meta.get("choices") or ())
-            out["pp"] = _reading(raw, kind, choices, "paper")
+            out["pp"] = _reading(raw, kind, choices, "paper", meta.get("paper_match", "first"))
             out["ps"] = _reading(raw, kind, choices, "strict")
     for key, short in (("reasoning", "rs"), ("answer_text", "at")):
         if row.get(key) is not None:

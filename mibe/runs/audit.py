@@ -236,7 +236,7 @@ def render(report: dict[str, Any], md: bool) -> str:
             continue
         lines += ["", *_table([("kind of disagreement", "documents"), *map(_pair, t["kinds"].items())], md)]
         if t["examples"] is None:
-            lines += ["", "Examples left out: credentialed data (--show-credentialed-examples shows them)."]
+            lines += ["", "Examples left out: credentialed data (--show-credentialed shows them)."]
             continue
         lines += ["", "Examples:", ""]
         for kind, shown in t["examples"].items():
@@ -258,7 +258,7 @@ def command(args: Any) -> int:
 
     if args.examples < 0:
         raise MibeError(f"--examples {args.examples}: must be 0 or more")
-    report = audit(args.run_dir, split_names(args.tasks), args.examples, args.show_credentialed_examples)
+    report = audit(args.run_dir, split_names(args.tasks), args.examples, args.show_credentialed)
     if args.output:
         out = Path(args.output)
         try:
