@@ -14,7 +14,7 @@ from typing import Any
 
 from mibe.types import MibeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # bump when a key docs/run-folder.md lists changes; readers keep reading older folders
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
