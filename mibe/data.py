@@ -53,7 +53,7 @@ def _how_to_point(task: Task) -> str:
 
 
 def locate(task: Task, data_dir: str | None, data: Mapping[str, str]) -> Location:
-    """CONTRACTS.md data resolution: --data, else --data-dir, else the task file's source."""
+    """Data resolution (docs/run-folder.md): --data, else --data-dir, else the task file's source."""
     if task.name in data:
         path = Path(data[task.name]).expanduser()
         if not path.exists():
@@ -303,7 +303,7 @@ def fewshot_pool(task: Task, location: Location) -> list[Doc] | None:
     if not task.fewshot_split:
         return None
     if location.kind == "local" and not Path(location.where).is_dir():
-        return None  # a single file is the evaluation split only (CONTRACTS.md)
+        return None  # a single file is the evaluation split only (docs/run-folder.md)
     try:
         return load_docs(task, location, task.fewshot_split).docs
     except NoData:

@@ -1,7 +1,7 @@
 """`mibe data check`: what each task would read before a long run; loads no model.
 
-Per task: where its data comes from (CONTRACTS.md's resolution, exactly as `mibe run` applies
-it), whether it is there (and where to get it when not), the number of usable documents, the gold
+Per task: where its data comes from (the resolution of docs/run-folder.md, exactly as `mibe run`
+applies it), whether it is there (and where to get it when not), the number of usable documents, the gold
 label distribution, the data fingerprint `mibe run` records, and the rows it cannot use (count and
 the first one, with why).
 

@@ -27,7 +27,7 @@ def question_text(question: object) -> str:
 
 @lru_cache(maxsize=1)
 def _env() -> SandboxedEnvironment:
-    # Trailing newlines are part of MIBE's prompts (MIBE-prompts.md), so Jinja must keep them.
+    # Trailing newlines are part of MIBE's prompts (the templates in prompts/), so Jinja must keep them.
     return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
@@ -58,7 +58,7 @@ def gold_text(gold: str | tuple[str, ...]) -> str:
 
 
 def shot_answer(doc) -> str:
-    # A published row's shot is its query, a space and its own `answer` text (CONTRACTS.md).
+    # A published row's shot is its query, a space and its own `answer` text (docs/run-folder.md).
     if doc.query is not None and isinstance(doc.fields.get("answer"), str):
         return doc.fields["answer"]
     return gold_text(doc.gold)
@@ -70,7 +70,7 @@ def doc_prompt(template: str, doc) -> str:
 
 
 def compose(template: str, doc, shots: Sequence) -> str:
-    """Few-shot block (CONTRACTS.md): each shot's prompt, a space, its answer, a blank line."""
+    """Few-shot block (docs/run-folder.md): each shot's prompt, a space, its answer, a blank line."""
     block = "".join(f"{doc_prompt(template, shot)} {shot_answer(shot)}\n\n" for shot in shots)
     return block + doc_prompt(template, doc)
 

@@ -3,7 +3,7 @@
 PhysioNet's `mli_{train,dev,test}_v1.jsonl` (SNLI layout): `sentence1` (premise, from a MIMIC-III
 note), `sentence2` (hypothesis), `gold_label`, `pairID`, plus parse trees that never reach the
 prompt. A folder holding the three files serves `test` and the few-shot `train` split by name.
-The prompt's `text` is Me-LLaMA's: '[PRE] ' + sentence1 + ' [HYP] ' + sentence2 (MIBE-prompts.md).
+The prompt's `text` is Me-LLaMA's: '[PRE] ' + sentence1 + ' [HYP] ' + sentence2 (prompts/mednli.jinja).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ count as findings); empty sections are dropped and the last of each kind is kept
 manual corrections are not applied. A report without both a findings and an impression section is
 unusable and counted (a combined FINDINGS AND IMPRESSION section gives no findings to summarise).
 `text` is the findings and the gold the impression, each with whitespace collapsed to single
-spaces (MIBE-prompts.md: "sentences joined with spaces").
+spaces, as Me-LLaMA's preprocessing joined each section's sentences (template: prompts/mimic_cxr.jinja).
 """
 
 from __future__ import annotations

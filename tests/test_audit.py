@@ -1,4 +1,4 @@
-"""`mibe audit`: each of the paper's parsing flaws (design/MIBE.md) reproduced by `paper`, fixed by
+"""`mibe audit`: each of the paper's parsing flaws (docs/scoring-rules.md) reproduced by `paper`, fixed by
 `strict`, and named by the audit's classifier; the audit of a run with realistic outputs."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from mibe.prompts import render  # noqa: E402
 from mibe.types import Doc  # noqa: E402
 
 SHARED = REPO.parent / "shared"
-PROMPTS_MD = SHARED / "design" / "MIBE-prompts.md"
+PUBLISHED_PROMPTS = REPO / "tests" / "fixtures" / "published_prompts"
 PUBLIC = SHARED / "data" / "mibe-public"
 TASKS_DIR = REPO / "tasks"
 PROMPTS_DIR = REPO / "prompts"
@@ -70,14 +70,12 @@ def _needs(path: Path, what: str):
     return lambda fn: pytest.mark.shared(skip(fn))
 
 
-needs_prompts_md = _needs(PROMPTS_MD, "no shared design folder here")
 needs_public = _needs(PUBLIC, "no public data samples here")
 
 
-def md_blocks() -> dict[str, str]:
-    """Each ```text fence of MIBE-prompts.md minus exactly one final newline, by task."""
-    md = PROMPTS_MD.read_text(encoding="utf-8")
-    return dict(re.findall(r"^## `(\w+)`[^\n]*\n```text\n(.*?)\n```", md, re.S | re.M))
+def published_templates() -> dict[str, str]:
+    """Me-LLaMA's published templates (`{name}` fields), transcribed apart from prompts/, by task."""
+    return {p.stem: p.read_text(encoding="utf-8") for p in PUBLISHED_PROMPTS.glob("*.txt")}
 
 
 def template(task: str) -> str:
@@ -112,15 +110,13 @@ def template_pattern(task: str) -> re.Pattern:
 # --- (a) templates ------------------------------------------------------------------------------
 
 
-@needs_prompts_md
-def test_prompts_md_has_the_ten_blocks():
-    assert sorted(md_blocks()) == sorted(WITH_BLOCK)
+def test_the_transcription_has_the_ten_templates():
+    assert sorted(published_templates()) == sorted(WITH_BLOCK)
 
 
-@needs_prompts_md
 @pytest.mark.parametrize("task", WITH_BLOCK)
 def test_template_renders_the_published_text(task):
-    block = md_blocks()[task]
+    block = published_templates()[task]
     names = set(re.findall(r"\{(\w+)\}", block))
     assert variables(template(task)) == names
     assert render(template(task), {n: "{" + n + "}" for n in names}) == block
@@ -306,7 +302,6 @@ def test_medqa_by_hand_inline_row():
 
 
 @needs_public
-@needs_prompts_md
 def test_medqa_by_hand_public_row():
     row = jsonl(PUBLIC / "medqa.jsonl")[0]
     release = {k: v for k, v in row.items() if not k.startswith("mibe_")}
@@ -317,7 +312,7 @@ def test_medqa_by_hand_public_row():
         MEDQA_HEAD + f"Question: {question}\n\nOptions:\n"
         f"A. {opts['A']}\nB. {opts['B']}\nC. {opts['C']}\nD. {opts['D']}\n\nThe answer is\n"
     )
-    assert md_blocks()["medqa"].startswith(MEDQA_HEAD)
+    assert published_templates()["medqa"].startswith(MEDQA_HEAD)
     assert render(template("medqa"), hook("medqa").to_doc(release).fields) == expected
 
 

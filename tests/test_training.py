@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 SHIPPED = REPO / "training"
 
-# The paper's values (MIBE.md "Training recipe"), per kind.
+# The paper's values (docs/training.md, the bold values), per kind.
 PAPER = [
     ("pretrain", "learning_rate", 8e-6),
     ("pretrain", "adam_beta1", 0.9),

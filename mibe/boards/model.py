@@ -20,8 +20,8 @@ from mibe.runs.saved import SavedRun as Run
 from mibe.scoring import kinds
 from mibe.types import MibeError
 
-# The paper's Table 3 order, and the metrics it reports per task (MIBE.md); other metrics of a run
-# are shown with --all-metrics but never averaged.
+# The paper's Table 3 order, and the metrics it reports per task (leaderboards/README.md); other
+# metrics of a run are shown with --all-metrics but never averaged.
 PAPER_METRICS: dict[str, tuple[str, ...]] = {
     "pubmedqa": ("accuracy", "macro_f1"),
     "medqa": ("accuracy", "macro_f1"),
@@ -38,7 +38,7 @@ PAPER_METRICS: dict[str, tuple[str, ...]] = {
 }
 METRIC_ORDER = kinds.METRICS  # the task files' metric vocabulary, in the paper's order
 LOWER_IS_BETTER = kinds.LOWER_IS_BETTER
-# CONTRACTS.md "Protocols": what must match for two numbers to share a column.
+# The protocol key (docs/run-folder.md): what must match for two numbers to share a column.
 KEY_FIELDS = (
     "task",
     "task_version",

@@ -12,8 +12,8 @@ from mibe.types import MibeError
 
 PUBLISHED_FILE = "paper_zero_shot.csv"
 PUBLISHED_SOURCE = "Xie et al., npj Digit. Med. 2025, Table 3 (zero-shot)"
-# The paper's scripts (MIBE.md): greedy generation, 256 new tokens, no stop, paper parser, zero-shot,
-# no chat template. Version 1 of mibe's task files reproduces its prompts.
+# The paper's scripts (leaderboards/README.md): greedy generation, 256 new tokens, no stop, paper
+# parser, zero-shot, no chat template. Version 1 of mibe's task files reproduces its prompts.
 PAPER_PROTOCOL = {
     "task_version": 1,
     "split": "test",

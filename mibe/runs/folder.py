@@ -14,7 +14,8 @@ from typing import Any
 
 from mibe.types import MibeError
 
-# 2: protocols carry `scorer_version`, task entries `answer_type` (older folders still read).
+# Bump when a key docs/run-folder.md lists changes; readers keep reading older folders.
+# 2: protocols carry `scorer_version`, task entries `answer_type`.
 SCHEMA_VERSION = 2
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 

@@ -1,6 +1,6 @@
 """The Me-LLaMA paper's emrQA and i2b2 scoring, reproduced rule for rule (the `paper` parser).
 
-Both rules have quirks that mibe's `strict` parser fixes (docs/paper-rules-draft.md); here they are
+Both rules have quirks that mibe's `strict` parser fixes (docs/scoring-rules.md); here they are
 kept on purpose, so that `--parser paper` gives the published numbers. Every function is pure and
 never raises on any string: a model's output is arbitrary text.
 """

@@ -1,9 +1,9 @@
 """Turn a model's generated text into a prediction: the paper's parser and mibe's strict one.
 
-`paper` reproduces Me-LLaMA's scoring scripts flaw for flaw (design/MIBE.md, "How the paper's
-scripts score"), so that `--parser paper` gives the published numbers. `strict` (the default,
-design/CONTRACTS.md, "The strict parser") fixes those flaws: word boundaries, explicit answer
-patterns first, and "missing" when the output names two different answers.
+`paper` reproduces Me-LLaMA's scoring scripts flaw for flaw, so that `--parser paper` gives the
+published numbers. `strict` (the default) fixes those flaws: word boundaries, explicit answer
+patterns first, and "missing" when the output names two different answers. Both, rule by rule:
+docs/scoring-rules.md.
 """
 
 from __future__ import annotations

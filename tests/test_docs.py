@@ -1,0 +1,115 @@
+"""The repository is self-contained: it cites its own files, never the team's design notes, and every
+`docs/...` page it names exists."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve()
+# The team's design notes, which users never receive: a citation of one is a dead end for a reader.
+DESIGN_NOTES = re.compile(r"design/|CONTRACTS|MIBE\.md|MIBE-prompts|PERFORMANCE\.md|ARCHITECTURE")
+DOCS_PATH = re.compile(r"(?<![\w/.-])docs/[\w./-]*?\.md\b")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# Not sources: build outputs, environments, run folders, and invented fixture data.
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "runs", "__pycache__", "build", "dist"}
+
+
+def repo_files() -> list[Path]:
+    """The files a checkout holds (tracked or new, not ignored), fixtures and this file left out."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO, capture_output=True, check=True, timeout=60,
+        ).stdout.decode()  # fmt: skip
+        paths = [REPO / p for p in out.split("\0") if p]
+    except (OSError, subprocess.SubprocessError):  # a source tree without git: walk it
+        paths = [
+            p for p in REPO.rglob("*")
+            if not SKIP_DIRS & set(p.relative_to(REPO).parts) and not p.name.endswith(".egg-info")
+        ]  # fmt: skip
+    fixtures = REPO / "tests" / "fixtures"
+    return sorted(p for p in paths if p.is_file() and p != HERE and fixtures not in p.parents)
+
+
+def text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="ignore")
+
+
+def design_citations(source: str) -> list[str]:
+    return [m.group(0) for m in DESIGN_NOTES.finditer(source)]
+
+
+def docs_paths(source: str) -> list[str]:
+    return [m.group(0) for m in DOCS_PATH.finditer(source)]
+
+
+def link_targets(source: str) -> list[str]:
+    """Local targets of markdown links, without their #anchors."""
+    found = (m.group(1).split("#")[0] for m in LINK.finditer(source))
+    return [t for t in found if t and "://" not in t and not t.startswith("mailto:")]
+
+
+@pytest.mark.parametrize(
+    ("line", "cited"),
+    [
+        ("see ../shared/design/CONTRACTS.md", ["design/", "CONTRACTS"]),
+        ("# The paper's scripts (MIBE.md): greedy", ["MIBE.md"]),
+        ("the exact text is in `MIBE-prompts.md`", ["MIBE-prompts"]),
+        ("measured (PERFORMANCE.md)", ["PERFORMANCE.md"]),
+        ("the wings of ARCHITECTURE", ["ARCHITECTURE"]),
+        ("--model /shared/models/llama-13b --tasks all", []),  # a user's path in an example command
+        ("docs/run-folder.md, the run-folder contract", []),
+        ("the architecture of the harness", []),
+    ],
+)
+def test_the_citation_pattern(line: str, cited: list[str]) -> None:
+    assert design_citations(line) == cited
+
+
+@pytest.mark.parametrize(
+    ("source", "paths", "links"),
+    [
+        ("read `docs/run-folder.md`.", ["docs/run-folder.md"], []),
+        ("[rules](scoring-rules.md#the-metrics), [x](https://example.org/a.md)", [], ["scoring-rules.md"]),
+        ("tests/docs/x.md and mydocs/y.md are not docs/ paths", [], []),
+        ("[exit codes](run-folder.md) (docs/reliability.md)", ["docs/reliability.md"], ["run-folder.md"]),
+    ],
+)  # fmt: skip
+def test_the_path_and_link_patterns(source: str, paths: list[str], links: list[str]) -> None:
+    assert docs_paths(source) == paths
+    assert link_targets(source) == links
+
+
+def test_no_file_cites_the_design_notes() -> None:
+    files = repo_files()
+    assert any(p.name == "README.md" and p.parent == REPO for p in files)  # the listing works
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()[:120]}"
+        for path in files
+        for number, line in enumerate(text(path).splitlines(), 1)
+        if design_citations(line)
+    ]
+    assert offenders == [], "cite a file of this repository instead (docs/, tasks/README.md, leaderboards/)"
+
+
+def test_every_docs_path_named_anywhere_exists() -> None:
+    missing = sorted(
+        f"{path.relative_to(REPO)}: {name}"
+        for path in repo_files()
+        for name in set(docs_paths(text(path)))
+        if not (REPO / name).is_file()
+    )
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "page", [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))], ids=lambda p: p.name
+)
+def test_every_link_of_a_page_exists(page: Path) -> None:
+    missing = [t for t in link_targets(text(page)) if not (page.parent / t).exists()]
+    assert missing == []
