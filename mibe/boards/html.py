@@ -19,8 +19,10 @@ from mibe.boards.render import (
     SIGNIFICANCE_NOTE,
     TIE_GROUP,
     describe,
+    interval_text,
     lineage_text,
     number,
+    reliability_bins,
     row_name,
     short,
     verdict_groups,
@@ -216,7 +218,7 @@ def _reliability(label: str, task: str, cal: dict[str, Any]) -> str:
         'stroke-dasharray="3,3"/>',
         f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#8893a2"/>',
     ]
-    bins = _bins(cal)
+    bins = reliability_bins(cal)
     most = max([1, *(count for _, _, count, _, _ in bins)])
     for lo, hi, count, confidence, accuracy in bins:
         x0, width = pad + lo * size, (hi - lo) * size
@@ -227,7 +229,9 @@ def _reliability(label: str, task: str, cal: dict[str, Any]) -> str:
             f"<title>{lo:.1f}-{hi:.1f}: {count} documents, confidence {confidence:.3f}, "
             f"accuracy {accuracy:.3f}</title></rect>"
         )
-    caption = f"{label} · {task} · ECE {_stat(cal.get('ece'))} · Brier {_stat(cal.get('brier'))}"
+    caption = (
+        f"{label} · {task} · ECE {interval_text(cal.get('ece'))} · Brier {interval_text(cal.get('brier'))}"
+    )
     middle = pad + size / 2
     return (
         f'<figure class="reliability"><figcaption>{escape(caption)}</figcaption>'
@@ -237,33 +241,6 @@ def _reliability(label: str, task: str, cal: dict[str, Any]) -> str:
         f'<text x="10" y="{middle}" font-size="10" transform="rotate(-90 10 {middle})" '
         'text-anchor="middle">accuracy</text></svg></figure>'
     )
-
-
-def _bins(cal: dict[str, Any]) -> list[tuple[float, float, int, float, float]]:
-    """The non-empty bins as numbers; a bin that isn't (a damaged or hand-edited file) is left out."""
-    out = []
-    for b in cal.get("reliability") or []:
-        try:
-            row = (
-                float(b["lo"]),
-                float(b["hi"]),
-                int(b["count"]),
-                float(b["confidence"]),
-                float(b["accuracy"]),
-            )
-        except (TypeError, ValueError, KeyError):
-            continue
-        if row[2] > 0 and 0 <= row[0] < row[1] <= 1 and 0 <= row[4] <= 1:
-            out.append(row)
-    return out
-
-
-def _stat(value: Any) -> str:
-    if not isinstance(value, dict) or not isinstance(value.get("value"), int | float):
-        return DASH
-    ci = value.get("ci95")
-    spread = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
-    return f"{value['value']:.3f}{spread}"
 
 
 def _protocols(board: Board) -> str:

@@ -70,6 +70,33 @@ def cell_text(row: Row, column: Column) -> str:
     return f"{cell.value:.3f}{spread} [{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]"
 
 
+def reliability_bins(cal: dict[str, Any]) -> list[tuple[float, float, int, float, float]]:
+    """The non-empty bins as numbers; a bin that isn't (a damaged or hand-edited file) is left out."""
+    out = []
+    for b in cal.get("reliability") or []:
+        try:
+            row = (
+                float(b["lo"]),
+                float(b["hi"]),
+                int(b["count"]),
+                float(b["confidence"]),
+                float(b["accuracy"]),
+            )
+        except (TypeError, ValueError, KeyError):
+            continue
+        if row[2] > 0 and 0 <= row[0] < row[1] <= 1 and 0 <= row[4] <= 1:
+            out.append(row)
+    return out
+
+
+def interval_text(value: Any) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("value"), int | float):
+        return DASH
+    ci = value.get("ci95")
+    spread = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    return f"{value['value']:.3f}{spread}"
+
+
 def row_name(row: Row) -> str:
     return row.label + (" [published]" if row.published else "")
 
