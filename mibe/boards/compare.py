@@ -169,7 +169,7 @@ def _parser(run: Run, task: str) -> str:
     return parser if parser in ("paper", "strict") else "strict"  # log-likelihood: exact labels
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
+def differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
     ka, kb = dict(protocol_key(task, a)), dict(protocol_key(task, b))
     return [f"{k}: {ka[k]} vs {kb[k]}" for k in KEY_FIELDS if ka[k] != kb[k]]
 
@@ -218,7 +218,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
             "gold_mismatch": mismatched,
             "redacted": hidden,
             "invented": bool(tasks_a[task].get("invented") or tasks_b[task].get("invented")),
-            "protocol_differences": _differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
+            "protocol_differences": differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
             "agreement": None if hidden else sum(d[1] == d[2] for d in docs) / len(docs),
             "output_agreement": None if hidden else sum(d[3] == d[4] for d in docs) / len(docs),
             "metrics": [],
