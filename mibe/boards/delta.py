@@ -68,7 +68,7 @@ def pairs(runs: list[Run], named: Sequence[tuple[str, str]]) -> list[tuple[Run, 
             found.append(by_path.setdefault(run.path.resolve(), run))
         out.append((found[0], found[1], "--base"))
     done = {id(ckpt) for ckpt, _, _ in out}
-    for run in by_path.values():
+    for run in runs:  # runs named only on --base's right are bases, never looked up themselves
         base = run_lineage(run)["base"]
         if id(run) in done or not base:
             continue
