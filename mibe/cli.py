@@ -154,8 +154,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
             raise MibeError(f"{flag} {value}: must be a positive integer")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
-    if args.num_fewshot < 0:
-        raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
     return RunConfig(
         model=args.model,
         adapter=args.adapter,
@@ -192,11 +191,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=args.allow_remote_credentialed,
-        fewshot_seeds=_seeds(args.fewshot_seeds, args.num_fewshot),
+        fewshot_seeds=seeds,
     )
 
 
 def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
+    if shots < 0:
+        raise MibeError(f"--num-fewshot {shots}: must be 0 or more")
     if spec is None:
         return ()
     try:
