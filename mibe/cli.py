@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
     )
+    run.add_argument(
+        "--fewshot-seeds", metavar="S1,S2,...",
+        help="with --num-fewshot K: score each task once per shot draw, one draw per seed; results give "
+        "each draw, mean ± sd over draws and an interval over documents and draws (docs/statistics.md)",
+    )  # fmt: skip
     engine = run.add_argument_group("--backend vllm / openai (docs/backends.md)")
     engine.add_argument(
         "--tensor-parallel-size", type=int, default=1, metavar="N", help="vllm: GPUs per replica"
@@ -180,8 +185,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
             raise MibeError(f"{flag} {value}: must be a positive integer")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
-    if args.num_fewshot < 0:
-        raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
     return RunConfig(
         model=args.model,
         adapter=args.adapter,
@@ -218,7 +222,24 @@ def _config(args: argparse.Namespace) -> RunConfig:
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=args.allow_remote_credentialed,
+        fewshot_seeds=seeds,
     )
+
+
+def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
+    if shots < 0:
+        raise MibeError(f"--num-fewshot {shots}: must be 0 or more")
+    if spec is None:
+        return ()
+    try:
+        seeds = tuple(int(s) for s in spec.split(","))
+    except ValueError:
+        raise MibeError(f"--fewshot-seeds {spec}: integers separated by commas, e.g. 1,2,3") from None
+    if len(set(seeds)) != len(seeds):
+        raise MibeError(f"--fewshot-seeds {spec}: a seed is named twice; give each draw's seed once")
+    if shots < 1:
+        raise MibeError(f"--fewshot-seeds {spec}: draws need shots; add --num-fewshot K (K >= 1)")
+    return seeds
 
 
 def _tasks_command(args: argparse.Namespace) -> int:

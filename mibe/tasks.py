@@ -29,7 +29,9 @@ _KEYS = {
     "generation",
     "metrics",
     "version",
+    "domain",
 }
+DOMAINS = ("medical", "general")
 _DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
 
 
@@ -160,6 +162,9 @@ def load_task(path: str | Path) -> Task:
     credentialed = raw.get("credentialed", False)
     if not isinstance(credentialed, bool):
         raise _fail(path, "credentialed", "true or false")
+    domain = raw.get("domain", "medical")
+    if domain not in DOMAINS:
+        raise _fail(path, "domain", f"one of {', '.join(DOMAINS)} (default medical)")
     access = raw.get("access") or f"dataset source: {source or 'local data only'}"
     source_text, template_name = _template(path, raw.get("template"))
     try:
@@ -191,6 +196,7 @@ def load_task(path: str | Path) -> Task:
         hook=hook if hook.is_file() else None,
         file_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
         template_hash=template_hash(source_text),
+        domain=domain,
     )
 
 

@@ -46,6 +46,7 @@ class Task:
     file_hash: str
     template_hash: str
     paper_match: str = "first"  # the paper's label rule: first in list order, or exactly one (DDI)
+    domain: str = "medical"  # or "general": the forgetting view averages the two apart
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class RunConfig:
     api_key_env: str | None = None  # the variable holding the key (default OPENAI_API_KEY, if set)
     max_concurrency: int = 8
     allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
+    # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
+    fewshot_seeds: tuple[int, ...] = ()
 
     @property
     def resolved_parser(self) -> str:

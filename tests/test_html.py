@@ -99,7 +99,7 @@ class Tables(HTMLParser):
             self._table["rows"].append([])
         elif self._table is not None and tag == "td" and self._part == "tbody":
             self._table["rows"][-1].append(a.get("data-v"))
-        elif tag == "figure":
+        elif tag == "figure" and a.get("class") != "reliability":  # reliability diagrams: not bar charts
             self.figures += 1
         elif tag == "g" and a.get("class") == "whisker":
             self.whiskers += 1

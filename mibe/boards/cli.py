@@ -28,6 +28,15 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-metrics", action="store_true", help="every metric, not only the paper's")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the significance tests")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument(
+        "--delta-vs-base", action="store_true",
+        help="instead of the board: each checkpoint minus its base model's run, per task, with paired tests "
+        "and medical and general averages apart (the base found through the training lineage, or --base)",
+    )  # fmt: skip
+    p.add_argument(
+        "--base", action="append", default=[], metavar="RUN=BASE_RUN",
+        help="with --delta-vs-base: RUN's base model run is BASE_RUN (repeatable)",
+    )  # fmt: skip
 
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
@@ -74,6 +83,10 @@ def leaderboard(args: argparse.Namespace) -> int:
     _check_bootstrap(args.bootstrap)
     if not args.runs and args.no_published:
         raise MibeError("nothing to show: pass run folders, or leave out --no-published")
+    if args.base and not args.delta_vs_base:
+        raise MibeError("--base: only with --delta-vs-base")
+    if args.delta_vs_base:
+        return _delta(args)
     board = build(args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed)
     fmt = _format(args, FORMATS)
     if fmt == "html":
@@ -90,6 +103,16 @@ def leaderboard(args: argparse.Namespace) -> int:
 
         plot(board, Path(args.plot))
         print(f"mibe: wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _delta(args: argparse.Namespace) -> int:
+    from mibe.boards import delta, delta_text
+
+    if args.plot:
+        raise MibeError("--plot: not with --delta-vs-base; leave one out")
+    report = delta.delta(args.runs, args.base, n_boot=args.bootstrap, seed=args.seed)
+    _write(delta_text.render(report, _format(args, FORMATS)), args.output)
     return 0
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from mibe.boards.model import KEY_FIELDS, Run, load_run, protocol_key, run_label
 from mibe.runs import saved
-from mibe.scoring import kinds, stats
+from mibe.scoring import kinds, multiplicity, stats
 
 ALPHA = 0.05
+EXCLUDED = frozenset({"missing_rate"})  # left out of the Holm family
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,14 @@ class Outcome:
             why = f"{self.paired.n} shared documents (a bootstrap test needs {stats.MIN_BOOTSTRAP_N})"
             return None, "paired bootstrap", why
         return self.paired.p, "paired bootstrap", None
+
+
+DRAWN = "scored over few-shot draws (--fewshot-seeds): paired tests take runs of one draw each"
+
+
+def drawn(rows: Any) -> bool:
+    # A document appears once per draw: pairing by id alone would mix the draws.
+    return any("draw" in r for r in rows)
 
 
 def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any]], int]:
@@ -127,6 +136,8 @@ def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, s
     for run, rows in ((run_a, rows_a), (run_b, rows_b)):
         if rows is None:
             return Outcome(None, None, f"no samples/{task}.jsonl in {run.path}")
+    if drawn(rows_a) or drawn(rows_b):
+        return Outcome(None, None, DRAWN)
     if saved.redacted(rows_a) or saved.redacted(rows_b):
         return _scores_only(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     docs, _ = shared_docs(rows_a, rows_b)
@@ -158,7 +169,7 @@ def _parser(run: Run, task: str) -> str:
     return parser if parser in ("paper", "strict") else "strict"  # log-likelihood: exact labels
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
+def differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
     ka, kb = dict(protocol_key(task, a)), dict(protocol_key(task, b))
     return [f"{k}: {ka[k]} vs {kb[k]}" for k in KEY_FIELDS if ka[k] != kb[k]]
 
@@ -187,6 +198,9 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
                 str(run_a.path) if rows_a is None else str(run_b.path)
             )
             continue
+        if drawn(rows_a) or drawn(rows_b):
+            report["skipped"][task] = DRAWN
+            continue
         hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
         if hidden:  # ids and scores only: documents matched by id, predictions unknown
             ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
@@ -204,7 +218,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
             "gold_mismatch": mismatched,
             "redacted": hidden,
             "invented": bool(tasks_a[task].get("invented") or tasks_b[task].get("invented")),
-            "protocol_differences": _differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
+            "protocol_differences": differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
             "agreement": None if hidden else sum(d[1] == d[2] for d in docs) / len(docs),
             "output_agreement": None if hidden else sum(d[3] == d[4] for d in docs) / len(docs),
             "metrics": [],
@@ -214,7 +228,27 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
             metric_entry["recomputed"] = _recomputed(metric_entry, tasks_a[task], tasks_b[task], len(docs))
             entry["metrics"].append(metric_entry)
         report["tasks"].append(entry)
+    adjust(report)
     return report
+
+
+def adjust(report: dict[str, Any]) -> None:
+    """Holm over the comparison's family: every task x metric test that ran, except missing rates
+    (a diagnostic of the answer format, not a claim about ability). `significant` follows the
+    adjusted p; a missing rate keeps its raw p's verdict and no adjusted p."""
+    family = {
+        (t, k): m["p"]
+        for t, task in enumerate(report["tasks"])
+        for k, m in enumerate(task["metrics"])
+        if m["metric"] not in EXCLUDED and m["p"] is not None
+    }
+    adjusted = multiplicity.holm_by_key(family)
+    for t, task in enumerate(report["tasks"]):
+        for k, m in enumerate(task["metrics"]):
+            m["p_holm"] = adjusted.get((t, k))
+            if m["p_holm"] is not None:
+                m["significant"] = m["p_holm"] < ALPHA
+    report["family"] = {"method": "holm", "size": len(family), "excludes": sorted(EXCLUDED)}
 
 
 def _recomputed(entry: dict[str, Any], task_a: dict[str, Any], task_b: dict[str, Any], n: int) -> str | None:
@@ -239,6 +273,7 @@ def _metric_entry(outcome: Outcome, metric: str) -> dict[str, Any]:
     if outcome.mcnemar is not None:
         m = outcome.mcnemar
         out["mcnemar"] = {"a_only": m.a_only, "b_only": m.b_only, "p": m.p}
+    out["p"] = p  # the deciding test's raw p; `adjust` adds the Holm-adjusted one
     out["significant"] = None if p is None else p < ALPHA
     out["test"] = test or None
     out["note"] = why

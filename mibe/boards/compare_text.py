@@ -8,7 +8,20 @@ import json
 from typing import Any
 
 DASH = "—"
-HEAD = ("task", "metric", "n", "A", "B", "A-B", "95% CI", "p boot", "McNemar A|B p", "sig.", "agree")
+HEAD = (
+    "task",
+    "metric",
+    "n",
+    "A",
+    "B",
+    "A-B",
+    "95% CI",
+    "p boot",
+    "McNemar A|B p",
+    "p Holm",
+    "sig.",
+    "agree",
+)
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -37,6 +50,7 @@ def _lines(report: dict[str, Any]) -> list[list[str]]:
                     DASH if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
                     _p(m.get("p_bootstrap")),
                     DASH if mc is None else f"{mc['a_only']}|{mc['b_only']} {_p(mc['p'])}",
+                    _p(m.get("p_holm")),
                     sig,
                     _num(task["agreement"]),
                 ]
@@ -50,9 +64,10 @@ def _notes(report: dict[str, Any]) -> list[str]:
         f"A: {a['label']} ({a['run']})",
         f"B: {b['label']} ({b['run']})",
         f"Over the documents both runs scored. Paired bootstrap: {report['bootstrap']} resamples, "
-        f"seed {report['seed']}. sig.: p < {report['alpha']} on McNemar's exact test (accuracy, "
-        "exact_match: A|B = documents only A, only B got right), else on the paired bootstrap. "
-        "agree: share of shared documents with the same prediction.",
+        f"seed {report['seed']}. The deciding test is McNemar's exact test (accuracy, exact_match: "
+        "A|B = documents only A, only B got right), else the paired bootstrap. p Holm: its p adjusted "
+        f"by Holm's step-down method over the {_family(report)}; sig.: p Holm < {report['alpha']} "
+        "(missing rates: raw p). agree: share of shared documents with the same prediction.",
     ]
     for task in report["tasks"]:
         if task["redacted"]:
@@ -76,6 +91,11 @@ def _notes(report: dict[str, Any]) -> list[str]:
         ]
     notes += [f"{task}: skipped: {why}" for task, why in report["skipped"].items()]
     return notes
+
+
+def _family(report: dict[str, Any]) -> str:
+    family = report.get("family") or {}
+    return f"{family.get('size', 0)} tests of this comparison (every tested task x metric but missing rates)"
 
 
 def text(report: dict[str, Any]) -> str:
@@ -109,6 +129,7 @@ CSV_FIELDS = (
     "mcnemar_a_only",
     "mcnemar_b_only",
     "mcnemar_p",
+    "p_holm",
     "significant",
     "test",
     "note",
@@ -140,6 +161,7 @@ def csv_text(report: dict[str, Any]) -> str:
                     "mcnemar_a_only": mc.get("a_only"),
                     "mcnemar_b_only": mc.get("b_only"),
                     "mcnemar_p": mc.get("p"),
+                    "p_holm": m.get("p_holm"),
                     "significant": m["significant"],
                     "test": m["test"],
                     "note": m["note"],

@@ -13,7 +13,21 @@ from typing import Any
 from mibe import __version__
 from mibe.boards.model import KEY_FIELDS, Board, Column, Row
 from mibe.boards.ranking import AVERAGE, Section
-from mibe.boards.render import DASH, describe, lineage_text, number, row_name, short, verdict_groups
+from mibe.boards.render import (
+    DASH,
+    SIGNIFICANCE,
+    SIGNIFICANCE_NOTE,
+    TIE_GROUP,
+    describe,
+    interval_text,
+    lineage_text,
+    number,
+    reliability_bins,
+    row_name,
+    short,
+    verdict_groups,
+    verdict_short,
+)
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}
@@ -99,7 +113,8 @@ def _cell(row: Row, column: Column, best: bool) -> str:
     if cell.ci95 is not None:
         ci = f'<span class="ci">[{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]</span>'
     title = f' title="{_attr(cell.note)}"' if cell.note else ""
-    return f'<td data-v="{cell.value!r}"{klass}{title}>{cell.value:.3f}{ci}</td>'
+    sd = "" if cell.sd is None else f" ± {cell.sd:.3f}"  # over few-shot draws
+    return f'<td data-v="{cell.value!r}"{klass}{title}>{cell.value:.3f}{sd}{ci}</td>'
 
 
 def _body(section: Section) -> str:
@@ -127,12 +142,9 @@ def _foot(section: Section) -> str:
         verdict = section.verdicts.get(key)
         if verdict is None:
             return "<td></td>"
-        short_text = "n/t" if verdict.significant is None else ("yes" if verdict.significant else "no")
-        if verdict.p is not None:
-            short_text += f" p={verdict.p:.2g}"
-        return f'<td title="{_attr(verdict.text)}">{escape(short_text)}</td>'
+        return f'<td title="{_attr(verdict.text)}">{escape(verdict_short(section, key))}</td>'
 
-    cells = ['<th colspan="2" class="model">best row ahead of the second?</th>', cell(AVERAGE)]
+    cells = [f'<th colspan="2" class="model">{escape(SIGNIFICANCE)}</th>', cell(AVERAGE)]
     cells += [cell(c) for c in section.columns]
     return "<tfoot><tr>" + "".join(cells) + "</tr></tfoot>"
 
@@ -179,6 +191,58 @@ def _chart(board: Board, s: int, section: Section, column: Column) -> str:
     )
 
 
+def _reliability_block(section: Section) -> str:
+    """Reliability diagrams of the section's log-likelihood-scored tasks (results.json's bins)."""
+    tasks = list(dict.fromkeys(c.task for c in section.columns))
+    figures = [
+        _reliability(x.row.label, task, x.row.calibration[task])
+        for x in section.rows
+        for task in tasks
+        if task in x.row.calibration
+    ]
+    if not figures:
+        return ""
+    return (
+        "<h3>Calibration (log-likelihood scoring)</h3><p>Reliability diagrams: per bin of the top choice's "
+        "probability (softmax over the choices' log-likelihoods, 10 equal bins), the share answered "
+        "right (bars) against the diagonal of perfect calibration; bar width grows with the bin's "
+        "documents. ECE and Brier with bootstrap 95% intervals.</p>"
+        f'<div class="charts">{"".join(figures)}</div>'
+    )
+
+
+def _reliability(label: str, task: str, cal: dict[str, Any]) -> str:
+    size, pad = 150, 22
+    parts = [
+        f'<line x1="{pad}" y1="{pad + size}" x2="{pad + size}" y2="{pad}" stroke="#8893a2" '
+        'stroke-dasharray="3,3"/>',
+        f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#8893a2"/>',
+    ]
+    bins = reliability_bins(cal)
+    most = max([1, *(count for _, _, count, _, _ in bins)])
+    for lo, hi, count, confidence, accuracy in bins:
+        x0, width = pad + lo * size, (hi - lo) * size
+        height, shrink = accuracy * size, width * 0.7 * (1 - count / most) / 2  # fewer documents: thinner
+        parts.append(
+            f'<rect class="bin" x="{x0 + shrink:.1f}" y="{pad + size - height:.1f}" '
+            f'width="{width - 2 * shrink:.1f}" height="{height:.1f}" fill="#3b6fb6">'
+            f"<title>{lo:.1f}-{hi:.1f}: {count} documents, confidence {confidence:.3f}, "
+            f"accuracy {accuracy:.3f}</title></rect>"
+        )
+    caption = (
+        f"{label} · {task} · ECE {interval_text(cal.get('ece'))} · Brier {interval_text(cal.get('brier'))}"
+    )
+    middle = pad + size / 2
+    return (
+        f'<figure class="reliability"><figcaption>{escape(caption)}</figcaption>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * pad}" height="{size + 2 * pad}" '
+        f'role="img" aria-label="{_attr(caption)}">{"".join(parts)}'
+        f'<text x="{middle}" y="{size + 2 * pad - 4}" font-size="10" text-anchor="middle">confidence</text>'
+        f'<text x="10" y="{middle}" font-size="10" transform="rotate(-90 10 {middle})" '
+        'text-anchor="middle">accuracy</text></svg></figure>'
+    )
+
+
 def _protocols(board: Board) -> str:
     fields = [f for f in KEY_FIELDS if f != "task"]
     head = "".join(f"<th>{escape(f)}</th>" for f in ("id", "task", *fields))
@@ -205,8 +269,9 @@ def _notes(board: Board, section: Section) -> str:
     published = [x.row for x in section.rows if x.row.published]
     if published:
         items.append(f"published rows: {lineage_text(published[0])}")
+    items.append(SIGNIFICANCE_NOTE)
     for text, names in verdict_groups(board, section):
-        items.append(f"best row ahead of the second? {text}: {', '.join(names)}")
+        items.append(f"{SIGNIFICANCE}: {text}: {', '.join(names)}")
     for ranked in section.rows:
         for column in section.columns:
             cell = ranked.row.cells.get(column)
@@ -224,8 +289,8 @@ def html(board: Board, title: str = "mibe leaderboard") -> str:
         f"<p>Written by mibe {escape(__version__)}. Each column is one task, metric and protocol "
         "(hover a header for it in full; all are listed at the end): numbers scored two ways never share "
         "a column. Cells: value and bootstrap 95% interval; published rows have none. Average: over the "
-        "paper's metrics of each task, complete rows only. Highlighted: best in its column. Click a "
-        "header to sort.</p>",
+        "paper's metrics of each task, complete rows only. Highlighted: the column's tie group, "
+        f"{escape(TIE_GROUP)}. Value ± sd: mean and sd over few-shot draws. Click a header to sort.</p>",
     ]
     for s, section in enumerate(board.sections):
         charts = "".join(_chart(board, s, section, c) for c in section.columns)
@@ -234,7 +299,9 @@ def html(board: Board, title: str = "mibe leaderboard") -> str:
             f'<div class="wrap"><table class="board" id="t{s + 1}">{_header(board, s, section)}'
             f"{_body(section)}{_foot(section)}</table></div>",
             _notes(board, section),
-            f'<div class="charts">{charts}</div></section>',
+            f'<div class="charts">{charts}</div>',
+            _reliability_block(section),
+            "</section>",
         ]
     parts += ["<h2>Protocols</h2>", _protocols(board), f"<script>{JS}</script></body></html>"]
     return "\n".join(parts) + "\n"

@@ -46,6 +46,7 @@ KEY_FIELDS = (
     "split",
     "limit",
     "shots",
+    "fewshot_seeds",
     "scoring",
     "parser",
     "scorer_version",
@@ -74,6 +75,7 @@ class Cell:
     ci95: tuple[float, float] | None = None
     n: int | None = None
     note: str | None = None  # why a value is absent, or what to know about it
+    sd: float | None = None  # over few-shot draws (--fewshot-seeds); the value is then their mean
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Row:
     lineage: dict[str, Any]
     run_dir: Path | None
     cells: dict[Column, Cell] = field(default_factory=dict)
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> results' calibration
 
 
 def protocol_key(task: str, protocol: dict[str, Any]) -> Key:
@@ -140,7 +143,11 @@ def run_rows(run: Run) -> list[Row]:
             number, ci = _number(value, run.path, f"tasks.{task}.metrics.{metric}")
             unavailable = value.get("unavailable") if isinstance(value, dict) else None
             note = unavailable or ("partial: --limit" if entry.get("partial") else None)
-            row.cells[Column(task, metric, key)] = Cell(number, ci, entry.get("n"), note)
+            sd = value.get("sd") if isinstance(value, dict) else None
+            sd = float(sd) if isinstance(sd, int | float) and not isinstance(sd, bool) else None
+            row.cells[Column(task, metric, key)] = Cell(number, ci, entry.get("n"), note, sd)
+        if isinstance(entry.get("calibration"), dict):
+            row.calibration[task] = entry["calibration"]
     return [rows[k] for k in sorted(rows)]
 
 

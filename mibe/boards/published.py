@@ -86,5 +86,5 @@ def adopt_published_keys(rows: Sequence[Row]) -> None:
                 cell = row.cells.pop(column)
                 note = f"hub revision {revision} (the paper records none)"
                 row.cells[Column(column.task, column.metric, key)] = Cell(
-                    cell.value, cell.ci95, cell.n, "; ".join(x for x in (cell.note, note) if x)
+                    cell.value, cell.ci95, cell.n, "; ".join(x for x in (cell.note, note) if x), cell.sd
                 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from mibe.boards.compare import ALPHA, paired_metric
 from mibe.boards.model import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, load_run, shown
+from mibe.scoring import multiplicity
 from mibe.scoring.stats import MIN_BOOTSTRAP_N, mean_of
 
 AVERAGE = "average"
@@ -17,13 +18,16 @@ AVERAGE = "average"
 
 @dataclass(frozen=True)
 class Verdict:
-    """Is the best row ahead of the second? None when it can't be told (and `text` says why)."""
+    """Per column: is the best row ahead of every other row after Holm over the column (its tie group
+    is then the best row alone)? On the average: is the best row ahead of the second? None when it
+    can't be told (and `text` says why)."""
 
     significant: bool | None
     text: str
-    p: float | None = None
+    p: float | None = None  # columns: the largest Holm-adjusted p against the best (the closest row)
     test: str | None = None
     n: int | None = None
+    tied: tuple[str, ...] = ()  # columns: the tie group's rows, the best first
 
 
 @dataclass
@@ -40,8 +44,11 @@ class Section:
     columns: list[Column]
     averaged: list[Column]  # the columns the average is over
     rows: list[Ranked]
-    best: dict[Any, set[int]] = field(default_factory=dict)  # column (or AVERAGE) -> row indices
+    # column -> the tie group's row indices (once judged; before, the best value's); AVERAGE -> rank 1
+    best: dict[Any, set[int]] = field(default_factory=dict)
     verdicts: dict[Any, Verdict] = field(default_factory=dict)
+    top: dict[Any, int] = field(default_factory=dict)  # column -> the best row (the first on a tie)
+    ties: dict[Any, multiplicity.TieGroup] = field(default_factory=dict)  # column -> its tie group
 
 
 def _groups(rows: Sequence[Row]) -> list[list[Row]]:
@@ -135,22 +142,51 @@ def build_section(rows: Sequence[Row], all_metrics: bool) -> Section:
     return section
 
 
-def _runner_up(section: Section, column: Column) -> tuple[int, int] | Verdict:
-    values = [
-        (i, x.row.cells[column].value)
+def tie(section: Section, column: Column, run: Any, n_boot: int, seed: int) -> Verdict:
+    """The column's tie group: the best row, tested against every other row with a value (the test
+    `mibe compare` uses), Holm over those tests; the rows with adjusted p >= 0.05 join the best."""
+    values = {
+        i: x.row.cells[column].value
         for i, x in enumerate(section.rows)
         if column in x.row.cells and x.row.cells[column].value is not None
-    ]
-    best = section.best.get(column, set())
+    }
     if len(values) < 2:
         return Verdict(None, "only one row")
-    if len(best) != 1:
-        return Verdict(None, "tied")
-    others = [(i, v) for i, v in values if i not in best]
-    second = others[0]
-    for i, v in others:
-        second = (i, v) if _better(column.metric, v, second[1]) else second
-    return next(iter(best)), second[0]
+    best = multiplicity.best_row(values, lower_is_better=column.metric in LOWER_IS_BETTER)
+    section.top[column] = best
+    if len(set(values.values())) == 1:  # every row has the same value: nothing to test or mark
+        section.best.pop(column, None)
+        return Verdict(None, "tied: every row has the same value")
+    p_vs_best: dict[int, float | None] = {}
+    tests: dict[int, tuple[str, int | None, str | None]] = {}
+    for i in values:
+        if i == best:
+            continue
+        blocked = _untestable(section.rows[best].row, section.rows[i].row)
+        if blocked:
+            p_vs_best[i], tests[i] = None, ("", None, blocked.text.removeprefix("not testable: "))
+            continue
+        outcome = paired_metric(run(best), run(i), column.task, column.metric, n_boot, seed)
+        p, test, why = outcome.decisive()
+        p_vs_best[i], tests[i] = p, (test, outcome.paired.n if outcome.paired else None, why)
+    group = multiplicity.tie_group(values, best, p_vs_best, ALPHA)
+    section.ties[column], section.best[column] = group, set(group.members)
+    return _tie_verdict(section, group, tests)
+
+
+def _tie_verdict(section: Section, group: multiplicity.TieGroup, tests: dict) -> Verdict:
+    label = lambda i: section.rows[i].row.label  # noqa: E731
+    if not group.adjusted:  # nothing could be tested against the best row
+        return Verdict(None, f"not testable: {next(iter(tests.values()))[2]}")
+    closest = max(group.adjusted, key=lambda i: group.adjusted[i])
+    p, (test, n, _) = group.adjusted[closest], tests[closest]
+    members = (group.best, *sorted(group.members - {group.best}))
+    alone = members == (group.best,)
+    text = f"{'yes' if alone else 'no'} (p={p:.3g} Holm over {len(group.adjusted)}, {test}, n={n})"
+    text += f"; tie group: {', '.join(label(i) for i in members)}"
+    if group.untested:
+        text += f"; untested: {', '.join(sorted(label(i) for i in group.untested))}"
+    return Verdict(alone, text, p, test, n, tuple(label(i) for i in members))
 
 
 def _verdict(p: float | None, test: str, why: str | None, n: int | None, alpha: float) -> Verdict:
@@ -177,21 +213,8 @@ def judge(section: Section, n_boot: int, seed: int) -> None:
         return runs[i]
 
     for column in section.columns:
-        if not any(x.row.cells.get(column) and x.row.cells[column].value is not None for x in section.rows):
-            continue
-        pair = _runner_up(section, column)
-        if isinstance(pair, Verdict):
-            section.verdicts[column] = pair
-            continue
-        i, j = pair
-        blocked = _untestable(section.rows[i].row, section.rows[j].row)
-        if blocked:
-            section.verdicts[column] = blocked
-            continue
-        outcome = paired_metric(run(i), run(j), column.task, column.metric, n_boot, seed)
-        p, test, why = outcome.decisive()
-        n = outcome.paired.n if outcome.paired else None
-        section.verdicts[column] = _verdict(p, test, why, n, ALPHA)
+        if any(x.row.cells.get(column) and x.row.cells[column].value is not None for x in section.rows):
+            section.verdicts[column] = tie(section, column, run, n_boot, seed)
     ranked = [i for i, x in enumerate(section.rows) if x.rank is not None]
     if len(ranked) < 2:
         section.verdicts[AVERAGE] = Verdict(None, "fewer than two complete rows")

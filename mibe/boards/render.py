@@ -27,6 +27,7 @@ def describe(protocol: dict[str, Any]) -> str:
         f"split {protocol['split']}",
         "all documents" if limit is None else f"first {limit} documents",
         f"{protocol['shots']}-shot",
+        *([f"few-shot draws (seeds {protocol['fewshot_seeds']})"] if protocol.get("fewshot_seeds") else []),
         protocol["scoring"],
         f"parser {protocol['parser']}",
         "no chat template" if chat is None else f"chat template {chat}",
@@ -42,6 +43,8 @@ def describe(protocol: dict[str, Any]) -> str:
 def short(protocol: dict[str, Any]) -> str:
     """A protocol in a header's few words; the legend has the rest."""
     words = [f"{protocol['shots']}-shot"]
+    if protocol.get("fewshot_seeds"):
+        words.append(f"×{len(protocol['fewshot_seeds'])} draws")
     if protocol["scoring"] == "loglikelihood":
         words.append("loglik")
     else:
@@ -61,9 +64,37 @@ def cell_text(row: Row, column: Column) -> str:
     cell = row.cells.get(column)
     if cell is None or cell.value is None:
         return DASH
+    spread = "" if cell.sd is None else f" ± {cell.sd:.3f}"  # over few-shot draws
     if cell.ci95 is None:
-        return number(cell.value)
-    return f"{cell.value:.3f} [{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]"
+        return number(cell.value) + spread
+    return f"{cell.value:.3f}{spread} [{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]"
+
+
+def reliability_bins(cal: dict[str, Any]) -> list[tuple[float, float, int, float, float]]:
+    """The non-empty bins as numbers; a bin that isn't (a damaged or hand-edited file) is left out."""
+    out = []
+    for b in cal.get("reliability") or []:
+        try:
+            row = (
+                float(b["lo"]),
+                float(b["hi"]),
+                int(b["count"]),
+                float(b["confidence"]),
+                float(b["accuracy"]),
+            )
+        except (TypeError, ValueError, KeyError):
+            continue
+        if row[2] > 0 and 0 <= row[0] < row[1] <= 1 and 0 <= row[4] <= 1:
+            out.append(row)
+    return out
+
+
+def interval_text(value: Any) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("value"), int | float):
+        return DASH
+    ci = value.get("ci95")
+    spread = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    return f"{value['value']:.3f}{spread}"
 
 
 def row_name(row: Row) -> str:
@@ -83,6 +114,8 @@ def verdict_short(section: Section, key: Any) -> str:
         return ""
     if verdict.significant is None:
         return "n/t"
+    if verdict.tied:  # a column: its tie group's size, and the closest row's Holm-adjusted p
+        return f"{'alone' if verdict.significant else f'tie of {len(verdict.tied)}'} p={verdict.p:.2g}"
     return f"{'yes' if verdict.significant else 'no'} p={verdict.p:.2g}"
 
 
@@ -118,7 +151,7 @@ def _grid(board: Board, section: Section, bold: bool) -> list[list[str]]:
         line += [mark(cell_text(ranked.row, c), i in section.best.get(c, ())) for c in section.columns]
         body.append(line)
     body.append(
-        ["", "best ahead of 2nd?", verdict_short(section, AVERAGE)]
+        ["", SIGNIFICANCE, verdict_short(section, AVERAGE)]
         + [verdict_short(section, c) for c in section.columns]
     )
     return head + body
@@ -143,13 +176,20 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
     )
     verdicts = [f"{text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
     parts = [("Rows", rows), ("Protocols", list(protocols.values()))]
-    parts.append(("Best row ahead of the second (alpha 0.05)", verdicts))
+    parts.append((SIGNIFICANCE_NOTE, verdicts))
     return parts + ([("Notes", notes)] if notes else [])
 
 
 LEGEND = (
-    "Cells: value [bootstrap 95% interval]; published rows have no interval. {best}. "
+    "Cells: value [bootstrap 95% interval]; value ± sd over few-shot draws, for runs scored over several "
+    "draws. Published rows have no interval. {best}. "
     "Average: over the paper's metrics of each task, complete rows only; ranks by average."
+)
+TIE_GROUP = "the best row and every row not significantly behind it (Holm-adjusted p >= 0.05)"
+SIGNIFICANCE = "tie group / best ahead?"
+SIGNIFICANCE_NOTE = (
+    "Tie groups: each column's best row tested against every other row, Holm over the column, alpha "
+    "0.05 (yes: the best row is ahead of all); average: the best row against the second"
 )
 
 
@@ -157,7 +197,7 @@ def _sideways(board: Board, section: Section) -> list[list[str]]:
     """The section turned on its side for a terminal: a line per column, a column per row."""
     grid = _grid(board, section, bold=False)
     names = [f"#{r.rank} {row_name(r.row)}" if r.rank else row_name(r.row) for r in section.rows]
-    out = [["task", "metric", "protocol", *names, "best ahead of 2nd?"]]
+    out = [["task", "metric", "protocol", *names, SIGNIFICANCE]]
     body, verdicts = grid[3:-1], grid[-1]
     out.append(["average", "", "", *(line[2] for line in body), verdicts[2]])
     for k in range(len(section.columns)):
@@ -179,7 +219,7 @@ def text(board: Board) -> str:
         for heading, items in _footer(board, section):
             out += [f"{heading}:", *(f"  {item}" for item in items)]
         out.append("")
-    out.append(LEGEND.format(best="* best in its column"))
+    out.append(LEGEND.format(best=f"* in its column's tie group: {TIE_GROUP}"))
     return "\n".join(out) + "\n"
 
 
@@ -200,7 +240,7 @@ def markdown(board: Board) -> str:
         for heading, items in _footer(board, section):
             out += [f"- {heading}:", *(f"  - {_md_escape(item)}" for item in items)]
         out.append("")
-    out.append(LEGEND.format(best="Bold: best in its column"))
+    out.append(LEGEND.format(best=f"Bold: in its column's tie group: {TIE_GROUP}"))
     return "\n".join(out) + "\n"
 
 
@@ -228,7 +268,20 @@ CSV_FIELDS = (
     "base",
     "adapter",
     "training",
+    "top",
+    "tie_group",
+    "p_holm_vs_best",
+    "sd",
 )
+
+
+def _tie_fields(section: Section, column: Column, i: int) -> dict[str, Any]:
+    group = section.ties.get(column)
+    return {
+        "top": section.top.get(column) == i,
+        "tie_group": None if group is None else i in group.members,
+        "p_holm_vs_best": None if group is None else group.adjusted.get(i),
+    }
 
 
 def csv_text(board: Board) -> str:
@@ -273,6 +326,8 @@ def csv_text(board: Board) -> str:
                         "base": row.lineage.get("base"),
                         "adapter": row.lineage.get("adapter"),
                         "training": row.lineage.get("training"),
+                        **_tie_fields(section, column, i),
+                        "sd": None if cell is None else cell.sd,
                     }
                 )
     return buffer.getvalue()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, prompts, tasks
-from mibe.run import parallel, pipeline
+from mibe.run import draws, parallel, pipeline
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -81,6 +81,9 @@ def identity(config: RunConfig) -> dict[str, Any]:
     resolved["tasks"] = list(config.tasks)
     resolved["data"] = dict(sorted(config.data.items()))
     resolved["parser"] = config.resolved_parser
+    resolved["fewshot_seeds"] = list(config.fewshot_seeds)
+    if not config.fewshot_seeds:  # absent, so run folders written before draws existed still resume
+        resolved.pop("fewshot_seeds")
     return resolved
 
 
@@ -171,7 +174,8 @@ def _start(w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, ch
 def _score_task(
     p: pipeline.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
 ) -> None:
-    entry, timing = pipeline.evaluate(p, backend, config, run_dir, _pool(p, location))
+    evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
+    entry, timing = evaluate(p, backend, config, run_dir, _pool(p, location))
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return
     entry["data_source"] = p.docset.source

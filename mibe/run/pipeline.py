@@ -12,7 +12,7 @@ from typing import Any
 from mibe import data, prompts
 from mibe.run import batches, parallel
 from mibe.runs import folder
-from mibe.scoring import kinds
+from mibe.scoring import calibration, kinds
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 
@@ -24,6 +24,7 @@ class Plan:
     docset: data.DocSet
     docs: list[Doc]
     protocol: dict[str, Any]
+    draw: int | None = None  # the shot seed of one few-shot draw (mibe/run/draws.py); None: --seed
 
 
 def scoring_for(task: Task, config: RunConfig) -> str:
@@ -61,7 +62,7 @@ def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -
         "split": task.split,
         "limit": config.limit,
         "shots": config.num_fewshot,
-        "fewshot_seed": config.seed if config.num_fewshot else None,
+        "fewshot_seed": config.seed if config.num_fewshot and not config.fewshot_seeds else None,
         "scoring": scoring,
         "parser": config.resolved_parser if scoring == "generate" else "argmax-loglikelihood",
         "scorer_version": kinds.scorer_version(task.answer_type, config.resolved_parser)
@@ -72,6 +73,8 @@ def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -
         "max_new_tokens": max_new if scoring == "generate" else None,
         "stop": list(stop) if scoring == "generate" else None,
     }
+    if config.fewshot_seeds:  # only then, so run folders written before draws existed still resume
+        protocol["fewshot_seeds"] = list(config.fewshot_seeds)
     return Plan(task, docset, docs, protocol)
 
 
@@ -93,7 +96,8 @@ def build_requests(
     if backend.max_context:
         reserve = max((len(backend.tokenize(c)) for c in conts), default=0) if loglik else max_new
         budget = backend.max_context - reserve
-    drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, config.seed)) for doc in docs]
+    seed = config.seed if p.draw is None else p.draw
+    drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, seed)) for doc in docs]
     many = getattr(backend, "tokenize_many", None)
     if many is not None:
         # Batched calls over all cores, before any forward; fitting then finds each prompt ready.
@@ -143,7 +147,7 @@ def evaluate(
     Resumes from the task's samples file. Returns its results.json entry (None on the ranks other
     than 0 of a data-parallel run: rank 0 merges their shards and scores the task) and its timing."""
     task, share = p.task, parallel.share(run_dir, p.task.name)
-    done = folder.done_ids(folder.samples_path(run_dir, task.name))
+    done = folder.done_ids(folder.samples_path(run_dir, task.name), p.draw)
     pending = share.mine([d for d in p.docs if d.id not in done])
     started, tokens = time.perf_counter(), 0
     if pending:
@@ -165,6 +169,8 @@ def evaluate(
                 to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
+            if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
+                rows = [{"id": r["id"], "draw": p.draw, **r} for r in rows]
             folder.append_samples(share.target, rows, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch) + _generated(backend, batch, outputs)
             bar.update(len(batch))
@@ -183,7 +189,7 @@ def _generated(backend: Backend, batch: Sequence[Request], outputs: Sequence[Any
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     task = p.task
     order = {d.id: i for i, d in enumerate(p.docs)}
-    rows = [r for r in folder.read_samples(path) if r["id"] in order]
+    rows = [r for r in folder.read_samples(path) if r["id"] in order and r.get("draw") == p.draw]
     rows.sort(key=lambda r: order[r["id"]])
     if len(rows) != len(p.docs) or len({r["id"] for r in rows}) != len(rows):
         raise MibeError(
@@ -219,7 +225,16 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "task_file": str(task.path),  # lets `mibe rescore` / `mibe audit` reload a user task file
         "metrics": scored["metrics"],
         "per_class": scored.get("per_class"),
+        "domain": task.domain,
+        "calibration": _calibration(p, config, rows),
     }
+
+
+def _calibration(p: Plan, config: RunConfig, rows: list[dict]) -> dict | None:
+    """ECE, Brier and reliability bins from the choices' log-likelihoods (log-likelihood scoring only)."""
+    if p.protocol["scoring"] != "loglikelihood":
+        return None
+    return calibration.from_samples(rows, p.task.choices, config.bootstrap, config.seed)
 
 
 def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> str:

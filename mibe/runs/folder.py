@@ -15,7 +15,8 @@ from typing import Any
 from mibe.types import MibeError
 
 # Bump when a key docs/run-folder.md lists changes; readers keep reading older folders.
-# 2: protocols carry `scorer_version`, task entries `answer_type`.
+# 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a
+# `draw` key on samples rows, `draws` and `fewshot_seeds` in task entries); `calibration`.
 SCHEMA_VERSION = 2
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -124,10 +125,11 @@ def trim_partial_line(path: Path) -> None:
             handle.truncate(end)
 
 
-def done_ids(path: Path) -> set[str]:
-    """The documents a task's samples file already holds (the writer's side of resume)."""
+def done_ids(path: Path, draw: int | None = None) -> set[str]:
+    """The documents a task's samples file already holds for one few-shot draw (None: a run without
+    draws, whose rows have no `draw` key): the writer's side of resume."""
     trim_partial_line(path)
-    return {row["id"] for row in read_samples(path)}
+    return {row["id"] for row in read_samples(path) if row.get("draw") == draw}
 
 
 def append_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool = False) -> None:
@@ -147,17 +149,17 @@ def shard_path(run_dir: Path, task: str, rank: int) -> Path:
 
 
 def merge_shards(run_dir: Path, task: str, private: bool) -> int:
-    """Fold every shard of `task` into its samples file, each id once; returns rows added."""
+    """Fold every shard of `task` into its samples file, each (draw, id) once; returns rows added."""
     target = samples_path(run_dir, task)
     shards = sorted(target.parent.glob(f"{task}.rank*.part"))
     if not shards:
         return 0
-    seen = {row["id"] for row in read_samples(target)}
+    seen = {(row.get("draw"), row["id"]) for row in read_samples(target)}
     fresh = []
     for shard in shards:
         for row in read_samples(shard):
-            if row["id"] not in seen:
-                seen.add(row["id"])
+            if (row.get("draw"), row["id"]) not in seen:
+                seen.add((row.get("draw"), row["id"]))
                 fresh.append(row)
     if fresh:
         append_samples(target, fresh, private=private)

@@ -3,7 +3,9 @@
 A run folder holds run.json (the resolved config, the model and each task's protocol). Started again
 with the same folder, a run resumes when all three match, and is refused with one line naming the
 first difference otherwise (unless --overwrite). Within a task, documents already in its samples file
-are not scored again (`folder.done_ids`); a task already in results.json is final.
+are not scored again (`folder.done_ids`, per few-shot draw); a task already in results.json is final,
+except that naming more `--fewshot-seeds` than the folder's run extends it: the new draws are scored
+and the tasks summarised again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ from mibe.types import MibeError
 def prepare(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """Start, resume or refuse; returns the previous results.json when resuming."""
     previous = read_json(run_dir / "run.json")
+    if previous is not None and not overwrite and extends(previous, run_json):
+        write_json_atomic(run_dir / "run.json", run_json)
+        results = read_json(run_dir / "results.json")
+        if results is not None:  # tasks with new draws are scored again; their old draws' rows stay
+            protocols = run_json["protocols"]
+            results["tasks"] = {
+                name: entry
+                for name, entry in results["tasks"].items()
+                if entry["protocol"] == protocols.get(name)
+            }
+            results["config"] = run_json["config"]
+        return results
     if previous is not None and not overwrite:
         for key in ("config", "model", "protocols"):
             if previous.get(key) != run_json[key]:
@@ -34,6 +48,32 @@ def prepare(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[st
             sample.unlink()
     write_json_atomic(run_dir / "run.json", run_json)
     return None
+
+
+def _without_seeds(part: Any) -> Any:
+    return {k: v for k, v in part.items() if k != "fewshot_seeds"} if isinstance(part, dict) else part
+
+
+def _grows(old: Any, new: Any) -> bool:
+    return isinstance(old, list) and isinstance(new, list) and old != new and set(old) <= set(new)
+
+
+def extends(previous: dict[str, Any], run_json: dict[str, Any]) -> bool:
+    """The new run adds few-shot draws to the folder's run and changes nothing else: every seed list
+    (in the config and each task's protocol) holds the old seeds, and at least one grew."""
+    old_config, new_config = previous.get("config") or {}, run_json["config"]
+    if previous.get("model") != run_json["model"] or _without_seeds(old_config) != _without_seeds(new_config):
+        return False
+    if not _grows(old_config.get("fewshot_seeds"), new_config.get("fewshot_seeds")):
+        return False
+    old, new = previous.get("protocols") or {}, run_json["protocols"]
+    if set(old) != set(new):
+        return False
+    return all(
+        _without_seeds(old[t]) == _without_seeds(new[t])
+        and (old[t] == new[t] or _grows(old[t].get("fewshot_seeds"), new[t].get("fewshot_seeds")))
+        for t in new
+    )
 
 
 def first_difference(old: Any, new: Any, where: str = "") -> str:

@@ -169,6 +169,10 @@ def read_task(run: SavedRun, name: str, say: Say = stderr) -> SavedTask:
     """A task's entry, task file and every sample, checked whole (for re-parsing: rescore, audit)."""
     entry = run.results["tasks"][name]
     path = folder.samples_path(run.path, name)
+    if entry.get("fewshot_seeds"):  # one row per (draw, document): re-parsing draws is not built
+        raise MibeError(
+            f"{path}: scored over few-shot draws (--fewshot-seeds); rescore and audit take runs of one draw"
+        )
     if not path.is_file():
         raise MibeError(f"{path}: missing; the run folder lost {name}'s raw outputs")
     raw = path.read_bytes()

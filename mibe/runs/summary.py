@@ -10,7 +10,8 @@ def _cell(metric: dict[str, Any]) -> str:
         return "n/a"
     lo, hi = metric.get("ci95") or (None, None)
     interval = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
-    return f"{metric['value']:.3f}{interval}"
+    spread = f" ± {metric['sd']:.3f}" if metric.get("sd") is not None else ""  # over few-shot draws
+    return f"{metric['value']:.3f}{spread}{interval}"
 
 
 def table(results: dict[str, Any]) -> str:

@@ -1,0 +1,98 @@
+"""Few-shot draws (`--fewshot-seeds 1,2,3`): one task scored once per shot draw, then summarised.
+
+Each draw is the one-task pipeline run on a Plan whose `draw` is the shot seed: the same documents,
+the same everything, only the shots differ. All draws append to the task's one samples file, each
+row with its `draw`, so resume works per draw (done ids are per (draw, id)) and adding seeds to a
+finished run scores only the new draws. The task's entry then gives, per metric, the mean and sd over
+draws and the two-level interval of `mibe.scoring.draws` (documents and draws both resampled).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mibe.run import pipeline
+from mibe.runs import folder
+from mibe.scoring import draws as draw_stats
+from mibe.scoring import kinds
+from mibe.types import Backend, Doc, RunConfig
+
+INTERVAL = "two-level bootstrap over documents and draws (docs/statistics.md)"
+
+
+def evaluate(
+    p: pipeline.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+) -> tuple[dict | None, dict]:
+    """`pipeline.evaluate` once per draw, then one entry for the task (None off rank 0)."""
+    entries: dict[int, dict | None] = {}
+    timing: dict[str, Any] = {"wall_s": 0.0, "draws": {}}
+    for seed in config.fewshot_seeds:
+        entries[seed], timing["draws"][str(seed)] = pipeline.evaluate(
+            dataclasses.replace(p, draw=seed), backend, config, run_dir, pool
+        )
+        timing["wall_s"] = round(timing["wall_s"] + timing["draws"][str(seed)]["wall_s"], 3)
+    if any(e is None for e in entries.values()):  # a data-parallel rank other than 0
+        return None, timing
+    return combine(p, config, folder.samples_path(run_dir, p.task.name), entries), timing  # type: ignore[arg-type]
+
+
+def matrices(p: pipeline.Plan, path: Path, seeds: Sequence[int]) -> tuple[list[Any], dict[str, Any]]:
+    """Each draw's per-document statistics matrix (rows in the documents' order) and the metrics as
+    functions of its column sums, read back from the samples file."""
+    order = {d.id: i for i, d in enumerate(p.docs)}
+    by_draw: dict[int, list[dict]] = {seed: [] for seed in seeds}
+    for row in folder.read_samples(path):
+        if row.get("draw") in by_draw and row["id"] in order:
+            by_draw[row["draw"]].append(row)
+    parser = p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
+    xs, stat_of = [], {}
+    for seed in seeds:
+        rows = sorted(by_draw[seed], key=lambda r: order[r["id"]])
+        golds = [_value(r["gold"]) for r in rows]
+        preds = [_value(r["prediction"]) for r in rows]
+        x, stat_of, _ = kinds.task_stats(
+            p.task.answer_type, p.task.metrics, golds, preds, p.task.choices, parser
+        )
+        xs.append(x)
+    return xs, {m: stat_of[m] for m in p.task.metrics if m in stat_of}
+
+
+def _value(x: Any) -> Any:
+    return tuple(x) if isinstance(x, list) else x
+
+
+def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, dict]) -> dict:
+    """One results.json entry: the first draw's bookkeeping, each draw's metrics under `draws`, and
+    per metric the mean over draws as `value`, the two-level interval as `ci95`, `sd` and `values`."""
+    seeds = list(entries)
+    xs, stat_of = matrices(p, path, seeds)
+    summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed)
+    first = entries[seeds[0]]
+    metrics = {}
+    for name, value in first["metrics"].items():
+        s = summary.get(name)
+        if s is None:  # unavailable in this environment (BERTScore offline, say): as the draw said
+            metrics[name] = value
+            continue
+        metrics[name] = {
+            "value": s.mean,
+            "ci95": list(s.ci95) if s.ci95 else None,
+            "sd": s.sd,
+            "values": list(s.values),
+            "n_draws": s.n_draws,
+        }
+    keep = ("metrics", "per_class", "parse_failures", "truncated", "calibration")
+    return {
+        **first,
+        "metrics": metrics,
+        "per_class": None,
+        "calibration": None,
+        "parse_failures": sum(e["parse_failures"] for e in entries.values()),
+        "truncated": sum(e["truncated"] for e in entries.values()),
+        "fewshot_seeds": seeds,
+        "draw_interval": INTERVAL,
+        "draws": {str(seed): {k: e.get(k) for k in keep} for seed, e in entries.items()},
+    }

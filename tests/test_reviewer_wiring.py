@@ -1,0 +1,342 @@
+"""The reviewer statistics wired in, end to end: few-shot draws on the tiny model (and resume per
+draw), calibration in results and boards, the forgetting view on two tiny runs (one trained from the
+other, by the real provenance writer), Holm in `mibe compare` and tie groups on constructed runs.
+References are computed here, independently, with numpy, scipy, sklearn and statsmodels."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score
+from statsmodels.stats.multitest import multipletests
+
+from mibe import cli
+from mibe.boards import compare, compare_text, delta, render
+from mibe.boards.board import build as build_board
+from mibe.run import api
+from mibe.scoring import kinds
+from mibe.types import MibeError, RunConfig
+from tests.conftest import REPO
+
+EXAMPLE = REPO / "tasks" / "examples" / "everyday_yesno.yaml"
+EXAMPLE_DATA = REPO / "tasks" / "examples" / "everyday_yesno.jsonl"
+
+
+def samples(run: Path, task: str) -> list[dict]:
+    return [json.loads(x) for x in (run / "samples" / f"{task}.jsonl").read_text().splitlines()]
+
+
+def results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+# ---------------------------------------------------------------- few-shot draws
+
+
+def draw_run(model: Path, out: Path, seeds: tuple[int, ...]) -> dict:
+    config = RunConfig(
+        model=str(model),
+        tasks=("pubmedqa",),
+        demo=True,
+        limit=3,
+        num_fewshot=1,
+        fewshot_seeds=seeds,
+        scoring="loglikelihood",
+        bootstrap=200,
+        output_dir=str(out),
+    )
+    return api.run(config, say=lambda line: None)
+
+
+def test_fewshot_draws_resume_per_draw_and_extend(tiny_llama: Path, tmp_path: Path) -> None:
+    run = tmp_path / "draws"
+    draw_run(tiny_llama, run, (1,))
+    first = (run / "samples" / "pubmedqa.jsonl").read_text()
+    assert [r["draw"] for r in samples(run, "pubmedqa")] == [1, 1, 1]
+    # Killed between draws, or a seed added later: the same command with seeds 1,2 scores draw 2 only.
+    out = draw_run(tiny_llama, run, (1, 2))
+    text = (run / "samples" / "pubmedqa.jsonl").read_text()
+    assert text.startswith(first) and len(text.splitlines()) == 6  # draw 1's rows kept, not redone
+    rows = samples(run, "pubmedqa")
+    by_draw = {d: sorted((r for r in rows if r["draw"] == d), key=lambda r: r["index"]) for d in (1, 2)}
+    assert [r["id"] for r in by_draw[1]] == [r["id"] for r in by_draw[2]]  # the same documents
+    assert [r["shots"] for r in by_draw[1]] != [r["shots"] for r in by_draw[2]]  # other shots
+    entry = out["tasks"]["pubmedqa"]
+    assert entry["fewshot_seeds"] == [1, 2] and entry["protocol"]["fewshot_seeds"] == [1, 2]
+    per_draw = [
+        accuracy_score([r["gold"] for r in by_draw[d]], [r["prediction"] for r in by_draw[d]]) for d in (1, 2)
+    ]
+    acc = entry["metrics"]["accuracy"]
+    assert acc["values"] == pytest.approx(per_draw)
+    assert [entry["draws"][str(d)]["metrics"]["accuracy"]["value"] for d in (1, 2)] == pytest.approx(per_draw)
+    assert acc["value"] == pytest.approx(np.mean(per_draw)) and acc["sd"] == pytest.approx(
+        np.std(per_draw, ddof=1)
+    )
+    assert acc["ci95"][0] <= acc["value"] <= acc["ci95"][1]
+    # Resumed and extended equals one uninterrupted run of both draws.
+    whole = draw_run(tiny_llama, tmp_path / "whole", (1, 2))["tasks"]["pubmedqa"]
+    assert whole["metrics"] == entry["metrics"] and whole["draws"] == entry["draws"]
+    assert results(run)["schema_version"] == 2
+    with pytest.raises(MibeError, match="different config"):  # dropping a draw is not an extension
+        draw_run(tiny_llama, run, (2,))
+    board = render.text(build_board([run], published=False, n_boot=100))
+    assert f"{acc['value']:.3f} ± {acc['sd']:.3f}" in board and "×2 draws" in board
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fewshot-seeds", "1,2"], "--num-fewshot"),
+        (["--num-fewshot", "1", "--fewshot-seeds", "1,x"], "integers"),
+        (["--num-fewshot", "1", "--fewshot-seeds", "3,3"], "twice"),
+    ],
+)
+def test_fewshot_seeds_flag_errors_are_one_line(argv: list[str], message: str, capsys) -> None:
+    assert cli.main(["run", "--model", "x", "--tasks", "pubmedqa", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- calibration and the forgetting view
+
+
+def checkpoint(base: Path, target: Path) -> Path:
+    """A 'fine-tuned' copy of the tiny model: weights nudged, lineage written by mibe's own writer."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from mibe.training import provenance
+
+    shutil.copytree(base, target)
+    weights = load_file(target / "model.safetensors")
+    generator = torch.Generator().manual_seed(0)
+    for name, tensor in weights.items():
+        if tensor.is_floating_point():
+            weights[name] = tensor + 0.05 * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
+    save_file(weights, target / "model.safetensors")
+    recipe = {"model": str(base), "output_dir": str(target)}
+    doc = provenance.start("sft", recipe, {"path": None, "sha256": None}, ["mibe", "train", "sft"], {})
+    provenance.write(target, {**doc, "complete": True})
+    return target
+
+
+def loglik_run(model: Path, out: Path) -> Path:
+    config = RunConfig(
+        model=str(model),
+        tasks=("pubmedqa", str(EXAMPLE)),
+        demo=True,
+        data={"everyday_yesno": str(EXAMPLE_DATA)},
+        scoring="loglikelihood",
+        bootstrap=200,
+        output_dir=str(out),
+    )
+    api.run(config, say=lambda line: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("forgetting")
+    trained = checkpoint(tiny_llama, root / "checkpoint")
+    return loglik_run(tiny_llama, root / "base-run"), loglik_run(trained, root / "checkpoint-run")
+
+
+def reference_calibration(rows: list[dict], choices: list[str]) -> tuple[float, float]:
+    """ECE (10 right-closed equal bins) and multi-class Brier, written out here by hand."""
+    bins: dict[int, list[tuple[float, float]]] = {}
+    brier = 0.0
+    for row in rows:
+        z = np.array(row["logprobs"])
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        top = int(np.argmax(p))
+        b = max(0, math.ceil(round(p[top] * 10, 12)) - 1)
+        bins.setdefault(b, []).append((p[top], float(choices[top] == row["gold"])))
+        brier += sum((p[k] - (choices[k] == row["gold"])) ** 2 for k in range(len(choices)))
+    ece = sum(abs(sum(c for c, _ in v) - sum(a for _, a in v)) for v in bins.values()) / len(rows)
+    return ece, brier / len(rows)
+
+
+def test_calibration_is_stored_and_drawn(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    base, _ = two_runs
+    entry = results(base)["tasks"]["everyday_yesno"]
+    cal = entry["calibration"]
+    ece, brier = reference_calibration(samples(base, "everyday_yesno"), ["yes", "no"])
+    assert cal["ece"]["value"] == pytest.approx(ece, abs=1e-12)
+    assert cal["brier"]["value"] == pytest.approx(brier, abs=1e-12)
+    assert cal["ece"]["ci95"][0] <= cal["ece"]["value"] <= cal["ece"]["ci95"][1]
+    assert sum(b["count"] for b in cal["reliability"]) == entry["n"] == 24
+    page = tmp_path / "board.html"
+    assert cli.main(["leaderboard", str(base), "--no-published", "-o", str(page), "--bootstrap", "50"]) == 0
+    html = page.read_text()
+    assert html.count('class="reliability"') == 2 and f"ECE {cal['ece']['value']:.3f}" in html
+
+
+def test_plot_draws_reliability_diagrams(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    base, _ = two_runs
+    figure = tmp_path / "board.png"
+    assert (
+        cli.main(
+            ["leaderboard", str(base), "--no-published", "--plot", str(figure), "-o", str(tmp_path / "b.md")]
+        )
+        == 0
+    )
+    assert figure.stat().st_size > 0
+
+
+def mcnemar_p(a: list[bool], b: list[bool]) -> float:
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    return 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b, 0.5).pvalue
+
+
+def test_delta_view_finds_the_base_through_the_lineage(two_runs: tuple[Path, Path], capsys) -> None:
+    base, trained = two_runs
+    report = delta.delta([trained, base], n_boot=200)
+    (pair,) = report["pairs"]
+    assert pair["base"]["run"] == str(base) and pair["found_by"].startswith("training lineage")
+    rows = {r["task"]: r for r in pair["tasks"]}
+    assert {t: r["domain"] for t, r in rows.items()} == {"pubmedqa": "medical", "everyday_yesno": "general"}
+    for task, row in rows.items():
+        assert row["metric"] == "accuracy"
+        values = [results(r)["tasks"][task]["metrics"]["accuracy"]["value"] for r in (trained, base)]
+        assert row["diff"] == pytest.approx(values[0] - values[1])
+        right = [[s["prediction"] == s["gold"] for s in samples(r, task)] for r in (trained, base)]
+        assert row["p"] == pytest.approx(mcnemar_p(*right)) and row["test"] == "McNemar exact"
+    assert pair["averages"]["medical"]["diff"] == pytest.approx(rows["pubmedqa"]["diff"])
+    assert pair["averages"]["general"]["diff"] == pytest.approx(rows["everyday_yesno"]["diff"])
+    assert cli.main(["leaderboard", str(base), str(trained), "--delta-vs-base", "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "general average (1 tasks)" in out and "medical average (1 tasks)" in out
+    # Named by hand (here: the other way round), the pairing follows --base.
+    (named,) = delta.delta([base], bases=[f"{base}={trained}"], n_boot=200)["pairs"]
+    assert named["found_by"] == "--base" and named["tasks"][0]["diff"] == pytest.approx(
+        -rows["pubmedqa"]["diff"]
+    )
+
+
+def test_delta_view_without_a_base_run_is_one_line(two_runs: tuple[Path, Path], capsys) -> None:
+    _, trained = two_runs
+    assert cli.main(["leaderboard", str(trained), "--delta-vs-base"]) == 2
+    assert "no run's base model has a run" in capsys.readouterr().err
+    assert cli.main(["leaderboard", str(trained), "--base", "x"]) == 2
+    assert cli.main(["leaderboard", str(trained), "--delta-vs-base", "--base", "x"]) == 2
+
+
+def test_the_example_general_task_is_not_part_of_all() -> None:
+    from mibe import tasks
+
+    assert "everyday_yesno" not in tasks.builtin_paths()
+    loaded = tasks.load_task(EXAMPLE)
+    assert (
+        loaded.domain == "general" and tasks.load_task(tasks.builtin_paths()["pubmedqa"]).domain == "medical"
+    )
+    assert all(json.loads(x)["invented"] is True for x in EXAMPLE_DATA.read_text().splitlines())
+
+
+def test_a_bad_domain_is_one_line(tmp_path: Path) -> None:
+    from mibe import tasks
+
+    bad = tmp_path / "t.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("domain: general", "domain: sports"))
+    with pytest.raises(MibeError, match="field 'domain'"):
+        tasks.load_task(bad)
+
+
+# ---------------------------------------------------------------- Holm in compare, tie groups
+
+LABELS = ("yes", "no", "maybe")
+METRICS = ("accuracy", "macro_f1", "missing_rate")
+
+
+def constructed(folder: Path, name: str, right: dict[str, set[int]], n: int = 60) -> Path:
+    """A run folder by hand: per task, documents `right[task]` answered right, the rest wrong."""
+    golds = [LABELS[i % 3] for i in range(n)]
+    tasks = {}
+    (folder / "samples").mkdir(parents=True)
+    for task, ok in right.items():
+        preds = [g if i in ok else LABELS[(i + 1) % 3] for i, g in enumerate(golds)]
+        scored = kinds.score_task("choice", METRICS, golds, preds, LABELS, "strict", seed=1, n_boot=100)
+        protocol = {"task": task, "task_version": 1, "data": {"fingerprint": "sha256:c"}, "split": "test"}
+        protocol |= {"limit": None, "shots": 0, "scoring": "generate", "parser": "strict"}
+        protocol |= {"chat_template": None, "system_prompt": None, "max_new_tokens": 8, "stop": []}
+        tasks[task] = {"protocol": protocol, "n": n, "answer_type": "choice", "metrics": scored["metrics"]}
+        lines = [
+            json.dumps({"id": f"d{i}", "raw_output": p, "prediction": p, "gold": g, "score": float(g == p)})
+            for i, (g, p) in enumerate(zip(golds, preds, strict=True))
+        ]
+        (folder / "samples" / f"{task}.jsonl").write_text("\n".join(lines) + "\n")
+    model = {"name": name, "path": f"/models/{name}", "adapter": None}
+    (folder / "results.json").write_text(json.dumps({"model": model, "tasks": tasks}))
+    return folder
+
+
+def test_compare_adjusts_the_family_by_holm(tmp_path: Path) -> None:
+    # t1: a clear difference; t2: 8 documents only A got right, 1 only B: McNemar p = 20/512 < 0.05,
+    # lost after Holm; t3: none.
+    a = constructed(
+        tmp_path / "a",
+        "a",
+        {"t1": set(range(50)), "t2": set(range(30)) | set(range(40, 48)), "t3": set(range(30))},
+    )
+    b = constructed(
+        tmp_path / "b",
+        "b",
+        {"t1": set(range(20)), "t2": set(range(30)) | {50}, "t3": set(range(30))},
+    )
+    report = compare.compare(a, b, n_boot=400, seed=3)
+    tests = [(t["task"], m) for t in report["tasks"] for m in t["metrics"]]
+    family = [(task, m) for task, m in tests if m["metric"] != "missing_rate" and m["p"] is not None]
+    assert report["family"]["size"] == len(family) == 6
+    expected = multipletests([m["p"] for _, m in family], method="holm")[1]
+    assert [m["p_holm"] for _, m in family] == pytest.approx(expected.tolist())
+    for _, m in family:
+        assert m["significant"] == (m["p_holm"] < 0.05)
+    acc = {task: m for task, m in tests if m["metric"] == "accuracy"}
+    assert acc["t2"]["p"] == pytest.approx(binomtest(1, 9, 0.5).pvalue) == pytest.approx(20 / 512)
+    assert acc["t2"]["p"] < 0.05 <= acc["t2"]["p_holm"] and acc["t2"]["significant"] is False
+    assert acc["t1"]["significant"] is True
+    assert all(m["p_holm"] is None for _, m in tests if m["metric"] == "missing_rate")
+    table = compare_text.render(report, "table")
+    assert "p Holm" in table and f"{acc['t2']['p_holm']:.3g}" in table
+    assert "p_holm" in compare_text.render(report, "csv").splitlines()[0]
+
+
+def test_tie_groups_on_constructed_runs(tmp_path: Path) -> None:
+    right = {"strong": set(range(50)), "near": set(range(47)), "mid": set(range(42)), "weak": set(range(20))}
+    runs = [constructed(tmp_path / k, k, {"pubmedqa": v}) for k, v in right.items()]
+    board = build_board(runs, published=False, n_boot=200)
+    (section,) = board.sections
+    column = next(c for c in section.columns if c.metric == "accuracy")
+    label = {i: x.row.label for i, x in enumerate(section.rows)}
+    # The reference: McNemar (scipy's exact binomial test) of each row against the best, Holm by statsmodels.
+    others = ["near", "mid", "weak"]
+    raw = [
+        mcnemar_p([i in right["strong"] for i in range(60)], [i in right[k] for i in range(60)])
+        for k in others
+    ]
+    adjusted = dict(zip(others, multipletests(raw, method="holm")[1], strict=True))
+    expected = {"strong"} | {k for k, q in adjusted.items() if q >= 0.05}
+    assert (
+        {label[i] for i in section.best[column]}
+        == expected
+        == {"strong", "near", "mid"} - ({"mid"} if adjusted["mid"] < 0.05 else set())
+    )
+    group = section.ties[column]
+    assert {label[i]: q for i, q in group.adjusted.items()} == pytest.approx(adjusted)
+    verdict = section.verdicts[column]
+    assert verdict.significant is False and verdict.tied[0] == "strong" and set(verdict.tied) == expected
+    text = render.text(board)
+    assert "tie group: strong, " in text and f"tie of {len(expected)}" in text
+    md, csv = render.markdown(board), render.csv_text(board)
+    assert md.count("**") >= 2 * len(expected)
+    lines = [line for line in csv.splitlines()[1:] if ",accuracy," in line]
+    assert sum(line.split(",")[-3] == "True" for line in lines) == len(expected)  # tie_group
+    html_page = __import__("mibe.boards.html", fromlist=["html"]).html(board)
+    assert html_page.count('class="best"') >= len(expected)
