@@ -98,6 +98,24 @@ def _protocol(task: Task, got: importers.Imported, parser: str) -> dict[str, Any
     }
 
 
+def _entry(task: Task, protocol: dict[str, Any], rows: list[dict[str, Any]], scored: dict[str, Any]) -> dict:
+    return {
+        "protocol": protocol,
+        "answer_type": task.answer_type,
+        "n": len(rows),
+        "n_skipped_rows": 0,
+        "first_skipped_row": None,
+        "parse_failures": sum(1 for r in rows if r["parse_failed"]),
+        "truncated": 0,
+        "invented": False,
+        "partial": False,
+        "rescored_from": None,
+        "task_file": str(task.path),
+        "metrics": scored["metrics"],
+        "per_class": scored.get("per_class"),
+    }
+
+
 def import_run(
     harness: str,
     paths: Sequence[str],
@@ -132,21 +150,7 @@ def import_run(
     )
     model = {"name": model_name or f"{harness} import", "backend": f"imported:{harness}"}
     config = {"imported": harness, "tasks": [task.name], "parser": parser, "seed": seed, "bootstrap": n_boot}
-    entry = {
-        "protocol": protocol,
-        "answer_type": task.answer_type,
-        "n": len(rows),
-        "n_skipped_rows": 0,
-        "first_skipped_row": None,
-        "parse_failures": sum(1 for r in rows if r["parse_failed"]),
-        "truncated": 0,
-        "invented": False,
-        "partial": False,
-        "rescored_from": None,
-        "task_file": str(task.path),
-        "metrics": scored["metrics"],
-        "per_class": scored.get("per_class"),
-    }
+    entry = _entry(task, protocol, rows, scored)
     run_json = {"schema_version": folder.SCHEMA_VERSION, "mibe_version": __version__, "config": config,
                 "model": model, "protocols": {task.name: protocol}}  # fmt: skip
     folder.write_json_atomic(out_dir / "run.json", run_json)

@@ -8,6 +8,7 @@ never raises on any string: a model's output is arbitrary text.
 from __future__ import annotations
 
 import string
+import sys
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -56,10 +57,20 @@ def emrqa_paper_scores(gold: Any, pred: Any) -> tuple[float, float]:
 
 @lru_cache(maxsize=1)
 def _tokenizer() -> Any:
-    import spacy
-
-    # The paper loaded en_core_web_lg; its tokenizer is spaCy's English default, which the blank
-    # pipeline has too, so no model download is needed.
+    """spaCy's English tokenizer. The paper loaded en_core_web_lg; its tokenizer is spaCy's English
+    default, which the blank pipeline has too, so no model download is needed."""
+    # spaCy's thinc imports torch when it is installed (3 s here) for models the bare tokenizer never
+    # uses; hide torch during that import unless something already loaded it.
+    hidden = "torch" not in sys.modules
+    if hidden:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` then fails fast
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # spaCy's own import-time deprecation chatter
+            import spacy
+    finally:
+        if hidden and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
     return spacy.blank("en").tokenizer
 
 
