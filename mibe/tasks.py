@@ -137,14 +137,8 @@ def _metrics(path: Path, metrics: Any, answer_type: str) -> list[str]:
     return metrics
 
 
-def load_task(path: str | Path) -> Task:
-    path = Path(path).resolve()
-    raw = _read_yaml(path)
-    _check_keys(path, "", raw, _KEYS)
-    name = raw.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
-        raise _fail(path, "name", "required; lower-case letters, digits and _ only")
-    dataset = raw.get("dataset")
+def _dataset(path: Path, dataset: Any) -> tuple[dict[str, Any], str | None]:
+    """The `dataset:` mapping, and its source with a local path resolved against the task file."""
     if not isinstance(dataset, dict):
         raise _fail(path, "dataset", "required mapping with 'source' (a hub id or a local path)")
     _check_keys(path, "dataset.", dataset, _DATASET_KEYS)
@@ -153,6 +147,17 @@ def load_task(path: str | Path) -> Task:
         raise _fail(path, "dataset.source", "a hub id or a path relative to the task file")
     if isinstance(source, str) and _is_local(path, source):
         source = str((path.parent / source).expanduser().resolve())
+    return dataset, source
+
+
+def load_task(path: str | Path) -> Task:
+    path = Path(path).resolve()
+    raw = _read_yaml(path)
+    _check_keys(path, "", raw, _KEYS)
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+        raise _fail(path, "name", "required; lower-case letters, digits and _ only")
+    dataset, source = _dataset(path, raw.get("dataset"))
     answer_type, choices, paper_match = _answer(path, raw.get("answer"))
     max_new, stop = _generation(path, raw.get("generation") or {})
     metrics = _metrics(path, raw.get("metrics"), answer_type)
