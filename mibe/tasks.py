@@ -212,7 +212,7 @@ def resolve(specs: Iterable[str]) -> tuple[list[Task], set[str]]:
             elif item in builtin:
                 tasks.append((load_task(builtin[item]), True))
             else:
-                raise MibeError(f"--tasks: unknown task '{item}'; {_near(item, builtin)}")
+                raise MibeError(f"--tasks: unknown task '{item}'; {_near(item.lower(), builtin)}")
     seen: dict[str, Task] = {}
     explicit: set[str] = set()
     for task, named in tasks:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,18 @@ class _StopAfterContent(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _CountSteps(StoppingCriteria):
+    """Reports each generation step (one new token per row) to the progress callback; stops nothing."""
+
+    def __init__(self, on_step: Callable[[int], None], rows: int, device: Any) -> None:
+        self.on_step, self.rows = on_step, rows
+        self.never = torch.zeros(rows, dtype=torch.bool, device=device)  # made once, not per step
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.on_step(self.rows)
+        return self.never
+
+
 class HFBackend:
     def __init__(
         self,
@@ -58,6 +70,7 @@ class HFBackend:
         device: str = "cpu",
         trust_remote_code: bool = False,
     ) -> None:
+        common.check_model_path(model)
         path = Path(model).expanduser()
         self.adapter = adapter
         if path.is_dir() and common.is_adapter(path):
@@ -99,6 +112,8 @@ class HFBackend:
     def _setup(self, tokenizer: Any, config: Any, name: str, device: str, dtype: str) -> None:
         self.model_name, self.device, self.dtype_name = name, device, dtype
         self.tokenizer, self._config, self._model = tokenizer, config, None
+        # Set by the runner while a task runs: called with the tokens of each step or forward.
+        self.on_step: Callable[[int], None] | None = None
         if self.tokenizer.pad_token is None:
             # Greedy decoding never looks at pad tokens; any id the model knows will do.
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
@@ -184,6 +199,8 @@ class HFBackend:
         width = batch["input_ids"].shape[1]
         stops = tuple(sorted({s for r in requests for s in r.stop}))
         criteria = [_StopAfterContent(self.tokenizer, stops, width)] if stops else []
+        if self.on_step is not None:
+            criteria.append(_CountSteps(self.on_step, len(requests), self.device))
         out = self.model.generate(
             **batch,
             max_new_tokens=max(r.max_new_tokens for r in requests),
@@ -240,6 +257,8 @@ class HFBackend:
         out = self.model(
             input_ids=ids, logits_to_keep=torch.tensor(ends, device=self.device), use_cache=bool(multi)
         )
+        if self.on_step is not None:
+            self.on_step(int(ids.numel()))
         column = {end: i for i, end in enumerate(ends)}
         rows = torch.arange(len(prepared), device=self.device)
         at = torch.tensor([column[n - 1] for n in lengths], device=self.device)
@@ -271,6 +290,8 @@ class HFBackend:
                 use_cache=False,
                 **{self._cache_kwarg(): cache},
             )
+            if self.on_step is not None:
+                self.on_step(int(step_ids.numel()))
             logp = torch.log_softmax(step.logits.float(), dim=-1)
             targets = _zero_padded(tails, self.device)
             ends_at = torch.tensor([len(t) for t in tails], device=self.device)
