@@ -268,38 +268,42 @@ class HFBackend:
         picked = first.gather(1, _zero_padded(heads, self.device))
         results = [row[: len(h)] for row, h in zip(picked.tolist(), heads, strict=True)]
         if multi:
-            owners = torch.tensor([b for b, _ in multi], device=self.device)
-            tails = [prepared[b][1][j][1:] for b, j in multi]
-            steps = max(len(t) for t in tails)
-            cache = getattr(out, "cache", None) or out.past_key_values
-            cache.reorder_cache(owners)  # one cache row per multi-token choice
-            # Each row continues its own context from its real length; the context's padding
-            # (between its end and the new tokens in the cache) is masked out, and padding after
-            # a short choice comes after its real tokens, where causal attention ignores it.
-            feed = [prepared[b][1][j][:-1] for b, j in multi]  # each token predicts the next
-            step_ids = _zero_padded(feed, self.device)
-            bounds = torch.tensor([lengths[b] for b, _ in multi], device=self.device)
-            real = (torch.arange(width, device=self.device)[None] < bounds[:, None]).long()
-            step_mask = torch.cat(
-                [real, torch.ones(len(multi), steps, dtype=real.dtype, device=self.device)], 1
-            )
-            step = self.model(
-                input_ids=step_ids,
-                attention_mask=step_mask,
-                position_ids=bounds[:, None] + torch.arange(steps, device=self.device)[None],
-                use_cache=False,
-                **{self._cache_kwarg(): cache},
-            )
-            if self.on_step is not None:
-                self.on_step(int(step_ids.numel()))
-            logp = torch.log_softmax(step.logits.float(), dim=-1)
-            targets = _zero_padded(tails, self.device)
-            ends_at = torch.tensor([len(t) for t in tails], device=self.device)
-            pad = torch.arange(steps, device=self.device)[None] >= ends_at[:, None]
-            sums = logp.gather(2, targets[..., None])[..., 0].masked_fill(pad, 0.0).sum(-1).tolist()
+            sums = self._choice_tails(out, prepared, multi, lengths, width)
             for (b, j), value in zip(multi, sums, strict=True):
                 results[b][j] += value
         return results
+
+    def _choice_tails(
+        self, out: Any, prepared: list, multi: list[tuple[int, int]], lengths: list[int], width: int
+    ) -> list[float]:
+        """Each multi-token choice's log-likelihood after its first token, through the context's cache."""
+        owners = torch.tensor([b for b, _ in multi], device=self.device)
+        tails = [prepared[b][1][j][1:] for b, j in multi]
+        steps = max(len(t) for t in tails)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        cache.reorder_cache(owners)  # one cache row per multi-token choice
+        # Each row continues its own context from its real length; the context's padding
+        # (between its end and the new tokens in the cache) is masked out, and padding after
+        # a short choice comes after its real tokens, where causal attention ignores it.
+        feed = [prepared[b][1][j][:-1] for b, j in multi]  # each token predicts the next
+        step_ids = _zero_padded(feed, self.device)
+        bounds = torch.tensor([lengths[b] for b, _ in multi], device=self.device)
+        real = (torch.arange(width, device=self.device)[None] < bounds[:, None]).long()
+        step_mask = torch.cat([real, torch.ones(len(multi), steps, dtype=real.dtype, device=self.device)], 1)
+        step = self.model(
+            input_ids=step_ids,
+            attention_mask=step_mask,
+            position_ids=bounds[:, None] + torch.arange(steps, device=self.device)[None],
+            use_cache=False,
+            **{self._cache_kwarg(): cache},
+        )
+        if self.on_step is not None:
+            self.on_step(int(step_ids.numel()))
+        logp = torch.log_softmax(step.logits.float(), dim=-1)
+        targets = _zero_padded(tails, self.device)
+        ends_at = torch.tensor([len(t) for t in tails], device=self.device)
+        pad = torch.arange(steps, device=self.device)[None] >= ends_at[:, None]
+        return logp.gather(2, targets[..., None])[..., 0].masked_fill(pad, 0.0).sum(-1).tolist()
 
     def describe(self) -> dict[str, Any]:
         return {
