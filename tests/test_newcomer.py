@@ -58,7 +58,8 @@ def test_tutorial_runs_as_written(tiny_llama: Path, tmp_path: Path) -> None:
     assert "Note: Crushing chest pain" in done.stdout  # tasks show rendered the first document
     lines = (work / "runs" / "triage" / "samples" / "triage.jsonl").read_text().splitlines()
     first = next(r for r in map(json.loads, lines) if r["id"] == "n1")
-    assert first["prompt"].endswith("Note: Crushing chest pain for 20 minutes, sweating.\nAnswer:")
+    # The template's last line break stayed out of the prompt; the chat template wraps it after.
+    assert "Note: Crushing chest pain for 20 minutes, sweating.\nAnswer:\n<|assistant|>" in first["prompt"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

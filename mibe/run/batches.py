@@ -44,17 +44,18 @@ class Progress:
         self.tokens, self._base, self._rows, self._steps, self._seen = 0, float(done), 0, 1, 0
         self._shown = self._created = time.monotonic()
         self._started: float | None = None  # the first step: the model loads on first use, not counted
+        self._before = 0  # tokens counted before the first step
 
     def start(self, rows: int, steps: int) -> None:
         """A batch of `rows` documents begins; it takes at most `steps` callbacks."""
         self._rows, self._steps, self._seen = rows, max(1, steps), 0
 
     def on_step(self, tokens: int) -> None:
+        now = time.monotonic()
+        if self._started is None:  # the rate counts from here: the first step's tokens come after
+            self._started, self._before = now, self.tokens
         self.tokens += tokens
         self._seen += 1
-        now = time.monotonic()
-        if self._started is None:
-            self._started = now
         if now - self._shown >= 0.5:
             self._shown = now
             # Steps are an upper bound (stop strings end generation early): never show the batch done.
@@ -69,8 +70,9 @@ class Progress:
         self._show(time.monotonic())
 
     def _show(self, now: float) -> None:
-        rate = self.tokens / max(now - (self._created if self._started is None else self._started), 1e-3)
-        self.bar.set_postfix_str(f"{self.tokens} tok, {rate:.0f} tok/s", refresh=False)
+        since, base = (self._created, 0) if self._started is None else (self._started, self._before)
+        rate = f", {(self.tokens - base) / (now - since):.0f} tok/s" if now - since >= 0.5 else ""
+        self.bar.set_postfix_str(f"{self.tokens} tok{rate}", refresh=False)
         self.bar.refresh()
 
     def write(self, line: str) -> None:

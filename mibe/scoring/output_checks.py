@@ -67,7 +67,8 @@ def check(
         if n >= MIN_FOR_IDENTICAL and same >= SHARE * n:
             found.append(
                 f"{same} of {n} outputs are the same text ({text[:40]!r}); likely cause: the prompt does not "
-                "show the document (check its fields with `mibe tasks show`), or the model ignores it"
+                "show the document (check its fields with `mibe tasks show`), or the model ignores it "
+                "(small models often give every document the same answer)"
             )
     cut = sum(1 for c in cut_at_limit if c)
     if cut >= SHARE * n:
