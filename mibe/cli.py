@@ -11,6 +11,17 @@ from mibe import __version__
 from mibe.types import PARSERS, PROTOCOLS, SCORINGS, MibeError, RunConfig
 
 
+class _Defaults(argparse.HelpFormatter):
+    """`--help` shows each option's default, except those that mean "not given" (None, off, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default in ([], argparse.SUPPRESS)
+        if "%(default)" in text or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="mibe", description="Score medical LLMs on MIBE (Me-LLaMA's benchmark)."
@@ -19,12 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="show tracebacks of unexpected failures")
     sub = top.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="score a model on MIBE tasks and write a run folder")
+    run = sub.add_parser(
+        "run", help="score a model on MIBE tasks and write a run folder", formatter_class=_Defaults
+    )
     run.add_argument(
         "--model", required=True, help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m"
     )
     run.add_argument("--adapter", help="LoRA adapter folder applied on --model")
-    run.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"))
+    run.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"), help="what runs the model")
     run.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
     run.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
     run.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
@@ -34,24 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="the run folder (default runs/<model>-<timestamp>)")
     run.add_argument("--overwrite", action="store_true", help="replace a run folder with another config")
     run.add_argument("--limit", type=int, help="first N usable documents per task (marks the run partial)")
-    run.add_argument("--num-fewshot", type=int, default=0)
-    run.add_argument("--seed", type=int, default=1234)
-    run.add_argument("--scoring", default="generate", choices=SCORINGS)
+    run.add_argument(
+        "--num-fewshot", type=int, default=0, help="solved examples before each prompt (from fewshot_split)"
+    )
+    run.add_argument("--seed", type=int, default=1234, help="seeds the few-shot draws and the bootstrap")
+    run.add_argument(
+        "--scoring", default="generate", choices=SCORINGS,
+        help="generate an answer and parse it, or (closed label sets) pick the likeliest choice",
+    )  # fmt: skip
     run.add_argument("--parser", choices=PARSERS, help="default: the protocol's (mibe: strict, paper: paper)")
-    run.add_argument("--protocol", default="mibe", choices=PROTOCOLS)
-    run.add_argument("--max-new-tokens", type=int)
+    run.add_argument(
+        "--protocol", default="mibe", choices=PROTOCOLS,
+        help="mibe: the task files' settings; paper: the paper's scripts (256 tokens, no stop, paper parser)",
+    )  # fmt: skip
+    run.add_argument(
+        "--max-new-tokens", type=int, help="cap on each answer's tokens (default: the task's; paper: 256)"
+    )
     run.add_argument(
         "--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template"
     )
-    run.add_argument("--system-prompt")
+    run.add_argument("--system-prompt", help="system message inside the chat template (--chat-template)")
     run.add_argument(
         "--batch-size", type=int, default=8,
         help="documents per batch (HF backend; halved on out-of-memory). With --device cuda it sizes "
         "the batch of the longest prompts, and shorter ones share its token budget (up to 8x the rows)",
     )  # fmt: skip
-    run.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--bertscore-model", default="bert-base-multilingual-cased")
+    run.add_argument(
+        "--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+        help="weights' precision (auto: the checkpoint's)",
+    )  # fmt: skip
+    run.add_argument("--device", default="cpu", help="where the HF backend runs: cpu, cuda, cuda:1, mps")
+    run.add_argument(
+        "--bertscore-model", default="bert-base-multilingual-cased",
+        help="hub id or local folder of the BERT model behind bertscore_f1",
+    )  # fmt: skip
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     run.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off)")
     run.add_argument(
@@ -101,8 +130,20 @@ def _parser() -> argparse.ArgumentParser:
     tsub.add_parser("list", help="the built-in tasks")
     show = tsub.add_parser("show", help="a task's rendered prompt, parse rule and metrics")
     show.add_argument("name", help="a task name or task-file path")
+    show.add_argument("--data-dir", help="render the first document found here (as mibe run reads it)")
+    show.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for the task")
     validate = tsub.add_parser("validate", help="check task files; exit 2 on the first bad one")
     validate.add_argument("paths", nargs="+")
+    new = tsub.add_parser(
+        "new", help="write NAME.yaml, NAME.jinja and NAME.jsonl (one invented row) to start a task from",
+        formatter_class=_Defaults,
+    )  # fmt: skip
+    new.add_argument("task_name", metavar="NAME", help="the task's name: lower-case letters, digits and _")
+    new.add_argument(
+        "--kind", default="choice", choices=("choice", "letter", "multi_label", "span", "entities", "text"),
+        help="the answer kind (docs/task-files.md)",
+    )  # fmt: skip
+    new.add_argument("--dir", default=".", help="the folder to write into (never overwrites)")
     data = sub.add_parser("data", help="check data before a run (loads no model)")
     check = data.add_subparsers(dest="data_command", required=True).add_parser(
         "check", help="per task: where its data comes from, documents, labels, unusable rows"
@@ -110,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
     check.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
     check.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
+    check.add_argument("--demo", action="store_true", help="check the bundled invented documents")
 
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
@@ -244,7 +286,6 @@ def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
 
 def _tasks_command(args: argparse.Namespace) -> int:
     from mibe import tasks
-    from mibe.scoring import kinds
 
     if args.tasks_command == "list":
         rows = [("name", "kind", "metrics", "credentialed", "data source")]
@@ -269,7 +310,28 @@ def _tasks_command(args: argparse.Namespace) -> int:
             metrics = ", ".join(t.metrics)
             print(f"ok  {path}: task {t.name} ({t.answer_type}, {len(t.choices)} choices, metrics {metrics})")
         return 0
-    (task,), _ = tasks.resolve([args.name])
+    if args.tasks_command == "new":
+        return _new_task(args)
+    return _show_task(args)
+
+
+def _new_task(args: argparse.Namespace) -> int:
+    from mibe import taskfiles
+
+    written = taskfiles.new(args.task_name, args.kind, args.dir)
+    for path in written:
+        print(f"wrote {path}")
+    yaml = written[0]
+    print(f"next: mibe tasks validate {yaml}; mibe tasks show {yaml}; mibe run --model MODEL --tasks {yaml}")
+    return 0
+
+
+def _show_task(args: argparse.Namespace) -> int:
+    from mibe import data, taskfiles
+    from mibe.datacheck import parse_pairs
+    from mibe.scoring import kinds
+
+    task = taskfiles.find(args.name)
     print(f"# {task.name} (version {task.version}): {task.description}")
     print(f"file: {task.path}\ntemplate: {task.template_name} (hash {task.template_hash})")
     print(f"data: {task.source or 'local only'}; split {task.split}; credentialed: {task.credentialed}")
@@ -278,21 +340,15 @@ def _tasks_command(args: argparse.Namespace) -> int:
     print(f"parse rule: {kinds.get(task.answer_type).rule}")
     print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}")
     print(f"metrics: {', '.join(task.metrics)}")
-    print("--- rendered prompt (first bundled invented document) ---")
-    print(_example_prompt(task), end="")
+    try:
+        prompt, where = taskfiles.first_document(task, args.data_dir, parse_pairs(args.data))
+    except data.NoData as exc:
+        print(f"--- no document to render: {exc} ---")
+        return 0
+    print(f"--- rendered prompt (the first document: {where}) ---")
+    print(prompt, end="")
     print("\n--- end ---")
     return 0
-
-
-def _example_prompt(task) -> str:
-    from mibe import data, prompts, resources
-
-    try:
-        location = data.locate(task, str(resources.demo_dir()), {})
-        docs = data.load_docs(task, location).docs
-    except (data.NoData, MibeError):
-        return "(no bundled example document for this task)\n"
-    return prompts.doc_prompt(task.template, docs[0]) if docs else "(no usable example)\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,7 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tasks":
             return _tasks_command(args)
         if args.command == "data":  # reads data only; no model is loaded
-            from mibe import datacheck
+            from mibe import datacheck, resources
+
+            if args.demo and args.data_dir is None:  # as `mibe run --demo`
+                args.data_dir = str(resources.demo_dir())
 
             return datacheck.main(args)
         if args.command == "view":  # reads run folders only; no model is loaded

@@ -227,7 +227,7 @@ def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], se
             elif item in builtin:
                 tasks.append((load_task(builtin[item]), True))
             else:
-                raise MibeError(f"{flag}: unknown task '{item}'; {_near(item, builtin)}")
+                raise MibeError(f"{flag}: unknown task '{item}'; {_near(item.lower(), builtin)}")
     seen: dict[str, Task] = {}
     explicit: set[str] = set()
     for task, named in tasks:

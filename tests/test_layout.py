@@ -25,7 +25,7 @@ LEVELS = {
     "cli": 7,
 }
 FOUNDATION = {"types", "resources", "hub", "lineage"}
-TASK_WING = {"tasks", "data", "prompts", "datacheck"}
+TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 
 

@@ -24,6 +24,20 @@ def server_stops(stops: Sequence[str]) -> list[str]:
     return [s for s in stops if s and not s[0].isspace()]
 
 
+def check_model_path(model: str) -> None:
+    """A local --model that cannot be a model folder is one line with the fix, before any loader sees it
+    (transformers' own messages for these name the wrong thing: a tokenizer, or a repo id's form)."""
+    path = Path(model).expanduser()
+    where = "pass a model folder (holding config.json), a hub id, or smollm2-135m"
+    if path.is_file():
+        raise MibeError(
+            f"--model {model}: not a causal LM mibe can load: {path} is a file; pass the folder that holds "
+            f"it ({path.parent}), a hub id, or smollm2-135m"
+        )
+    if path.is_dir() and not is_adapter(path) and not (path / "config.json").is_file():
+        raise MibeError(f"--model {model}: not a causal LM mibe can load: {path} has no config.json; {where}")
+
+
 def is_adapter(path: Path) -> bool:
     """A LoRA adapter folder (PEFT's adapter_config.json and no model config of its own)."""
     return path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()

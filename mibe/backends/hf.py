@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,18 @@ class _StopAfterContent(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _CountSteps(StoppingCriteria):
+    """Reports each generation step (one new token per row) to the progress callback; stops nothing."""
+
+    def __init__(self, on_step: Callable[[int], None], rows: int, device: Any) -> None:
+        self.on_step, self.rows = on_step, rows
+        self.never = torch.zeros(rows, dtype=torch.bool, device=device)  # made once, not per step
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.on_step(self.rows)
+        return self.never
+
+
 class HFBackend:
     def __init__(
         self,
@@ -58,6 +70,7 @@ class HFBackend:
         device: str = "cpu",
         trust_remote_code: bool = False,
     ) -> None:
+        common.check_model_path(model)
         path = Path(model).expanduser()
         self.adapter = adapter
         if path.is_dir() and common.is_adapter(path):
@@ -99,6 +112,8 @@ class HFBackend:
     def _setup(self, tokenizer: Any, config: Any, name: str, device: str, dtype: str) -> None:
         self.model_name, self.device, self.dtype_name = name, device, dtype
         self.tokenizer, self._config, self._model = tokenizer, config, None
+        # Set by the runner while a task runs: called with the tokens of each step or forward.
+        self.on_step: Callable[[int], None] | None = None
         if self.tokenizer.pad_token is None:
             # Greedy decoding never looks at pad tokens; any id the model knows will do.
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
@@ -184,6 +199,8 @@ class HFBackend:
         width = batch["input_ids"].shape[1]
         stops = tuple(sorted({s for r in requests for s in r.stop}))
         criteria = [_StopAfterContent(self.tokenizer, stops, width)] if stops else []
+        if self.on_step is not None:
+            criteria.append(_CountSteps(self.on_step, len(requests), self.device))
         out = self.model.generate(
             **batch,
             max_new_tokens=max(r.max_new_tokens for r in requests),
@@ -240,6 +257,8 @@ class HFBackend:
         out = self.model(
             input_ids=ids, logits_to_keep=torch.tensor(ends, device=self.device), use_cache=bool(multi)
         )
+        if self.on_step is not None:
+            self.on_step(int(ids.numel()))
         column = {end: i for i, end in enumerate(ends)}
         rows = torch.arange(len(prepared), device=self.device)
         at = torch.tensor([column[n - 1] for n in lengths], device=self.device)
@@ -249,36 +268,42 @@ class HFBackend:
         picked = first.gather(1, _zero_padded(heads, self.device))
         results = [row[: len(h)] for row, h in zip(picked.tolist(), heads, strict=True)]
         if multi:
-            owners = torch.tensor([b for b, _ in multi], device=self.device)
-            tails = [prepared[b][1][j][1:] for b, j in multi]
-            steps = max(len(t) for t in tails)
-            cache = getattr(out, "cache", None) or out.past_key_values
-            cache.reorder_cache(owners)  # one cache row per multi-token choice
-            # Each row continues its own context from its real length; the context's padding
-            # (between its end and the new tokens in the cache) is masked out, and padding after
-            # a short choice comes after its real tokens, where causal attention ignores it.
-            feed = [prepared[b][1][j][:-1] for b, j in multi]  # each token predicts the next
-            step_ids = _zero_padded(feed, self.device)
-            bounds = torch.tensor([lengths[b] for b, _ in multi], device=self.device)
-            real = (torch.arange(width, device=self.device)[None] < bounds[:, None]).long()
-            step_mask = torch.cat(
-                [real, torch.ones(len(multi), steps, dtype=real.dtype, device=self.device)], 1
-            )
-            step = self.model(
-                input_ids=step_ids,
-                attention_mask=step_mask,
-                position_ids=bounds[:, None] + torch.arange(steps, device=self.device)[None],
-                use_cache=False,
-                **{self._cache_kwarg(): cache},
-            )
-            logp = torch.log_softmax(step.logits.float(), dim=-1)
-            targets = _zero_padded(tails, self.device)
-            ends_at = torch.tensor([len(t) for t in tails], device=self.device)
-            pad = torch.arange(steps, device=self.device)[None] >= ends_at[:, None]
-            sums = logp.gather(2, targets[..., None])[..., 0].masked_fill(pad, 0.0).sum(-1).tolist()
+            sums = self._choice_tails(out, prepared, multi, lengths, width)
             for (b, j), value in zip(multi, sums, strict=True):
                 results[b][j] += value
         return results
+
+    def _choice_tails(
+        self, out: Any, prepared: list, multi: list[tuple[int, int]], lengths: list[int], width: int
+    ) -> list[float]:
+        """Each multi-token choice's log-likelihood after its first token, through the context's cache."""
+        owners = torch.tensor([b for b, _ in multi], device=self.device)
+        tails = [prepared[b][1][j][1:] for b, j in multi]
+        steps = max(len(t) for t in tails)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        cache.reorder_cache(owners)  # one cache row per multi-token choice
+        # Each row continues its own context from its real length; the context's padding
+        # (between its end and the new tokens in the cache) is masked out, and padding after
+        # a short choice comes after its real tokens, where causal attention ignores it.
+        feed = [prepared[b][1][j][:-1] for b, j in multi]  # each token predicts the next
+        step_ids = _zero_padded(feed, self.device)
+        bounds = torch.tensor([lengths[b] for b, _ in multi], device=self.device)
+        real = (torch.arange(width, device=self.device)[None] < bounds[:, None]).long()
+        step_mask = torch.cat([real, torch.ones(len(multi), steps, dtype=real.dtype, device=self.device)], 1)
+        step = self.model(
+            input_ids=step_ids,
+            attention_mask=step_mask,
+            position_ids=bounds[:, None] + torch.arange(steps, device=self.device)[None],
+            use_cache=False,
+            **{self._cache_kwarg(): cache},
+        )
+        if self.on_step is not None:
+            self.on_step(int(step_ids.numel()))
+        logp = torch.log_softmax(step.logits.float(), dim=-1)
+        targets = _zero_padded(tails, self.device)
+        ends_at = torch.tensor([len(t) for t in tails], device=self.device)
+        pad = torch.arange(steps, device=self.device)[None] >= ends_at[:, None]
+        return logp.gather(2, targets[..., None])[..., 0].masked_fill(pad, 0.0).sum(-1).tolist()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -56,6 +56,7 @@ class VLLMBackend:
     def from_config(cls, config: RunConfig) -> VLLMBackend:
         from mibe.backends import embedded
 
+        common.check_model_path(config.model)
         return cls(
             embedded.resolve(config.model),
             adapter=config.adapter,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -102,7 +103,10 @@ def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], di
             skipped[task.name] = str(exc)
             say(f"mibe: skipping {exc}")
     if not loaded:
-        raise MibeError("no task has data; pass --data-dir DIR or --data TASK=PATH (see `mibe tasks list`)")
+        raise MibeError(
+            "no task has data; pass --data-dir DIR or --data TASK=PATH (see `mibe tasks list`), "
+            "or --demo to try the bundled invented documents"
+        )
     for task, _, docset in loaded:  # a template that cannot render fails now, not after the model loads
         try:
             prompts.doc_prompt(task.template, docset.docs[0])
@@ -136,7 +140,8 @@ def run(
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
     with folder.locked(run_dir) if w.main else contextlib.nullcontext():
-        previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans])
+        private = any(p.task.credentialed for p, _ in plans)  # else run files follow the umask
+        previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans], private)
         out = previous or {
             "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -150,19 +155,21 @@ def run(
         }
         for p, location in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
-                _score_task(p, location, backend, config, run_dir, out)
+                _score_task(p, location, backend, config, run_dir, out, private)
         if not w.main:
             return out
-        folder.write_json_atomic(run_dir / "results.json", out)
+        folder.write_json_atomic(run_dir / "results.json", out, private=private)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
 
 
-def _start(w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, chosen: list) -> dict | None:
+def _start(
+    w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, chosen: list, private: bool = False
+) -> dict | None:
     """Start or resume the folder on rank 0; with data-parallel ranks, fold in the shards a killed run
     left behind and let every rank see the same previous results."""
-    previous = resume.prepare(run_dir, run_json, overwrite) if w.main else None
+    previous = resume.prepare(run_dir, run_json, overwrite, private) if w.main else None
     if w.size > 1:
         for task in chosen if w.main else ():
             folder.merge_shards(run_dir, task.name, task.credentialed)
@@ -172,7 +179,13 @@ def _start(w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, ch
 
 
 def _score_task(
-    p: pipeline.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
+    p: pipeline.Plan,
+    location: data.Location,
+    backend: Backend,
+    config: RunConfig,
+    run_dir: Path,
+    out: dict,
+    private: bool = False,
 ) -> None:
     evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
     entry, timing = evaluate(p, backend, config, run_dir, _pool(p, location))
@@ -181,7 +194,7 @@ def _score_task(
     entry["data_source"] = p.docset.source
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
-    folder.write_json_atomic(run_dir / "results.json", out)
+    folder.write_json_atomic(run_dir / "results.json", out, private=private)
     if config.redact_samples:
         folder.redact_samples(folder.samples_path(run_dir, p.task.name))
 
@@ -196,14 +209,30 @@ def _demo_dir() -> Path:
     return resources.demo_dir()
 
 
+class RunResults(dict):
+    """results.json's content, as a dict, plus `run_dir`: the run folder it was written to."""
+
+    run_dir: Path
+
+
 def evaluate(
     model: str, tasks: str | Sequence[str] = "all", backend: Backend | None = None, **options: Any
-) -> dict:
+) -> RunResults:
     """Python API: `mibe.evaluate("path/to/model", tasks="pubmedqa", data_dir="data/")`.
 
-    Takes the same options as `mibe run` (RunConfig's fields) and returns results.json's content.
+    Takes the same options as `mibe run` (RunConfig's fields) and returns results.json's content,
+    with the run folder in `.run_dir`. Without `output_dir=` the folder is `runs/<model>-<timestamp>`
+    under the current folder, and a one-line notice on the `mibe` logger (shown by default) says so.
     Pass `backend=` to score a model already in memory (e.g. inside a training loop).
     """
     names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     config = RunConfig(model=model, tasks=names, **options)
-    return run(config, command=["mibe.evaluate", model, *names], backend=backend, say=lambda line: None)
+    chosen = config.output_dir is None and not config.dry_run
+    if chosen:
+        config = dataclasses.replace(config, output_dir=str(default_output_dir(config)))
+    out = run(config, command=["mibe.evaluate", model, *names], backend=backend, say=lambda line: None)
+    results = RunResults(out)
+    results.run_dir = Path(config.output_dir) if config.output_dir else Path()
+    if chosen:
+        logging.getLogger("mibe").warning("mibe.evaluate: wrote the run folder %s", results.run_dir)
+    return results

@@ -4,6 +4,7 @@ halved on out-of-memory (greedy outputs do not depend on the batch size), progre
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,10 +31,59 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def progress(total: int, done: int, name: str) -> Any:
-    from tqdm.auto import tqdm
+class Progress:
+    """A task's bar: documents done, moved within a batch too, by the backend's per-step callback
+    (`on_step(tokens)`: each generated token step, each log-likelihood forward), with the tokens
+    so far and their rate. The callback does a counter and a clock read; the bar redraws twice a second."""
 
-    return tqdm(total=total, initial=done, desc=name, unit="doc", file=sys.stderr, leave=True)
+    def __init__(self, total: int, done: int, name: str) -> None:
+        from tqdm.auto import tqdm
+
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} doc [{elapsed}<{remaining}{postfix}]"
+        self.bar = tqdm(total=total, initial=done, desc=name, file=sys.stderr, leave=True, bar_format=fmt)
+        self.tokens, self._base, self._rows, self._steps, self._seen = 0, float(done), 0, 1, 0
+        self._shown = self._created = time.monotonic()
+        self._started: float | None = None  # the first step: the model loads on first use, not counted
+        self._before = 0  # tokens counted before the first step
+
+    def start(self, rows: int, steps: int) -> None:
+        """A batch of `rows` documents begins; it takes at most `steps` callbacks."""
+        self._rows, self._steps, self._seen = rows, max(1, steps), 0
+
+    def on_step(self, tokens: int) -> None:
+        now = time.monotonic()
+        if self._started is None:  # the rate counts from here: the first step's tokens come after
+            self._started, self._before = now, self.tokens
+        self.tokens += tokens
+        self._seen += 1
+        if now - self._shown >= 0.5:
+            self._shown = now
+            # Steps are an upper bound (stop strings end generation early): never show the batch done.
+            self.bar.n = self._base + self._rows * min(self._seen / self._steps, 0.95)
+            self._show(now)
+
+    def finish(self, rows: int, tokens: int) -> None:
+        """The batch's `rows` documents are written; `tokens` is its count when no callback ran."""
+        self._base += rows
+        self.tokens += tokens if self._seen == 0 else 0
+        self.bar.n = self._base
+        self._show(time.monotonic())
+
+    def _show(self, now: float) -> None:
+        since, base = (self._created, 0) if self._started is None else (self._started, self._before)
+        rate = f", {(self.tokens - base) / (now - since):.0f} tok/s" if now - since >= 0.5 else ""
+        self.bar.set_postfix_str(f"{self.tokens} tok{rate}", refresh=False)
+        self.bar.refresh()
+
+    def write(self, line: str) -> None:
+        self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def progress(total: int, done: int, name: str) -> Progress:
+    return Progress(total, done, name)
 
 
 def _call(backend: Backend, batch: Sequence[Request]) -> list[Any]:
@@ -51,6 +101,7 @@ def run(
     extra: int,
     name: str,
     say: Callable[[str], None],
+    bar: Progress | None = None,
 ) -> Iterator[tuple[list[Request], list[Any]]]:
     """(batch, outputs) pairs, longest prompt first, so an out-of-memory batch shows up at once.
 
@@ -64,6 +115,8 @@ def run(
     while start < len(requests):
         rows = batch_rows(costs, start, size, budget)
         batch = requests[start : start + rows]
+        if bar is not None:  # generation: a step per new token; log-likelihood: one or two forwards
+            bar.start(len(batch), 2 if batch[0].continuations else max(r.max_new_tokens for r in batch))
         try:
             outputs = _call(backend, batch)
         except Exception as exc:

@@ -12,7 +12,7 @@ from typing import Any
 from mibe import data, prompts
 from mibe.run import batches, parallel
 from mibe.runs import folder
-from mibe.scoring import calibration, kinds
+from mibe.scoring import calibration, kinds, output_checks
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 
@@ -162,9 +162,16 @@ def evaluate(
         size, on_accelerator = chunk or config.batch_size, not chunk and config.device != "cpu"
         extra = p.protocol["max_new_tokens"] or 0
         say = lambda line: bar.write(f"mibe: {task.name}: {line}")  # noqa: E731
+        listens = hasattr(backend, "on_step")  # backends that report within a batch (HF)
+        if listens:
+            backend.on_step = bar.on_step  # type: ignore[attr-defined]
         for batch, outputs in batches.run(
-            backend, requests, lengths, size, on_accelerator, extra, task.name, say
+            backend, requests, lengths, size, on_accelerator, extra, task.name, say, bar
         ):
+            new = _output_tokens(backend, batch, outputs)
+            for r, n in zip(batch, new, strict=True):  # outputs that used every allowed token
+                if not r.continuations:
+                    notes[r.doc_id]["cut_at_limit"] = n >= r.max_new_tokens
             rows = [
                 to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
@@ -172,9 +179,12 @@ def evaluate(
             if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
                 rows = [{"id": r["id"], "draw": p.draw, **r} for r in rows]
             folder.append_samples(share.target, rows, private=task.credentialed)
-            tokens += sum(lengths[r.doc_id] for r in batch) + _generated(backend, batch, outputs)
-            bar.update(len(batch))
+            batch_tokens = sum(lengths[r.doc_id] for r in batch) + sum(new)
+            tokens += batch_tokens
+            bar.finish(len(batch), batch_tokens)
         bar.close()
+        if listens:
+            backend.on_step = None  # type: ignore[attr-defined]
     wall = time.perf_counter() - started
     timing = {"wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1) if wall else 0.0}
     if not share.gather(task.credentialed):
@@ -182,8 +192,12 @@ def evaluate(
     return _score(p, config, folder.samples_path(run_dir, task.name)), timing
 
 
-def _generated(backend: Backend, batch: Sequence[Request], outputs: Sequence[Any]) -> int:
-    return 0 if batch[0].continuations else sum(len(backend.tokenize(o)) for o in outputs)
+def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence[Any]) -> list[int]:
+    """Each output's new tokens, re-tokenised (less the special tokens the tokenizer adds to any text)."""
+    if batch[0].continuations:
+        return [0] * len(batch)
+    specials = len(backend.tokenize(""))
+    return [max(0, len(backend.tokenize(o)) - specials) for o in outputs]
 
 
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:
@@ -227,6 +241,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "per_class": scored.get("per_class"),
         "domain": task.domain,
         "calibration": _calibration(p, config, rows),
+        "warnings": _warnings(p, config, rows),
     }
 
 
@@ -235,6 +250,20 @@ def _calibration(p: Plan, config: RunConfig, rows: list[dict]) -> dict | None:
     if p.protocol["scoring"] != "loglikelihood":
         return None
     return calibration.from_samples(rows, p.task.choices, config.bootstrap, config.seed)
+
+
+def _warnings(p: Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
+    """Outputs that look broken (mostly empty, identical or cut at the limit), with the likely cause."""
+    if p.protocol["scoring"] != "generate" or not rows or any("raw_output" not in r for r in rows):
+        return []
+    return output_checks.check(
+        [str(r["raw_output"]) for r in rows],
+        [bool(r.get("cut_at_limit")) for r in rows],
+        str(rows[0].get("prompt", "")),
+        p.protocol["stop"] or (),
+        config.chat_template,
+        p.protocol["max_new_tokens"],
+    )
 
 
 def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> str:

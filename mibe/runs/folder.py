@@ -17,6 +17,7 @@ from mibe.types import MibeError
 # Bump when a key docs/run-folder.md lists changes; readers keep reading older folders.
 # 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a
 # `draw` key on samples rows, `draws` and `fewshot_seeds` in task entries); `calibration`.
+# ... and `warnings` (outputs that look broken).
 SCHEMA_VERSION = 2
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -36,34 +37,61 @@ def disk_errors(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """One writer per run folder: a second `mibe run` on it is refused, never interleaved."""
-    import fcntl
+    """One writer per run folder: a second `mibe run` on it is refused, never interleaved.
 
+    The `.lock` file is removed when the run ends, so a finished folder holds only the run's files."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle = (run_dir / ".lock").open("a+", encoding="utf-8")
+    path = run_dir / ".lock"
+    handle = _take_lock(path, run_dir)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise MibeError(
-                f"{run_dir}: another mibe process (pid {owner}) is writing this run folder; "
-                "wait for it to finish or use another --output-dir"
-            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
     finally:
+        path.unlink(missing_ok=True)  # while still holding it: a waiting process then retries anew
         handle.close()  # closing releases the lock, also when the process is killed
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: never a half-written file."""
+def _take_lock(path: Path, run_dir: Path) -> Any:
+    import fcntl
+
+    for _ in range(3):
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise MibeError(
+                f"{run_dir}: another mibe process (pid {owner}) is writing this run folder; "
+                "wait for it to finish or use another --output-dir"
+            ) from None
+        # The holder before us removes the file as it ends: a lock on that removed file guards nothing.
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+    raise MibeError(f"{run_dir}: could not lock the run folder; run the same command again")
+
+
+def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: never a half-written file.
+
+    `private` (a run holding a credentialed task): owner-only; otherwise the file follows the umask."""
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_text_atomic(path, text)
+    write_text_atomic(path, text, mode=0o600 if private else _umask_mode())
+
+
+def _umask_mode() -> int:
+    # mkstemp makes 0600 files; an ordinary file gets 0666 less the umask, as open() would give it.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:

@@ -108,7 +108,8 @@ def rescore(
         "protocols": {name: e["protocol"] for name, e in entries.items()},
         "rescored_from": {"run": str(origin), "parser": parser},
     }
-    folder.write_json_atomic(out_dir / "run.json", run_json)
+    private = any(s.private for s in saved)
+    folder.write_json_atomic(out_dir / "run.json", run_json, private=private)
     for s in saved:
         folder.append_samples(folder.samples_path(out_dir, s.name), samples[s.name], private=s.private)
         say(f"mibe: {s.name}: {lines[s.name]}")
@@ -126,7 +127,7 @@ def rescore(
             "rescored_at": stamp,
         },
     }
-    folder.write_json_atomic(out_dir / "results.json", out)
+    folder.write_json_atomic(out_dir / "results.json", out, private=private)
     say(summary.table(out))
     say(f"mibe: re-scored results in {out_dir / 'results.json'}")
     return out

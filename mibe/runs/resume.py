@@ -17,8 +17,11 @@ from mibe.runs.folder import read_json, write_json_atomic
 from mibe.types import MibeError
 
 
-def prepare(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """Start, resume or refuse; returns the previous results.json when resuming."""
+def prepare(
+    run_dir: Path, run_json: dict[str, Any], overwrite: bool, private: bool = False
+) -> dict[str, Any] | None:
+    """Start, resume or refuse; returns the previous results.json when resuming. `private`: the run
+    holds a credentialed task, so run.json is owner-only."""
     previous = read_json(run_dir / "run.json")
     if previous is not None and not overwrite and extends(previous, run_json):
         write_json_atomic(run_dir / "run.json", run_json)
@@ -46,7 +49,7 @@ def prepare(run_dir: Path, run_json: dict[str, Any], overwrite: bool) -> dict[st
             leftover.unlink(missing_ok=True)
         for sample in (run_dir / "samples").glob("*.jsonl"):
             sample.unlink()
-    write_json_atomic(run_dir / "run.json", run_json)
+    write_json_atomic(run_dir / "run.json", run_json, private=private)
     return None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 def _cell(metric: dict[str, Any]) -> str:
     if metric.get("value") is None:
-        return "n/a"
+        return "n/a (note below)" if metric.get("unavailable") else "n/a"
     lo, hi = metric.get("ci95") or (None, None)
     interval = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
     spread = f" ± {metric['sd']:.3f}" if metric.get("sd") is not None else ""  # over few-shot draws
@@ -28,4 +28,17 @@ def table(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
     lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
-    return "\n".join(lines)
+    return "\n".join(lines + notes(results))
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """Under the table: each task's warnings and why a metric is n/a (otherwise only in results.json)."""
+    out = []
+    for name, entry in results.get("tasks", {}).items():
+        out += [f"warning: {name}: {line}" for line in entry.get("warnings") or ()]
+        for metric, value in entry["metrics"].items():
+            why = value.get("unavailable")
+            if why:
+                fix = "; pass --bertscore-model PATH (a local BERT folder)" if "bertscore" in metric else ""
+                out.append(f"note: {name}: {metric} n/a: {why}{fix}")
+    return out
