@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         "--max-concurrency", type=int, default=8, metavar="N", help="openai: requests in flight"
     )
     engine.add_argument(
+        "--request-timeout", type=float, default=120.0, metavar="SECONDS",
+        help="openai: an idle timeout: a request with no byte received for this long is retried "
+        "(a long answer that keeps arriving is never cut); default 120",
+    )  # fmt: skip
+    engine.add_argument(
         "--allow-remote-credentialed",
         metavar="REASON",
         help="openai: send credentialed tasks to a non-loopback endpoint, e.g. a DUA-compliant private "
@@ -109,11 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
     rescore.add_argument("--parser", default="strict", choices=PARSERS, help="the parser to apply (strict)")
-    rescore.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
+    rescore.add_argument(
+        "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
+    )
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
     audit.add_argument("run_dir", help="a run folder written by `mibe run`")
-    audit.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
+    audit.add_argument(
+        "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
+    )
     audit.add_argument("-o", "--output", metavar="FILE", help="write the audit as markdown to FILE")
     audit.add_argument("--format", default="text", choices=("text", "md"), help="stdout format (text)")
     audit.add_argument("--examples", type=int, default=3, help="example outputs per kind of disagreement")
@@ -135,22 +144,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         if not sep or not task or not path:
             raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
         pairs[task] = path
-    for flag, value in (
-        ("--limit", args.limit),
-        ("--batch-size", args.batch_size),
-        ("--max-new-tokens", args.max_new_tokens),
-        ("--tensor-parallel-size", args.tensor_parallel_size),
-        ("--pipeline-parallel-size", args.pipeline_parallel_size),
-        ("--data-parallel-size", args.data_parallel_size),
-        ("--max-model-len", args.max_model_len),
-        ("--max-concurrency", args.max_concurrency),
-    ):
-        if value is not None and value < 1:
-            raise MibeError(f"{flag} {value}: must be a positive integer")
-    if not 0 < args.gpu_memory_utilization <= 1:
-        raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
-    if args.num_fewshot < 0:
-        raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    _check(args)
     return RunConfig(
         model=args.model,
         adapter=args.adapter,
@@ -187,7 +181,38 @@ def _config(args: argparse.Namespace) -> RunConfig:
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=args.allow_remote_credentialed,
+        request_timeout=args.request_timeout,
     )
+
+
+def _check(args: argparse.Namespace) -> None:
+    for flag, value in (
+        ("--limit", args.limit),
+        ("--batch-size", args.batch_size),
+        ("--max-new-tokens", args.max_new_tokens),
+        ("--tensor-parallel-size", args.tensor_parallel_size),
+        ("--pipeline-parallel-size", args.pipeline_parallel_size),
+        ("--data-parallel-size", args.data_parallel_size),
+        ("--max-model-len", args.max_model_len),
+        ("--max-concurrency", args.max_concurrency),
+    ):
+        if value is not None and value < 1:
+            raise MibeError(f"{flag} {value}: must be a positive integer")
+    if not 0 < args.gpu_memory_utilization <= 1:
+        raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
+    if args.num_fewshot < 0:
+        raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    check_seed_and_bootstrap(args.seed, args.bootstrap)
+    if not args.request_timeout > 0:  # also NaN
+        raise MibeError(f"--request-timeout {args.request_timeout:g}: must be a positive number of seconds")
+
+
+def check_seed_and_bootstrap(seed: int, bootstrap: int) -> None:
+    # numpy seeds are 0 .. 2**32 - 1: refused here, not after every document was generated.
+    if not 0 <= seed < 2**32:
+        raise MibeError(f"--seed {seed}: must be between 0 and {2**32 - 1}")
+    if bootstrap < 0:
+        raise MibeError(f"--bootstrap {bootstrap}: must be 0 (no intervals) or more")
 
 
 def _tasks_command(args: argparse.Namespace) -> int:

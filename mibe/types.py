@@ -45,6 +45,8 @@ class Task:
     hook: Path | None  # same-stem .py beside the task file
     file_hash: str
     template_hash: str
+    # False for a task file a run folder named: its hook is never imported (a run folder is data).
+    trusted: bool = True
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class RunConfig:
     api_key_env: str | None = None  # the variable holding the key (default OPENAI_API_KEY, if set)
     max_concurrency: int = 8
     allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
+    request_timeout: float = 120.0  # seconds without a byte from the endpoint before a request is retried
 
     @property
     def resolved_parser(self) -> str:

@@ -9,6 +9,7 @@ always sit in sections of their own.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,9 +139,20 @@ def run_rows(run: Run) -> list[Row]:
         for metric, value in entry["metrics"].items():
             number, ci = _number(value, run.path, f"tasks.{task}.metrics.{metric}")
             unavailable = value.get("unavailable") if isinstance(value, dict) else None
+            if number is None and _non_finite(value):
+                unavailable = f"results.json holds {_raw(value)}, not a number"
             note = unavailable or ("partial: --limit" if entry.get("partial") else None)
             row.cells[Column(task, metric, key)] = Cell(number, ci, entry.get("n"), note)
     return [rows[k] for k in sorted(rows)]
+
+
+def _raw(value: Any) -> Any:
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _non_finite(value: Any) -> bool:
+    x = _raw(value)
+    return isinstance(x, float) and not math.isfinite(x)
 
 
 def _number(value: Any, folder: Path, where: str) -> tuple[float | None, tuple[float, float] | None]:
@@ -155,6 +167,10 @@ def _number(value: Any, folder: Path, where: str) -> tuple[float | None, tuple[f
             f"{folder / 'results.json'}: {where} should be {{'value': number, 'ci95': [low, high]}}; "
             "rerun that task with `mibe run`"
         )
+    if number is not None and not math.isfinite(number):
+        return None, None  # NaN or inf: no value to rank or draw (run_rows says why)
+    if ci and not all(math.isfinite(x) for x in ci):
+        ci = None
     return (None if number is None else float(number)), (tuple(ci) if ci else None)  # type: ignore[return-value]
 
 

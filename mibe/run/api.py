@@ -24,6 +24,7 @@ _VOLATILE = (
     "redact_samples",
     "max_concurrency",
     "api_key_env",
+    "request_timeout",
 )
 
 
@@ -48,6 +49,7 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
             credentialed=credentialed,
             allow_remote_credentialed=config.allow_remote_credentialed,
             trust_remote_code=config.trust_remote_code,
+            request_timeout=config.request_timeout,
         )
     if config.backend != "hf":
         raise MibeError(f"--backend {config.backend}: expected hf, vllm or openai")
@@ -87,6 +89,12 @@ def identity(config: RunConfig) -> dict[str, Any]:
 def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], dict[str, str]]:
     """Tasks with their data located and read; tasks `all` found no data for are skipped (and said)."""
     chosen, explicit = tasks.resolve(config.tasks)
+    stray = sorted(set(config.data) - {t.name for t in chosen})
+    if stray:
+        names = ", ".join(t.name for t in chosen)
+        raise MibeError(
+            f"--data {stray[0]}=...: no task '{stray[0]}' among --tasks ({names}); check the name"
+        )
     data_dir = str(_demo_dir()) if config.demo and config.data_dir is None else config.data_dir
     loaded, skipped = [], {}
     for task in chosen:
@@ -116,11 +124,17 @@ def run(
 ) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     loaded, skipped = load(config, say)
+    if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
+        folder.check_run_folder(Path(config.output_dir) if config.output_dir else Path("runs"))
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    plans = [(pipeline.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
+    pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
+    plans = [
+        (pipeline.plan(t, d, config, backend, pool), pool)
+        for (t, _, d), pool in zip(loaded, pools, strict=True)
+    ]
     if config.dry_run:
-        for p, location in plans:
-            say(pipeline.dry_run_report(p, config, backend, _pool(p, location)))
+        for p, pool in plans:
+            say(pipeline.dry_run_report(p, config, backend, pool))
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
@@ -134,6 +148,11 @@ def run(
     }
     with folder.locked(run_dir) if w.main else contextlib.nullcontext():
         previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans])
+        if config.redact_samples and w.main:  # also what an earlier run or a kill left unredacted
+            for p, _ in plans:
+                path = folder.samples_path(run_dir, p.task.name)
+                if path.is_file():
+                    folder.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
         out = previous or {
             "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -145,9 +164,9 @@ def run(
             "skipped": skipped,
             "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
-        for p, location in plans:
+        for p, pool in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
-                _score_task(p, location, backend, config, run_dir, out)
+                _score_task(p, pool, backend, config, run_dir, out)
         if not w.main:
             return out
         folder.write_json_atomic(run_dir / "results.json", out)
@@ -169,21 +188,22 @@ def _start(w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, ch
 
 
 def _score_task(
-    p: pipeline.Plan, location: data.Location, backend: Backend, config: RunConfig, run_dir: Path, out: dict
+    p: pipeline.Plan, pool: list, backend: Backend, config: RunConfig, run_dir: Path, out: dict
 ) -> None:
-    entry, timing = pipeline.evaluate(p, backend, config, run_dir, _pool(p, location))
+    entry, timing = pipeline.evaluate(p, backend, config, run_dir, pool)
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return
     entry["data_source"] = p.docset.source
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
     folder.write_json_atomic(run_dir / "results.json", out)
-    if config.redact_samples:
-        folder.redact_samples(folder.samples_path(run_dir, p.task.name))
 
 
-def _pool(p: pipeline.Plan, location: data.Location) -> list:
-    return data.fewshot_pool(p.task, location) or p.docset.docs
+def _pool(task: Any, location: data.Location, docset: data.DocSet, config: RunConfig) -> list:
+    """The documents shots are drawn from (read once: its fingerprint goes into the protocol)."""
+    if not config.num_fewshot:
+        return docset.docs
+    return data.fewshot_pool(task, location) or docset.docs
 
 
 def _demo_dir() -> Path:
