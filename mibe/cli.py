@@ -55,7 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     run.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off)")
     run.add_argument(
-        "--redact-samples", action="store_true", help="keep only ids and scores in samples after scoring"
+        "--redact-samples",
+        action="store_true",
+        help="write samples without prompts or outputs: ids, labels and scores (label tasks), per-document "
+        "statistics (span, entity and text tasks); rescore and audit then have nothing to re-parse",
     )
     run.add_argument(
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"

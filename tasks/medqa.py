@@ -23,7 +23,7 @@ def options_text(options: object) -> str:
     # A Parquet struct column gives 4-option rows of a 5-option table an `E: None`: not an option.
     by_letter = {str(k).strip().upper(): v for k, v in options.items() if present(v)}
     keys = sorted(by_letter)
-    if len(keys) < 2 or keys != list(LETTERS[: len(keys)]):
+    if not keys or keys != list(LETTERS[: len(keys)]):
         raise ValueError(f"options: letters must run A, B, ... without gaps (got {', '.join(keys)})")
     return options_block([(k, by_letter[k]) for k in keys])
 

@@ -56,7 +56,7 @@ def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
     if _SUFFIXES.get(suffix) not in allowed:
         known = ", ".join(s for s, f in _SUFFIXES.items() if f in allowed)
         raise MibeError(
-            f"-o {args.output}: unknown suffix {suffix or '(none)'!r}; use {known}, or pass --format"
+            f"-o {args.output}: unknown suffix {suffix or '(none)'}; use {known}, or pass --format"
         )
     return _SUFFIXES[suffix]
 
