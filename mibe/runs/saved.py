@@ -108,7 +108,8 @@ def _read(path: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
 
 
 def redacted(task_rows: Sequence[dict[str, Any]]) -> bool:
-    # --redact-samples keeps ids and scores only: no prediction or gold to recompute a metric from.
+    # Rows without a prediction or gold (redacted span, entity and text tasks; older redacted runs):
+    # only per-document scores to compare.
     return any("prediction" not in r or "gold" not in r for r in task_rows)
 
 
