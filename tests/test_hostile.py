@@ -259,6 +259,14 @@ def test_a_folder_of_foreign_files_is_refused_and_left_alone(
         assert (out / name).read_text() == text
 
 
+def test_the_default_output_folder_beside_other_runs_is_fine(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "an-earlier-run").mkdir(parents=True)
+    config = RunConfig(model="scripted", tasks=(str(workspace(tmp_path / "w")),), bootstrap=20)
+    api.run(config, backend=Scripted(), say=lambda line: None)
+    assert len(list((tmp_path / "runs").glob("scripted-*/results.json"))) == 1
+
+
 def test_overwrite_deletes_only_what_mibe_wrote(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run(workspace(tmp_path), out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -125,7 +126,7 @@ def run(
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     loaded, skipped = load(config, say)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
-        folder.check_run_folder(Path(config.output_dir) if config.output_dir else Path("runs"))
+        _check_output(config)
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
     plans = [
@@ -185,6 +186,15 @@ def _start(w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, ch
         parallel.barrier(w)
         previous = previous if w.main else folder.read_json(run_dir / "results.json")
     return previous
+
+
+def _check_output(config: RunConfig) -> None:
+    if not config.output_dir:  # a new folder under runs/ (other runs live there too)
+        folder.check_writable(Path("runs"))
+    elif os.environ.get("RANK", "0") == "0":
+        folder.check_run_folder(Path(config.output_dir))
+    else:  # data-parallel ranks other than 0: rank 0 may be writing the folder already
+        folder.check_writable(Path(config.output_dir))
 
 
 def _score_task(
