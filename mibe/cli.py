@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     run.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off)")
     run.add_argument(
-        "--redact-samples", action="store_true", help="keep only ids and scores in samples after scoring"
+        "--redact-samples",
+        action="store_true",
+        help="write samples without prompts or outputs: ids, labels and scores (label tasks), per-document "
+        "statistics (span, entity and text tasks); rescore and audit then have nothing to re-parse",
     )
     run.add_argument(
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
@@ -113,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--max-concurrency", type=int, default=8, metavar="N", help="openai: requests in flight"
     )
+    engine.add_argument(
+        "--request-timeout", type=float, default=120.0, metavar="SECONDS",
+        help="openai: an idle timeout: a request with no byte received for this long is retried "
+        "(a long answer that keeps arriving is never cut); default 120",
+    )  # fmt: skip
     engine.add_argument(
         "--allow-remote-credentialed",
         metavar="REASON",
@@ -156,7 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
     rescore.add_argument("--parser", default="strict", choices=PARSERS, help="the parser to apply (strict)")
-    rescore.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
+    rescore.add_argument(
+        "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
+    )
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
     imp = sub.add_parser(
         "import",
@@ -174,7 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
     audit.add_argument("run_dir", help="a run folder written by `mibe run`")
-    audit.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
+    audit.add_argument(
+        "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
+    )
     audit.add_argument("-o", "--output", metavar="FILE", help="write the audit as markdown to FILE")
     audit.add_argument("--format", default="text", choices=("text", "md"), help="stdout format (text)")
     audit.add_argument("--examples", type=int, default=3, help="example outputs per kind of disagreement")
@@ -213,20 +225,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         if not sep or not task or not path:
             raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
         pairs[task] = path
-    for flag, value in (
-        ("--limit", args.limit),
-        ("--batch-size", args.batch_size),
-        ("--max-new-tokens", args.max_new_tokens),
-        ("--tensor-parallel-size", args.tensor_parallel_size),
-        ("--pipeline-parallel-size", args.pipeline_parallel_size),
-        ("--data-parallel-size", args.data_parallel_size),
-        ("--max-model-len", args.max_model_len),
-        ("--max-concurrency", args.max_concurrency),
-    ):
-        if value is not None and value < 1:
-            raise MibeError(f"{flag} {value}: must be a positive integer")
-    if not 0 < args.gpu_memory_utilization <= 1:
-        raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
+    _check(args)
     seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
     return RunConfig(
         model=args.model,
@@ -265,6 +264,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=args.allow_remote_credentialed,
         fewshot_seeds=seeds,
+        request_timeout=args.request_timeout,
     )
 
 
@@ -282,6 +282,36 @@ def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
     if shots < 1:
         raise MibeError(f"--fewshot-seeds {spec}: draws need shots; add --num-fewshot K (K >= 1)")
     return seeds
+
+
+def _check(args: argparse.Namespace) -> None:
+    for flag, value in (
+        ("--limit", args.limit),
+        ("--batch-size", args.batch_size),
+        ("--max-new-tokens", args.max_new_tokens),
+        ("--tensor-parallel-size", args.tensor_parallel_size),
+        ("--pipeline-parallel-size", args.pipeline_parallel_size),
+        ("--data-parallel-size", args.data_parallel_size),
+        ("--max-model-len", args.max_model_len),
+        ("--max-concurrency", args.max_concurrency),
+    ):
+        if value is not None and value < 1:
+            raise MibeError(f"{flag} {value}: must be a positive integer")
+    if not 0 < args.gpu_memory_utilization <= 1:
+        raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
+    if args.num_fewshot < 0:
+        raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    check_seed_and_bootstrap(args.seed, args.bootstrap)
+    if not args.request_timeout > 0:  # also NaN
+        raise MibeError(f"--request-timeout {args.request_timeout:g}: must be a positive number of seconds")
+
+
+def check_seed_and_bootstrap(seed: int, bootstrap: int) -> None:
+    # numpy seeds are 0 .. 2**32 - 1: refused here, not after every document was generated.
+    if not 0 <= seed < 2**32:
+        raise MibeError(f"--seed {seed}: must be between 0 and {2**32 - 1}")
+    if bootstrap < 0:
+        raise MibeError(f"--bootstrap {bootstrap}: must be 0 (no intervals) or more")
 
 
 def _tasks_command(args: argparse.Namespace) -> int:

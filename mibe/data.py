@@ -81,42 +81,76 @@ def locate(task: Task, data_dir: str | None, data: Mapping[str, str]) -> Locatio
     return Location("hub", task.source)
 
 
+def _records(path: Path, rows: list[Any], line: Callable[[int], str]) -> list[dict[str, Any]]:
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            shown = json.dumps(row, ensure_ascii=False, default=str)[:40]
+            raise MibeError(
+                f"{line(number)}: a {type(row).__name__} ({shown}), not a record; "
+                "each row must be a JSON object {...}"
+            )
+    return rows
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    rows, numbers = [], []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise MibeError(
+                        f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line"
+                    ) from None
+                numbers.append(number)
+    return _records(path, rows, lambda i: f"{path}:{numbers[i - 1]}")
+
+
+def _json(path: Path) -> list[dict[str, Any]]:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+        raw = raw["data"]
+    elif isinstance(raw, dict) and raw and all(isinstance(v, dict) for v in raw.values()):
+        # PubMedQA's ori_pqal.json keys its records by PMID.
+        return [{"__key__": key, **value} for key, value in raw.items()]
+    if not isinstance(raw, list):
+        raise MibeError(f"{path}: expected a list of records or a mapping of id -> record")
+    return _records(path, raw, lambda i: f"{path}: record {i}")
+
+
+def _parquet(path: Path) -> list[dict[str, Any]]:
+    # pyarrow, not pandas: list and struct columns (Me-LLaMA's `choices`, PubMedQA's `CONTEXTS`,
+    # MedQA's `options`) come back as Python lists and dicts, and nulls as None.
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise MibeError(f"{path}: not a readable Parquet file ({str(exc)[:200]})") from None
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".jsonl":
-            rows = []
-            with path.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise MibeError(
-                                f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line"
-                            ) from None
-            return rows
+            return _jsonl(path)
         if suffix == ".json":
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(raw, list):
-                return raw
-            if isinstance(raw, dict) and isinstance(raw.get("data"), list):
-                return raw["data"]
-            if isinstance(raw, dict) and all(isinstance(v, dict) for v in raw.values()):
-                # PubMedQA's ori_pqal.json keys its records by PMID.
-                return [{"__key__": key, **value} for key, value in raw.items()]
-            raise MibeError(f"{path}: expected a list of records or a mapping of id -> record")
+            return _json(path)
         if suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8", newline="") as handle:
+            # utf-8-sig: a byte-order mark (Excel writes one) would otherwise glue onto the first column name.
+            with path.open(encoding="utf-8-sig", newline="") as handle:
                 return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
         if suffix == ".parquet":
-            import pandas as pd
-
-            return pd.read_parquet(path).to_dict(orient="records")
+            return _parquet(path)
     except UnicodeDecodeError as exc:
         raise MibeError(f"{path}: not UTF-8 (byte {exc.start}); re-encode it, e.g. iconv -t utf-8") from None
     except json.JSONDecodeError as exc:
         raise MibeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except IsADirectoryError:
+        raise MibeError(f"{path}: is a folder, not a data file; name a file, or the folder itself") from None
+    except OSError as exc:
+        raise MibeError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
     raise MibeError(f"{path}: unsupported format; use {', '.join(SUFFIXES)}")
 
 
@@ -139,6 +173,16 @@ def _fingerprint_rows(rows: Sequence[Mapping[str, Any]]) -> str:
     # Rows a hook read from many files: hash what it read (locations are relative to the data path).
     text = json.dumps(list(rows), sort_keys=True, ensure_ascii=False, default=str)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def docs_fingerprint(docs: Sequence[Doc]) -> str:
+    """The documents as the task produced them (ids, fields, golds): a hook or split that changes them
+    changes this; an edit that changes no document does not."""
+    digest = hashlib.sha256()
+    for d in docs:
+        record = [d.id, dict(d.fields), d.gold, d.query, d.invented]
+        digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n")
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def _invented(path: Path) -> bool:
@@ -184,7 +228,8 @@ def _rows(
 
 
 def load_hook(task: Task) -> ModuleType | None:
-    if task.hook is None:
+    # Only built-in tasks and task files the user named run code; never one a run folder named.
+    if task.hook is None or not task.trusted:
         return None
     spec = importlib.util.spec_from_file_location(f"mibe_hook_{task.name}", task.hook)
     if spec is None or spec.loader is None:

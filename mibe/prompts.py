@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from mibe.types import MibeError
@@ -23,6 +24,18 @@ def question_text(question: object) -> str:
     if not text.endswith(("?", ".")):
         text += "?"
     return text
+
+
+def present(value: object) -> bool:
+    """An option that is there: not null, not NaN, not blank (a 4-option row of a 5-option table)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def options_block(pairs: Sequence[tuple[str, object]]) -> str:
+    """`A. text` lines of the options that are present; a missing option is left out, never 'None'."""
+    return "\n".join(f"{letter}. {text}" for letter, text in pairs if present(text))
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +58,10 @@ def render(source: str, fields: Mapping[str, Any]) -> str:
     except UndefinedError as exc:
         have = ", ".join(sorted(fields)) or "none"
         raise MibeError(f"template variable missing: {exc.message}; the document has: {have}") from exc
+    except SecurityError as exc:  # the sandbox refused something the template tried
+        raise MibeError(f"the template did something the sandbox forbids ({exc}); fix the template") from None
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+        raise MibeError(f"the template failed ({type(exc).__name__}: {exc}); fix the template") from None
 
 
 def template_hash(source: str) -> str:

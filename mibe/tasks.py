@@ -50,16 +50,42 @@ def _check_keys(path: Path, where: str, got: dict, allowed: set[str]) -> None:
             raise _fail(path, f"{where}{key}", f"unknown key; {_near(str(key), allowed)}")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+class _NoAliases(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a few lines of `*a` can expand to gigabytes (a YAML
+    alias bomb), and task files never need them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"__alias__ at line {mark.line + 1}")
+        return super().compose_node(parent, index)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file the user named, or one line saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise MibeError(f"{path}: task file not found; check the path") from None
+        raise MibeError(f"{path}: {what} not found; check the path") from None
+    except IsADirectoryError:
+        raise MibeError(f"{path}: is a folder, not a {what}; name the .yaml file inside it") from None
     except UnicodeDecodeError:
-        raise MibeError(f"{path}: not UTF-8 text; save the task file as UTF-8") from None
+        raise MibeError(f"{path}: not UTF-8 text; save the {what} as UTF-8") from None
+    except OSError as exc:
+        raise MibeError(f"{path}: cannot read the {what} ({exc.strerror}); check its permissions") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    text = read_text(path, "task file")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_NoAliases)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
+        if str(exc).startswith("__alias__"):
+            where = str(exc).removeprefix("__alias__")
+            raise MibeError(
+                f"{path}: YAML alias{where}: anchors and aliases (&name, *name) are not allowed in task "
+                "files; write the value out"
+            ) from None
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
@@ -78,7 +104,7 @@ def _template(path: Path, spec: Any) -> tuple[str, str]:
         file = (path.parent / spec).resolve()
         if not file.is_file():
             raise _fail(path, "template", f"{file} does not exist")
-        return file.read_text(encoding="utf-8"), str(file)
+        return read_text(file, "template file"), str(file)
     file = resources.prompts_dir() / f"{spec}.jinja"
     if not file.is_file():
         known = [p.stem for p in resources.prompts_dir().glob("*.jinja")]
@@ -150,7 +176,8 @@ def _dataset(path: Path, dataset: Any) -> tuple[dict[str, Any], str | None]:
     return dataset, source
 
 
-def load_task(path: str | Path) -> Task:
+def load_task(path: str | Path, trusted: bool = True) -> Task:
+    """A task file, checked. `trusted=False` (a path a run folder recorded): its hook is not imported."""
     path = Path(path).resolve()
     raw = _read_yaml(path)
     _check_keys(path, "", raw, _KEYS)
@@ -198,10 +225,11 @@ def load_task(path: str | Path) -> Task:
         stop=tuple(stop),
         metrics=tuple(metrics),
         version=version,
-        hook=hook if hook.is_file() else None,
+        hook=hook if trusted and hook.is_file() else None,
         file_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
         template_hash=template_hash(source_text),
         domain=domain,
+        trusted=trusted,
     )
 
 

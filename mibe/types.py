@@ -47,6 +47,8 @@ class Task:
     template_hash: str
     paper_match: str = "first"  # the paper's label rule: first in list order, or exactly one (DDI)
     domain: str = "medical"  # or "general": the forgetting view averages the two apart
+    # False for a task file a run folder named: its hook is never imported (a run folder is data).
+    trusted: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class RunConfig:
     allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
     # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
     fewshot_seeds: tuple[int, ...] = ()
+    request_timeout: float = 120.0  # seconds without a byte from the endpoint before a request is retried
 
     @property
     def resolved_parser(self) -> str:

@@ -12,7 +12,7 @@ The id is `realidx` (MedAgentsBench) or `id` (official UUID).
 
 from __future__ import annotations
 
-from mibe.prompts import question_text
+from mibe.prompts import options_block, present, question_text
 from mibe.types import Doc
 
 LETTERS = "ABCD"
@@ -48,6 +48,8 @@ def to_doc(row: dict) -> Doc | None:
         gold = _cop_letter(row["cop"])
     else:
         raise ValueError("options: missing (expected options + answer_idx, or opa..opd + cop)")
+    if not any(k == gold and present(v) for k, v in pairs):
+        raise ValueError(f"option {gold}: the answer's option is empty")
     doc_id = row.get("realidx", row.get("id"))
     if doc_id is None or str(doc_id) == "":
         raise ValueError("id: missing (and no realidx)")
@@ -55,7 +57,7 @@ def to_doc(row: dict) -> Doc | None:
         id=str(doc_id),
         fields={
             "text": question_text(row.get("question")),
-            "options": "\n".join(f"{k}. {v}" for k, v in pairs),
+            "options": options_block(pairs),
         },
         gold=gold,
         invented=bool(row.get("invented", False)),

@@ -6,7 +6,7 @@ MedAgentsBench's `realidx` or an `id` as the document id.
 
 from __future__ import annotations
 
-from mibe.prompts import question_text
+from mibe.prompts import options_block, present, question_text
 from mibe.types import Doc
 
 LETTERS = "ABCDE"
@@ -20,18 +20,20 @@ def options_text(options: object) -> str:
             raise ValueError("options: expected {letter: text} or a list of {key, value}") from exc
     if not isinstance(options, dict) or not options:
         raise ValueError("options: expected a non-empty {letter: text} mapping")
-    keys = sorted(str(k).strip().upper() for k in options)
-    if keys != list(LETTERS[: len(keys)]):
+    # A Parquet struct column gives 4-option rows of a 5-option table an `E: None`: not an option.
+    by_letter = {str(k).strip().upper(): v for k, v in options.items() if present(v)}
+    keys = sorted(by_letter)
+    if not keys or keys != list(LETTERS[: len(keys)]):
         raise ValueError(f"options: letters must run A, B, ... without gaps (got {', '.join(keys)})")
-    by_letter = {str(k).strip().upper(): v for k, v in options.items()}
-    return "\n".join(f"{k}. {by_letter[k]}" for k in keys)
+    return options_block([(k, by_letter[k]) for k in keys])
 
 
 def to_doc(row: dict) -> Doc | None:
     options = options_text(row.get("options"))
     gold = row.get("answer_idx")
-    if not isinstance(gold, str) or gold.strip().upper() not in LETTERS:
-        raise ValueError(f"answer_idx: expected a letter A-E, got {gold!r}")
+    letters = [line[0] for line in options.splitlines()]
+    if not isinstance(gold, str) or gold.strip().upper() not in letters:
+        raise ValueError(f"answer_idx: expected one of the options' letters {letters}, got {gold!r}")
     doc_id = row.get("realidx", row.get("id"))
     if doc_id is None or str(doc_id) == "":
         raise ValueError("realidx: missing (and no id)")

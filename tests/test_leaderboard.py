@@ -389,13 +389,15 @@ def test_cli_writes_every_format_and_a_figure(board_runs: dict[str, Path], tmp_p
         (("compare", "{run}", "{notasks}"), "no 'tasks' mapping"),
         (("leaderboard", "{badvalue}"), "tasks.pubmedqa.metrics.accuracy should be"),
         (("leaderboard", "{noprotocol}"), "tasks.pubmedqa.protocol is missing"),
-        (("leaderboard", "{run}", "-o", "{run}/results.json/x.md"), "cannot write"),
+        (("leaderboard", "{run}", "-o", "{run}/results.json/x.md"), "inside the run folder"),
+        (("leaderboard", "{run}", "-o", "{tmp}/notes.md/x.md"), "cannot write"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
     run = constructed_run(tmp_path / "run", "m", {1, 2}, 6)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "results.json").write_text("{not json")
+    (tmp_path / "notes.md").write_text("a file, so notes.md/x.md cannot be written")
     (tmp_path / "notasks").mkdir()
     (tmp_path / "notasks" / "results.json").write_text("[]")
     for name, change in (("badvalue", {"value": "0.5"}), ("noprotocol", None)):

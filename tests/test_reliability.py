@@ -13,6 +13,7 @@ import pytest
 
 from mibe import resources
 from mibe.run import api
+from mibe.runs import folder
 from mibe.types import MibeError, RunConfig
 
 TASK = """name: notes
@@ -374,7 +375,7 @@ def test_corrupt_results_json_on_resume(tiny_llama: Path, tmp_path: Path) -> Non
     )
 
 
-def test_redact_samples_keeps_ids_and_scores_only(tiny_llama: Path, tmp_path: Path) -> None:
+def test_redact_samples_keeps_ids_labels_and_scores_only(tiny_llama: Path, tmp_path: Path) -> None:
     config = RunConfig(
         model=str(tiny_llama),
         tasks=("mednli",),
@@ -385,7 +386,8 @@ def test_redact_samples_keeps_ids_and_scores_only(tiny_llama: Path, tmp_path: Pa
     )
     out = api.run(config, say=lambda s: None)
     rows = [json.loads(x) for x in (tmp_path / "r" / "samples" / "mednli.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and all(set(r) == {"id", "score"} for r in rows)
+    kept = set(folder.REDACTED_KEYS) | {"prediction", "gold", "redacted"}
+    assert len(rows) == 3 and all(set(r) <= kept and "prompt" not in r for r in rows)
     assert out["tasks"]["mednli"]["metrics"]["accuracy"]["value"] is not None
     assert (tmp_path / "r" / "samples" / "mednli.jsonl").stat().st_mode & 0o077 == 0
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from mibe.types import MibeError
 
 FORMATS = ("table", "md", "csv", "html")
 COMPARE_FORMATS = ("table", "md", "csv", "json")
-_SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html", ".json": "json"}
+_SUFFIXES = {
+    ".txt": "table", ".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html",
+    ".json": "json",
+}  # fmt: skip
 
 
 def add_leaderboard(sub: argparse._SubParsersAction) -> None:
@@ -55,15 +59,45 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
 def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
     if args.format:
         return args.format
-    guess = _SUFFIXES.get(Path(args.output).suffix.lower()) if args.output else None
-    return guess if guess in allowed else "table"
+    if not args.output:
+        return "table"
+    suffix = Path(args.output).suffix.lower()
+    if _SUFFIXES.get(suffix) not in allowed:
+        known = ", ".join(s for s, f in _SUFFIXES.items() if f in allowed)
+        raise MibeError(
+            f"-o {args.output}: unknown suffix {suffix or '(none)'}; use {known}, or pass --format"
+        )
+    return _SUFFIXES[suffix]
 
 
-def _write(text: str, output: str | None) -> None:
+def _in_run_folder(path: Path, runs: Sequence[str]) -> Path | None:
+    """The run folder `path` lies in (one given on the command line, or any holding mibe's run.json)."""
+    from mibe.runs.folder import is_mibe_run_json
+
+    target = path.resolve()
+    for run in runs:
+        here = Path(run).resolve()
+        here = here.parent if here.is_file() else here
+        if here in target.parents:
+            return here
+    for folder in list(target.parents)[:2]:
+        if is_mibe_run_json(folder / "run.json"):
+            return folder
+    return None
+
+
+def _check_target(output: str | None, runs: Sequence[str]) -> None:
+    run = _in_run_folder(Path(output), runs) if output else None
+    if run is not None:  # a board written over results.json would destroy the run it shows
+        raise MibeError(f"-o {output}: inside the run folder {run}; write it outside run folders")
+
+
+def _write(text: str, output: str | None, runs: Sequence[str] = ()) -> None:
     if output is None:
         sys.stdout.write(text)
         return
     path = Path(output)
+    _check_target(output, runs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -72,23 +106,27 @@ def _write(text: str, output: str | None) -> None:
     print(f"mibe: wrote {path}", file=sys.stderr)
 
 
-def _check_bootstrap(n: int) -> None:
+def _check_bootstrap(n: int, seed: int = 0) -> None:
     if n < 1:
         raise MibeError(f"--bootstrap {n}: must be a positive integer")
+    if not 0 <= seed < 2**32:  # numpy's seed range
+        raise MibeError(f"--seed {seed}: must be between 0 and {2**32 - 1}")
 
 
 def leaderboard(args: argparse.Namespace) -> int:
     from mibe.boards.board import build
 
-    _check_bootstrap(args.bootstrap)
+    _check_bootstrap(args.bootstrap, args.seed)
     if not args.runs and args.no_published:
         raise MibeError("nothing to show: pass run folders, or leave out --no-published")
     if args.base and not args.delta_vs_base:
         raise MibeError("--base: only with --delta-vs-base")
     if args.delta_vs_base:
         return _delta(args)
-    board = build(args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed)
     fmt = _format(args, FORMATS)
+    for where in (args.output, args.plot):
+        _check_target(where, args.runs)
+    board = build(args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed)
     if fmt == "html":
         from mibe.boards.html import html
 
@@ -97,7 +135,7 @@ def leaderboard(args: argparse.Namespace) -> int:
         from mibe.boards import render
 
         text = {"table": render.text, "md": render.markdown, "csv": render.csv_text}[fmt](board)
-    _write(text, args.output)
+    _write(text, args.output, args.runs)
     if args.plot:
         from mibe.boards.plot import plot
 
@@ -120,7 +158,9 @@ def compare(args: argparse.Namespace) -> int:
     from mibe.boards import compare_text
     from mibe.boards.compare import compare as run_compare
 
-    _check_bootstrap(args.bootstrap)
+    _check_bootstrap(args.bootstrap, args.seed)
+    fmt = _format(args, COMPARE_FORMATS)
+    _check_target(args.output, [args.run_a, args.run_b])
     report = run_compare(args.run_a, args.run_b, n_boot=args.bootstrap, seed=args.seed)
-    _write(compare_text.render(report, _format(args, COMPARE_FORMATS)), args.output)
+    _write(compare_text.render(report, fmt), args.output, [args.run_a, args.run_b])
     return 0

@@ -202,7 +202,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
             report["skipped"][task] = DRAWN
             continue
         hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
-        if hidden:  # ids and scores only: documents matched by id, predictions unknown
+        if hidden:  # redacted: documents matched by id on their scores, predictions unknown
             ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
             docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
         else:

@@ -7,6 +7,8 @@ import io
 import json
 from typing import Any
 
+from mibe.boards.render import csv_safe
+
 DASH = "—"
 HEAD = (
     "task",
@@ -148,28 +150,30 @@ def csv_text(report: dict[str, Any]) -> str:
         for m in task["metrics"]:
             ci, mc = m.get("ci95") or (None, None), m.get("mcnemar") or {}
             writer.writerow(
-                {
-                    "task": task["task"],
-                    "metric": m["metric"],
-                    "n_shared": task["n_shared"],
-                    "a": m["a"],
-                    "b": m["b"],
-                    "diff": m["diff"],
-                    "ci_low": ci[0],
-                    "ci_high": ci[1],
-                    "p_bootstrap": m.get("p_bootstrap"),
-                    "mcnemar_a_only": mc.get("a_only"),
-                    "mcnemar_b_only": mc.get("b_only"),
-                    "mcnemar_p": mc.get("p"),
-                    "p_holm": m.get("p_holm"),
-                    "significant": m["significant"],
-                    "test": m["test"],
-                    "note": m["note"],
-                    "agreement": task["agreement"],
-                    "output_agreement": task["output_agreement"],
-                    "invented": task["invented"],
-                    "protocol_differences": "; ".join(task["protocol_differences"]),
-                }
+                csv_safe(
+                    {
+                        "task": task["task"],
+                        "metric": m["metric"],
+                        "n_shared": task["n_shared"],
+                        "a": m["a"],
+                        "b": m["b"],
+                        "diff": m["diff"],
+                        "ci_low": ci[0],
+                        "ci_high": ci[1],
+                        "p_bootstrap": m.get("p_bootstrap"),
+                        "mcnemar_a_only": mc.get("a_only"),
+                        "mcnemar_b_only": mc.get("b_only"),
+                        "mcnemar_p": mc.get("p"),
+                        "p_holm": m.get("p_holm"),
+                        "significant": m["significant"],
+                        "test": m["test"],
+                        "note": m["note"],
+                        "agreement": task["agreement"],
+                        "output_agreement": task["output_agreement"],
+                        "invented": task["invented"],
+                        "protocol_differences": "; ".join(task["protocol_differences"]),
+                    }
+                )
             )
     return buffer.getvalue()
 

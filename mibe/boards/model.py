@@ -9,6 +9,7 @@ always sit in sections of their own.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,8 @@ class Row:
 def protocol_key(task: str, protocol: dict[str, Any]) -> Key:
     data = protocol.get("data")
     values = {**protocol, "task": task, "data": data.get("fingerprint") if isinstance(data, dict) else data}
+    # Runs written before scorers were versioned were all scored by the version-1 rules.
+    values.setdefault("scorer_version", 1)
     return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
 
 
@@ -142,6 +145,8 @@ def run_rows(run: Run) -> list[Row]:
         for metric, value in entry["metrics"].items():
             number, ci = _number(value, run.path, f"tasks.{task}.metrics.{metric}")
             unavailable = value.get("unavailable") if isinstance(value, dict) else None
+            if number is None and _non_finite(value):
+                unavailable = f"results.json holds {_raw(value)}, not a number"
             note = unavailable or ("partial: --limit" if entry.get("partial") else None)
             sd = value.get("sd") if isinstance(value, dict) else None
             sd = float(sd) if isinstance(sd, int | float) and not isinstance(sd, bool) else None
@@ -149,6 +154,15 @@ def run_rows(run: Run) -> list[Row]:
         if isinstance(entry.get("calibration"), dict):
             row.calibration[task] = entry["calibration"]
     return [rows[k] for k in sorted(rows)]
+
+
+def _raw(value: Any) -> Any:
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _non_finite(value: Any) -> bool:
+    x = _raw(value)
+    return isinstance(x, float) and not math.isfinite(x)
 
 
 def _number(value: Any, folder: Path, where: str) -> tuple[float | None, tuple[float, float] | None]:
@@ -163,6 +177,10 @@ def _number(value: Any, folder: Path, where: str) -> tuple[float | None, tuple[f
             f"{folder / 'results.json'}: {where} should be {{'value': number, 'ci95': [low, high]}}; "
             "rerun that task with `mibe run`"
         )
+    if number is not None and not math.isfinite(number):
+        return None, None  # NaN or inf: no value to rank or draw (run_rows says why)
+    if ci and not all(math.isfinite(x) for x in ci):
+        ci = None
     return (None if number is None else float(number)), (tuple(ci) if ci else None)  # type: ignore[return-value]
 
 

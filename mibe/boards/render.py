@@ -224,7 +224,17 @@ def text(board: Board) -> str:
 
 
 def _md_escape(value: str) -> str:
+    value = " ".join(value.splitlines())  # a line break inside a cell would end the table row
     return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def csv_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row a spreadsheet shows as text: a cell starting with = + - @ (or a tab or CR) would be read
+    as a formula (CSV injection), so such text cells get a leading apostrophe. Numbers are left alone."""
+    return {k: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA) else v for k, v in row.items()}
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def markdown(board: Board) -> str:
@@ -298,36 +308,38 @@ def csv_text(board: Board) -> str:
                 verdict = section.verdicts.get(column) if best else None
                 protocol = column.protocol
                 writer.writerow(
-                    {
-                        "section": section.title,
-                        "rank": ranked.rank,
-                        "row": row.label,
-                        "published": row.published,
-                        "invented": row.invented,
-                        "average": ranked.average,
-                        "task": column.task,
-                        "metric": column.metric,
-                        "value": None if cell is None else cell.value,
-                        "ci_low": cell.ci95[0] if cell and cell.ci95 else None,
-                        "ci_high": cell.ci95[1] if cell and cell.ci95 else None,
-                        "n": None if cell is None else cell.n,
-                        "best": best,
-                        "best_ahead_of_second": None if verdict is None else verdict.significant,
-                        "p": None if verdict is None else verdict.p,
-                        "test": None if verdict is None else verdict.text,
-                        "note": None if cell is None else cell.note,
-                        "protocol_id": board.protocol_ids[column.key],
-                        **{
-                            f: json.dumps(protocol[f]) if isinstance(protocol[f], list) else protocol[f]
-                            for f in KEY_FIELDS
-                            if f != "task"
-                        },
-                        "run": row.lineage.get("run"),
-                        "base": row.lineage.get("base"),
-                        "adapter": row.lineage.get("adapter"),
-                        "training": row.lineage.get("training"),
-                        **_tie_fields(section, column, i),
-                        "sd": None if cell is None else cell.sd,
-                    }
+                    csv_safe(
+                        {
+                            "section": section.title,
+                            "rank": ranked.rank,
+                            "row": row.label,
+                            "published": row.published,
+                            "invented": row.invented,
+                            "average": ranked.average,
+                            "task": column.task,
+                            "metric": column.metric,
+                            "value": None if cell is None else cell.value,
+                            "ci_low": cell.ci95[0] if cell and cell.ci95 else None,
+                            "ci_high": cell.ci95[1] if cell and cell.ci95 else None,
+                            "n": None if cell is None else cell.n,
+                            "best": best,
+                            "best_ahead_of_second": None if verdict is None else verdict.significant,
+                            "p": None if verdict is None else verdict.p,
+                            "test": None if verdict is None else verdict.text,
+                            "note": None if cell is None else cell.note,
+                            "protocol_id": board.protocol_ids[column.key],
+                            **{
+                                f: json.dumps(protocol[f]) if isinstance(protocol[f], list) else protocol[f]
+                                for f in KEY_FIELDS
+                                if f != "task"
+                            },
+                            "run": row.lineage.get("run"),
+                            "base": row.lineage.get("base"),
+                            "adapter": row.lineage.get("adapter"),
+                            "training": row.lineage.get("training"),
+                            **_tie_fields(section, column, i),
+                            "sd": None if cell is None else cell.sd,
+                        }
+                    )
                 )
     return buffer.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ _VOLATILE = (
     "redact_samples",
     "max_concurrency",
     "api_key_env",
+    "request_timeout",
 )
 
 
@@ -49,6 +51,7 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
             credentialed=credentialed,
             allow_remote_credentialed=config.allow_remote_credentialed,
             trust_remote_code=config.trust_remote_code,
+            request_timeout=config.request_timeout,
         )
     if config.backend != "hf":
         raise MibeError(f"--backend {config.backend}: expected hf, vllm or openai")
@@ -91,6 +94,12 @@ def identity(config: RunConfig) -> dict[str, Any]:
 def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], dict[str, str]]:
     """Tasks with their data located and read; tasks `all` found no data for are skipped (and said)."""
     chosen, explicit = tasks.resolve(config.tasks)
+    stray = sorted(set(config.data) - {t.name for t in chosen})
+    if stray:
+        names = ", ".join(t.name for t in chosen)
+        raise MibeError(
+            f"--data {stray[0]}=...: no task '{stray[0]}' among --tasks ({names}); check the name"
+        )
     data_dir = str(_demo_dir()) if config.demo and config.data_dir is None else config.data_dir
     loaded, skipped = [], {}
     for task in chosen:
@@ -123,11 +132,17 @@ def run(
 ) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     loaded, skipped = load(config, say)
+    if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
+        _check_output(config)
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    plans = [(pipeline.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
+    pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
+    plans = [
+        (pipeline.plan(t, d, config, backend, pool), pool)
+        for (t, _, d), pool in zip(loaded, pools, strict=True)
+    ]
     if config.dry_run:
-        for p, location in plans:
-            say(pipeline.dry_run_report(p, config, backend, _pool(p, location)))
+        for p, pool in plans:
+            say(pipeline.dry_run_report(p, config, backend, pool))
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
@@ -142,6 +157,11 @@ def run(
     with folder.locked(run_dir) if w.main else contextlib.nullcontext():
         private = any(p.task.credentialed for p, _ in plans)  # else run files follow the umask
         previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans], private)
+        if config.redact_samples and w.main:  # also what an earlier run or a kill left unredacted
+            for p, _ in plans:
+                path = folder.samples_path(run_dir, p.task.name)
+                if path.is_file():
+                    folder.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
         out = previous or {
             "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -153,9 +173,9 @@ def run(
             "skipped": skipped,
             "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
-        for p, location in plans:
+        for p, pool in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
-                _score_task(p, location, backend, config, run_dir, out, private)
+                _score_task(p, pool, backend, config, run_dir, out, private)
         if not w.main:
             return out
         folder.write_json_atomic(run_dir / "results.json", out, private=private)
@@ -178,9 +198,18 @@ def _start(
     return previous
 
 
+def _check_output(config: RunConfig) -> None:
+    if not config.output_dir:  # a new folder under runs/ (other runs live there too)
+        folder.check_writable(Path("runs"))
+    elif os.environ.get("RANK", "0") == "0":
+        folder.check_run_folder(Path(config.output_dir))
+    else:  # data-parallel ranks other than 0: rank 0 may be writing the folder already
+        folder.check_writable(Path(config.output_dir))
+
+
 def _score_task(
     p: pipeline.Plan,
-    location: data.Location,
+    pool: list,
     backend: Backend,
     config: RunConfig,
     run_dir: Path,
@@ -188,19 +217,20 @@ def _score_task(
     private: bool = False,
 ) -> None:
     evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
-    entry, timing = evaluate(p, backend, config, run_dir, _pool(p, location))
+    entry, timing = evaluate(p, backend, config, run_dir, pool)
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return
     entry["data_source"] = p.docset.source
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
     folder.write_json_atomic(run_dir / "results.json", out, private=private)
-    if config.redact_samples:
-        folder.redact_samples(folder.samples_path(run_dir, p.task.name))
 
 
-def _pool(p: pipeline.Plan, location: data.Location) -> list:
-    return data.fewshot_pool(p.task, location) or p.docset.docs
+def _pool(task: Any, location: data.Location, docset: data.DocSet, config: RunConfig) -> list:
+    """The documents shots are drawn from (read once: its fingerprint goes into the protocol)."""
+    if not config.num_fewshot:
+        return docset.docs
+    return data.fewshot_pool(task, location) or docset.docs
 
 
 def _demo_dir() -> Path:

@@ -49,8 +49,13 @@ def chat_hash(backend: Backend, config: RunConfig) -> str | None:
     return hashlib.sha256(str(template).encode()).hexdigest()[:16]
 
 
-def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -> Plan:
+def plan(
+    task: Task, docset: data.DocSet, config: RunConfig, backend: Backend, pool: Sequence[Doc] | None = None
+) -> Plan:
+    """The task's protocol: resume reuses samples only under the same one. It holds the documents and the
+    few-shot pool as the hook produced them, so a changed hook or split never mixes two versions."""
     docs = docset.docs[: config.limit] if config.limit is not None else docset.docs
+    shots_from = data.docs_fingerprint(pool) if config.num_fewshot and pool is not None else None
     max_new, stop = generation_for(task, config)
     scoring = scoring_for(task, config)
     protocol = {
@@ -58,7 +63,12 @@ def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -
         "task_version": task.version,
         "task_file_hash": task.file_hash,
         "template_hash": task.template_hash,
-        "data": {"fingerprint": docset.fingerprint, "n_rows": len(docset.docs)},
+        "data": {
+            "fingerprint": docset.fingerprint,
+            "n_rows": len(docset.docs),
+            "documents": data.docs_fingerprint(docset.docs),
+            "fewshot_pool": shots_from,
+        },
         "split": task.split,
         "limit": config.limit,
         "shots": config.num_fewshot,
@@ -154,37 +164,11 @@ def evaluate(
         requests, notes = build_requests(p, config, backend, pool, pending)
         position = {d.id: i for i, d in enumerate(p.docs)}
         by_id = {d.id: d for d in pending}
-        lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
         bar = batches.progress(len(p.docs), len(done), task.name)
-        # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
-        # samples are still flushed after each chunk, so an interrupted run resumes.
-        chunk = getattr(backend, "chunk_size", None)
-        size, on_accelerator = chunk or config.batch_size, not chunk and config.device != "cpu"
-        extra = p.protocol["max_new_tokens"] or 0
-        say = lambda line: bar.write(f"mibe: {task.name}: {line}")  # noqa: E731
-        listens = hasattr(backend, "on_step")  # backends that report within a batch (HF)
-        if listens:
-            backend.on_step = bar.on_step  # type: ignore[attr-defined]
-        for batch, outputs in batches.run(
-            backend, requests, lengths, size, on_accelerator, extra, task.name, say, bar
-        ):
-            new = _output_tokens(backend, batch, outputs)
-            for r, n in zip(batch, new, strict=True):  # outputs that used every allowed token
-                if not r.continuations:
-                    notes[r.doc_id]["cut_at_limit"] = n >= r.max_new_tokens
-            rows = [
-                to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
-                for r, o in zip(batch, outputs, strict=True)
-            ]
-            if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
-                rows = [{"id": r["id"], "draw": p.draw, **r} for r in rows]
-            folder.append_samples(share.target, rows, private=task.credentialed)
-            batch_tokens = sum(lengths[r.doc_id] for r in batch) + sum(new)
-            tokens += batch_tokens
-            bar.finish(len(batch), batch_tokens)
-        bar.close()
-        if listens:
-            backend.on_step = None  # type: ignore[attr-defined]
+        try:  # closed also on Ctrl-C or a failing endpoint, so the terminal is left clean
+            tokens = _run_batches(p, backend, config, share.target, bar, requests, notes, position, by_id)
+        finally:
+            bar.close()
     wall = time.perf_counter() - started
     timing = {"wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1) if wall else 0.0}
     if not share.gather(task.credentialed):
@@ -200,6 +184,54 @@ def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence
     return [max(0, len(backend.tokenize(o)) - specials) for o in outputs]
 
 
+def _run_batches(
+    p: Plan, backend: Backend, config: RunConfig, target: Path, bar: Any, requests: list, notes: dict,
+    position: dict, by_id: dict,
+) -> int:  # fmt: skip
+    task = p.task
+    # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
+    # samples are still flushed after each chunk, so an interrupted run resumes.
+    chunk = getattr(backend, "chunk_size", None)
+    size, on_accelerator = chunk or config.batch_size, not chunk and config.device != "cpu"
+    extra = p.protocol["max_new_tokens"] or 0
+    lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
+    # Redaction holds whatever the order of events: once a task's samples are redacted, rows stay so.
+    redact = config.redact_samples or folder.holds_redacted(target)
+    say = lambda line: bar.write(f"mibe: {task.name}: {line}")  # noqa: E731
+    listens = hasattr(backend, "on_step")  # backends that report within a batch (HF)
+    if listens:
+        backend.on_step = bar.on_step  # type: ignore[attr-defined]
+    tokens = 0
+    try:
+        for batch, outputs in batches.run(
+            backend, requests, lengths, size, on_accelerator, extra, task.name, say, bar
+        ):
+            new = _output_tokens(backend, batch, outputs)
+            for r, n in zip(batch, new, strict=True):  # outputs that used every allowed token
+                if not r.continuations:
+                    notes[r.doc_id]["cut_at_limit"] = n >= r.max_new_tokens
+            rows = [
+                to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
+                for r, o in zip(batch, outputs, strict=True)
+            ]
+            if redact:
+                rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
+            if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
+                rows = [{"id": r["id"], "draw": p.draw, **r} for r in rows]
+            folder.append_samples(target, rows, private=task.credentialed)
+            batch_tokens = sum(lengths[r.doc_id] for r in batch) + sum(new)
+            tokens += batch_tokens
+            bar.finish(len(batch), batch_tokens)
+    finally:
+        if listens:
+            backend.on_step = None  # type: ignore[attr-defined]
+    return tokens
+
+
+def score_parser(p: Plan) -> str:
+    return p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
+
+
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     task = p.task
     order = {d.id: i for i, d in enumerate(p.docs)}
@@ -210,20 +242,14 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
             f"{path}: holds {len(rows)} samples for {len(p.docs)} documents; rerun with --overwrite"
         )
 
-    def value(x: Any) -> Any:
-        return tuple(x) if isinstance(x, list) else x
-
-    scored = kinds.score_task(
-        task.answer_type,
-        task.metrics,
-        [value(r["gold"]) for r in rows],
-        [value(r["prediction"]) for r in rows],
-        task.choices,
-        p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict",
-        seed=config.seed,
-        n_boot=config.bootstrap,
-        bertscore_model=config.bertscore_model,
-    )
+    if not kinds.get(task.answer_type).labelled and any(folder.is_redacted(r) for r in rows):
+        # --redact-samples: statistics instead of text (rows of a resume without the flag join them).
+        rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
+        stats = [r["stats"] for r in rows]
+        why = next((r["unavailable"] for r in rows if r.get("unavailable")), {})
+        scored = kinds.score_stats(task.answer_type, task.metrics, stats, why, config.seed, config.bootstrap)
+    else:
+        scored = _score_full(p, config, rows)
     total = len(p.docset.docs)
     return {
         "protocol": p.protocol,
@@ -263,6 +289,23 @@ def _warnings(p: Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
         p.protocol["stop"] or (),
         config.chat_template,
         p.protocol["max_new_tokens"],
+    )
+
+
+def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> dict:
+    def value(x: Any) -> Any:
+        return tuple(x) if isinstance(x, list) else x
+
+    return kinds.score_task(
+        p.task.answer_type,
+        p.task.metrics,
+        [value(r["gold"]) for r in rows],
+        [value(r["prediction"]) for r in rows],
+        p.task.choices,
+        score_parser(p),
+        seed=config.seed,
+        n_boot=config.bootstrap,
+        bertscore_model=config.bertscore_model,
     )
 
 

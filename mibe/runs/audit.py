@@ -160,13 +160,18 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
 
 
 def audit(
-    run_dir: str | Path, names: Sequence[str], examples: int = 3, show_credentialed: bool = False
+    run_dir: str | Path,
+    names: Sequence[str],
+    examples: int = 3,
+    show_credentialed: bool = False,
+    trusted: dict | None = None,
 ) -> dict:
+    """`trusted`: task files the user named with --tasks (a run folder's own task_file runs no hook)."""
     from mibe.runs.saved import pick, read_run, read_task
 
     run = read_run(run_dir)
     config = run.results.get("config") or {}
-    saved = [read_task(run, name) for name in pick(run, names)]
+    saved = [read_task(run, name, trusted=trusted) for name in pick(run, names)]
     return {
         "run": str(run.path),
         "tasks": [audit_task(s, config, examples, show_credentialed) for s in saved],
@@ -254,11 +259,12 @@ def _pair(item: tuple[str, int]) -> tuple[str, str]:
 
 def command(args: Any) -> int:
     """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
-    from mibe.runs.saved import split_names
+    from mibe.runs.saved import task_specs
 
     if args.examples < 0:
         raise MibeError(f"--examples {args.examples}: must be 0 or more")
-    report = audit(args.run_dir, split_names(args.tasks), args.examples, args.show_credentialed)
+    names, trusted = task_specs(args.tasks)
+    report = audit(args.run_dir, names, args.examples, args.show_credentialed, trusted)
     if args.output:
         out = Path(args.output)
         try:

@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.types import MibeError
+from mibe.types import MibeError, Task
 
 # Bump when a key docs/run-folder.md lists changes; readers keep reading older folders.
 # 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a
@@ -40,6 +40,7 @@ def locked(run_dir: Path) -> Iterator[None]:
     """One writer per run folder: a second `mibe run` on it is refused, never interleaved.
 
     The `.lock` file is removed when the run ends, so a finished folder holds only the run's files."""
+    check_writable(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / ".lock"
     handle = _take_lock(path, run_dir)
@@ -52,6 +53,52 @@ def locked(run_dir: Path) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)  # while still holding it: a waiting process then retries anew
         handle.close()  # closing releases the lock, also when the process is killed
+
+
+MINE = ("run.json", "results.json", "samples", ".lock")  # what mibe writes at a run folder's top
+
+
+def check_writable(run_dir: Path) -> None:
+    """An output folder mibe can create and write, checked before any model loads; else one line."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MibeError(f"--output-dir {run_dir}: is a file, not a folder; choose another --output-dir")
+    near = run_dir
+    while not near.exists():
+        near = near.parent
+    if not near.is_dir():
+        raise MibeError(
+            f"--output-dir {run_dir}: {near} is a file, not a folder; choose another --output-dir"
+        )
+    try:  # a real write: permission bits say nothing to root or on a read-only mount
+        tempfile.TemporaryFile(dir=near).close()
+    except OSError as exc:
+        raise MibeError(
+            f"--output-dir {run_dir}: cannot write in {near} ({exc.strerror}); choose a writable --output-dir"
+        ) from None
+
+
+def is_mibe_run_json(path: Path) -> bool:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and {"schema_version", "config", "model", "protocols"} <= set(raw)
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Only an empty (or new) folder or one holding mibe's own run.json is a run folder: a results.json,
+    samples or anything else mibe did not write is never overwritten, appended to or reused."""
+    check_writable(run_dir)
+    if not run_dir.is_dir():
+        return
+    held = sorted(p.name for p in run_dir.iterdir() if p.name != ".lock")
+    if not held or is_mibe_run_json(run_dir / "run.json"):
+        return
+    shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+    raise MibeError(
+        f"--output-dir {run_dir}: holds files mibe did not write ({shown}) and no run.json of mibe's; "
+        "choose a new or empty folder (--overwrite deletes only what mibe wrote)"
+    )
 
 
 def _take_lock(path: Path, run_dir: Path) -> Any:
@@ -196,16 +243,73 @@ def merge_shards(run_dir: Path, task: str, private: bool) -> int:
     return len(fresh)
 
 
-REDACTED_KEYS = ("id", "score")
+# --redact-samples: what a row keeps. Never a prompt, an output, a log-prob or a text gold.
+REDACTED_KEYS = ("id", "index", "score", "parse_failed", "shots", "truncated_tokens", "invented")
 
 
-def redact_samples(path: Path) -> None:
-    """Keep only ids and per-document scores (`--redact-samples`), once a task is scored."""
+def is_redacted(row: dict[str, Any]) -> bool:
+    return row.get("redacted") is True
+
+
+def holds_redacted(path: Path) -> bool:
+    """Whether a task's samples were written under --redact-samples: then every later row is too."""
+    if not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        return first.endswith("\n") and is_redacted(json.loads(first))
+    except ValueError:
+        return False
+
+
+def redact_rows(rows: Sequence[dict[str, Any]], task: Task, parser: str, bertscore_model: str) -> list[dict]:
+    """Rows as --redact-samples keeps them: label tasks keep their predicted and gold labels (what
+    scoring, resume and compare need); span, entity and text tasks keep each document's statistics
+    instead of its text (`kinds.doc_stats`). Rows already redacted pass unchanged."""
+    from mibe.scoring import kinds
+
+    full = [r for r in rows if not is_redacted(r)]
+    labelled = kinds.get(task.answer_type).labelled
+    stats: Iterator[dict[str, float]] = iter(())
+    unavailable: dict[str, str] = {}
+    if full and not labelled:
+        golds = [_value(r["gold"]) for r in full]
+        preds = [_value(r["prediction"]) for r in full]
+        found, unavailable = kinds.doc_stats(
+            task.answer_type, task.metrics, golds, preds, parser, bertscore_model
+        )
+        stats = iter(found)
+    out = []
+    for row in rows:
+        if is_redacted(row):
+            out.append(row)
+            continue
+        kept: dict[str, Any] = {k: row[k] for k in REDACTED_KEYS if k in row}
+        kept["redacted"] = True
+        if labelled:
+            kept.update(prediction=row["prediction"], gold=row["gold"])
+        else:
+            kept["stats"] = next(stats)
+            kept.update({"unavailable": unavailable} if unavailable else {})
+        out.append(kept)
+    return out
+
+
+def redact_file(path: Path, task: Task, parser: str, bertscore_model: str) -> None:
+    """Redact a samples file in place (a run rerun or resumed with --redact-samples)."""
+    trim_partial_line(path)
     rows = read_samples(path)
-    if rows and set(rows[0]) == set(REDACTED_KEYS):
+    if all(is_redacted(r) for r in rows):
         return
-    text = "".join(json.dumps({k: r.get(k) for k in REDACTED_KEYS}) + "\n" for r in rows)
+    text = "".join(
+        json.dumps(r, ensure_ascii=False) + "\n" for r in redact_rows(rows, task, parser, bertscore_model)
+    )
     write_text_atomic(path, text, mode=path.stat().st_mode & 0o777)
+
+
+def _value(x: Any) -> Any:
+    return tuple(x) if isinstance(x, list) else x
 
 
 def git_commit() -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from mibe.runs import saved as saved_run
 from mibe.runs.saved import SavedTask, Say, stderr, value
 from mibe.scoring import kinds
-from mibe.types import MibeError
+from mibe.types import MibeError, Task
 
 LOGLIK = "argmax-loglikelihood"  # the protocol's parser of tasks scored by log-likelihood
 
@@ -82,19 +82,40 @@ def rescore(
     output_dir: str | Path,
     command: Sequence[str] = (),
     say: Say = stderr,
+    trusted: dict[str, Task] | None = None,
 ) -> dict[str, Any]:
-    """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json."""
-    from mibe import __version__
-    from mibe.runs import folder, summary
+    """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json.
+
+    `trusted`: task files the user named with --tasks (their hooks may run); see saved.task_file."""
+    from mibe.runs import folder
 
     run = saved_run.read_run(run_dir)
     origin, out_dir = run.path.resolve(), Path(output_dir)
     if out_dir.resolve() == origin:
         raise MibeError(f"--output-dir {out_dir}: is the run itself; rescore writes a new folder")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MibeError(f"--output-dir {out_dir}: is a file; choose a new folder")
     chosen = saved_run.pick(run, names)
-    saved = [saved_run.read_task(run, name, say) for name in chosen]  # all checked before anything is written
+    saved = [saved_run.read_task(run, n, say, trusted) for n in chosen]  # all checked before writing
+    with folder.locked(out_dir):  # two rescores into one folder: the second is refused, never interleaved
+        if any(p.name != ".lock" for p in out_dir.iterdir()):
+            raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
+        return _write(run, saved, parser, names, out_dir, command, say)
+
+
+def _write(
+    run: saved_run.SavedRun,
+    saved: list[SavedTask],
+    parser: str,
+    names: Sequence[str],
+    out_dir: Path,
+    command: Sequence[str],
+    say: Say,
+) -> dict[str, Any]:
+    from mibe import __version__
+    from mibe.runs import folder, summary
+
+    origin, chosen = run.path.resolve(), [s.name for s in saved]
     config = {**(run.results.get("config") or {}), "parser": parser}
     if names:
         config["tasks"] = chosen
@@ -135,6 +156,6 @@ def rescore(
 
 def command(args: Any, argv: Sequence[str]) -> int:
     """`mibe rescore RUN_DIR [--parser paper|strict] [--tasks ...] --output-dir NEW_RUN_DIR`."""
-    names = saved_run.split_names(args.tasks)
-    rescore(args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv])
+    names, trusted = saved_run.task_specs(args.tasks)
+    rescore(args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv], trusted=trusted)
     return 0

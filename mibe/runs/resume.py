@@ -10,10 +10,11 @@ and the tasks summarised again.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from mibe.runs.folder import read_json, write_json_atomic
+from mibe.runs.folder import check_run_folder, read_json, samples_path, write_json_atomic
 from mibe.types import MibeError
 
 
@@ -22,9 +23,10 @@ def prepare(
 ) -> dict[str, Any] | None:
     """Start, resume or refuse; returns the previous results.json when resuming. `private`: the run
     holds a credentialed task, so run.json is owner-only."""
+    check_run_folder(run_dir)  # a folder of someone else's files is never resumed, reused or deleted
     previous = read_json(run_dir / "run.json")
     if previous is not None and not overwrite and extends(previous, run_json):
-        write_json_atomic(run_dir / "run.json", run_json)
+        write_json_atomic(run_dir / "run.json", run_json, private=private)
         results = read_json(run_dir / "results.json")
         if results is not None:  # tasks with new draws are scored again; their old draws' rows stay
             protocols = run_json["protocols"]
@@ -44,11 +46,16 @@ def prepare(
                     "use another --output-dir, or --overwrite to replace it"
                 )
         return read_json(run_dir / "results.json")
-    if overwrite and run_dir.exists():
+    if overwrite and previous is not None:
+        # Only what mibe wrote: the samples of the tasks its run.json names (and their shards).
+        for name in previous.get("protocols") or {}:
+            if not re.fullmatch(r"[a-z0-9_]+", str(name)):  # a task name, never a path
+                continue
+            path = samples_path(run_dir, str(name))
+            for leftover in [path, *path.parent.glob(f"{path.stem}.rank*.part")]:
+                leftover.unlink(missing_ok=True)
         for leftover in [run_dir / "run.json", run_dir / "results.json"]:
             leftover.unlink(missing_ok=True)
-        for sample in (run_dir / "samples").glob("*.jsonl"):
-            sample.unlink()
     write_json_atomic(run_dir / "run.json", run_json, private=private)
     return None
 

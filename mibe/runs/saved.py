@@ -79,7 +79,8 @@ def label(run: SavedRun) -> str:
     model = run.results.get("model") or {}
     name = model.get("name") or Path(str(model.get("path") or run.path.name)).name
     adapter = model.get("adapter")
-    return f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
+    text = f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
+    return " ".join(text.split())  # a line break or tab in a name would break every table it is shown in
 
 
 def rescored_text(entry: dict[str, Any]) -> str | None:
@@ -107,8 +108,16 @@ def _read(path: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
 
 
 def redacted(task_rows: Sequence[dict[str, Any]]) -> bool:
-    # --redact-samples keeps ids and scores only: no prediction or gold to recompute a metric from.
+    # Rows without a prediction or gold (redacted span, entity and text tasks; older redacted runs):
+    # only per-document scores to compare.
     return any("prediction" not in r or "gold" not in r for r in task_rows)
+
+
+def was_redacted(task_rows: Sequence[Any]) -> bool:
+    """Written under --redact-samples: marked rows, or (older mibe) rows of ids and scores only."""
+    return any(
+        isinstance(r, dict) and (r.get("redacted") is True or set(r) == {"id", "score"}) for r in task_rows
+    )
 
 
 def pick(run: SavedRun, names: Sequence[str]) -> list[str]:
@@ -125,18 +134,49 @@ def split_names(spec: str | None) -> list[str]:
     return [s.strip() for s in (spec or "").split(",") if s.strip()]
 
 
-def task_file(name: str, entry: dict[str, Any], say: Say = stderr) -> Task | None:
-    """The task file the run used (its recorded path, else the built-in of that name), or None."""
+def task_specs(spec: str | None) -> tuple[list[str], dict[str, Task]]:
+    """`--tasks` of rescore and audit: task names in the run, or task files the user names.
+
+    A task file named here is trusted (its hook may run, e.g. to read the data back for the run's
+    document order); one the run folder merely records is read as data only."""
     from mibe import tasks
 
-    candidates = [Path(entry["task_file"])] if entry.get("task_file") else []
+    names, trusted = [], {}
+    for item in split_names(spec):
+        if item.endswith((".yaml", ".yml")) or "/" in item:
+            task = tasks.load_task(item)
+            trusted[task.name] = task
+            item = task.name
+        names.append(item)
+    return names, trusted
+
+
+def _is_builtin(path: Path, name: str) -> bool:
+    from mibe import tasks
+
+    builtin = tasks.builtin_paths().get(name)
+    return builtin is not None and builtin.resolve() == path.resolve()
+
+
+def task_file(
+    name: str, entry: dict[str, Any], say: Say = stderr, trusted: dict[str, Task] | None = None
+) -> Task | None:
+    """The task file the run used (its recorded path, else the built-in of that name), or None.
+
+    A path recorded in results.json is loaded untrusted: a run folder is data someone may have sent
+    you, so its hook is never imported. `trusted` holds the task files the user named (`--tasks`)."""
+    from mibe import tasks
+
+    if trusted and name in trusted:
+        return trusted[name]
+    candidates = [Path(entry["task_file"])] if isinstance(entry.get("task_file"), str) else []
     builtin = tasks.builtin_paths().get(name)
     candidates += [builtin] if builtin else []
     found = []
     for path in candidates:
         if path.is_file():
             try:
-                loaded = tasks.load_task(path)
+                loaded = tasks.load_task(path, trusted=_is_builtin(path, name))
             except MibeError:
                 continue
             if loaded.name == name:
@@ -165,7 +205,9 @@ def kind(run: SavedRun, name: str) -> str:
     return kinds.from_metrics(entry["metrics"], rows(run, name) or ())
 
 
-def read_task(run: SavedRun, name: str, say: Say = stderr) -> SavedTask:
+def read_task(
+    run: SavedRun, name: str, say: Say = stderr, trusted: dict[str, Task] | None = None
+) -> SavedTask:
     """A task's entry, task file and every sample, checked whole (for re-parsing: rescore, audit)."""
     entry = run.results["tasks"][name]
     path = folder.samples_path(run.path, name)
@@ -179,18 +221,20 @@ def read_task(run: SavedRun, name: str, say: Say = stderr) -> SavedTask:
     if raw and not raw.endswith(b"\n"):
         raise MibeError(f"{path}: ends in a cut-off line; the run folder is damaged")
     task_rows = list(rows(run, name) or ())
-    if any(not isinstance(r, dict) or not {"id", "raw_output", "gold"} <= set(r) for r in task_rows):
+    if was_redacted(task_rows):
         raise MibeError(
-            f"{path}: samples without raw_output or gold (written with --redact-samples?); "
-            "nothing to re-parse"
+            f"{path}: samples without raw_output: task {name} was run with --redact-samples, which keeps "
+            "no prompts or outputs; nothing to re-parse or show (leave it out with --tasks)"
         )
+    if any(not isinstance(r, dict) or not {"id", "raw_output", "gold"} <= set(r) for r in task_rows):
+        raise MibeError(f"{path}: samples without raw_output or gold; the run folder is damaged")
     ids = {r["id"] for r in task_rows}
     if len(task_rows) != entry.get("n") or len(ids) != len(task_rows):
         raise MibeError(
             f"{path}: {len(task_rows)} samples ({len(ids)} distinct ids) but results.json says "
             f"n={entry.get('n')}; the run folder is damaged"
         )
-    task = task_file(name, entry, say)
+    task = task_file(name, entry, say, trusted)
     if task is None:
         where = entry.get("task_file") or "not recorded"
         raise MibeError(f"task {name}: its task file ({where}) is gone and no built-in task has that name")
@@ -210,8 +254,8 @@ def doc_order(saved: SavedTask) -> list[str] | None:
     if saved.rows and all(isinstance(r.get("index"), int) for r in saved.rows):
         return [r["id"] for r in sorted(saved.rows, key=lambda r: r["index"])]
     source, protocol = saved.entry.get("data_source"), saved.entry["protocol"]
-    if not source:
-        return None
+    if not source or (not saved.task.trusted and saved.task.path.with_suffix(".py").is_file()):
+        return None  # rows in a hook's layout need the hook, and a run folder's hook never runs
     local = Path(source).exists()
     if not local and (source.startswith("/") or saved.task.credentialed):
         return None

@@ -169,11 +169,64 @@ def score_task(
     if len(golds) == 0:
         return {"metrics": out, "per_class": None}
     x, stat_of, unavailable = task_stats(kind, wanted, golds, preds, labels, parser, bertscore_model)
+    _fill(out, x, stat_of, unavailable, seed, n_boot)
+    per_class = metrics.per_class(golds, preds, labels) if get(kind).single else None
+    return {"metrics": out, "per_class": per_class}
+
+
+def _fill(
+    out: dict[str, Any], x: np.ndarray, stat_of: dict, unavailable: dict[str, str], seed: int, n_boot: int
+) -> None:
     for name, why in unavailable.items():
-        out[name]["unavailable"] = why
+        if name in out:
+            out[name]["unavailable"] = why
     total, boot = x.sum(axis=0), stats.resample_sums(x, n_boot, seed)
     for name, stat in ((k, v) for k, v in stat_of.items() if k in out):  # only those asked for
         ci = np.percentile(stat(boot), [2.5, 97.5]).tolist() if len(boot) else None
         out[name] = {"value": float(stat(total)), "ci95": ci}
-    per_class = metrics.per_class(golds, preds, labels) if get(kind).single else None
-    return {"metrics": out, "per_class": per_class}
+
+
+ENTITY_COLUMNS = ("true_positives", "predicted", "gold")  # entity_counts' order
+
+
+def doc_stats(
+    kind: str,
+    wanted: Sequence[str],
+    golds: Sequence[Any],
+    preds: Sequence[Any],
+    parser: str,
+    bertscore_model: str = "bert-base-multilingual-cased",
+) -> tuple[list[dict[str, float]], dict[str, str]]:
+    """Each document's row of the statistics matrix, by column name, and the metrics unavailable.
+
+    What `--redact-samples` keeps of a span, entity or text document instead of its text: every
+    metric of these kinds is a function of the column sums, and each row depends on its document only."""
+    if get(kind).labelled:
+        raise ValueError(f"{kind}: labelled kinds keep their labels, not statistics")
+    x, stat_of, unavailable = task_stats(kind, wanted, golds, preds, (), parser, bertscore_model)
+    columns = ENTITY_COLUMNS if kind == "entities" else tuple(stat_of)
+    return [dict(zip(columns, map(float, row), strict=True)) for row in x], unavailable
+
+
+def score_stats(
+    kind: str,
+    wanted: Sequence[str],
+    rows: Sequence[dict[str, float]],
+    unavailable: dict[str, str],
+    seed: int,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """`score_task` from the rows `doc_stats` gave (a redacted span, entity or text task)."""
+    out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in wanted}
+    n = len(rows)
+    if n == 0:
+        return {"metrics": out, "per_class": None}
+    if kind == "entities":
+        columns: Sequence[str] = ENTITY_COLUMNS
+        stat_of = get(kind).stats([], [], (), "strict")[1]  # P/R/F of the summed counts
+    else:
+        columns = [m for m in wanted if all(m in r for r in rows)]
+        stat_of = {m: (lambda s, i=i: s[..., i] / n) for i, m in enumerate(columns)}
+    x = np.array([[r[c] for c in columns] for r in rows], dtype=float).reshape(n, len(columns))
+    _fill(out, x, stat_of, unavailable, seed, n_boot)
+    return {"metrics": out, "per_class": None}
