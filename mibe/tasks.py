@@ -13,7 +13,7 @@ import yaml
 
 from mibe import resources
 from mibe.prompts import compile_template, template_hash
-from mibe.scoring import kinds
+from mibe.scoring import judges, kinds
 from mibe.types import MibeError, Task
 
 _KEYS = {
@@ -29,6 +29,7 @@ _KEYS = {
     "generation",
     "metrics",
     "version",
+    "judge",
 }
 _DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
 
@@ -132,6 +133,17 @@ def _metrics(path: Path, metrics: Any, answer_type: str) -> list[str]:
     return metrics
 
 
+def _judge(path: Path, raw: dict[str, Any], answer_type: str) -> judges.Rubric | None:
+    """The `judge:` rubric; only free-text answers are judged (labels have exact metrics)."""
+    if "judge" not in raw:
+        return None
+    if answer_type != "text":
+        raise _fail(
+            path, "judge", f"only tasks with answer type text are judged, not {answer_type}; remove it"
+        )
+    return judges.parse_rubric(raw["judge"], str(path))
+
+
 def load_task(path: str | Path) -> Task:
     path = Path(path).resolve()
     raw = _read_yaml(path)
@@ -187,6 +199,7 @@ def load_task(path: str | Path) -> Task:
         hook=hook if hook.is_file() else None,
         file_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
         template_hash=template_hash(source_text),
+        judge=_judge(path, raw, answer_type),
     )
 
 

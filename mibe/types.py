@@ -45,6 +45,7 @@ class Task:
     hook: Path | None  # same-stem .py beside the task file
     file_hash: str
     template_hash: str
+    judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judges.Rubric), if it has one
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class RunConfig:
     api_key_env: str | None = None  # the variable holding the key (default OPENAI_API_KEY, if set)
     max_concurrency: int = 8
     allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
+    # --judge (docs/judges.md): judge models scoring the text tasks' outputs once the run is scored
+    judge: tuple[str, ...] = ()  # model specs: hf:PATH, vllm:PATH, openai:URL#NAME
+    judge_order: str = "reference_first"
 
     @property
     def resolved_parser(self) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, prompts, tasks
-from mibe.run import parallel, pipeline
+from mibe.run import judging, parallel, pipeline
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -24,6 +24,8 @@ _VOLATILE = (
     "redact_samples",
     "max_concurrency",
     "api_key_env",
+    "judge",  # judges are recorded per task (protocol.jury); adding one to a finished run resumes it
+    "judge_order",
 )
 
 
@@ -116,6 +118,7 @@ def run(
 ) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     loaded, skipped = load(config, say)
+    judging.precheck(config, [t for t, _, _ in loaded], say)  # a refused judge stops the run before it starts
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     plans = [(pipeline.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
     if config.dry_run:
@@ -150,6 +153,8 @@ def run(
                 _score_task(p, location, backend, config, run_dir, out)
         if not w.main:
             return out
+        if config.judge:
+            judging.after_run(config, run_dir, out, model, say)
         folder.write_json_atomic(run_dir / "results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
@@ -178,7 +183,7 @@ def _score_task(
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
     folder.write_json_atomic(run_dir / "results.json", out)
-    if config.redact_samples:
+    if config.redact_samples and not config.judge:  # with judges: redacted once they have read them
         folder.redact_samples(folder.samples_path(run_dir, p.task.name))
 
 

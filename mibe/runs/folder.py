@@ -165,15 +165,36 @@ def merge_shards(run_dir: Path, task: str, private: bool) -> int:
 
 
 REDACTED_KEYS = ("id", "score")
+JUDGED_KEY = "judge"  # per-document jury scores (numbers only), kept by redaction for paired tests
 
 
 def redact_samples(path: Path) -> None:
     """Keep only ids and per-document scores (`--redact-samples`), once a task is scored."""
     rows = read_samples(path)
-    if rows and set(rows[0]) == set(REDACTED_KEYS):
+    if rows and set(rows[0]) <= {*REDACTED_KEYS, JUDGED_KEY}:
         return
-    text = "".join(json.dumps({k: r.get(k) for k in REDACTED_KEYS}) + "\n" for r in rows)
+    keep = lambda r: (*REDACTED_KEYS, JUDGED_KEY) if JUDGED_KEY in r else REDACTED_KEYS  # noqa: E731
+    text = "".join(json.dumps({k: r.get(k) for k in keep(r)}) + "\n" for r in rows)
     write_text_atomic(path, text, mode=path.stat().st_mode & 0o777)
+
+
+def write_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool) -> None:
+    """Replace a samples file whole (atomically): owner-only when it holds credentialed text."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    mode = 0o600 if private else (path.stat().st_mode & 0o777 if path.is_file() else 0o644)
+    write_text_atomic(path, text, mode=mode)
+
+
+def judge_cache_path(run_dir: Path, task: str, judge_key: str) -> Path:
+    """judges/<task>.<judge key>.jsonl: one judge's replies on one task, keyed by prompt hash."""
+    return run_dir / "judges" / f"{task}.{judge_key}.jsonl"
+
+
+def read_judge_cache(path: Path, writer: bool) -> dict[str, dict[str, Any]]:
+    """prompt key -> the cached call. The writer first drops a line a killed run left cut short."""
+    if writer:
+        trim_partial_line(path)
+    return {row["key"]: row for row in read_samples(path) if isinstance(row, dict) and "key" in row}
 
 
 def git_commit() -> str | None:
