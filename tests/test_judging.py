@@ -441,7 +441,7 @@ def test_a_loopback_jury_gives_the_expected_columns(
         "human" in results["tasks"]["pubmed_sum"]["judging"]
         and results["tasks"]["pubmed_sum"]["judging"]["human"] is None
     )
-    # A second judging of the same run reads the first folder's... no: its own cache; the rerun is free.
+    # The same command again: every reply comes from the folder's cache; no request is sent.
     before = len(_Jury.seen)
     assert cli.main([*argv, "--output-dir", str(out)]) == 0
     assert len(_Jury.seen) == before
@@ -480,9 +480,6 @@ def test_compare_and_leaderboard_show_judge_columns(
             got = [canned(j, r["index"], names, better)[1]["faithfulness"] for j in "ab"]
             got = [g for g in got if g is not None]
             per_doc.setdefault(r["id"], {})[side] = float(np.mean(got)) if got else None
-    pairs = [
-        (v["a"], v["b"]) for _, v in sorted(per_doc.items(), key=lambda kv: kv[0]) if None not in v.values()
-    ]
     order = [r["id"] for r in _rows(a, "tiny_sum")]  # compare pairs in run A's samples order
     pairs = [(per_doc[i]["a"], per_doc[i]["b"]) for i in order if None not in per_doc[i].values()]
     want = stats.paired_means(
@@ -530,7 +527,7 @@ def test_run_judge_in_place_with_redaction(
     _close(entry["metrics"], want, jury_server)
     rows = _rows(out, "tiny_sum")
     assert all(set(r) == {"id", "score", "judge"} for r in rows)
-    (cache,) = _cache_files(out, "tiny_sum")[:1]
+    (cache,) = _cache_files(out, "tiny_sum")
     assert all("reply" not in json.loads(x) for x in cache.read_text().splitlines())
 
 
@@ -580,6 +577,6 @@ def test_a_remote_judge_is_refused_for_mimic_cxr_before_any_traffic(
 def test_a_remote_judge_may_read_public_tasks_only(
     evaluated: dict[str, Path], connections: list[str]
 ) -> None:
-    items = [judging.Item("pubmed_sum", tasks.load_task(tasks.builtin_paths()["pubmed_sum"]), {}, [], False)]
-    judging.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], items, None, print)
+    public = [tasks.load_task(tasks.builtin_paths()["pubmed_sum"])]
+    judging.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], public, None, print)
     assert connections == []

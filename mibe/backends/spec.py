@@ -22,8 +22,9 @@ from mibe.types import MibeError, RunConfig
 
 BACKENDS = ("hf", "vllm", "openai")
 # Settings of the evaluated model's RunConfig a judge shares (the machine it runs on, and the trust
-# and credentialed-data decisions the user made); everything else is the judge's own.
-SHARED = ("device", "dtype", "trust_remote_code", "batch_size", "max_concurrency", "api_key_env")
+# and credentialed-data decisions the user made); everything else is the judge's own (never the
+# evaluated endpoint's --api-key-env: that key is for that server).
+SHARED = ("device", "dtype", "trust_remote_code", "batch_size", "max_concurrency")
 
 
 @dataclass(frozen=True)

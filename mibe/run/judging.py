@@ -85,9 +85,9 @@ def parse_specs(texts: Sequence[str]) -> tuple[ModelSpec, ...]:
     return specs
 
 
-def check_guards(specs: Sequence[ModelSpec], items: Sequence[Any], reason: str | None, say: Say) -> None:
+def check_guards(specs: Sequence[ModelSpec], tasks: Sequence[Any], reason: str | None, say: Say) -> None:
     """Every judge against the credentialed tasks it would read, before anything is built or sent."""
-    credentialed = sorted({i.task.name for i in items if i.task.credentialed})
+    credentialed = sorted({t.name for t in tasks if t.credentialed})
     for s in specs:
         model_spec.check_guard(s, credentialed, reason)
         if credentialed and not s.local and (reason or "").strip():
@@ -96,14 +96,11 @@ def check_guards(specs: Sequence[ModelSpec], items: Sequence[Any], reason: str |
 
 def precheck(config: RunConfig, tasks: Sequence[Any], say: Say) -> None:
     """`mibe run --judge`: bad specs and refused judges fail before the evaluated model loads."""
-    if not config.judge:
-        return
-    judges._check_order(config.judge_order)
-    judged = [dataclasses.replace(_stub, task=t) for t in tasks if t.judge is not None]
-    check_guards(parse_specs(config.judge), judged, config.allow_remote_credentialed, say)
-
-
-_stub = Item("", None, {}, [], False)
+    if config.judge:
+        if config.judge_order not in judges.ORDERS:
+            raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judges.ORDERS)}")
+        judged = [t for t in tasks if judgeable(t)]
+        check_guards(parse_specs(config.judge), judged, config.allow_remote_credentialed, say)
 
 
 # ------------------------------------------------------------------------------------------ prompts
@@ -466,7 +463,9 @@ def judge_run(
     reason = settings.machine.allow_remote_credentialed if settings.machine else None
     for item in items if settings.human_ratings else ():  # a bad ratings file fails before any call
         judges.read_human_ratings(settings.human_ratings, item.task.judge)
-    check_guards(settings.specs, items, reason, say)  # before the folder is written or a judge is built
+    check_guards(
+        settings.specs, [i.task for i in items], reason, say
+    )  # before the folder is written or a judge is built
     with folder.locked(out_dir):
         folder.write_json_atomic(out_dir / "run.json", {**run.run_json, "judged_from": {"run": str(origin)}})
         results = judge_items(items, settings, (origin, out_dir), run.results.get("model") or {}, say)
