@@ -476,13 +476,10 @@ def judge_run(
             else:
                 _copy_samples(run, name, out_dir)
         tasks = {name: results[name][0] if name in results else e for name, e in run.results["tasks"].items()}
+        protocols = {n: e["protocol"] for n, e in tasks.items()}
         folder.write_json_atomic(
             out_dir / "run.json",
-            {
-                **run.run_json,
-                "protocols": {n: e["protocol"] for n, e in tasks.items()},
-                "judged_from": {"run": str(origin)},
-            },
+            {**run.run_json, "protocols": protocols, "judged_from": {"run": str(origin)}},
         )
         out = {
             **run.results,
