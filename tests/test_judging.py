@@ -11,8 +11,12 @@ import csv
 import json
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -285,6 +289,31 @@ def test_the_tiny_model_judges_caches_and_resumes(
     again = json.loads((out / "results.json").read_text())["tasks"]["tiny_sum"]
     assert len(cache.read_text().splitlines()) == 6
     assert again["metrics"] == entry["metrics"]  # greedy replies: the same scores
+
+
+def test_a_killed_judging_run_resumes(evaluated: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    """A real SIGKILL while the tiny model judges one document at a time: the rerun sends only what
+    the cache lacks, and every document ends up judged once."""
+    out = evaluated["folder"] / "killed"
+    argv = ["judge", str(evaluated["run"]), "--judge", f"hf:{evaluated['model']}", "--tasks", "tiny_sum"]
+    argv += ["--judge-max-new-tokens", "400", "--batch-size", "1", "--output-dir", str(out)]
+    child = subprocess.Popen([sys.executable, "-m", "mibe", *argv], cwd=Path(__file__).parents[1],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and child.poll() is None:
+        cache = _cache_files(out, "tiny_sum") if (out / "judges").is_dir() else []
+        if cache and cache[0].read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.01)
+    child.kill()
+    assert child.wait() == -signal.SIGKILL, "the judging run finished before it could be killed"
+    (cache,) = _cache_files(out, "tiny_sum")
+    done = cache.read_bytes().count(b"\n")
+    assert 1 <= done < 6 and not (out / "results.json").exists()
+    assert cli.main(argv) == 0
+    assert f"6 documents, {done} from the cache, {6 - done} sent" in capsys.readouterr().err
+    ids = [json.loads(x)["id"] for x in cache.read_text().splitlines()]
+    assert sorted(ids) == sorted(i for i, _, _ in ARTICLES)
 
 
 # ------------------------------------------------------------------------------------------ loopback
