@@ -276,6 +276,9 @@ def _tasks_command(args: argparse.Namespace) -> int:
     print(f"parse rule: {kinds.get(task.answer_type).rule}")
     print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}")
     print(f"metrics: {', '.join(task.metrics)}")
+    if task.judge is not None:
+        low, high = task.judge.scale
+        print(f"judge rubric: {', '.join(task.judge.names)} (scale {low}-{high}; docs/judges.md)")
     print("--- rendered prompt (first bundled invented document) ---")
     print(_example_prompt(task), end="")
     print("\n--- end ---")
