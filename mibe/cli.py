@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from mibe import __version__
 from mibe.types import PARSERS, PROTOCOLS, SCORINGS, MibeError, RunConfig
@@ -127,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
         help="openai: send credentialed tasks to a non-loopback endpoint, e.g. a DUA-compliant private "
         "deployment; the reason is recorded in results.json",
     )
+    jury = run.add_argument_group("judges (docs/judges.md)")
+    jury.add_argument(
+        "--judge", action="append", default=[], metavar="SPEC",
+        help="after scoring, a judge model scores the text tasks' summaries against their rubric: "
+        "hf:PATH, vllm:PATH or openai:URL#NAME (repeat for a jury)",
+    )  # fmt: skip
+    jury.add_argument(
+        "--judge-order", default="reference_first", choices=("reference_first", "candidate_first")
+    )
 
     from mibe.boards import cli as board_cli  # argparse only; each command imports its modules when it runs
 
@@ -182,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
     imp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     imp.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
+    _add_judge(sub)
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
     audit.add_argument("run_dir", help="a run folder written by `mibe run`")
     audit.add_argument(
@@ -216,6 +228,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("train_args", nargs=argparse.REMAINDER, metavar="{pretrain,sft,task} ...")
     return top
+
+
+def _add_judge(sub: Any) -> None:
+    judge = sub.add_parser(
+        "judge", help="score a run's summaries with a jury of judge models (docs/judges.md)",
+        description="Judge a finished run's text-task outputs against each task's `judge:` rubric and "
+        "write a new run folder with judge_<criterion> columns; the evaluated model is not loaded.",
+    )  # fmt: skip
+    judge.add_argument("run_dir", help="a run folder written by `mibe run`")
+    judge.add_argument(
+        "--judge", action="append", required=True, metavar="SPEC",
+        help="hf:PATH, vllm:PATH or openai:URL#NAME (a bare PATH means hf:); repeat for a jury",
+    )  # fmt: skip
+    judge.add_argument("--tasks", help="text tasks in the run, comma-separated (default: all with a rubric)")
+    judge.add_argument("--limit", type=int, help="judge the first N documents of each task")
+    judge.add_argument(
+        "--human-ratings", metavar="FILE", help="CSV id,criterion,score: judge-human agreement"
+    )
+    judge.add_argument(
+        "--output-dir", required=True, help="the new run folder (rerun the same command to resume)"
+    )
+    judge.add_argument(
+        "--judge-order", default="reference_first", choices=("reference_first", "candidate_first")
+    )
+    judge.add_argument(
+        "--judge-max-new-tokens", type=int, default=256, metavar="N", help="tokens a reply may take"
+    )
+    judge.add_argument("--device", default="cpu")
+    judge.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    judge.add_argument("--batch-size", type=int, default=8)
+    judge.add_argument("--trust-remote-code", action="store_true", help="run the judge repo's own code (off)")
+    judge.add_argument(
+        "--allow-remote-credentialed", metavar="REASON",
+        help="send credentialed tasks to a judge behind a non-loopback endpoint; the reason is said "
+        "and recorded",
+    )  # fmt: skip
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -338,7 +386,9 @@ def _tasks_command(args: argparse.Namespace) -> int:
         for path in args.paths:
             t = tasks.load_task(path)
             metrics = ", ".join(t.metrics)
-            print(f"ok  {path}: task {t.name} ({t.answer_type}, {len(t.choices)} choices, metrics {metrics})")
+            judged = f"; judged on {', '.join(t.judge.names)}" if t.judge is not None else ""
+            kind = f"{t.answer_type}, {len(t.choices)} choices, metrics {metrics}"
+            print(f"ok  {path}: task {t.name} ({kind}){judged}")
         return 0
     if args.tasks_command == "new":
         return _new_task(args)
@@ -370,6 +420,9 @@ def _show_task(args: argparse.Namespace) -> int:
     print(f"parse rule: {kinds.get(task.answer_type).rule}")
     print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}")
     print(f"metrics: {', '.join(task.metrics)}")
+    if task.judge is not None:
+        low, high = task.judge.scale
+        print(f"judge rubric: {', '.join(task.judge.names)} (scale {low}-{high}; docs/judges.md)")
     try:
         prompt, where = taskfiles.first_document(task, args.data_dir, parse_pairs(args.data))
     except data.NoData as exc:
@@ -410,13 +463,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe.runs import audit, rescore
 
             return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
+        if args.command == "judge":  # judge models only; the evaluated model is never loaded
+            from mibe.run import judging
+
+            return judging.command(args, argv)
         if args.command == "train":  # the training subpackage parses its own flags
             from mibe.training import cli as train_cli
 
             return train_cli.main(args.train_args)
         from mibe.run import api
 
-        api.run(_config(args), command=["mibe", *argv])
+        config = dataclasses.replace(_config(args), judge=tuple(args.judge), judge_order=args.judge_order)
+        api.run(config, command=["mibe", *argv])
         return 0
     except MibeError as exc:
         print(f"mibe: error: {exc}", file=sys.stderr)

@@ -157,3 +157,12 @@ def _longest_field(fields: Mapping[str, Any]) -> str:
     if not strings:
         raise MibeError("no text field to shorten; set `truncate:` in the task file")
     return max(strings)[1]
+
+
+def source_text(doc, field: str) -> str:
+    """The document text a summary is judged against: the task's `truncate` field (the long input),
+    else a published row's rendered prompt, which holds it (docs/judges.md)."""
+    value = doc.fields.get(field)
+    if isinstance(value, str):
+        return value
+    return doc.query if doc.query is not None else doc.fields[_longest_field(doc.fields)]

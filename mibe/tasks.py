@@ -13,7 +13,7 @@ import yaml
 
 from mibe import resources
 from mibe.prompts import compile_template, template_hash
-from mibe.scoring import kinds
+from mibe.scoring import judges, kinds
 from mibe.types import MibeError, Task
 
 _KEYS = {
@@ -30,6 +30,7 @@ _KEYS = {
     "metrics",
     "version",
     "domain",
+    "judge",
 }
 DOMAINS = ("medical", "general")
 _DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
@@ -176,6 +177,17 @@ def _dataset(path: Path, dataset: Any) -> tuple[dict[str, Any], str | None]:
     return dataset, source
 
 
+def _judge(path: Path, raw: dict[str, Any], answer_type: str) -> judges.Rubric | None:
+    """The `judge:` rubric; only free-text answers are judged (labels have exact metrics)."""
+    if "judge" not in raw:
+        return None
+    if answer_type != "text":
+        raise _fail(
+            path, "judge", f"only tasks with answer type text are judged, not {answer_type}; remove it"
+        )
+    return judges.parse_rubric(raw["judge"], str(path))
+
+
 def load_task(path: str | Path, trusted: bool = True) -> Task:
     """A task file, checked. `trusted=False` (a path a run folder recorded): its hook is not imported."""
     path = Path(path).resolve()
@@ -230,6 +242,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
         template_hash=template_hash(source_text),
         domain=domain,
         trusted=trusted,
+        judge=_judge(path, raw, answer_type),
     )
 
 

@@ -49,6 +49,7 @@ class Task:
     domain: str = "medical"  # or "general": the forgetting view averages the two apart
     # False for a task file a run folder named: its hook is never imported (a run folder is data).
     trusted: bool = True
+    judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judges.Rubric), if it has one
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class RunConfig:
     # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
     fewshot_seeds: tuple[int, ...] = ()
     request_timeout: float = 120.0  # seconds without a byte from the endpoint before a request is retried
+    # --judge (docs/judges.md): judge models scoring the text tasks' outputs once the run is scored
+    judge: tuple[str, ...] = ()  # model specs: hf:PATH, vllm:PATH, openai:URL#NAME
+    judge_order: str = "reference_first"
 
     @property
     def resolved_parser(self) -> str:

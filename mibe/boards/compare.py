@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe.boards.model import KEY_FIELDS, Run, load_run, protocol_key, run_label
+from mibe.boards.model import KEY_FIELDS, Run, is_judge, load_run, protocol_key, run_label
+from mibe.runs import folder as folder_keys
 from mibe.runs import saved
-from mibe.scoring import kinds, multiplicity, stats
+from mibe.scoring import judges, kinds, multiplicity, stats
 
 ALPHA = 0.05
 EXCLUDED = frozenset({"missing_rate"})  # left out of the Holm family
@@ -131,6 +132,30 @@ def _scores_only(
     return Outcome(paired, mcnemar, None)
 
 
+def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int) -> Outcome:
+    """A judge column: the per-document jury scores the samples keep (also when redacted), paired
+    over the documents both juries scored; only when both runs were judged by the same jury."""
+    ids = [(r.results["tasks"][task]["protocol"].get("jury") or {}).get("id") for r in (run_a, run_b)]
+    if ids[0] != ids[1]:
+        return Outcome(
+            None, None, f"different juries ({ids[0]} vs {ids[1]}): their scores are not comparable"
+        )
+    if not _same_data(run_a, run_b, task):
+        return Outcome(None, None, "the runs read different data: documents can't be matched")
+    name = metric.removeprefix(judges.METRIC_PREFIX)
+
+    def score(row: dict[str, Any]) -> Any:
+        return (row.get(folder_keys.JUDGED_KEY) or {}).get(name)
+
+    by_id = {r["id"]: score(r) for r in rows[1]}
+    pairs = [(score(r), by_id.get(r["id"])) for r in rows[0]]
+    pairs = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
+    if not pairs:
+        return Outcome(None, None, "no document has a jury score in both runs")
+    a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    return Outcome(stats.paired_means(a, b, n_boot, task_seed(seed, task)), None, None)
+
+
 def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, seed: int) -> Outcome:
     rows_a, rows_b = saved.rows(run_a, task), saved.rows(run_b, task)
     for run, rows in ((run_a, rows_a), (run_b, rows_b)):
@@ -138,6 +163,8 @@ def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, s
             return Outcome(None, None, f"no samples/{task}.jsonl in {run.path}")
     if drawn(rows_a) or drawn(rows_b):
         return Outcome(None, None, DRAWN)
+    if is_judge(metric):
+        return _jury_pairs(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     if saved.redacted(rows_a) or saved.redacted(rows_b):
         return _scores_only(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     docs, _ = shared_docs(rows_a, rows_b)

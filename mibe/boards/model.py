@@ -18,7 +18,7 @@ from typing import Any
 from mibe import lineage
 from mibe.runs import saved
 from mibe.runs.saved import SavedRun as Run
-from mibe.scoring import kinds
+from mibe.scoring import judges, kinds
 from mibe.types import MibeError
 
 # The paper's Table 3 order, and the metrics it reports per task (leaderboards/README.md); other
@@ -55,6 +55,7 @@ KEY_FIELDS = (
     "system_prompt",
     "max_new_tokens",
     "stop",
+    "jury",  # judge_* columns only: the jury's id (judges, prompt, rubric, order); null elsewhere
 )
 Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashable, comparable
 
@@ -90,12 +91,20 @@ class Row:
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> results' calibration
 
 
-def protocol_key(task: str, protocol: dict[str, Any]) -> Key:
+def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None) -> Key:
     data = protocol.get("data")
     values = {**protocol, "task": task, "data": data.get("fingerprint") if isinstance(data, dict) else data}
     # Runs written before scorers were versioned were all scored by the version-1 rules.
     values.setdefault("scorer_version", 1)
+    # Two juries never share a column; a task's other metrics do not depend on its jury.
+    jury = protocol.get("jury") if is_judge(metric) else None
+    values["jury"] = jury.get("id") if isinstance(jury, dict) else None
     return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
+
+
+def is_judge(metric: str | None) -> bool:
+    """A jury's column (`mibe judge`, docs/judges.md): not a task-file metric, on the rubric's scale."""
+    return bool(metric) and metric.startswith(judges.METRIC_PREFIX)
 
 
 def load_run(path: str | Path) -> Run:
@@ -141,8 +150,8 @@ def run_rows(run: Run) -> list[Row]:
     for task, entry in run.results["tasks"].items():
         invented = bool(entry.get("invented"))
         row = rows.setdefault(invented, Row(run_label(run), False, invented, run_lineage(run), run.path))
-        key = protocol_key(task, entry["protocol"])
         for metric, value in entry["metrics"].items():
+            key = protocol_key(task, entry["protocol"], metric)
             number, ci = _number(value, run.path, f"tasks.{task}.metrics.{metric}")
             unavailable = value.get("unavailable") if isinstance(value, dict) else None
             if number is None and _non_finite(value):
@@ -150,7 +159,8 @@ def run_rows(run: Run) -> list[Row]:
             note = unavailable or ("partial: --limit" if entry.get("partial") else None)
             sd = value.get("sd") if isinstance(value, dict) else None
             sd = float(sd) if isinstance(sd, int | float) and not isinstance(sd, bool) else None
-            row.cells[Column(task, metric, key)] = Cell(number, ci, entry.get("n"), note, sd)
+            n = value.get("n") if is_judge(metric) and isinstance(value, dict) else entry.get("n")
+            row.cells[Column(task, metric, key)] = Cell(number, ci, n, note, sd)
         if isinstance(entry.get("calibration"), dict):
             row.calibration[task] = entry["calibration"]
     return [rows[k] for k in sorted(rows)]
@@ -203,12 +213,13 @@ def column_order(column: Column) -> tuple:
 
 
 def shown(column: Column, all_metrics: bool) -> bool:
-    return all_metrics or column.task not in PAPER_METRICS or column.metric in PAPER_METRICS[column.task]
+    paper = column.task not in PAPER_METRICS or column.metric in PAPER_METRICS[column.task]
+    return all_metrics or paper or is_judge(column.metric)
 
 
 def averaged(column: Column) -> bool:
     """The average covers the paper's metrics (all metrics of a user's own task), higher-is-better."""
-    if column.metric in LOWER_IS_BETTER:
+    if column.metric in LOWER_IS_BETTER or is_judge(column.metric):  # a 1-5 scale, not a share
         return False
     return column.task not in PAPER_METRICS or column.metric in PAPER_METRICS[column.task]
 

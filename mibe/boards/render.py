@@ -37,6 +37,8 @@ def describe(protocol: dict[str, Any]) -> str:
         parts.append(f"max_new_tokens {protocol['max_new_tokens']}")
     if protocol["stop"] is not None:
         parts.append(f"stop {json.dumps(protocol['stop'])}")
+    if protocol.get("jury") is not None:
+        parts.append(f"jury {protocol['jury']} (judges and prompt in results.json)")
     return "; ".join(parts)
 
 
@@ -53,6 +55,8 @@ def short(protocol: dict[str, Any]) -> str:
         words.append("chat")
     if protocol["limit"] is not None:
         words.append(f"limit {protocol['limit']}")
+    if protocol.get("jury") is not None:
+        words.append(f"jury {protocol['jury'][:6]}")
     return " ".join(words)
 
 

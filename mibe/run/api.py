@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, prompts, tasks
-from mibe.run import draws, parallel, pipeline
+from mibe.run import draws, judging, parallel, pipeline
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -27,6 +27,8 @@ _VOLATILE = (
     "max_concurrency",
     "api_key_env",
     "request_timeout",
+    "judge",  # judges are recorded per task (protocol.jury); adding one to a finished run resumes it
+    "judge_order",
 )
 
 
@@ -134,6 +136,7 @@ def run(
     loaded, skipped = load(config, say)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
+    judging.precheck(config, [t for t, _, _ in loaded], say)  # a refused judge stops the run before it starts
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
     plans = [
@@ -158,10 +161,7 @@ def run(
         private = any(p.task.credentialed for p, _ in plans)  # else run files follow the umask
         previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans], private)
         if config.redact_samples and w.main:  # also what an earlier run or a kill left unredacted
-            for p, _ in plans:
-                path = folder.samples_path(run_dir, p.task.name)
-                if path.is_file():
-                    folder.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
+            _redact_on_disk([p for p, _ in plans], run_dir, config)
         out = previous or {
             "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -178,10 +178,19 @@ def run(
                 _score_task(p, pool, backend, config, run_dir, out, private)
         if not w.main:
             return out
+        if config.judge:
+            judging.after_run(config, run_dir, out, model, say)
         folder.write_json_atomic(run_dir / "results.json", out, private=private)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
+
+
+def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunConfig) -> None:
+    for p in plans:
+        path = folder.samples_path(run_dir, p.task.name)
+        if path.is_file():
+            folder.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
 
 
 def _start(

@@ -144,6 +144,8 @@ def to_sample(
     row["gold"] = gold
     row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser)
     row.update(note, index=position[doc.id])
+    if task.answer_type == "text":  # a judge reads the source beside the summary (docs/judges.md)
+        row["source"] = prompts.source_text(doc, task.truncate)
     if doc.invented:
         row["invented"] = True
     return row

@@ -244,7 +244,8 @@ def merge_shards(run_dir: Path, task: str, private: bool) -> int:
 
 
 # --redact-samples: what a row keeps. Never a prompt, an output, a log-prob or a text gold.
-REDACTED_KEYS = ("id", "index", "score", "parse_failed", "shots", "truncated_tokens", "invented")
+REDACTED_KEYS = ("id", "index", "draw", "score", "parse_failed", "shots", "truncated_tokens", "invented")
+JUDGED_KEY = "judge"  # per-document jury scores (numbers only), kept by redaction for paired tests
 
 
 def is_redacted(row: dict[str, Any]) -> bool:
@@ -285,7 +286,7 @@ def redact_rows(rows: Sequence[dict[str, Any]], task: Task, parser: str, bertsco
         if is_redacted(row):
             out.append(row)
             continue
-        kept: dict[str, Any] = {k: row[k] for k in REDACTED_KEYS if k in row}
+        kept: dict[str, Any] = {k: row[k] for k in (*REDACTED_KEYS, JUDGED_KEY) if k in row}
         kept["redacted"] = True
         if labelled:
             kept.update(prediction=row["prediction"], gold=row["gold"])
@@ -310,6 +311,25 @@ def redact_file(path: Path, task: Task, parser: str, bertscore_model: str) -> No
 
 def _value(x: Any) -> Any:
     return tuple(x) if isinstance(x, list) else x
+
+
+def write_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool) -> None:
+    """Replace a samples file whole (atomically): owner-only when it holds credentialed text."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    mode = 0o600 if private else (path.stat().st_mode & 0o777 if path.is_file() else 0o644)
+    write_text_atomic(path, text, mode=mode)
+
+
+def judge_cache_path(run_dir: Path, task: str, judge_key: str) -> Path:
+    """judges/<task>.<judge key>.jsonl: one judge's replies on one task, keyed by prompt hash."""
+    return run_dir / "judges" / f"{task}.{judge_key}.jsonl"
+
+
+def read_judge_cache(path: Path, writer: bool) -> dict[str, dict[str, Any]]:
+    """prompt key -> the cached call. The writer first drops a line a killed run left cut short."""
+    if writer:
+        trim_partial_line(path)
+    return {row["key"]: row for row in read_samples(path) if isinstance(row, dict) and "key" in row}
 
 
 def git_commit() -> str | None:

@@ -43,6 +43,9 @@ def rescore_task(
         r["prediction"] == old.get("prediction") for r, old in zip(rows, saved.rows, strict=True)
     )
     kept = {m: entry["metrics"][m] for m in names if m == "bertscore_f1" and same_preds}
+    # A jury scored the predictions (`mibe judge`): its columns stand while they are unchanged.
+    judged = {m: entry["metrics"][m] for m in names if m.startswith("judge_")}
+    names = [m for m in names if m not in judged]
     redo = [m for m in names if m not in kept]
     scored = kinds.score_task(
         task.answer_type,
@@ -68,7 +71,10 @@ def rescore_task(
         "protocol": {**protocol, "parser": parser, "scorer_version": version},
         "parse_failures": sum(1 for r in rows if r["parse_failed"]),
         "rescored_from": origin_note,
-        "metrics": {m: kept.get(m) or scored["metrics"][m] for m in names},
+        "metrics": {
+            **{m: kept.get(m) or scored["metrics"][m] for m in names},
+            **(judged if same_preds else {}),
+        },
         "per_class": scored.get("per_class"),
     }
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import krippendorff
 import numpy as np
-from scipy.stats import spearmanr
 
 from mibe.scoring import stats
 from mibe.types import MibeError
@@ -307,6 +305,8 @@ def ordinal_alpha(rows: Sequence[Sequence[float | None]], scale: tuple[int, int]
     None when it is undefined (fewer than two raters, no document rated twice, no variation)."""
     if len(rows) < 2:
         return None
+    import krippendorff  # here, not at the top: task files import this module on every command
+
     data = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=float)
     domain = sorted(set(range(scale[0], scale[1] + 1)) | set(data[~np.isnan(data)].tolist()))
     try:
@@ -423,6 +423,8 @@ def human_agreement(
     ordinal alpha between the human and the jury mean rounded half up, the mean signed difference
     (jury - human) and mean absolute difference of the unrounded jury mean, and Spearman's rho.
     `jury` is `document_means(...)`; `human` is `read_human_ratings(...)`."""
+    from scipy.stats import spearmanr  # scipy.stats takes half a second to import
+
     out: dict[str, dict[str, Any]] = {}
     for name, rated in sorted(human.items()):
         per_doc = jury.get(name, {})

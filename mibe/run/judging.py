@@ -1,0 +1,548 @@
+"""A jury of judge models scoring a run's summaries against each task's rubric (docs/judges.md).
+
+`mibe judge RUN --judge SPEC ... --output-dir NEW` scores a finished run's text outputs after the
+fact (the evaluated model is never loaded) and writes a new run folder, as `mibe rescore` does;
+`mibe run ... --judge SPEC` does the same in the run's own folder once its tasks are scored.
+
+Every judge is built by the one backend factory (`api.make_backend`), so a judge behind an endpoint
+passes the same credentialed-data guard as an evaluated model; the guard is applied to every judge
+before any model loads or any request leaves. Each judge's replies are cached in the run folder
+(`judges/<task>.<judge key>.jsonl`, keyed by a hash of the exact prompt sent), so a rerun sends
+nothing and a killed judging run resumes where it stopped. The aggregation is
+`mibe.scoring.judges.jury_scores`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mibe import prompts
+from mibe.backends import spec as model_spec
+from mibe.backends.spec import ModelSpec
+from mibe.run import batches
+from mibe.runs import folder
+from mibe.runs import saved as saved_run
+from mibe.scoring import judges
+from mibe.scoring.judges import Rubric
+from mibe.types import Backend, Doc, MibeError, Request, RunConfig
+
+Say = Callable[[str], None]
+DEFAULT_MAX_NEW_TOKENS = 256  # four "name: N" lines need ~30; the rest is room for judges that reason first
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What shapes a judging pass, whichever command started it."""
+
+    specs: tuple[ModelSpec, ...]
+    order: str = "reference_first"
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    limit: int | None = None  # judge the first N documents of each task
+    seed: int = 1234
+    n_boot: int = 1000
+    redact: bool = False  # --redact-samples: the cache keeps scores, not the judges' replies
+    human_ratings: str | None = None
+    machine: RunConfig | None = None  # device, dtype, batch size, trust and credentialed decisions
+
+
+@dataclass(frozen=True)
+class Item:
+    """One task to judge: its rubric (on `task.judge`), results entry and samples."""
+
+    name: str
+    task: Any  # mibe.types.Task
+    entry: dict[str, Any]
+    rows: list[dict[str, Any]]  # every sample, in file order
+    private: bool
+
+
+@dataclass
+class Judge:
+    spec: ModelSpec
+    backend: Backend
+    identity: dict[str, Any]  # what makes two judges the same judge (not where it is served)
+    chat: bool  # prompts go through the judge's chat template (endpoints: chat/completions)
+
+
+# ---------------------------------------------------------------------------------------- the specs
+
+
+def parse_specs(texts: Sequence[str]) -> tuple[ModelSpec, ...]:
+    specs = tuple(model_spec.parse(t) for t in texts)
+    seen: set[str] = set()
+    for s in specs:
+        if s.text in seen:
+            raise MibeError(f"--judge {s.text}: given twice; name each judge once")
+        seen.add(s.text)
+    return specs
+
+
+def check_guards(specs: Sequence[ModelSpec], tasks: Sequence[Any], reason: str | None, say: Say) -> None:
+    """Every judge against the credentialed tasks it would read, before anything is built or sent."""
+    credentialed = sorted({t.name for t in tasks if t.credentialed})
+    for s in specs:
+        model_spec.check_guard(s, credentialed, reason)
+        if credentialed and not s.local and (reason or "").strip():
+            say(f"mibe: --judge {s.text}: credentialed tasks {', '.join(credentialed)} go to it: {reason}")
+
+
+def precheck(config: RunConfig, tasks: Sequence[Any], say: Say) -> None:
+    """`mibe run --judge`: bad specs and refused judges fail before the evaluated model loads."""
+    if config.judge:
+        if config.redact_samples:  # rows are redacted as they are written: no output is left to judge
+            raise MibeError(
+                "--judge with --redact-samples: the judges read the outputs redaction removes; run with "
+                "--judge first, then the same command with --redact-samples (judge scores are kept)"
+            )
+        if config.judge_order not in judges.ORDERS:
+            raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judges.ORDERS)}")
+        judged = [t for t in tasks if judgeable(t)]
+        check_guards(parse_specs(config.judge), judged, config.allow_remote_credentialed, say)
+
+
+# ------------------------------------------------------------------------------------------ prompts
+
+_MARKS = ("\x00source\x00", "\x00reference\x00", "\x00candidate\x00")
+
+
+def _template(rubric: Rubric, order: str) -> tuple[str, dict[str, str]]:
+    """The judge prompt as a template whose only variables are the three texts (and its literal
+    pieces, passed as values so no rubric text is ever read as template syntax)."""
+    pieces = re.split("(\x00[a-z]+\x00)", judges.judge_prompt(rubric, *_MARKS, order=order))
+    parts, literals = [], {}
+    for i, piece in enumerate(pieces):
+        if piece in _MARKS:
+            parts.append("{{ " + piece.strip("\x00") + " }}")
+        else:
+            literals[f"piece{i}"] = piece
+            parts.append(f"{{{{ piece{i} }}}}")
+    return "".join(parts), literals
+
+
+def fitted_prompt(
+    rubric: Rubric,
+    texts: tuple[str, str, str],
+    order: str,
+    count: Callable[[str], int],
+    tokenize: Callable[[str], list[int]],
+    detokenize: Callable[[Sequence[int]], str],
+    budget: int | None,
+    doc_id: str = "judge",
+) -> tuple[str, int]:
+    """The judge prompt for (source, reference, candidate), the source shortened at its end until the
+    prompt fits `budget` tokens, as the evaluated model's prompts are (`prompts.fit`); returns it
+    and the number of source tokens removed."""
+    template, literals = _template(rubric, order)
+    source, reference, candidate = (t.strip() for t in texts)
+    fields = {**literals, "source": source, "reference": reference, "candidate": candidate}
+    try:
+        return prompts.fit(
+            template, Doc(doc_id, fields, ""), [], "source", count, tokenize, detokenize, budget
+        )
+    except MibeError:
+        bare = count(prompts.render(template, {**fields, "source": ""}))
+        raise MibeError(
+            f"document {doc_id}: the judge prompt takes {bare} tokens with no source text at all, more "
+            f"than the {budget} the judge leaves for it; use a judge with a longer context, a shorter "
+            "rubric or a lower --judge-max-new-tokens"
+        ) from None
+
+
+def _texts(row: dict[str, Any]) -> tuple[str, str, str]:
+    # Runs written before samples kept `source` hold the source inside the prompt: show that.
+    source = row.get("source") if isinstance(row.get("source"), str) else row.get("prompt") or ""
+    return source, str(row.get("gold") or ""), str(row.get("prediction") or "")
+
+
+def requests_for(judge: Judge, rubric: Rubric, rows: Sequence[dict], settings: Settings) -> tuple[list, int]:
+    """One request per document, fitted to the judge's context; and how many sources were cut."""
+    backend = judge.backend
+
+    def wrap(text: str) -> str:
+        return backend.chat(text, None) if judge.chat else text
+
+    budget = backend.max_context - settings.max_new_tokens if backend.max_context else None
+    out, cut = [], 0
+    for row in rows:
+        try:
+            prompt, removed = fitted_prompt(
+                rubric, _texts(row), settings.order, lambda t: len(backend.tokenize(wrap(t))),
+                backend.tokenize, backend.detokenize, budget, str(row["id"]),
+            )  # fmt: skip
+        except MibeError as exc:
+            raise MibeError(f"--judge {judge.spec.text}: {exc}") from None
+        cut += removed > 0
+        out.append(Request(str(row["id"]), wrap(prompt), settings.max_new_tokens, ()))
+    return out, cut
+
+
+# -------------------------------------------------------------------------------------------- calls
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _cached_scores(hit: dict[str, Any], rubric: Rubric) -> dict[str, int | None]:
+    if isinstance(hit.get("reply"), str):
+        return judges.parse_reply(hit["reply"], rubric)
+    stored = hit.get("scores") if isinstance(hit.get("scores"), dict) else {}
+    return {n: v if isinstance(v, int) and not isinstance(v, bool) else None for n in rubric.names
+            for v in [stored.get(n)]}  # fmt: skip
+
+
+def call(
+    judge: Judge, item: Item, requests: list[Request], caches: tuple[Path, Path], settings: Settings, say: Say
+) -> tuple[dict[str, dict[str, int | None]], int]:
+    """Each document's parsed scores from this judge, from the cache where the same prompt was asked
+    before; the rest are sent, and cached batch by batch. Returns them and how many were sent."""
+    rubric, (old, new) = item.task.judge, caches
+    cache = {**folder.read_judge_cache(old, writer=False), **folder.read_judge_cache(new, writer=True)}
+    out: dict[str, dict[str, int | None]] = {}
+    missing = []
+    for r in requests:
+        hit = cache.get(_key(r.prompt))
+        if hit is not None:
+            out[r.doc_id] = _cached_scores(hit, rubric)
+        else:
+            missing.append(r)
+    if not missing:
+        return out, 0
+    backend, machine = judge.backend, settings.machine or RunConfig(model="")
+    chunk = getattr(backend, "chunk_size", None)
+    lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in missing}
+    on_accelerator = not chunk and machine.device != "cpu"
+    name = f"{item.name} judge {judge.spec.text}"
+    for batch, replies in batches.run(
+        backend, missing, lengths, chunk or machine.batch_size, on_accelerator, settings.max_new_tokens,
+        name, lambda line: say(f"mibe: {name}: {line}"),
+    ):  # fmt: skip
+        lines = []
+        for r, reply in zip(batch, replies, strict=True):
+            out[r.doc_id] = judges.parse_reply(reply, rubric)
+            line: dict[str, Any] = {"key": _key(r.prompt), "id": r.doc_id, "scores": out[r.doc_id]}
+            if not settings.redact:  # redacted runs keep numbers only
+                line["reply"] = reply
+            lines.append(line)
+        folder.append_samples(new, lines, private=item.private)
+    return out, len(missing)
+
+
+# ------------------------------------------------------------------------------------------- judges
+
+
+def identity(desc: dict[str, Any], chat: bool, settings: Settings) -> dict[str, Any]:
+    return {
+        "backend": desc.get("backend"),
+        "model": desc.get("path"),
+        "adapter": desc.get("adapter"),
+        "config_hash": desc.get("config_hash"),
+        "chat": chat,
+        "max_new_tokens": settings.max_new_tokens,
+    }
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build(s: ModelSpec, items: Sequence[Item], settings: Settings) -> Judge:
+    from mibe.run import api  # the one backend factory
+
+    base = settings.machine
+    config = model_spec.run_config(s, base) if base is not None else model_spec.run_config(s)
+    credentialed = [i.name for i in items if i.task.credentialed]
+    backend = api.make_backend(config, credentialed)
+    desc = backend.describe()
+    chat = s.backend == "openai" or bool(getattr(getattr(backend, "tokenizer", None), "chat_template", None))
+    return Judge(s, backend, identity(desc, chat, settings), chat)
+
+
+def _order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if rows and all(isinstance(r.get("index"), int) for r in rows):
+        return sorted(rows, key=lambda r: r["index"])
+    return rows
+
+
+def gather(
+    items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
+) -> tuple[dict[str, dict[str, dict]], list[dict[str, Any]]]:
+    """Every judge over every task, one judge in memory at a time: task -> judge -> doc -> scores;
+    and one record per judge (who it is, what it cost, whether it may be grading itself)."""
+    scores: dict[str, dict[str, dict]] = {i.name: {} for i in items}
+    records = []
+    for s in settings.specs:
+        judge = build(s, items, settings)
+        desc = judge.backend.describe()
+        record = {"spec": s.text, **judge.identity, "name": desc.get("name")}
+        record["self_preference"] = judges.same_model(desc, evaluated)
+        if record["self_preference"]:
+            say(
+                f"mibe: warning: --judge {s.text} may be the evaluated model (self-preference); "
+                "see docs/judges.md"
+            )
+        record["calls"] = {}
+        for item in items:
+            rows = _order(item.rows)[: settings.limit]
+            requests, cut = requests_for(judge, item.task.judge, rows, settings)
+            key = _digest([judge.identity, judges.prompt_hash(item.task.judge, settings.order)])
+            caches = tuple(folder.judge_cache_path(d, item.name, key) for d in run_dirs)
+            scores[item.name][s.text], sent = call(judge, item, requests, caches, settings, say)  # type: ignore[arg-type]
+            record["calls"][item.name] = {"documents": len(requests), "sent": sent, "sources_cut": cut}
+            say(f"mibe: {item.name}: judge {s.text}: {len(requests)} documents, {len(requests) - sent} "
+                f"from the cache, {sent} sent")  # fmt: skip
+        del judge  # the next judge loads into the memory this one held
+        records.append(record)
+    return scores, records
+
+
+# -------------------------------------------------------------------------------------- aggregation
+
+
+def jury_protocol(rubric: Rubric, records: Sequence[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """What a judge column was scored under; its `id` differs whenever the numbers could (another
+    judge, prompt, rubric, order or document limit), so two juries never share a board column."""
+    keys = ("backend", "model", "adapter", "config_hash", "chat", "max_new_tokens")
+    body = {
+        "prompt_version": judges.JUDGE_PROMPT_VERSION,
+        "prompt_hash": judges.prompt_hash(rubric, settings.order),
+        "order": settings.order,
+        "limit": settings.limit,
+        "judges": sorted(
+            ({k: r.get(k) for k in keys} for r in records), key=lambda j: json.dumps(j, default=str)
+        ),
+    }
+    return {
+        "id": _digest(body),
+        **body,
+        "specs": [r["spec"] for r in records],
+        "seed": settings.seed,
+        "bootstrap": settings.n_boot,
+        "rubric": rubric.as_dict(),
+    }
+
+
+def _human(item: Item, path: str, means: dict[str, dict[str, float]]) -> dict[str, Any] | None:
+    rubric = item.task.judge
+    ratings = judges.read_human_ratings(path, rubric)
+    ids = {str(r["id"]) for r in item.rows}
+    if not any(doc in ids for per in ratings.values() for doc in per):
+        return None  # the file rates another task's documents
+    return {"file": str(path), "criteria": judges.human_agreement(means, ratings, rubric.scale)}
+
+
+def judged(
+    item: Item, scores: dict[str, dict], records: Sequence[dict[str, Any]], settings: Settings
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The task's results entry with its judge_* metrics and jury, and its samples with each judged
+    document's jury scores (`judge`: criterion -> mean over the judges whose score parsed)."""
+    rubric = item.task.judge
+    metrics = judges.jury_scores(scores, rubric, settings.n_boot, settings.seed)
+    means = judges.document_means(scores, rubric)
+    done = set(next(iter(scores.values()), {}))
+    rows = []
+    for row in item.rows:
+        row = {k: v for k, v in row.items() if k != folder.JUDGED_KEY}
+        if str(row["id"]) in done:
+            row[folder.JUDGED_KEY] = {n: means[n].get(str(row["id"])) for n in rubric.names}
+        rows.append(row)
+    kept = {k: v for k, v in item.entry["metrics"].items() if not k.startswith(judges.METRIC_PREFIX)}
+    judging = {
+        "judges": [
+            {"spec": r["spec"], "self_preference": r["self_preference"], **r["calls"][item.name]}
+            for r in records
+        ],
+        "human": _human(item, settings.human_ratings, means) if settings.human_ratings else None,
+    }
+    entry = {
+        **item.entry,
+        "metrics": {**kept, **metrics},
+        "protocol": {**item.entry["protocol"], "jury": jury_protocol(rubric, records, settings)},
+        "judging": judging,
+    }
+    return entry, rows
+
+
+def judge_items(
+    items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
+) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """task -> (its new entry, its new samples)."""
+    scores, records = gather(items, settings, run_dirs, evaluated, say)
+    out = {i.name: judged(i, scores[i.name], records, settings) for i in items}
+    if settings.human_ratings and all(entry["judging"]["human"] is None for entry, _ in out.values()):
+        raise MibeError(
+            f"--human-ratings {settings.human_ratings}: no id in it is a document of "
+            f"{', '.join(out)}; give the ids of the judged samples"
+        )
+    for name, (entry, _) in out.items():
+        cells = "  ".join(
+            f"{m}={v['value']:.2f}" if v["value"] is not None else f"{m}=n/a"
+            for m, v in entry["metrics"].items() if m.startswith(judges.METRIC_PREFIX)
+        )  # fmt: skip
+        say(f"mibe: {name}: jury {entry['protocol']['jury']['id']}: {cells}")
+    return out
+
+
+# ------------------------------------------------------------------------------- choosing the tasks
+
+
+def judgeable(task: Any) -> bool:
+    return task is not None and task.answer_type == "text" and task.judge is not None
+
+
+def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_run.SavedTask]:
+    """The named tasks (each must have a rubric), else every text task of the run that has one."""
+    chosen = saved_run.pick(run, names)
+    found = []
+    for name in chosen:
+        task = saved_run.task_file(name, run.results["tasks"][name], say=lambda line: None)
+        if judgeable(task):
+            found.append(name)
+        elif names:
+            raise MibeError(
+                f"--tasks: {name} has no `judge:` rubric in its task file (only text tasks are judged); "
+                "add one (docs/judges.md) or leave the task out"
+            )
+    if not found:
+        raise MibeError(
+            f"{run.path}: no task with a `judge:` rubric (text tasks such as pubmed_sum, mimic_cxr); "
+            "nothing to judge"
+        )
+    return [saved_run.read_task(run, name, say) for name in found]
+
+
+# ------------------------------------------------------------------------------------ the commands
+
+
+def _check_output(out_dir: Path, origin: Path) -> None:
+    if out_dir.resolve() == origin:
+        raise MibeError(
+            f"--output-dir {out_dir}: is the run itself; `mibe judge` writes a new folder "
+            "(`mibe run ... --judge` judges in the run's own folder)"
+        )
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        previous = folder.read_json(out_dir / "run.json") if out_dir.is_dir() else None
+        if ((previous or {}).get("judged_from") or {}).get("run") != str(origin):
+            raise MibeError(
+                f"--output-dir {out_dir}: exists and is not empty (and is no judging of {origin}); "
+                "choose a new folder"
+            )
+
+
+def _copy_samples(run: saved_run.SavedRun, name: str, out_dir: Path) -> None:
+    source = folder.samples_path(run.path, name)
+    if source.is_file():
+        private = source.stat().st_mode & 0o077 == 0
+        folder.write_samples(folder.samples_path(out_dir, name), saved_run.rows(run, name) or (), private)
+
+
+def judge_run(
+    run_dir: str | Path,
+    output_dir: str | Path,
+    settings: Settings,
+    names: Sequence[str] = (),
+    command: Sequence[str] = (),
+    say: Say = saved_run.stderr,
+) -> dict[str, Any]:
+    """`mibe judge`: write `output_dir`, the run folder `run_dir` with judge columns on its text
+    tasks; the evaluated model is never loaded. Returns the new results.json."""
+    from mibe import __version__
+    from mibe.runs import summary
+
+    run = saved_run.read_run(run_dir)
+    origin, out_dir = run.path.resolve(), Path(output_dir)
+    _check_output(out_dir, origin)
+    items = [Item(s.name, s.task, s.entry, s.rows, s.private) for s in pick(run, names, say)]
+    config = run.results.get("config") or {}
+    settings = dataclasses.replace(
+        settings, seed=config.get("seed", 1234), n_boot=config.get("bootstrap", 1000)
+    )
+    reason = settings.machine.allow_remote_credentialed if settings.machine else None
+    for item in items if settings.human_ratings else ():  # a bad ratings file fails before any call
+        judges.read_human_ratings(settings.human_ratings, item.task.judge)
+    check_guards(
+        settings.specs, [i.task for i in items], reason, say
+    )  # before the folder is written or a judge is built
+    with folder.locked(out_dir):
+        folder.write_json_atomic(out_dir / "run.json", {**run.run_json, "judged_from": {"run": str(origin)}})
+        results = judge_items(items, settings, (origin, out_dir), run.results.get("model") or {}, say)
+        private = {i.name: i.private for i in items}
+        for name in run.results["tasks"]:
+            if name in results:
+                folder.write_samples(folder.samples_path(out_dir, name), results[name][1], private[name])
+            else:
+                _copy_samples(run, name, out_dir)
+        tasks = {name: results[name][0] if name in results else e for name, e in run.results["tasks"].items()}
+        protocols = {n: e["protocol"] for n, e in tasks.items()}
+        folder.write_json_atomic(
+            out_dir / "run.json",
+            {**run.run_json, "protocols": protocols, "judged_from": {"run": str(origin)}},
+        )
+        out = {
+            **run.results,
+            "mibe_version": __version__,
+            "git_commit": folder.git_commit(),
+            "command": list(command),
+            "tasks": tasks,
+            "judged_from": {"run": str(origin)},
+            "timing": {
+                **(run.results.get("timing") or {}),
+                "judged_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        }
+        folder.write_json_atomic(out_dir / "results.json", out)
+    say(summary.table(out))
+    say(f"mibe: judged results in {out_dir / 'results.json'}")
+    return out
+
+
+def after_run(config: RunConfig, run_dir: Path, out: dict[str, Any], evaluated: dict, say: Say) -> None:
+    """`mibe run ... --judge`: judge the run's scored text tasks in its own folder (cache included)."""
+    settings = Settings(
+        parse_specs(config.judge), config.judge_order, seed=config.seed, n_boot=config.bootstrap,
+        redact=config.redact_samples, machine=config,
+    )  # fmt: skip
+    items = []
+    for name, entry in out["tasks"].items():
+        task = saved_run.task_file(name, entry, say=lambda line: None)
+        rows = folder.read_samples(folder.samples_path(run_dir, name)) if judgeable(task) else []
+        if rows and saved_run.redacted(rows):
+            say(f"mibe: {name}: its samples were redacted before judging (an earlier run); not judged")
+        elif rows:
+            items.append(Item(name, task, entry, rows, task.credentialed))
+    if items:
+        for name, (entry, rows) in judge_items(items, settings, (run_dir, run_dir), evaluated, say).items():
+            folder.write_samples(folder.samples_path(run_dir, name), rows, private=entry_private(items, name))
+            out["tasks"][name] = entry
+    else:
+        say("mibe: --judge: no scored text task has a `judge:` rubric; nothing judged")
+
+
+def entry_private(items: Sequence[Item], name: str) -> bool:
+    return next(i.private for i in items if i.name == name)
+
+
+def command(args: Any, argv: Sequence[str]) -> int:
+    """`mibe judge RUN --judge SPEC [--judge SPEC ...] [--tasks ...] [--limit N] --output-dir NEW`."""
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size),
+                        ("--judge-max-new-tokens", args.judge_max_new_tokens)):  # fmt: skip
+        if value is not None and value < 1:
+            raise MibeError(f"{flag} {value}: must be a positive integer")
+    machine = RunConfig(
+        model="", device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+        trust_remote_code=args.trust_remote_code, allow_remote_credentialed=args.allow_remote_credentialed,
+    )  # fmt: skip
+    settings = Settings(
+        parse_specs(args.judge), args.judge_order, args.judge_max_new_tokens, args.limit,
+        human_ratings=args.human_ratings, machine=machine,
+    )  # fmt: skip
+    judge_run(args.run_dir, args.output_dir, settings, saved_run.split_names(args.tasks), ["mibe", *argv])
+    return 0
