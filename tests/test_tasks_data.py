@@ -143,9 +143,10 @@ def test_mimic_cxr_keeps_its_trailing_indent():
 @pytest.mark.parametrize("task", TASKS)
 def test_task_file(task):
     spec = task_file(task)
+    judged = {"judge"} if task in ("pubmed_sum", "mimic_cxr") else set()  # the two summaries' rubrics
     assert set(spec) == {
         "name", "description", "dataset", "credentialed", "access", "template", "target",
-        "answer", "truncate", "generation", "metrics", "version",
+        "answer", "truncate", "generation", "metrics", "version", *judged,
     }  # fmt: skip
     assert spec["name"] == task and re.fullmatch(r"[a-z0-9_]+", task)
     assert set(spec["dataset"]) == {"source", "split", "fewshot_split"}
