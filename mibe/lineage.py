@@ -10,15 +10,24 @@ from typing import Any
 FILE = "mibe_training.json"
 
 
-def training_provenance(folder: str | None) -> dict[str, Any] | None:
-    """What results.json and leaderboards show of a checkpoint's training, or None for others."""
-    path = Path(folder) / FILE if folder else None
+def training_record(folder: str | None) -> dict[str, Any] | None:
+    """A checkpoint folder's whole mibe_training.json: None when it has none, {"unreadable": path}
+    when it cannot be read (callers must not guess then)."""
+    path = Path(folder).expanduser() / FILE if folder else None
     if path is None or not path.is_file():
         return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {"unreadable": str(path)}
+    return doc if isinstance(doc, dict) else {"unreadable": str(path)}
+
+
+def training_provenance(folder: str | None) -> dict[str, Any] | None:
+    """What results.json and leaderboards show of a checkpoint's training, or None for others."""
+    doc = training_record(folder)
+    if doc is None or "unreadable" in doc:
+        return doc
     keep = ("kind", "complete", "base_model", "lineage", "progress", "mibe_version", "git_commit")
     out = {key: doc.get(key) for key in keep}
     out["recipe"] = {key: (doc.get("recipe") or {}).get(key) for key in ("file", "sha256")}

@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from mibe.lineage import FILE
+from mibe import lineage
 from mibe.types import MibeError
 
 
@@ -44,16 +44,9 @@ class ChatChoice:
 
 
 def training_record(folder: str | None) -> dict[str, Any] | None:
-    """A checkpoint folder's whole mibe_training.json for `resolve_chat_template`: None when it has
-    none, {"unreadable": path} when it cannot be read (auto must not guess then)."""
-    path = Path(folder).expanduser() / FILE if folder else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {"unreadable": str(path)}
-    return doc if isinstance(doc, dict) else {"unreadable": str(path)}
+    """A checkpoint folder's whole mibe_training.json for `resolve_chat_template` (None: it has none;
+    {"unreadable": path}: auto must not guess)."""
+    return lineage.training_record(folder)
 
 
 def default_choice(protocol: str) -> str:
