@@ -37,13 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--num-fewshot", type=int, default=0)
     run.add_argument("--seed", type=int, default=1234)
     run.add_argument("--scoring", default="generate", choices=SCORINGS)
-    run.add_argument("--parser", choices=PARSERS, help="default: the protocol's (mibe: strict, paper: paper)")
+    run.add_argument(
+        "--parser", choices=PARSERS,
+        help="default: the protocol's (mibe: strict, paper: paper); model: --extractor reads the answers",
+    )  # fmt: skip
     run.add_argument("--protocol", default="mibe", choices=PROTOCOLS)
     run.add_argument("--max-new-tokens", type=int)
     run.add_argument(
-        "--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template"
-    )
-    run.add_argument("--system-prompt")
+        "--chat-template", nargs="?", const="auto", metavar="auto|none|FILE",
+        help="the chat template prompts are wrapped in (bare flag: auto). Default under --protocol mibe: "
+        "auto (the checkpoint's training record, else the tokenizer's template, else none); under "
+        "--protocol paper: none (docs/chat-and-reasoning.md)",
+    )  # fmt: skip
+    run.add_argument("--system-prompt", help="a system turn before each prompt (needs a chat template)")
     run.add_argument(
         "--batch-size", type=int, default=8,
         help="documents per batch (HF backend; halved on out-of-memory). With --device cuda it sizes "
@@ -60,6 +66,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="show data, prompt lengths and requests; load no model"
     )
+    thinking = run.add_argument_group("chat and reasoning models (docs/chat-and-reasoning.md)")
+    thinking.add_argument(
+        "--chat-template-kwargs", metavar="JSON",
+        help="""template variables, e.g. '{"enable_thinking": false}' (openai: chat_template_kwargs)""",
+    )  # fmt: skip
+    thinking.add_argument(
+        "--reasoning-delimiters", metavar="OPEN,CLOSE",
+        help="the tags around a reasoning trace, split off before parsing (default <think>,</think>; "
+        "several pairs separated by ';')",
+    )  # fmt: skip
+    thinking.add_argument(
+        "--reasoning-budget", type=int, default=0, metavar="N",
+        help="thinking tokens allowed on top of --max-new-tokens (the cap is their sum)",
+    )  # fmt: skip
+    thinking.add_argument(
+        "--extractor", metavar="MODEL",
+        help="with --parser model: the model that maps each answer to a choice by log-likelihood "
+        "(hf:PATH, vllm:PATH, openai:URL#NAME, or a path)",
+    )  # fmt: skip
     engine = run.add_argument_group("--backend vllm / openai (docs/backends.md)")
     engine.add_argument(
         "--tensor-parallel-size", type=int, default=1, metavar="N", help="vllm: GPUs per replica"
@@ -151,6 +176,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
         raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
     if args.num_fewshot < 0:
         raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    if args.reasoning_budget < 0:
+        raise MibeError(f"--reasoning-budget {args.reasoning_budget}: must be 0 or more")
+    from mibe.backends.chat import parse_kwargs
+    from mibe.run.templating import parse_delimiters
+
     return RunConfig(
         model=args.model,
         adapter=args.adapter,
@@ -187,6 +217,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=args.allow_remote_credentialed,
+        chat_template_kwargs=parse_kwargs(args.chat_template_kwargs),
+        reasoning_delimiters=parse_delimiters(args.reasoning_delimiters),
+        reasoning_budget=args.reasoning_budget,
+        extractor=args.extractor,
     )
 
 

@@ -52,6 +52,9 @@ KEY_FIELDS = (
     "system_prompt",
     "max_new_tokens",
     "stop",
+    "chat_template_kwargs",
+    "reasoning",
+    "extractor",
 )
 Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashable, comparable
 

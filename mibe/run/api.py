@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, prompts, tasks
-from mibe.run import parallel, pipeline
+from mibe.run import parallel, pipeline, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -117,7 +117,8 @@ def run(
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     loaded, skipped = load(config, say)
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    plans = [(pipeline.plan(t, docset, config, backend), loc) for t, loc, docset in loaded]
+    setup = templating.resolve(config, backend)  # once per run: every task gets the same template
+    plans = [(pipeline.plan(t, docset, config, backend, setup), loc) for t, loc, docset in loaded]
     if config.dry_run:
         for p, location in plans:
             say(pipeline.dry_run_report(p, config, backend, _pool(p, location)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
-from mibe.run import batches, parallel
+from mibe.run import batches, parallel, templating, thinking
 from mibe.runs import folder
 from mibe.scoring import kinds
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
@@ -24,6 +23,7 @@ class Plan:
     docset: data.DocSet
     docs: list[Doc]
     protocol: dict[str, Any]
+    chat: templating.ChatSetup | None = None  # None: resolved from the config when requests are built
 
 
 def scoring_for(task: Task, config: RunConfig) -> str:
@@ -41,17 +41,18 @@ def generation_for(task: Task, config: RunConfig) -> tuple[int, tuple[str, ...]]
     return (config.max_new_tokens or max_new), stop
 
 
-def chat_hash(backend: Backend, config: RunConfig) -> str | None:
-    if not config.chat_template:
-        return None
-    template = getattr(getattr(backend, "tokenizer", None), "chat_template", None) or "endpoint"
-    return hashlib.sha256(str(template).encode()).hexdigest()[:16]
-
-
-def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -> Plan:
+def plan(
+    task: Task,
+    docset: data.DocSet,
+    config: RunConfig,
+    backend: Backend,
+    setup: templating.ChatSetup | None = None,
+) -> Plan:
     docs = docset.docs[: config.limit] if config.limit is not None else docset.docs
     max_new, stop = generation_for(task, config)
     scoring = scoring_for(task, config)
+    setup = setup or templating.resolve(config, backend)
+    chat = setup.protocol()
     protocol = {
         "task": task.name,
         "task_version": task.version,
@@ -64,12 +65,16 @@ def plan(task: Task, docset: data.DocSet, config: RunConfig, backend: Backend) -
         "fewshot_seed": config.seed if config.num_fewshot else None,
         "scoring": scoring,
         "parser": config.resolved_parser if scoring == "generate" else "argmax-loglikelihood",
-        "chat_template": chat_hash(backend, config),
-        "system_prompt": config.system_prompt if config.chat_template else None,
+        "chat_template": chat.pop("chat_template"),
+        "system_prompt": chat.pop("system_prompt"),
         "max_new_tokens": max_new if scoring == "generate" else None,
         "stop": list(stop) if scoring == "generate" else None,
+        **chat,
+        "reasoning": templating.reasoning(config, scoring),
     }
-    return Plan(task, docset, docs, protocol)
+    if protocol["parser"] == "model":
+        protocol["extractor"] = config.extractor
+    return Plan(task, docset, docs, protocol, setup)
 
 
 def build_requests(
@@ -79,12 +84,14 @@ def build_requests(
     task = p.task
     loglik = p.protocol["scoring"] == "loglikelihood"
     max_new = p.protocol["max_new_tokens"] or 0
+    thinking = templating.delimiters(p.protocol)
+    if thinking:  # --reasoning-budget: thinking tokens on top of the answer's cap
+        max_new += p.protocol["reasoning"]["budget"]
+    wrap = (p.chat or templating.resolve(config, backend)).wrap(backend)
     conts = tuple(" " + c for c in task.choices) if loglik else ()
 
     def count(text: str) -> int:
-        return len(
-            backend.tokenize(backend.chat(text, config.system_prompt) if config.chat_template else text)
-        )
+        return len(backend.tokenize(wrap(text)))
 
     budget = None
     if backend.max_context:
@@ -95,16 +102,14 @@ def build_requests(
     if many is not None:
         # Batched calls over all cores, before any forward; fitting then finds each prompt ready.
         whole = [prompts.compose(task.template, doc, shots) for doc, shots in drawn]
-        many([backend.chat(w, config.system_prompt) for w in whole] if config.chat_template else whole, conts)
+        many([wrap(w) for w in whole], conts)
     requests, notes = [], {}
     for doc, shots in drawn:
         prompt, removed = prompts.fit(
             task.template, doc, shots, task.truncate, count, backend.tokenize, backend.detokenize, budget
         )
-        if config.chat_template:
-            prompt = backend.chat(prompt, config.system_prompt)
         stop = tuple(p.protocol["stop"] or ())
-        requests.append(Request(doc.id, prompt, max_new, stop, conts))
+        requests.append(Request(doc.id, wrap(prompt), max_new, stop, conts, thinking))
         notes[doc.id] = {"shots": [s.id for s in shots], "truncated_tokens": removed}
     return requests, notes
 
@@ -119,9 +124,12 @@ def to_sample(
         value: Any = task.choices[best]
         row.update(raw_output=value, logprobs=output, parse_failed=False)
     else:
-        parsed = kinds.parse(output, task.answer_type, task.choices, parser)
+        row["raw_output"] = output
+        if request.reasoning:  # only the final answer is parsed; an unfinished trace never is
+            row.update(thinking.split(request, output))
+        parsed = kinds.parse(thinking.answer_of(row) or "", task.answer_type, task.choices, parser)
         value = parsed.value
-        row.update(raw_output=output, parse_failed=parsed.failed)
+        row["parse_failed"] = parsed.failed or bool(row.get("reasoning_truncated"))
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = gold
@@ -162,6 +170,7 @@ def evaluate(
                 to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
+            thinking.count_tokens(backend, rows)
             folder.append_samples(share.target, rows, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch) + _generated(backend, batch, outputs)
             bar.update(len(batch))
@@ -215,6 +224,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "task_file": str(task.path),  # lets `mibe rescore` / `mibe audit` reload a user task file
         "metrics": scored["metrics"],
         "per_class": scored.get("per_class"),
+        "reasoning": thinking.summary(rows),
     }
 
 
