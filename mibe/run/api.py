@@ -81,6 +81,9 @@ def identity(config: RunConfig) -> dict[str, Any]:
     resolved["tasks"] = list(config.tasks)
     resolved["data"] = dict(sorted(config.data.items()))
     resolved["parser"] = config.resolved_parser
+    resolved["chat_template"] = templating.setting(config.chat_template)
+    resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
+    resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back
     return resolved
 
 

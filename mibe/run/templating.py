@@ -24,7 +24,8 @@ class ChatSetup:
 
     @property
     def on(self) -> bool:
-        return self.choice.source != "none"
+        # A training record that says "trained without one" decides "none" too (template None).
+        return self.choice.template is not None or self.choice.source == SERVER
 
     def wrap(self, backend: Backend) -> Callable[[str], str]:
         """The prompt as the model receives it: through the template, or unchanged without one."""
@@ -72,7 +73,7 @@ def resolve(config: RunConfig, backend: Backend) -> ChatSetup:
     if wanted == "auto" and getattr(backend, "local_tokenizer", True) is False:
         # An endpoint with no local tokenizer: mibe cannot see the template; the server applies its own.
         choice = ChatChoice(None, SERVER, None)
-    if config.system_prompt and choice.source == "none":
+    if config.system_prompt and choice.template is None and choice.source != SERVER:
         raise MibeError(
             "--system-prompt: no chat template is applied to this model, so there is no system turn; "
             "pass --chat-template auto|FILE or leave out --system-prompt"
