@@ -133,7 +133,16 @@ def _parser() -> argparse.ArgumentParser:
 
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
-    rescore.add_argument("--parser", default="strict", choices=PARSERS, help="the parser to apply (strict)")
+    rescore.add_argument(
+        "--parser", default="strict", choices=PARSERS,
+        help="the parser to apply (strict); model: --extractor maps each answer to a label, loading only "
+        "the extractor, never the evaluated model",
+    )  # fmt: skip
+    rescore.add_argument("--extractor", metavar="MODEL", help="with --parser model: hf:PATH, vllm:PATH, ...")
+    rescore.add_argument(
+        "--allow-remote-credentialed", metavar="REASON",
+        help="with an openai: extractor, send credentialed tasks to a non-loopback endpoint (recorded)",
+    )  # fmt: skip
     rescore.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
@@ -176,6 +185,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
         raise MibeError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
     if args.num_fewshot < 0:
         raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
+    if (args.parser == "model") != bool(args.extractor):
+        raise MibeError(
+            "--parser model and --extractor MODEL go together: the extractor is the model that reads "
+            "the answers (e.g. --parser model --extractor hf:PATH)"
+        )
     if args.reasoning_budget < 0:
         raise MibeError(f"--reasoning-budget {args.reasoning_budget}: must be 0 or more")
     from mibe.backends.chat import parse_kwargs
@@ -294,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
             from mibe.runs import audit, rescore
 
+            if args.command == "rescore" and args.parser == "model":  # loads the extractor (only it)
+                from mibe.run import extract
+
+                return extract.rescore_command(args, argv)
             return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
         if args.command == "train":  # the training subpackage parses its own flags
             from mibe.training import cli as train_cli

@@ -160,8 +160,13 @@ def test_endpoint_reasoning_outputs_are_split_and_only_answers_parsed(reasoner: 
     assert rows["unclosed"]["reasoning_truncated"] and rows["unclosed"]["parse_failed"]
     assert rows["unclosed"]["prediction"] == "missing"  # "no" and "maybe" in the trace are never parsed
     assert (rows["empty"]["reasoning"], rows["empty"]["prediction"]) == ("", "no")
-    assert rows["nested"]["reasoning"] == "a <think> no </think> still" and rows["nested"]["prediction"] == "yes"
-    assert rows["field"]["reasoning"].startswith("The answer could be yes") and rows["field"]["prediction"] == "no"
+    assert (
+        rows["nested"]["reasoning"] == "a <think> no </think> still" and rows["nested"]["prediction"] == "yes"
+    )
+    assert (
+        rows["field"]["reasoning"].startswith("The answer could be yes")
+        and rows["field"]["prediction"] == "no"
+    )
     assert rows["fieldcut"]["reasoning_truncated"] and rows["fieldcut"]["prediction"] == "missing"
     assert rows["plain"]["reasoning"] is None and rows["plain"]["prediction"] == "maybe"
     assert all(r["reasoning_tokens"] > 0 for r in rows.values() if r["reasoning"])
@@ -170,7 +175,9 @@ def test_endpoint_reasoning_outputs_are_split_and_only_answers_parsed(reasoner: 
     assert entry["parse_failures"] == 2 and entry["metrics"]["accuracy"]["value"] == pytest.approx(5 / 7)
     assert entry["reasoning"]["reasoning_tokens"]["max"] >= entry["reasoning"]["reasoning_tokens"]["mean"]
     protocol = entry["protocol"]
-    assert protocol["chat_template"] == "server" and protocol["chat_template_kwargs"] == {"enable_thinking": True}
+    assert protocol["chat_template"] == "server" and protocol["chat_template_kwargs"] == {
+        "enable_thinking": True
+    }
     assert protocol["reasoning"] == {"delimiters": [["<think>", "</think>"]], "budget": 0}
     # Chat completions, the kwargs passed on, and no stop strings a trace could trip.
     assert all("messages" in b and "stop" not in b for b in _Reasoner.bodies)
@@ -220,7 +227,9 @@ def test_auto_uses_the_tokenizer_template_and_the_thinking_switch(thinker: Path,
     off = _run(thinker, tmp_path / "off", task, chat_template_kwargs={"enable_thinking": False})
     bare = _run(thinker, tmp_path / "none", task, chat_template="none")
     prompts = {name: _samples(tmp_path / name)["plain"]["prompt"] for name in ("a", "off", "none")}
-    assert prompts["a"].startswith("<|user|>\nQuestion: CASE-plain.") and prompts["a"].endswith("<|assistant|>\n")
+    assert prompts["a"].startswith("<|user|>\nQuestion: CASE-plain.") and prompts["a"].endswith(
+        "<|assistant|>\n"
+    )
     assert prompts["off"].endswith("<|assistant|>\n<think>\n\n</think>\n\n")
     assert prompts["none"].startswith("Question: CASE-plain.")
     assert auto["protocol"]["chat_template_source"] == "tokenizer"
@@ -242,7 +251,7 @@ def test_a_trace_opened_by_the_template_is_truncated_not_parsed(tmp_path: Path) 
         assert row["reasoning_truncated"] is not closed and row["reasoning"] is not None
         if not closed:  # the tiny model's words, all thinking: never parsed, always a failure
             assert row["parse_failed"] and row["answer_text"] == "" and row["prediction"] == "missing"
-    truncated = sum(not ("</think>" in r["raw_output"]) for r in rows.values())
+    truncated = sum("</think>" not in r["raw_output"] for r in rows.values())
     assert entry["reasoning"]["reasoning_truncated"] == truncated and entry["parse_failures"] >= truncated
 
 
@@ -251,13 +260,17 @@ def test_auto_follows_the_training_record(thinker: Path, tmp_path: Path) -> None
     trained = tmp_path / "trained-bare"
     shutil.copytree(thinker, trained)
     (trained / "mibe_training.json").write_text(json.dumps({"kind": "task", "chat_template": None}))
-    entry = _run(trained, tmp_path / "t", task)  # trained without a template: none, though the tokenizer has one
-    assert entry["protocol"]["chat_template"] is None and entry["protocol"]["chat_template_source"] == "training"
+    entry = _run(
+        trained, tmp_path / "t", task
+    )  # trained without a template: none, though the tokenizer has one
+    assert (
+        entry["protocol"]["chat_template"] is None and entry["protocol"]["chat_template_source"] == "training"
+    )
     assert _samples(tmp_path / "t")["plain"]["prompt"].startswith("Question:")
     (trained / "mibe_training.json").write_text(
         json.dumps({"chat_template": {"source": "tokenizer", "sha256": "0" * 16}})
     )
-    with pytest.raises(MibeError, match="mibe_training.json: trained with chat template"):
+    with pytest.raises(MibeError, match=r"mibe_training\.json: trained with chat template"):
         _run(trained, tmp_path / "t2", task)
 
 
@@ -279,3 +292,98 @@ def test_bad_flags_are_one_line(
     assert cli.main([*argv, "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+# ---- --parser model: a second model maps answers to labels by log-likelihood --------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hf:/m/x", ("hf", "/m/x", None)),
+        ("vllm:org/name", ("vllm", "org/name", None)),
+        ("openai:http://127.0.0.1:8000/v1#served", ("openai", "served", "http://127.0.0.1:8000/v1")),
+        ("/models/tiny", ("hf", "/models/tiny", None)),
+        ("smollm2-135m", ("hf", "smollm2-135m", None)),
+        ("C:/models/tiny", ("hf", "C:/models/tiny", None)),
+    ],
+)
+def test_model_specs(text: str, expected: tuple) -> None:
+    from mibe.backends import spec
+
+    found = spec.parse(text)
+    assert (found.backend, found.model, found.base_url) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("openai:http://127.0.0.1:8000/v1", "needs URL#NAME"),
+        ("http://127.0.0.1:8000/v1", "an endpoint is written openai:URL#NAME"),
+        ("hf:", "nothing after 'hf:'"),
+        ("", "no model given"),
+    ],
+)
+def test_bad_model_specs(text: str, message: str) -> None:
+    from mibe.backends import spec
+
+    with pytest.raises(MibeError, match=message):
+        spec.parse(text)
+
+
+def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path, tmp_path: Path) -> None:
+    from mibe.run.extract import cache_path
+
+    task = _task(tmp_path, list(REPLIES))
+    argv = ["run", "--backend", "openai", "--base-url", reasoner, "--model", "reasoner", "--tasks", str(task)]
+    extractor = f"hf:{tiny_llama}"
+    run = tmp_path / "m"
+    assert cli.main([*argv, "--parser", "model", "--extractor", extractor, "--output-dir", str(run)]) == 0
+    rows = _samples(run)
+    assert all(
+        r["prediction"] in ("yes", "no", "maybe", "missing") and "strict_prediction" in r
+        for r in rows.values()
+    )
+    assert rows["unclosed"]["prediction"] == "missing" and rows["unclosed"]["parse_failed"]  # never sent
+    entry = json.loads((run / "results.json").read_text())["tasks"]["think_qa"]
+    assert entry["protocol"]["parser"] == "model" and entry["protocol"]["extractor"] == extractor
+    agree = sum(r["prediction"] == r["strict_prediction"] for r in rows.values()) / len(rows)
+    assert entry["extraction"]["agreement_with_strict"] == pytest.approx(agree)
+    cache = cache_path(run, "think_qa").read_text()
+    assert len(cache.splitlines()) == 5  # the five answers with text; the two truncated traces cost nothing
+    assert "drug" not in cache and "yes\\n" not in cache  # hashes and labels, never text
+    # rescore: the run's cache answers every call (no new cache file), and the evaluated model is never asked
+    sent = len(_Reasoner.bodies)
+    again = tmp_path / "again"
+    flags = ["--parser", "model", "--extractor", extractor, "--output-dir", str(again)]
+    assert cli.main(["rescore", str(run), *flags]) == 0
+    assert len(_Reasoner.bodies) == sent and not cache_path(again, "think_qa").exists()
+    assert {k: r["prediction"] for k, r in _samples(again).items()} == {
+        k: r["prediction"] for k, r in rows.items()
+    }
+    # a strict run re-scored by the extractor: calls made then, cached in the new folder
+    strict, fresh = tmp_path / "s", tmp_path / "fresh"
+    assert cli.main([*argv, "--output-dir", str(strict)]) == 0
+    assert cli.main(["rescore", str(strict), *flags[:-1], str(fresh)]) == 0
+    result = json.loads((fresh / "results.json").read_text())["tasks"]["think_qa"]
+    assert result["protocol"]["parser"] == "model" and result["extraction"]["extractor"] == extractor
+    assert len(cache_path(fresh, "think_qa").read_text().splitlines()) == 5
+    from mibe.runs import audit
+
+    text = audit.render(audit.audit(fresh, []), md=False)
+    assert "Extractor (--parser model) against strict:" in text
+
+
+def test_extractor_is_guarded_as_the_model(
+    reasoner: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    task = _task(tmp_path, ["closed"], credentialed=True)
+    argv = ["run", "--backend", "openai", "--base-url", reasoner, "--model", "reasoner", "--tasks", str(task)]
+    remote = "openai:http://192.0.2.7:8000/v1#judge"  # TEST-NET-1: never routed
+    assert (
+        cli.main([*argv, "--parser", "model", "--extractor", remote, "--output-dir", str(tmp_path / "g")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "--base-url http://192.0.2.7:8000/v1: not a loopback address" in err and "think_qa" in err, err
+    assert not _Reasoner.bodies  # refused before any document went anywhere
+    assert cli.main([*argv, "--parser", "model", "--output-dir", str(tmp_path / "h")]) == 2
+    assert "--parser model and --extractor MODEL go together" in capsys.readouterr().err

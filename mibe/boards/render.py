@@ -268,7 +268,9 @@ def csv_text(board: Board) -> str:
                         "note": None if cell is None else cell.note,
                         "protocol_id": board.protocol_ids[column.key],
                         **{
-                            f: json.dumps(protocol[f]) if isinstance(protocol[f], list | dict) else protocol[f]  # noqa: E501
+                            f: json.dumps(protocol[f])
+                            if isinstance(protocol[f], list | dict)
+                            else protocol[f]
                             for f in KEY_FIELDS
                             if f != "task"
                         },

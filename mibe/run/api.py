@@ -69,6 +69,27 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
     )
 
 
+def backend_for(
+    text: str | None, config: RunConfig, credentialed: Sequence[str] = (), flag: str = "--extractor"
+) -> Backend:
+    """A second model (an extractor, a judge) from its spec (mibe.backends.spec), loaded with the
+    run's device, dtype and endpoint settings; the credentialed guard applies to it as to the model."""
+    from mibe.backends import spec
+
+    found = spec.parse(text, flag)
+    if found.backend == "openai" and not found.base_url:
+        raise MibeError(f"{flag} {text}: an endpoint needs openai:URL#NAME")
+    second = dataclasses.replace(
+        config,
+        model=found.model,
+        adapter=None,
+        backend=found.backend,
+        base_url=found.base_url,
+        data_parallel_size=1,
+    )
+    return make_backend(second, credentialed)
+
+
 def default_output_dir(config: RunConfig) -> Path:
     name = Path(config.model.rstrip("/")).name or "model"
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -121,7 +142,12 @@ def run(
     loaded, skipped = load(config, say)
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     setup = templating.resolve(config, backend)  # once per run: every task gets the same template
-    plans = [(pipeline.plan(t, docset, config, backend, setup), loc) for t, loc, docset in loaded]
+    extractor = None
+    if config.resolved_parser == "model" and not config.dry_run:
+        from mibe.run.extract import Extractor
+
+        extractor = Extractor.load(config, [t.name for t, _, _ in loaded if t.credentialed])
+    plans = [(pipeline.plan(t, docset, config, backend, setup, extractor), loc) for t, loc, docset in loaded]
     if config.dry_run:
         for p, location in plans:
             say(pipeline.dry_run_report(p, config, backend, _pool(p, location)))

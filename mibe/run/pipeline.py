@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
-from mibe.run import batches, parallel, templating, thinking
+from mibe.run import batches, extract, parallel, templating, thinking
 from mibe.runs import folder
-from mibe.scoring import kinds
+from mibe.scoring import kinds, reasoning
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 
@@ -24,6 +24,7 @@ class Plan:
     docs: list[Doc]
     protocol: dict[str, Any]
     chat: templating.ChatSetup | None = None  # None: resolved from the config when requests are built
+    extractor: Any = None  # --parser model: the loaded mibe.run.extract.Extractor
 
 
 def scoring_for(task: Task, config: RunConfig) -> str:
@@ -47,6 +48,7 @@ def plan(
     config: RunConfig,
     backend: Backend,
     setup: templating.ChatSetup | None = None,
+    extractor: Any = None,
 ) -> Plan:
     docs = docset.docs[: config.limit] if config.limit is not None else docset.docs
     max_new, stop = generation_for(task, config)
@@ -72,9 +74,11 @@ def plan(
         **chat,
         "reasoning": templating.reasoning(config, scoring),
     }
+    if protocol["parser"] == "model" and not kinds.get(task.answer_type).labelled:
+        protocol["parser"] = "strict"  # the extractor maps answers to labels; free text reads as strict
     if protocol["parser"] == "model":
         protocol["extractor"] = config.extractor
-    return Plan(task, docset, docs, protocol, setup)
+    return Plan(task, docset, docs, protocol, setup, extractor if protocol["parser"] == "model" else None)
 
 
 def build_requests(
@@ -127,7 +131,7 @@ def to_sample(
         row["raw_output"] = output
         if request.reasoning:  # only the final answer is parsed; an unfinished trace never is
             row.update(thinking.split(request, output))
-        parsed = kinds.parse(thinking.answer_of(row) or "", task.answer_type, task.choices, parser)
+        parsed = kinds.parse(reasoning.answer_of(row) or "", task.answer_type, task.choices, parser)
         value = parsed.value
         row["parse_failed"] = parsed.failed or bool(row.get("reasoning_truncated"))
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
@@ -171,6 +175,8 @@ def evaluate(
                 for r, o in zip(batch, outputs, strict=True)
             ]
             thinking.count_tokens(backend, rows)
+            if p.extractor is not None:
+                p.extractor.apply(task, rows, run_dir, task.credentialed)
             folder.append_samples(share.target, rows, private=task.credentialed)
             tokens += sum(lengths[r.doc_id] for r in batch) + _generated(backend, batch, outputs)
             bar.update(len(batch))
@@ -225,6 +231,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "metrics": scored["metrics"],
         "per_class": scored.get("per_class"),
         "reasoning": thinking.summary(rows),
+        "extraction": extract.summary(p.protocol.get("extractor") or "", rows),
     }
 
 

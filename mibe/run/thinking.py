@@ -43,11 +43,3 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "reasoning_truncated": sum(1 for r in rows if r.get("reasoning_truncated")),
         "reasoning_tokens": reasoning_token_stats(counts),
     }
-
-
-def answer_of(row: dict[str, Any]) -> str | None:
-    """The text a parser reads from a saved sample: its final answer, None for a truncated trace
-    (never parsed), the whole output for samples written without splitting."""
-    if row.get("reasoning_truncated"):
-        return None
-    return row["answer_text"] if "answer_text" in row else row["raw_output"]

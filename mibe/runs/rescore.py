@@ -7,33 +7,54 @@ costs a pass over them. The new run folder records where its numbers came from (
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe.runs import saved as saved_run
 from mibe.runs.saved import SavedTask, Say, stderr, value
-from mibe.scoring import kinds
+from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError
 
 LOGLIK = "argmax-loglikelihood"  # the protocol's parser of tasks scored by log-likelihood
+Extract = Callable[[SavedTask, list], None]  # sets rows' predictions in place; has a `spec`
+
+
+def extraction_summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """How often the extractor's predictions agree with the strict parser's (mibe.run.extract)."""
+    read = [r for r in rows if "strict_prediction" in r]
+    if not read:
+        return None
+    agree = sum(1 for r in read if r["strict_prediction"] == r["prediction"])
+    return {
+        "extractor": spec,
+        "agreement_with_strict": agree / len(read),
+        "differ_from_strict": len(read) - agree,
+        "missing": sum(1 for r in read if r["prediction"] in ("missing", [])),
+    }
 
 
 def rescore_task(
-    saved: SavedTask, parser: str, config: dict[str, Any], origin: Path
+    saved: SavedTask, parser: str, config: dict[str, Any], origin: Path, extract: Extract | None = None
 ) -> tuple[dict, list, str]:
     """The task's new results entry and samples under `parser`, and a line saying what was done."""
     task, entry = saved.task, saved.entry
     protocol = entry["protocol"]
+    if parser == "model" and not kinds.get(task.answer_type).labelled:
+        parser, extract = "strict", None  # the extractor maps answers to labels; free text reads as strict
     if protocol.get("scoring") == "loglikelihood":
         carried = {**entry, "rescored_from": {"run": str(origin), "parser": protocol.get("parser", LOGLIK)}}
         return carried, saved.rows, "scored by log-likelihood: nothing to re-parse, carried over unchanged"
     rows = []
     for row in saved.rows:
-        parsed = kinds.parse(row["raw_output"], task.answer_type, task.choices, parser)
+        # Only the final answer is parsed; a reasoning trace cut off at the token limit never is.
+        parsed = kinds.parse(reasoning.answer_of(row) or "", task.answer_type, task.choices, parser)
         pred = list(parsed.value) if isinstance(parsed.value, tuple) else parsed.value
         score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser)
-        rows.append({**row, "parse_failed": parsed.failed, "prediction": pred, "score": score})
+        failed = parsed.failed or bool(row.get("reasoning_truncated"))
+        rows.append({**row, "parse_failed": failed, "prediction": pred, "score": score})
+    if extract is not None:  # --parser model: the extractor sets predictions (strict kept beside them)
+        extract(saved, rows)
     order = saved_run.doc_order(saved)
     by_id = {r["id"]: r for r in rows}
     ordered = [by_id[i] for i in order] if order else rows
@@ -69,6 +90,9 @@ def rescore_task(
         "metrics": {m: kept.get(m) or scored["metrics"][m] for m in names},
         "per_class": scored.get("per_class"),
     }
+    if extract is not None:
+        new["protocol"]["extractor"] = extract.spec  # type: ignore[attr-defined]
+        new["extraction"] = extraction_summary(extract.spec, rows)  # type: ignore[attr-defined]
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"
     return new, rows, line + ("; BERTScore carried over (same predictions)" if kept else "")
 
@@ -80,8 +104,12 @@ def rescore(
     output_dir: str | Path,
     command: Sequence[str] = (),
     say: Say = stderr,
+    extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
 ) -> dict[str, Any]:
-    """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json."""
+    """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json.
+
+    `extractor` (--parser model): called with the credentialed task names, the run and the new folder,
+    it loads the extractor model (and only it) and returns what sets each row's prediction."""
     from mibe import __version__
     from mibe.runs import folder, summary
 
@@ -94,11 +122,14 @@ def rescore(
     chosen = saved_run.pick(run, names)
     saved = [saved_run.read_task(run, name, say) for name in chosen]  # all checked before anything is written
     config = {**(run.results.get("config") or {}), "parser": parser}
+    extract = extractor([s.name for s in saved if s.private], origin, out_dir) if extractor else None
+    if extract is not None:
+        config["extractor"] = extract.spec  # type: ignore[attr-defined]
     if names:
         config["tasks"] = chosen
     entries, samples, lines = {}, {}, {}
     for s in saved:
-        entries[s.name], samples[s.name], lines[s.name] = rescore_task(s, parser, config, origin)
+        entries[s.name], samples[s.name], lines[s.name] = rescore_task(s, parser, config, origin, extract)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_json = {
         **run.run_json,
@@ -131,7 +162,12 @@ def rescore(
 
 
 def command(args: Any, argv: Sequence[str]) -> int:
-    """`mibe rescore RUN_DIR [--parser paper|strict] [--tasks ...] --output-dir NEW_RUN_DIR`."""
+    """`mibe rescore RUN_DIR [--parser paper|strict|model] [--tasks ...] --output-dir NEW_RUN_DIR`;
+    `--parser model` is handled by mibe.run.extract.rescore_command (it loads the extractor)."""
     names = saved_run.split_names(args.tasks)
+    if args.parser == "model" or getattr(args, "extractor", None):
+        raise MibeError(
+            "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
+        )
     rescore(args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv])
     return 0

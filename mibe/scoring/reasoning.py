@@ -70,3 +70,11 @@ def reasoning_token_stats(counts: Sequence[int | None]) -> dict[str, float | int
     if not kept:
         return {"mean": None, "max": None}
     return {"mean": fmean(kept), "max": max(kept)}
+
+
+def answer_of(row: dict) -> str | None:
+    """The text a parser reads from a samples row: its final answer, None for a truncated trace
+    (never parsed), the whole output for rows written without splitting (paper protocol, older runs)."""
+    if row.get("reasoning_truncated"):
+        return None
+    return row["answer_text"] if "answer_text" in row else row["raw_output"]
