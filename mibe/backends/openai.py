@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mibe.backends import common, continuations, http, traces
-from mibe.backends.common import server_stops
+from mibe.backends.common import cut_at_stop, server_stops  # noqa: F401 (cut_at_stop: re-exported)
 from mibe.backends.http import RETRY_STATUS  # noqa: F401 (re-exported: the retry policy lives in http)
 from mibe.types import MibeError, Request
 
