@@ -202,9 +202,10 @@ CASES: list[Case] = [
     ),
     (
         "no-chat-template",
-        lambda t, m: [*without_chat_template(t, m), "--tasks", "pubmedqa", "--demo", "--chat-template"],
+        # --chat-template auto finds none here (and applies none); a system turn then has nowhere to go
+        lambda t, m: [*without_chat_template(t, m), "--tasks", "pubmedqa", "--demo", "--system-prompt", "Hi"],
         2,
-        "has no chat template",
+        "--system-prompt: no chat template",
     ),
     (
         "unavailable-backend",

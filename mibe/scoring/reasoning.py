@@ -1,6 +1,6 @@
 """Reasoning ("thinking") models: split an output into its leading trace and the final answer.
 
-The rules (docs/chat-and-reasoning-draft.md):
+The rules (docs/chat-and-reasoning.md):
 
 - A trace counts only at the very start of the output (after blank text), opened by one of the
   `delimiters` pairs, or already open when the output begins: the chat template wrote the opening
