@@ -370,6 +370,10 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
 
     text = audit.render(audit.audit(fresh, []), md=False)
     assert "Extractor (--parser model) against strict:" in text
+    red = tmp_path / "red"
+    flags = ["--parser", "model", "--extractor", extractor, "--redact-samples", "--output-dir", str(red)]
+    assert cli.main([*argv, *flags]) == 0
+    assert (red / "samples" / "think_qa.jsonl").is_file() and not cache_path(red, "think_qa").exists()
 
 
 def test_extractor_is_guarded_as_the_model(
@@ -387,3 +391,15 @@ def test_extractor_is_guarded_as_the_model(
     assert not _Reasoner.bodies  # refused before any document went anywhere
     assert cli.main([*argv, "--parser", "model", "--output-dir", str(tmp_path / "h")]) == 2
     assert "--parser model and --extractor MODEL go together" in capsys.readouterr().err
+
+
+def test_an_endpoint_template_never_frames_loglikelihood_prompts() -> None:
+    from mibe.backends.chat import ChatChoice
+    from mibe.run.templating import ChatSetup
+
+    server = ChatSetup(ChatChoice(None, "server", None), None, {"enable_thinking": False})
+    assert server.on and server.protocol()["chat_template"] == "server"
+    bare = server.for_scoring("loglikelihood")
+    assert not bare.on and bare.protocol()["chat_template"] is None
+    assert bare.protocol()["chat_template_kwargs"] is None and bare.protocol()["chat_template_source"] == "none"
+    assert server.for_scoring("generate") is server

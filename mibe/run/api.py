@@ -210,6 +210,7 @@ def _score_task(
     folder.write_json_atomic(run_dir / "results.json", out)
     if config.redact_samples:
         folder.redact_samples(folder.samples_path(run_dir, p.task.name))
+        folder.discard(run_dir / "extractions" / f"{p.task.name}.jsonl")  # --parser model's cache goes too
 
 
 def _pool(p: pipeline.Plan, location: data.Location) -> list:

@@ -53,7 +53,7 @@ def plan(
     docs = docset.docs[: config.limit] if config.limit is not None else docset.docs
     max_new, stop = generation_for(task, config)
     scoring = scoring_for(task, config)
-    setup = setup or templating.resolve(config, backend)
+    setup = (setup or templating.resolve(config, backend)).for_scoring(scoring)
     chat = setup.protocol()
     protocol = {
         "task": task.name,

@@ -34,6 +34,13 @@ class ChatSetup:
         template, kwargs = self.choice.template, dict(self.kwargs)
         return lambda text: backend.chat(text, self.system_prompt, template, kwargs)
 
+    def for_scoring(self, scoring: str) -> ChatSetup:
+        """The setup a task scored by `scoring` uses: an endpoint's own template (unseen here) cannot
+        frame log-likelihood prompts, which mibe tokenises itself, so those go bare."""
+        if scoring == "loglikelihood" and self.choice.source == SERVER:
+            return ChatSetup(ChatChoice(None, "none", None))
+        return self
+
     def protocol(self) -> dict[str, Any]:
         """The protocol's chat fields: runs differing in any of them never share a column."""
         key = SERVER if self.choice.source == SERVER else self.choice.sha256

@@ -176,6 +176,11 @@ def redact_samples(path: Path) -> None:
     write_text_atomic(path, text, mode=path.stat().st_mode & 0o777)
 
 
+def discard(path: Path) -> None:
+    """Remove a file the run no longer keeps (an extraction cache under --redact-samples)."""
+    path.unlink(missing_ok=True)
+
+
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
