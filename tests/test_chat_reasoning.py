@@ -401,5 +401,6 @@ def test_an_endpoint_template_never_frames_loglikelihood_prompts() -> None:
     assert server.on and server.protocol()["chat_template"] == "server"
     bare = server.for_scoring("loglikelihood")
     assert not bare.on and bare.protocol()["chat_template"] is None
-    assert bare.protocol()["chat_template_kwargs"] is None and bare.protocol()["chat_template_source"] == "none"
+    assert bare.protocol()["chat_template_kwargs"] is None
+    assert bare.protocol()["chat_template_source"] == "none"
     assert server.for_scoring("generate") is server
