@@ -162,13 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
-    pairs = {}
-    for item in args.data:
-        task, sep, path = item.partition("=")
-        if not sep or not task or not path:
-            raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
-        pairs[task] = path
+def _check_run_flags(args: argparse.Namespace) -> None:
     for flag, value in (
         ("--limit", args.limit),
         ("--batch-size", args.batch_size),
@@ -192,6 +186,16 @@ def _config(args: argparse.Namespace) -> RunConfig:
         )
     if args.reasoning_budget < 0:
         raise MibeError(f"--reasoning-budget {args.reasoning_budget}: must be 0 or more")
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    pairs = {}
+    for item in args.data:
+        task, sep, path = item.partition("=")
+        if not sep or not task or not path:
+            raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
+        pairs[task] = path
+    _check_run_flags(args)
     from mibe.backends.chat import parse_kwargs
     from mibe.run.templating import parse_delimiters
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.scoring.reasoning import answer_of
 from mibe.types import MISSING, MibeError
 
 KINDS = (
@@ -100,7 +101,6 @@ def _shown(x: Any) -> str:
 def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentialed: bool) -> dict[str, Any]:
     from mibe.runs.saved import value
     from mibe.scoring import kinds
-    from mibe.scoring.reasoning import answer_of
 
     task, entry = saved.task, saved.entry
     report: dict[str, Any] = {
@@ -113,7 +113,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
         "metrics": {},
         "examples": {},
         "note": None,
-        "model": model_vs_strict(saved.rows, examples),
+        "model": model_vs_strict(saved.rows, examples, hide=task.credentialed and not show_credentialed),
     }
     if entry["protocol"].get("scoring") == "loglikelihood":
         report["note"] = "scored by log-likelihood: no generated output to parse"
@@ -157,12 +157,10 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
             report["metrics"].setdefault(m, {})[parser] = scored["metrics"][m]["value"]
     if task.credentialed and not show_credentialed:
         report["examples"] = None  # DUA-covered text stays out unless asked for
-        if report["model"]:
-            report["model"]["examples"] = None
     return report
 
 
-def model_vs_strict(rows: Sequence[dict[str, Any]], examples: int) -> dict[str, Any] | None:
+def model_vs_strict(rows: Sequence[dict[str, Any]], examples: int, hide: bool) -> dict[str, Any] | None:
     """Where the extractor (--parser model) and the strict parser read a run's answers differently;
     None for a run without model-parsed predictions."""
     read = [r for r in rows if "strict_prediction" in r]
@@ -179,7 +177,13 @@ def model_vs_strict(rows: Sequence[dict[str, Any]], examples: int) -> dict[str, 
         )  # fmt: skip
     right = {p: sum(1 for r in differ if r[k] == r["gold"]) for p, k in (("model", "prediction"),
              ("strict", "strict_prediction"))}  # fmt: skip
-    return {"n": len(read), "differ": len(differ), "right_when_differ": right, "examples": shown}
+    # `hide`: credentialed text stays out unless asked for (--show-credentialed-examples).
+    return {
+        "n": len(read),
+        "differ": len(differ),
+        "right_when_differ": right,
+        "examples": None if hide else shown,
+    }
 
 
 def _render_model(t: dict[str, Any], md: bool) -> list[str]:

@@ -34,6 +34,11 @@ def extraction_summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, A
     }
 
 
+def _extraction(extract: Extract, rows: Sequence[dict[str, Any]]) -> tuple[str, dict | None]:
+    spec = extract.spec  # type: ignore[attr-defined]
+    return spec, extraction_summary(spec, rows)
+
+
 def rescore_task(
     saved: SavedTask, parser: str, config: dict[str, Any], origin: Path, extract: Extract | None = None
 ) -> tuple[dict, list, str]:
@@ -91,8 +96,7 @@ def rescore_task(
         "per_class": scored.get("per_class"),
     }
     if extract is not None:
-        new["protocol"]["extractor"] = extract.spec  # type: ignore[attr-defined]
-        new["extraction"] = extraction_summary(extract.spec, rows)  # type: ignore[attr-defined]
+        new["protocol"]["extractor"], new["extraction"] = _extraction(extract, rows)
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"
     return new, rows, line + ("; BERTScore carried over (same predictions)" if kept else "")
 
@@ -107,9 +111,7 @@ def rescore(
     extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
 ) -> dict[str, Any]:
     """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json.
-
-    `extractor` (--parser model): called with the credentialed task names, the run and the new folder,
-    it loads the extractor model (and only it) and returns what sets each row's prediction."""
+    `extractor` (--parser model): (credentialed task names, run, new folder) -> the rows' Extract."""
     from mibe import __version__
     from mibe.runs import folder, summary
 
@@ -123,8 +125,7 @@ def rescore(
     saved = [saved_run.read_task(run, name, say) for name in chosen]  # all checked before anything is written
     config = {**(run.results.get("config") or {}), "parser": parser}
     extract = extractor([s.name for s in saved if s.private], origin, out_dir) if extractor else None
-    if extract is not None:
-        config["extractor"] = extract.spec  # type: ignore[attr-defined]
+    config["extractor"] = extract.spec if extract else None  # type: ignore[attr-defined]
     if names:
         config["tasks"] = chosen
     entries, samples, lines = {}, {}, {}
