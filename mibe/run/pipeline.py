@@ -88,8 +88,8 @@ def build_requests(
     task = p.task
     loglik = p.protocol["scoring"] == "loglikelihood"
     max_new = p.protocol["max_new_tokens"] or 0
-    thinking = templating.delimiters(p.protocol)
-    if thinking:  # --reasoning-budget: thinking tokens on top of the answer's cap
+    delimiters = templating.delimiters(p.protocol)
+    if delimiters:  # --reasoning-budget: thinking tokens on top of the answer's cap
         max_new += p.protocol["reasoning"]["budget"]
     wrap = (p.chat or templating.resolve(config, backend)).wrap(backend)
     conts = tuple(" " + c for c in task.choices) if loglik else ()
@@ -113,7 +113,7 @@ def build_requests(
             task.template, doc, shots, task.truncate, count, backend.tokenize, backend.detokenize, budget
         )
         stop = tuple(p.protocol["stop"] or ())
-        requests.append(Request(doc.id, wrap(prompt), max_new, stop, conts, thinking))
+        requests.append(Request(doc.id, wrap(prompt), max_new, stop, conts, delimiters))
         notes[doc.id] = {"shots": [s.id for s in shots], "truncated_tokens": removed}
     return requests, notes
 
