@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--extractor", metavar="MODEL", help="with --parser model: hf:PATH, vllm:PATH, ...")
     rescore.add_argument(
         "--allow-remote-credentialed", metavar="REASON",
-        help="with an openai: extractor, send credentialed tasks to a non-loopback endpoint (recorded)",
+        help="with an openai: extractor, send credentialed tasks to a non-loopback endpoint",
     )  # fmt: skip
     rescore.add_argument("--tasks", help="task names in the run, comma-separated (default: all of them)")
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")

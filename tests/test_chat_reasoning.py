@@ -343,7 +343,9 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
         for r in rows.values()
     )
     assert rows["unclosed"]["prediction"] == "missing" and rows["unclosed"]["parse_failed"]  # never sent
-    entry = json.loads((run / "results.json").read_text())["tasks"]["think_qa"]
+    results = json.loads((run / "results.json").read_text())
+    assert results["extractor"]["backend"] == "hf" and results["extractor"]["path"] == str(tiny_llama)
+    entry = results["tasks"]["think_qa"]
     assert entry["protocol"]["parser"] == "model" and entry["protocol"]["extractor"] == extractor
     agree = sum(r["prediction"] == r["strict_prediction"] for r in rows.values()) / len(rows)
     assert entry["extraction"]["agreement_with_strict"] == pytest.approx(agree)

@@ -175,6 +175,8 @@ def run(
             "skipped": skipped,
             "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
+        if extractor is not None:  # --parser model: which model read the answers (and any override)
+            out["extractor"] = extractor.backend.describe()
         for p, location in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
                 _score_task(p, location, backend, config, run_dir, out)
