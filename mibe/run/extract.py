@@ -57,6 +57,7 @@ class Extractor:
     seen: dict[str, Any] = field(default_factory=dict)  # cache key -> the extracted value
     asked: int = 0  # answers sent to the extractor (not found in the cache)
     cached: int = 0
+    read_from: set[Path] = field(default_factory=set)  # cache files already read
 
     @classmethod
     def load(cls, config: RunConfig, credentialed: Sequence[str]) -> Extractor:
@@ -70,6 +71,9 @@ class Extractor:
         return hashlib.sha256(json.dumps([self.spec, prompt, answer]).encode("utf-8")).hexdigest()[:32]
 
     def _read(self, path: Path) -> None:
+        if path in self.read_from:  # read once; what this run adds is in `seen` already
+            return
+        self.read_from.add(path)
         for row in folder.read_samples(path):
             self.seen.setdefault(row["id"], row["value"])
 
