@@ -268,6 +268,10 @@ class OpenAIBackend:
         extra: dict[str, Any] = {"chat_template_kwargs": dict(kwargs)} if kwargs else {}
         if template and template != own:
             extra["chat_template"] = template
+        if self.local_tokenizer and common.adds_special_tokens(self.tokenizer, text):
+            # mibe's BOS rule, as the hf and vllm backends tokenise: vLLM's chat path adds no BOS the
+            # template does not write unless asked (its add_special_tokens), and outputs would differ.
+            extra["add_special_tokens"] = True
         self._chats[text] = (messages, extra)
         return text
 
