@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "--scoring", default="generate", choices=SCORINGS,
         help="generate an answer and parse it, or (closed label sets) pick the likeliest choice",
     )  # fmt: skip
-    run.add_argument("--parser", choices=PARSERS, help="default: the protocol's (mibe: strict, paper: paper)")
+    run.add_argument(
+        "--parser", choices=PARSERS,
+        help="default: the protocol's (mibe: strict, paper: paper); model: --extractor reads the answers",
+    )  # fmt: skip
     run.add_argument(
         "--protocol", default="mibe", choices=PROTOCOLS,
         help="mibe: the task files' settings; paper: the paper's scripts (256 tokens, no stop, paper parser)",
@@ -66,9 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, help="cap on each answer's tokens (default: the task's; paper: 256)"
     )
     run.add_argument(
-        "--chat-template", action="store_true", help="wrap prompts in the tokenizer's chat template"
-    )
-    run.add_argument("--system-prompt", help="system message inside the chat template (--chat-template)")
+        "--chat-template", nargs="?", const="auto", metavar="auto|none|FILE",
+        help="the chat template prompts are wrapped in (bare flag: auto). Default under --protocol mibe: "
+        "auto (the checkpoint's training record, else the tokenizer's template, else none); under "
+        "--protocol paper: none (docs/chat-and-reasoning.md)",
+    )  # fmt: skip
+    run.add_argument("--system-prompt", help="a system turn before each prompt (needs a chat template)")
     run.add_argument(
         "--batch-size", type=int, default=8,
         help="documents per batch (HF backend; halved on out-of-memory). With --device cuda it sizes "
@@ -98,6 +104,25 @@ def _parser() -> argparse.ArgumentParser:
         "--fewshot-seeds", metavar="S1,S2,...",
         help="with --num-fewshot K: score each task once per shot draw, one draw per seed; results give "
         "each draw, mean ± sd over draws and an interval over documents and draws (docs/statistics.md)",
+    )  # fmt: skip
+    thinking = run.add_argument_group("chat and reasoning models (docs/chat-and-reasoning.md)")
+    thinking.add_argument(
+        "--chat-template-kwargs", metavar="JSON",
+        help="""template variables, e.g. '{"enable_thinking": false}' (openai: chat_template_kwargs)""",
+    )  # fmt: skip
+    thinking.add_argument(
+        "--reasoning-delimiters", metavar="OPEN,CLOSE",
+        help="the tags around a reasoning trace, split off before parsing (default <think>,</think>; "
+        "several pairs separated by ';')",
+    )  # fmt: skip
+    thinking.add_argument(
+        "--reasoning-budget", type=int, default=0, metavar="N",
+        help="thinking tokens allowed on top of --max-new-tokens (the cap is their sum)",
+    )  # fmt: skip
+    thinking.add_argument(
+        "--extractor", metavar="MODEL",
+        help="with --parser model: the model that maps each answer to a choice by log-likelihood "
+        "(hf:PATH, vllm:PATH, openai:URL#NAME, or a path)",
     )  # fmt: skip
     engine = run.add_argument_group("--backend vllm / openai (docs/backends.md)")
     engine.add_argument(
@@ -174,7 +199,16 @@ def _parser() -> argparse.ArgumentParser:
 
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
-    rescore.add_argument("--parser", default="strict", choices=PARSERS, help="the parser to apply (strict)")
+    rescore.add_argument(
+        "--parser", default="strict", choices=PARSERS,
+        help="the parser to apply (strict); model: --extractor maps each answer to a label, loading only "
+        "the extractor, never the evaluated model",
+    )  # fmt: skip
+    rescore.add_argument("--extractor", metavar="MODEL", help="with --parser model: hf:PATH, vllm:PATH, ...")
+    rescore.add_argument(
+        "--allow-remote-credentialed", metavar="REASON",
+        help="with an openai: extractor, send credentialed tasks to a non-loopback endpoint",
+    )  # fmt: skip
     rescore.add_argument(
         "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
     )
@@ -275,6 +309,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
         pairs[task] = path
     _check(args)
     seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
+    from mibe.backends.chat import parse_kwargs
+    from mibe.run.templating import parse_delimiters
+
     return RunConfig(
         model=args.model,
         adapter=args.adapter,
@@ -313,6 +350,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
         allow_remote_credentialed=args.allow_remote_credentialed,
         fewshot_seeds=seeds,
         request_timeout=args.request_timeout,
+        chat_template_kwargs=parse_kwargs(args.chat_template_kwargs),
+        reasoning_delimiters=parse_delimiters(args.reasoning_delimiters),
+        reasoning_budget=args.reasoning_budget,
+        extractor=args.extractor,
     )
 
 
@@ -350,6 +391,13 @@ def _check(args: argparse.Namespace) -> None:
     if args.num_fewshot < 0:
         raise MibeError(f"--num-fewshot {args.num_fewshot}: must be 0 or more")
     check_seed_and_bootstrap(args.seed, args.bootstrap)
+    if (args.parser == "model") != bool(args.extractor):
+        raise MibeError(
+            "--parser model and --extractor MODEL go together: the extractor is the model that reads "
+            "the answers (e.g. --parser model --extractor hf:PATH)"
+        )
+    if args.reasoning_budget < 0:
+        raise MibeError(f"--reasoning-budget {args.reasoning_budget}: must be 0 or more")
     if not args.request_timeout > 0:  # also NaN
         raise MibeError(f"--request-timeout {args.request_timeout:g}: must be a positive number of seconds")
 
@@ -462,6 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
             from mibe.runs import audit, rescore
 
+            if args.command == "rescore" and args.parser == "model":  # loads the extractor (only it)
+                from mibe.run import extract
+
+                return extract.rescore_command(args, argv)
             return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
         if args.command == "judge":  # judge models only; the evaluated model is never loaded
             from mibe.run import judging

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 MISSING = "missing"
 """The prediction for output that names no label (or two different ones): always scored wrong."""
 
-PARSERS = ("strict", "paper")
+PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter/multi-label answers
 SCORINGS = ("generate", "loglikelihood")
 PROTOCOLS = ("mibe", "paper")
 
@@ -68,6 +68,8 @@ class Request:
     max_new_tokens: int = 0
     stop: tuple[str, ...] = ()
     continuations: tuple[str, ...] = ()  # log-likelihood scoring: one per choice
+    # Reasoning-trace delimiters (open, close): stop strings then apply only after a closed trace.
+    reasoning: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class RunConfig:
     parser: str | None = None  # None: the protocol's parser
     protocol: str = "mibe"
     max_new_tokens: int | None = None
-    chat_template: bool = False
+    chat_template: str | None = None  # auto | none | a Jinja file; None: the protocol's default
     system_prompt: str | None = None
     batch_size: int = 8
     dtype: str = "auto"
@@ -121,6 +123,11 @@ class RunConfig:
     # --judge (docs/judges.md): judge models scoring the text tasks' outputs once the run is scored
     judge: tuple[str, ...] = ()  # model specs: hf:PATH, vllm:PATH, openai:URL#NAME
     judge_order: str = "reference_first"
+    # chat templates and reasoning models (docs/chat-and-reasoning.md)
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    reasoning_delimiters: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
+    reasoning_budget: int = 0  # thinking tokens allowed on top of the answer's max_new_tokens
+    extractor: str | None = None  # --parser model: the model spec that reads the answers
 
     @property
     def resolved_parser(self) -> str:
@@ -147,4 +154,10 @@ class Backend(Protocol):
 
     def detokenize(self, ids: Sequence[int]) -> str: ...
 
-    def chat(self, prompt: str, system_prompt: str | None) -> str: ...
+    def chat(
+        self,
+        prompt: str,
+        system_prompt: str | None,
+        template: str | None = None,  # the Jinja text; None: the tokenizer's (or the server's) own
+        kwargs: Mapping[str, Any] | None = None,  # --chat-template-kwargs
+    ) -> str: ...

@@ -327,3 +327,18 @@ def test_an_unreadable_training_record_is_refused_under_auto(tmp_path: Path) -> 
     (tmp_path / provenance.FILE).write_text(json.dumps({"chat_template": "inline text"}))
     with pytest.raises(MibeError, match="is not a recorded template"):
         ct.resolve_chat_template("auto", "mibe", ct.training_record(str(tmp_path)), BASE)
+
+
+def test_training_auto_follows_the_same_rule(trained: dict[str, Path]) -> None:
+    """`mibe train`'s `chat_template: auto` on a base mibe trained reads its record as `mibe run` does:
+    a base trained without a template gets the shipped default for SFT, not its tokenizer's."""
+    from transformers import AutoTokenizer
+
+    from mibe.training import examples
+
+    bare = trained["task"]
+    text, source = examples.chat_template("auto", AutoTokenizer.from_pretrained(bare), str(bare))
+    assert source.endswith("default.jinja") and text != _tokenizer_template(bare)
+    chatty = trained["sft-file"]
+    text, source = examples.chat_template("auto", AutoTokenizer.from_pretrained(chatty), str(chatty))
+    assert (text, source) == (chatmodel.chat_template(), "training")

@@ -148,7 +148,7 @@ def test_user_task_file_anywhere(tiny_llama: Path, tmp_path: Path) -> None:
     entry = json.loads((tmp_path / "r" / "results.json").read_text())["tasks"]["my_specialty"]
     assert entry["n"] == 4 and set(entry["metrics"]) == {"accuracy", "macro_f1"}
     first = json.loads((tmp_path / "r" / "samples" / "my_specialty.jsonl").read_text().splitlines()[0])
-    assert first["prompt"].startswith("Which specialty wrote this note?\nINPUT: Patient note")
+    assert "Which specialty wrote this note?\nINPUT: Patient note" in first["prompt"]  # in its chat template
 
 
 def test_credentialed_task_without_data_one_line_exit_2(tiny_llama: Path, tmp_path: Path) -> None:

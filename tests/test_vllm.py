@@ -152,6 +152,26 @@ def test_chat_template_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) 
 
 
 @needs_vllm
+def test_reasoning_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) -> None:
+    """A template file that opens the trace in the prompt: every output starts inside the thinking,
+    where the tasks' stop strings must not cut it (vLLM gets none and cuts afterwards, HF stops only
+    after the trace); both split and score alike. (The shared engine: a second one in this process
+    would unsettle the tests after it.)"""
+    from tests import chatmodel
+
+    template = tmp_path / "opens.jinja"
+    template.write_text(chatmodel.chat_template(opens_trace=True))
+    common = {"tasks": ("pubmedqa", "mednli"), "demo": True, "max_new_tokens": 24}
+    common |= {"chat_template": str(template)}
+    _run("hf", tiny_llama, tmp_path / "hf", **common)
+    _run("vllm", tiny_llama, tmp_path / "vllm", backend=engine.with_adapter(None), **common)
+    agreement = _agreement(tmp_path / "hf", tmp_path / "vllm")
+    assert all(n == 3 and same == n and raw == n for n, same, raw in agreement.values()), agreement
+    rows = [r for task in _rows(tmp_path / "vllm").values() for r in task.values()]
+    assert all(r["prompt"].endswith("<think>\n") and r["reasoning"] is not None for r in rows)
+
+
+@needs_vllm
 def test_loglikelihood_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) -> None:
     # pubmedqa and the letter tasks have one-token choices (one forward, the candidates' log-probs);
     # ddi2013 and mtsample labels span several tokens (prompt_logprobs).

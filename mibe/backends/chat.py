@@ -1,5 +1,5 @@
 """Which chat template a run applies (`--chat-template auto|none|FILE`), its keyword arguments
-(`--chat-template-kwargs JSON`) and rendering a prompt through it (docs/chat-and-reasoning-draft.md).
+(`--chat-template-kwargs JSON`) and rendering a prompt through it (docs/chat-and-reasoning.md).
 
 `auto` follows the checkpoint's training record first: `mibe train` writes the template it trained
 with into mibe_training.json (its source and digest) and saves the text in the checkpoint's

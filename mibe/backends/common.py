@@ -4,7 +4,7 @@ chat wrapping and the BOS rule. One home, so HF, vLLM and endpoints never drift 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +64,23 @@ def context_length(config: Any, tokenizer: Any, *more: int | None) -> int | None
     return min(known) if known else None
 
 
-def chat(tokenizer: Any, model_name: str, prompt: str, system_prompt: str | None) -> str:
-    """The prompt as one user turn (after an optional system turn) in the model's chat template."""
-    if not tokenizer.chat_template:
+def chat(
+    tokenizer: Any,
+    model_name: str,
+    prompt: str,
+    system_prompt: str | None,
+    template: str | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> str:
+    """The prompt as one user turn (after an optional system turn) in `template` (the run's resolved
+    chat template, mibe.backends.chat), or in the tokenizer's own when None."""
+    from mibe.backends.chat import render_chat
+
+    if template is None and not tokenizer.chat_template:
         raise MibeError(f"--chat-template: {model_name} has no chat template in its tokenizer")
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return render_chat(
+        template or tokenizer.chat_template, prompt, system_prompt, dict(kwargs or {}), tokenizer
+    )
 
 
 def adds_special_tokens(tokenizer: Any, prompt: str) -> bool:

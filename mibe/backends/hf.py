@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
 from mibe import lineage
-from mibe.backends import common, continuations
-from mibe.backends.common import cut_at_stop
+from mibe.backends import common, continuations, traces
 from mibe.types import MibeError, Request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -35,17 +34,19 @@ def _zero_padded(rows: Sequence[Sequence[int]], device: str) -> torch.Tensor:
 
 
 class _StopAfterContent(StoppingCriteria):
-    """Stop a row once its new text holds a stop string after some non-blank content.
+    """Stop a row once its new text holds a stop string after some non-blank content, and after
+    its reasoning trace when the request names trace delimiters (never inside the thinking).
 
     Chat models often open with a blank line; a stop string there must not end the answer.
     """
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_len: int) -> None:
-        self.tokenizer, self.stops, self.prompt_len = tokenizer, tuple(stops), prompt_len
+    def __init__(self, tokenizer: Any, requests: Sequence[Request], prompt_len: int) -> None:
+        self.tokenizer, self.requests, self.prompt_len = tokenizer, tuple(requests), prompt_len
+        self.stops = tuple(sorted({s for r in requests for s in r.stop}))
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
-        done = [any(s in t.lstrip() for s in self.stops) for t in texts]
+        done = [traces.stop_reached(t, self.stops, r) for t, r in zip(texts, self.requests, strict=True)]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -181,8 +182,14 @@ class HFBackend:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def chat(self, prompt: str, system_prompt: str | None) -> str:
-        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt)
+    def chat(
+        self,
+        prompt: str,
+        system_prompt: str | None,
+        template: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt, template, kwargs)
 
     def _left_padded(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -197,8 +204,8 @@ class HFBackend:
             return []
         batch = self._left_padded([self.tokenize(r.prompt) for r in requests])
         width = batch["input_ids"].shape[1]
-        stops = tuple(sorted({s for r in requests for s in r.stop}))
-        criteria = [_StopAfterContent(self.tokenizer, stops, width)] if stops else []
+        stopping = any(r.stop for r in requests)
+        criteria = [_StopAfterContent(self.tokenizer, requests, width)] if stopping else []
         if self.on_step is not None:
             criteria.append(_CountSteps(self.on_step, len(requests), self.device))
         out = self.model.generate(
@@ -216,7 +223,7 @@ class HFBackend:
         for request, ids, text in zip(requests, out[:, width:], texts, strict=True):
             if len(ids) > request.max_new_tokens:  # a shorter cap inside a mixed batch
                 text = self.tokenizer.decode(ids[: request.max_new_tokens], skip_special_tokens=True)
-            results.append(cut_at_stop(text, request.stop))
+            results.append(traces.cut_request(text, request))
         return results
 
     def tokenize_with_choices(self, requests: Sequence[Request]) -> list[tuple[list[int], list[list[int]]]]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mibe.backends import common, continuations, http
-from mibe.backends.common import cut_at_stop, server_stops
+from mibe.backends import common, continuations, http, traces
+from mibe.backends.common import cut_at_stop, server_stops  # noqa: F401 (cut_at_stop: re-exported)
 from mibe.backends.http import RETRY_STATUS  # noqa: F401 (re-exported: the retry policy lives in http)
 from mibe.types import MibeError, Request
 
@@ -115,6 +115,30 @@ def choice_text(choice: dict[str, Any], chat: bool) -> str:
     return text or ""
 
 
+REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM/SGLang reasoning parsers, old and new name
+
+
+def choice_reasoning(choice: dict[str, Any], chat: bool) -> str | None:
+    """The trace a server's reasoning parser returned apart from the content, or None."""
+    holder = choice.get("message") if chat else choice
+    for key in REASONING_FIELDS:
+        found = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(found, str) and found.strip():
+            return found
+    return None
+
+
+def with_reasoning(text: str, reasoning: str | None, finished: bool, pair: tuple[str, str]) -> str:
+    """The content with a separate trace put back in front, wrapped in `pair`, so the output reads
+    as a model that wrote its trace inline does (raw_output stays whole and the run splits it the
+    same way). A trace with no content after it at the token limit is left open: truncated."""
+    if reasoning is None:
+        return text
+    if not text and not finished:
+        return f"{pair[0]}{reasoning}"
+    return f"{pair[0]}{reasoning}{pair[1]}{text}"
+
+
 class OpenAIBackend:
     def __init__(
         self,
@@ -157,12 +181,13 @@ class OpenAIBackend:
         self.max_concurrency = max(1, max_concurrency)
         self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
         self.tokenizer = _local_tokenizer(model, trust_remote_code) or _ByteTokenizer()
+        self.local_tokenizer = not isinstance(self.tokenizer, _ByteTokenizer)
         # Bytes one token can hold at most (the tokenizer's longest piece), to bound what is kept.
         vocab = getattr(self.tokenizer, "get_vocab", dict)()
         self.token_bytes = max((len(t.encode("utf-8")) for t in vocab), default=64)
         self.capped_replies = 0  # replies holding more than the tokens asked for, cut to that
         self._capped_lock = threading.Lock()
-        self._chats: dict[str, list[dict[str, str]]] = {}
+        self._chats: dict[str, tuple[list[dict[str, str]], dict[str, Any]]] = {}
         served = self._models()
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
@@ -222,16 +247,32 @@ class OpenAIBackend:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def chat(self, prompt: str, system_prompt: str | None) -> str:
-        """The rendered text (stored in samples, used to count tokens); the server renders the real
-        one from the messages, which are sent to /chat/completions."""
+    def chat(
+        self,
+        prompt: str,
+        system_prompt: str | None,
+        template: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The rendered text (stored in samples, used to count tokens, and sent as the prompt for
+        log-likelihoods); generation sends the messages to /chat/completions, where the server
+        renders them, with `kwargs` as chat_template_kwargs and `template` when it is not the
+        tokenizer's own (a file, a training record)."""
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         messages.append({"role": "user", "content": prompt})
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
+        own = getattr(self.tokenizer, "chat_template", None)
+        if own or (template and self.local_tokenizer):
+            text = common.chat(self.tokenizer, self.model_name, prompt, system_prompt, template, kwargs)
+        else:  # no local tokenizer: a stand-in rendering, for counting only
             text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages) + "<|assistant|>\n"
-        self._chats[text] = messages
+        extra: dict[str, Any] = {"chat_template_kwargs": dict(kwargs)} if kwargs else {}
+        if template and template != own:
+            extra["chat_template"] = template
+        if self.local_tokenizer and common.adds_special_tokens(self.tokenizer, text):
+            # mibe's BOS rule, as the hf and vllm backends tokenise: vLLM's chat path adds no BOS the
+            # template does not write unless asked (its add_special_tokens), and outputs would differ.
+            extra["add_special_tokens"] = True
+        self._chats[text] = (messages, extra)
         return text
 
     def _prompt(self, text: str) -> str | list[int]:
@@ -241,21 +282,26 @@ class OpenAIBackend:
 
     def _one(self, request: Request) -> str:
         common = {"model": self.model_name, "max_tokens": request.max_new_tokens, "temperature": 0.0}
-        stops = server_stops(request.stop)[:4]  # OpenAI's API takes at most four
+        # OpenAI's API takes at most four; none while a trace may be open (it would cut the thinking).
+        stops = [] if request.reasoning else server_stops(request.stop)[:4]
         if stops:
             common["stop"] = stops
-        messages = self._chats.get(request.prompt)
-        if messages is None:
+        chat = self._chats.get(request.prompt)
+        if chat is None:
             route, body = "completions", {**common, "prompt": self._prompt(request.prompt)}
         else:
-            route, body = "chat/completions", {**common, "messages": messages}
+            route, body = "chat/completions", {**common, "messages": chat[0], **chat[1]}
         # What a reply may hold: the tokens asked for, JSON-escaped (<= 6 bytes a byte), plus slack.
         reply = self._post(route, body, REPLY_SLACK + 6 * request.max_new_tokens * self.token_bytes)
         try:
-            text = choice_text(choices(reply)[0], chat=messages is not None)
+            first = choices(reply)[0]
+            text = choice_text(first, chat=chat is not None)
         except ValueError as exc:
             raise MibeError(f"{self.base_url}/{route}: {exc}") from None
-        return cut_at_stop(self._cap(text, request), request.stop)
+        pair = request.reasoning[0] if request.reasoning else traces.THINK[0]
+        finished = first.get("finish_reason") != "length"
+        text = with_reasoning(text, choice_reasoning(first, chat is not None), finished, pair)
+        return traces.cut_request(self._cap(text, request), request)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
         return self._map(self._one, requests)

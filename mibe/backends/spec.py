@@ -40,9 +40,9 @@ class ModelSpec:
         return self.backend != "openai"
 
 
-def parse(text: str, flag: str = "--judge") -> ModelSpec:
+def parse(text: str | None, flag: str = "--judge") -> ModelSpec:
     """`hf:PATH`, `vllm:PATH`, `openai:URL#NAME` or a bare PATH (hf); bad input is one line."""
-    raw = text.strip()
+    raw = (text or "").strip()
     if not raw:
         raise MibeError(f"{flag}: empty; give hf:PATH, vllm:PATH or openai:URL#NAME")
     prefix, sep, rest = raw.partition(":")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe import lineage
-from mibe.backends import common, continuations
-from mibe.backends.common import cut_at_stop, server_stops
+from mibe.backends import common, continuations, traces
+from mibe.backends.common import server_stops
 from mibe.types import MibeError, Request, RunConfig
 
 INSTALL = (
@@ -162,8 +162,14 @@ class VLLMBackend:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def chat(self, prompt: str, system_prompt: str | None) -> str:
-        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt)
+    def chat(
+        self,
+        prompt: str,
+        system_prompt: str | None,
+        template: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt, template, kwargs)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         return self.tokenizer(
@@ -185,7 +191,8 @@ class VLLMBackend:
             return []
         params = []
         for r in requests:
-            stops = server_stops(r.stop)  # a stop that may sit in leading blank text: cut afterwards
+            # A stop that may sit in leading blank text, or inside a reasoning trace: cut afterwards.
+            stops = [] if r.reasoning else server_stops(r.stop)
             params.append(
                 self.vllm.SamplingParams(
                     temperature=0.0, max_tokens=r.max_new_tokens, stop=stops or None, detokenize=bool(stops)
@@ -195,7 +202,7 @@ class VLLMBackend:
         texts = []
         for r, out in zip(requests, outputs, strict=True):
             ids = list(out.outputs[0].token_ids)[: r.max_new_tokens]
-            texts.append(cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), r.stop))
+            texts.append(traces.cut_request(self.tokenizer.decode(ids, skip_special_tokens=True), r))
         return texts
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:

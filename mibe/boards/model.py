@@ -56,6 +56,9 @@ KEY_FIELDS = (
     "max_new_tokens",
     "stop",
     "jury",  # judge_* columns only: the jury's id (judges, prompt, rubric, order); null elsewhere
+    "chat_template_kwargs",
+    "reasoning",
+    "extractor",
 )
 Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashable, comparable
 

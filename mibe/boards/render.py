@@ -39,6 +39,9 @@ def describe(protocol: dict[str, Any]) -> str:
         parts.append(f"stop {json.dumps(protocol['stop'])}")
     if protocol.get("jury") is not None:
         parts.append(f"jury {protocol['jury']} (judges and prompt in results.json)")
+    for name in ("chat_template_kwargs", "reasoning", "extractor"):  # absent from older runs
+        if protocol.get(name) is not None:
+            parts.append(f"{name} {json.dumps(protocol[name], sort_keys=True)}")
     return "; ".join(parts)
 
 
@@ -333,7 +336,9 @@ def csv_text(board: Board) -> str:
                             "note": None if cell is None else cell.note,
                             "protocol_id": board.protocol_ids[column.key],
                             **{
-                                f: json.dumps(protocol[f]) if isinstance(protocol[f], list) else protocol[f]
+                                f: json.dumps(protocol[f])
+                                if isinstance(protocol[f], list | dict)
+                                else protocol[f]
                                 for f in KEY_FIELDS
                                 if f != "task"
                             },

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, prompts, tasks
-from mibe.run import draws, judging, parallel, pipeline
+from mibe.run import draws, judging, parallel, pipeline, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -75,6 +75,17 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
     )
 
 
+def backend_for(
+    text: str | None, config: RunConfig, credentialed: Sequence[str] = (), flag: str = "--extractor"
+) -> Backend:
+    """A second model (an extractor, a judge) from its spec (mibe.backends.spec), loaded on the run's
+    machine settings through the same factory; the credentialed guard applies to it as to the model,
+    and the evaluated endpoint's API key is never passed to it."""
+    from mibe.backends import spec
+
+    return make_backend(spec.run_config(spec.parse(text, flag), config), credentialed)
+
+
 def default_output_dir(config: RunConfig) -> Path:
     name = Path(config.model.rstrip("/")).name or "model"
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -90,6 +101,9 @@ def identity(config: RunConfig) -> dict[str, Any]:
     resolved["fewshot_seeds"] = list(config.fewshot_seeds)
     if not config.fewshot_seeds:  # absent, so run folders written before draws existed still resume
         resolved.pop("fewshot_seeds")
+    resolved["chat_template"] = templating.setting(config.chat_template)
+    resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
+    resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back
     return resolved
 
 
@@ -138,11 +152,7 @@ def run(
         _check_output(config)
     judging.precheck(config, [t for t, _, _ in loaded], say)  # a refused judge stops the run before it starts
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
-    plans = [
-        (pipeline.plan(t, d, config, backend, pool), pool)
-        for (t, _, d), pool in zip(loaded, pools, strict=True)
-    ]
+    plans, extractor = _plans(config, loaded, backend)
     if config.dry_run:
         for p, pool in plans:
             say(pipeline.dry_run_report(p, config, backend, pool))
@@ -173,6 +183,8 @@ def run(
             "skipped": skipped,
             "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
+        if extractor is not None:  # --parser model: which model read the answers (and any override)
+            out["extractor"] = extractor.backend.describe()
         for p, pool in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
                 _score_task(p, pool, backend, config, run_dir, out, private)
@@ -184,6 +196,22 @@ def run(
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
+
+
+def _plans(config: RunConfig, loaded: list[tuple], backend: Backend) -> tuple[list[tuple], Any]:
+    """Each task's plan with its few-shot pool, and the answer extractor (--parser model) if any."""
+    setup = templating.resolve(config, backend)  # once per run: every task gets the same template
+    extractor = None
+    if config.resolved_parser == "model" and not config.dry_run:
+        from mibe.run.extract import Extractor
+
+        extractor = Extractor.load(config, [t.name for t, _, _ in loaded if t.credentialed])
+    pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
+    plans = [
+        (pipeline.plan(t, d, config, backend, pool, setup, extractor), pool)
+        for (t, _, d), pool in zip(loaded, pools, strict=True)
+    ]
+    return plans, extractor
 
 
 def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunConfig) -> None:
@@ -233,6 +261,8 @@ def _score_task(
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
     folder.write_json_atomic(run_dir / "results.json", out, private=private)
+    if config.redact_samples:
+        folder.discard(run_dir / "extractions" / f"{p.task.name}.jsonl")  # --parser model's cache goes too
 
 
 def _pool(task: Any, location: data.Location, docset: data.DocSet, config: RunConfig) -> list:

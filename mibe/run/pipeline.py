@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
-from mibe.run import batches, parallel
+from mibe.run import batches, extract, parallel, templating, thinking
 from mibe.runs import folder
-from mibe.scoring import calibration, kinds, output_checks
+from mibe.scoring import calibration, kinds, output_checks, reasoning
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 
@@ -24,6 +23,8 @@ class Plan:
     docset: data.DocSet
     docs: list[Doc]
     protocol: dict[str, Any]
+    chat: templating.ChatSetup | None = None  # None: resolved from the config when requests are built
+    extractor: Any = None  # --parser model: the loaded mibe.run.extract.Extractor
     draw: int | None = None  # the shot seed of one few-shot draw (mibe/run/draws.py); None: --seed
 
 
@@ -42,15 +43,14 @@ def generation_for(task: Task, config: RunConfig) -> tuple[int, tuple[str, ...]]
     return (config.max_new_tokens or max_new), stop
 
 
-def chat_hash(backend: Backend, config: RunConfig) -> str | None:
-    if not config.chat_template:
-        return None
-    template = getattr(getattr(backend, "tokenizer", None), "chat_template", None) or "endpoint"
-    return hashlib.sha256(str(template).encode()).hexdigest()[:16]
-
-
 def plan(
-    task: Task, docset: data.DocSet, config: RunConfig, backend: Backend, pool: Sequence[Doc] | None = None
+    task: Task,
+    docset: data.DocSet,
+    config: RunConfig,
+    backend: Backend,
+    pool: Sequence[Doc] | None = None,
+    setup: templating.ChatSetup | None = None,
+    extractor: Any = None,
 ) -> Plan:
     """The task's protocol: resume reuses samples only under the same one. It holds the documents and the
     few-shot pool as the hook produced them, so a changed hook or split never mixes two versions."""
@@ -58,6 +58,8 @@ def plan(
     shots_from = data.docs_fingerprint(pool) if config.num_fewshot and pool is not None else None
     max_new, stop = generation_for(task, config)
     scoring = scoring_for(task, config)
+    setup = (setup or templating.resolve(config, backend)).for_scoring(scoring)
+    chat = setup.protocol()
     protocol = {
         "task": task.name,
         "task_version": task.version,
@@ -78,14 +80,20 @@ def plan(
         "scorer_version": kinds.scorer_version(task.answer_type, config.resolved_parser)
         if scoring == "generate"
         else 1,
-        "chat_template": chat_hash(backend, config),
-        "system_prompt": config.system_prompt if config.chat_template else None,
+        "chat_template": chat.pop("chat_template"),
+        "system_prompt": chat.pop("system_prompt"),
         "max_new_tokens": max_new if scoring == "generate" else None,
         "stop": list(stop) if scoring == "generate" else None,
+        **chat,
+        "reasoning": templating.reasoning(config, scoring),
     }
     if config.fewshot_seeds:  # only then, so run folders written before draws existed still resume
         protocol["fewshot_seeds"] = list(config.fewshot_seeds)
-    return Plan(task, docset, docs, protocol)
+    if protocol["parser"] == "model" and not kinds.get(task.answer_type).labelled:
+        protocol["parser"] = "strict"  # the extractor maps answers to labels; free text reads as strict
+    if protocol["parser"] == "model":
+        protocol["extractor"] = config.extractor
+    return Plan(task, docset, docs, protocol, setup, extractor if protocol["parser"] == "model" else None)
 
 
 def build_requests(
@@ -95,12 +103,14 @@ def build_requests(
     task = p.task
     loglik = p.protocol["scoring"] == "loglikelihood"
     max_new = p.protocol["max_new_tokens"] or 0
+    delimiters = templating.delimiters(p.protocol)
+    if delimiters:  # --reasoning-budget: thinking tokens on top of the answer's cap
+        max_new += p.protocol["reasoning"]["budget"]
+    wrap = (p.chat or templating.resolve(config, backend)).wrap(backend)
     conts = tuple(" " + c for c in task.choices) if loglik else ()
 
     def count(text: str) -> int:
-        return len(
-            backend.tokenize(backend.chat(text, config.system_prompt) if config.chat_template else text)
-        )
+        return len(backend.tokenize(wrap(text)))
 
     budget = None
     if backend.max_context:
@@ -112,16 +122,14 @@ def build_requests(
     if many is not None:
         # Batched calls over all cores, before any forward; fitting then finds each prompt ready.
         whole = [prompts.compose(task.template, doc, shots) for doc, shots in drawn]
-        many([backend.chat(w, config.system_prompt) for w in whole] if config.chat_template else whole, conts)
+        many([wrap(w) for w in whole], conts)
     requests, notes = [], {}
     for doc, shots in drawn:
         prompt, removed = prompts.fit(
             task.template, doc, shots, task.truncate, count, backend.tokenize, backend.detokenize, budget
         )
-        if config.chat_template:
-            prompt = backend.chat(prompt, config.system_prompt)
         stop = tuple(p.protocol["stop"] or ())
-        requests.append(Request(doc.id, prompt, max_new, stop, conts))
+        requests.append(Request(doc.id, wrap(prompt), max_new, stop, conts, delimiters))
         notes[doc.id] = {"shots": [s.id for s in shots], "truncated_tokens": removed}
     return requests, notes
 
@@ -136,9 +144,12 @@ def to_sample(
         value: Any = task.choices[best]
         row.update(raw_output=value, logprobs=output, parse_failed=False)
     else:
-        parsed = kinds.parse_for(task, output, parser, doc.gold)
+        row["raw_output"] = output
+        if request.reasoning:  # only the final answer is parsed; an unfinished trace never is
+            row.update(thinking.split(request, output))
+        parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, doc.gold)
         value = parsed.value
-        row.update(raw_output=output, parse_failed=parsed.failed)
+        row["parse_failed"] = parsed.failed or bool(row.get("reasoning_truncated"))
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = gold
@@ -168,7 +179,7 @@ def evaluate(
         by_id = {d.id: d for d in pending}
         bar = batches.progress(len(p.docs), len(done), task.name)
         try:  # closed also on Ctrl-C or a failing endpoint, so the terminal is left clean
-            tokens = _run_batches(p, backend, config, share.target, bar, requests, notes, position, by_id)
+            tokens = _run_batches(p, backend, config, share, bar, requests, notes, position, by_id)
         finally:
             bar.close()
     wall = time.perf_counter() - started
@@ -187,10 +198,10 @@ def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence
 
 
 def _run_batches(
-    p: Plan, backend: Backend, config: RunConfig, target: Path, bar: Any, requests: list, notes: dict,
-    position: dict, by_id: dict,
+    p: Plan, backend: Backend, config: RunConfig, share: parallel.Share, bar: Any, requests: list,
+    notes: dict, position: dict, by_id: dict,
 ) -> int:  # fmt: skip
-    task = p.task
+    task, target = p.task, share.target
     # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
     # samples are still flushed after each chunk, so an interrupted run resumes.
     chunk = getattr(backend, "chunk_size", None)
@@ -216,6 +227,9 @@ def _run_batches(
                 to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
+            thinking.count_tokens(backend, rows)
+            if p.extractor is not None:
+                p.extractor.apply(task, rows, share.run_dir, task.credentialed)
             if redact:
                 rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
             if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
@@ -270,6 +284,8 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "domain": task.domain,
         "calibration": _calibration(p, config, rows),
         "warnings": _warnings(p, config, rows),
+        "reasoning": thinking.summary(rows),
+        "extraction": extract.summary(p.protocol.get("extractor") or "", rows),
     }
 
 

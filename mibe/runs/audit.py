@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.scoring.reasoning import answer_of
 from mibe.types import MISSING, MibeError, Task
 
 KINDS = (
@@ -113,6 +114,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
         "metrics": {},
         "examples": {},
         "note": None,
+        "model": model_vs_strict(saved.rows, examples, hide=task.credentialed and not show_credentialed),
     }
     if entry["protocol"].get("scoring") == "loglikelihood":
         report["note"] = "scored by log-likelihood: no generated output to parse"
@@ -123,7 +125,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
     golds = [value(r["gold"]) for r in saved.rows]
     preds: dict[str, list] = {"paper": [], "strict": []}
     for row, gold in zip(saved.rows, golds, strict=True):
-        text = row["raw_output"]
+        text = answer_of(row) or ""  # the final answer; a truncated trace is never parsed
         paper, strict = (kinds.parse_for(task, text, p, gold).value for p in ("paper", "strict"))
         preds["paper"].append(paper)
         preds["strict"].append(strict)
@@ -157,6 +159,52 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
     if task.credentialed and not show_credentialed:
         report["examples"] = None  # DUA-covered text stays out unless asked for
     return report
+
+
+def model_vs_strict(rows: Sequence[dict[str, Any]], examples: int, hide: bool) -> dict[str, Any] | None:
+    """Where the extractor (--parser model) and the strict parser read a run's answers differently;
+    None for a run without model-parsed predictions."""
+    read = [r for r in rows if "strict_prediction" in r]
+    if not read:
+        return None
+    differ = [r for r in read if r["strict_prediction"] != r["prediction"]]
+    shown = []
+    for row in differ[:examples]:
+        flat = " ".join(str(row.get("answer_text", row.get("raw_output", ""))).split())
+        cut = flat[:_EXAMPLE_CHARS] + ("..." if len(flat) > _EXAMPLE_CHARS else "")
+        shown.append(
+            {"id": row["id"], "output": cut, "strict": _shown(row["strict_prediction"]),
+             "model": _shown(row["prediction"]), "gold": _shown(row["gold"])}
+        )  # fmt: skip
+    right = {p: sum(1 for r in differ if r[k] == r["gold"]) for p, k in (("model", "prediction"),
+             ("strict", "strict_prediction"))}  # fmt: skip
+    # `hide`: credentialed text stays out unless asked for (--show-credentialed-examples).
+    return {
+        "n": len(read),
+        "differ": len(differ),
+        "right_when_differ": right,
+        "examples": None if hide else shown,
+    }
+
+
+def _render_model(t: dict[str, Any], md: bool) -> list[str]:
+    m = t.get("model")
+    if not m:
+        return []
+    lines = [
+        "",
+        f"Extractor (--parser model) against strict: {m['differ']} of {m['n']} answers read differently; "
+        f"where they differ the extractor is right {m['right_when_differ']['model']} times, strict "
+        f"{m['right_when_differ']['strict']} times.",
+    ]
+    if m["examples"] is None:
+        return [*lines, "Examples left out: credentialed data (--show-credentialed-examples shows them)."]
+    for ex in m["examples"]:
+        lines.append(
+            f"- document {ex['id']}: model {ex['model']!r}, strict {ex['strict']!r}, gold {ex['gold']!r}: "
+            f"{_code(ex['output'], md)}"
+        )
+    return lines
 
 
 def audit(
@@ -227,6 +275,7 @@ def render(report: dict[str, Any], md: bool) -> str:
         lines += ["", f"## {t['task']}" if md else f"== {t['task']} ==", ""]
         if t["note"]:
             lines.append(f"{t['task']}: {t['note']}.")
+            lines += _render_model(t, md)
             continue
         lines.append(
             f"{t['differ']} of {t['n']} documents read differently "
@@ -236,7 +285,7 @@ def render(report: dict[str, Any], md: bool) -> str:
         for m, both in t["metrics"].items():
             gap = None if None in both.values() else both["paper"] - both["strict"]
             rows.append((m, _num(both["paper"]), _num(both["strict"]), "-" if gap is None else f"{gap:+.3f}"))
-        lines += ["", *_table(rows, md)]
+        lines += ["", *_table(rows, md), *_render_model(t, md)]
         if not t["kinds"]:
             continue
         lines += ["", *_table([("kind of disagreement", "documents"), *map(_pair, t["kinds"].items())], md)]

@@ -332,6 +332,11 @@ def read_judge_cache(path: Path, writer: bool) -> dict[str, dict[str, Any]]:
     return {row["key"]: row for row in read_samples(path) if isinstance(row, dict) and "key" in row}
 
 
+def discard(path: Path) -> None:
+    """Remove a file the run no longer keeps (an extraction cache under --redact-samples)."""
+    path.unlink(missing_ok=True)
+
+
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:

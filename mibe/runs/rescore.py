@@ -7,33 +7,71 @@ costs a pass over them. The new run folder records where its numbers came from (
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe.runs import saved as saved_run
 from mibe.runs.saved import SavedTask, Say, stderr, value
-from mibe.scoring import kinds
+from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError, Task
 
 LOGLIK = "argmax-loglikelihood"  # the protocol's parser of tasks scored by log-likelihood
+Extract = Callable[[SavedTask, list], None]  # sets rows' predictions in place; has a `spec`
+
+
+def extraction_summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """How often the extractor's predictions agree with the strict parser's (mibe.run.extract)."""
+    read = [r for r in rows if "strict_prediction" in r]
+    if not read:
+        return None
+    agree = sum(1 for r in read if r["strict_prediction"] == r["prediction"])
+    return {
+        "extractor": spec,
+        "agreement_with_strict": agree / len(read),
+        "differ_from_strict": len(read) - agree,
+        "missing": sum(1 for r in read if r["prediction"] in ("missing", [])),
+    }
+
+
+def _extraction(extract: Extract, rows: Sequence[dict[str, Any]]) -> tuple[str, dict | None]:
+    spec = extract.spec  # type: ignore[attr-defined]
+    return spec, extraction_summary(spec, rows)
+
+
+def _reparsed(task: Any, row: dict[str, Any], parser: str) -> dict[str, Any]:
+    # Only the final answer is parsed; a reasoning trace cut off at the token limit never is.
+    parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, value(row["gold"]))
+    pred = list(parsed.value) if isinstance(parsed.value, tuple) else parsed.value
+    score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser)
+    failed = parsed.failed or bool(row.get("reasoning_truncated"))
+    return {**row, "parse_failed": failed, "prediction": pred, "score": score}
+
+
+def _origin(origin: Path, parser: str, ordered: bool) -> dict[str, Any]:
+    note: dict[str, Any] = {"run": str(origin), "parser": parser}
+    if not ordered:
+        note["note"] = (
+            "the run's data was not found, so intervals resample the samples file's order "
+            "(values as the run's up to float rounding; intervals may differ slightly)"
+        )
+    return note
 
 
 def rescore_task(
-    saved: SavedTask, parser: str, config: dict[str, Any], origin: Path
+    saved: SavedTask, parser: str, config: dict[str, Any], origin: Path, extract: Extract | None = None
 ) -> tuple[dict, list, str]:
     """The task's new results entry and samples under `parser`, and a line saying what was done."""
     task, entry = saved.task, saved.entry
     protocol = entry["protocol"]
+    if parser == "model" and not kinds.get(task.answer_type).labelled:
+        parser, extract = "strict", None  # the extractor maps answers to labels; free text reads as strict
     if protocol.get("scoring") == "loglikelihood":
         carried = {**entry, "rescored_from": {"run": str(origin), "parser": protocol.get("parser", LOGLIK)}}
         return carried, saved.rows, "scored by log-likelihood: nothing to re-parse, carried over unchanged"
-    rows = []
-    for row in saved.rows:
-        parsed = kinds.parse_for(task, row["raw_output"], parser, value(row["gold"]))
-        pred = list(parsed.value) if isinstance(parsed.value, tuple) else parsed.value
-        score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser)
-        rows.append({**row, "parse_failed": parsed.failed, "prediction": pred, "score": score})
+    rows = [_reparsed(task, row, parser) for row in saved.rows]
+    if extract is not None:  # --parser model: the extractor sets predictions (strict kept beside them)
+        extract(saved, rows)
     order = saved_run.doc_order(saved)
     by_id = {r["id"]: r for r in rows}
     ordered = [by_id[i] for i in order] if order else rows
@@ -58,12 +96,7 @@ def rescore_task(
         n_boot=config.get("bootstrap", 1000),
         bertscore_model=config.get("bertscore_model", "bert-base-multilingual-cased"),
     )
-    origin_note: dict[str, Any] = {"run": str(origin), "parser": parser}
-    if order is None:
-        origin_note["note"] = (
-            "the run's data was not found, so intervals resample the samples file's order "
-            "(values as the run's up to float rounding; intervals may differ slightly)"
-        )
+    origin_note = _origin(origin, parser, order is not None)
     version = kinds.scorer_version(task.answer_type, parser)
     new = {
         **entry,
@@ -77,6 +110,8 @@ def rescore_task(
         },
         "per_class": scored.get("per_class"),
     }
+    if extract is not None:
+        new["protocol"]["extractor"], new["extraction"] = _extraction(extract, rows)
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"
     return new, rows, line + ("; BERTScore carried over (same predictions)" if kept else "")
 
@@ -89,10 +124,12 @@ def rescore(
     command: Sequence[str] = (),
     say: Say = stderr,
     trusted: dict[str, Task] | None = None,
+    extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
 ) -> dict[str, Any]:
     """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json.
 
-    `trusted`: task files the user named with --tasks (their hooks may run); see saved.task_file."""
+    `trusted`: task files the user named with --tasks (their hooks may run); see saved.task_file.
+    `extractor` (--parser model): (credentialed task names, run, new folder) -> the rows' Extract."""
     from mibe.runs import folder
 
     run = saved_run.read_run(run_dir)
@@ -106,7 +143,7 @@ def rescore(
     with folder.locked(out_dir):  # two rescores into one folder: the second is refused, never interleaved
         if any(p.name != ".lock" for p in out_dir.iterdir()):
             raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
-        return _write(run, saved, parser, names, out_dir, command, say)
+        return _write(run, saved, parser, names, out_dir, command, say, extractor)
 
 
 def _write(
@@ -117,17 +154,20 @@ def _write(
     out_dir: Path,
     command: Sequence[str],
     say: Say,
+    extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
 ) -> dict[str, Any]:
     from mibe import __version__
     from mibe.runs import folder, summary
 
     origin, chosen = run.path.resolve(), [s.name for s in saved]
     config = {**(run.results.get("config") or {}), "parser": parser}
+    extract = extractor([s.name for s in saved if s.private], origin, out_dir) if extractor else None
+    config["extractor"] = extract.spec if extract else None  # type: ignore[attr-defined]
     if names:
         config["tasks"] = chosen
     entries, samples, lines = {}, {}, {}
     for s in saved:
-        entries[s.name], samples[s.name], lines[s.name] = rescore_task(s, parser, config, origin)
+        entries[s.name], samples[s.name], lines[s.name] = rescore_task(s, parser, config, origin, extract)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_json = {
         **run.run_json,
@@ -161,7 +201,12 @@ def _write(
 
 
 def command(args: Any, argv: Sequence[str]) -> int:
-    """`mibe rescore RUN_DIR [--parser paper|strict] [--tasks ...] --output-dir NEW_RUN_DIR`."""
+    """`mibe rescore RUN_DIR [--parser paper|strict|model] [--tasks ...] --output-dir NEW_RUN_DIR`;
+    `--parser model` is handled by mibe.run.extract.rescore_command (it loads the extractor)."""
     names, trusted = saved_run.task_specs(args.tasks)
+    if args.parser == "model" or getattr(args, "extractor", None):
+        raise MibeError(
+            "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
+        )
     rescore(args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv], trusted=trusted)
     return 0

@@ -1,6 +1,6 @@
 """Reasoning ("thinking") models: split an output into its leading trace and the final answer.
 
-The rules (docs/chat-and-reasoning-draft.md):
+The rules (docs/chat-and-reasoning.md):
 
 - A trace counts only at the very start of the output (after blank text), opened by one of the
   `delimiters` pairs, or already open when the output begins: the chat template wrote the opening
@@ -21,9 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-from mibe.backends.common import cut_at_stop
-
-THINK: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
+from mibe.backends.traces import (  # noqa: F401 (re-exported)
+    THINK,
+    _trace,
+    answer_offset,
+    apply_stop_after_trace,
+    opens_trace,
+)
 
 
 @dataclass(frozen=True)
@@ -31,61 +35,6 @@ class Reasoned:
     reasoning: str | None  # None: the output had no trace; "": an empty one
     answer_text: str  # what the parser reads; "" when truncated
     truncated: bool  # the trace never closed (ran out of tokens while thinking)
-
-
-@dataclass(frozen=True)
-class _Trace:
-    start: int  # where the reasoning text begins
-    end: int | None  # where the last closing tag begins; None: still open
-    answer: int | None  # where the final answer begins; None: still open
-
-
-def _check(delimiters: Sequence[tuple[str, str]]) -> None:
-    if not delimiters or any(
-        not (isinstance(o, str) and o and isinstance(c, str) and c) for o, c in delimiters
-    ):
-        raise ValueError(f"delimiters {delimiters!r}: need (open, close) pairs of non-empty strings")
-
-
-def _close(text: str, begin: int, pair: tuple[str, str]) -> tuple[int, int] | None:
-    """(closing tag start, answer start) of a trace open at `begin`, or None while it is open."""
-    opening, closing = pair
-    depth, at, last = 1, begin, None
-    while True:
-        o, c = text.find(opening, at), text.find(closing, at)
-        if c < 0:
-            return last
-        if 0 <= o < c:
-            depth, at = depth + 1, o + len(opening)
-            continue
-        depth, at = max(depth - 1, 0), c + len(closing)
-        if depth == 0:
-            last = (c, at)
-
-
-def _trace(text: str, delimiters: Sequence[tuple[str, str]], opened: bool) -> _Trace | None:
-    _check(delimiters)
-    lead = len(text) - len(text.lstrip())
-    for pair in delimiters:
-        if text.startswith(pair[0], lead):
-            begin = lead + len(pair[0])
-            found = _close(text, begin, pair)
-            return _Trace(begin, *(found or (None, None)))
-    # Started inside a trace the template opened: the first pair whose closing tag shows up.
-    for pair in delimiters:
-        if pair[1] in text:
-            found = _close(text, 0, pair)
-            if found is not None:
-                return _Trace(0, *found)
-    return _Trace(0, None, None) if opened else None
-
-
-def opens_trace(prompt: str, delimiters: Sequence[tuple[str, str]] = THINK) -> bool:
-    """Whether the rendered prompt ends inside an open trace (templates that write `<think>\\n`
-    after the assistant header), so the output starts in the middle of the reasoning."""
-    _check(delimiters)
-    body = prompt.rstrip()
-    return any(body.endswith(opening) for opening, _ in delimiters)
 
 
 def split_reasoning(
@@ -113,30 +62,6 @@ def split_reasoning(
     return Reasoned(text[trace.start : trace.end].strip(), text[trace.answer :].lstrip(), False)
 
 
-def answer_offset(
-    text: str, delimiters: Sequence[tuple[str, str]] = THINK, *, opened: bool = False
-) -> int | None:
-    """Where the final answer begins in `text` (0 without a trace), None while a trace is open:
-    what a streaming stop check needs to look only past the reasoning."""
-    trace = _trace(text, delimiters, opened)
-    if trace is not None:
-        return trace.answer
-    body = text.lstrip()
-    # A tag still being written ("<thi") may yet open a trace: nothing is answer so far.
-    return None if body and any(o.startswith(body) for o, _ in delimiters) else 0
-
-
-def apply_stop_after_trace(
-    text: str, stops: Sequence[str], delimiters: Sequence[tuple[str, str]] = THINK, *, opened: bool = False
-) -> str:
-    """`text` cut at the first stop string of its final answer; a trace is never cut (thinking is
-    full of blank lines), and an unfinished one is returned whole."""
-    start = answer_offset(text, delimiters, opened=opened)
-    if start is None:
-        return text
-    return text[:start] + cut_at_stop(text[start:], stops)
-
-
 def reasoning_token_stats(counts: Sequence[int | None]) -> dict[str, float | int | None]:
     """Mean and max thinking tokens over the outputs that had a trace (None: no trace, left out)."""
     kept = [int(c) for c in counts if c is not None]
@@ -145,3 +70,11 @@ def reasoning_token_stats(counts: Sequence[int | None]) -> dict[str, float | int
     if not kept:
         return {"mean": None, "max": None}
     return {"mean": fmean(kept), "max": max(kept)}
+
+
+def answer_of(row: dict) -> str | None:
+    """The text a parser reads from a samples row: its final answer, None for a truncated trace
+    (never parsed), the whole output for rows written without splitting (paper protocol, older runs)."""
+    if row.get("reasoning_truncated"):
+        return None
+    return row["answer_text"] if "answer_text" in row else row["raw_output"]

@@ -17,13 +17,24 @@ if TYPE_CHECKING:  # mibe.data is imported where a task is trained on, as before
 Example = dict[str, Any]  # segments, the prompt text (for the guard) and every text (for the guard)
 
 
-def chat_template(setting: str, tokenizer: Any) -> tuple[str | None, str]:
-    """The template text and where it came from: none, the tokenizer's, a shipped name, a file, inline."""
+def chat_template(setting: str, tokenizer: Any, base: str | None = None) -> tuple[str | None, str]:
+    """The template text and where it came from: none, the tokenizer's, a shipped name, a file, inline.
+
+    `auto` follows `mibe run`'s rule (mibe.backends.chat.resolve_chat_template): the base model's own
+    training record first (a checkpoint mibe trained without a template has none, although its
+    tokenizer kept its base's), else the tokenizer's; where that finds none, the shipped default."""
     if setting == "none":
         return None, "none"
     if setting == "auto":
-        if tokenizer.chat_template:
-            return tokenizer.chat_template, "tokenizer"
+        from mibe.backends import chat
+
+        try:
+            record = chat.training_record(base)
+            found = chat.resolve_chat_template("auto", "mibe", record, tokenizer.chat_template)
+        except MibeError as exc:
+            raise MibeError(f"recipe key chat_template auto: {exc}") from None
+        if found.template is not None:
+            return found.template, found.source
         setting = "default"
     if "{%" in setting or "{{" in setting:
         return setting, "inline"

@@ -80,7 +80,7 @@ def _split(rows: list[dict], held_out: float, seed: int) -> tuple[list[dict], li
 def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
     import datasets
 
-    template, source = examples.chat_template(recipe["chat_template"], tokenizer)
+    template, source = examples.chat_template(recipe["chat_template"], tokenizer, recipe["model"])
     if kind == "sft":
         made, manifest, skipped, first = examples.sft_examples(recipe, template, tokenizer, cache)
         tasks, places = guard.locations(recipe)

@@ -1,0 +1,45 @@
+"""Reasoning traces in a run: each generated output split into its trace and its final answer
+before the parser (mibe.scoring.reasoning holds the rules), and the per-task counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mibe.scoring.reasoning import opens_trace, reasoning_token_stats, split_reasoning
+from mibe.types import Backend, Request
+
+
+def split(request: Request, output: str) -> dict[str, Any]:
+    """The sample's reasoning fields; `answer_text` is what the parser reads ("" when truncated)."""
+    opened = opens_trace(request.prompt, request.reasoning)
+    found = split_reasoning(output, request.reasoning, opened=opened)
+    return {
+        "reasoning": found.reasoning,
+        "answer_text": found.answer_text,
+        "reasoning_truncated": found.truncated,
+    }
+
+
+def count_tokens(backend: Backend, rows: Sequence[dict[str, Any]]) -> None:
+    """`reasoning_tokens` of each row with a trace (None without one), by the model's tokenizer."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    for row in rows:
+        text = row.get("reasoning")
+        if text is None or "reasoning_tokens" in row:
+            continue
+        ids = backend.tokenize(text) if text else []
+        row["reasoning_tokens"] = len(ids) - (1 if ids and bos is not None and ids[0] == bos else 0)
+
+
+def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """results.json's per-task reasoning figures; None when the run split no traces."""
+    if not any("answer_text" in r for r in rows):
+        return None
+    counts = [r.get("reasoning_tokens") for r in rows if r.get("reasoning") is not None]
+    return {
+        "with_trace": len(counts),
+        "reasoning_truncated": sum(1 for r in rows if r.get("reasoning_truncated")),
+        "reasoning_tokens": reasoning_token_stats(counts),
+    }
