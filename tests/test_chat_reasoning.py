@@ -406,3 +406,20 @@ def test_an_endpoint_template_never_frames_loglikelihood_prompts() -> None:
     assert bare.protocol()["chat_template_kwargs"] is None
     assert bare.protocol()["chat_template_source"] == "none"
     assert server.for_scoring("generate") is server
+
+
+def test_engines_apply_stops_themselves_unless_a_trace_may_open(thinker: Path, tiny_llama: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from mibe.backends import traces
+    from mibe.backends.openai import _ByteTokenizer
+
+    think = (("<think>", "</think>"),)
+    plain, reasoning_model = AutoTokenizer.from_pretrained(tiny_llama), AutoTokenizer.from_pretrained(thinker)
+    bare = Request("d", "Question?\nAnswer:", 8, ("\n\n",), reasoning=think)
+    opened = Request("d", "Question?\nAnswer: <think>", 8, ("\n\n",), reasoning=think)
+    assert traces.may_reason(plain, bare) is False  # no trace can open: the engine may stop at "\n\n"
+    assert traces.may_reason(plain, opened) is True  # the prompt opened one: stops only after it
+    assert traces.may_reason(reasoning_model, bare) is True  # <think> is a token of its own there
+    assert traces.may_reason(_ByteTokenizer(), bare) is True  # nothing to look in: assume it may
+    assert traces.may_reason(plain, Request("d", "Q", 8, ("\n\n",))) is False  # paper protocol: no split

@@ -283,7 +283,7 @@ class OpenAIBackend:
     def _one(self, request: Request) -> str:
         common = {"model": self.model_name, "max_tokens": request.max_new_tokens, "temperature": 0.0}
         # OpenAI's API takes at most four; none while a trace may be open (it would cut the thinking).
-        stops = [] if request.reasoning else server_stops(request.stop)[:4]
+        stops = [] if traces.may_reason(self.tokenizer, request) else server_stops(request.stop)[:4]
         if stops:
             common["stop"] = stops
         chat = self._chats.get(request.prompt)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mibe.backends.common import cut_at_stop
 from mibe.types import Request
@@ -109,3 +110,19 @@ def stop_reached(text: str, stops: Sequence[str], request: Request) -> bool:
             return False
         text = text[start:]
     return any(s in text.lstrip() for s in stops)
+
+
+def may_reason(tokenizer: Any, request: Request) -> bool:
+    """Whether a trace may open in this output: the prompt opens one, or the tokenizer knows an opening
+    tag as a token of its own (reasoning models add `<think>` to their vocabulary). Otherwise an engine
+    may apply stop strings itself, saving the tokens past the answer; without a vocabulary to look in
+    (an endpoint with no local tokenizer), assume it may."""
+    if not request.reasoning:
+        return False
+    if opens_trace(request.prompt, request.reasoning):
+        return True
+    vocab = getattr(tokenizer, "get_added_vocab", None)
+    if vocab is None:
+        return True
+    added = vocab()
+    return any(open_tag in added for open_tag, _ in request.reasoning)

@@ -192,7 +192,7 @@ class VLLMBackend:
         params = []
         for r in requests:
             # A stop that may sit in leading blank text, or inside a reasoning trace: cut afterwards.
-            stops = [] if r.reasoning else server_stops(r.stop)
+            stops = [] if traces.may_reason(self.tokenizer, r) else server_stops(r.stop)
             params.append(
                 self.vllm.SamplingParams(
                     temperature=0.0, max_tokens=r.max_new_tokens, stop=stops or None, detokenize=bool(stops)
