@@ -387,6 +387,7 @@ def test_ctrl_c_stops_a_run_at_once_and_keeps_what_was_answered(
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "mibe.cli", "run", "--backend", "openai", "--base-url", server.url]
     argv += ["--model", "m", "--demo", "--tasks", "pubmedqa,medqa", "--max-concurrency", "2"]
+    argv += ["--chat-template", "none"]  # the scripted server answers completions
     process = subprocess.Popen(
         [*argv, "--output-dir", str(out)],
         cwd=REPO,

@@ -1,4 +1,4 @@
-"""A leaderboard as terminal text, markdown or CSV (HTML: board_html.py; figures: board_plot.py).
+"""A leaderboard as terminal text, markdown or CSV (HTML: html.py; figures: plot.py).
 
 Only aggregates are written: no prompt, output or gold of any document, so a board of credentialed
 tasks can be shared."""
