@@ -282,9 +282,10 @@ RUN = {
 def scored(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("formats") / "run"
     paths = {name: str(case[1]) for name, case in RUN.items()}
-    config = RunConfig(
-        model=str(tiny_llama), tasks=SIX, data=paths, output_dir=str(out), max_new_tokens=8, bootstrap=50
-    )
+    config = RunConfig(  # bare prompts: the check below reads the task templates' exact text
+        model=str(tiny_llama), tasks=SIX, data=paths, output_dir=str(out), max_new_tokens=8, bootstrap=50,
+        chat_template="none",
+    )  # fmt: skip
     return api.run(config, say=lambda line: None), out
 
 

@@ -281,6 +281,8 @@ def test_public_samples_limit_50_metrics_equal_sklearn(tiny_llama: Path, tmp_pat
         "50",
         "--max-new-tokens",
         "8",
+        "--chat-template",
+        "none",
         "--output-dir",
         str(out),
     )

@@ -47,8 +47,10 @@ def doc(folder: Path) -> dict:
     return json.loads((folder / provenance.FILE).read_text())
 
 
-def score(model: Path, task: str, out: Path) -> dict:
-    config = RunConfig(model=str(model), tasks=(task,), demo=True, output_dir=str(out), bootstrap=50)
+def score(model: Path, task: str, out: Path, **options: object) -> dict:
+    config = RunConfig(
+        model=str(model), tasks=(task,), demo=True, output_dir=str(out), bootstrap=50, **options
+    )
     return api.run(config, say=lambda line: None)
 
 
@@ -158,7 +160,8 @@ def test_task_fine_tuning_is_ready_for_mibe_run(
     tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "task"
-    before = score(tiny_llama, "pubmedqa", tmp_path / "before")["tasks"]["pubmedqa"]
+    # Bare prompts, as the task checkpoint (trained without a template) is scored below.
+    before = score(tiny_llama, "pubmedqa", tmp_path / "before", chat_template="none")["tasks"]["pubmedqa"]
     assert before["parse_failures"] == 3  # a random tiny model answers nothing usable
     rows = pubmedqa_rows(tmp_path / "train.jsonl")
     with monkeypatch.context() as inside:

@@ -114,7 +114,9 @@ def resolve_chat_template(
             f"{provenance['unreadable']}: unreadable, so --chat-template auto cannot tell how the "
             "checkpoint was trained; fix the file or pass --chat-template none|FILE"
         )
-    if provenance is not None and "chat_template" in provenance:
+    # Fine-tuning decides a checkpoint's template (none, if it trained without one); continual
+    # pre-training never applies one, so its record says nothing and the tokenizer's stands.
+    if provenance is not None and "chat_template" in provenance and provenance.get("kind") != "pretrain":
         return _from_training(provenance["chat_template"], tokenizer_template)
     if tokenizer_template:
         return ChatChoice(tokenizer_template, "tokenizer", template_hash(tokenizer_template))
