@@ -340,3 +340,24 @@ def test_tie_groups_on_constructed_runs(tmp_path: Path) -> None:
     assert sum(line.split(",")[-3] == "True" for line in lines) == len(expected)  # tie_group
     html_page = __import__("mibe.boards.html", fromlist=["html"]).html(board)
     assert html_page.count('class="best"') >= len(expected)
+
+
+def test_the_board_keeps_general_tasks_out_of_the_medical_average(two_runs: tuple[Path, Path]) -> None:
+    board = build_board(list(two_runs), published=False, n_boot=20)
+    # The checkpoint was trained without a chat template, the base run used one: two sections.
+    sections = [s for s in board.sections if any(c.task == "everyday_yesno" for c in s.columns)]
+    assert len(sections) == 2
+    for section in sections:
+        assert {c.task for c in section.averaged} == {"pubmedqa"}  # medical only
+        general_columns = {(c.task, c.metric) for c in section.general}
+        assert general_columns == {("everyday_yesno", "accuracy"), ("everyday_yesno", "macro_f1")}
+        for ranked, general in zip(section.rows, section.general_average, strict=True):
+            entry = results(ranked.row.run_dir)["tasks"]
+            medical, own = entry["pubmedqa"]["metrics"], entry["everyday_yesno"]["metrics"]
+            assert ranked.average == pytest.approx(
+                (medical["accuracy"]["value"] + medical["macro_f1"]["value"]) / 2
+            )
+            assert general == pytest.approx((own["accuracy"]["value"] + own["macro_f1"]["value"]) / 2)
+    assert "General-domain average (over everyday_yesno accuracy, everyday_yesno macro_f1" in render.text(
+        board
+    )

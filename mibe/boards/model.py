@@ -92,6 +92,7 @@ class Row:
     run_dir: Path | None
     cells: dict[Column, Cell] = field(default_factory=dict)
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> results' calibration
+    general: set[str] = field(default_factory=set)  # tasks whose task file says `domain: general`
 
 
 def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None) -> Key:
@@ -166,6 +167,8 @@ def run_rows(run: Run) -> list[Row]:
             row.cells[Column(task, metric, key)] = Cell(number, ci, n, note, sd)
         if isinstance(entry.get("calibration"), dict):
             row.calibration[task] = entry["calibration"]
+        if entry.get("domain") == "general":
+            row.general.add(task)
     return [rows[k] for k in sorted(rows)]
 
 

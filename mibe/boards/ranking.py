@@ -49,6 +49,10 @@ class Section:
     verdicts: dict[Any, Verdict] = field(default_factory=dict)
     top: dict[Any, int] = field(default_factory=dict)  # column -> the best row (the first on a tie)
     ties: dict[Any, multiplicity.TieGroup] = field(default_factory=dict)  # column -> its tie group
+    # General-domain tasks (`domain: general`) stay out of the average, which is then the medical one;
+    # their own average is kept apart: the columns, and each ranked row's value (None: incomplete).
+    general: list[Column] = field(default_factory=list)
+    general_average: list[float | None] = field(default_factory=list)
 
 
 def _groups(rows: Sequence[Row]) -> list[list[Row]]:
@@ -111,22 +115,41 @@ def _ranks(averages: Sequence[float | None]) -> list[int | None]:
     return [None if a is None else 1 + sum(1 for b in present if b > a + 1e-12) for a in averages]
 
 
+def _average(row: Row, over: Sequence[Column]) -> float | None:
+    """The mean over `over`, complete rows only."""
+    values = [row.cells[c].value for c in over if c in row.cells]
+    if not over or len(values) < len(over) or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)  # type: ignore[arg-type]
+
+
+def general_lines(section: Section) -> list[str]:
+    """The general-domain average of each row, for the notes under a table (none without such tasks)."""
+    if not section.general:
+        return []
+    over = ", ".join(sorted({f"{c.task} {c.metric}" for c in section.general}))
+    values = [
+        f"{x.row.label} {'n/a (incomplete)' if v is None else f'{v:.3f}'}"
+        for x, v in zip(section.rows, section.general_average, strict=True)
+    ]
+    return [
+        f"General-domain average (over {over}; not in the average, which is medical): " + "; ".join(values)
+    ]
+
+
 def build_section(rows: Sequence[Row], all_metrics: bool) -> Section:
     columns = sorted({c for r in rows for c in r.cells if shown(c, all_metrics)}, key=column_order)
     # A column nobody has a number for (BERTScore offline, say) can't make a row incomplete.
     valued = [c for c in columns if any(r.cells.get(c, None) and r.cells[c].value is not None for r in rows)]
-    over = [c for c in valued if averaged(c)]
-
-    def average(row: Row) -> float | None:
-        values = [row.cells[c].value for c in over if c in row.cells]
-        if not over or len(values) < len(over) or any(v is None for v in values):
-            return None
-        return sum(values) / len(values)  # type: ignore[arg-type]
-
-    averages = [average(r) for r in rows]
+    general_tasks = {t for r in rows for t in r.general}
+    over = [c for c in valued if averaged(c) and c.task not in general_tasks]
+    general = [c for c in valued if averaged(c) and c.task in general_tasks]
+    averages = [_average(r, over) for r in rows]
     ranked = [Ranked(r, a, k) for r, a, k in zip(rows, averages, _ranks(averages), strict=True)]
     ranked.sort(key=lambda x: (x.rank is None, x.rank or 0))
     section = Section(_title(rows, columns), rows[0].invented, columns, over, ranked)
+    section.general = general
+    section.general_average = [_average(x.row, general) for x in ranked]
     for column in valued:
         values = [(i, x.row.cells[column].value) for i, x in enumerate(ranked) if column in x.row.cells]
         values = [(i, v) for i, v in values if v is not None]

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from mibe.boards.model import KEY_FIELDS, Board, Column, Row
-from mibe.boards.ranking import AVERAGE, Section
+from mibe.boards.ranking import AVERAGE, Section, general_lines
 
 DASH = "—"
 
@@ -184,13 +184,15 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
     verdicts = [f"{text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
     parts = [("Rows", rows), ("Protocols", list(protocols.values()))]
     parts.append((SIGNIFICANCE_NOTE, verdicts))
+    notes = general_lines(section) + notes
     return parts + ([("Notes", notes)] if notes else [])
 
 
 LEGEND = (
     "Cells: value [bootstrap 95% interval]; value ± sd over few-shot draws, for runs scored over several "
     "draws. Published rows have no interval. {best}. "
-    "Average: over the paper's metrics of each task, complete rows only; ranks by average."
+    "Average: over the paper's metrics of each task (medical tasks; a task file's `domain: general` "
+    "keeps its task out, with its own average in the notes), complete rows only; ranks by average."
 )
 TIE_GROUP = "the best row and every row not significantly behind it (Holm-adjusted p >= 0.05)"
 SIGNIFICANCE = "tie group / best ahead?"
