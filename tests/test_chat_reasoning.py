@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +20,7 @@ from mibe.boards.model import protocol_key
 from mibe.run import api
 from mibe.types import MibeError, Request, RunConfig
 from tests import chatmodel
+from tests.loopback import JSONHandler, serving
 
 # ---- the stop rule after a trace (what the HF stopping criterion and every backend's cut use) ---------
 THINK = (("<think>", "</think>"),)
@@ -82,25 +82,14 @@ GOLD = {"closed": "yes", "unclosed": "no", "empty": "no", "nested": "yes", "fiel
 GOLD["plain"] = "maybe"
 
 
-class _Reasoner(BaseHTTPRequestHandler):
+class _Reasoner(JSONHandler):
     bodies: ClassVar[list[dict]] = []
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _reply(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         self._reply({"data": [{"id": "reasoner", "max_model_len": 4096}]})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self._body()
         type(self).bodies.append(body)
         text = json.dumps(body.get("messages") or body.get("prompt"))
         case = next(c for c in REPLIES if f"CASE-{c}." in text)
@@ -116,14 +105,10 @@ class _Reasoner(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def reasoner() -> str:
+def reasoner() -> Iterator[str]:
     _Reasoner.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Reasoner)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_Reasoner) as url:
+        yield url
 
 
 def _task(tmp_path: Path, cases: list[str], credentialed: bool = False) -> Path:

@@ -15,9 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +32,7 @@ from mibe.boards import compare as compare_runs
 from mibe.run import judging
 from mibe.scoring import judges, stats
 from mibe.types import MibeError
+from tests.loopback import JSONHandler, serving
 
 FIXTURES = Path(__file__).parent / "fixtures" / "judge"
 SHORT_RUBRIC = {
@@ -337,28 +337,17 @@ def canned(judge: str, index: int, names: tuple[str, ...], better: bool) -> tupl
     return "\n".join(lines), values
 
 
-class _Jury(BaseHTTPRequestHandler):
+class _Jury(JSONHandler):
     """An OpenAI-compatible judge: finds the document by its reference and answers `canned`."""
 
     docs: ClassVar[dict[str, tuple[int, tuple[str, ...]]]] = {}  # reference -> (index, rubric names)
     seen: ClassVar[list[str]] = []
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _reply(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
         self._reply({"data": [{"id": "a"}, {"id": "b"}]})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self._body()
         content = body["messages"][-1]["content"]
         reference = re.search(r"<reference>\n(.*?)\n</reference>", content, re.S).group(1)
         candidate = re.search(r"<candidate>\n(.*?)\n</candidate>", content, re.S).group(1)
@@ -369,17 +358,14 @@ class _Jury(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def jury_server(evaluated: dict[str, Path]) -> str:
+def jury_server(evaluated: dict[str, Path]) -> Iterator[str]:
     _Jury.docs, _Jury.seen = {}, []
     for task in ("tiny_sum", "tiny_cxr", "pubmed_sum", "mimic_cxr"):
         rubric = tasks.load_task(_task_path(evaluated, task)).judge
         for row in _rows(evaluated["run"], task):
             _Jury.docs[row["gold"].strip()] = (row["index"], rubric.names)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Jury)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_Jury) as url:
+        yield url
 
 
 def _task_path(evaluated: dict[str, Path], task: str) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from mibe.boards import model as board_model
 from mibe.boards.board import build as build_board
 from mibe.scoring import kinds, paper
 from mibe.types import MISSING
+from tests.loopback import JSONHandler, serving
 
 # Outputs that expose the paper's rules: repeated characters (emrQA), a tag prefixed by "Output: " and
 # a cut-off output (i2b2), capitalised and empty hallmarks (HoC), two DDI labels.
@@ -58,32 +58,18 @@ TAGS = {
 }
 
 
+class _Canned(JSONHandler):
+    def do_GET(self) -> None:
+        self._reply({"data": [{"id": "canned", "max_model_len": 100000}]})
+
+    def do_POST(self) -> None:
+        self._reply({"choices": [{"index": 0, "text": canned(self._body()["prompt"])}]})
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _send(self, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._send({"data": [{"id": "canned", "max_model_len": 100000}]})
-
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            self._send({"choices": [{"index": 0, "text": canned(request["prompt"])}]})
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_Canned) as url:
+        yield url
 
 
 def rows(run: Path, task: str) -> list[dict]:
