@@ -26,16 +26,10 @@ from mibe import cli, data, tasks
 from mibe.run import api
 from mibe.runs import audit, folder, rescore
 from mibe.types import MibeError, Request, RunConfig
+from tests.test_reliability import TASK
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = """name: notes
-dataset: {source: notes.jsonl}
-template: "Specialty of this note?\\nINPUT: {{ text }}\\nOUTPUT:"
-target: label
-answer: {type: choice, choices: [Surgery, Cardiology]}
-generation: {max_new_tokens: 4}
-metrics: [accuracy, macro_f1]
-"""
+LABELS = TASK  # the reliability tests' label task: a choice task over local notes
 SUMMARY = """name: summary
 dataset: {source: notes.jsonl}
 template: "Summarise: {{ text }}\\nSUMMARY:"
