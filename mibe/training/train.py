@@ -254,6 +254,11 @@ def _final_eval(hf: Any, data: Prepared) -> dict[str, Any] | None:
 
 def _save(hf: Any, out: Path, tokenizer: Any, recipe: dict[str, Any], main: bool, say) -> None:
     hf.save_model(str(out))  # every rank calls it: DeepSpeed gathers the sharded weights here
+    # Every rank leaves the process group together, before rank 0 merges alone: a rank that exits
+    # while another still holds the group can abort in the communication library's teardown
+    # ("terminate called without an active exception", exit 250 from the launcher).
+    hf.accelerator.wait_for_everyone()
+    hf.accelerator.end_training()
     if main:
         tokenizer.save_pretrained(str(out))
         if recipe["merge"]:
