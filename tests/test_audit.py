@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from mibe import tasks
 from mibe.run import api
 from mibe.runs import audit
 from mibe.scoring import kinds
-from mibe.types import MISSING, Request, RunConfig
+from mibe.types import MISSING, RunConfig
 from tests.conftest import PUBLIC, needs_public_data
+from tests.scripted import Scripted
 
 HOC_CASE = ("resisting cell death", "inducing angiogenesis")
 # (task, realistic model output, gold, paper's reading, strict's reading, kind of disagreement)
@@ -131,34 +131,6 @@ def test_paper_reproduces_strict_fixes_audit_names(
         paper_score = kinds.doc_score(t.answer_type, gold, paper, "paper")
         strict_score = kinds.doc_score(t.answer_type, gold, strict, "strict")
         assert paper_score != strict_score or strict == MISSING
-
-
-class Scripted:
-    """A backend that answers each prompt with a hand-written output: realistic text a tiny random
-    model cannot produce, sent through the real runner so the run folder is a real one."""
-
-    max_context = None
-
-    def __init__(self, outputs: dict[str, str]) -> None:
-        self.outputs = outputs
-
-    def generate(self, requests: Sequence[Request]) -> list[str]:
-        return [self.outputs[r.prompt] for r in requests]
-
-    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
-        raise AssertionError("these tasks are generated")
-
-    def describe(self) -> dict:
-        return {"name": "scripted", "backend": "scripted"}
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(range(len(text.split())))
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return ""
-
-    def chat(self, prompt: str, system_prompt: str | None) -> str:
-        return prompt
 
 
 def write_data(folder: Path) -> dict[str, str]:

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import pytest
 from mibe import cli, data, tasks
 from mibe.run import api
 from mibe.runs import audit, folder, rescore
-from mibe.types import MibeError, Request, RunConfig
+from mibe.types import MibeError, RunConfig
+from tests.scripted import Scripted
 from tests.test_reliability import TASK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,34 +42,9 @@ ROWS = [{"id": f"n{i}", "text": f"secret note {i} about the heart", "label": ["S
         for i in range(5)]  # fmt: skip
 
 
-class Scripted:
-    """Answers every prompt with its last word before the answer cue: a real run folder, no model."""
-
-    max_context = None
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.calls, self.fail_after = 0, fail_after
-
-    def generate(self, requests: Sequence[Request]) -> list[str]:
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise KeyboardInterrupt  # a kill between batches: what was flushed stays
-        return [" Cardiology about the heart" for _ in requests]
-
-    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
-        raise AssertionError("generated tasks only")
-
-    def describe(self) -> dict:
-        return {"name": "scripted", "backend": "scripted"}
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(range(len(text.split())))
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return ""
-
-    def chat(self, prompt: str, system_prompt: str | None) -> str:
-        return prompt
+def scripted(fail_after: int | None = None) -> Scripted:
+    """Answers every prompt alike: a real run folder, no model; `fail_after` batches, then a kill."""
+    return Scripted(reply=lambda request: " Cardiology about the heart", fail_after=fail_after)
 
 
 def workspace(tmp_path: Path, task: str = LABELS, rows: list | None = None, name: str = "notes") -> Path:
@@ -83,7 +58,7 @@ def run(task_file: Path, out: Path, backend: Scripted | None = None, **options) 
     config = RunConfig(
         model="scripted", tasks=(str(task_file),), output_dir=str(out), bootstrap=20, **options
     )
-    return api.run(config, backend=backend or Scripted(), say=lambda line: None)
+    return api.run(config, backend=backend or scripted(), say=lambda line: None)
 
 
 def samples(out: Path, task: str = "notes") -> list[dict]:
@@ -166,7 +141,7 @@ def test_rerunning_a_finished_run_with_redact_samples_redacts_it(tmp_path: Path)
 def test_rows_are_redacted_from_the_first_write_and_a_resume_keeps_them_so(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):  # killed after two batches, before the task is scored
-        run(workspace(tmp_path), out, backend=Scripted(fail_after=2), batch_size=1, redact_samples=True)
+        run(workspace(tmp_path), out, backend=scripted(fail_after=2), batch_size=1, redact_samples=True)
     cut = samples(out)
     assert len(cut) == 2 and all(not FULL_KEYS & set(r) for r in cut)
     assert {"id", "index", "prediction", "gold", "score"} <= set(cut[0])  # what scoring and resume need
@@ -199,7 +174,7 @@ def test_a_kill_right_after_results_json_is_written_leaves_no_text(tmp_path: Pat
 def test_a_killed_unredacted_run_resumed_with_the_flag_is_redacted(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run(workspace(tmp_path), out, backend=Scripted(fail_after=2), batch_size=1)
+        run(workspace(tmp_path), out, backend=scripted(fail_after=2), batch_size=1)
     assert set(samples(out)[0]) >= FULL_KEYS
     run(workspace(tmp_path), out, batch_size=1, redact_samples=True)
     rows = samples(out)
@@ -257,7 +232,7 @@ def test_the_default_output_folder_beside_other_runs_is_fine(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "an-earlier-run").mkdir(parents=True)
     config = RunConfig(model="scripted", tasks=(str(workspace(tmp_path / "w")),), bootstrap=20)
-    api.run(config, backend=Scripted(), say=lambda line: None)
+    api.run(config, backend=scripted(), say=lambda line: None)
     assert len(list((tmp_path / "runs").glob("scripted-*/results.json"))) == 1
 
 
@@ -585,5 +560,5 @@ def test_the_progress_bar_is_closed_when_a_batch_fails(tmp_path: Path, monkeypat
     real = batches.progress
     monkeypatch.setattr(batches, "progress", lambda *a: made.append(real(*a)) or made[-1])
     with pytest.raises(KeyboardInterrupt):
-        run(workspace(tmp_path), tmp_path / "run", backend=Scripted(fail_after=1), batch_size=1)
+        run(workspace(tmp_path), tmp_path / "run", backend=scripted(fail_after=1), batch_size=1)
     assert len(made) == 1 and made[0].bar.disable  # tqdm's close() disables the bar

@@ -16,7 +16,8 @@ from mibe.run import api
 from mibe.runs import rescore
 from mibe.runs import saved as saved_run
 from mibe.types import RunConfig
-from tests.test_audit import Scripted, scripted_run
+from tests.scripted import Scripted
+from tests.test_audit import scripted_run
 
 TINY_TASKS = ("pubmedqa", "medmcqa", "hoc", "emrqa", "i2b2_2010")
 
