@@ -361,3 +361,101 @@ def test_the_board_keeps_general_tasks_out_of_the_medical_average(two_runs: tupl
     assert "General-domain average (over everyday_yesno accuracy, everyday_yesno macro_f1" in render.text(
         board
     )
+
+
+# ---------------------------------------------------------------- compare on runs of several draws
+
+
+def constructed_draws(folder: Path, name: str, right: dict[int, set[int]], n: int = 60) -> Path:
+    """A run folder by hand scored over shot draws: in draw d, documents `right[d]` answered right."""
+    golds = [LABELS[i % 3] for i in range(n)]
+    (folder / "samples").mkdir(parents=True)
+    lines, per_draw = [], []
+    for draw, ok in right.items():
+        preds = [g if i in ok else LABELS[(i + 1) % 3] for i, g in enumerate(golds)]
+        per_draw.append(kinds.score_task("choice", METRICS, golds, preds, LABELS, "strict", seed=1, n_boot=0))
+        lines += [
+            json.dumps({"id": f"d{i}", "draw": draw, "raw_output": p, "prediction": p, "gold": g})
+            for i, (g, p) in enumerate(zip(golds, preds, strict=True))
+        ]
+    (folder / "samples" / "pubmedqa.jsonl").write_text("\n".join(lines) + "\n")
+    seeds = list(right)
+    means = {m: {"value": float(np.mean([d["metrics"][m]["value"] for d in per_draw]))} for m in METRICS}
+    protocol = {"task": "pubmedqa", "task_version": 1, "data": {"fingerprint": "sha256:c"}, "split": "test"}
+    protocol |= {"limit": None, "shots": 1, "scoring": "generate", "parser": "strict", "fewshot_seeds": seeds}
+    entry = {"protocol": protocol, "n": n, "answer_type": "choice", "metrics": means, "fewshot_seeds": seeds}
+    model = {"name": name, "path": f"/models/{name}", "adapter": None}
+    (folder / "results.json").write_text(json.dumps({"model": model, "tasks": {"pubmedqa": entry}}))
+    return folder
+
+
+def _per_draw(right: dict[int, set[int]], n: int = 60) -> dict[str, list[float]]:
+    from sklearn.metrics import f1_score
+
+    golds = [LABELS[i % 3] for i in range(n)]
+    preds = [[g if i in ok else LABELS[(i + 1) % 3] for i, g in enumerate(golds)] for ok in right.values()]
+    return {
+        "accuracy": [accuracy_score(golds, p) for p in preds],
+        "macro_f1": [f1_score(golds, p, average="macro") for p in preds],
+    }
+
+
+def test_compare_pairs_runs_of_several_draws(tmp_path: Path) -> None:
+    right_a = {1: set(range(40)), 2: set(range(45)), 3: set(range(35))}
+    right_b = {1: set(range(20)), 2: set(range(25)), 3: set(range(30))}
+    a = constructed_draws(tmp_path / "a", "a", right_a)
+    b = constructed_draws(tmp_path / "b", "b", right_b)
+    report = compare.compare(a, b, n_boot=300, seed=3)
+    assert report["skipped"] == {}
+    (task,) = report["tasks"]
+    assert (task["n_a"], task["n_b"], task["n_shared"]) == (60, 60, 60)
+    assert task["draws"] == {"a": [1, 2, 3], "b": [1, 2, 3]}
+    got = {m["metric"]: m for m in task["metrics"]}
+    ref_a, ref_b = _per_draw(right_a), _per_draw(right_b)
+    for metric in ("accuracy", "macro_f1"):  # each side: the mean over its draws, as results.json says
+        assert got[metric]["a"] == pytest.approx(np.mean(ref_a[metric]))
+        assert got[metric]["b"] == pytest.approx(np.mean(ref_b[metric]))
+        assert got[metric]["recomputed"] is None and "mcnemar" not in got[metric]
+        assert got[metric]["test"] == "paired bootstrap"
+        low, high = got[metric]["ci95"]
+        assert low <= got[metric]["diff"] <= high
+    assert got["accuracy"]["significant"] is True and got["accuracy"]["p_holm"] is not None
+    # Agreement draw for draw: the same prediction where both or neither got the document right.
+    same = [sum((i in right_a[d]) == (i in right_b[d]) for i in range(60)) for d in (1, 2, 3)]
+    assert task["agreement"] == pytest.approx(sum(same) / 180)
+    table = compare_text.render(report, "table")
+    assert "A: mean over shot draws 1, 2, 3; B: mean over shot draws 1, 2, 3" in table
+    assert "agreement draw for draw" in table
+
+
+def test_draws_that_agree_compare_as_one_run(tmp_path: Path) -> None:
+    # Three identical draws are one run three times over: the same values, interval and p.
+    ok_a, ok_b = set(range(44)), set(range(31)) | {50, 51}
+    drawn_a = constructed_draws(tmp_path / "da", "a", {1: ok_a, 2: ok_a, 3: ok_a})
+    single_b = constructed(tmp_path / "sb", "b", {"pubmedqa": ok_b})
+    single_a = constructed(tmp_path / "sa", "a", {"pubmedqa": ok_a})
+    mixed = compare.compare(drawn_a, single_b, n_boot=250, seed=9)
+    plain = compare.compare(single_a, single_b, n_boot=250, seed=9)
+    for m_mixed, m_plain in zip(mixed["tasks"][0]["metrics"], plain["tasks"][0]["metrics"], strict=True):
+        assert m_mixed["metric"] == m_plain["metric"]
+        for key in ("a", "b", "diff", "ci95", "p_bootstrap"):
+            assert m_mixed[key] == pytest.approx(m_plain[key]), (m_mixed["metric"], key)
+    assert mixed["tasks"][0]["draws"] == {"a": [1, 2, 3], "b": []}
+    assert mixed["tasks"][0]["agreement"] == pytest.approx(plain["tasks"][0]["agreement"])
+    assert "every draw of A against every draw of B" in compare_text.render(mixed, "table")
+
+
+def test_compare_and_board_on_tiny_draw_runs(tiny_llama: Path, tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    entry_a = draw_run(tiny_llama, a, (1, 2))["tasks"]["pubmedqa"]
+    entry_b = draw_run(tiny_llama, b, (3, 4))["tasks"]["pubmedqa"]
+    report = compare.compare(a, b, n_boot=100, seed=1)
+    (task,) = report["tasks"]
+    assert task["n_shared"] == 3 and task["draws"] == {"a": [1, 2], "b": [3, 4]}
+    for m in task["metrics"]:  # every number is the one results.json reports
+        assert m["a"] == pytest.approx(entry_a["metrics"][m["metric"]]["value"])
+        assert m["b"] == pytest.approx(entry_b["metrics"][m["metric"]]["value"])
+        assert m["recomputed"] is None
+    board = build_board([a, b], published=False, n_boot=100)
+    assert "×2 draws" in render.text(board)

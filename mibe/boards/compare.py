@@ -37,12 +37,112 @@ class Outcome:
         return self.paired.p, "paired bootstrap", None
 
 
-DRAWN = "scored over few-shot draws (--fewshot-seeds): paired tests take runs of one draw each"
+DRAWN_SCORES = "few-shot draws (--fewshot-seeds) with redacted samples or jury scores are not paired"
 
 
 def drawn(rows: Any) -> bool:
     # A document appears once per draw: pairing by id alone would mix the draws.
     return any("draw" in r for r in rows)
+
+
+def draw_groups(rows: Any) -> dict[Any, list[dict[str, Any]]]:
+    """A run's rows by shot draw (`draw`), in file order; a run of one draw is one group (None)."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r.get("draw"), []).append(r)
+    return groups
+
+
+def drawn_docs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> tuple[list[str], int]:
+    """Ids that every draw of both runs scored, each with one gold, in A's first draw's order; and
+    how many such ids had different golds (different data: left out)."""
+    golds: dict[str, set[Any]] = {}
+    present: set[str] | None = None
+    for rows in (*groups_a.values(), *groups_b.values()):
+        for r in rows:
+            golds.setdefault(r["id"], set()).add(saved.value(r["gold"]))
+        ids = {r["id"] for r in rows}
+        present = ids if present is None else present & ids
+    first = next(iter(groups_a.values()), [])
+    shared = [r["id"] for r in first if r["id"] in (present or set())]
+    same = [i for i in shared if len(golds[i]) == 1]
+    return same, len(shared) - len(same)
+
+
+def draw_pairs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> list[tuple[Any, Any]]:
+    """The draws set side by side for agreement: draw for draw when both runs drew the same seeds,
+    else every draw of A against every draw of B (a one-draw run is one group)."""
+    if list(groups_a) == list(groups_b):
+        return [(d, d) for d in groups_a]
+    return [(x, y) for x in groups_a for y in groups_b]
+
+
+def _drawn_agreement(groups: tuple[dict, dict], ids: list[str]) -> tuple[float, float]:
+    """How often the two runs predicted (and wrote) the same thing, over the paired draws."""
+    same = written = total = 0
+    for da, db in draw_pairs(*groups):
+        a = {r["id"]: r for r in groups[0][da]}
+        b = {r["id"]: r for r in groups[1][db]}
+        for i in ids:
+            same += saved.value(a[i]["prediction"]) == saved.value(b[i]["prediction"])
+            written += a[i].get("raw_output") == b[i].get("raw_output")
+            total += 1
+    return same / total, written / total
+
+
+def _drawn_side(
+    run: Run, task: str, kind: str, metric: str, groups: dict[Any, list], ids: list[str], labels: Any
+) -> tuple[Any, Any] | None:
+    """One run's statistics over its draws: the draws' matrices side by side, and the metric as the
+    mean over draws of each draw's metric (what results.json reports for a run of several draws)."""
+    import numpy as np
+
+    parser = _parser(run, task)
+    built = []
+    for rows in groups.values():
+        by_id = {r["id"]: r for r in rows}
+        golds = [saved.value(by_id[i]["gold"]) for i in ids]
+        preds = [saved.value(by_id[i]["prediction"]) for i in ids]
+        one = _matrix(kind, metric, golds, preds, labels, parser)
+        if one is None:
+            return None
+        built.append(one)
+    edges = np.cumsum([0] + [x.shape[1] for x, _ in built])
+    parts = [(stat, lo, hi) for (_, stat), lo, hi in zip(built, edges[:-1], edges[1:], strict=True)]
+
+    def mean_over_draws(s: Any) -> Any:
+        return np.mean([stat(s[..., lo:hi]) for stat, lo, hi in parts], axis=0)
+
+    return np.hstack([x for x, _ in built]), mean_over_draws
+
+
+def _drawn_metric(
+    run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int
+) -> Outcome:
+    """A run of several shot draws against another run: documents resampled once for every draw of
+    both, each side's value the mean over its draws; no McNemar (a document is no longer one
+    right/wrong answer)."""
+    if is_judge(metric) or saved.redacted(rows[0]) or saved.redacted(rows[1]):
+        return Outcome(None, None, DRAWN_SCORES)
+    groups = draw_groups(rows[0]), draw_groups(rows[1])
+    ids, _ = drawn_docs(*groups)
+    if not ids:
+        return Outcome(None, None, "no document scored by both runs in every draw")
+    kind = saved.kind(run_a, task)
+    labels: tuple[str, ...] = ()
+    if kind == "multi_label":
+        every = [r for g in groups for rs in g.values() for r in rs]
+        seen = {x for r in every for k in ("gold", "prediction") for x in saved.value(r[k]) if x != "missing"}
+        labels = task_labels(task, run_a, seen)
+    sides = [
+        _drawn_side(run, task, kind, metric, g, ids, labels)
+        for run, g in zip((run_a, run_b), groups, strict=True)
+    ]
+    if sides[0] is None or sides[1] is None:
+        return Outcome(None, None, f"{metric} has no per-document statistics in the samples")
+    (x_a, stat_a), (x_b, stat_b) = sides
+    paired = stats.paired_bootstrap(x_a, x_b, stat_a, n_boot, task_seed(seed, task), stat_b)
+    return Outcome(paired, None, None)
 
 
 def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any]], int]:
@@ -162,7 +262,7 @@ def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, s
         if rows is None:
             return Outcome(None, None, f"no samples/{task}.jsonl in {run.path}")
     if drawn(rows_a) or drawn(rows_b):
-        return Outcome(None, None, DRAWN)
+        return _drawn_metric(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     if is_judge(metric):
         return _jury_pairs(run_a, run_b, task, metric, (rows_a, rows_b), n_boot, seed)
     if saved.redacted(rows_a) or saved.redacted(rows_b):
@@ -219,44 +319,67 @@ def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int 
     for task in [t for t in tasks_b if t not in tasks_a]:
         report["skipped"][task] = f"only in B ({run_b.path})"
     for task in (t for t in tasks_a if t in tasks_b):
-        rows_a, rows_b = saved.rows(run_a, task), saved.rows(run_b, task)
-        if rows_a is None or rows_b is None:
-            report["skipped"][task] = "no samples file in " + (
-                str(run_a.path) if rows_a is None else str(run_b.path)
-            )
-            continue
-        if drawn(rows_a) or drawn(rows_b):
-            report["skipped"][task] = DRAWN
-            continue
-        hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
-        if hidden:  # redacted: documents matched by id on their scores, predictions unknown
-            ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
-            docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
+        entry = _task_entry(run_a, run_b, task, n_boot, seed)
+        if isinstance(entry, str):
+            report["skipped"][task] = entry
         else:
-            docs, mismatched = shared_docs(rows_a, rows_b)
-        if not docs:
-            report["skipped"][task] = f"no document scored by both ({mismatched} shared ids with other golds)"
-            continue
-        entry = {
-            "task": task,
-            "n_a": len(rows_a),
-            "n_b": len(rows_b),
-            "n_shared": len(docs),
-            "gold_mismatch": mismatched,
-            "redacted": hidden,
-            "invented": bool(tasks_a[task].get("invented") or tasks_b[task].get("invented")),
-            "protocol_differences": differences(tasks_a[task]["protocol"], tasks_b[task]["protocol"], task),
-            "agreement": None if hidden else sum(d[1] == d[2] for d in docs) / len(docs),
-            "output_agreement": None if hidden else sum(d[3] == d[4] for d in docs) / len(docs),
-            "metrics": [],
-        }
-        for metric in (m for m in tasks_a[task]["metrics"] if m in tasks_b[task]["metrics"]):
-            metric_entry = _metric_entry(paired_metric(run_a, run_b, task, metric, n_boot, seed), metric)
-            metric_entry["recomputed"] = _recomputed(metric_entry, tasks_a[task], tasks_b[task], len(docs))
-            entry["metrics"].append(metric_entry)
-        report["tasks"].append(entry)
+            report["tasks"].append(entry)
     adjust(report)
     return report
+
+
+def _shared(run_a: Run, run_b: Run, task: str, rows_a: Any, rows_b: Any) -> dict[str, Any]:
+    """The documents both runs scored, and how alike the runs answered them (None when redacted)."""
+    if drawn(rows_a) or drawn(rows_b):  # a document once per draw: ids counted once
+        groups = draw_groups(rows_a), draw_groups(rows_b)
+        ids, mismatched = drawn_docs(*groups)
+        alike = _drawn_agreement(groups, ids) if ids and not saved.redacted(rows_a + rows_b) else None
+        counts = [len({r["id"] for r in rows}) for rows in (rows_a, rows_b)]
+        draws = {"a": [d for d in groups[0] if d is not None], "b": [d for d in groups[1] if d is not None]}
+        return {"n": len(ids), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": draws}
+    hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
+    if hidden:  # redacted: documents matched by id on their scores, predictions unknown
+        ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
+        docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
+    else:
+        docs, mismatched = shared_docs(rows_a, rows_b)
+    alike = None
+    if docs and not hidden:
+        alike = (sum(d[1] == d[2] for d in docs) / len(docs), sum(d[3] == d[4] for d in docs) / len(docs))
+    counts = [len(rows_a), len(rows_b)]
+    return {"n": len(docs), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": None}
+
+
+def _task_entry(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int) -> dict[str, Any] | str:
+    """One task's comparison, or why it is skipped."""
+    task_a, task_b = run_a.results["tasks"][task], run_b.results["tasks"][task]
+    rows_a, rows_b = saved.rows(run_a, task), saved.rows(run_b, task)
+    if rows_a is None or rows_b is None:
+        return "no samples file in " + (str(run_a.path) if rows_a is None else str(run_b.path))
+    shared = _shared(run_a, run_b, task, list(rows_a), list(rows_b))
+    if not shared["n"]:
+        return f"no document scored by both ({shared['mismatched']} shared ids with other golds)"
+    alike = shared["alike"]
+    entry: dict[str, Any] = {
+        "task": task,
+        "n_a": shared["counts"][0],
+        "n_b": shared["counts"][1],
+        "n_shared": shared["n"],
+        "gold_mismatch": shared["mismatched"],
+        "redacted": saved.redacted(rows_a) or saved.redacted(rows_b),
+        "invented": bool(task_a.get("invented") or task_b.get("invented")),
+        "protocol_differences": differences(task_a["protocol"], task_b["protocol"], task),
+        "agreement": alike[0] if alike else None,
+        "output_agreement": alike[1] if alike else None,
+        "metrics": [],
+    }
+    if shared["draws"] is not None:
+        entry["draws"] = shared["draws"]
+    for metric in (m for m in task_a["metrics"] if m in task_b["metrics"]):
+        metric_entry = _metric_entry(paired_metric(run_a, run_b, task, metric, n_boot, seed), metric)
+        metric_entry["recomputed"] = _recomputed(metric_entry, task_a, task_b, shared["n"])
+        entry["metrics"].append(metric_entry)
+    return entry
 
 
 def adjust(report: dict[str, Any]) -> None:

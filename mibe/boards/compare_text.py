@@ -76,6 +76,8 @@ def _notes(report: dict[str, Any]) -> list[str]:
             detail = ["samples redacted (--redact-samples): paired on per-document scores, no agreement"]
         else:
             detail = [f"identical raw outputs {task['output_agreement']:.3f}"]
+        if task.get("draws"):
+            detail.append(_draws_note(task["draws"]))
         if task["protocol_differences"]:
             detail.append("protocols differ: " + "; ".join(task["protocol_differences"]))
         if task["gold_mismatch"]:
@@ -93,6 +95,19 @@ def _notes(report: dict[str, Any]) -> list[str]:
         ]
     notes += [f"{task}: skipped: {why}" for task, why in report["skipped"].items()]
     return notes
+
+
+def _draws_note(draws: dict[str, list[Any]]) -> str:
+    """How a run of several shot draws was compared (docs/statistics.md says why)."""
+
+    def side(seeds: list[Any]) -> str:
+        return "mean over shot draws " + ", ".join(map(str, seeds)) if seeds else "one run"
+
+    pairing = "draw for draw" if draws["a"] == draws["b"] else "every draw of A against every draw of B"
+    return (
+        f"A: {side(draws['a'])}; B: {side(draws['b'])}; documents resampled once for all draws "
+        f"(paired bootstrap, no McNemar); agreement {pairing}"
+    )
 
 
 def _family(report: dict[str, Any]) -> str:

@@ -99,16 +99,23 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
 
 
 def paired_bootstrap(
-    x_a: np.ndarray, x_b: np.ndarray, stat: Stat, n_boot: int = 1000, seed: int = 1234
+    x_a: np.ndarray,
+    x_b: np.ndarray,
+    stat: Stat,
+    n_boot: int = 1000,
+    seed: int = 1234,
+    stat_b: Stat | None = None,
 ) -> Paired:
-    """Resample documents once, apply the same resample to both systems' statistics matrices."""
+    """Resample documents once, apply the same resample to both systems' statistics matrices.
+    `stat_b` is B's metric when B's matrix is laid out differently (another number of shot draws)."""
     if x_a.shape[0] != x_b.shape[0]:
         raise ValueError(f"paired_bootstrap: {x_a.shape[0]} and {x_b.shape[0]} documents")
     n = x_a.shape[0]
-    a, b = float(stat(x_a.sum(axis=0))), float(stat(x_b.sum(axis=0)))
+    stat_b = stat_b or stat
+    a, b = float(stat(x_a.sum(axis=0))), float(stat_b(x_b.sum(axis=0)))
     sums = resample_sums(np.hstack([x_a, x_b]), n_boot, seed)
     width = x_a.shape[1]
-    samples = stat(sums[:, :width]) - stat(sums[:, width:])
+    samples = stat(sums[:, :width]) - stat_b(sums[:, width:])
     return Paired(a, b, a - b, _interval(samples), bootstrap_p(samples, a - b), n, samples)
 
 
