@@ -217,7 +217,7 @@ def damage(run: Path, how: str) -> None:
         ("cut off", [], "ends in a cut-off line"),
         ("bad line", [], "pubmedqa.jsonl:2: corrupt sample line"),
         ("redacted", [], "samples without raw_output"),
-        ("short", [], "4 samples (4 distinct ids) but results.json says n=5"),
+        ("short", [], "4 samples (4 distinct) but results.json says n=5"),
         ("", ["--tasks", "bionli"], "holds no task 'bionli'"),
         ("same dir", [], "is the run itself"),
         ("full dir", [], "exists and is not empty"),

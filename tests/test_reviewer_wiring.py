@@ -39,7 +39,7 @@ def results(run: Path) -> dict:
 # ---------------------------------------------------------------- few-shot draws
 
 
-def draw_run(model: Path, out: Path, seeds: tuple[int, ...]) -> dict:
+def draw_run(model: Path, out: Path, seeds: tuple[int, ...], scoring: str = "loglikelihood") -> dict:
     config = RunConfig(
         model=str(model),
         tasks=("pubmedqa",),
@@ -47,7 +47,7 @@ def draw_run(model: Path, out: Path, seeds: tuple[int, ...]) -> dict:
         limit=3,
         num_fewshot=1,
         fewshot_seeds=seeds,
-        scoring="loglikelihood",
+        scoring=scoring,
         bootstrap=200,
         output_dir=str(out),
     )
@@ -459,3 +459,43 @@ def test_compare_and_board_on_tiny_draw_runs(tiny_llama: Path, tmp_path: Path) -
         assert m["recomputed"] is None
     board = build_board([a, b], published=False, n_boot=100)
     assert "×2 draws" in render.text(board)
+
+
+def test_rescore_and_audit_take_runs_of_several_draws(tiny_llama: Path, tmp_path: Path) -> None:
+    from mibe.runs import audit, rescore
+
+    run = tmp_path / "gen"
+    entry = draw_run(tiny_llama, run, (1, 2, 3), scoring="generate")["tasks"]["pubmedqa"]
+    parser = entry["protocol"]["parser"]
+    # The run's own parser again: every number as the run wrote it, each draw's and the summary.
+    again = rescore.rescore(run, parser, [], tmp_path / "again", say=lambda line: None)["tasks"]["pubmedqa"]
+    assert again["metrics"] == entry["metrics"] and again["fewshot_seeds"] == [1, 2, 3]
+    assert {d: e["metrics"] for d, e in again["draws"].items()} == {
+        d: e["metrics"] for d, e in entry["draws"].items()
+    }
+    other = "paper" if parser == "strict" else "strict"
+    new = rescore.rescore(run, other, [], tmp_path / "other", say=lambda line: None)["tasks"]["pubmedqa"]
+    rows = samples(tmp_path / "other", "pubmedqa")
+    assert len(rows) == 9 and {r["draw"] for r in rows} == {1, 2, 3}
+    per_draw = [
+        accuracy_score(
+            [r["gold"] for r in rows if r["draw"] == d], [r["prediction"] for r in rows if r["draw"] == d]
+        )
+        for d in (1, 2, 3)
+    ]
+    acc = new["metrics"]["accuracy"]
+    assert acc["values"] == pytest.approx(per_draw) and acc["value"] == pytest.approx(np.mean(per_draw))
+    assert acc["sd"] == pytest.approx(np.std(per_draw, ddof=1)) and new["protocol"]["parser"] == other
+    assert [new["draws"][str(d)]["metrics"]["accuracy"]["value"] for d in (1, 2, 3)] == pytest.approx(
+        per_draw
+    )
+    assert new["parse_failures"] == sum(r["parse_failed"] for r in rows)
+    # The audit reads all nine outputs and reports each parser's mean over the draws.
+    (task,) = audit.audit(run, [])["tasks"]
+    assert task["n"] == 9 and task["draws"] == 3
+    for metric in ("accuracy", "macro_f1"):
+        assert task["metrics"][metric][parser] == pytest.approx(entry["metrics"][metric]["value"])
+        assert task["metrics"][metric][other] == pytest.approx(new["metrics"][metric]["value"])
+    assert "of 9 outputs (3 shot draws; metrics: mean over draws)" in audit.render(
+        audit.audit(run, []), md=False
+    )

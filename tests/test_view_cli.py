@@ -59,3 +59,23 @@ def test_two_runs_and_refusals(
         assert cli.main(args) == 2
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
+
+
+def test_runs_of_several_draws_pair_draw_with_draw() -> None:
+    from mibe.boards import view
+
+    def rows(preds: dict[int, list[str]]) -> list[dict]:
+        return [
+            {"id": f"d{i}", "draw": d, "index": i, "gold": "yes", "prediction": p, "score": float(p == "yes")}
+            for d, ps in preds.items()
+            for i, p in enumerate(ps)
+        ]
+
+    a = rows({1: ["yes", "no", "yes"], 2: ["no", "no", "yes"]})
+    b = rows({1: ["yes", "yes", "yes"], 2: ["no", "no", "no"]})
+    got = view.diff_task("pubmedqa", "choice", a, b)
+    # Draw 1 differs on d1, draw 2 on d2; pairing by id alone would mix the draws.
+    assert got.shared == 6 and got.differing == ("d1 (draw 1)", "d2 (draw 2)")
+    assert [view.row_key(r) for r in a[:2]] == ["d0 (draw 1)", "d1 (draw 1)"]
+    assert view.row_key({"id": "d0"}) == "d0"
+    assert view.diff_task("pubmedqa", "choice", a, [dict(r, draw=9) for r in b]).shared == 0

@@ -92,14 +92,21 @@ def _rule(answer_type: str) -> str:
     return f"per-document scores differ by more than {SCORE_TOLERANCE:g}"
 
 
+def row_key(row: Mapping[str, Any]) -> str:
+    """A row's name on the page: its document id, and its shot draw in a run of several draws (a
+    document appears once per draw there, so the id alone would name several rows)."""
+    ident = str(row.get("id"))
+    return ident if row.get("draw") is None else f"{ident} (draw {row['draw']})"
+
+
 def diff_task(
     task: str, answer_type: str, rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]]
 ) -> TaskDiff:
-    """Pair one task's documents by id and test A - B on the shared ones."""
-    by_id = {str(r["id"]): r for r in rows_b}
+    """Pair one task's documents by id (and shot draw: draw with draw) and test A - B on the shared ones."""
+    by_id = {row_key(r): r for r in rows_b}
     differing, scores_a, scores_b, shared, mismatch = [], [], [], 0, 0
     for ra in rows_a:
-        rb = by_id.get(str(ra["id"]))
+        rb = by_id.get(row_key(ra))
         if rb is None:
             continue
         if "gold" in ra and "gold" in rb and _norm(ra["gold"], answer_type) != _norm(rb["gold"], answer_type):
@@ -107,7 +114,7 @@ def diff_task(
             continue
         shared += 1
         if _disagree(answer_type, ra, rb):
-            differing.append(str(ra["id"]))
+            differing.append(row_key(ra))
         if ra.get("score") is not None and rb.get("score") is not None:
             scores_a.append(float(ra["score"]))
             scores_b.append(float(rb["score"]))
@@ -128,8 +135,9 @@ def diff_runs(a: ViewRun, b: ViewRun) -> list[TaskDiff]:
     ]
     if not any(d.shared for d in diffs):
         raise MibeError(
-            f"{b.label}: shares no document with {a.label} (same task and id, same gold); "
-            "compare runs of the same tasks and data, or view each run alone"
+            f"{b.label}: shares no document with {a.label} (same task and id, same gold; runs of several "
+            "shot draws pair draw with draw); compare runs of the same tasks, data and --fewshot-seeds, "
+            "or view each run alone"
         )
     return diffs
 
@@ -267,7 +275,7 @@ def _row(
     """One sample as the page holds it. A credentialed task without `show` keeps ids, scores, flags and
     (label tasks only) the labels: nothing here can carry the documents' text."""
     kind = meta["answer_type"]
-    out: dict[str, Any] = {"r": run, "t": task, "id": str(row.get("id")), "s": _score(row.get("score"))}
+    out: dict[str, Any] = {"r": run, "t": task, "id": row_key(row), "s": _score(row.get("score"))}
     if row.get("index") is not None:
         out["i"] = row["index"]
     out.update(_flags(row))
@@ -339,7 +347,7 @@ def page_data(runs: Sequence[ViewRun], diffs: Sequence[TaskDiff], show: bool) ->
                 "cred": bool(meta.get("credentialed")),
             }
             for row in _order(samples):
-                where[r, task, str(row.get("id"))] = len(rows)
+                where[r, task, row_key(row)] = len(rows)
                 rows.append(_row(r, task, meta, row, show, prompt_index))
     pairs = [
         {"t": d.task, "a": where[0, d.task, i], "b": where[1, d.task, i]} for d in diffs for i in d.differing

@@ -71,19 +71,7 @@ def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, 
     xs, stat_of = matrices(p, path, seeds)
     summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed)
     first = entries[seeds[0]]
-    metrics = {}
-    for name, value in first["metrics"].items():
-        s = summary.get(name)
-        if s is None:  # unavailable in this environment (BERTScore offline, say): as the draw said
-            metrics[name] = value
-            continue
-        metrics[name] = {
-            "value": s.mean,
-            "ci95": list(s.ci95) if s.ci95 else None,
-            "sd": s.sd,
-            "values": list(s.values),
-            "n_draws": s.n_draws,
-        }
+    metrics = draw_stats.summary_metrics(first["metrics"], summary)
     keep = ("metrics", "per_class", "parse_failures", "truncated", "calibration")
     return {
         **first,

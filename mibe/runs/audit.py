@@ -114,6 +114,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
         "metrics": {},
         "examples": {},
         "note": None,
+        "draws": len(entry.get("fewshot_seeds") or []) or None,
         "model": model_vs_strict(saved.rows, examples, hide=task.credentialed and not show_credentialed),
     }
     if entry["protocol"].get("scoring") == "loglikelihood":
@@ -142,23 +143,36 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
             shown[-1]["gold"] = _shown(gold)
     report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
     names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
-    for parser, values in preds.items():
-        # Point values only (no bootstrap): the audit compares parsers, not runs.
-        scored = kinds.score_task(
-            task.answer_type,
-            names,
-            golds,
-            values,
-            task.choices,
-            parser,
-            seed=config.get("seed", 1234),
-            n_boot=0,
-        )
-        for m in names:
-            report["metrics"].setdefault(m, {})[parser] = scored["metrics"][m]["value"]
+    draw_of = [r.get("draw") for r in saved.rows]
+    report["metrics"] = _parser_metrics(task, names, golds, preds, draw_of, config.get("seed", 1234))
     if task.credentialed and not show_credentialed:
         report["examples"] = None  # DUA-covered text stays out unless asked for
     return report
+
+
+def _parser_metrics(
+    task: Any, names: list[str], golds: list, preds: dict[str, list], draw_of: list, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Each metric under each parser, point values only (the audit compares parsers, not runs); a
+    run of several shot draws gets the mean over its draws, as its results.json reports."""
+    from mibe.scoring import kinds
+
+    groups: dict[Any, list[int]] = {}
+    for i, draw in enumerate(draw_of):
+        groups.setdefault(draw, []).append(i)
+    out: dict[str, dict[str, Any]] = {}
+    for parser, values in preds.items():
+        per = [
+            kinds.score_task(
+                task.answer_type, names, [golds[i] for i in idx], [values[i] for i in idx],
+                task.choices, parser, seed=seed, n_boot=0,
+            )["metrics"]
+            for idx in groups.values()
+        ]  # fmt: skip
+        for m in names:
+            got = [p[m]["value"] for p in per]
+            out.setdefault(m, {})[parser] = None if None in got else sum(got) / len(got)
+    return out
 
 
 def model_vs_strict(rows: Sequence[dict[str, Any]], examples: int, hide: bool) -> dict[str, Any] | None:
@@ -277,9 +291,11 @@ def render(report: dict[str, Any], md: bool) -> str:
             lines.append(f"{t['task']}: {t['note']}.")
             lines += _render_model(t, md)
             continue
+        units = "documents"
+        if t.get("draws"):
+            units = f"outputs ({t['draws']} shot draws; metrics: mean over draws)"
         lines.append(
-            f"{t['differ']} of {t['n']} documents read differently "
-            f"(the run was scored with {t['run_parser']})."
+            f"{t['differ']} of {t['n']} {units} read differently (the run was scored with {t['run_parser']})."
         )
         rows = [("metric", "paper", "strict", "paper - strict")]
         for m, both in t["metrics"].items():

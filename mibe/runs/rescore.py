@@ -13,6 +13,7 @@ from typing import Any
 
 from mibe.runs import saved as saved_run
 from mibe.runs.saved import SavedTask, Say, stderr, value
+from mibe.scoring import draws as draw_stats
 from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError, Task
 
@@ -73,8 +74,6 @@ def rescore_task(
     if extract is not None:  # --parser model: the extractor sets predictions (strict kept beside them)
         extract(saved, rows)
     order = saved_run.doc_order(saved)
-    by_id = {r["id"]: r for r in rows}
-    ordered = [by_id[i] for i in order] if order else rows
     names = list(entry["metrics"])
     # BERTScore needs a BERT model; free text reads the same under both parsers, so the old value stands.
     same_preds = all(
@@ -85,17 +84,10 @@ def rescore_task(
     judged = {m: entry["metrics"][m] for m in names if m.startswith("judge_")}
     names = [m for m in names if m not in judged]
     redo = [m for m in names if m not in kept]
-    scored = kinds.score_task(
-        task.answer_type,
-        redo,
-        [value(r["gold"]) for r in ordered],
-        [value(r["prediction"]) for r in ordered],
-        task.choices,
-        parser,
-        seed=config.get("seed", 1234),
-        n_boot=config.get("bootstrap", 1000),
-        bertscore_model=config.get("bertscore_model", "bert-base-multilingual-cased"),
-    )
+    if entry.get("fewshot_seeds"):  # each draw scored alone, then the mean over draws, as `mibe run` does
+        scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config)
+    else:
+        scored, draws = _scored(task, _in_order(rows, order), redo, parser, config), None
     origin_note = _origin(origin, parser, order is not None)
     version = kinds.scorer_version(task.answer_type, parser)
     new = {
@@ -110,10 +102,70 @@ def rescore_task(
         },
         "per_class": scored.get("per_class"),
     }
+    if draws is not None:
+        new["draws"] = draws
     if extract is not None:
         new["protocol"]["extractor"], new["extraction"] = _extraction(extract, rows)
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"
     return new, rows, line + ("; BERTScore carried over (same predictions)" if kept else "")
+
+
+def _in_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[dict[str, Any]]:
+    """Rows in the run's document order (the bootstrap resamples by position); file order without it."""
+    if not order:
+        return rows
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[i] for i in order if i in by_id]
+
+
+def _scored(
+    task: Task, rows: list[dict[str, Any]], names: list[str], parser: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    return kinds.score_task(
+        task.answer_type,
+        names,
+        [value(r["gold"]) for r in rows],
+        [value(r["prediction"]) for r in rows],
+        task.choices,
+        parser,
+        seed=config.get("seed", 1234),
+        n_boot=config.get("bootstrap", 1000),
+        bertscore_model=config.get("bertscore_model", "bert-base-multilingual-cased"),
+    )
+
+
+def _scored_draws(
+    task: Task,
+    entry: dict[str, Any],
+    rows: list[dict[str, Any]],
+    order: list[str] | None,
+    names: list[str],
+    parser: str,
+    config: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run of several shot draws (--fewshot-seeds): each draw's metrics on its own, and per metric
+    the mean over draws with the two-level interval; returns (task metrics, the `draws` entry)."""
+    seeds = entry["fewshot_seeds"]
+    per, xs, stat_of = {}, [], {}
+    for seed in seeds:
+        drawn = _in_order([r for r in rows if r.get("draw") == seed], order)
+        per[seed] = _scored(task, drawn, names, parser, config)
+        golds, preds = [value(r["gold"]) for r in drawn], [value(r["prediction"]) for r in drawn]
+        x, stat_of, _ = kinds.task_stats(task.answer_type, names, golds, preds, task.choices, parser)
+        xs.append(x)
+        per[seed]["parse_failures"] = sum(1 for r in drawn if r["parse_failed"])
+    wanted = {m: stat_of[m] for m in names if m in stat_of}
+    summary = draw_stats.summarise_draws(xs, wanted, config.get("bootstrap", 1000), config.get("seed", 1234))
+    metrics = draw_stats.summary_metrics(per[seeds[0]]["metrics"], summary)
+    old = entry.get("draws") or {}
+    draws = {
+        str(seed): {
+            **(old.get(str(seed)) or {}),
+            **{k: per[seed].get(k) for k in ("metrics", "per_class", "parse_failures")},
+        }
+        for seed in seeds
+    }
+    return {"metrics": metrics, "per_class": None}, draws
 
 
 def rescore(

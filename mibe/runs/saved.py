@@ -211,10 +211,6 @@ def read_task(
     """A task's entry, task file and every sample, checked whole (for re-parsing: rescore, audit)."""
     entry = run.results["tasks"][name]
     path = folder.samples_path(run.path, name)
-    if entry.get("fewshot_seeds"):  # one row per (draw, document): re-parsing draws is not built
-        raise MibeError(
-            f"{path}: scored over few-shot draws (--fewshot-seeds); rescore and audit take runs of one draw"
-        )
     if not path.is_file():
         raise MibeError(f"{path}: missing; the run folder lost {name}'s raw outputs")
     raw = path.read_bytes()
@@ -228,18 +224,32 @@ def read_task(
         )
     if any(not isinstance(r, dict) or not {"id", "raw_output", "gold"} <= set(r) for r in task_rows):
         raise MibeError(f"{path}: samples without raw_output or gold; the run folder is damaged")
-    ids = {r["id"] for r in task_rows}
-    if len(task_rows) != entry.get("n") or len(ids) != len(task_rows):
-        raise MibeError(
-            f"{path}: {len(task_rows)} samples ({len(ids)} distinct ids) but results.json says "
-            f"n={entry.get('n')}; the run folder is damaged"
-        )
+    _check_count(path, entry, task_rows)
     task = task_file(name, entry, say, trusted)
     if task is None:
         where = entry.get("task_file") or "not recorded"
         raise MibeError(f"task {name}: its task file ({where}) is gone and no built-in task has that name")
     private = task.credentialed or path.stat().st_mode & 0o077 == 0
     return SavedTask(name, task, entry, task_rows, private)
+
+
+def _check_count(path: Path, entry: dict[str, Any], task_rows: Sequence[dict[str, Any]]) -> None:
+    """One row per document, or per (shot draw, document) in a run of several draws."""
+    seeds = entry.get("fewshot_seeds") or []
+    keys = {(r.get("draw"), r["id"]) for r in task_rows}
+    n = entry.get("n")
+    draws = {r.get("draw") for r in task_rows}
+    if seeds and draws != set(seeds):
+        raise MibeError(
+            f"{path}: rows of draws {sorted(draws, key=str)} but results.json says fewshot_seeds {seeds}; "
+            "the run folder is damaged"
+        )
+    if not isinstance(n, int) or len(task_rows) != n * max(len(seeds), 1) or len(keys) != len(task_rows):
+        per = f" x {len(seeds)} draws" if seeds else ""
+        raise MibeError(
+            f"{path}: {len(task_rows)} samples ({len(keys)} distinct) but results.json says "
+            f"n={n}{per}; the run folder is damaged"
+        )
 
 
 def value(x: Any) -> Any:
@@ -252,7 +262,8 @@ def doc_order(saved: SavedTask) -> list[str] | None:
     from mibe import data
 
     if saved.rows and all(isinstance(r.get("index"), int) for r in saved.rows):
-        return [r["id"] for r in sorted(saved.rows, key=lambda r: r["index"])]
+        # Once per document: a run of several shot draws holds each document once per draw.
+        return list(dict.fromkeys(r["id"] for r in sorted(saved.rows, key=lambda r: r["index"])))
     source, protocol = saved.entry.get("data_source"), saved.entry["protocol"]
     if not source or (not saved.task.trusted and saved.task.path.with_suffix(".py").is_file()):
         return None  # rows in a hook's layout need the hook, and a run folder's hook never runs
@@ -266,4 +277,4 @@ def doc_order(saved: SavedTask) -> list[str] | None:
     if docset.fingerprint != (protocol.get("data") or {}).get("fingerprint"):
         return None
     order = [d.id for d in docset.docs[: protocol.get("limit")]]
-    return order if sorted(order) == sorted(r["id"] for r in saved.rows) else None
+    return order if sorted(order) == sorted({r["id"] for r in saved.rows}) else None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,4 +87,24 @@ def summarise_draws(
             ci = (float(low), float(high))
         sd = float(np.std(values, ddof=1)) if n_draws > 1 else None
         out[name] = DrawSummary(tuple(values.tolist()), float(values.mean()), sd, ci, n_docs, n_draws)
+    return out
+
+
+def summary_metrics(first: Mapping[str, Any], summary: Mapping[str, DrawSummary]) -> dict[str, Any]:
+    """A drawn task's `metrics` entry: per metric the mean over draws as `value`, the two-level
+    interval as `ci95`, `sd`, each draw's value and their number; a metric with no summary
+    (unavailable in this environment, say BERTScore offline) as the first draw reported it."""
+    out: dict[str, Any] = {}
+    for name, value in first.items():
+        s = summary.get(name)
+        if s is None:
+            out[name] = value
+            continue
+        out[name] = {
+            "value": s.mean,
+            "ci95": list(s.ci95) if s.ci95 else None,
+            "sd": s.sd,
+            "values": list(s.values),
+            "n_draws": s.n_draws,
+        }
     return out
