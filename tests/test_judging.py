@@ -540,6 +540,9 @@ def test_run_judge_in_place_then_redaction(
     # Rows are redacted as they are written, so nothing would be left to judge: refused before any work.
     assert cli.main([*judged, "--redact-samples"]) == 2
     assert "--redact-samples" in capsys.readouterr().err and not out.exists()
+    # Judge scores are kept per document, not per shot draw: a run of several draws is refused too.
+    assert cli.main([*judged, "--num-fewshot", "1", "--fewshot-seeds", "1,2"]) == 2
+    assert "a jury judges runs of one draw" in capsys.readouterr().err and not out.exists()
     assert cli.main(judged) == 0
     entry = json.loads((out / "results.json").read_text())["tasks"]["tiny_sum"]
     want = expected_metrics(_rows(evaluated["run"], "tiny_sum"), ("faithfulness", "concision"), 200, 1234)
@@ -599,3 +602,20 @@ def test_a_remote_judge_may_read_public_tasks_only(
     public = [tasks.load_task(tasks.builtin_paths()["pubmed_sum"])]
     judging.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], public, None, print)
     assert connections == []
+
+
+def test_judging_a_run_of_several_draws_is_refused(
+    evaluated: dict[str, Path], jury_server: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "drawn"
+    shutil.copytree(evaluated["run"], run)
+    results = json.loads((run / "results.json").read_text())
+    results["tasks"]["tiny_sum"]["fewshot_seeds"] = [1, 2]  # as a --fewshot-seeds run records it
+    (run / "results.json").write_text(json.dumps(results))
+    argv = ["judge", str(run), "--judge", f"openai:{jury_server}#a", "--output-dir", str(tmp_path / "out")]
+    assert cli.main([*argv, "--tasks", "tiny_sum"]) == 2
+    assert "--tasks tiny_sum: scored over several few-shot draws" in capsys.readouterr().err
+    assert cli.main(argv) == 0  # every judgeable task: the drawn one left out, said so
+    assert "tiny_sum: left out: scored over several few-shot draws" in capsys.readouterr().err
+    judged = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]
+    assert "judge_faithfulness" not in judged["tiny_sum"]["metrics"]

@@ -94,6 +94,12 @@ def check_guards(specs: Sequence[ModelSpec], tasks: Sequence[Any], reason: str |
             say(f"mibe: --judge {s.text}: credentialed tasks {', '.join(credentialed)} go to it: {reason}")
 
 
+DRAWN = (
+    "scored over several few-shot draws (--fewshot-seeds); a jury judges runs of one draw "
+    "(score the summaries without --fewshot-seeds to judge them)"
+)
+
+
 def precheck(config: RunConfig, tasks: Sequence[Any], say: Say) -> None:
     """`mibe run --judge`: bad specs and refused judges fail before the evaluated model loads."""
     if config.judge:
@@ -102,6 +108,8 @@ def precheck(config: RunConfig, tasks: Sequence[Any], say: Say) -> None:
                 "--judge with --redact-samples: the judges read the outputs redaction removes; run with "
                 "--judge first, then the same command with --redact-samples (judge scores are kept)"
             )
+        if config.fewshot_seeds:  # the jury's cache and scores are per document, not per draw
+            raise MibeError(DRAWN)
         if config.judge_order not in judges.ORDERS:
             raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judges.ORDERS)}")
         judged = [t for t in tasks if judgeable(t)]
@@ -404,7 +412,11 @@ def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_
     found = []
     for name in chosen:
         task = saved_run.task_file(name, run.results["tasks"][name], say=lambda line: None)
-        if judgeable(task):
+        if judgeable(task) and run.results["tasks"][name].get("fewshot_seeds"):
+            if names:
+                raise MibeError(f"--tasks {name}: {DRAWN}")
+            say(f"mibe: {name}: left out: {DRAWN}")
+        elif judgeable(task):
             found.append(name)
         elif names:
             raise MibeError(
