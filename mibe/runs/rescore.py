@@ -157,14 +157,17 @@ def _scored_draws(
     wanted = {m: stat_of[m] for m in names if m in stat_of}
     summary = draw_stats.summarise_draws(xs, wanted, config.get("bootstrap", 1000), config.get("seed", 1234))
     metrics = draw_stats.summary_metrics(per[seeds[0]]["metrics"], summary)
-    old = entry.get("draws") or {}
-    draws = {
-        str(seed): {
-            **(old.get(str(seed)) or {}),
-            **{k: per[seed].get(k) for k in ("metrics", "per_class", "parse_failures")},
+    draws = {}
+    for seed in seeds:
+        old = (entry.get("draws") or {}).get(str(seed)) or {}
+        # A metric not re-done (BERTScore of unchanged predictions) keeps each draw's old value.
+        carried = {m: v for m, v in (old.get("metrics") or {}).items() if m not in names}
+        draws[str(seed)] = {
+            **old,
+            "metrics": {**carried, **per[seed]["metrics"]},
+            "per_class": per[seed].get("per_class"),
+            "parse_failures": per[seed]["parse_failures"],
         }
-        for seed in seeds
-    }
     return {"metrics": metrics, "per_class": None}, draws
 
 
