@@ -499,3 +499,28 @@ def test_rescore_and_audit_take_runs_of_several_draws(tiny_llama: Path, tmp_path
     assert "of 9 outputs (3 shot draws; metrics: mean over draws)" in audit.render(
         audit.audit(run, []), md=False
     )
+
+
+def test_calibration_of_a_run_of_several_draws(tiny_llama: Path, tmp_path: Path) -> None:
+    run = tmp_path / "drawn"
+    entry = draw_run(tiny_llama, run, (1, 2, 3))["tasks"]["pubmedqa"]
+    rows = samples(run, "pubmedqa")
+    choices = ["yes", "no", "maybe"]
+    per_draw = [reference_calibration([r for r in rows if r["draw"] == d], choices) for d in (1, 2, 3)]
+    cal = entry["calibration"]
+    for k, name in enumerate(("ece", "brier")):
+        values = [ref[k] for ref in per_draw]
+        assert cal[name]["values"] == pytest.approx(values, abs=1e-12)
+        assert cal[name]["value"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert cal[name]["sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        low, high = cal[name]["ci95"]
+        assert low <= cal[name]["value"] <= high
+        # Each draw's own calibration stays beside it, equal to the reference too.
+        assert [entry["draws"][str(d)]["calibration"][name]["value"] for d in (1, 2, 3)] == pytest.approx(
+            values
+        )
+    assert cal["n"] == 3 and cal["n_draws"] == 3 and cal["reliability_pooled"] is True
+    assert sum(b["count"] for b in cal["reliability"]) == 9  # every draw's predictions, pooled
+    page = tmp_path / "board.html"
+    assert cli.main(["leaderboard", str(run), "--no-published", "-o", str(page), "--bootstrap", "50"]) == 0
+    assert f"ECE {cal['ece']['value']:.3f}" in page.read_text()

@@ -16,8 +16,8 @@ from typing import Any
 
 from mibe.run import pipeline
 from mibe.runs import folder
+from mibe.scoring import calibration, kinds
 from mibe.scoring import draws as draw_stats
-from mibe.scoring import kinds
 from mibe.types import Backend, Doc, RunConfig
 
 INTERVAL = "two-level bootstrap over documents and draws (docs/statistics.md)"
@@ -39,18 +39,21 @@ def evaluate(
     return combine(p, config, folder.samples_path(run_dir, p.task.name), entries), timing  # type: ignore[arg-type]
 
 
-def matrices(p: pipeline.Plan, path: Path, seeds: Sequence[int]) -> tuple[list[Any], dict[str, Any]]:
-    """Each draw's per-document statistics matrix (rows in the documents' order) and the metrics as
-    functions of its column sums, read back from the samples file."""
+def rows_by_draw(p: pipeline.Plan, path: Path, seeds: Sequence[int]) -> list[list[dict]]:
+    """Each draw's samples rows, read back from the samples file, in the documents' order."""
     order = {d.id: i for i, d in enumerate(p.docs)}
     by_draw: dict[int, list[dict]] = {seed: [] for seed in seeds}
     for row in folder.read_samples(path):
         if row.get("draw") in by_draw and row["id"] in order:
             by_draw[row["draw"]].append(row)
+    return [sorted(by_draw[seed], key=lambda r: order[r["id"]]) for seed in seeds]
+
+
+def matrices(p: pipeline.Plan, drawn: Sequence[Sequence[dict]]) -> tuple[list[Any], dict[str, Any]]:
+    """Each draw's per-document statistics matrix and the metrics as functions of its column sums."""
     parser = p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
     xs, stat_of = [], {}
-    for seed in seeds:
-        rows = sorted(by_draw[seed], key=lambda r: order[r["id"]])
+    for rows in drawn:
         golds = [_value(r["gold"]) for r in rows]
         preds = [_value(r["prediction"]) for r in rows]
         x, stat_of, _ = kinds.task_stats(
@@ -68,7 +71,8 @@ def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, 
     """One results.json entry: the first draw's bookkeeping, each draw's metrics under `draws`, and
     per metric the mean over draws as `value`, the two-level interval as `ci95`, `sd` and `values`."""
     seeds = list(entries)
-    xs, stat_of = matrices(p, path, seeds)
+    drawn = rows_by_draw(p, path, seeds)
+    xs, stat_of = matrices(p, drawn)
     summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed)
     first = entries[seeds[0]]
     metrics = draw_stats.summary_metrics(first["metrics"], summary)
@@ -77,7 +81,7 @@ def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, 
         **first,
         "metrics": metrics,
         "per_class": None,
-        "calibration": None,
+        "calibration": calibration.over_draws(drawn, p.task.choices, config.bootstrap, config.seed),
         "parse_failures": sum(e["parse_failures"] for e in entries.values()),
         "truncated": sum(e["truncated"] for e in entries.values()),
         "fewshot_seeds": seeds,

@@ -115,6 +115,16 @@ def calibration(
     return out
 
 
+def _gold_index(rows: Sequence[Mapping[str, Any]], choices: Sequence[str]) -> list[int]:
+    index = {c: i for i, c in enumerate(choices)}
+    unknown = sorted({str(r["gold"]) for r in rows if r["gold"] not in index})
+    if unknown:
+        raise ValueError(
+            f"calibration: gold labels {unknown} are not among the task's choices {list(choices)}"
+        )
+    return [index[r["gold"]] for r in rows]
+
+
 def from_samples(
     rows: Sequence[Mapping[str, Any]], choices: Sequence[str], n_boot: int = 1000, seed: int = 1234
 ) -> dict[str, Any] | None:
@@ -122,10 +132,26 @@ def from_samples(
     choice order and a `gold` label); None when a row has no `logprobs` (generation scoring)."""
     if not rows or any("logprobs" not in r for r in rows):
         return None
-    index = {c: i for i, c in enumerate(choices)}
-    unknown = sorted({str(r["gold"]) for r in rows if r["gold"] not in index})
-    if unknown:
-        raise ValueError(
-            f"calibration: gold labels {unknown} are not among the task's choices {list(choices)}"
-        )
-    return calibration([r["logprobs"] for r in rows], [index[r["gold"]] for r in rows], n_boot, seed)
+    return calibration([r["logprobs"] for r in rows], _gold_index(rows, choices), n_boot, seed)
+
+
+def over_draws(
+    draws: Sequence[Sequence[Mapping[str, Any]]], choices: Sequence[str], n_boot: int = 1000, seed: int = 1234
+) -> dict[str, Any] | None:
+    """`calibration` of a task scored over several shot draws, each draw's rows in the same document
+    order: ECE and Brier as every metric of such a run (each draw's value, their mean and sd, the
+    two-level interval over documents and draws) and the reliability diagram of every draw's
+    predictions pooled. None without log-likelihoods."""
+    from mibe.scoring import draws as draw_stats
+
+    if not draws or any(not rows or any("logprobs" not in r for r in rows) for rows in draws):
+        return None
+    xs = [doc_statistics([r["logprobs"] for r in rows], _gold_index(rows, choices))[0] for rows in draws]
+    n = len(draws[0])
+    wanted = {"ece": lambda s: ece_of(s, n), "brier": lambda s: brier_of(s, n)}
+    out: dict[str, Any] = {"n": n, "bins": N_BINS, "n_draws": len(draws), "reliability_pooled": True}
+    for name, got in draw_stats.summarise_draws(xs, wanted, n_boot, seed).items():
+        ci = list(got.ci95) if got.ci95 else None
+        out[name] = {"value": got.mean, "ci95": ci, "sd": got.sd, "values": list(got.values)}
+    out["reliability"] = reliability(np.sum([x.sum(axis=0) for x in xs], axis=0))
+    return out
