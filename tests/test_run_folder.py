@@ -126,3 +126,44 @@ def test_a_run_folder_saved_before_the_regrouping_still_reads(tmp_path: Path) ->
     assert {t["task"] for t in compared["tasks"]} == set(results(old)["tasks"])
     assert {p.name: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before  # read, never written
     assert set(results(tmp_path / "re")["tasks"]) == set(results(old)["tasks"])
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ('["d0", "yes"]', "not a JSON object"),
+        ('{"raw_output": "yes"}', "`id` is NoneType, not a string or number"),
+        ('{"id": {"x": 1}}', "`id` is dict, not a string or number"),
+        ('{"id": true}', "`id` is bool"),
+        ('{"id": "d0", "draw": [1]}', "`draw` is list, not a whole number"),
+        ('{"id": "d0", "draw": "1"}', "`draw` is str"),
+    ],
+)
+def test_a_samples_line_of_the_wrong_shape_is_one_line(tmp_path: Path, line: str, said: str) -> None:
+    from mibe.runs import folder
+    from mibe.types import MibeError
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "ok", "draw": 1}\n{"id": 7}\n' + line + "\n")
+    with pytest.raises(MibeError, match=rf"^{path}:3: {said}") as info:
+        folder.read_samples(path)
+    assert "delete the line" in str(info.value)
+
+
+def test_every_reader_refuses_a_row_of_the_wrong_shape(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    task = sorted((run / "samples").glob("*.jsonl"))[0]
+    rows = task.read_text().splitlines()
+    rows[0] = json.dumps({**json.loads(rows[0]), "id": ["a", "list"]})
+    task.write_text("\n".join(rows) + "\n")
+    for argv in (
+        ["compare", str(run), str(run)],
+        ["rescore", str(run), "--parser", "paper", "--output-dir", str(tmp_path / "r")],
+        ["audit", str(run)],
+        ["view", str(run), "-o", str(tmp_path / "v.html")],
+    ):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{task}:1: `id` is list" in err and "Traceback" not in err, argv
+    assert not (tmp_path / "r").exists()  # refused before anything is written

@@ -180,12 +180,29 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 raise MibeError(
                     f"{path}:{number}: corrupt sample line; delete it to redo that document"
                 ) from None
+            problem = _row_problem(row)
+            if problem:
+                raise MibeError(f"{path}:{number}: {problem}; delete the line to redo that document")
+            rows.append(row)
     return rows
+
+
+def _row_problem(row: Any) -> str | None:
+    """What makes a samples line unusable as a row (every reader keys rows by id and draw)."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    ident = row.get("id")
+    if isinstance(ident, bool) or not isinstance(ident, str | int):
+        return f"`id` is {type(ident).__name__}, not a string or number"
+    draw = row.get("draw")
+    if draw is not None and (isinstance(draw, bool) or not isinstance(draw, int)):
+        return f"`draw` is {type(draw).__name__}, not a whole number (the few-shot seed)"
+    return None
 
 
 def trim_partial_line(path: Path) -> None:
