@@ -167,3 +167,25 @@ def test_every_reader_refuses_a_row_of_the_wrong_shape(tmp_path: Path, capsys) -
         err = capsys.readouterr().err
         assert f"{task}:1: `id` is list" in err and "Traceback" not in err, argv
     assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def test_reports_are_never_written_into_a_run_folder(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    task = sorted((run / "samples").glob("*.jsonl"))[0]
+    refused = [
+        (["audit", str(run), "-o", str(run / "run.json")], "the audit is written as markdown"),
+        (["audit", str(run), "-o", str(tmp_path / "audit.json")], "the audit is written as markdown"),
+        (["audit", str(run), "-o", str(run / "samples" / "a.md")], "inside the run folder"),
+        (["audit", str(run), "-o", str(task.with_suffix(".md"))], "inside the run folder"),
+        (["view", str(run), "-o", str(run / "samples" / "p.html")], "inside the run folder"),
+        (["leaderboard", str(run), "--no-published", "-o", str(run / "board.md")], "inside the run folder"),
+        (["compare", str(run), str(run), "-o", str(run / "samples" / "c.md")], "inside the run folder"),
+    ]
+    for argv, said in refused:
+        assert cli.main(argv) == 2, argv
+        assert said in capsys.readouterr().err, argv
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
+    assert cli.main(["audit", str(run), "-o", str(tmp_path / "audit.md")]) == 0
+    assert (tmp_path / "audit.md").read_text().startswith("# Parsing audit")

@@ -70,26 +70,11 @@ def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
     return _SUFFIXES[suffix]
 
 
-def _in_run_folder(path: Path, runs: Sequence[str]) -> Path | None:
-    """The run folder `path` lies in (one given on the command line, or any holding mibe's run.json)."""
-    from mibe.runs.folder import is_mibe_run_json
-
-    target = path.resolve()
-    for run in runs:
-        here = Path(run).resolve()
-        here = here.parent if here.is_file() else here
-        if here in target.parents:
-            return here
-    for folder in list(target.parents)[:2]:
-        if is_mibe_run_json(folder / "run.json"):
-            return folder
-    return None
-
-
 def _check_target(output: str | None, runs: Sequence[str]) -> None:
-    run = _in_run_folder(Path(output), runs) if output else None
-    if run is not None:  # a board written over results.json would destroy the run it shows
-        raise MibeError(f"-o {output}: inside the run folder {run}; write it outside run folders")
+    from mibe.runs.folder import refuse_inside_run
+
+    if output:  # a board written over results.json would destroy the run it shows
+        refuse_inside_run(output, runs)
 
 
 def _write(text: str, output: str | None, runs: Sequence[str] = ()) -> None:

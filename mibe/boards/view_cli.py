@@ -42,10 +42,8 @@ def command(args: Any) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".html", ".htm"):
         raise MibeError(f"-o {out}: the page is HTML; name it FILE.html")
+    folder.refuse_inside_run(out, [r for r in (args.run, args.run_b) if r])
     runs = [load(args.run)] + ([load(args.run_b)] if args.run_b else [])
-    for run_dir in (args.run, args.run_b):
-        if run_dir and out.resolve().parent == Path(run_dir).resolve():
-            raise MibeError(f"-o {out}: inside the run folder {run_dir}; write the page elsewhere")
     text = render_view(runs, show_credentialed=args.show_credentialed)
     # A page with credentialed text is owner-only; otherwise it follows the umask like any file.
     umask = os.umask(0)

@@ -324,16 +324,21 @@ def _pair(item: tuple[str, int]) -> tuple[str, str]:
 
 def command(args: Any) -> int:
     """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
+    from mibe.runs import folder
     from mibe.runs.saved import task_specs
 
     if args.examples < 0:
         raise MibeError(f"--examples {args.examples}: must be 0 or more")
+    if args.output:  # checked before the audit is computed: a bad -o costs nothing
+        if Path(args.output).suffix.lower() not in (".md", ".markdown", ".txt"):
+            raise MibeError(f"-o {args.output}: the audit is written as markdown; name it FILE.md (or .txt)")
+        folder.refuse_inside_run(args.output, [args.run_dir])
     names, trusted = task_specs(args.tasks)
     report = audit(args.run_dir, names, args.examples, args.show_credentialed, trusted)
     if args.output:
         out = Path(args.output)
         try:
-            out.write_text(render(report, md=True), encoding="utf-8")
+            folder.write_text_atomic(out, render(report, md=True))
         except OSError as exc:
             raise MibeError(f"-o {out}: cannot write ({exc.strerror}); choose another file") from None
         print(f"mibe: audit written to {out}")

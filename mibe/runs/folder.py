@@ -85,6 +85,28 @@ def is_mibe_run_json(path: Path) -> bool:
     return isinstance(raw, dict) and {"schema_version", "config", "model", "protocols"} <= set(raw)
 
 
+def holding_run(path: Path, runs: Sequence[str | Path] = ()) -> Path | None:
+    """The run folder `path` lies in: one of `runs` (as given on the command line), or a folder up to
+    two levels above it that holds mibe's run.json (its samples/ included)."""
+    target = path.resolve()
+    for run in runs:
+        here = Path(run).resolve()
+        here = here.parent if here.is_file() else here
+        if here in target.parents:
+            return here
+    for parent in list(target.parents)[:2]:
+        if is_mibe_run_json(parent / "run.json"):
+            return parent
+    return None
+
+
+def refuse_inside_run(output: str | Path, runs: Sequence[str | Path] = ()) -> None:
+    """A report, board or page written into a run folder could replace the files it was made from."""
+    run = holding_run(Path(output), runs)
+    if run is not None:
+        raise MibeError(f"-o {output}: inside the run folder {run}; write it outside run folders")
+
+
 def check_run_folder(run_dir: Path) -> None:
     """Only an empty (or new) folder or one holding mibe's own run.json is a run folder: a results.json,
     samples or anything else mibe did not write is never overwritten, appended to or reused."""
