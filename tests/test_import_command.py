@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,24 @@ def test_bad_imports_are_one_line(
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_credentialed_import_is_owner_only(tmp_path: Path) -> None:
+    # Invented MedNLI-shaped rows (not MedNLI): the imported folder is private like a `mibe run` of it.
+    rows = [
+        {"doc_id": i, "doc": {"sentence1": f"invented premise {i}", "sentence2": f"invented hypothesis {i}"},
+         "target": gold, "arguments": {"gen_args_0": {"arg_0": f"Premise {i}. Answer:", "arg_1": {}}},
+         "resps": [[out]], "filtered_resps": [out], "filter": "none", "metrics": ["exact_match"]}
+        for i, (gold, out) in enumerate([("entailment", "entailment"), ("neutral", "contradiction")])
+    ]  # fmt: skip
+    source = tmp_path / "samples_mednli.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    argv = ["import", "lm-eval", str(source), "--task", "mednli", "--output-dir", str(out)]
+    assert cli.main(argv) == 0
+    for name in ("results.json", "run.json", "samples/mednli.jsonl"):
+        assert (out / name).stat().st_mode & 0o077 == 0, name
+    public = imported(tmp_path, *CASES[0][:3])  # a public task follows the umask
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (public / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask

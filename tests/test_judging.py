@@ -619,3 +619,6 @@ def test_judging_a_run_of_several_draws_is_refused(
     assert "tiny_sum: left out: scored over several few-shot draws" in capsys.readouterr().err
     judged = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]
     assert "judge_faithfulness" not in judged["tiny_sum"]["metrics"]
+    # The run holds a credentialed task (tiny_cxr): the judged folder is owner-only, as the run is.
+    for name in ("results.json", "run.json", "samples/tiny_cxr.jsonl"):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o077 == 0, name

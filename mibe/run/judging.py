@@ -456,6 +456,25 @@ def _copy_samples(run: saved_run.SavedRun, name: str, out_dir: Path) -> None:
         folder.write_samples(folder.samples_path(out_dir, name), saved_run.rows(run, name) or (), private)
 
 
+def _judged_results(
+    run: saved_run.SavedRun, tasks: dict[str, Any], command: Sequence[str], origin: Path
+) -> dict[str, Any]:
+    from mibe import __version__
+
+    return {
+        **run.results,
+        "mibe_version": __version__,
+        "git_commit": folder.git_commit(),
+        "command": list(command),
+        "tasks": tasks,
+        "judged_from": {"run": str(origin)},
+        "timing": {
+            **(run.results.get("timing") or {}),
+            "judged_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    }
+
+
 def judge_run(
     run_dir: str | Path,
     output_dir: str | Path,
@@ -466,7 +485,6 @@ def judge_run(
 ) -> dict[str, Any]:
     """`mibe judge`: write `output_dir`, the run folder `run_dir` with judge columns on its text
     tasks; the evaluated model is never loaded. Returns the new results.json."""
-    from mibe import __version__
     from mibe.runs import summary
 
     run = saved_run.read_run(run_dir)
@@ -483,8 +501,12 @@ def judge_run(
     check_guards(
         settings.specs, [i.task for i in items], reason, say
     )  # before the folder is written or a judge is built
+    # Owner-only when the judged run is (it holds a credentialed task), as `mibe run` wrote it.
+    whole = (origin / "results.json").stat().st_mode & 0o077 == 0 or any(i.private for i in items)
     with folder.locked(out_dir):
-        folder.write_json_atomic(out_dir / "run.json", {**run.run_json, "judged_from": {"run": str(origin)}})
+        folder.write_json_atomic(
+            out_dir / "run.json", {**run.run_json, "judged_from": {"run": str(origin)}}, private=whole
+        )
         results = judge_items(items, settings, (origin, out_dir), run.results.get("model") or {}, say)
         private = {i.name: i.private for i in items}
         for name in run.results["tasks"]:
@@ -497,20 +519,10 @@ def judge_run(
         folder.write_json_atomic(
             out_dir / "run.json",
             {**run.run_json, "protocols": protocols, "judged_from": {"run": str(origin)}},
+            private=whole,
         )
-        out = {
-            **run.results,
-            "mibe_version": __version__,
-            "git_commit": folder.git_commit(),
-            "command": list(command),
-            "tasks": tasks,
-            "judged_from": {"run": str(origin)},
-            "timing": {
-                **(run.results.get("timing") or {}),
-                "judged_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        }
-        folder.write_json_atomic(out_dir / "results.json", out)
+        out = _judged_results(run, tasks, command, origin)
+        folder.write_json_atomic(out_dir / "results.json", out, private=whole)
     say(summary.table(out))
     say(f"mibe: judged results in {out_dir / 'results.json'}")
     return out

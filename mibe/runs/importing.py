@@ -153,7 +153,8 @@ def import_run(
     entry = _entry(task, protocol, rows, scored)
     run_json = {"schema_version": folder.SCHEMA_VERSION, "mibe_version": __version__, "config": config,
                 "model": model, "protocols": {task.name: protocol}}  # fmt: skip
-    folder.write_json_atomic(out_dir / "run.json", run_json)
+    # A credentialed task's run folder is owner-only, as `mibe run` writes it.
+    folder.write_json_atomic(out_dir / "run.json", run_json, private=task.credentialed)
     folder.append_samples(folder.samples_path(out_dir, task.name), rows, private=task.credentialed)
     results = {
         **run_json,
@@ -164,7 +165,7 @@ def import_run(
         "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
     del results["protocols"]
-    folder.write_json_atomic(out_dir / "results.json", results)
+    folder.write_json_atomic(out_dir / "results.json", results, private=task.credentialed)
     say(summary.table(results))
     say(f"mibe: imported {len(rows)} {harness} outputs as {task.name} into {out_dir / 'results.json'}")
     return results
