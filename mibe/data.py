@@ -130,6 +130,32 @@ def _parquet(path: Path) -> list[dict[str, Any]]:
         raise MibeError(f"{path}: not a readable Parquet file ({str(exc)[:200]})") from None
 
 
+def _csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
+    """Rows of a CSV/TSV file; a repeated column name or a row with another number of fields than
+    the header is refused (csv.DictReader would keep the last of two columns, or file extra fields
+    under no name, without a word)."""
+    # utf-8-sig: a byte-order mark (Excel writes one) would otherwise glue onto the first column name.
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return []
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise MibeError(f"{path}: column names {repeated} appear more than once; rename them")
+        rows = []
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                raise MibeError(
+                    f"{path}:{reader.line_num}: {len(row)} fields where the header has {len(header)}; "
+                    "quote fields that hold the delimiter"
+                )
+            rows.append(dict(zip(header, row, strict=True)))
+        return rows
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     try:
@@ -138,9 +164,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         if suffix == ".json":
             return _json(path)
         if suffix in (".csv", ".tsv"):
-            # utf-8-sig: a byte-order mark (Excel writes one) would otherwise glue onto the first column name.
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+            return _csv(path, "\t" if suffix == ".tsv" else ",")
         if suffix == ".parquet":
             return _parquet(path)
     except UnicodeDecodeError as exc:

@@ -385,6 +385,33 @@ def test_a_csv_with_a_byte_order_mark_keeps_its_id_column(tmp_path: Path) -> Non
     assert data.read_rows(path) == [{"id": "x7", "text": "a note", "label": "Surgery"}]
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("id,text,text,label\n1,a,b,Surgery\n", r"column names \['text'\] appear more than once"),
+        ("id,text,label\n1,a,Surgery\n2,b,c,Surgery\n", r"notes.csv:3: 4 fields where the header has 3"),
+        ("id,text,label\n1,a\n", r"notes.csv:2: 2 fields where the header has 3"),
+    ],
+)
+def test_a_csv_whose_rows_do_not_fit_its_header_is_one_line(tmp_path: Path, text: str, said: str) -> None:
+    # csv.DictReader kept the last of two same-named columns and filed extra fields under no name.
+    path = tmp_path / "notes.csv"
+    path.write_text(text)
+    with pytest.raises(MibeError, match=said):
+        data.read_rows(path)
+
+
+def test_a_csv_keeps_quoted_delimiters_and_skips_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_text('id,text,label\n1,"a, b",Surgery\n\n2,c,Cardiology\n')
+    assert data.read_rows(path) == [
+        {"id": "1", "text": "a, b", "label": "Surgery"},
+        {"id": "2", "text": "c", "label": "Cardiology"},
+    ]
+    (tmp_path / "empty.csv").write_text("")
+    assert data.read_rows(tmp_path / "empty.csv") == []
+
+
 @pytest.mark.parametrize("line", ["[1, 2]", '"text"', "3", "null"])
 def test_a_jsonl_line_that_is_not_an_object_is_one_line(tmp_path: Path, line: str) -> None:
     path = tmp_path / "medqa.jsonl"
