@@ -468,3 +468,19 @@ def test_a_prediction_that_is_the_whole_output_is_stored_once() -> None:
     rows = {r["id"]: r for r in page_data([run_a()], [], show=True)["rows"]}
     assert rows["c0"]["po"] == 1 and "p" not in rows["c0"] and rows["c0"]["o"] == "SECRET-OUTPUT-c0"
     assert rows["e0"]["p"] == "SECRET-PRED-e0" and "po" not in rows["e0"]
+
+
+@needs_chromium
+def test_the_export_never_holds_a_formula(tmp_path: Path) -> None:
+    # A model name and document ids from someone else's data, read by a spreadsheet: text, not formulas.
+    names = ['=HYPERLINK("http://x")', "@SUM(1)", "-2+3", "d3"]
+    evil = {"pubmedqa": [row(i, name, "yes", "no", "no") for i, name in enumerate(names)]}
+    run = ViewRun("+cmd|' /C calc'!A0", results("m", 0), evil, {"pubmedqa": TASKS["pubmedqa"]})
+    got = run_page(tmp_path, render_view([run]), "out.csv=window.mibeView.csv();done();")
+    lines = got["csv"].strip().split("\r\n")
+    assert lines[1:] == [
+        '\'+cmd|\' /C calc\'!A0,pubmedqa,"\'=HYPERLINK(""http://x"")"',
+        "'+cmd|' /C calc'!A0,pubmedqa,'@SUM(1)",
+        "'+cmd|' /C calc'!A0,pubmedqa,'-2+3",
+        "'+cmd|' /C calc'!A0,pubmedqa,d3",
+    ]

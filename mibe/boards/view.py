@@ -763,7 +763,9 @@ IDS.forEach(function(id){var e=$(id);if(!e)return;
     timer=setTimeout(function(){pin=null;apply();},150);});}
   else e.addEventListener('change',function(){pin=null;apply();});});
 $('reset').addEventListener('click',function(){clear();apply();});
-function csvField(s){s=String(s);return /[",\r\n]/.test(s)?'"'+s.replace(/"/g,'""')+'"':s;}
+// A cell starting with = + - @ (or a tab, CR) would run as a spreadsheet formula: prefix an apostrophe.
+function csvField(s){s=String(s);if(/^[=+\-@\t\r]/.test(s))s="'"+s;
+  return /[",\r\n]/.test(s)?'"'+s.replace(/"/g,'""')+'"':s;}
 function csv(){var lines=['run,task,id'];samples.items.forEach(function(k){var r=rows[k];
   lines.push([D.runs[r.r],r.t,r.id].map(csvField).join(','));});return lines.join('\r\n')+'\r\n';}
 $('export').addEventListener('click',function(){
