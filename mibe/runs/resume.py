@@ -38,11 +38,12 @@ def prepare(
             results["config"] = run_json["config"]
         return results
     if previous is not None and not overwrite:
-        for key in ("config", "model", "protocols"):
+        for key, what in (("config", "a different config"), ("model", "a different model"),
+                          ("protocols", "different protocols")):  # fmt: skip
             if previous.get(key) != run_json[key]:
                 changed = first_difference(previous.get(key), run_json[key])
                 raise MibeError(
-                    f"{run_dir}: holds a run with a different {key} ({changed}); "
+                    f"{run_dir}: holds a run with {what} ({changed}); "
                     "use another --output-dir, or --overwrite to replace it"
                 )
         return read_json(run_dir / "results.json")
