@@ -246,6 +246,41 @@ def test_overwrite_deletes_only_what_mibe_wrote(tmp_path: Path) -> None:
     assert len(samples(out)) == 2
 
 
+@pytest.mark.parametrize("link", ["samples/notes.jsonl", "samples", "samples/other.jsonl", "results.json"])
+def test_a_link_in_a_run_folder_is_refused_and_nothing_is_written_through_it(
+    tmp_path: Path, link: str
+) -> None:
+    out = tmp_path / "run"
+    run(workspace(tmp_path), out, batch_size=1)
+    victim = tmp_path / "victim"
+    if link == "samples":
+        shutil.copytree(out / "samples", victim)
+    else:
+        shutil.copy(out / "samples" / "notes.jsonl", victim)
+    (out / "results.json").unlink()  # a run killed before its results: the next run resumes it
+    target = out / link
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    target.symlink_to(victim)
+    before = {p: p.read_bytes() for p in [victim, *victim.rglob("*")] if p.is_file()}
+    with pytest.raises(MibeError, match=r"is a link \(to .*victim\); a run folder holds plain files only"):
+        run(workspace(tmp_path), out, batch_size=1)
+    assert {p: p.read_bytes() for p in [victim, *victim.rglob("*")] if p.is_file()} == before
+
+
+def test_readers_refuse_a_linked_samples_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    run(workspace(tmp_path), out)
+    victim = tmp_path / "elsewhere.jsonl"
+    (out / "samples" / "notes.jsonl").rename(victim)
+    (out / "samples" / "notes.jsonl").symlink_to(victim)
+    for argv in (["view", str(out), "-o", str(tmp_path / "p.html")], ["audit", str(out)]):
+        assert cli.main(argv) == 2
+        assert "is a link" in capsys.readouterr().err
+
+
 # ---- 6. leaderboard -o over a run's files -------------------------------------------------------------
 
 

@@ -107,12 +107,24 @@ def refuse_inside_run(output: str | Path, runs: Sequence[str | Path] = ()) -> No
         raise MibeError(f"-o {output}: inside the run folder {run}; write it outside run folders")
 
 
+def refuse_link(path: Path) -> None:
+    """A run folder holds plain files: mibe neither writes through a link (a received folder's
+    samples/x.jsonl -> ~/.bashrc would be appended to) nor reads one into a report or page."""
+    if path.is_symlink():
+        raise MibeError(
+            f"{path}: is a link (to {os.readlink(path)}); a run folder holds plain files only: "
+            "remove the link, or copy the folder with the files themselves (cp -rL)"
+        )
+
+
 def check_run_folder(run_dir: Path) -> None:
     """Only an empty (or new) folder or one holding mibe's own run.json is a run folder: a results.json,
     samples or anything else mibe did not write is never overwritten, appended to or reused."""
     check_writable(run_dir)
     if not run_dir.is_dir():
         return
+    for entry in run_dir.rglob("*"):  # a link would send mibe's writes to a file outside the folder
+        refuse_link(entry)
     held = sorted(p.name for p in run_dir.iterdir() if p.name != ".lock")
     if not held or is_mibe_run_json(run_dir / "run.json"):
         return
@@ -195,6 +207,7 @@ def samples_path(run_dir: Path, task: str) -> Path:
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """Completed samples, read only: text after the last newline (a line cut short by a crash) is
     left out here and trimmed off only by the writer when it resumes (`done_ids`)."""
+    refuse_link(path)
     if not path.is_file():
         return []
     data = path.read_bytes()
@@ -229,6 +242,7 @@ def _row_problem(row: Any) -> str | None:
 
 def trim_partial_line(path: Path) -> None:
     """Resume: drop a line the process died writing, so the next append starts on a fresh line."""
+    refuse_link(path)
     if not path.is_file():
         return
     size = path.stat().st_size
@@ -248,9 +262,11 @@ def done_ids(path: Path, draw: int | None = None) -> set[str]:
 
 def append_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_link(path.parent)
+    refuse_link(path)
     if private and not path.exists():
         # Samples of credentialed tasks hold DUA-covered text: owner-only from the first byte.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     with disk_errors(path), path.open("a", encoding="utf-8") as handle:
         handle.write(text)
