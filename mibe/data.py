@@ -103,12 +103,23 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
                     raise MibeError(
                         f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line"
                     ) from None
+                except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
+                    raise MibeError(
+                        f"{path}:{number}: JSON that cannot be read ({str(exc).split(';')[0][:120]}); "
+                        "fix or remove the line"
+                    ) from None
                 numbers.append(number)
     return _records(path, rows, lambda i: f"{path}:{numbers[i - 1]}")
 
 
 def _json(path: Path) -> list[dict[str, Any]]:
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        raise  # read_rows names the line
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
+        raise MibeError(f"{path}: JSON that cannot be read ({str(exc).split(';')[0][:120]})") from None
     if isinstance(raw, dict) and isinstance(raw.get("data"), list):
         raw = raw["data"]
     elif isinstance(raw, dict) and raw and all(isinstance(v, dict) for v in raw.values()):
@@ -135,6 +146,9 @@ def _csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
     the header is refused (csv.DictReader would keep the last of two columns, or file extra fields
     under no name, without a word)."""
     # utf-8-sig: a byte-order mark (Excel writes one) would otherwise glue onto the first column name.
+    # A clinical note in one cell can pass csv's default 128 KiB field limit; a line of any length is
+    # read from JSONL, so no smaller bound here.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
@@ -274,7 +288,15 @@ def _canonical_gold(task: Task, gold: Any) -> Any:
         return lookup[label.lower()]
     if task.answer_type == "multi_label":
         lookup = {c.lower(): c for c in task.choices}
-        names = [gold] if isinstance(gold, str) else list(gold)
+        if isinstance(gold, str):
+            names = [gold]
+        elif isinstance(gold, list | tuple):
+            names = list(gold)
+        else:  # a mapping's keys or a number's digits are not the labels that apply
+            shown = {dict: "an object", type(None): "null", bool: "true/false"}.get(type(gold), "a number")
+            raise ValueError(
+                f"gold for a multi-label task must be a list of labels or a ';'-separated string, not {shown}"
+            )
         names = [n.strip() for name in names for n in str(name).split(";") if n.strip()]
         unknown = [n for n in names if n.lower() not in lookup]
         if unknown:

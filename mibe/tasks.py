@@ -121,7 +121,8 @@ def _is_local(task_file: Path, source: str) -> bool:
 
 
 def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
-    if not isinstance(answer, dict) or answer.get("type") not in kinds.KINDS:
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if not isinstance(kind, str) or kind not in kinds.KINDS:
         raise _fail(path, "answer.type", f"required; one of {', '.join(kinds.ANSWER_TYPES)}")
     _check_keys(path, "answer.", answer, {"type", "choices", "paper_match"})
     choices = answer.get("choices") or []
@@ -140,9 +141,11 @@ def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
 
 
 def _generation(path: Path, generation: Any) -> tuple[int, list[str]]:
+    if not isinstance(generation, dict):
+        raise _fail(path, "generation", "a mapping such as {max_new_tokens: 32, stop: ['\\n\\n']}")
     _check_keys(path, "generation.", generation, {"max_new_tokens", "stop"})
     max_new = generation.get("max_new_tokens", 32)
-    if not isinstance(max_new, int) or max_new < 1:
+    if isinstance(max_new, bool) or not isinstance(max_new, int) or max_new < 1:
         raise _fail(path, "generation.max_new_tokens", "a positive integer")
     stop = generation.get("stop") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
@@ -156,7 +159,7 @@ def _metrics(path: Path, metrics: Any, answer_type: str) -> list[str]:
         raise _fail(path, "metrics", f"required list; known: {', '.join(kinds.METRICS)}")
     kind = kinds.get(answer_type)
     for metric in metrics:
-        if metric not in kinds.METRICS:
+        if not isinstance(metric, str) or metric not in kinds.METRICS:
             raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), kinds.METRICS)}")
         if not kinds.fits(kind.name, metric):
             takes = ", ".join(kind.metrics)
@@ -198,10 +201,11 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
         raise _fail(path, "name", "required; lower-case letters, digits and _ only")
     dataset, source = _dataset(path, raw.get("dataset"))
     answer_type, choices, paper_match = _answer(path, raw.get("answer"))
-    max_new, stop = _generation(path, raw.get("generation") or {})
+    generation = raw.get("generation")
+    max_new, stop = _generation(path, {} if generation is None else generation)
     metrics = _metrics(path, raw.get("metrics"), answer_type)
     version = raw.get("version", 1)
-    if not isinstance(version, int):
+    if isinstance(version, bool) or not isinstance(version, int):
         raise _fail(path, "version", "an integer; raise it when the task's scoring changes")
     credentialed = raw.get("credentialed", False)
     if not isinstance(credentialed, bool):

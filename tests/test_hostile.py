@@ -624,3 +624,89 @@ def test_the_progress_bar_is_closed_when_a_batch_fails(tmp_path: Path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         run(workspace(tmp_path), tmp_path / "run", backend=scripted(fail_after=1), batch_size=1)
     assert len(made) == 1 and made[0].bar.disable  # tqdm's close() disables the bar
+
+
+# ---- third pass: task-file fields of the wrong type, data the readers choked on -----------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("answer: {type: choice,", "answer: {type: [choice],", "answer.type"),
+        ("answer: {type: choice,", "answer: {type: {a: 1},", "answer.type"),
+        ("generation: {max_new_tokens: 4}", "generation: 5", "generation"),
+        ("generation: {max_new_tokens: 4}", "generation: [max_new_tokens]", "generation"),
+        ("generation: {max_new_tokens: 4}", 'generation: "max_new_tokens"', "generation"),
+        (
+            "generation: {max_new_tokens: 4}",
+            "generation: {max_new_tokens: true}",
+            "generation.max_new_tokens",
+        ),
+        ("metrics: [accuracy, macro_f1]", "metrics: [[accuracy]]", "metrics"),
+        ("metrics: [accuracy, macro_f1]", "metrics: [accuracy, {a: 1}]", "metrics"),
+    ],
+)
+def test_a_task_field_of_the_wrong_type_is_one_line(tmp_path: Path, old: str, new: str, field: str) -> None:
+    assert old in LABELS
+    path = tmp_path / "notes.yaml"
+    path.write_text(LABELS.replace(old, new) + "version: 1\n")
+    with pytest.raises(MibeError, match=rf"^{path}: field '{re.escape(field)}': "):
+        tasks.load_task(path)
+
+
+MULTI = """name: tags
+dataset: {source: tags.jsonl}
+template: "Tags of {{ text }}?"
+target: labels
+answer: {type: multi_label, choices: [fever, cough, rash]}
+metrics: [macro_f1]
+"""
+
+
+@pytest.mark.parametrize(
+    ("gold", "said"),
+    [
+        ({"fever": True, "cough": False}, "not an object"),  # its keys are not the labels that apply
+        (None, "not null"),
+        (5, "not a number"),
+        (True, "not true/false"),
+    ],
+)
+def test_a_multi_label_gold_that_is_not_a_list_is_an_unusable_row(
+    tmp_path: Path, gold: object, said: str
+) -> None:
+    (tmp_path / "tags.yaml").write_text(MULTI)
+    rows = [{"id": "a", "text": "n1", "labels": gold}, {"id": "b", "text": "n2", "labels": ["fever", "rash"]}]
+    (tmp_path / "tags.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = tasks.load_task(tmp_path / "tags.yaml")
+    loaded = data.load_docs(task, data.Location("local", str(tmp_path / "tags.jsonl")))
+    assert [d.gold for d in loaded.docs] == [("fever", "rash")]
+    assert loaded.n_skipped == 1 and said in (loaded.first_problem or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        (
+            "big.jsonl",
+            '{"id": ' + "9" * 5000 + ', "text": "x", "label": "Surgery"}\n',
+            r"big.jsonl:1: JSON that cannot",
+        ),
+        (
+            "deep.jsonl",
+            '{"id": "a", "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            r"deep.jsonl:1: JSON that",
+        ),
+        ("deep.json", "[" + "[" * 100_000 + "]" * 100_000 + "]", r"deep.json: JSON that cannot be read"),
+    ],
+)
+def test_json_python_cannot_hold_is_one_line(tmp_path: Path, name: str, text: str, said: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(MibeError, match=said):
+        data.read_rows(tmp_path / name)
+
+
+def test_a_csv_cell_longer_than_csvs_default_limit_is_read(tmp_path: Path) -> None:
+    note = "x" * 300_000  # a long clinical note in one cell (csv's default limit is 131,072)
+    (tmp_path / "notes.csv").write_text(f"id,text,label\nd0,{note},Surgery\n")
+    assert data.read_rows(tmp_path / "notes.csv") == [{"id": "d0", "text": note, "label": "Surgery"}]
