@@ -17,7 +17,7 @@ from typing import Any
 
 from mibe import data, prompts, resources, tasks
 from mibe.scoring import kinds
-from mibe.types import MibeError, Task
+from mibe.types import TASK_NAME, MibeError, Task
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _jinja(name: str, s: Starter) -> str:
 
 def new(name: str, kind: str, folder: str | Path = ".") -> list[Path]:
     """Write NAME.yaml, NAME.jinja and NAME.jsonl (one invented row) into `folder`; never overwrite."""
-    if not re.fullmatch(r"[a-z0-9_]+", name):
+    if not re.fullmatch(TASK_NAME, name):
         raise MibeError(
             f"mibe tasks new {name}: a task name is lower-case letters, digits and _, e.g. my_task"
         )

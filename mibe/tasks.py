@@ -14,7 +14,7 @@ import yaml
 from mibe import resources
 from mibe.prompts import compile_template, template_hash
 from mibe.scoring import judges, kinds
-from mibe.types import MibeError, Task
+from mibe.types import TASK_NAME, MibeError, Task
 
 _KEYS = {
     "name",
@@ -197,7 +197,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
     raw = _read_yaml(path)
     _check_keys(path, "", raw, _KEYS)
     name = raw.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+    if not isinstance(name, str) or not re.fullmatch(TASK_NAME, name):
         raise _fail(path, "name", "required; lower-case letters, digits and _ only")
     dataset, source = _dataset(path, raw.get("dataset"))
     answer_type, choices, paper_match = _answer(path, raw.get("answer"))

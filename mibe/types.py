@@ -13,6 +13,8 @@ MISSING = "missing"
 PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter/multi-label answers
 SCORINGS = ("generate", "loglikelihood")
 PROTOCOLS = ("mibe", "paper")
+# A task's name: also a file name in every run folder (samples/<name>.jsonl), so never a path.
+TASK_NAME = r"[a-z0-9_]+"
 
 Gold = str | tuple[str, ...]
 

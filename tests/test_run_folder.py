@@ -189,3 +189,23 @@ def test_reports_are_never_written_into_a_run_folder(tmp_path: Path, capsys) -> 
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
     assert cli.main(["audit", str(run), "-o", str(tmp_path / "audit.md")]) == 0
     assert (tmp_path / "audit.md").read_text().startswith("# Parsing audit")
+
+
+@pytest.mark.parametrize("name", ["../x", "../../../etc/passwd", "a/b", ".hidden", "Upper", ""])
+def test_a_task_name_that_is_a_path_is_refused_by_every_reader(tmp_path: Path, name: str, capsys) -> None:
+    # samples/<name>.jsonl of "../../x" would read (or write) a file outside the run folder.
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    results = json.loads((run / "results.json").read_text())
+    first = next(iter(results["tasks"]))
+    results["tasks"][name] = results["tasks"].pop(first)
+    (run / "results.json").write_text(json.dumps(results))
+    for argv in (
+        ["view", str(run), "-o", str(tmp_path / "p.html")],
+        ["leaderboard", str(run), "--no-published"],
+        ["compare", str(run), str(run)],
+        ["audit", str(run)],
+        ["rescore", str(run), "--output-dir", str(tmp_path / "re")],
+    ):
+        assert cli.main(argv) == 2, argv
+        assert f"{name!r} is not a task name" in capsys.readouterr().err, argv

@@ -6,13 +6,14 @@ import contextlib
 import errno
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.types import MibeError, Task
+from mibe.types import TASK_NAME, MibeError, Task
 
 # Bump when a key docs/run-folder.md lists changes; readers keep reading older folders.
 # 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a
@@ -201,6 +202,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def samples_path(run_dir: Path, task: str) -> Path:
+    # A name from someone else's results.json must not lead outside samples/ ("../../x").
+    if not isinstance(task, str) or not re.fullmatch(TASK_NAME, task):
+        raise MibeError(
+            f"{run_dir}: {task!r} is not a task name (lower-case letters, digits and _ only); "
+            "the run folder is damaged"
+        )
     return run_dir / "samples" / f"{task}.jsonl"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runs.folder import check_run_folder, read_json, samples_path, write_json_atomic
-from mibe.types import MibeError
+from mibe.types import TASK_NAME, MibeError
 
 
 def prepare(
@@ -50,7 +50,7 @@ def prepare(
     if overwrite and previous is not None:
         # Only what mibe wrote: the samples of the tasks its run.json names (and their shards).
         for name in previous.get("protocols") or {}:
-            if not re.fullmatch(r"[a-z0-9_]+", str(name)):  # a task name, never a path
+            if not re.fullmatch(TASK_NAME, str(name)):  # a task name, never a path
                 continue
             path = samples_path(run_dir, str(name))
             for leftover in [path, *path.parent.glob(f"{path.stem}.rank*.part")]:

@@ -9,6 +9,7 @@ A run folder is data someone may have sent you: nothing here imports code it nam
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 from mibe.runs import folder
 from mibe.scoring import kinds
-from mibe.types import MibeError, Task
+from mibe.types import TASK_NAME, MibeError, Task
 
 Say = Callable[[str], None]
 
@@ -67,6 +68,11 @@ def read_run(path: str | Path) -> SavedRun:
     if not isinstance(entries, dict):
         raise MibeError(f"{file}: no 'tasks' mapping; is this a mibe results.json?")
     for name, entry in entries.items():
+        if not re.fullmatch(TASK_NAME, name):  # it names samples/<name>.jsonl: never a path
+            raise MibeError(
+                f"{file}: {name!r} is not a task name (lower-case letters, digits and _ only); "
+                "the run folder is damaged"
+            )
         for key in ("protocol", "metrics"):
             if not isinstance(entry, dict) or not isinstance(entry.get(key), dict):
                 raise MibeError(f"{file}: tasks.{name}.{key} is missing; rerun that task with `mibe run`")
