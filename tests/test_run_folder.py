@@ -208,4 +208,4 @@ def test_a_task_name_that_is_a_path_is_refused_by_every_reader(tmp_path: Path, n
         ["rescore", str(run), "--output-dir", str(tmp_path / "re")],
     ):
         assert cli.main(argv) == 2, argv
-        assert f"{name!r} is not a task name" in capsys.readouterr().err, argv
+        assert f"field 'tasks' holds {name!r}: not a task name" in capsys.readouterr().err, argv

@@ -193,12 +193,16 @@ def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """A run folder's results.json or run.json (None when absent), checked against the contract."""
+    from mibe.runs import contract
+
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, ValueError, RecursionError):
         raise MibeError(f"{path}: not valid JSON; delete it or pass --overwrite") from None
+    return contract.check(path, data)
 
 
 def samples_path(run_dir: Path, task: str) -> Path:

@@ -9,7 +9,6 @@ A run folder is data someone may have sent you: nothing here imports code it nam
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder
+from mibe.runs import contract, folder
 from mibe.scoring import kinds
-from mibe.types import TASK_NAME, MibeError, Task
+from mibe.types import MibeError, Task
 
 Say = Callable[[str], None]
 
@@ -45,10 +44,17 @@ class SavedTask:
 
 
 def _json(path: Path) -> Any:
+    """results.json or run.json, read and checked against the run-folder contract (runs/contract.py)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MibeError(f"{path}: not valid JSON ({exc}); the run folder is damaged (rerun it)") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
+        first = str(exc).split(";")[0][:120]
+        raise MibeError(f"{path}: JSON that cannot be read ({first}); the run folder is damaged") from None
+    except IsADirectoryError:
+        raise MibeError(f"{path}: is a folder, not a file; the run folder is damaged") from None
+    return contract.check(path, data)
 
 
 def read_run(path: str | Path) -> SavedRun:
@@ -64,18 +70,6 @@ def read_run(path: str | Path) -> SavedRun:
             f"{path}: no results.json; not a run folder, or no task finished (finish it with its `mibe run`)"
         )
     results = _json(file)
-    entries = results.get("tasks") if isinstance(results, dict) else None
-    if not isinstance(entries, dict):
-        raise MibeError(f"{file}: no 'tasks' mapping; is this a mibe results.json?")
-    for name, entry in entries.items():
-        if not re.fullmatch(TASK_NAME, name):  # it names samples/<name>.jsonl: never a path
-            raise MibeError(
-                f"{file}: {name!r} is not a task name (lower-case letters, digits and _ only); "
-                "the run folder is damaged"
-            )
-        for key in ("protocol", "metrics"):
-            if not isinstance(entry, dict) or not isinstance(entry.get(key), dict):
-                raise MibeError(f"{file}: tasks.{name}.{key} is missing; rerun that task with `mibe run`")
     run_json = _json(where / "run.json") if (where / "run.json").is_file() else {}
     return SavedRun(where, results, run_json if isinstance(run_json, dict) else {})
 
@@ -280,7 +274,8 @@ def doc_order(saved: SavedTask) -> list[str] | None:
         docset = data.load_docs(saved.task, data.Location("local" if local else "hub", source))
     except (data.NoData, MibeError, OSError):
         return None
-    if docset.fingerprint != (protocol.get("data") or {}).get("fingerprint"):
+    recorded = protocol.get("data")
+    if not isinstance(recorded, dict) or docset.fingerprint != recorded.get("fingerprint"):
         return None
     order = [d.id for d in docset.docs[: protocol.get("limit")]]
     return order if sorted(order) == sorted({r["id"] for r in saved.rows}) else None
