@@ -7,6 +7,7 @@ the model); otherwise lengths are counted in UTF-8 bytes, which never undercount
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -340,19 +341,42 @@ class OpenAIBackend:
                 f"{self.base_url}: the server returned no prompt log-probs (echo + logprobs); "
                 "use --scoring generate with this endpoint"
             )
-        scores = []
-        for prompt, length, choice in zip(sent, lengths, found, strict=True):
-            logprobs = choice["logprobs"]
-            values = logprobs.get("token_logprobs") or []  # the prompt's tokens, then the one generated
-            if isinstance(prompt, str):
-                start, offsets = len(request.prompt), logprobs.get("text_offset") or []
-                picked = [v for v, at in zip(values, offsets, strict=False) if start <= at < len(prompt)]
-            else:
-                picked = values[len(prompt) - length : len(prompt)]
-            if not picked or any(not isinstance(v, int | float) for v in picked):
-                raise MibeError(f"{self.base_url}: incomplete prompt log-probs for document {request.doc_id}")
-            scores.append(float(sum(picked)))
-        return scores
+        if len(found) > 1 and sorted(
+            c.get("index") for c in found if isinstance(c.get("index"), int)
+        ) != list(range(len(found))):  # the order of choices is the order of the prompts only by their index
+            raise MibeError(
+                f"{self.base_url}/completions: the reply's choices lack the 'index' 0..{len(found) - 1} "
+                f"that ties each to its prompt (document {request.doc_id}); not OpenAI-compatible here"
+            )
+        return [self._summed(request, prompt, length, choice) for prompt, length, choice in zip(
+            sent, lengths, found, strict=True)]  # fmt: skip
+
+    def _summed(self, request: Request, prompt: Any, length: int, choice: dict[str, Any]) -> float:
+        """One continuation's log-prob: the echoed values of its tokens, all of them, each <= 0."""
+        logprobs = choice["logprobs"]
+        values = logprobs.get("token_logprobs") or []  # the prompt's tokens, then the one generated
+        if isinstance(prompt, str):
+            start, offsets = len(request.prompt), logprobs.get("text_offset") or []
+            # Every echoed token has an offset, and the generated token starts at the prompt's end:
+            # a shorter list would sum the continuation over fewer tokens.
+            whole = len(offsets) == len(values) and any(at >= len(prompt) for at in offsets)
+            picked = [v for v, at in zip(values, offsets, strict=False) if start <= at < len(prompt)]
+        else:
+            whole = len(values) >= len(prompt)
+            picked = values[len(prompt) - length : len(prompt)]
+        where = f"{self.base_url}/completions: document {request.doc_id}"
+        if (
+            not whole
+            or not picked
+            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in picked)
+        ):
+            raise MibeError(f"{where}: incomplete prompt log-probs (fewer echoed tokens than the prompt has)")
+        if any(math.isnan(v) or v > 1e-6 for v in picked):  # -inf: a token the model rules out
+            bad = next(v for v in picked if math.isnan(v) or v > 1e-6)
+            raise MibeError(
+                f"{where}: a log-prob of {bad} (log-probs are numbers <= 0); the server is wrong here"
+            )
+        return float(sum(picked))
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
         return self._map(self._scores, requests)

@@ -3,6 +3,7 @@ halved on out-of-memory (greedy outputs do not depend on the batch size), progre
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -88,7 +89,16 @@ def progress(total: int, done: int, name: str) -> Progress:
 
 def _call(backend: Backend, batch: Sequence[Request]) -> list[Any]:
     if batch[0].continuations:
-        return backend.loglikelihood(batch)
+        scores = backend.loglikelihood(batch)
+        for request, values in zip(batch, scores, strict=True):
+            # Checked before the row is written: a NaN saved in the samples would stay on every resume.
+            # -inf is a choice the model rules out; NaN or +inf, or nothing finite, is a broken model.
+            if any(math.isnan(v) or v == math.inf for v in values) or not any(map(math.isfinite, values)):
+                raise MibeError(
+                    f"document {request.doc_id}: the model gave the log-likelihoods {values} "
+                    "(a numerically broken model or precision: try --dtype float32)"
+                )
+        return scores
     return backend.generate(batch)
 
 

@@ -1,0 +1,98 @@
+"""Log-likelihood scoring over an OpenAI-compatible endpoint (echo + logprobs) against replies a
+loopback server shapes by hand: impossible or incomplete log-probs and choices without their index
+are one line naming the URL and document, never a score summed from the wrong tokens."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from mibe.backends.openai import OpenAIBackend
+from mibe.types import MibeError, Request
+from tests.loopback import JSONHandler, serving
+from tests.scripted import Scripted
+from tests.test_hostile import run, workspace
+
+
+def echoed(prompt: str, value: float, shorten: int = 0) -> dict[str, Any]:
+    """The echo of `prompt` one character per token (the byte tokenizer's view), then one token."""
+    tokens = [*prompt, "x"]
+    values: list[Any] = [None] + [value] * (len(tokens) - 1)
+    offsets = list(range(len(tokens)))
+    if shorten:
+        values, offsets = values[:-shorten], offsets[:-shorten]
+    return {"tokens": tokens, "token_logprobs": values, "text_offset": offsets}
+
+
+class Echo(JSONHandler):
+    mode: ClassVar[str] = "ok"
+
+    def do_GET(self) -> None:  # /v1/models: the served model and its context length
+        self._reply({"data": [{"id": "tiny", "max_model_len": 2048}]})
+
+    def do_POST(self) -> None:
+        prompts = self._body()["prompt"]
+        mode = type(self).mode
+        value = {"nan": math.nan, "positive": 0.7, "inf": math.inf}.get(mode, -0.5)
+        out = []
+        for i, p in enumerate(prompts):
+            choice: dict[str, Any] = {
+                "index": i,
+                "text": "x",
+                "logprobs": echoed(p, value, 3 if mode == "short" else 0),
+            }
+            if mode == "noindex":
+                del choice["index"]
+            out.append(choice)
+        if mode == "noindex":
+            out.reverse()
+        self._reply({"choices": out})
+
+
+def scores(mode: str) -> list[list[float]]:
+    Echo.mode = mode
+    with serving(Echo) as url:
+        backend = OpenAIBackend("tiny", url, retries=0, say=lambda line: None)
+        return backend.loglikelihood([Request("d7", "Q: ok? A:", 4, (), continuations=(" yes", " no"))])
+
+
+def test_well_formed_echoes_are_summed_over_the_continuation() -> None:
+    assert scores("ok") == [[pytest.approx(-0.5 * 4), pytest.approx(-0.5 * 3)]]
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("nan", r"document d7: a log-prob of nan \(log-probs are numbers <= 0\)"),
+        ("inf", r"document d7: a log-prob of inf"),
+        ("positive", r"document d7: a log-prob of 0.7"),
+        ("short", r"document d7: incomplete prompt log-probs \(fewer echoed tokens than the prompt has\)"),
+        (
+            "noindex",
+            r"the reply's choices lack the 'index' 0..1 that ties each to its prompt \(document d7\)",
+        ),
+    ],
+)
+def test_impossible_or_incomplete_log_probs_are_one_line(mode: str, said: str) -> None:
+    with pytest.raises(MibeError, match=r"http://127\.0\.0\.1:\d+/v1/completions: .*" + said):
+        scores(mode)
+
+
+class Broken(Scripted):
+    """A model whose log-likelihoods come out NaN for one document (fp16 overflow, say)."""
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
+        return [[math.nan, -1.0] if r.doc_id == "n2" else [-1.0, -2.0] for r in requests]
+
+
+def test_a_nan_log_likelihood_stops_the_run_before_it_is_saved(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(MibeError, match=r"document n2: the model gave the log-likelihoods \[nan, -1.0\]"):
+        run(workspace(tmp_path), out, backend=Broken(reply=str), scoring="loglikelihood", batch_size=1)
+    rows = [json.loads(line) for line in (out / "samples" / "notes.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["n0", "n1"]  # saved before it; nothing NaN on disk to resume with
