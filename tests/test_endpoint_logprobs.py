@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from mibe.backends.openai import OpenAIBackend
+from mibe.backends.openai import OpenAIBackend, choice_reasoning, choice_text
 from mibe.types import MibeError, Request
 from tests.loopback import JSONHandler, serving
 from tests.scripted import Scripted
@@ -96,3 +96,15 @@ def test_a_nan_log_likelihood_stops_the_run_before_it_is_saved(tmp_path: Path) -
         run(workspace(tmp_path), out, backend=Broken(reply=str), scoring="loglikelihood", batch_size=1)
     rows = [json.loads(line) for line in (out / "samples" / "notes.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["n0", "n1"]  # saved before it; nothing NaN on disk to resume with
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [("yes \ud800", "yes \ufffd"), ("a\ud83d\ude00b", "a\U0001f600b"), ("plain é", "plain é"), (None, "")],
+)
+def test_a_reply_with_a_lone_surrogate_can_be_saved(sent: str | None, kept: str) -> None:
+    # json.loads('"\\ud800"') is a str no UTF-8 file can hold: writing the samples row crashed.
+    got = choice_text({"text": sent}, chat=False)
+    assert got == kept and got.encode("utf-8") == kept.encode("utf-8")
+    reasoning = choice_reasoning({"message": {"reasoning_content": sent or "x"}}, chat=True)
+    assert reasoning is not None and isinstance(reasoning.encode("utf-8"), bytes)

@@ -113,7 +113,13 @@ def choice_text(choice: dict[str, Any], chat: bool) -> str:
     text = holder[key]
     if not isinstance(text, str | None):
         raise ValueError(f"the first choice's {key} is {type(text).__name__}, not text")
-    return text or ""
+    return valid_text(text or "")
+
+
+def valid_text(text: str) -> str:
+    """JSON may carry a lone UTF-16 surrogate ("\\ud800") no UTF-8 file can hold: a split pair is
+    joined, a lone one becomes U+FFFD, so the samples file can always be written."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM/SGLang reasoning parsers, old and new name
@@ -125,7 +131,7 @@ def choice_reasoning(choice: dict[str, Any], chat: bool) -> str | None:
     for key in REASONING_FIELDS:
         found = holder.get(key) if isinstance(holder, dict) else None
         if isinstance(found, str) and found.strip():
-            return found
+            return valid_text(found)
     return None
 
 
