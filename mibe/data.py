@@ -323,8 +323,20 @@ def _published_doc(task: Task, row: Mapping[str, Any], index: int) -> Doc:
 
 def _plain_doc(task: Task, row: Mapping[str, Any], index: int) -> Doc:
     if task.target not in row:
-        raise ValueError(f"no gold column '{task.target}' (set `target:` in the task file)")
-    return Doc(id=str(row.get("id", index)), fields=dict(row), gold=row[task.target])
+        columns = ", ".join(sorted(k for k in row if not k.startswith("__"))[:12])
+        raise ValueError(
+            f"no gold column '{task.target}' (set `target:` in the task file; the row has {columns})"
+        )
+    # A JSON file keyed by id keeps its keys as ids; else the row's place in the file.
+    ident = row.get("id", row.get("__key__", index))
+    if isinstance(ident, bool) or not isinstance(ident, str | int) or not str(ident).strip():
+        raise ValueError(f"`id` is {json.dumps(ident)}; ids are non-empty strings or numbers")
+    gold = row[task.target]
+    if gold is None:
+        raise ValueError(f"the gold column '{task.target}' is null")
+    if task.answer_type in ("text", "span") and not isinstance(gold, str | int | float):
+        raise ValueError(f"the gold column '{task.target}' is {type(gold).__name__}, not text")
+    return Doc(id=str(ident), fields=dict(row), gold=gold)
 
 
 def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None):

@@ -41,7 +41,13 @@ def options_block(pairs: Sequence[tuple[str, object]]) -> str:
 @lru_cache(maxsize=1)
 def _env() -> SandboxedEnvironment:
     # Trailing newlines are part of MIBE's prompts (the templates in prompts/), so Jinja must keep them.
-    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # finalize: a null field (JSON null, a Parquet null) renders as nothing, never as the word "None".
+    return SandboxedEnvironment(
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        finalize=lambda value: "" if value is None else value,
+    )
 
 
 @lru_cache(maxsize=256)

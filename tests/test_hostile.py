@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe import cli, data, tasks
+from mibe import cli, data, prompts, tasks
 from mibe.run import api
 from mibe.runs import audit, folder, rescore
 from mibe.types import MibeError, RunConfig
@@ -667,7 +667,7 @@ metrics: [macro_f1]
     ("gold", "said"),
     [
         ({"fever": True, "cough": False}, "not an object"),  # its keys are not the labels that apply
-        (None, "not null"),
+        (None, "null"),
         (5, "not a number"),
         (True, "not true/false"),
     ],
@@ -710,3 +710,52 @@ def test_a_csv_cell_longer_than_csvs_default_limit_is_read(tmp_path: Path) -> No
     note = "x" * 300_000  # a long clinical note in one cell (csv's default limit is 131,072)
     (tmp_path / "notes.csv").write_text(f"id,text,label\nd0,{note},Surgery\n")
     assert data.read_rows(tmp_path / "notes.csv") == [{"id": "d0", "text": note, "label": "Surgery"}]
+
+
+TEXT = """name: notes_sum
+dataset: {source: notes.jsonl}
+template: "Summarise: {{ text }}{% if extra %} ({{ extra }}){% endif %} [{{ note }}]"
+target: summary
+answer: {type: text}
+metrics: [rouge_l]
+"""
+
+
+def test_null_fields_and_golds_are_never_the_word_none(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "text": "chest pain", "note": None, "extra": None, "summary": "angina"},
+        {"id": "b", "text": "cough", "note": "n", "extra": "x", "summary": None},  # no reference
+        {"id": "c", "text": "rash", "note": "n", "extra": "", "summary": ["a", "list"]},
+        {"id": None, "text": "fever", "note": "n", "extra": "", "summary": "flu"},
+        {"id": ["x"], "text": "fever", "note": "n", "extra": "", "summary": "flu"},
+        {"id": "", "text": "fever", "note": "n", "extra": "", "summary": "flu"},
+    ]
+    task = tasks.load_task(workspace(tmp_path, TEXT, rows, name="notes_sum"))
+    loaded = data.load_docs(task, data.Location("local", str(tmp_path / "notes.jsonl")))
+    assert [d.id for d in loaded.docs] == ["a"] and loaded.n_skipped == 5
+    assert "the gold column 'summary' is null" in (loaded.first_problem or "")
+    prompt = prompts.compose(task.template, loaded.docs[0], [])
+    assert prompt == "Summarise: chest pain []" and "None" not in prompt
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        ({"id": None, "text": "t", "label": "Surgery"}, "`id` is null"),
+        ({"id": ["x"], "text": "t", "label": "Surgery"}, '`id` is ["x"]'),
+        ({"id": " ", "text": "t", "label": "Surgery"}, '`id` is " "'),
+        ({"text": "t", "lable": "Surgery"}, "no gold column 'label' (set `target:` in the task file; the"),
+    ],
+)  # fmt: skip
+def test_rows_without_a_usable_id_or_gold_say_why(tmp_path: Path, row: dict, said: str) -> None:
+    task = tasks.load_task(workspace(tmp_path, rows=[row, {"id": "ok", "text": "t", "label": "Surgery"}]))
+    loaded = data.load_docs(task, data.Location("local", str(tmp_path / "notes.jsonl")))
+    assert [d.id for d in loaded.docs] == ["ok"] and said in (loaded.first_problem or "")
+
+
+def test_a_json_file_keyed_by_id_keeps_its_ids(tmp_path: Path) -> None:
+    task = tasks.load_task(workspace(tmp_path))
+    keyed = {"pmid-7": {"text": "a", "label": "Surgery"}, "pmid-9": {"text": "b", "label": "Cardiology"}}
+    (tmp_path / "keyed.json").write_text(json.dumps(keyed))
+    loaded = data.load_docs(task, data.Location("local", str(tmp_path / "keyed.json")))
+    assert [d.id for d in loaded.docs] == ["pmid-7", "pmid-9"]  # were "0", "1"
