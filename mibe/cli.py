@@ -301,12 +301,9 @@ def _add_judge(sub: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
-    pairs = {}
-    for item in args.data:
-        task, sep, path = item.partition("=")
-        if not sep or not task or not path:
-            raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
-        pairs[task] = path
+    from mibe.datacheck import parse_pairs
+
+    pairs = parse_pairs(args.data)
     _check(args)
     seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
     from mibe.backends.chat import parse_kwargs
@@ -406,8 +403,10 @@ def check_seed_and_bootstrap(seed: int, bootstrap: int) -> None:
     # numpy seeds are 0 .. 2**32 - 1: refused here, not after every document was generated.
     if not 0 <= seed < 2**32:
         raise MibeError(f"--seed {seed}: must be between 0 and {2**32 - 1}")
-    if bootstrap < 0:
-        raise MibeError(f"--bootstrap {bootstrap}: must be 0 (no intervals) or more")
+    from mibe.scoring.stats import MAX_BOOTSTRAP
+
+    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise MibeError(f"--bootstrap {bootstrap}: must be 0 (no intervals) to {MAX_BOOTSTRAP:,} resamples")
 
 
 def _tasks_command(args: argparse.Namespace) -> int:

@@ -92,13 +92,22 @@ def _records(path: Path, rows: list[Any], line: Callable[[int], str]) -> list[di
     return rows
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys without a word: {"label": "yes", "label": "no"} is "no".
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"the key {twice!r} appears twice in one object")
+    return dict(pairs)
+
+
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     rows, numbers = [], []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    rows.append(json.loads(line, object_pairs_hook=_unique_keys))
                 except json.JSONDecodeError as exc:
                     raise MibeError(
                         f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line"
@@ -115,7 +124,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 def _json(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise  # read_rows names the line
     except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep

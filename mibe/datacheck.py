@@ -125,6 +125,8 @@ def parse_pairs(items: Sequence[str]) -> dict[str, str]:
         task, sep, path = item.partition("=")
         if not sep or not task or not path:
             raise MibeError(f"--data {item}: expected TASK=PATH, e.g. --data mednli=~/mednli/")
+        if task in pairs and pairs[task] != path:  # the last would win without a word
+            raise MibeError(f"--data {item}: {task} was already given --data {task}={pairs[task]}; give one")
         pairs[task] = path
     return pairs
 

@@ -61,6 +61,20 @@ class _NoAliases(yaml.SafeLoader):
             raise yaml.YAMLError(f"__alias__ at line {mark.line + 1}")
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps the last of two equal keys without a word: two `metrics:` lines would lose one.
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key is PyYAML's own error, next
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 def read_text(path: Path, what: str) -> str:
     """A text file the user named, or one line saying why it cannot be read."""

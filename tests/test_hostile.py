@@ -759,3 +759,44 @@ def test_a_json_file_keyed_by_id_keeps_its_ids(tmp_path: Path) -> None:
     (tmp_path / "keyed.json").write_text(json.dumps(keyed))
     loaded = data.load_docs(task, data.Location("local", str(tmp_path / "keyed.json")))
     assert [d.id for d in loaded.docs] == ["pmid-7", "pmid-9"]  # were "0", "1"
+
+
+def test_a_key_given_twice_is_one_line(tmp_path: Path) -> None:
+    # JSON and YAML keep the last of two equal keys without a word.
+    (tmp_path / "rows.jsonl").write_text(
+        '{"id": "a", "text": "t", "label": "Surgery", "label": "Cardiology"}\n'
+    )
+    with pytest.raises(MibeError, match=r"rows.jsonl:1: .*the key 'label' appears twice in one object"):
+        data.read_rows(tmp_path / "rows.jsonl")
+    (tmp_path / "rows.json").write_text('[{"id": "a", "id": "b"}]')
+    with pytest.raises(MibeError, match=r"rows.json: .*the key 'id' appears twice"):
+        data.read_rows(tmp_path / "rows.json")
+    path = workspace(tmp_path)
+    path.write_text(path.read_text() + "metrics: [accuracy]\n")
+    with pytest.raises(
+        MibeError, match=r"YAML error at line \d+: the key 'metrics' appears twice in one mapping"
+    ):
+        tasks.load_task(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["--data", "notes=a.jsonl", "--data", "notes=b.jsonl"],
+            "notes was already given --data notes=a.jsonl",
+        ),
+        (["--bootstrap", "100001"], "--bootstrap 100001: must be 0 (no intervals) to 100,000 resamples"),
+    ],
+)
+def test_run_flags_that_would_be_silently_lost_or_exhaust_memory(
+    tmp_path: Path, argv: list[str], said: str, capsys
+) -> None:
+    base = ["run", "--model", "/nonexistent-model", "--tasks", str(workspace(tmp_path)), "--output-dir"]
+    assert cli.main([*base, str(tmp_path / "out"), *argv]) == 2
+    assert said in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_board_bootstrap_past_the_cap_is_one_line(tmp_path: Path, capsys) -> None:
+    assert cli.main(["leaderboard", "--bootstrap", "10000000000000"]) == 2
+    assert "--bootstrap 10000000000000: must be a positive integer up to 100,000" in capsys.readouterr().err

@@ -203,6 +203,8 @@ def test_chat_template_kwargs(text: str | None, expected: dict) -> None:
         ("[1, 2]", "--chat-template-kwargs: a JSON list, not an object"),
         ('"x"', "a JSON str, not an object"),
         ('{"add_generation_prompt": false, "tokenize": true}', "add_generation_prompt, tokenize set by mibe"),
+        ('{"a": ' + "9" * 5000 + "}", "JSON that cannot be read"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "JSON that cannot be read"),
     ],
 )
 def test_bad_chat_template_kwargs_are_one_line(text: str, message: str) -> None:

@@ -134,6 +134,9 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
         raise MibeError(
             f"--chat-template-kwargs: not valid JSON ({exc.msg} at column {exc.colno}){example}"
         ) from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
+        first = str(exc).split(";")[0][:100]
+        raise MibeError(f"--chat-template-kwargs: JSON that cannot be read ({first}){example}") from None
     if not isinstance(value, dict):
         raise MibeError(f"--chat-template-kwargs: a JSON {type(value).__name__}, not an object{example}")
     taken = sorted(RESERVED_KWARGS & value.keys())

@@ -92,8 +92,10 @@ def _write(text: str, output: str | None, runs: Sequence[str] = ()) -> None:
 
 
 def _check_bootstrap(n: int, seed: int = 0) -> None:
-    if n < 1:
-        raise MibeError(f"--bootstrap {n}: must be a positive integer")
+    from mibe.scoring.stats import MAX_BOOTSTRAP
+
+    if not 1 <= n <= MAX_BOOTSTRAP:
+        raise MibeError(f"--bootstrap {n}: must be a positive integer up to {MAX_BOOTSTRAP:,}")
     if not 0 <= seed < 2**32:  # numpy's seed range
         raise MibeError(f"--seed {seed}: must be between 0 and {2**32 - 1}")
 
