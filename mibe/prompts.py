@@ -153,7 +153,8 @@ def fit(
     if n > budget:
         raise MibeError(
             f"document {doc.id}: the prompt needs {n} tokens but the model allows {budget} even "
-            "with its document text removed; use fewer shots or a longer-context model"
+            "with its document text removed (the context minus the answer's tokens); use fewer shots, "
+            "a lower --max-new-tokens or a longer-context model"
         )
     return prompt, removed
 

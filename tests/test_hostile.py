@@ -800,3 +800,13 @@ def test_run_flags_that_would_be_silently_lost_or_exhaust_memory(
 def test_a_board_bootstrap_past_the_cap_is_one_line(tmp_path: Path, capsys) -> None:
     assert cli.main(["leaderboard", "--bootstrap", "10000000000000"]) == 2
     assert "--bootstrap 10000000000000: must be a positive integer up to 100,000" in capsys.readouterr().err
+
+
+def test_an_answer_cap_that_fills_the_context_is_one_line(tiny_llama: Path, tmp_path: Path, capsys) -> None:
+    argv = ["run", "--model", str(tiny_llama), "--tasks", "pubmedqa", "--demo", "--limit", "1"]
+    assert cli.main([*argv, "--max-new-tokens", "5000", "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "max_new_tokens 5000 (with any --reasoning-budget) leaves no room for a prompt in the model's" in err
+    )
+    assert "allows -" not in err  # no negative allowance

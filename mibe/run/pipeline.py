@@ -116,6 +116,12 @@ def build_requests(
     if backend.max_context:
         reserve = max((len(backend.tokenize(c)) for c in conts), default=0) if loglik else max_new
         budget = backend.max_context - reserve
+        if budget < 1 and not loglik:  # the answer's cap alone fills the context: no prompt can fit
+            raise MibeError(
+                f"{task.name}: max_new_tokens {max_new} (with any --reasoning-budget) leaves no room for a "
+                f"prompt in the model's {backend.max_context}-token context; lower --max-new-tokens "
+                "(or generation.max_new_tokens in the task file)"
+            )
     seed = config.seed if p.draw is None else p.draw
     drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, seed)) for doc in docs]
     many = getattr(backend, "tokenize_many", None)
