@@ -124,8 +124,11 @@ def new(name: str, kind: str, folder: str | Path = ".") -> list[Path]:
     """Write NAME.yaml, NAME.jinja and NAME.jsonl (one invented row) into `folder`; never overwrite."""
     if not re.fullmatch(TASK_NAME, name):
         raise MibeError(
-            f"mibe tasks new {name}: a task name is lower-case letters, digits and _, e.g. my_task"
+            f"mibe tasks new {name[:80]}: a task name is up to 64 lower-case letters, digits and _, "
+            "e.g. my_task"
         )
+    if name in tasks.builtin_paths():  # its runs would be named like the built-in task's
+        raise MibeError(f"mibe tasks new {name}: a built-in task has that name; pick another, e.g. my_{name}")
     if kind not in STARTERS:
         raise MibeError(f"--kind {kind}: one of {', '.join(STARTERS)}")
     where = Path(folder).expanduser()
@@ -138,15 +141,20 @@ def new(name: str, kind: str, folder: str | Path = ".") -> list[Path]:
         where / f"{name}.jinja": _jinja(name, s),
         where / f"{name}.jsonl": json.dumps(row, ensure_ascii=False) + "\n",
     }
-    taken = [p for p in files if p.exists()]
+    taken = [p for p in files if p.exists() or p.is_symlink()]
     if taken:
         raise MibeError(
             f"{taken[0]}: already exists; mibe tasks new never overwrites: pick another NAME or --dir"
         )
-    where.mkdir(parents=True, exist_ok=True)
-    for path, text in files.items():
-        with path.open("x", encoding="utf-8") as out:  # "x": a file made meanwhile is not replaced
-            out.write(text)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            with path.open("x", encoding="utf-8") as out:  # "x": a file made meanwhile is not replaced
+                out.write(text)
+    except FileExistsError as exc:  # a dangling link where a file would go
+        raise MibeError(f"{exc.filename}: already exists (a link?); tasks new never overwrites") from None
+    except OSError as exc:
+        raise MibeError(f"--dir {where}: cannot write ({exc.strerror}); choose a writable --dir") from None
     return list(files)
 
 

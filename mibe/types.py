@@ -14,7 +14,7 @@ PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter
 SCORINGS = ("generate", "loglikelihood")
 PROTOCOLS = ("mibe", "paper")
 # A task's name: also a file name in every run folder (samples/<name>.jsonl), so never a path.
-TASK_NAME = r"[a-z0-9_]+"
+TASK_NAME = r"[a-z0-9_]{1,64}"
 
 Gold = str | tuple[str, ...]
 

@@ -259,3 +259,23 @@ def test_hf_backend_reports_each_step(tiny_llama: Path) -> None:
     steps.clear()
     backend.loglikelihood([Request("a", "Is it?", 0, (), (" yes", " no"))])
     assert steps and all(n > 0 for n in steps)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["a" * 300], "a task name is up to 64 lower-case letters"),
+        (["pubmedqa"], "a built-in task has that name; pick another, e.g. my_pubmedqa"),
+        (["fine", "--dir", "/proc/no/such"], "--dir /proc/no/such: cannot write"),
+    ],
+)
+def test_tasks_new_odd_names_and_folders_are_one_line(argv: list[str], said: str, capsys) -> None:
+    assert cli.main(["tasks", "new", *argv]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1
+
+
+def test_tasks_new_never_writes_through_a_dangling_link(tmp_path: Path, capsys) -> None:
+    (tmp_path / "probe.yaml").symlink_to(tmp_path / "elsewhere" / "x.yaml")
+    assert cli.main(["tasks", "new", "probe", "--dir", str(tmp_path)]) == 2
+    assert "never overwrites" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
