@@ -108,3 +108,35 @@ def test_a_reply_with_a_lone_surrogate_can_be_saved(sent: str | None, kept: str)
     assert got == kept and got.encode("utf-8") == kept.encode("utf-8")
     reasoning = choice_reasoning({"message": {"reasoning_content": sent or "x"}}, chat=True)
     assert reasoning is not None and isinstance(reasoning.encode("utf-8"), bytes)
+
+
+class Sentence(JSONHandler):
+    finish: ClassVar[str | None] = "stop"
+
+    def do_GET(self) -> None:
+        self._reply({"data": [{"id": "tiny", "max_model_len": 2048}]})
+
+    def do_POST(self) -> None:
+        self._body()
+        answer = " Cardiology, as the note is about the heart."
+        chat = self.path.endswith("/chat/completions")
+        choice: dict[str, Any] = {
+            "index": 0,
+            **({"message": {"content": answer}} if chat else {"text": answer}),
+        }
+        if type(self).finish:
+            choice["finish_reason"] = type(self).finish
+        self._reply({"choices": [choice]})
+
+
+@pytest.mark.parametrize(("finish", "cut"), [("stop", False), ("length", True), (None, True)])
+def test_without_a_local_tokenizer_the_servers_finish_reason_says_what_was_cut(
+    tmp_path: Path, finish: str | None, cut: bool
+) -> None:
+    # The answer is 44 bytes against a 4-token cap: counting bytes called every answer cut off.
+    Sentence.finish = finish
+    with serving(Sentence) as url:
+        backend = OpenAIBackend("tiny", url, retries=0, say=lambda line: None)
+        out = run(workspace(tmp_path), tmp_path / "run", backend=backend)
+    warnings = " ".join(out["tasks"]["notes"].get("warnings") or [])
+    assert ("cut at the 4-token limit" in warnings) is cut, warnings

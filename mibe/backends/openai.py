@@ -105,6 +105,18 @@ def choices(reply: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
 
 
+def _served_count(reply: dict[str, Any], choice: dict[str, Any], max_new: int, counted: int) -> int | None:
+    """The new tokens of one reply: the server's usage, else what its finish_reason implies."""
+    usage = reply.get("usage")
+    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if isinstance(used, int) and not isinstance(used, bool) and used >= 0:
+        return used
+    reason = choice.get("finish_reason")
+    if reason == "length":
+        return max_new
+    return min(counted, max_new - 1) if reason == "stop" else None  # stopped before the cap
+
+
 def choice_text(choice: dict[str, Any], chat: bool) -> str:
     """The generated text of one choice (null content, e.g. a refusal, is empty text)."""
     holder, key = (choice.get("message"), "content") if chat else (choice, "text")
@@ -195,6 +207,7 @@ class OpenAIBackend:
         self.capped_replies = 0  # replies holding more than the tokens asked for, cut to that
         self._capped_lock = threading.Lock()
         self._chats: dict[str, tuple[list[dict[str, str]], dict[str, Any]]] = {}
+        self._served: dict[str, int | None] = {}  # doc id -> new tokens the server reports
         served = self._models()
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
@@ -305,6 +318,8 @@ class OpenAIBackend:
             text = choice_text(first, chat=chat is not None)
         except ValueError as exc:
             raise MibeError(f"{self.base_url}/{route}: {exc}") from None
+        counted = len(self.tokenize(text))  # bytes without a local tokenizer: an upper bound
+        self._served[request.doc_id] = _served_count(reply, first, request.max_new_tokens, counted)
         pair = request.reasoning[0] if request.reasoning else traces.THINK[0]
         finished = first.get("finish_reason") != "length"
         text = with_reasoning(text, choice_reasoning(first, chat is not None), finished, pair)
@@ -312,6 +327,11 @@ class OpenAIBackend:
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
         return self._map(self._one, requests)
+
+    def served_tokens(self, doc_id: str) -> int | None:
+        """The new tokens the server says it wrote for a document (its usage, or its finish_reason),
+        or None: without the model's tokenizer, counting bytes would call short answers cut off."""
+        return self._served.get(doc_id)
 
     def _scores(self, request: Request) -> list[float]:
         if request.prompt in self._chats and isinstance(self.tokenizer, _ByteTokenizer):

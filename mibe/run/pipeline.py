@@ -200,7 +200,12 @@ def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence
     if batch[0].continuations:
         return [0] * len(batch)
     specials = len(backend.tokenize(""))
-    return [max(0, len(backend.tokenize(o)) - specials) for o in outputs]
+    served = getattr(backend, "served_tokens", None)  # an endpoint's own count (usage, finish_reason)
+    counts = []
+    for request, output in zip(batch, outputs, strict=True):
+        said = served(request.doc_id) if served is not None else None
+        counts.append(said if said is not None else max(0, len(backend.tokenize(output)) - specials))
+    return counts
 
 
 def _run_batches(
