@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mibe import data, tasks
+from mibe import data, prompts, tasks
 from mibe.types import Doc, MibeError, Task
 
 
@@ -67,6 +67,8 @@ def check_task(task: Task, data_dir: str | None, pairs: Mapping[str, str]) -> Ta
     source = location.where if location.kind == "local" else f"hub {location.where}"
     try:
         docset = data.load_docs(task, location)
+        for doc in docset.docs:  # a run stops at the first document its template cannot render
+            prompts.compose(task.template, doc, [])
     except (data.NoData, MibeError) as exc:
         return TaskCheck(task.name, source, str(exc), task.access, found=location.kind == "local")
     return TaskCheck(

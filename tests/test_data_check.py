@@ -192,3 +192,16 @@ def test_a_file_with_no_usable_row_is_named_with_its_first_problem(tmp_path: Pat
     block = blocks(result.stdout)["mednli"]
     assert block[0].endswith("NO USABLE DATA") and field(block, "source") == str(bad)
     assert "row 1: ValueError: gold_label: '-' is not entailment" in field(block, "why")
+
+
+def test_a_template_no_row_can_render_is_no_usable_data(tmp_path: Path):
+    # A run would stop at the first document; the check says so before any model is loaded.
+    (tmp_path / "notes.jsonl").write_text(json.dumps({"id": "a", "text": "t", "label": "Surgery"}) + "\n")
+    (tmp_path / "notes.yaml").write_text(
+        "name: notes\ndataset: {source: notes.jsonl}\ntemplate: 'Note: {{ txt }}'\ntarget: label\n"
+        "answer: {type: choice, choices: [Surgery, Cardiology]}\nmetrics: [accuracy]\n"
+    )
+    result = mibe("--tasks", str(tmp_path / "notes.yaml"))
+    assert result.returncode == 2
+    block = blocks(result.stdout)["notes"]
+    assert block[0].endswith("NO USABLE DATA") and "'txt' is undefined" in field(block, "why")
