@@ -365,6 +365,8 @@ def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
         raise MibeError(f"--fewshot-seeds {spec}: integers separated by commas, e.g. 1,2,3") from None
     if len(set(seeds)) != len(seeds):
         raise MibeError(f"--fewshot-seeds {spec}: a seed is named twice; give each draw's seed once")
+    if any(not 0 <= seed < 2**32 for seed in seeds):  # numpy's seed range, as --seed
+        raise MibeError(f"--fewshot-seeds {spec}: each seed must be between 0 and {2**32 - 1}")
     if shots < 1:
         raise MibeError(f"--fewshot-seeds {spec}: draws need shots; add --num-fewshot K (K >= 1)")
     return seeds

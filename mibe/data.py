@@ -103,7 +103,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     rows, numbers = [], []
-    with path.open(encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark (some editors write one) would make the first line invalid JSON.
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 try:
@@ -122,7 +123,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _json(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     try:
         raw = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
@@ -145,9 +146,14 @@ def _parquet(path: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
+        names = pq.read_schema(path).names
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise MibeError(f"{path}: column names {repeated} appear more than once; rename them")
         return pq.read_table(path).to_pylist()
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise MibeError(f"{path}: not a readable Parquet file ({str(exc)[:200]})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]  # pyarrow's messages run to many lines
+        raise MibeError(f"{path}: not a readable Parquet file ({first})") from None
 
 
 def _csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
@@ -191,6 +197,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         if suffix == ".parquet":
             return _parquet(path)
     except UnicodeDecodeError as exc:
+        if path.read_bytes()[:2] == b"\x1f\x8b":
+            raise MibeError(f"{path}: is gzip-compressed; decompress it (gunzip -k {path.name})") from None
         raise MibeError(f"{path}: not UTF-8 (byte {exc.start}); re-encode it, e.g. iconv -t utf-8") from None
     except json.JSONDecodeError as exc:
         raise MibeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None

@@ -148,10 +148,21 @@ def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
         raise _fail(path, "answer.choices", f"type {answer['type']} needs at least two choices")
     if len({c.lower() for c in choices}) != len(choices):
         raise _fail(path, "answer.choices", "labels must differ (case-insensitively)")
+    spaced = [c for c in choices if c != c.strip()]
+    if spaced:  # golds are read stripped: such a label could never be matched
+        raise _fail(path, "answer.choices", f"{spaced[0]!r} starts or ends with a space; write it without")
+    if kind == "letter" and not all(len(c) == 1 and c.isalpha() for c in choices):
+        raise _fail(path, "answer.choices", "a letter task's choices are option letters, e.g. [A, B, C, D]")
     match = answer.get("paper_match", "first")
     if match not in kinds.PAPER_MATCHES:
         raise _fail(path, "answer.paper_match", f"one of {', '.join(kinds.PAPER_MATCHES)}")
     return answer["type"], choices, match
+
+
+def _target(path: Path, target: Any) -> str:
+    if not isinstance(target, str) or not target.strip():
+        raise _fail(path, "target", "the name of the data's gold column, e.g. label")
+    return target
 
 
 def _generation(path: Path, generation: Any) -> tuple[int, list[str]]:
@@ -172,6 +183,8 @@ def _metrics(path: Path, metrics: Any, answer_type: str) -> list[str]:
     if not isinstance(metrics, list) or not metrics:
         raise _fail(path, "metrics", f"required list; known: {', '.join(kinds.METRICS)}")
     kind = kinds.get(answer_type)
+    if len({str(m) for m in metrics}) != len(metrics):
+        raise _fail(path, "metrics", "a metric is listed twice; list each once")
     for metric in metrics:
         if not isinstance(metric, str) or metric not in kinds.METRICS:
             raise _fail(path, "metrics", f"unknown metric '{metric}'; {_near(str(metric), kinds.METRICS)}")
@@ -246,7 +259,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
         access=" ".join(str(access).split()),
         template=source_text,
         template_name=template_name,
-        target=str(raw.get("target", "answer")),
+        target=_target(path, raw.get("target", "answer")),
         answer_type=answer_type,
         paper_match=paper_match,
         choices=tuple(choices),
@@ -287,6 +300,8 @@ def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], se
                 tasks.append((load_task(builtin[item]), True))
             else:
                 raise MibeError(f"{flag}: unknown task '{item}'; {_near(item.lower(), builtin)}")
+    if not tasks:
+        raise MibeError(f"{flag}: names no task; give task names, all, or task files (see `mibe tasks list`)")
     seen: dict[str, Task] = {}
     explicit: set[str] = set()
     for task, named in tasks:

@@ -810,3 +810,70 @@ def test_an_answer_cap_that_fills_the_context_is_one_line(tiny_llama: Path, tmp_
         "max_new_tokens 5000 (with any --reasoning-budget) leaves no room for a prompt in the model's" in err
     )
     assert "allows -" not in err  # no negative allowance
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "said"),
+    [
+        ("target: label", "target: [label]", "target", "the name of the data's gold column"),
+        ("target: label", "target: 7", "target", "the name of the data's gold column"),
+        ("choices: [Surgery, Cardiology]", 'choices: [" Surgery", Cardiology]', "answer.choices", "a space"),
+        ("metrics: [accuracy, macro_f1]", "metrics: [accuracy, accuracy]", "metrics", "listed twice"),
+        ("answer: {type: choice,", "answer: {type: letter,", "answer.choices", "option letters"),
+    ],
+)
+def test_task_fields_that_could_never_score_are_one_line(
+    tmp_path: Path, old: str, new: str, field: str, said: str
+) -> None:
+    assert old in LABELS
+    path = tmp_path / "notes.yaml"
+    path.write_text(LABELS.replace(old, new))
+    with pytest.raises(MibeError, match=rf"^{path}: field '{re.escape(field)}': .*{re.escape(said)}"):
+        tasks.load_task(path)
+
+
+def test_data_files_in_odd_wrappings(tmp_path: Path) -> None:
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    line = b'{"id": "a", "text": "t", "label": "Surgery"}\n'
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + line)  # a byte-order mark: still the first row
+    assert data.read_rows(tmp_path / "bom.jsonl") == [{"id": "a", "text": "t", "label": "Surgery"}]
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf[" + line.strip() + b"]")
+    assert len(data.read_rows(tmp_path / "bom.json")) == 1
+    (tmp_path / "z.jsonl").write_bytes(gzip.compress(line))
+    with pytest.raises(MibeError, match=r"z.jsonl: is gzip-compressed; decompress it \(gunzip -k z.jsonl\)"):
+        data.read_rows(tmp_path / "z.jsonl")
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["id", "id"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    with pytest.raises(MibeError, match=r"dup.parquet: column names \['id'\] appear more than once"):
+        data.read_rows(tmp_path / "dup.parquet")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["run", "--model", "/m", "--tasks", ","], "--tasks: names no task"),
+        (["run", "--model", "/m", "--tasks", ""], "--tasks: names no task"),
+        (["data", "check", "--tasks", " , "], "--tasks: names no task"),
+        (["run", "--model", "/m", "--tasks", "pubmedqa", "--num-fewshot", "1", "--fewshot-seeds", "1,-2"],
+         "each seed must be between 0 and 4294967295"),
+        (["leaderboard", "{a}", "--delta-vs-base", "--base", "{a}={a}"], "a run is not its own base"),
+        (["leaderboard", "{a}", "--delta-vs-base", "--base", "{a}={b}", "--base", "{a}={c}"],
+         "was already given a base"),
+        (["leaderboard", "{a}", "--no-published", "--plot", "{tmp}/fig.gif"], "name a .png or .svg file"),
+    ],
+)  # fmt: skip
+def test_flags_that_name_nothing_or_contradict_are_one_line(
+    tmp_path: Path, argv: list[str], said: str, capsys
+) -> None:
+    names = {"a": tmp_path / "a", "b": tmp_path / "b", "c": tmp_path / "c", "tmp": tmp_path}
+    for key in "abc":
+        if any("{" + key + "}" in x for x in argv):  # the run folders this case names
+            run(workspace(tmp_path / f"w{key}"), names[key])
+    capsys.readouterr()
+    assert cli.main([x.format(**names) for x in argv]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1

@@ -113,6 +113,10 @@ def leaderboard(args: argparse.Namespace) -> int:
     fmt = _format(args, FORMATS)
     for where in (args.output, args.plot):
         _check_target(where, args.runs)
+    if args.plot:
+        from mibe.boards.plot import check_path
+
+        check_path(Path(args.plot))
     board = build(args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed)
     if fmt == "html":
         from mibe.boards.html import html

@@ -48,11 +48,15 @@ def _same_model(a: str | None, b: str | None) -> bool:
 
 
 def parse_bases(specs: Sequence[str]) -> list[tuple[str, str]]:
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for spec in specs:
         run, sep, base = spec.partition("=")
         if not sep or not run or not base:
             raise MibeError(f"--base {spec}: expected RUN=BASE_RUN (two run folders)")
+        if Path(run).resolve() == Path(base).resolve():
+            raise MibeError(f"--base {spec}: a run is not its own base; name the run it was trained from")
+        if any(Path(run).resolve() == Path(r).resolve() for r, _ in pairs):
+            raise MibeError(f"--base {spec}: {run} was already given a base; give each run one --base")
         pairs.append((run, base))
     return pairs
 

@@ -12,11 +12,16 @@ COLUMNS = 4  # panels per figure row
 RUN, PUBLISHED, BEST = "#3b6fb6", "#9aa5b1", "#c98a00"
 
 
+def check_path(path: Path) -> None:
+    """Before the board is built: a wrong suffix costs nothing."""
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise MibeError(f"--plot {path}: name a .png or .svg file")
+
+
 def plot(board: Board, path: Path) -> None:
     """One panel per (section, task, metric, protocol) that has a value: bars with 95% whiskers; then
     one reliability diagram per row and log-likelihood-scored task (results.json's calibration bins)."""
-    if path.suffix.lower() not in (".png", ".svg"):
-        raise MibeError(f"--plot {path}: name a .png or .svg file")
+    check_path(path)
     try:
         from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
     except ImportError:
