@@ -1,6 +1,7 @@
-"""Log-likelihood scoring over an OpenAI-compatible endpoint (echo + logprobs) against replies a
-loopback server shapes by hand: impossible or incomplete log-probs and choices without their index
-are one line naming the URL and document, never a score summed from the wrong tokens."""
+"""An OpenAI-compatible endpoint's replies, shaped by hand on a loopback server: impossible or
+incomplete log-probs and choices without their index are one line naming the URL and document (never
+a score summed from the wrong tokens); a lone surrogate is saved; the server's own count says what
+hit the token cap; a reply from another model is said and recorded."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from mibe.backends.openai import OpenAIBackend, choice_reasoning, choice_text
-from mibe.types import MibeError, Request
+from mibe.run import api
+from mibe.types import MibeError, Request, RunConfig
 from tests.loopback import JSONHandler, serving
 from tests.scripted import Scripted
 from tests.test_hostile import run, workspace
@@ -140,3 +142,34 @@ def test_without_a_local_tokenizer_the_servers_finish_reason_says_what_was_cut(
         out = run(workspace(tmp_path), tmp_path / "run", backend=backend)
     warnings = " ".join(out["tasks"]["notes"].get("warnings") or [])
     assert ("cut at the 4-token limit" in warnings) is cut, warnings
+
+
+class Other(JSONHandler):
+    def do_GET(self) -> None:
+        self._reply({"data": [{"id": "someone-else", "max_model_len": 2048}]})
+
+    def do_POST(self) -> None:
+        self._body()
+        chat = self.path.endswith("/chat/completions")
+        text = " Cardiology"
+        choice = {
+            "index": 0,
+            "finish_reason": "stop",
+            **({"message": {"content": text}} if chat else {"text": text}),
+        }
+        self._reply({"model": "gpt-evil", "choices": [choice]})
+
+
+def test_a_server_answering_as_another_model_is_said_and_recorded(tmp_path: Path) -> None:
+    said: list[str] = []
+    with serving(Other) as url:
+        backend = OpenAIBackend("tiny", url, retries=0, say=said.append)
+        config = RunConfig(
+            model="tiny", tasks=(str(workspace(tmp_path)),), output_dir=str(tmp_path / "r"), bootstrap=20
+        )
+        out = api.run(config, backend=backend, say=said.append)
+    assert any("/models serves someone-else, not 'tiny'" in line for line in said)
+    assert any("the server answered as gpt-evil, not 'tiny'" in line for line in said)
+    assert out["model"]["answered_as"] == ["gpt-evil"]
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert saved["model"]["answered_as"] == ["gpt-evil"]

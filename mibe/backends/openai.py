@@ -211,6 +211,11 @@ class OpenAIBackend:
         served = self._models()
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
+        names = [str(m.get("id")) for m in served if m.get("id")]
+        if names and model not in names:  # a server that ignores `model` answers as its own
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            say(f"mibe: warning: {self.base_url}/models serves {shown}, not '{model}'; check --model")
+        self.answered_as: set[str] = set()  # the `model` of each reply, recorded in results.json
 
     # ---- HTTP -------------------------------------------------------------------------------------
     def _post(self, route: str, body: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -318,6 +323,8 @@ class OpenAIBackend:
             text = choice_text(first, chat=chat is not None)
         except ValueError as exc:
             raise MibeError(f"{self.base_url}/{route}: {exc}") from None
+        if isinstance(reply.get("model"), str):
+            self.answered_as.add(reply["model"][:200])
         counted = len(self.tokenize(text))  # bytes without a local tokenizer: an upper bound
         self._served[request.doc_id] = _served_count(reply, first, request.max_new_tokens, counted)
         pair = request.reasoning[0] if request.reasoning else traces.THINK[0]

@@ -86,6 +86,19 @@ def backend_for(
     return make_backend(spec.run_config(spec.parse(text, flag), config), credentialed)
 
 
+def _answered_as(backend: Any, out: dict[str, Any], say: Callable[[str], None]) -> None:
+    """An endpoint's replies name the model that wrote them: recorded, and said when it is not the
+    one asked for (a server that ignores `model`, or a dated snapshot of it)."""
+    names = sorted(getattr(backend, "answered_as", ()) or ())
+    if not names:
+        return
+    out["model"] = {**out["model"], "answered_as": names}
+    asked = str(out["model"].get("path") or "")
+    if asked not in names:
+        shown = ", ".join(names[:3])
+        say(f"mibe: warning: the server answered as {shown}, not '{asked}' (results.json: model.answered_as)")
+
+
 def default_output_dir(config: RunConfig) -> Path:
     name = Path(config.model.rstrip("/")).name or "model"
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -190,6 +203,7 @@ def run(
                 _score_task(p, pool, backend, config, run_dir, out, private)
         if not w.main:
             return out
+        _answered_as(backend, out, say)
         if config.judge:
             judging.after_run(config, run_dir, out, model, say)
         folder.write_json_atomic(run_dir / "results.json", out, private=private)
