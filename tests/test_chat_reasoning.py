@@ -337,12 +337,16 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
     cache = cache_path(run, "think_qa").read_text()
     assert len(cache.splitlines()) == 5  # the five answers with text; the two truncated traces cost nothing
     assert "drug" not in cache and "yes\\n" not in cache  # hashes and labels, never text
-    # rescore: the run's cache answers every call (no new cache file), and the evaluated model is never asked
+    # rescore: the evaluated model is never asked; the run's own cache is never trusted (a received folder
+    # could hold any label there), so the extractor reads the answers again, into the new folder's cache
+    forged = [json.loads(line) for line in cache.splitlines()]
+    lie = next(v for v in ("yes", "no", "maybe") if any(r["value"] != v for r in forged))  # changes a reading
+    cache_path(run, "think_qa").write_text("".join(json.dumps({**r, "value": lie}) + "\n" for r in forged))
     sent = len(_Reasoner.bodies)
     again = tmp_path / "again"
     flags = ["--parser", "model", "--extractor", extractor, "--output-dir", str(again)]
     assert cli.main(["rescore", str(run), *flags]) == 0
-    assert len(_Reasoner.bodies) == sent and not cache_path(again, "think_qa").exists()
+    assert len(_Reasoner.bodies) == sent and len(cache_path(again, "think_qa").read_text().splitlines()) == 5
     assert {k: r["prediction"] for k, r in _samples(again).items()} == {
         k: r["prediction"] for k, r in rows.items()
     }

@@ -524,3 +524,23 @@ def test_calibration_of_a_run_of_several_draws(tiny_llama: Path, tmp_path: Path)
     page = tmp_path / "board.html"
     assert cli.main(["leaderboard", str(run), "--no-published", "-o", str(page), "--bootstrap", "50"]) == 0
     assert f"ECE {cal['ece']['value']:.3f}" in page.read_text()
+
+
+def test_redacted_draws_of_span_and_text_tasks_score_as_unredacted(tiny_llama: Path, tmp_path: Path) -> None:
+    # Redacted span/text rows keep statistics, not text: the draws are summarised from those.
+    def drawn(out: Path, redact: bool) -> dict:
+        config = RunConfig(
+            model=str(tiny_llama), tasks=("emrqa", "pubmed_sum"), demo=True, limit=3, num_fewshot=1,
+            fewshot_seeds=(1, 2), bootstrap=100, max_new_tokens=4, output_dir=str(out), redact_samples=redact,
+            bertscore_model=str(tmp_path / "no-bert"),
+        )  # fmt: skip
+        return api.run(config, say=lambda line: None)["tasks"]
+
+    plain, redacted = drawn(tmp_path / "plain", False), drawn(tmp_path / "red", True)
+    for task in ("emrqa", "pubmed_sum"):
+        for metric, value in plain[task]["metrics"].items():
+            if value.get("value") is not None:
+                got = redacted[task]["metrics"][metric]
+                for key in ("value", "ci95", "sd", "values"):
+                    assert got[key] == pytest.approx(value[key]), (task, metric, key)
+    assert all("raw_output" not in r for r in samples(tmp_path / "red", "emrqa"))

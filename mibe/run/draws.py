@@ -49,11 +49,19 @@ def rows_by_draw(p: pipeline.Plan, path: Path, seeds: Sequence[int]) -> list[lis
     return [sorted(by_draw[seed], key=lambda r: order[r["id"]]) for seed in seeds]
 
 
-def matrices(p: pipeline.Plan, drawn: Sequence[Sequence[dict]]) -> tuple[list[Any], dict[str, Any]]:
+def matrices(
+    p: pipeline.Plan, drawn: Sequence[Sequence[dict]], config: RunConfig
+) -> tuple[list[Any], dict[str, Any]]:
     """Each draw's per-document statistics matrix and the metrics as functions of its column sums."""
     parser = p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
     xs, stat_of = [], {}
     for rows in drawn:
+        if not kinds.get(p.task.answer_type).labelled and any(folder.is_redacted(r) for r in rows):
+            # --redact-samples: span, entity and text rows keep their statistics, not their text.
+            kept = folder.redact_rows(list(rows), p.task, pipeline.score_parser(p), config.bertscore_model)
+            x, stat_of = kinds.stats_matrix(p.task.answer_type, p.task.metrics, [r["stats"] for r in kept])
+            xs.append(x)
+            continue
         golds = [_value(r["gold"]) for r in rows]
         preds = [_value(r["prediction"]) for r in rows]
         x, stat_of, _ = kinds.task_stats(
@@ -72,7 +80,7 @@ def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, 
     per metric the mean over draws as `value`, the two-level interval as `ci95`, `sd` and `values`."""
     seeds = list(entries)
     drawn = rows_by_draw(p, path, seeds)
-    xs, stat_of = matrices(p, drawn)
+    xs, stat_of = matrices(p, drawn, config)
     summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed)
     first = entries[seeds[0]]
     metrics = draw_stats.summary_metrics(first["metrics"], summary)

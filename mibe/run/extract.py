@@ -28,6 +28,14 @@ QUESTION_CHARS = 1500  # the end of the prompt, where the task's instruction and
 ANSWER_CHARS = 1500
 
 
+def _a_reading(value: Any, task: Task) -> bool:
+    """What the extractor can answer: one of the task's labels or "missing" (a list of labels for a
+    multi-label task)."""
+    if task.answer_type == "multi_label":
+        return isinstance(value, list) and all(isinstance(v, str) and v in task.choices for v in value)
+    return isinstance(value, str) and (value in task.choices or value == MISSING)
+
+
 def cache_path(run_dir: Path, task: str) -> Path:
     return run_dir / "extractions" / f"{task}.jsonl"
 
@@ -70,22 +78,20 @@ class Extractor:
     def key(self, prompt: str, answer: str) -> str:
         return hashlib.sha256(json.dumps([self.spec, prompt, answer]).encode("utf-8")).hexdigest()[:32]
 
-    def _read(self, path: Path) -> None:
+    def _read(self, path: Path, task: Task) -> None:
         if path in self.read_from:  # read once; what this run adds is in `seen` already
             return
         self.read_from.add(path)
         for row in folder.read_samples(path):
-            self.seen.setdefault(row["id"], row["value"])
+            if _a_reading(row.get("value"), task):  # anything else is asked again, never scored
+                self.seen.setdefault(row["id"], row["value"])
 
-    def apply(
-        self, task: Task, rows: list[dict], run_dir: Path, private: bool, also: Sequence[Path] = ()
-    ) -> None:
+    def apply(self, task: Task, rows: list[dict], run_dir: Path, private: bool) -> None:
         """Set each generated row's prediction, parse_failed and score from the extractor; the strict
         parse stays as `strict_prediction`. Rows of other kinds are left as the strict parser read them."""
         if task.answer_type not in LABELLED:
             return
-        for where in (run_dir, *also):
-            self._read(cache_path(where, task.name))
+        self._read(cache_path(run_dir, task.name), task)
         todo: dict[str, tuple[str, str]] = {}
         for row in rows:
             answer = reasoning.answer_of(row)
@@ -161,7 +167,8 @@ def summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 def rescore_command(args: Any, argv: Sequence[str]) -> int:
     """`mibe rescore RUN --parser model --extractor MODEL --output-dir NEW`: loads only the extractor,
-    never the evaluated model; its calls are cached in NEW (and those the run cached are reused)."""
+    never the evaluated model; its calls are cached in NEW. The cache RUN holds is never read: a run
+    folder may come from anyone, and a cached label is a score taken on trust."""
     from mibe.runs import rescore, saved
 
     if args.parser != "model" or not args.extractor:
@@ -181,7 +188,7 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
         found = Extractor.load(config, credentialed)
 
         def apply(task: saved.SavedTask, rows: list) -> None:
-            found.apply(task.task, rows, out_dir, task.private, also=(origin,))
+            found.apply(task.task, rows, out_dir, task.private)
 
         apply.spec = found.spec  # type: ignore[attr-defined]
         return apply

@@ -218,9 +218,19 @@ def score_stats(
 ) -> dict[str, Any]:
     """`score_task` from the rows `doc_stats` gave (a redacted span, entity or text task)."""
     out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in wanted}
-    n = len(rows)
-    if n == 0:
+    if not rows:
         return {"metrics": out, "per_class": None}
+    x, stat_of = stats_matrix(kind, wanted, rows)
+    _fill(out, x, stat_of, unavailable, seed, n_boot)
+    return {"metrics": out, "per_class": None}
+
+
+def stats_matrix(
+    kind: str, wanted: Sequence[str], rows: Sequence[dict[str, float]]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The per-document statistics matrix and each metric of its column sums, from the rows
+    `doc_stats` gave (what a redacted span, entity or text task keeps)."""
+    n = len(rows)
     if kind == "entities":
         columns: Sequence[str] = ENTITY_COLUMNS
         stat_of = get(kind).stats([], [], (), "strict")[1]  # P/R/F of the summed counts
@@ -228,5 +238,4 @@ def score_stats(
         columns = [m for m in wanted if all(m in r for r in rows)]
         stat_of = {m: (lambda s, i=i: s[..., i] / n) for i, m in enumerate(columns)}
     x = np.array([[r[c] for c in columns] for r in rows], dtype=float).reshape(n, len(columns))
-    _fill(out, x, stat_of, unavailable, seed, n_boot)
-    return {"metrics": out, "per_class": None}
+    return x, stat_of
