@@ -530,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         api.run(config, command=["mibe", *argv])
         return 0
     except MibeError as exc:
-        print(f"mibe: error: {exc}", file=sys.stderr)
+        # One line, whatever a path or name in it holds.
+        print("mibe: error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mibe: interrupted; run the same command again to resume", file=sys.stderr)

@@ -68,6 +68,7 @@ ACC, ACCF = "tasks/pubmedqa/metrics/accuracy", "tasks.pubmedqa.metrics.accuracy"
         ("tasks/pubmedqa/metrics/accuracy", None, "tasks.pubmedqa.metrics.accuracy", "must be an object"),
         (ACC + "/value", "0.5", ACCF + ".value", "a number"),
         (ACC + "/value", 10**400, ACCF + ".value", "a number"),
+        (ACC + "/value", 1e308, ACCF + ".value", "below 1e6"),
         (ACC + "/ci95", ["a", "b"], ACCF + ".ci95", "[low, high]"),
         (ACC + "/ci95", [0.9, 0.1], ACCF + ".ci95", "low <= high"),
         (ACC + "/ci95", [0.1], ACCF + ".ci95", "[low, high]"),
@@ -145,3 +146,21 @@ def test_json_that_python_cannot_hold_is_one_line(tmp_path: Path, capsys) -> Non
     (run / "results.json").write_text(text.rstrip()[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}")
     assert cli.main(["leaderboard", str(run), "--no-published"]) == 2
     assert "JSON that cannot be read" in capsys.readouterr().err
+
+
+def test_a_value_outside_its_own_interval_still_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    data = json.loads((run / "results.json").read_text())
+    metric = next(iter(data["tasks"].values()))["metrics"]["accuracy"]
+    metric["ci95"] = [metric["value"] + 0.1, metric["value"] + 0.2]  # a percentile interval may miss it
+    (run / "results.json").write_text(json.dumps(data))
+    figure = tmp_path / "board.png"
+    assert (
+        cli.main(
+            ["leaderboard", str(run), "--no-published", "--plot", str(figure), "-o", str(tmp_path / "b.md")]
+        )
+        == 0
+    )
+    assert figure.stat().st_size > 0

@@ -209,3 +209,54 @@ def test_a_task_name_that_is_a_path_is_refused_by_every_reader(tmp_path: Path, n
     ):
         assert cli.main(argv) == 2, argv
         assert f"field 'tasks' holds {name!r}: not a task name" in capsys.readouterr().err, argv
+
+
+def test_outputs_never_land_in_or_over_a_run(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    sent = tmp_path / "sent"  # a run folder someone sent without its run.json
+    shutil.copytree(run, sent)
+    (sent / "run.json").unlink()
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.html").mkdir()
+    before = {p: p.read_bytes() for p in (*run.rglob("*"), *sent.rglob("*")) if p.is_file()}
+    refused = [
+        (
+            ["leaderboard", str(run), "-o", str(sent / "results.json"), "--format", "md"],
+            "inside the run folder",
+        ),
+        (["leaderboard", str(run), "-o", str(run / "samples" / "sub" / "x.md")], "inside the run folder"),
+        (["view", str(run), "-o", str(tmp_path / "afile" / "x.html")], "cannot write"),
+        (["view", str(run), "-o", str(tmp_path / "adir.html")], "cannot write"),
+        (["rescore", str(run), "--output-dir", str(run / "newsub")], "inside the run it reads"),
+        (["leaderboard", str(tmp_path / "no\nsuch")], "no\\nsuch: no such run folder"),  # still one line
+    ]
+    capsys.readouterr()  # the run's own progress lines
+    for argv, said in refused:
+        code = cli.main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert {p: p.read_bytes() for p in (*run.rglob("*"), *sent.rglob("*")) if p.is_file()} == before
+
+
+def test_a_results_json_that_is_a_folder_stops_a_resume_before_the_model(tmp_path: Path) -> None:
+    from mibe.runs import folder
+    from mibe.types import MibeError
+
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    (run / "results.json").unlink()
+    (run / "results.json").mkdir()
+    with pytest.raises(MibeError, match=r"results.json: is a folder, not a file; the run folder is damaged"):
+        folder.check_run_folder(run)
+
+
+def test_rescore_of_a_metric_the_task_cannot_have_is_one_line(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    scripted_run(tmp_path, run)
+    data = json.loads((run / "results.json").read_text())
+    name = next(t for t, e in data["tasks"].items() if e.get("answer_type") == "choice")
+    data["tasks"][name]["metrics"]["bogus"] = {"value": 0.5, "ci95": [0.1, 0.9]}
+    (run / "results.json").write_text(json.dumps(data))
+    assert cli.main(["rescore", str(run), "--output-dir", str(tmp_path / "re")]) == 2
+    assert "names the metric 'bogus', which a choice task does not have" in capsys.readouterr().err

@@ -71,8 +71,10 @@ def _bars(ax: Any, board: Board, section: Any, column: Any) -> None:
     ]
     values = [c.value for _, _, c in bars]
     # No interval (published rows): NaN draws no whisker at all, where 0 would draw a cap.
-    low = [c.value - c.ci95[0] if c.ci95 else float("nan") for _, _, c in bars]
-    high = [c.ci95[1] - c.value if c.ci95 else float("nan") for _, _, c in bars]
+    # A percentile interval need not hold its point estimate (a ratio metric on few documents):
+    # the whisker then starts at the value, never below it (matplotlib refuses negative lengths).
+    low = [max(0.0, c.value - c.ci95[0]) if c.ci95 else float("nan") for _, _, c in bars]
+    high = [max(0.0, c.ci95[1] - c.value) if c.ci95 else float("nan") for _, _, c in bars]
     colours = [PUBLISHED if r.published else RUN for _, r, _ in bars]
     edges = [BEST if i in section.best.get(column, ()) else "none" for i, _, _ in bars]  # the tie group
     y = list(range(len(bars)))

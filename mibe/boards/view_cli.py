@@ -48,7 +48,10 @@ def command(args: Any) -> int:
     # A page with credentialed text is owner-only; otherwise it follows the umask like any file.
     umask = os.umask(0)
     os.umask(umask)
-    folder.write_text_atomic(out, text, mode=0o600 if args.show_credentialed else 0o666 & ~umask)
+    try:
+        folder.write_text_atomic(out, text, mode=0o600 if args.show_credentialed else 0o666 & ~umask)
+    except OSError as exc:  # a parent that is a file, a folder of that name, no permission
+        raise MibeError(f"-o {out}: cannot write ({exc.strerror}); choose a writable FILE.html") from None
     shown = "with credentialed text" if args.show_credentialed else "credentialed text left out"
     print(f"mibe: wrote {out} ({len(text) // 1024} KiB; {shown})")
     return 0

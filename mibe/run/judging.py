@@ -440,6 +440,8 @@ def _check_output(out_dir: Path, origin: Path) -> None:
             f"--output-dir {out_dir}: is the run itself; `mibe judge` writes a new folder "
             "(`mibe run ... --judge` judges in the run's own folder)"
         )
+    if origin in out_dir.resolve().parents:
+        raise MibeError(f"--output-dir {out_dir}: inside the run it reads; write the new folder elsewhere")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         previous = folder.read_json(out_dir / "run.json") if out_dir.is_dir() else None
         if ((previous or {}).get("judged_from") or {}).get("run") != str(origin):

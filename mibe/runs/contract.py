@@ -99,8 +99,15 @@ PROTOCOL: dict[str, tuple[Check, str]] = {
     "jury": (_maybe(_mapping), "an object or null"),
     "data": (_maybe(lambda x: isinstance(x, dict | str)), "an object, a string or null"),
 }
+
+
+def _metric_value(x: Any) -> bool:
+    # Every metric mibe writes is a share, a mean score or a count-based rate: far below 1e6.
+    return number(x) and (math.isnan(float(x)) or abs(float(x)) < 1e6)
+
+
 METRIC: dict[str, tuple[Check, str]] = {
-    "value": (_maybe(number), "a number or null"),
+    "value": (_maybe(_metric_value), "a number below 1e6 in size, or null"),
     "ci95": (_maybe(_interval), "[low, high] with low <= high, or null"),
     "sd": (_maybe(number), "a number or null"),
     "values": (_numbers, "a list of numbers"),

@@ -88,15 +88,15 @@ def is_mibe_run_json(path: Path) -> bool:
 
 def holding_run(path: Path, runs: Sequence[str | Path] = ()) -> Path | None:
     """The run folder `path` lies in: one of `runs` (as given on the command line), or a folder up to
-    two levels above it that holds mibe's run.json (its samples/ included)."""
+    three levels above it holding mibe's run.json or a results.json (a folder sent without run.json)."""
     target = path.resolve()
     for run in runs:
         here = Path(run).resolve()
         here = here.parent if here.is_file() else here
         if here in target.parents:
             return here
-    for parent in list(target.parents)[:2]:
-        if is_mibe_run_json(parent / "run.json"):
+    for parent in list(target.parents)[:3]:  # the folder, samples/, and one below
+        if is_mibe_run_json(parent / "run.json") or (parent / "results.json").is_file():
             return parent
     return None
 
@@ -126,6 +126,9 @@ def check_run_folder(run_dir: Path) -> None:
         return
     for entry in run_dir.rglob("*"):  # a link would send mibe's writes to a file outside the folder
         refuse_link(entry)
+    for name in ("run.json", "results.json"):
+        if (run_dir / name).exists() and not (run_dir / name).is_file():
+            raise MibeError(f"{run_dir / name}: is a folder, not a file; the run folder is damaged")
     held = sorted(p.name for p in run_dir.iterdir() if p.name != ".lock")
     if not held or is_mibe_run_json(run_dir / "run.json"):
         return
@@ -399,8 +402,11 @@ def read_judge_cache(path: Path, writer: bool) -> dict[str, dict[str, Any]]:
 
 
 def discard(path: Path) -> None:
-    """Remove a file the run no longer keeps (an extraction cache under --redact-samples)."""
+    """Remove a file the run no longer keeps (an extraction cache under --redact-samples), and its
+    folder once empty: nothing but the contract's files stays behind."""
     path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        path.parent.rmdir()
 
 
 def git_commit() -> str | None:

@@ -83,6 +83,12 @@ def rescore_task(
     # A jury scored the predictions (`mibe judge`): its columns stand while they are unchanged.
     judged = {m: entry["metrics"][m] for m in names if m.startswith("judge_")}
     names = [m for m in names if m not in judged]
+    unknown = [m for m in names if not kinds.fits(task.answer_type, m)]
+    if unknown:  # a hand-edited or foreign results.json: nothing here can recompute it
+        raise MibeError(
+            f"{saved.name}: results.json names the metric {unknown[0]!r}, which a {task.answer_type} task "
+            "does not have; the run folder is damaged"
+        )
     redo = [m for m in names if m not in kept]
     if entry.get("fewshot_seeds"):  # each draw scored alone, then the mean over draws, as `mibe run` does
         scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config)
@@ -191,6 +197,8 @@ def rescore(
     origin, out_dir = run.path.resolve(), Path(output_dir)
     if out_dir.resolve() == origin:
         raise MibeError(f"--output-dir {out_dir}: is the run itself; rescore writes a new folder")
+    if origin in out_dir.resolve().parents:
+        raise MibeError(f"--output-dir {out_dir}: inside the run it reads; write the new folder elsewhere")
     if out_dir.exists() and not out_dir.is_dir():
         raise MibeError(f"--output-dir {out_dir}: is a file; choose a new folder")
     chosen = saved_run.pick(run, names)
