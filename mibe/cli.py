@@ -483,6 +483,11 @@ def _show_task(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(text: str) -> str:
+    """An error is one line, whatever a path or name in it holds."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -530,8 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api.run(config, command=["mibe", *argv])
         return 0
     except MibeError as exc:
-        # One line, whatever a path or name in it holds.
-        print("mibe: error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
+        print("mibe: error: " + one_line(str(exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mibe: interrupted; run the same command again to resume", file=sys.stderr)
