@@ -281,6 +281,20 @@ def builtin_paths() -> dict[str, Path]:
     return {p.stem: p for p in sorted(resources.tasks_dir().glob("*.yaml"))}
 
 
+def _not_a_builtin_variant(task: Task, builtin: dict[str, Path]) -> Task:
+    """A task file named like a built-in task must be that task (a copy is fine): an edited variant
+    under the same name would share the built-in's leaderboard columns and published rows."""
+    if task.name not in builtin:
+        return task
+    own = load_task(builtin[task.name])
+    if task.file_hash != own.file_hash:
+        raise MibeError(
+            f"{task.path}: field 'name': '{task.name}' is a built-in task's name, but this file differs from "
+            f"it; give your variant its own name (e.g. my_{task.name})"
+        )
+    return own  # a copy is the built-in task, its reader (hook) included
+
+
 def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], set[str]]:
     """Turn `--tasks` entries (all, names, comma lists, YAML paths) into loaded tasks, in order.
 
@@ -295,7 +309,7 @@ def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], se
             if item == "all":
                 tasks.extend((load_task(p), False) for p in builtin.values())
             elif item.endswith((".yaml", ".yml")) or "/" in item:
-                tasks.append((load_task(item), True))
+                tasks.append((_not_a_builtin_variant(load_task(item), builtin), True))
             elif item in builtin:
                 tasks.append((load_task(builtin[item]), True))
             else:

@@ -877,3 +877,14 @@ def test_flags_that_name_nothing_or_contradict_are_one_line(
     assert cli.main([x.format(**names) for x in argv]) == 2
     err = capsys.readouterr().err
     assert said in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_edited_copy_of_a_built_in_task_needs_its_own_name(tmp_path: Path) -> None:
+    # Under the built-in's name it would share the built-in's leaderboard columns and published rows.
+    original = REPO / "tasks" / "pubmedqa.yaml"
+    copy = tmp_path / "pubmedqa.yaml"
+    copy.write_bytes(original.read_bytes())
+    assert tasks.resolve([str(copy)])[0][0].path == original.resolve()  # a plain copy is the built-in task
+    copy.write_text(original.read_text().replace("max_new_tokens", "max_new_tokens", 1) + "# my edit\n")
+    with pytest.raises(MibeError, match=r"'pubmedqa' is a built-in task's name, but this file differs"):
+        tasks.resolve([str(copy)])
