@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mibe.types import TASK_NAME
+from mibe.types import TASK_NAME, MibeError
 
 Check = Callable[[Any], bool]
 
@@ -178,8 +178,6 @@ def run_json_problem(data: Any) -> Problem:
 
 def check(path: Any, data: Any) -> Any:
     """`data` read from `path` (a results.json or run.json), returned when it keeps the contract."""
-    from mibe.types import MibeError
-
     problem = results_problem(data) if str(path).endswith("results.json") else run_json_problem(data)
     if problem:
         field, what = problem

@@ -125,7 +125,12 @@ def _in_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[dict[
 
 
 def _scored(
-    task: Task, rows: list[dict[str, Any]], names: list[str], parser: str, config: dict[str, Any]
+    task: Task,
+    rows: list[dict[str, Any]],
+    names: list[str],
+    parser: str,
+    config: dict[str, Any],
+    stats: tuple[Any, Any, Any] | None = None,
 ) -> dict[str, Any]:
     return kinds.score_task(
         task.answer_type,
@@ -137,6 +142,7 @@ def _scored(
         seed=config.get("seed", 1234),
         n_boot=config.get("bootstrap", 1000),
         bertscore_model=config.get("bertscore_model", "bert-base-multilingual-cased"),
+        stats=stats,
     )
 
 
@@ -155,9 +161,12 @@ def _scored_draws(
     per, xs, stat_of = {}, [], {}
     for seed in seeds:
         drawn = _in_order([r for r in rows if r.get("draw") == seed], order)
-        per[seed] = _scored(task, drawn, names, parser, config)
         golds, preds = [value(r["gold"]) for r in drawn], [value(r["prediction"]) for r in drawn]
-        x, stat_of, _ = kinds.task_stats(task.answer_type, names, golds, preds, task.choices, parser)
+        # One pass of the statistics serves the draw's own metrics and the summary over draws.
+        bert = config.get("bertscore_model", "bert-base-multilingual-cased")
+        stats = kinds.task_stats(task.answer_type, names, golds, preds, task.choices, parser, bert)
+        per[seed] = _scored(task, drawn, names, parser, config, stats)
+        x, stat_of, _ = stats
         xs.append(x)
         per[seed]["parse_failures"] = sum(1 for r in drawn if r["parse_failed"])
     wanted = {m: stat_of[m] for m in names if m in stat_of}

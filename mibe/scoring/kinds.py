@@ -158,8 +158,10 @@ def score_task(
     seed: int,
     n_boot: int = 1000,
     bertscore_model: str = "bert-base-multilingual-cased",
+    stats: tuple[Any, Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label)."""
+    """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label). `stats`: what
+    `task_stats` already gave for these golds and predictions (BERTScore is not computed twice)."""
     bad = [m for m in wanted if kind not in KINDS or not fits(kind, m)]
     if kind not in KINDS or bad or len(golds) != len(preds):
         raise ValueError(
@@ -168,7 +170,7 @@ def score_task(
     out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in wanted}
     if len(golds) == 0:
         return {"metrics": out, "per_class": None}
-    x, stat_of, unavailable = task_stats(kind, wanted, golds, preds, labels, parser, bertscore_model)
+    x, stat_of, unavailable = stats or task_stats(kind, wanted, golds, preds, labels, parser, bertscore_model)
     _fill(out, x, stat_of, unavailable, seed, n_boot)
     per_class = metrics.per_class(golds, preds, labels) if get(kind).single else None
     return {"metrics": out, "per_class": per_class}
