@@ -344,3 +344,23 @@ def test_training_auto_follows_the_same_rule(trained: dict[str, Path]) -> None:
     chatty = trained["sft-file"]
     text, source = examples.chat_template("auto", AutoTokenizer.from_pretrained(chatty), str(chatty))
     assert (text, source) == (chatmodel.chat_template(), "training")
+
+
+@pytest.mark.parametrize(
+    ("text", "reasoning", "answer"),
+    [
+        ("Tylenol #3 caf\ufffd", (), "Tylenol #3 caf"),  # the cap fell inside "é": the piece goes
+        ("yes\ufffd\ufffd", (), "yes"),  # a 4-byte character cut after two bytes
+        ("caf\ufffd au lait", (), "caf\ufffd au lait"),  # only the tail: a U+FFFD inside is kept
+        ("no\n\nmore\ufffd", (), "no"),  # the stop rule still applies
+        ("<think>hm\ufffd", (("<think>", "</think>"),), "<think>hm"),  # also inside a trace
+    ],
+)
+def test_every_backend_ends_an_answer_cut_inside_a_character_alike(
+    text: str, reasoning: tuple, answer: str
+) -> None:
+    from mibe.backends import traces
+    from mibe.types import Request
+
+    request = Request("d", "Question?", 8, ("\n\n",), reasoning=reasoning)
+    assert traces.cut_request(text, request) == answer

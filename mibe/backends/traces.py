@@ -95,7 +95,13 @@ def apply_stop_after_trace(
 
 def cut_request(text: str, request: Request) -> str:
     """A request's output cut by mibe's stop rule: after the reasoning trace when the request names
-    delimiters (a run that splits reasoning), else anywhere after the first non-blank text."""
+    delimiters (a run that splits reasoning), else anywhere after the first non-blank text.
+
+    Every backend ends an answer the same way: a generation that stops inside a multi-byte character
+    (the token cap fell between its bytes) loses that incomplete character. Decoding token ids shows
+    it as U+FFFD while a server's streaming detokenizer holds it back; without this rule an offline
+    and a served run of one model disagreed on exact match (docs/backends.md)."""
+    text = text.rstrip("\ufffd")
     if not request.reasoning:
         return cut_at_stop(text, request.stop)
     opened = opens_trace(request.prompt, request.reasoning)
