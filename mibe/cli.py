@@ -177,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--data-dir", help="render the first document found here (as mibe run reads it)")
     show.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for the task")
     validate = tsub.add_parser("validate", help="check task files; exit 2 on the first bad one")
-    validate.add_argument("paths", nargs="+")
+    validate.add_argument("paths", nargs="+", help="task names (built-in) or task-file paths (./x.yaml)")
     new = tsub.add_parser(
         "new", help="write NAME.yaml, NAME.jinja and NAME.jsonl (one invented row) to start a task from",
         formatter_class=_Defaults,
@@ -433,7 +433,7 @@ def _tasks_command(args: argparse.Namespace) -> int:
         return 0
     if args.tasks_command == "validate":
         for path in args.paths:
-            t = tasks.load_task(path)
+            t = tasks.named(path, f"mibe tasks validate {path[:80]}")
             metrics = ", ".join(t.metrics)
             judged = f"; judged on {', '.join(t.judge.names)}" if t.judge is not None else ""
             kind = f"{t.answer_type}, {len(t.choices)} choices, metrics {metrics}"

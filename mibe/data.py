@@ -246,18 +246,17 @@ def _invented(path: Path) -> bool:
 
 
 def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
+    from mibe import hub, names
+
     try:
-        import datasets
-
-        from mibe import hub
-
-        hub.probe(task.source, "dataset")
-        loaded = datasets.load_dataset(task.source, split=split, revision=task.revision)
+        loaded = hub.dataset(task.source, split, task.revision)
     except Exception as exc:  # the hub client raises many kinds; all mean "no data here"
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        shadow = names.hub_shadow(task.source, task.path.parent)
+        fix = f"; {shadow}" if shadow else ""
         raise NoData(
             f"{task.name}: could not load {task.source} (split {split}) from the HF hub: {reason}; "
-            f"point mibe at a local copy with --data {task.name}=PATH or --data-dir DIR"
+            f"point mibe at a local copy with --data {task.name}=PATH or --data-dir DIR{fix}"
         ) from None
     revision = task.revision or getattr(loaded, "_fingerprint", "unknown")
     return [dict(row) for row in loaded], f"hub:{task.source}@{revision}"

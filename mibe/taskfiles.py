@@ -7,7 +7,6 @@ The written files validate and run as they are: `mibe tasks validate NAME.yaml`,
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe import data, prompts, resources, tasks
+from mibe import data, names, prompts, resources, tasks
 from mibe.scoring import kinds
 from mibe.types import TASK_NAME, MibeError, Task
 
@@ -127,6 +126,7 @@ def new(name: str, kind: str, folder: str | Path = ".") -> list[Path]:
             f"mibe tasks new {name[:80]}: a task name is up to 64 lower-case letters, digits and _, "
             "e.g. my_task"
         )
+    names.check_task_name(name, f"mibe tasks new {name}")
     if name in tasks.builtin_paths():  # its runs would be named like the built-in task's
         raise MibeError(f"mibe tasks new {name}: a built-in task has that name; pick another, e.g. my_{name}")
     if kind not in STARTERS:
@@ -159,18 +159,9 @@ def new(name: str, kind: str, folder: str | Path = ".") -> list[Path]:
 
 
 def find(spec: str) -> Task:
-    """A task by name (built-in) or task-file path, for `tasks show`: the message names no flag."""
-    builtin = tasks.builtin_paths()
-    if spec.endswith((".yaml", ".yml")) or "/" in spec or Path(spec).is_file():
-        return tasks.load_task(spec)
-    if spec in builtin:
-        return tasks.load_task(builtin[spec])
-    match = difflib.get_close_matches(spec.lower(), sorted(builtin), n=1)
-    near = f"did you mean '{match[0]}'? " if match else ""
-    raise MibeError(
-        f"mibe tasks show {spec}: no built-in task or task file of that name; {near}"
-        "`mibe tasks list` names the built-in ones"
-    )
+    """A task by name (built-in) or task-file path, for `tasks show`, by the name rule (mibe/names.py):
+    a bare name is never a file of that name in the current folder, whose hook would run."""
+    return tasks.named(spec, f"mibe tasks show {spec[:80]}")
 
 
 def first_document(task: Task, data_dir: str | None, pairs: Mapping[str, str]) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mibe import resources
+from mibe import names, resources
 from mibe.prompts import compile_template, template_hash
 from mibe.scoring import judges, kinds
 from mibe.types import TASK_NAME, MibeError, Task
@@ -127,13 +127,6 @@ def _template(path: Path, spec: Any) -> tuple[str, str]:
     return file.read_text(encoding="utf-8"), spec
 
 
-def _is_local(task_file: Path, source: str) -> bool:
-    """A hub id is `owner/name`; anything that looks like a file path is read from disk."""
-    if source.startswith((".", "/", "~")) or (task_file.parent / source).exists():
-        return True
-    return Path(source).suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
-
-
 def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
     kind = answer.get("type") if isinstance(answer, dict) else None
     if not isinstance(kind, str) or kind not in kinds.KINDS:
@@ -202,8 +195,10 @@ def _dataset(path: Path, dataset: Any) -> tuple[dict[str, Any], str | None]:
     source = dataset.get("source")
     if source is not None and not isinstance(source, str):
         raise _fail(path, "dataset.source", "a hub id or a path relative to the task file")
-    if isinstance(source, str) and _is_local(path, source):
-        source = str((path.parent / source).expanduser().resolve())
+    if isinstance(source, str):  # the name rule (mibe/names.py): a hub id never resolves to a folder
+        names.check_source(source, f"{path}: field 'dataset.source'")
+        if names.is_local_source(source):
+            source = str((path.parent / source).expanduser().resolve())
     return dataset, source
 
 
@@ -226,6 +221,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(TASK_NAME, name):
         raise _fail(path, "name", "required; lower-case letters, digits and _ only")
+    names.check_task_name(name, f"{path}: field 'name'")
     dataset, source = _dataset(path, raw.get("dataset"))
     answer_type, choices, paper_match = _answer(path, raw.get("answer"))
     generation = raw.get("generation")
@@ -278,7 +274,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
 
 
 def builtin_paths() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(resources.tasks_dir().glob("*.yaml"))}
+    return names.builtin_tasks()
 
 
 def _not_a_builtin_variant(task: Task, builtin: dict[str, Path]) -> Task:
@@ -295,6 +291,14 @@ def _not_a_builtin_variant(task: Task, builtin: dict[str, Path]) -> Task:
     return own  # a copy is the built-in task, its reader (hook) included
 
 
+def named(spec: str, where: str) -> Task:
+    """One task named on a command line, by the name rule: a bare name is a built-in task, a path a file."""
+    found = names.task(spec, where)
+    if found.kind == "builtin":
+        return load_task(found.path)
+    return _not_a_builtin_variant(load_task(found.path), builtin_paths())
+
+
 def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], set[str]]:
     """Turn `--tasks` entries (all, names, comma lists, YAML paths) into loaded tasks, in order.
 
@@ -308,20 +312,16 @@ def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], se
                 continue
             if item == "all":
                 tasks.extend((load_task(p), False) for p in builtin.values())
-            elif item.endswith((".yaml", ".yml")) or "/" in item:
-                tasks.append((_not_a_builtin_variant(load_task(item), builtin), True))
-            elif item in builtin:
-                tasks.append((load_task(builtin[item]), True))
             else:
-                raise MibeError(f"{flag}: unknown task '{item}'; {_near(item.lower(), builtin)}")
+                tasks.append((named(item, flag), True))
     if not tasks:
         raise MibeError(f"{flag}: names no task; give task names, all, or task files (see `mibe tasks list`)")
     seen: dict[str, Task] = {}
     explicit: set[str] = set()
-    for task, named in tasks:
+    for task, asked in tasks:
         if task.name in seen and seen[task.name].path != task.path:
             raise MibeError(f"{flag}: two task files are named '{task.name}'; rename one")
         seen.setdefault(task.name, task)
-        if named:
+        if asked:
             explicit.add(task.name)
     return list(seen.values()), explicit

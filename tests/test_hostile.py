@@ -309,7 +309,7 @@ def test_an_unknown_output_suffix_names_the_allowed_ones(tmp_path: Path, capsys)
 
 # ---- 7. resume never mixes two versions of a task's documents -----------------------------------------
 
-FEWSHOT = LABELS.replace("dataset: {source: notes.jsonl}", "dataset: {source: data, fewshot_split: train}")
+FEWSHOT = LABELS.replace("dataset: {source: notes.jsonl}", "dataset: {source: ./data, fewshot_split: train}")
 
 
 def fewshot_workspace(tmp_path: Path, train_label: str) -> Path:

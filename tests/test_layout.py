@@ -1,7 +1,7 @@
 """The package's shape: imports only point down the wings, and functions stay short enough to read.
 
 Order, top to bottom: cli -> training, boards -> run -> runs -> tasks, data, prompts -> scoring ->
-backends -> foundation (types, resources, hub, lineage). A module may import its own wing or any wing
+backends -> foundation (types, resources, hub, lineage, names). A module may import its own wing or any wing
 below it, never one above: the check walks every import statement, also those inside functions.
 """
 
@@ -24,7 +24,7 @@ LEVELS = {
     "training": 6,
     "cli": 7,
 }
-FOUNDATION = {"types", "resources", "hub", "lineage"}
+FOUNDATION = {"types", "resources", "hub", "lineage", "names"}
 TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 

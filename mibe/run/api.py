@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__, data, prompts, tasks
+from mibe import __version__, data, names, prompts, tasks
 from mibe.run import draws, judging, parallel, pipeline, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
@@ -135,6 +135,9 @@ def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], di
         try:
             location = data.locate(task, data_dir, config.data)
             loaded.append((task, location, data.load_docs(task, location)))
+            shadow = names.hub_shadow(task.source, task.path.parent) if location.kind == "hub" else None
+            if shadow:
+                say(f"mibe: {task.name}: {shadow}")
         except data.NoData as exc:
             if task.name in explicit:
                 raise MibeError(str(exc)) from None
@@ -164,6 +167,8 @@ def run(
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
     judging.precheck(config, [t for t, _, _ in loaded], say)  # a refused judge stops the run before it starts
+    if backend is None and config.backend != "openai" and names.model_note(config.model):
+        say(names.model_note(config.model))  # a local folder named like a hub id wins: said
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     plans, extractor = _plans(config, loaded, backend)
     if config.dry_run:
