@@ -73,7 +73,7 @@ def test_imported_numbers_never_share_a_column_with_published_rows(tmp_path: Pat
         (["lm-eval", "nowhere.jsonl", "--task", "pubmedqa"], "nowhere.jsonl"),
         (
             ["lm-eval", "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl", "--task", "pubmedq"],
-            "--task: unknown task",
+            "--task: 'pubmedq' is not a built-in task; did you mean 'pubmedqa'",
         ),
     ],
 )
