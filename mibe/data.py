@@ -240,6 +240,12 @@ def docs_fingerprint(docs: Sequence[Doc]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
+def cluster_id(task: str, cluster: str) -> str:
+    """A document's cluster as its samples row keeps it: a short hash, never the premise or note
+    itself (it passes --redact-samples and the viewer's credentialed hiding)."""
+    return hashlib.sha256(f"{task}\0{cluster}".encode()).hexdigest()[:12]
+
+
 def _invented(path: Path) -> bool:
     folder = path if path.is_dir() else path.parent
     return (folder / INVENTED_MARKER).is_file()
@@ -391,10 +397,24 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
             reject(index, "the task hook found nothing usable in this row", row)
             continue
         try:
-            docs.append(replace(doc, gold=_canonical_gold(task, doc.gold)))
+            docs.append(replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, row)))
         except ValueError as exc:
             reject(index, str(exc), row)
     return docs, skipped, first
+
+
+def _cluster(task: Task, doc: Doc, row: Mapping[str, Any] | None) -> str | None:
+    """The document's cluster under the task's `cluster:` key: what the hook set, else that field of
+    the document or of its row; None (a cluster of its own) when the task names none or it is empty."""
+    if task.cluster is None:
+        return None
+    value = doc.cluster
+    for source in (doc.fields, row or {}):
+        if value is None or value == "":
+            value = source.get(task.cluster)
+    if value is None or value == "" or isinstance(value, dict | list):
+        return None
+    return str(value)
 
 
 def load_docs(task: Task, location: Location, split: str | None = None) -> DocSet:

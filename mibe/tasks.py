@@ -18,6 +18,7 @@ from mibe.types import TASK_NAME, MibeError, Task
 
 _KEYS = {
     "name",
+    "cluster",
     "description",
     "dataset",
     "credentialed",
@@ -152,6 +153,23 @@ def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
     return answer["type"], choices, match
 
 
+def _cluster(path: Path, cluster: Any) -> str | None:
+    if cluster is None:
+        return None
+    if not isinstance(cluster, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", cluster):
+        raise _fail(path, "cluster", "the field that groups documents made together, e.g. note_id")
+    return cluster
+
+
+# The cluster key changes no score, only how intervals resample (docs/statistics.md): it stays out
+# of the file's hash, so naming one keeps a task's columns and lets older run folders resume.
+_CLUSTER_LINE = re.compile(rb"^cluster:[^\n]*(\n|$)", re.MULTILINE)
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(_CLUSTER_LINE.sub(b"", path.read_bytes())).hexdigest()[:16]
+
+
 def _target(path: Path, target: Any) -> str:
     if not isinstance(target, str) or not target.strip():
         raise _fail(path, "target", "the name of the data's gold column, e.g. label")
@@ -265,9 +283,10 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
         metrics=tuple(metrics),
         version=version,
         hook=hook if trusted and hook.is_file() else None,
-        file_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+        file_hash=file_hash(path),
         template_hash=template_hash(source_text),
         domain=domain,
+        cluster=_cluster(path, raw.get("cluster")),
         trusted=trusted,
         judge=_judge(path, raw, answer_type),
     )

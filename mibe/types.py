@@ -49,6 +49,7 @@ class Task:
     template_hash: str
     paper_match: str = "first"  # the paper's label rule: first in list order, or exactly one (DDI)
     domain: str = "medical"  # or "general": the forgetting view averages the two apart
+    cluster: str | None = None  # the field grouping documents made together (docs/statistics.md)
     # False for a task file a run folder named: its hook is never imported (a run folder is data).
     trusted: bool = True
     judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judges.Rubric), if it has one
@@ -61,6 +62,9 @@ class Doc:
     gold: Gold  # a label / letter / text; a tuple of label names for multi_label
     query: str | None = None  # Me-LLaMA's published rows: the rendered prompt, used verbatim
     invented: bool = False  # bundled demo documents and fixtures standing in for real data
+    # The group the document was made in (a note, a premise), when its task names one: resampled
+    # whole by every interval. Not part of the documents' fingerprint: it changes no score.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)

@@ -79,4 +79,5 @@ def to_doc(row: dict) -> Doc | None:
         fields={"text": f"[PRE] {premise} [HYP] {hypothesis}"},
         gold=label_of(label),
         invented=bool(row.get("invented", False)),
+        cluster=str(premise),  # `cluster: premise`: one abstract's conclusion and its perturbations
     )

@@ -1,8 +1,22 @@
-"""DDI 2013 (BLURB's @DRUG$ TSV: `id`/`index`, `sentence`, `label`) -> mibe document."""
+"""DDI 2013 (BLURB's @DRUG$ TSV: `id`/`index`, `sentence`, `label`) -> mibe document.
+
+The release's pair ids (`DDI-DrugBank.d700.s0.p0`: document 700, its sentence 0, pair 0) name the
+document each pair comes from; it is the pair's cluster (`cluster: document`): the pairs of one
+sentence share its words, and the sentences of one document its drugs and their label."""
 
 from __future__ import annotations
 
+import re
+
 from mibe.types import Doc
+
+_PAIR_ID = re.compile(r"(.+\.d\d+)\.s\d+\.p\d+")
+
+
+def document_of(pair_id: str) -> str | None:
+    """The release document a pair id names (`DDI-MedLine.d12.s3.p1` -> `DDI-MedLine.d12`)."""
+    found = _PAIR_ID.fullmatch(pair_id.strip())
+    return found.group(1) if found else None
 
 
 def to_doc(row: dict) -> Doc | None:
@@ -22,4 +36,5 @@ def to_doc(row: dict) -> Doc | None:
         fields={"text": sentence},
         gold=label.strip(),
         invented=bool(row.get("invented", False)),
+        cluster=document_of(str(doc_id)),
     )

@@ -142,6 +142,9 @@ def to_doc(row: dict) -> Doc | None:
     for _field, piece in pieces:
         span = locate(piece, note)
         if span is not None:
-            return Doc(id=str(row["id"]), fields={"text": note, "question": question}, gold=span)
+            # The note is the question's cluster (`cluster: note`): its text, so a note that two
+            # i2b2 subsets (titles) share is one cluster; samples keep only its hash.
+            fields = {"text": note, "question": question}
+            return Doc(id=str(row["id"]), fields=fields, gold=span, cluster=note)
     field, piece = pieces[0]
     raise ValueError(f"answers[0].{field}: {piece[:60]!r} is not in the note")

@@ -141,4 +141,6 @@ def to_doc(row: dict) -> Doc | None:
         isinstance(c, dict) and all(isinstance(c.get(k), t) for k, t in shape.items()) for c in concepts
     ):
         raise ValueError("concepts: expected the concepts `read` attaches to a line")
-    return Doc(id=str(row["id"]), fields={"text": text}, gold=tag(text, concepts))
+    # The note file is the sentence's cluster (`cluster: note`): ids are `<note stem>:<line>`.
+    note = str(row["id"]).rsplit(":", 1)[0]
+    return Doc(id=str(row["id"]), fields={"text": text}, gold=tag(text, concepts), cluster=note)

@@ -29,12 +29,18 @@ class Outcome:
         if self.reason:
             return None, "", self.reason
         if self.mcnemar is not None:
-            return self.mcnemar.p, "McNemar exact", None
+            m = self.mcnemar
+            if m.n_clusters is not None and m.n_clusters < stats.MIN_BOOTSTRAP_N:
+                why = f"{m.n_clusters} clusters (a clustered test needs {stats.MIN_BOOTSTRAP_N})"
+                return None, m.test, why
+            return m.p, m.test, None
         assert self.paired is not None
-        if self.paired.n < stats.MIN_BOOTSTRAP_N:
-            why = f"{self.paired.n} shared documents (a bootstrap test needs {stats.MIN_BOOTSTRAP_N})"
-            return None, "paired bootstrap", why
-        return self.paired.p, "paired bootstrap", None
+        test = "paired bootstrap" + (" of clusters" if self.paired.n_clusters is not None else "")
+        if self.paired.units < stats.MIN_BOOTSTRAP_N:
+            what = "shared documents" if self.paired.n_clusters is None else "clusters"
+            why = f"{self.paired.units} {what} (a bootstrap test needs {stats.MIN_BOOTSTRAP_N})"
+            return None, test, why
+        return self.paired.p, test, None
 
 
 DRAWN_SCORES = "few-shot draws (--fewshot-seeds) with redacted samples or jury scores are not paired"
@@ -67,6 +73,22 @@ def drawn_docs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> tuple[li
     shared = [r["id"] for r in first if r["id"] in (present or set())]
     same = [i for i in shared if len(golds[i]) == 1]
     return same, len(shared) - len(same)
+
+
+def cluster_map(*runs_rows: Any) -> dict[str, Any]:
+    """Each document's cluster (the short hash its samples row carries), the first run's first; a
+    document of a run scored before clusters has none (a cluster of its own)."""
+    out: dict[str, Any] = {}
+    for rows in runs_rows:
+        for r in rows:
+            if r.get("cluster") is not None:
+                out.setdefault(r["id"], r["cluster"])
+    return out
+
+
+def clusters_for(ids: list[str], clusters: dict[str, Any]) -> list[Any] | None:
+    found = [clusters.get(i) for i in ids]
+    return found if stats.clustered(found) else None
 
 
 def draw_pairs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> list[tuple[Any, Any]]:
@@ -141,12 +163,13 @@ def _drawn_metric(
     if sides[0] is None or sides[1] is None:
         return Outcome(None, None, f"{metric} has no per-document statistics in the samples")
     (x_a, stat_a), (x_b, stat_b) = sides
-    paired = stats.paired_bootstrap(x_a, x_b, stat_a, n_boot, task_seed(seed, task), stat_b)
+    clusters = clusters_for(ids, cluster_map(*rows))
+    paired = stats.paired_bootstrap(x_a, x_b, stat_a, n_boot, task_seed(seed, task), stat_b, clusters)
     return Outcome(paired, None, None)
 
 
-def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any]], int]:
-    """(gold, pred A, pred B, raw A, raw B) of documents both scored with the same gold, in A's
+def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any, str]], int]:
+    """(gold, pred A, pred B, raw A, raw B, id) of documents both scored with the same gold, in A's
     order; and how many shared ids had different golds (different data: left out)."""
     by_id = {r["id"]: r for r in rows_b}
     out, mismatched = [], 0
@@ -164,6 +187,7 @@ def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any
                 saved.value(other["prediction"]),
                 r.get("raw_output"),
                 other.get("raw_output"),
+                r["id"],
             )
         )
     return out, mismatched
@@ -221,15 +245,24 @@ def _scores_only(
             None, None, "samples redacted and the runs read different data: documents can't be matched"
         )
     by_id = {r["id"]: r["score"] for r in rows[1]}
-    pairs = [(r["score"], by_id[r["id"]]) for r in rows[0] if r["id"] in by_id]
-    if not pairs:
+    ids = [r["id"] for r in rows[0] if r["id"] in by_id]
+    if not ids:
         return Outcome(None, None, "no documents scored by both")
-    a, b = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
-    paired = stats.paired_means(a, b, n_boot, task_seed(seed, task))
-    mcnemar = (
-        stats.mcnemar_exact([x == 1 for x in a], [y == 1 for y in b]) if metric in kinds.BINARY else None
-    )
-    return Outcome(paired, mcnemar, None)
+    mine = {r["id"]: r["score"] for r in rows[0]}
+    a, b = [float(mine[i]) for i in ids], [float(by_id[i]) for i in ids]
+    clusters = clusters_for(ids, cluster_map(*rows))
+    paired = stats.paired_means(a, b, n_boot, task_seed(seed, task), clusters)
+    right = [x == 1 for x in a], [y == 1 for y in b]
+    return Outcome(paired, _right_wrong(metric, *right, clusters), None)
+
+
+def _right_wrong(
+    metric: str, a: list[bool], b: list[bool], clusters: list[Any] | None
+) -> stats.McNemar | None:
+    """McNemar's exact test on documents; Durkalski's clustered test where documents share clusters."""
+    if metric not in kinds.BINARY:
+        return None
+    return stats.mcnemar_exact(a, b) if clusters is None else stats.mcnemar_clustered(a, b, clusters)
 
 
 def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int) -> Outcome:
@@ -248,12 +281,13 @@ def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boo
         return (row.get(folder_keys.JUDGED_KEY) or {}).get(name)
 
     by_id = {r["id"]: score(r) for r in rows[1]}
-    pairs = [(score(r), by_id.get(r["id"])) for r in rows[0]]
-    pairs = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
+    pairs = [(score(r), by_id.get(r["id"]), r["id"]) for r in rows[0]]
+    pairs = [(float(x), float(y), i) for x, y, i in pairs if x is not None and y is not None]
     if not pairs:
         return Outcome(None, None, "no document has a jury score in both runs")
-    a, b = [x for x, _ in pairs], [y for _, y in pairs]
-    return Outcome(stats.paired_means(a, b, n_boot, task_seed(seed, task)), None, None)
+    a, b = [x for x, _, _ in pairs], [y for _, y, _ in pairs]
+    clusters = clusters_for([i for _, _, i in pairs], cluster_map(*rows))
+    return Outcome(stats.paired_means(a, b, n_boot, task_seed(seed, task), clusters), None, None)
 
 
 def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, seed: int) -> Outcome:
@@ -283,12 +317,10 @@ def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, s
     if built[0] is None or built[1] is None:
         return Outcome(None, None, f"{metric} has no per-document statistics in the samples")
     (x_a, stat), (x_b, _) = built
-    paired = stats.paired_bootstrap(x_a, x_b, stat, n_boot, task_seed(seed, task))
-    mcnemar = None
-    if metric in kinds.BINARY:
-        right = [_correct(kind, metric, golds, p, pr) for p, pr in sides]
-        mcnemar = stats.mcnemar_exact(*right)
-    return Outcome(paired, mcnemar, None)
+    clusters = clusters_for([d[5] for d in docs], cluster_map(rows_a, rows_b))
+    paired = stats.paired_bootstrap(x_a, x_b, stat, n_boot, task_seed(seed, task), clusters=clusters)
+    right = [_correct(kind, metric, golds, p, pr) for p, pr in sides] if metric in kinds.BINARY else [[], []]
+    return Outcome(paired, _right_wrong(metric, right[0], right[1], clusters), None)
 
 
 def _parser(run: Run, task: str) -> str:
@@ -336,7 +368,8 @@ def _shared(run_a: Run, run_b: Run, task: str, rows_a: Any, rows_b: Any) -> dict
         alike = _drawn_agreement(groups, ids) if ids and not saved.redacted(rows_a + rows_b) else None
         counts = [len({r["id"] for r in rows}) for rows in (rows_a, rows_b)]
         draws = {"a": [d for d in groups[0] if d is not None], "b": [d for d in groups[1] if d is not None]}
-        return {"n": len(ids), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": draws}
+        return {"n": len(ids), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": draws,
+                "ids": ids}  # fmt: skip
     hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
     if hidden:  # redacted: documents matched by id on their scores, predictions unknown
         ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
@@ -347,7 +380,9 @@ def _shared(run_a: Run, run_b: Run, task: str, rows_a: Any, rows_b: Any) -> dict
     if docs and not hidden:
         alike = (sum(d[1] == d[2] for d in docs) / len(docs), sum(d[3] == d[4] for d in docs) / len(docs))
     counts = [len(rows_a), len(rows_b)]
-    return {"n": len(docs), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": None}
+    ids = [d[5] if isinstance(d, tuple) else d["id"] for d in docs]
+    return {"n": len(docs), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": None,
+            "ids": ids}  # fmt: skip
 
 
 def _task_entry(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int) -> dict[str, Any] | str:
@@ -366,6 +401,8 @@ def _task_entry(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int) -> di
         "n_b": shared["counts"][1],
         "n_shared": shared["n"],
         "gold_mismatch": shared["mismatched"],
+        # None: documents resampled one by one (no clusters, or runs scored before them)
+        "n_clusters": _cluster_count(shared["ids"], rows_a, rows_b),
         "redacted": saved.redacted(rows_a) or saved.redacted(rows_b),
         "invented": bool(task_a.get("invented") or task_b.get("invented")),
         "protocol_differences": differences(task_a["protocol"], task_b["protocol"], task),
@@ -380,6 +417,11 @@ def _task_entry(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int) -> di
         metric_entry["recomputed"] = _recomputed(metric_entry, task_a, task_b, shared["n"])
         entry["metrics"].append(metric_entry)
     return entry
+
+
+def _cluster_count(ids: list[str], rows_a: Any, rows_b: Any) -> int | None:
+    clusters = clusters_for(ids, cluster_map(rows_a, rows_b))
+    return None if clusters is None else stats.n_clusters(clusters, len(ids))
 
 
 def adjust(report: dict[str, Any]) -> None:
@@ -420,9 +462,11 @@ def _metric_entry(outcome: Outcome, metric: str) -> dict[str, Any]:
     if outcome.paired is not None:
         pb = outcome.paired
         out.update(a=pb.a, b=pb.b, diff=pb.diff, ci95=list(pb.ci95), p_bootstrap=pb.p)
+    if outcome.paired is not None and outcome.paired.n_clusters is not None:
+        out["n_clusters"] = outcome.paired.n_clusters
     if outcome.mcnemar is not None:
         m = outcome.mcnemar
-        out["mcnemar"] = {"a_only": m.a_only, "b_only": m.b_only, "p": m.p}
+        out["mcnemar"] = {"a_only": m.a_only, "b_only": m.b_only, "p": m.p, "test": m.test}
     out["p"] = p  # the deciding test's raw p; `adjust` adds the Holm-adjusted one
     out["significant"] = None if p is None else p < ALPHA
     out["test"] = test or None

@@ -34,6 +34,12 @@ def _p(value: float | None) -> str:
     return DASH if value is None else f"{value:.3g}"
 
 
+def _n(task: dict[str, Any]) -> str:
+    """Shared documents, and the clusters they were resampled as (when they were)."""
+    clusters = task.get("n_clusters")
+    return str(task["n_shared"]) + ("" if clusters is None else f" ({clusters} clusters)")
+
+
 def _lines(report: dict[str, Any]) -> list[list[str]]:
     out = []
     for task in report["tasks"]:
@@ -45,7 +51,7 @@ def _lines(report: dict[str, Any]) -> list[list[str]]:
                 [
                     task["task"] + (" (invented)" if task["invented"] else ""),
                     m["metric"],
-                    str(task["n_shared"]),
+                    _n(task),
                     _num(m["a"]),
                     _num(m["b"]),
                     DASH if m["diff"] is None else f"{m['diff']:+.3f}",
@@ -78,6 +84,7 @@ def _notes(report: dict[str, Any]) -> list[str]:
             detail = [f"identical raw outputs {task['output_agreement']:.3f}"]
         if task.get("draws"):
             detail.append(_draws_note(task["draws"]))
+        detail.append(_cluster_note(task))
         if task["protocol_differences"]:
             detail.append("protocols differ: " + "; ".join(task["protocol_differences"]))
         if task["gold_mismatch"]:
@@ -110,6 +117,15 @@ def _draws_note(draws: dict[str, list[Any]]) -> str:
     )
 
 
+def _cluster_note(task: dict[str, Any]) -> str:
+    if task.get("n_clusters") is None:
+        return "documents resampled (no clusters in the samples)"
+    return (
+        f"{task['n_clusters']} clusters of documents made together, resampled whole; right/wrong metrics "
+        "by the clustered McNemar test (Durkalski 2003) instead of the exact one"
+    )
+
+
 def _family(report: dict[str, Any]) -> str:
     family = report.get("family") or {}
     return f"{family.get('size', 0)} tests of this comparison (every tested task x metric but missing rates)"
@@ -137,6 +153,7 @@ CSV_FIELDS = (
     "task",
     "metric",
     "n_shared",
+    "n_clusters",
     "a",
     "b",
     "diff",
@@ -170,6 +187,7 @@ def csv_text(report: dict[str, Any]) -> str:
                         "task": task["task"],
                         "metric": m["metric"],
                         "n_shared": task["n_shared"],
+                        "n_clusters": task.get("n_clusters"),
                         "a": m["a"],
                         "b": m["b"],
                         "diff": m["diff"],

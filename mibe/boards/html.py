@@ -12,7 +12,7 @@ from typing import Any
 
 from mibe import __version__
 from mibe.boards.model import KEY_FIELDS, Board, Column, Row
-from mibe.boards.ranking import AVERAGE, Section, general_lines
+from mibe.boards.ranking import AVERAGE, Section, cluster_lines, general_lines
 from mibe.boards.render import (
     DASH,
     SIGNIFICANCE,
@@ -270,7 +270,7 @@ def _notes(board: Board, section: Section) -> str:
     if published:
         items.append(f"published rows: {lineage_text(published[0])}")
     items.append(SIGNIFICANCE_NOTE)
-    items += general_lines(section)
+    items += general_lines(section) + cluster_lines(section)
     for text, names in verdict_groups(board, section):
         items.append(f"{SIGNIFICANCE}: {text}: {', '.join(names)}")
     for ranked in section.rows:

@@ -81,6 +81,8 @@ class Cell:
     n: int | None = None
     note: str | None = None  # why a value is absent, or what to know about it
     sd: float | None = None  # over few-shot draws (--fewshot-seeds); the value is then their mean
+    # Clusters the intervals resampled ((count, key), docs/statistics.md); None: documents one by one
+    clusters: tuple[int, str] | None = None
 
 
 @dataclass
@@ -164,12 +166,18 @@ def run_rows(run: Run) -> list[Row]:
             sd = value.get("sd") if isinstance(value, dict) else None
             sd = float(sd) if isinstance(sd, int | float) and not isinstance(sd, bool) else None
             n = value.get("n") if is_judge(metric) and isinstance(value, dict) else entry.get("n")
-            row.cells[Column(task, metric, key)] = Cell(number, ci, n, note, sd)
+            row.cells[Column(task, metric, key)] = Cell(number, ci, n, note, sd, _clusters(entry))
         if isinstance(entry.get("calibration"), dict):
             row.calibration[task] = entry["calibration"]
         if entry.get("domain") == "general":
             row.general.add(task)
     return [rows[k] for k in sorted(rows)]
+
+
+def _clusters(entry: dict[str, Any]) -> tuple[int, str] | None:
+    count, key = entry.get("n_clusters"), entry.get("cluster_key")
+    ok = isinstance(count, int) and not isinstance(count, bool) and isinstance(key, str)
+    return (count, key) if ok else None  # runs scored before clusters: documents resampled
 
 
 def _raw(value: Any) -> Any:

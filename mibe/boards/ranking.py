@@ -137,6 +137,25 @@ def general_lines(section: Section) -> list[str]:
     ]
 
 
+def cluster_lines(section: Section) -> list[str]:
+    """Per task whose intervals resampled clusters in some row: each row's cluster count, and the rows
+    whose documents were resampled one by one (runs scored before clusters). Nothing otherwise."""
+    out = []
+    for task in dict.fromkeys(c.task for c in section.columns):
+        said: dict[str, list[str]] = {}
+        for x in section.rows:
+            cells = [cell for c, cell in x.row.cells.items() if c.task == task and c in section.columns]
+            if not cells or x.row.published:
+                continue
+            found = cells[0].clusters
+            what = "documents resampled" if found is None else f"{found[0]} clusters ({found[1]})"
+            said.setdefault(what, []).append(x.row.label)
+        if any(what != "documents resampled" for what in said):
+            parts = [f"{what}: {', '.join(labels)}" for what, labels in said.items()]
+            out.append(f"{task} intervals and tests resample clusters of documents: " + "; ".join(parts))
+    return out
+
+
 def build_section(rows: Sequence[Row], all_metrics: bool) -> Section:
     columns = sorted({c for r in rows for c in r.cells if shown(c, all_metrics)}, key=column_order)
     # A column nobody has a number for (BERTScore offline, say) can't make a row incomplete.

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from mibe.boards.model import KEY_FIELDS, Board, Column, Row
-from mibe.boards.ranking import AVERAGE, Section, general_lines
+from mibe.boards.ranking import AVERAGE, Section, cluster_lines, general_lines
 
 DASH = "—"
 
@@ -184,7 +184,7 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
     verdicts = [f"{text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
     parts = [("Rows", rows), ("Protocols", list(protocols.values()))]
     parts.append((SIGNIFICANCE_NOTE, verdicts))
-    notes = general_lines(section) + notes
+    notes = general_lines(section) + cluster_lines(section) + notes
     return parts + ([("Notes", notes)] if notes else [])
 
 
@@ -291,6 +291,7 @@ CSV_FIELDS = (
     "tie_group",
     "p_holm_vs_best",
     "sd",
+    "n_clusters",
 )
 
 
@@ -350,6 +351,7 @@ def csv_text(board: Board) -> str:
                             "training": row.lineage.get("training"),
                             **_tie_fields(section, column, i),
                             "sd": None if cell is None else cell.sd,
+                            "n_clusters": cell.clusters[0] if cell and cell.clusters else None,
                         }
                     )
                 )

@@ -18,6 +18,7 @@ from mibe.run import pipeline
 from mibe.runs import folder
 from mibe.scoring import calibration, kinds
 from mibe.scoring import draws as draw_stats
+from mibe.scoring.stats import clusters_of
 from mibe.types import Backend, Doc, RunConfig
 
 INTERVAL = "two-level bootstrap over documents and draws (docs/statistics.md)"
@@ -81,7 +82,8 @@ def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, 
     seeds = list(entries)
     drawn = rows_by_draw(p, path, seeds)
     xs, stat_of = matrices(p, drawn, config)
-    summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed)
+    clusters = clusters_of(drawn[0])
+    summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed, clusters)
     first = entries[seeds[0]]
     metrics = draw_stats.summary_metrics(first["metrics"], summary)
     keep = ("metrics", "per_class", "parse_failures", "truncated", "calibration")

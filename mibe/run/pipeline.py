@@ -12,6 +12,7 @@ from mibe import data, prompts
 from mibe.run import batches, extract, parallel, templating, thinking
 from mibe.runs import folder
 from mibe.scoring import calibration, kinds, output_checks, reasoning
+from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
 
 
@@ -161,6 +162,8 @@ def to_sample(
     row["gold"] = gold
     row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser)
     row.update(note, index=position[doc.id])
+    if doc.cluster is not None:
+        row["cluster"] = data.cluster_id(task.name, doc.cluster)
     if task.answer_type == "text":  # a judge reads the source beside the summary (docs/judges.md)
         row["source"] = prompts.source_text(doc, task.truncate)
     if doc.invented:
@@ -274,7 +277,9 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
         stats = [r["stats"] for r in rows]
         why = next((r["unavailable"] for r in rows if r.get("unavailable")), {})
-        scored = kinds.score_stats(task.answer_type, task.metrics, stats, why, config.seed, config.bootstrap)
+        scored = kinds.score_stats(
+            task.answer_type, task.metrics, stats, why, config.seed, config.bootstrap, clusters_of(rows)
+        )
     else:
         scored = _score_full(p, config, rows)
     total = len(p.docset.docs)
@@ -282,6 +287,7 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "protocol": p.protocol,
         "answer_type": task.answer_type,
         "n": len(rows),
+        **cluster_fields(task, rows),
         "n_skipped_rows": p.docset.n_skipped,
         "first_skipped_row": p.docset.first_problem,
         "parse_failures": sum(1 for r in rows if r.get("parse_failed")),
@@ -298,6 +304,14 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         "reasoning": thinking.summary(rows),
         "extraction": extract.summary(p.protocol.get("extractor") or "", rows),
     }
+
+
+def cluster_fields(task: Task, rows: Sequence[dict]) -> dict[str, Any]:
+    """`cluster_key` and `n_clusters` beside n: None when the documents were resampled one by one."""
+    clusters = clusters_of(rows)
+    if clusters is None:
+        return {"cluster_key": None, "n_clusters": None}
+    return {"cluster_key": task.cluster, "n_clusters": n_clusters(clusters, len(rows))}
 
 
 def _calibration(p: Plan, config: RunConfig, rows: list[dict]) -> dict | None:
@@ -335,6 +349,7 @@ def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> dict:
         seed=config.seed,
         n_boot=config.bootstrap,
         bertscore_model=config.bertscore_model,
+        clusters=clusters_of(rows),
     )
 
 

@@ -313,7 +313,9 @@ def merge_shards(run_dir: Path, task: str, private: bool) -> int:
 
 
 # --redact-samples: what a row keeps. Never a prompt, an output, a log-prob or a text gold.
-REDACTED_KEYS = ("id", "index", "draw", "score", "parse_failed", "shots", "truncated_tokens", "invented")
+REDACTED_KEYS = (
+    "id", "index", "draw", "score", "parse_failed", "shots", "truncated_tokens", "invented", "cluster",
+)  # fmt: skip
 JUDGED_KEY = "judge"  # per-document jury scores (numbers only), kept by redaction for paired tests
 
 

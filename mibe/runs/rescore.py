@@ -15,6 +15,7 @@ from mibe.runs import saved as saved_run
 from mibe.runs.saved import SavedTask, Say, stderr, value
 from mibe.scoring import draws as draw_stats
 from mibe.scoring import kinds, reasoning
+from mibe.scoring.stats import clusters_of
 from mibe.types import MibeError, Task
 
 LOGLIK = "argmax-loglikelihood"  # the protocol's parser of tasks scored by log-likelihood
@@ -143,6 +144,7 @@ def _scored(
         n_boot=config.get("bootstrap", 1000),
         bertscore_model=config.get("bertscore_model", "bert-base-multilingual-cased"),
         stats=stats,
+        clusters=clusters_of(rows),
     )
 
 
@@ -158,9 +160,10 @@ def _scored_draws(
     """A run of several shot draws (--fewshot-seeds): each draw's metrics on its own, and per metric
     the mean over draws with the two-level interval; returns (task metrics, the `draws` entry)."""
     seeds = entry["fewshot_seeds"]
-    per, xs, stat_of = {}, [], {}
+    per, xs, stat_of, clusters = {}, [], {}, None
     for seed in seeds:
         drawn = _in_order([r for r in rows if r.get("draw") == seed], order)
+        clusters = clusters if clusters is not None else clusters_of(drawn)
         golds, preds = [value(r["gold"]) for r in drawn], [value(r["prediction"]) for r in drawn]
         # One pass of the statistics serves the draw's own metrics and the summary over draws.
         bert = config.get("bertscore_model", "bert-base-multilingual-cased")
@@ -170,7 +173,8 @@ def _scored_draws(
         xs.append(x)
         per[seed]["parse_failures"] = sum(1 for r in drawn if r["parse_failed"])
     wanted = {m: stat_of[m] for m in names if m in stat_of}
-    summary = draw_stats.summarise_draws(xs, wanted, config.get("bootstrap", 1000), config.get("seed", 1234))
+    boot, boot_seed = config.get("bootstrap", 1000), config.get("seed", 1234)
+    summary = draw_stats.summarise_draws(xs, wanted, boot, boot_seed, clusters)
     metrics = draw_stats.summary_metrics(per[seeds[0]]["metrics"], summary)
     draws = {}
     for seed in seeds:

@@ -96,6 +96,7 @@ def calibration(
     n_boot: int = 1000,
     seed: int = 1234,
     n_bins: int = N_BINS,
+    clusters: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """{"n", "bins", "ece": {"value", "ci95"}, "brier": {"value", "ci95"}, "reliability": [...]}.
 
@@ -107,7 +108,7 @@ def calibration(
     if n == 0:
         empty = {"value": None, "ci95": None}
         return {**out, "ece": dict(empty), "brier": dict(empty), "reliability": reliability(x.sum(0), n_bins)}
-    total, boot = x.sum(axis=0), stats.resample_sums(x, n_boot, seed)
+    total, boot = x.sum(axis=0), stats.resample_sums(x, n_boot, seed, clusters)
     for name, stat in (("ece", lambda s: ece_of(s, n, n_bins)), ("brier", lambda s: brier_of(s, n))):
         ci = np.percentile(stat(boot), [2.5, 97.5]).tolist() if len(boot) else None
         out[name] = {"value": float(stat(total)), "ci95": ci}
@@ -132,7 +133,8 @@ def from_samples(
     choice order and a `gold` label); None when a row has no `logprobs` (generation scoring)."""
     if not rows or any("logprobs" not in r for r in rows):
         return None
-    return calibration([r["logprobs"] for r in rows], _gold_index(rows, choices), n_boot, seed)
+    golds = _gold_index(rows, choices)
+    return calibration([r["logprobs"] for r in rows], golds, n_boot, seed, clusters=stats.clusters_of(rows))
 
 
 def over_draws(
@@ -150,7 +152,8 @@ def over_draws(
     n = len(draws[0])
     wanted = {"ece": lambda s: ece_of(s, n), "brier": lambda s: brier_of(s, n)}
     out: dict[str, Any] = {"n": n, "bins": N_BINS, "n_draws": len(draws), "reliability_pooled": True}
-    for name, got in draw_stats.summarise_draws(xs, wanted, n_boot, seed).items():
+    clusters = stats.clusters_of(draws[0])
+    for name, got in draw_stats.summarise_draws(xs, wanted, n_boot, seed, clusters).items():
         ci = list(got.ci95) if got.ci95 else None
         out[name] = {"value": got.mean, "ci95": ci, "sd": got.sd, "values": list(got.values)}
     out["reliability"] = reliability(np.sum([x.sum(axis=0) for x in xs], axis=0))

@@ -64,17 +64,21 @@ def draw_resamples(n_draws: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def summarise_draws(
-    x: np.ndarray | Sequence[np.ndarray], metrics: Mapping[str, Stat], n_boot: int = 1000, seed: int = 1234
+    x: np.ndarray | Sequence[np.ndarray],
+    metrics: Mapping[str, Stat],
+    n_boot: int = 1000,
+    seed: int = 1234,
+    clusters: stats.Clusters | None = None,
 ) -> dict[str, DrawSummary]:
     """Per metric, the draws' summary. `x[d]` is draw d's per-document statistics matrix (n, k),
     rows in the same document order for every draw; `metrics` maps names to functions of its
-    column sums (as `mibe.metrics` builds them)."""
+    column sums (as `mibe.metrics` builds them); `clusters`, one per document, are resampled whole."""
     arr = _stack(x)
     n_draws, n_docs, width = arr.shape
     totals = arr.sum(axis=1)  # (draws, k)
     # One document resample for all draws at once: the draws side by side as one wide matrix.
     wide = arr.transpose(1, 0, 2).reshape(n_docs, n_draws * width)
-    sums = stats.resample_sums(wide, n_boot, seed).reshape(-1, n_draws, width)
+    sums = stats.resample_sums(wide, n_boot, seed, clusters).reshape(-1, n_draws, width)
     picks = draw_resamples(n_draws, len(sums), seed)
     out = {}
     for name, stat in metrics.items():

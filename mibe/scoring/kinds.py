@@ -159,9 +159,11 @@ def score_task(
     n_boot: int = 1000,
     bertscore_model: str = "bert-base-multilingual-cased",
     stats: tuple[Any, Any, Any] | None = None,
+    clusters: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label). `stats`: what
-    `task_stats` already gave for these golds and predictions (BERTScore is not computed twice)."""
+    `task_stats` already gave for these golds and predictions (BERTScore is not computed twice);
+    `clusters`: each document's cluster, resampled whole (`mibe.scoring.stats.resample_sums`)."""
     bad = [m for m in wanted if kind not in KINDS or not fits(kind, m)]
     if kind not in KINDS or bad or len(golds) != len(preds):
         raise ValueError(
@@ -171,18 +173,24 @@ def score_task(
     if len(golds) == 0:
         return {"metrics": out, "per_class": None}
     x, stat_of, unavailable = stats or task_stats(kind, wanted, golds, preds, labels, parser, bertscore_model)
-    _fill(out, x, stat_of, unavailable, seed, n_boot)
+    _fill(out, x, stat_of, unavailable, seed, n_boot, clusters)
     per_class = metrics.per_class(golds, preds, labels) if get(kind).single else None
     return {"metrics": out, "per_class": per_class}
 
 
 def _fill(
-    out: dict[str, Any], x: np.ndarray, stat_of: dict, unavailable: dict[str, str], seed: int, n_boot: int
+    out: dict[str, Any],
+    x: np.ndarray,
+    stat_of: dict,
+    unavailable: dict[str, str],
+    seed: int,
+    n_boot: int,
+    clusters: Sequence[Any] | None = None,
 ) -> None:
     for name, why in unavailable.items():
         if name in out:
             out[name]["unavailable"] = why
-    total, boot = x.sum(axis=0), stats.resample_sums(x, n_boot, seed)
+    total, boot = x.sum(axis=0), stats.resample_sums(x, n_boot, seed, clusters)
     for name, stat in ((k, v) for k, v in stat_of.items() if k in out):  # only those asked for
         ci = np.percentile(stat(boot), [2.5, 97.5]).tolist() if len(boot) else None
         out[name] = {"value": float(stat(total)), "ci95": ci}
@@ -217,13 +225,14 @@ def score_stats(
     unavailable: dict[str, str],
     seed: int,
     n_boot: int = 1000,
+    clusters: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """`score_task` from the rows `doc_stats` gave (a redacted span, entity or text task)."""
     out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in wanted}
     if not rows:
         return {"metrics": out, "per_class": None}
     x, stat_of = stats_matrix(kind, wanted, rows)
-    _fill(out, x, stat_of, unavailable, seed, n_boot)
+    _fill(out, x, stat_of, unavailable, seed, n_boot, clusters)
     return {"metrics": out, "per_class": None}
 
 

@@ -3,13 +3,19 @@
 A metric here is a function of the column sums of a per-document statistics matrix (as in
 `mibe.scoring.metrics`), so accuracy, macro-F1 and entity F1 resample the same way: one matrix product per
 chunk of resamples, the same document indices applied to both systems (that is what makes it paired).
+
+Documents made together (three MedNLI hypotheses of one premise, the drug pairs of one DDI document)
+are not independent draws: given `clusters`, every resample draws clusters with replacement and keeps
+all their documents (the cluster bootstrap), and the paired right/wrong test is Durkalski's clustered
+McNemar test instead of the exact one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from math import comb
+from math import comb, erfc, sqrt
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +42,12 @@ class Paired:
     p: float
     n: int
     samples: np.ndarray  # the bootstrap differences, to combine tasks into an average
+    n_clusters: int | None = None  # the clusters resampled; None: documents resampled one by one
+
+    @property
+    def units(self) -> int:
+        """What was resampled: clusters when there were, else documents."""
+        return self.n if self.n_clusters is None else self.n_clusters
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,12 @@ class McNemar:
     a_only: int  # documents A got right and B wrong
     b_only: int  # documents B got right and A wrong
     p: float
+    test: str = "McNemar exact"
+    n_clusters: int | None = None  # the clustered test: how many clusters it summed over
+
+
+Clusters = Sequence[Hashable | None]  # one per document; None: a cluster of its own
+CLUSTERED_MCNEMAR = "clustered McNemar (Durkalski 2003)"
 
 
 def binom_two_sided(k: int, n: int) -> float:
@@ -66,6 +84,59 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNem
     return McNemar(a_only, b_only, binom_two_sided(a_only, a_only + b_only))
 
 
+def mcnemar_clustered(a_correct: Sequence[bool], b_correct: Sequence[bool], clusters: Clusters) -> McNemar:
+    """Durkalski et al. (2003, Statistics in Medicine 22:1417) McNemar test for clustered matched pairs.
+
+    With d_k = (A-only minus B-only documents) in cluster k, X = (sum d_k)^2 / sum d_k^2 is chi-square
+    with 1 degree of freedom under no difference; the denominator is the variance of the sum estimated
+    from the clusters themselves, so correlated documents of one cluster count once. With one document
+    per cluster it is McNemar's (uncorrected) chi-square (b - c)^2 / (b + c). Asymptotic: trust it with
+    many clusters that hold discordant documents, not with a handful."""
+    if not len(a_correct) == len(b_correct) == len(clusters):
+        sizes = f"{len(a_correct)}, {len(b_correct)} and {len(clusters)}"
+        raise ValueError(f"mcnemar_clustered: {sizes} documents")
+    codes = cluster_codes(clusters)
+    d = np.array(a_correct, dtype=float) - np.array(b_correct, dtype=float)  # +1 A only, -1 B only
+    per_cluster = np.bincount(codes, weights=d) if len(d) else np.zeros(0)
+    a_only, b_only = int((d > 0).sum()), int((d < 0).sum())
+    denominator = float((per_cluster**2).sum())
+    if denominator == 0:
+        p = 1.0
+    else:
+        statistic = float(per_cluster.sum()) ** 2 / denominator
+        p = min(1.0, erfc(sqrt(statistic / 2)))  # the chi-square(1) survival function
+    return McNemar(a_only, b_only, p, CLUSTERED_MCNEMAR, int(codes.max()) + 1 if len(codes) else 0)
+
+
+def cluster_codes(clusters: Clusters) -> np.ndarray:
+    """Cluster numbers 0..m-1 in order of first appearance; a None is a cluster of its own."""
+    seen: dict[Hashable, int] = {}
+    out = np.empty(len(clusters), dtype=np.int64)
+    for i, c in enumerate(clusters):
+        out[i] = seen.setdefault((0, c) if c is not None else (1, i), len(seen))
+    return out
+
+
+def n_clusters(clusters: Clusters | None, n: int) -> int:
+    return n if clusters is None else len(set(cluster_codes(clusters).tolist()))
+
+
+def clustered(clusters: Clusters | None) -> bool:
+    """Whether some cluster holds more than one document (else resampling clusters is resampling
+    documents, and every number is today's to the bit)."""
+    if clusters is None:
+        return False
+    codes = cluster_codes(clusters)
+    return len(codes) > 0 and int(codes.max()) + 1 < len(codes)
+
+
+def clusters_of(rows: Sequence[Any]) -> list[Any] | None:
+    """The `cluster` each samples row carries, in the rows' order; None when no row has one (a run
+    scored before clusters, or a task without them: its documents are resampled one by one)."""
+    found = [r.get("cluster") if isinstance(r, dict) else None for r in rows]
+    return found if any(c is not None for c in found) else None
+
+
 def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     """Rows of document indices drawn with replacement, in chunks that bound memory."""
     rng = np.random.default_rng(seed)
@@ -74,15 +145,36 @@ def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
         yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
 
 
-def resample_sums(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """Column sums of `x` (n, d) over the resamples of `resample_indices`: (n_boot, d)."""
-    n = x.shape[0]
+def _times(idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each of n units was drawn in each resample row."""
+    rows = len(idx)
+    flat = (idx + n * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
+
+
+def resample_sums(x: np.ndarray, n_boot: int, seed: int, clusters: Clusters | None = None) -> np.ndarray:
+    """Column sums of `x` (n, d) over the resamples of `resample_indices`: (n_boot, d).
+
+    With `clusters` (one per row of x) the clusters are drawn with replacement and keep all their
+    documents; a resample then holds some number N* of documents, and its sums are scaled by n / N*,
+    so a metric that divides by n (accuracy, a mean score) is the mean over the resample's documents
+    and one of ratios (F1) is unchanged. With one document per cluster this is the document bootstrap,
+    bit for bit (the same code path)."""
+    if not clustered(clusters):
+        n = x.shape[0]
+        out = [np.empty((0, x.shape[1]))]
+        for idx in resample_indices(n, n_boot, seed):
+            out.append(_times(idx, n) @ x)
+        return np.concatenate(out)
+    codes = cluster_codes(clusters)  # type: ignore[arg-type]
+    m = int(codes.max()) + 1
+    totals = np.zeros((m, x.shape[1]))
+    np.add.at(totals, codes, x)
+    sizes = np.bincount(codes, minlength=m).astype(float)
     out = [np.empty((0, x.shape[1]))]
-    for idx in resample_indices(n, n_boot, seed):
-        rows = len(idx)
-        flat = (idx + n * np.arange(rows)[:, None]).ravel()
-        times = np.bincount(flat, minlength=rows * n).reshape(rows, n)  # draws per document
-        out.append(times.astype(float) @ x)
+    for idx in resample_indices(m, n_boot, seed):
+        times = _times(idx, m)
+        out.append((times @ totals) * (x.shape[0] / (times @ sizes))[:, None])
     return np.concatenate(out)
 
 
@@ -108,25 +200,34 @@ def paired_bootstrap(
     n_boot: int = 1000,
     seed: int = 1234,
     stat_b: Stat | None = None,
+    clusters: Clusters | None = None,
 ) -> Paired:
-    """Resample documents once, apply the same resample to both systems' statistics matrices.
-    `stat_b` is B's metric when B's matrix is laid out differently (another number of shot draws)."""
+    """Resample documents (or their clusters) once, apply the same resample to both systems'
+    statistics matrices. `stat_b` is B's metric when B's matrix is laid out differently (another
+    number of shot draws)."""
     if x_a.shape[0] != x_b.shape[0]:
         raise ValueError(f"paired_bootstrap: {x_a.shape[0]} and {x_b.shape[0]} documents")
     n = x_a.shape[0]
     stat_b = stat_b or stat
     a, b = float(stat(x_a.sum(axis=0))), float(stat_b(x_b.sum(axis=0)))
-    sums = resample_sums(np.hstack([x_a, x_b]), n_boot, seed)
+    sums = resample_sums(np.hstack([x_a, x_b]), n_boot, seed, clusters)
     width = x_a.shape[1]
     samples = stat(sums[:, :width]) - stat_b(sums[:, width:])
-    return Paired(a, b, a - b, _interval(samples), bootstrap_p(samples, a - b), n, samples)
+    m = n_clusters(clusters, n) if clustered(clusters) else None
+    return Paired(a, b, a - b, _interval(samples), bootstrap_p(samples, a - b), n, samples, m)
 
 
-def paired_means(a: Sequence[float], b: Sequence[float], n_boot: int = 1000, seed: int = 1234) -> Paired:
+def paired_means(
+    a: Sequence[float],
+    b: Sequence[float],
+    n_boot: int = 1000,
+    seed: int = 1234,
+    clusters: Clusters | None = None,
+) -> Paired:
     """The paired bootstrap of a difference in means of per-document scores."""
     x_a, x_b = np.asarray(a, float).reshape(-1, 1), np.asarray(b, float).reshape(-1, 1)
     n = max(len(x_a), 1)
-    return paired_bootstrap(x_a, x_b, lambda s: s[..., 0] / n, n_boot, seed)
+    return paired_bootstrap(x_a, x_b, lambda s: s[..., 0] / n, n_boot, seed, clusters=clusters)
 
 
 def mean_of(parts: Sequence[Paired]) -> Paired:
