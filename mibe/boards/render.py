@@ -287,11 +287,11 @@ CSV_FIELDS = (
     "base",
     "adapter",
     "training",
+    "n_clusters",
     "top",
     "tie_group",
     "p_holm_vs_best",
     "sd",
-    "n_clusters",
 )
 
 

@@ -78,6 +78,8 @@ MODEL: dict[str, tuple[Check, str]] = {
 }
 ENTRY: dict[str, tuple[Check, str]] = {
     "n": (count, "a whole number >= 0"),
+    "n_clusters": (_maybe(count), "a whole number >= 0 or null"),
+    "cluster_key": (_maybe(_text), "a string or null"),
     "parse_failures": (count, "a whole number >= 0"),
     "truncated": (count, "a whole number >= 0"),
     "answer_type": (_text, "a string"),
