@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from mibe import cli
@@ -159,6 +160,13 @@ def test_endpoint_reasoning_outputs_are_split_and_only_answers_parsed(reasoner: 
     assert entry["reasoning"]["reasoning_truncated"] == 2 and entry["reasoning"]["with_trace"] == 6
     assert entry["parse_failures"] == 2 and entry["metrics"]["accuracy"]["value"] == pytest.approx(5 / 7)
     assert entry["reasoning"]["reasoning_tokens"]["max"] >= entry["reasoning"]["reasoning_tokens"]["mean"]
+    # Answer tokens: every document that reached an answer (not the two truncated traces) has its count.
+    answered = [r["answer_tokens"] for r in rows.values() if not r["reasoning_truncated"]]
+    assert len(answered) == 5 and all(n > 0 for n in answered)
+    assert all("answer_tokens" not in r for r in rows.values() if r["reasoning_truncated"])
+    costs = entry["reasoning"]["answer_tokens"]
+    assert costs["max"] == max(answered) and costs["mean"] == pytest.approx(sum(answered) / 5)
+    assert costs["p95"] == pytest.approx(float(np.percentile(answered, 95)))
     protocol = entry["protocol"]
     assert protocol["chat_template"] == "server" and protocol["chat_template_kwargs"] == {
         "enable_thinking": True

@@ -120,11 +120,20 @@ def test_answer_offset_while_streaming() -> None:
 def test_reasoning_token_stats_equal_numpy(counts: list) -> None:
     kept = np.array([c for c in counts if c is not None])
     stats = reasoning_token_stats(counts)
-    assert stats == {"mean": pytest.approx(float(kept.mean())), "max": int(kept.max())}
+    p95 = float(np.percentile(kept, 95))
+    assert stats == {
+        "mean": pytest.approx(float(kept.mean())),
+        "p95": pytest.approx(p95),
+        "max": int(kept.max()),
+    }
 
 
 def test_reasoning_token_stats_edges() -> None:
-    assert reasoning_token_stats([]) == reasoning_token_stats([None]) == {"mean": None, "max": None}
+    assert (
+        reasoning_token_stats([]) == reasoning_token_stats([None]) == {"mean": None, "p95": None, "max": None}
+    )
+    # p95 by hand: sorted 0, 7, 10, 250; position 0.95 * 3 = 2.85 -> 10 + 0.85 * (250 - 10)
+    assert reasoning_token_stats([10, 0, 7, 250])["p95"] == pytest.approx(214.0)
     with pytest.raises(ValueError, match=">= 0"):
         reasoning_token_stats([3, -1])
 

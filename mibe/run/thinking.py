@@ -22,15 +22,21 @@ def split(request: Request, output: str) -> dict[str, Any]:
 
 
 def count_tokens(backend: Backend, rows: Sequence[dict[str, Any]]) -> None:
-    """`reasoning_tokens` of each row with a trace (None without one), by the model's tokenizer."""
+    """`reasoning_tokens` of each row with a trace (None without one) and `answer_tokens` of each
+    split row's final answer (none after a truncated trace), by the model's tokenizer."""
     tokenizer = getattr(backend, "tokenizer", None)
     bos = getattr(tokenizer, "bos_token_id", None)
+
+    def tokens(text: str) -> int:
+        ids = backend.tokenize(text) if text else []
+        return len(ids) - (1 if ids and bos is not None and ids[0] == bos else 0)
+
     for row in rows:
         text = row.get("reasoning")
-        if text is None or "reasoning_tokens" in row:
-            continue
-        ids = backend.tokenize(text) if text else []
-        row["reasoning_tokens"] = len(ids) - (1 if ids and bos is not None and ids[0] == bos else 0)
+        if text is not None and "reasoning_tokens" not in row:
+            row["reasoning_tokens"] = tokens(text)
+        if "answer_text" in row and "answer_tokens" not in row and not row.get("reasoning_truncated"):
+            row["answer_tokens"] = tokens(row["answer_text"])
 
 
 def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -42,4 +48,6 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "with_trace": len(counts),
         "reasoning_truncated": sum(1 for r in rows if r.get("reasoning_truncated")),
         "reasoning_tokens": reasoning_token_stats(counts),
+        # The cost of the answer beside that of the trace; rows written before it was counted have none.
+        "answer_tokens": reasoning_token_stats([r.get("answer_tokens") for r in rows]),
     }

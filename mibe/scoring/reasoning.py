@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
+import numpy as np
+
 from mibe.backends.traces import (  # noqa: F401 (re-exported)
     THINK,
     _trace,
@@ -63,13 +65,14 @@ def split_reasoning(
 
 
 def reasoning_token_stats(counts: Sequence[int | None]) -> dict[str, float | int | None]:
-    """Mean and max thinking tokens over the outputs that had a trace (None: no trace, left out)."""
+    """Mean, 95th percentile (numpy's linear interpolation) and max of token counts, over the outputs
+    that have one (None: no trace, or no answer after a truncated one; left out)."""
     kept = [int(c) for c in counts if c is not None]
     if any(c < 0 for c in kept):
         raise ValueError(f"reasoning token counts must be >= 0, got {min(kept)}")
     if not kept:
-        return {"mean": None, "max": None}
-    return {"mean": fmean(kept), "max": max(kept)}
+        return {"mean": None, "p95": None, "max": None}
+    return {"mean": fmean(kept), "p95": float(np.percentile(kept, 95)), "max": max(kept)}
 
 
 def answer_of(row: dict) -> str | None:
