@@ -36,7 +36,8 @@ def runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope="module")
 def page(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, model.Board]:
-    board = build_board([runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")], n_boot=200)
+    chosen = [runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")]
+    board = build_board(chosen, published="paper_zero_shot", n_boot=200)
     path = tmp_path_factory.mktemp("html") / "board.html"
     path.write_text(html(board), encoding="utf-8")
     return path, board

@@ -24,7 +24,7 @@ LEVELS = {
     "training": 6,
     "cli": 7,
 }
-FOUNDATION = {"types", "resources", "hub", "lineage", "names"}
+FOUNDATION = {"types", "resources", "hub", "lineage", "names", "textout"}
 TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 

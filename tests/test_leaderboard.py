@@ -20,7 +20,7 @@ from mibe.boards.model import protocol_key
 from mibe.boards.ranking import AVERAGE
 from mibe.run import api
 from mibe.scoring import kinds
-from mibe.types import RunConfig
+from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 
 TASKS = ("pubmedqa", "medqa", "mednli", "hoc")
@@ -123,9 +123,11 @@ def section_of(board: board_model.Board, run: Path):
 
 
 def test_protocols_never_share_a_column_and_invented_runs_sit_apart(board_runs: dict[str, Path]) -> None:
-    board = build_board(list(board_runs.values()), n_boot=200)
+    board = build_board(list(board_runs.values()), published="paper_zero_shot", n_boot=200)
     titles = [s.title for s in board.sections]
-    assert titles[0].startswith("Runs") and titles[-1].startswith("Invented data"), titles
+    # The user's runs lead; a named table that shares no column follows them, whole.
+    assert titles[0].startswith("Runs") and titles[-2].startswith("Invented data"), titles
+    assert titles[-1].startswith("Published rows")
     main = section_of(board, board_runs["zero"])
     assert {x.row.run_dir for x in main.rows} == {board_runs[k] for k in ("zero", "lora", "other", "partial")}
     oneshot = section_of(board, board_runs["oneshot"])
@@ -210,7 +212,7 @@ def test_published_csv_copies_the_papers_table_verbatim() -> None:
 
 
 def test_every_format_renders_and_no_sample_text_leaves(board_runs: dict[str, Path]) -> None:
-    board = build_board(list(board_runs.values()), n_boot=200)
+    board = build_board(list(board_runs.values()), published="paper_zero_shot", n_boot=200)
     from mibe.boards.html import html
 
     outputs = {"table": render.text(board), "md": render.markdown(board), "csv": render.csv_text(board)}
@@ -246,6 +248,36 @@ def test_every_format_renders_and_no_sample_text_leaves(board_runs: dict[str, Pa
         t: zero[t]["metrics"]["accuracy"]["value"] for t in ("pubmedqa", "medqa", "mednli")
     }
     assert {r["shots"] for r in mine} == {"0"} and {r["scoring"] for r in mine} == {"loglikelihood"}
+    for name in ("table", "compare_table"):  # a 100-column terminal: every line fits
+        text = outputs.get(name) or compare_text.render(
+            compare.compare(board_runs["zero"], board_runs["other"], 200), "table"
+        )
+        assert max(map(len, text.splitlines())) <= 100, name
+    for name in ("md", "compare"):  # a real CommonMark+tables renderer draws every table whole
+        assert_markdown_tables(outputs[name])
+
+
+def assert_markdown_tables(text: str) -> None:
+    """markdown-it-py (CommonMark + GFM tables): every `|` line is inside a table, and every body row
+    has as many cells as the header (an unescaped `|` would add one and break the table)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    tables, cells, rows = 0, 0, []
+    for token in tokens:
+        if token.type == "table_open":
+            tables += 1
+        elif token.type == "tr_open":
+            cells = 0
+        elif token.type in ("th_open", "td_open"):
+            cells += 1
+        elif token.type == "tr_close":
+            rows.append((tables, cells))
+    piped = [line for line in text.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    assert tables >= 1 and len(rows) == len(piped)
+    for k in range(1, tables + 1):
+        widths = {c for t, c in rows if t == k}
+        assert len(widths) == 1, widths
 
 
 def test_lineage_names_base_and_adapter(board_runs: dict[str, Path]) -> None:
@@ -320,22 +352,56 @@ def test_best_row_significantly_ahead_is_marked_with_the_exact_p(tmp_path: Path)
     assert "no (p=1" in render.text(build_board([near, strong], published=False, n_boot=100))
 
 
-def test_a_paper_protocol_run_on_the_hub_data_shares_the_published_column(tmp_path: Path) -> None:
-    paper = dict(parser="paper", max_new_tokens=256, stop=[], data="hub:clinicalnlplab/pubmedqa_test@abc123")
-    joined = constructed_run(tmp_path / "joined", "mine", set(range(40)), 60, **paper)
+def test_published_rows_are_unranked_references_in_the_columns_of_any_data_source(tmp_path: Path) -> None:
+    paper = dict(parser="paper", max_new_tokens=256, stop=[])
+    hub = constructed_run(
+        tmp_path / "hub", "mine", set(range(40)), 60, data="hub:clinicalnlplab/pubmedqa_test@abc123", **paper
+    )
+    local = constructed_run(tmp_path / "local", "local", set(range(30)), 60, limit=60, **paper)
     apart = constructed_run(
         tmp_path / "apart", "mine-128", set(range(40)), 60, **{**paper, "max_new_tokens": 128}
     )
-    board = build_board([joined, apart], n_boot=100)
-    first = board.sections[0]
-    assert first.title.startswith("Runs and published rows")
-    assert {x.row.label for x in first.rows} >= {"mine", "Me-LLaMA-70B-chat"} and len(first.rows) == 9
-    mine = next(x.row for x in first.rows if x.row.label == "mine")
-    cell = next(c for col, c in mine.cells.items() if col.metric == "accuracy")
-    assert "hub revision abc123" in cell.note and cell.value == pytest.approx(40 / 60)
-    assert section_of(board, apart) is not first
-    accuracy = next(c for c in first.columns if c.task == "pubmedqa" and c.metric == "accuracy")
-    assert first.verdicts[accuracy].text == "not testable: published rows have no samples"
+    board = build_board([hub, local, apart], n_boot=100, labels={str(hub): "My model (hub)"})
+    first, second, third = board.sections  # no column shared: each run its own section, in order
+    for section, label in ((first, "My model (hub)"), (second, "local")):
+        assert section.title.startswith("Runs, with published rows for reference")
+        assert section.rows[0].row.label == label and section.rows[0].rank == 1  # the user's row leads
+        refs = section.rows[1:]
+        assert len(refs) == 8 and all(x.row.reference and x.rank is None for x in refs)
+        assert all(i == 0 for best in section.best.values() for i in best)  # never best
+        assert all("published" not in v.text for v in section.verdicts.values())  # never tested
+    assert not any(x.row.published for x in third.rows)  # 128 new tokens: not the paper's protocol
+    accuracy = next(c for c in first.columns if c.metric == "accuracy")
+    me70 = next(x.row for x in first.rows if x.row.label == "Me-LLaMA-70B-chat")
+    assert me70.cells[accuracy].value == 0.768 and me70.cells[accuracy].ci95 is None
+    assert "at revision abc123" in me70.cells[accuracy].note
+    local_accuracy = next(c for c in second.columns if c.metric == "accuracy")
+    note = next(x.row for x in second.rows if x.row.label == "Me-LLaMA-70B-chat").cells[local_accuracy].note
+    assert "runs read a local copy (sha256:constructed)" in note and "the first 60 (60 documents)" in note
+    text = render.text(board)
+    assert "ref: the paper's published numbers" in text and "never ranked or tested" in text
+    assert max(map(len, text.splitlines())) <= 100
+
+
+def test_published_choice_and_labels(tmp_path: Path) -> None:
+    run = constructed_run(tmp_path / "r", "r", set(range(40)), 60)  # mibe's protocol: no paper column
+    board = build_board([run], n_boot=20)
+    assert len(board.sections) == 1 and not any(x.row.published for x in board.sections[0].rows)
+    assert "share no column" in render.text(board) and "--published paper_zero_shot" in board.notes[0]
+    assert len(build_board([run], published="paper_zero_shot", n_boot=20).sections) == 2
+    assert len(build_board([run], published="none", n_boot=20).sections) == 1
+    for bad, says in (
+        ("nope", "--published nope: no such table; use reference, none, or one of paper_zero_shot"),
+        ("reference,none", "give reference, none, or a comma list"),
+    ):
+        with pytest.raises(MibeError, match=says):
+            build_board([run], published=bad, n_boot=20)
+    with pytest.raises(MibeError, match="is not one of the run folders given"):
+        build_board([run], labels={str(tmp_path / "other"): "x"}, n_boot=20)
+    code, out, _ = run_cli("leaderboard", str(run), "--label", f"{run}=Mine, tuned", "--bootstrap", "20")
+    assert code == 0 and "#1 Mine, tuned" in out
+    code, _, err = run_cli("leaderboard", str(run), "--label", "Mine", "--bootstrap", "20")
+    assert code == 2 and "--label Mine: write RUN=NAME" in err and len(err.strip().splitlines()) == 1
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
@@ -369,7 +435,7 @@ def test_cli_writes_every_format_and_a_figure(board_runs: dict[str, Path], tmp_p
     code, _, err = run_cli(
         "leaderboard", zero, "--plot", str(tmp_path / "fig.svg"), "--format", "md", "--bootstrap", "50"
     )
-    assert code == 0 and "pubmedqa · accuracy" in (tmp_path / "fig.svg").read_text(), err
+    assert code == 0 and ">pubmedqa<" in (tmp_path / "fig.svg").read_text(), err
     code, out, err = run_cli("compare", zero, lora, "--format", "json", "--bootstrap", "100")
     report = json.loads(out)
     assert code == 0 and report["b"]["label"].endswith("+ adapter") and len(report["tasks"]) == 4, err
@@ -384,7 +450,7 @@ def test_cli_writes_every_format_and_a_figure(board_runs: dict[str, Path], tmp_p
         (("leaderboard", "{bad}"), "not valid JSON"),
         (("leaderboard", "--no-published"), "nothing to show"),
         (("leaderboard", "{run}", "--bootstrap", "0"), "--bootstrap 0"),
-        (("leaderboard", "{run}", "--plot", "{tmp}/fig.gif"), "name a .png or .svg"),
+        (("leaderboard", "{run}", "--plot", "{tmp}/fig.gif"), "name a .png, .pdf or .svg"),
         (("compare", "{run}", "{missing}"), "no such run folder"),
         (("compare", "{run}", "{notasks}"), "no 'tasks' mapping"),
         (("leaderboard", "{badvalue}"), "field 'tasks.pubmedqa.metrics.accuracy.value' must be a number"),

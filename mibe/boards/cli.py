@@ -9,11 +9,11 @@ from pathlib import Path
 
 from mibe.types import MibeError
 
-FORMATS = ("table", "md", "csv", "html")
+FORMATS = ("table", "md", "csv", "html", "latex")
 COMPARE_FORMATS = ("table", "md", "csv", "json")
 _SUFFIXES = {
     ".txt": "table", ".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html",
-    ".json": "json",
+    ".json": "json", ".tex": "latex",
 }  # fmt: skip
 
 
@@ -27,8 +27,28 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders written by `mibe run`")
     p.add_argument("-o", "--output", metavar="FILE", help="write here (the format follows the suffix)")
     p.add_argument("--format", choices=FORMATS, help="default: from -o's suffix, else table")
-    p.add_argument("--plot", metavar="FILE.png|svg", help="also draw the board as a figure (matplotlib)")
-    p.add_argument("--no-published", action="store_true", help="leave out the paper's published rows")
+    p.add_argument(
+        "--plot", metavar="FILE.png|pdf|svg",
+        help="also draw the board as one figure for a paper: tasks x models, 95%% intervals (matplotlib)",
+    )  # fmt: skip
+    p.add_argument(
+        "--plot-kind", default="main", choices=("main", "calibration", "metrics"),
+        help="main (default): each task's main metric; calibration: reliability diagrams of "
+        "log-likelihood tasks; metrics: every metric as bars",
+    )  # fmt: skip
+    p.add_argument(
+        "--published", default="reference", metavar="reference|none|TABLE,...",
+        help="reference (default): the paper's published rows beside the runs' columns they share, "
+        "unranked; none: leave them out; TABLE,...: these shipped tables (paper_zero_shot), shown in "
+        "full when they share no column",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-published", dest="published", action="store_const", const="none", help="--published none"
+    )
+    p.add_argument(
+        "--label", action="append", default=[], metavar="RUN=NAME",
+        help="name RUN's row NAME on the board (repeatable)",
+    )  # fmt: skip
     p.add_argument("--all-metrics", action="store_true", help="every metric, not only the paper's")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the significance tests")
     p.add_argument("--seed", type=int, default=1234)
@@ -104,8 +124,8 @@ def leaderboard(args: argparse.Namespace) -> int:
     from mibe.boards.board import build
 
     _check_bootstrap(args.bootstrap, args.seed)
-    if not args.runs and args.no_published:
-        raise MibeError("nothing to show: pass run folders, or leave out --no-published")
+    if not args.runs and args.published == "none":
+        raise MibeError("nothing to show: pass run folders, or leave out --published none")
     if args.base and not args.delta_vs_base:
         raise MibeError("--base: only with --delta-vs-base")
     if args.delta_vs_base:
@@ -116,12 +136,18 @@ def leaderboard(args: argparse.Namespace) -> int:
     if args.plot:
         from mibe.boards.plot import check_path
 
-        check_path(Path(args.plot))
-    board = build(args.runs, not args.no_published, args.all_metrics, n_boot=args.bootstrap, seed=args.seed)
+        check_path(Path(args.plot), args.plot_kind)
+    board = build(
+        args.runs, args.published, args.all_metrics, args.bootstrap, args.seed, labels=_labels(args.label)
+    )
     if fmt == "html":
         from mibe.boards.html import html
 
         text = html(board)
+    elif fmt == "latex":
+        from mibe.boards.latex import latex
+
+        text = latex(board)
     else:
         from mibe.boards import render
 
@@ -130,9 +156,19 @@ def leaderboard(args: argparse.Namespace) -> int:
     if args.plot:
         from mibe.boards.plot import plot
 
-        plot(board, Path(args.plot))
+        plot(board, Path(args.plot), args.plot_kind)
         print(f"mibe: wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def _labels(given: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in given:
+        run, sep, name = item.partition("=")
+        if not sep or not run:
+            raise MibeError(f"--label {item}: write RUN=NAME (a run folder given, then its row's name)")
+        out[run] = name
+    return out
 
 
 def _delta(args: argparse.Namespace) -> int:

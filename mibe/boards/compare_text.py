@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from mibe.boards.render import csv_safe
+from mibe.textout import md_escape, md_table, p_text, table, wrap
 
 DASH = "—"
 HEAD = (
@@ -30,8 +31,7 @@ def _num(value: float | None, digits: int = 3) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
 
 
-def _p(value: float | None) -> str:
-    return DASH if value is None else f"{value:.3g}"
+_p = p_text
 
 
 def _n(task: dict[str, Any]) -> str:
@@ -47,6 +47,9 @@ def _lines(report: dict[str, Any]) -> list[list[str]]:
             ci = m.get("ci95")
             mc = m.get("mcnemar")
             sig = {True: "yes", False: "no", None: "n/t"}[m["significant"]]
+            if m["significant"] is None and m.get("note"):  # not testable: no interval, no p
+                ci = mc = None
+                m = {**m, "p_bootstrap": None, "p_holm": None}
             out.append(
                 [
                     task["task"] + (" (invented)" if task["invented"] else ""),
@@ -132,21 +135,14 @@ def _family(report: dict[str, Any]) -> str:
 
 
 def text(report: dict[str, Any]) -> str:
-    grid = [list(HEAD), *_lines(report)]
-    widths = [max(len(line[i]) for line in grid) for i in range(len(HEAD))]
-    rows = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in grid]
-    rows.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*rows, "", *_notes(report)]) + "\n"
-
-
-def _md(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    rows = table([list(HEAD), *_lines(report)], head=1, keep=2)
+    notes = [line for note in _notes(report) for line in wrap(note)]
+    return "\n".join([*rows, "", *notes]) + "\n"
 
 
 def markdown(report: dict[str, Any]) -> str:
-    out = ["| " + " | ".join(HEAD) + " |", "|" + "|".join("---" for _ in HEAD) + "|"]
-    out += ["| " + " | ".join(_md(c) for c in line) + " |" for line in _lines(report)]
-    return "\n".join([*out, "", *(f"- {_md(n)}" for n in _notes(report))]) + "\n"
+    out = md_table(HEAD, _lines(report))
+    return "\n".join([*out, "", *(f"- {md_escape(n)}" for n in _notes(report))]) + "\n"
 
 
 CSV_FIELDS = (

@@ -22,6 +22,7 @@ from mibe.boards.render import (
     interval_text,
     lineage_text,
     number,
+    rank_text,
     reliability_bins,
     row_name,
     short,
@@ -31,12 +32,15 @@ from mibe.boards.render import (
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-table.board{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bottom:6px}
-.board th,.board td{border:1px solid #d5dbe3;padding:4px 7px;text-align:right;vertical-align:top}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;overflow-wrap:anywhere}
+p,li{overflow-wrap:anywhere}
+table.board{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bottom:6px;
+  width:100%;table-layout:fixed}
+.board col.rank{width:44px}.board col.model{width:200px}.board col.avg{width:64px}
+.board th,.board td{border:1px solid #d5dbe3;padding:4px 5px;text-align:right;vertical-align:top;
+  overflow-wrap:anywhere}
 .wrap{overflow-x:auto;max-width:100%}
-.board td.model,.board th.model{text-align:left;min-width:180px;max-width:360px}
-.board td.model{white-space:nowrap}
+.board td.model,.board th.model{text-align:left}
 .board thead th{background:#eef2f7;cursor:pointer;user-select:none;font-weight:600}
 .board thead th:hover{background:#dde6f1}
 .board th .metric,.board th .proto{display:block;font-weight:400;color:#4a5566;font-size:12px}
@@ -44,15 +48,19 @@ table.board{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bo
 .board th[aria-sort=ascending]::after{content:" \\25B2"}
 .board td.best{background:#fff3c4;font-weight:700}
 .board .ci{display:block;color:#5b6778;font-size:11px;font-weight:400}
+.board.compact .ci{display:none}
 .board small{display:block;color:#5b6778;font-size:11px;white-space:normal;overflow-wrap:anywhere}
-.board th .proto{white-space:nowrap}
 .board tr.published td{background:#f6f7f9}.board tr.published td.best{background:#fff3c4}
 .board tfoot td,.board tfoot th{font-size:12px;background:#fafbfc}
 .tag{display:inline-block;font-size:11px;padding:0 5px;border-radius:3px;background:#dfe4ea;margin-left:4px}
-.charts{display:flex;flex-wrap:wrap;gap:14px}figure{margin:0;border:1px solid #e1e6ec;padding:6px}
-figcaption{font-size:12px;font-weight:600;margin-bottom:2px}
+.charts{display:flex;flex-wrap:wrap;gap:14px}figure{margin:0;border:1px solid #e1e6ec;padding:6px;
+  max-width:100%;box-sizing:border-box}
+figure svg{max-width:100%;height:auto}
+figcaption{font-size:12px;font-weight:600;margin-bottom:2px;overflow-wrap:anywhere}
 .protocols td,.protocols th{border:1px solid #e1e6ec;padding:3px 6px;font-size:12px;text-align:left}
-.protocols{border-collapse:collapse}ul.notes{font-size:12px;color:#3d4756}
+.protocols{border-collapse:collapse}ul.notes{font-size:12px;color:#3d4756;padding-left:18px}
+@media (max-width:899px){body{margin:10px}table.board{table-layout:auto;width:auto}
+  .board td.model,.board th.model{min-width:140px}}
 """
 
 JS = """
@@ -109,25 +117,42 @@ def _cell(row: Row, column: Column, best: bool) -> str:
     if cell is None or cell.value is None:
         title = f' title="{_attr(cell.note)}"' if cell is not None and cell.note else ""
         return f'<td data-v=""{title}>{DASH}</td>'
-    ci = ""
+    ci, interval = "", ""
     if cell.ci95 is not None:
-        ci = f'<span class="ci">[{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]</span>'
-    title = f' title="{_attr(cell.note)}"' if cell.note else ""
+        interval = f"[{cell.ci95[0]:.3f}, {cell.ci95[1]:.3f}]"
+        ci = f'<span class="ci">{interval}</span>'
+    hover = "; ".join(x for x in (interval and f"95% interval {interval}", cell.note) if x)
+    title = f' title="{_attr(hover)}"' if hover else ""
     sd = "" if cell.sd is None else f" ± {cell.sd:.3f}"  # over few-shot draws
     return f'<td data-v="{cell.value!r}"{klass}{title}>{cell.value:.3f}{sd}{ci}</td>'
+
+
+COMPACT = 10  # more task columns than this: intervals move into the cells' hover text to fit 1,400 px
+
+
+def _colgroup(section: Section) -> str:
+    return (
+        '<colgroup><col class="rank"><col class="model"><col class="avg">'
+        + "<col>" * len(section.columns)
+        + "</colgroup>"
+    )
 
 
 def _body(section: Section) -> str:
     lines = []
     for i, ranked in enumerate(section.rows):
         row = ranked.row
-        tag = '<span class="tag">published</span>' if row.published else ""
+        tag = (
+            f'<span class="tag">{"reference" if row.reference else "published"}</span>'
+            if row.published
+            else ""
+        )
         best_avg = ' class="best"' if i in section.best.get(AVERAGE, ()) else ""
         avg = "" if ranked.average is None else repr(ranked.average)
         # Published rows share one source, said once under the table; runs show their lineage.
         lineage = "" if row.published else f"<small>{escape(lineage_text(row))}</small>"
         cells = [
-            f'<td data-v="{ranked.rank or ""}">{ranked.rank or DASH}</td>',
+            f'<td data-v="{ranked.rank or ""}">{escape(rank_text(ranked))}</td>',
             f'<td class="model" data-v="{_attr(row.label)}">{escape(row.label)}{tag}{lineage}</td>',
             f'<td data-v="{avg}"{best_avg}>{number(ranked.average)}</td>',
         ]
@@ -185,6 +210,7 @@ def _chart(board: Board, s: int, section: Section, column: Column) -> str:
     return (
         f'<figure data-col="{board.column_ids[s, column]}"><figcaption>{escape(caption)}</figcaption>'
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 50}" height="{height}" '
+        f'viewBox="0 0 {left + width + 50} {height}" '
         f'role="img" aria-label="{_attr(caption)}">'
         f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#8893a2"/>{"".join(parts)}</svg>'
         "</figure>"
@@ -289,20 +315,27 @@ def html(board: Board, title: str = "mibe leaderboard") -> str:
         f"<h1>{escape(title)}</h1>",
         f"<p>Written by mibe {escape(__version__)}. Each column is one task, metric and protocol "
         "(hover a header for it in full; all are listed at the end): numbers scored two ways never share "
-        "a column. Cells: value and bootstrap 95% interval; published rows have none. Average: over the "
+        "a column. Cells: value and bootstrap 95% interval (on wide boards in the cell's hover text); "
+        "published rows have none, and beside runs they are reference rows, never ranked. Average: over the "
         "paper's metrics of each task, complete rows only. Highlighted: the column's tie group, "
         f"{escape(TIE_GROUP)}. Value ± sd: mean and sd over few-shot draws. Click a header to sort.</p>",
     ]
     for s, section in enumerate(board.sections):
         charts = "".join(_chart(board, s, section, c) for c in section.columns)
+        klass = "board compact" if len(section.columns) > COMPACT else "board"
         parts += [
             f'<section id="s{s + 1}"><h2>{escape(section.title)}</h2>',
-            f'<div class="wrap"><table class="board" id="t{s + 1}">{_header(board, s, section)}'
-            f"{_body(section)}{_foot(section)}</table></div>",
+            f'<div class="wrap"><table class="{klass}" id="t{s + 1}">{_colgroup(section)}'
+            f"{_header(board, s, section)}{_body(section)}{_foot(section)}</table></div>",
             _notes(board, section),
             f'<div class="charts">{charts}</div>',
             _reliability_block(section),
             "</section>",
         ]
-    parts += ["<h2>Protocols</h2>", _protocols(board), f"<script>{JS}</script></body></html>"]
+    parts += [f"<p>{escape(note)}</p>" for note in board.notes]
+    parts += [
+        "<h2>Protocols</h2>",
+        f'<div class="wrap">{_protocols(board)}</div>',
+        f"<script>{JS}</script></body></html>",
+    ]
     return "\n".join(parts) + "\n"

@@ -61,6 +61,10 @@ KEY_FIELDS = (
     "extractor",
 )
 Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashable, comparable
+# A reference row (a published table's) joins a run's column when every key field matches but these:
+# where the documents came from (the paper's hub copy, a local copy of a public release, a
+# credentialed release) and how many were scored. What differs is said in the cell, never hidden.
+REFERENCE_RELAXED = ("data", "limit")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Row:
     cells: dict[Column, Cell] = field(default_factory=dict)
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> results' calibration
     general: set[str] = field(default_factory=set)  # tasks whose task file says `domain: general`
+    reference: bool = False  # a published row shown beside runs: never ranked, marked, never tested
 
 
 def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None) -> Key:
@@ -106,6 +111,12 @@ def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None)
     jury = protocol.get("jury") if is_judge(metric) else None
     values["jury"] = jury.get("id") if isinstance(jury, dict) else None
     return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
+
+
+def reference_key(column: Column) -> tuple[str, str, Key]:
+    """What a reference row's column must share with a run's column (docs/leaderboard.md)."""
+    kept = tuple((name, value) for name, value in column.key if name not in REFERENCE_RELAXED)
+    return column.task, column.metric, kept
 
 
 def is_judge(metric: str | None) -> bool:
@@ -243,3 +254,4 @@ class Board:
     sections: list[Any]  # ranking.Section
     protocol_ids: dict[Key, str]  # "P1", "P2", ... in the order columns appear
     column_ids: dict[tuple[int, Column], str]  # (section index, column) -> "c1", ... (HTML sort hooks)
+    notes: list[str] = field(default_factory=list)  # said once, under every section

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from mibe.boards.model import Cell, Column, Row, protocol_key
+from mibe.boards.model import Cell, Column, Row, protocol_key, reference_key
 from mibe.types import MibeError
 
 PUBLISHED_FILE = "paper_zero_shot.csv"
@@ -71,20 +70,65 @@ def published_rows(path: Path | None = None) -> list[Row]:
     return rows
 
 
-def adopt_published_keys(rows: Sequence[Row]) -> None:
-    """The paper records no hub revision: a run that read the same hub dataset at any revision, under
-    the paper's protocol otherwise, shares the published column (its revision kept in the cell note)."""
-    published = {c.key for r in rows if r.published for c in r.cells}
-    for row in (r for r in rows if not r.published):
-        for column in list(row.cells):
-            data = column.protocol["data"]
-            if not (isinstance(data, str) and data.startswith("hub:") and "@" in data):
-                continue
-            base, revision = data.rsplit("@", 1)
-            key = tuple((k, json.dumps(base) if k == "data" else v) for k, v in column.key)
-            if key in published:
-                cell = row.cells.pop(column)
-                note = f"hub revision {revision} (the paper records none)"
-                row.cells[Column(column.task, column.metric, key)] = Cell(
-                    cell.value, cell.ci95, cell.n, "; ".join(x for x in (cell.note, note) if x), cell.sd
-                )
+def shipped_tables() -> dict[str, Path]:
+    """The published tables mibe ships (leaderboards/*.csv), by name: the file's stem."""
+    from mibe import resources
+
+    return {path.stem: path for path in sorted(resources.shipped("leaderboards").glob("*.csv"))}
+
+
+def table_rows(names: Sequence[str]) -> list[Row]:
+    """The rows of the named shipped tables (`--published TABLE,...`); an unknown name is one line."""
+    tables = shipped_tables()
+    rows: list[Row] = []
+    for name in names:
+        if name not in tables:
+            raise MibeError(
+                f"--published {name}: no such table; use reference, none, or one of {', '.join(tables)}"
+            )
+        rows += published_rows(tables[name])
+    return rows
+
+
+def _source(data: object) -> str:
+    if not isinstance(data, str):
+        return "unknown data"
+    if data.startswith("hub:"):
+        base, _, revision = data[4:].partition("@")
+        return f"hub {base}" + (f" at revision {revision}" if revision else " (no revision recorded)")
+    if data.startswith("paper:"):
+        return f"the paper's data ({data[6:]})"
+    return f"a local copy ({data})"
+
+
+def differences(run: Column, reference: Column, n: int | None) -> list[str]:
+    """What a reference cell and the run's column do not share (everything else they do)."""
+    mine, theirs = run.protocol, reference.protocol
+    out = []
+    if mine["data"] != theirs["data"]:
+        out.append(f"source: runs read {_source(mine['data'])}, the paper {_source(theirs['data'])}")
+    if mine["limit"] != theirs["limit"] or mine["limit"] is not None:
+        scored = f"the first {mine['limit']}" if mine["limit"] is not None else "all"
+        count = f" ({n} documents)" if n is not None else ""
+        out.append(f"documents: runs scored {scored}{count}, the paper its full {theirs['split']} split")
+    return out
+
+
+def attach(
+    section_columns: Sequence[Column], rows: Sequence[Row], scored: dict[Column, int | None]
+) -> list[Row]:
+    """Reference rows for a section of runs: each published row's numbers in the runs' columns that
+    match every protocol key field but the data source and the limit (model.reference_key). A row
+    with no such column is left out; each cell says what differs."""
+    by_key: dict[tuple, dict[str, tuple[Column, Cell]]] = {}
+    for row in rows:
+        for column, cell in row.cells.items():
+            by_key.setdefault(reference_key(column), {})[row.label] = (column, cell)
+    out: dict[str, Row] = {}
+    for column in section_columns:
+        for label, (theirs, cell) in by_key.get(reference_key(column), {}).items():
+            source = next(r for r in rows if r.label == label)
+            row = out.setdefault(label, Row(label, True, False, source.lineage, None, reference=True))
+            note = "; ".join([x for x in (cell.note, *differences(column, theirs, scored.get(column))) if x])
+            row.cells[column] = Cell(cell.value, None, None, note or None)
+    return list(out.values())

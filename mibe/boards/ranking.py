@@ -12,6 +12,7 @@ from mibe.boards.compare import ALPHA, paired_metric
 from mibe.boards.model import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, load_run, shown
 from mibe.scoring import multiplicity
 from mibe.scoring.stats import MIN_BOOTSTRAP_N, mean_of
+from mibe.textout import p_is
 
 AVERAGE = "average"
 
@@ -224,7 +225,7 @@ def _tie_verdict(section: Section, group: multiplicity.TieGroup, tests: dict) ->
     p, (test, n, _) = group.adjusted[closest], tests[closest]
     members = (group.best, *sorted(group.members - {group.best}))
     alone = members == (group.best,)
-    text = f"{'yes' if alone else 'no'} (p={p:.3g} Holm over {len(group.adjusted)}, {test}, n={n})"
+    text = f"{'yes' if alone else 'no'} ({p_is(p)} Holm over {len(group.adjusted)}, {test}, n={n})"
     text += f"; tie group: {', '.join(label(i) for i in members)}"
     if group.untested:
         text += f"; untested: {', '.join(sorted(label(i) for i in group.untested))}"
@@ -236,7 +237,7 @@ def _verdict(p: float | None, test: str, why: str | None, n: int | None, alpha: 
         return Verdict(None, f"not testable: {why}", test=test or None, n=n)
     assert p is not None
     answer = "yes" if p < alpha else "no"
-    return Verdict(p < alpha, f"{answer} (p={p:.3g}, {test}, n={n})", p, test, n)
+    return Verdict(p < alpha, f"{answer} ({p_is(p)}, {test}, n={n})", p, test, n)
 
 
 def _untestable(a: Row, b: Row) -> Verdict | None:

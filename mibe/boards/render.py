@@ -12,6 +12,7 @@ from typing import Any
 
 from mibe.boards.model import KEY_FIELDS, Board, Column, Row
 from mibe.boards.ranking import AVERAGE, Section, cluster_lines, general_lines
+from mibe.textout import md_escape, md_table, p_is, table, wrap
 
 DASH = "—"
 
@@ -108,6 +109,13 @@ def row_name(row: Row) -> str:
     return row.label + (" [published]" if row.published else "")
 
 
+def rank_text(ranked: Any) -> str:
+    """A run's rank; a reference row beside runs is never ranked ("ref")."""
+    if ranked.rank:
+        return str(ranked.rank)
+    return "ref" if ranked.row.reference else DASH
+
+
 def lineage_text(row: Row) -> str:
     if row.published:
         return f"published: {row.lineage['source']}; paper protocol"
@@ -122,8 +130,8 @@ def verdict_short(section: Section, key: Any) -> str:
     if verdict.significant is None:
         return "n/t"
     if verdict.tied:  # a column: its tie group's size, and the closest row's Holm-adjusted p
-        return f"{'alone' if verdict.significant else f'tie of {len(verdict.tied)}'} p={verdict.p:.2g}"
-    return f"{'yes' if verdict.significant else 'no'} p={verdict.p:.2g}"
+        return f"{'alone' if verdict.significant else f'tie of {len(verdict.tied)}'} {p_is(verdict.p)}"
+    return f"{'yes' if verdict.significant else 'no'} {p_is(verdict.p)}"
 
 
 def verdict_groups(board: Board, section: Section) -> list[tuple[str, list[str]]]:
@@ -151,7 +159,7 @@ def _grid(board: Board, section: Section, bold: bool) -> list[list[str]]:
     body = []
     for i, ranked in enumerate(section.rows):
         line = [
-            str(ranked.rank) if ranked.rank else DASH,
+            rank_text(ranked),
             row_name(ranked.row),
             mark(number(ranked.average), i in section.best.get(AVERAGE, ())),
         ]
@@ -170,6 +178,8 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
     published = [r.row for r in section.rows if r.row.published]
     if published:
         rows.append(f"[published]: {lineage_text(published[0])}")
+    if any(r.reference for r in published):
+        rows.append(f"ref: {REFERENCE_NOTE}")
     protocols: dict[Any, str] = {}
     for column in section.columns:
         protocols.setdefault(column.key, f"{board.protocol_ids[column.key]}: {describe(column.protocol)}")
@@ -179,6 +189,14 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
             for r in section.rows
             for c in section.columns
             if c in r.row.cells and r.row.cells[c].note and not r.row.published
+        }
+    )
+    notes += sorted(
+        {
+            f"{c.task} {c.metric}, published rows: {r.row.cells[c].note}"
+            for r in section.rows
+            for c in section.columns
+            if c in r.row.cells and r.row.cells[c].note and r.row.reference
         }
     )
     verdicts = [f"{text}: {', '.join(names)}" for text, names in verdict_groups(board, section)]
@@ -194,6 +212,10 @@ LEGEND = (
     "Average: over the paper's metrics of each task (medical tasks; a task file's `domain: general` "
     "keeps its task out, with its own average in the notes), complete rows only; ranks by average."
 )
+REFERENCE_NOTE = (
+    "the paper's published numbers in the columns of the same task, metric and protocol (any data "
+    "source, any limit: what differs is noted per column); for reference only, never ranked or tested"
+)
 TIE_GROUP = "the best row and every row not significantly behind it (Holm-adjusted p >= 0.05)"
 SIGNIFICANCE = "tie group / best ahead?"
 SIGNIFICANCE_NOTE = (
@@ -203,38 +225,32 @@ SIGNIFICANCE_NOTE = (
 
 
 def _sideways(board: Board, section: Section) -> list[list[str]]:
-    """The section turned on its side for a terminal: a line per column, a column per row."""
+    """The section turned on its side for a terminal: a line per column, a column per row; a cell's
+    interval under its value, so that four rows fit beside the column names in 100 columns."""
     grid = _grid(board, section, bold=False)
     names = [f"#{r.rank} {row_name(r.row)}" if r.rank else row_name(r.row) for r in section.rows]
-    out = [["task", "metric", "protocol", *names, SIGNIFICANCE]]
+    out = [["column", *names, SIGNIFICANCE]]
     body, verdicts = grid[3:-1], grid[-1]
-    out.append(["average", "", "", *(line[2] for line in body), verdicts[2]])
+    out.append(["average", *(line[2] for line in body), verdicts[2]])
     for k in range(len(section.columns)):
-        head = [grid[0][3 + k], grid[1][3 + k], grid[2][3 + k]]
-        out.append([*head, *(line[3 + k] for line in body), verdicts[3 + k]])
+        head = f"{grid[0][3 + k]} {grid[1][3 + k]}\n{grid[2][3 + k]}"
+        out.append([head, *(line[3 + k].replace(" [", "\n[") for line in body), verdicts[3 + k]])
     return out
 
 
 def text(board: Board) -> str:
     out = []
     for section in board.sections:
-        grid = _sideways(board, section)
-        widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
-        out.append(f"== {section.title}")
-        for k, line in enumerate(grid):
-            out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-            if k == 0:
-                out.append("  ".join("-" * w for w in widths))
+        out += wrap(f"== {section.title}")
+        out += table(_sideways(board, section), head=1, keep=1)
         for heading, items in _footer(board, section):
-            out += [f"{heading}:", *(f"  {item}" for item in items)]
+            out += wrap(f"{heading}:")
+            for item in items:
+                out += wrap(item, indent="  ")
         out.append("")
-    out.append(LEGEND.format(best=f"* in its column's tie group: {TIE_GROUP}"))
+    out += [line for note in board.notes for line in wrap(note)]
+    out += wrap(LEGEND.format(best=f"* in its column's tie group: {TIE_GROUP}"))
     return "\n".join(out) + "\n"
-
-
-def _md_escape(value: str) -> str:
-    value = " ".join(value.splitlines())  # a line break inside a cell would end the table row
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def csv_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -250,16 +266,15 @@ def markdown(board: Board) -> str:
     out = []
     for section in board.sections:
         grid = _grid(board, section, bold=True)
-        head = ["<br>".join(_md_escape(x) for x in col if x) for col in zip(*grid[:3], strict=True)]
-        out.append(f"### {_md_escape(section.title)}\n")
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join("---" for _ in head) + "|")
-        out += ["| " + " | ".join(_md_escape(c) for c in line) + " |" for line in grid[3:]]
+        head = [" ".join(x for x in col if x) for col in zip(*grid[:3], strict=True)]
+        out.append(f"### {md_escape(section.title)}\n")
+        out += md_table(head, grid[3:])
         out.append("")
         for heading, items in _footer(board, section):
-            out += [f"- {heading}:", *(f"  - {_md_escape(item)}" for item in items)]
+            out += [f"- {heading}:", *(f"  - {md_escape(item)}" for item in items)]
         out.append("")
-    out.append(LEGEND.format(best=f"Bold: in its column's tie group: {TIE_GROUP}"))
+    out += [md_escape(note) + "\n" for note in board.notes]
+    out.append(md_escape(LEGEND.format(best=f"Bold: in its column's tie group: {TIE_GROUP}")))
     return "\n".join(out) + "\n"
 
 
