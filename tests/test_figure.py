@@ -71,7 +71,8 @@ def test_extra_views_only_on_request(hub_runs: list[Path], tmp_path: Path) -> No
         ("A&B_v2 {50%}", r"A\&B\_v2 \{50\%\}"),
         (
             "x^2 ~ $y #1 <z> | \\",
-            r"x\textasciicircum{}2 \textasciitilde{} \$y \#1 \textless{}z\textgreater{} \textbar{} \textbackslash{}",
+            r"x\textasciicircum{}2 \textasciitilde{} \$y \#1 "
+            r"\textless{}z\textgreater{} \textbar{} \textbackslash{}",
         ),
         ("two\nlines", "two lines"),
     ],

@@ -863,7 +863,8 @@ def test_data_files_in_odd_wrappings(tmp_path: Path) -> None:
         (["leaderboard", "{a}", "--delta-vs-base", "--base", "{a}={a}"], "a run is not its own base"),
         (["leaderboard", "{a}", "--delta-vs-base", "--base", "{a}={b}", "--base", "{a}={c}"],
          "was already given a base"),
-        (["leaderboard", "{a}", "--no-published", "--plot", "{tmp}/fig.gif"], "name a .png, .pdf or .svg file"),
+        (["leaderboard", "{a}", "--no-published", "--plot", "{tmp}/fig.gif"],
+         "name a .png, .pdf or .svg file"),
     ],
 )  # fmt: skip
 def test_flags_that_name_nothing_or_contradict_are_one_line(
