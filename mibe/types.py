@@ -7,9 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-MISSING = "missing"
-"""The prediction for output that names no label (or two different ones): always scored wrong."""
-
 PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter/multi-label answers
 SCORINGS = ("generate", "loglikelihood")
 PROTOCOLS = ("mibe", "paper")
@@ -80,7 +77,9 @@ class Request:
 
 @dataclass(frozen=True)
 class Prediction:
-    value: Gold
+    # None: no answer (output that names no label, or two different ones), always scored wrong. It is
+    # out of band on purpose: a model may write the word "missing", and for text kinds that is text.
+    value: Gold | None
     failed: bool  # the parser found no usable answer
 
 

@@ -13,7 +13,7 @@ from mibe import tasks
 from mibe.run import api
 from mibe.runs import audit
 from mibe.scoring import kinds
-from mibe.types import MISSING, RunConfig
+from mibe.types import RunConfig
 from tests.conftest import PUBLIC, needs_public_data
 from tests.scripted import Scripted
 
@@ -21,10 +21,10 @@ HOC_CASE = ("resisting cell death", "inducing angiogenesis")
 # (task, realistic model output, gold, paper's reading, strict's reading, kind of disagreement)
 FLAWS = [
     # PubMedQA: lower-cased substrings, first in list order ("no" inside "cannot").
-    ("pubmedqa", "I cannot tell from the abstract alone.", "maybe", "no", MISSING, "substring inside a word"),
+    ("pubmedqa", "I cannot tell from the abstract alone.", "maybe", "no", None, "substring inside a word"),
     ("pubmedqa", "Based on current knowledge, maybe.", "maybe", "no", "maybe", "substring inside a word"),
     ("pubmedqa", "The answer is no, not yes.", "no", "yes", "no", "first-in-list"),
-    ("pubmedqa", "The evidence supports both yes and no.", "maybe", "yes", MISSING, "two answers"),
+    ("pubmedqa", "The evidence supports both yes and no.", "maybe", "yes", None, "two answers"),
     ("pubmedqa", "yes", "yes", "yes", "yes", None),
     # MTSample: 'Surgery' is listed first, so any specialty holding "surgery" reads as it.
     ("mtsample", "Neurosurgery", "Neurosurgery", "Surgery", "Neurosurgery", "first-in-list"),
@@ -36,7 +36,7 @@ FLAWS = [
         "Cosmetic / Plastic Surgery",
         "first-in-list",
     ),
-    ("mtsample", "Either Neurology or Neurosurgery.", "Neurology", "Surgery", MISSING, "two answers"),
+    ("mtsample", "Either Neurology or Neurosurgery.", "Neurology", "Surgery", None, "two answers"),
     ("mtsample", "Orthopedic", "Orthopedic", "Orthopedic", "Orthopedic", None),
     # MedQA / MedMCQA: case-sensitive letters anywhere, first in list order.
     (
@@ -48,25 +48,25 @@ FLAWS = [
         "stray capital letter",
     ),
     ("medqa", "Answer: D", "D", "A", "D", "stray capital letter"),
-    ("medqa", "The answer is (c).", "C", MISSING, "C", "case"),
-    ("medqa", "B or D", "D", "B", MISSING, "two answers"),
+    ("medqa", "The answer is (c).", "C", None, "C", "case"),
+    ("medqa", "B or D", "D", "B", None, "two answers"),
     ("medqa", "The answer is C, not B.", "C", "B", "C", "first-in-list"),
     ("medqa", "C", "C", "C", "C", None),
     ("medmcqa", "Answer: B", "B", "A", "B", "stray capital letter"),
-    ("medmcqa", "The answer is (d).", "D", MISSING, "D", "case"),
+    ("medmcqa", "The answer is (d).", "D", None, "D", "case"),
     # DDI2013: case-sensitive, and only when exactly one label string occurs.
-    ("ddi2013", "ddi-effect", "DDI-effect", MISSING, "DDI-effect", "case"),
+    ("ddi2013", "ddi-effect", "DDI-effect", None, "DDI-effect", "case"),
     (
         "ddi2013",
         "DDI-mechanism, possibly also DDI-effect.",
         "DDI-mechanism",
-        MISSING,
+        None,
         "DDI-mechanism",
         "two answers",
     ),
     ("ddi2013", "DDI-advise", "DDI-advise", "DDI-advise", "DDI-advise", None),
     # MedNLI (credentialed): first label in list order.
-    ("mednli", "not entailment but contradiction", "contradiction", "entailment", MISSING, "two answers"),
+    ("mednli", "not entailment but contradiction", "contradiction", "entailment", None, "two answers"),
     # HoC: case-sensitive substrings per hallmark.
     ("hoc", "Inducing angiogenesis; resisting cell death", HOC_CASE, HOC_CASE[:1], HOC_CASE, "case"),
     (
@@ -130,7 +130,7 @@ def test_paper_reproduces_strict_fixes_audit_names(
     if kind not in (None, "other"):  # the flaw costs the paper, or strict gets the gold right
         paper_score = kinds.doc_score(t.answer_type, gold, paper, "paper")
         strict_score = kinds.doc_score(t.answer_type, gold, strict, "strict")
-        assert paper_score != strict_score or strict == MISSING
+        assert paper_score != strict_score or strict is None
 
 
 def write_data(folder: Path) -> dict[str, str]:

@@ -18,7 +18,6 @@ from seqeval.metrics.sequence_labeling import get_entities
 from sklearn import metrics as skm
 
 from mibe.scoring import kinds, metrics, stats
-from mibe.types import MISSING
 
 TOL = 1e-12
 SINGLE = ["accuracy", "macro_f1", "weighted_f1", "missing_rate"]
@@ -53,9 +52,7 @@ def _span(cls: str, text: str) -> str:
 
 
 def _pred_tags(gold: str, pred: str) -> list[str]:
-    return metrics.align_tags(
-        metrics.tag_tokens(gold)[0], *metrics.tag_tokens("" if pred == MISSING else pred)
-    )
+    return metrics.align_tags(metrics.tag_tokens(gold)[0], *metrics.tag_tokens("" if pred is None else pred))
 
 
 def _random_single(seed: int) -> tuple[list[str], list[str], list[str]]:
@@ -63,18 +60,28 @@ def _random_single(seed: int) -> tuple[list[str], list[str], list[str]]:
     labels = [f"label{i}" for i in range(rng.randint(2, 9))]
     n = rng.randint(1, 150)
     golds = [rng.choice(labels[: max(1, len(labels) - 1)]) for _ in range(n)]  # often a label no gold has
-    preds = [rng.choice([*labels, MISSING]) if rng.random() < 0.6 else g for g in golds]
+    preds = [rng.choice([*labels, None]) if rng.random() < 0.6 else g for g in golds]
     return golds, preds, labels
+
+
+# No answer (None) enters sklearn's label arrays as a label no gold holds and no task lists: it counts
+# as a wrong prediction (accuracy, recall) and, outside the gold label set, takes no class of its own
+# in the macro and weighted F1. mibe's confusion matrix gives it the last column, labelled None.
+NO_ANSWER = "\x00no answer"
+
+
+def _sk(preds: list) -> list:
+    return [NO_ANSWER if p is None else p for p in preds]
 
 
 PUBMEDQA = ["yes", "no", "maybe"]
 SINGLE_CASES = [
-    pytest.param(["yes", "no", "maybe", "yes"], ["yes", MISSING, "no", "yes"], PUBMEDQA, id="missing"),
+    pytest.param(["yes", "no", "maybe", "yes"], ["yes", None, "no", "yes"], PUBMEDQA, id="no-answer"),
     pytest.param(["yes", "no"], ["yes", "no"], PUBMEDQA, id="perfect"),
-    pytest.param(["yes", "no", "no"], [MISSING, MISSING, MISSING], PUBMEDQA, id="all-missing"),
+    pytest.param(["yes", "no", "no"], [None, None, None], PUBMEDQA, id="all-no-answer"),
     pytest.param(["yes", "yes", "no"], ["maybe", "yes", "maybe"], PUBMEDQA, id="pred-outside-gold-set"),
     pytest.param(["A"], ["B"], ["A", "B", "C", "D"], id="one-doc"),
-    pytest.param(["A", "A", "A"], ["A", "B", MISSING], ["A", "B", "C", "D"], id="one-gold-class"),
+    pytest.param(["A", "A", "A"], ["A", "B", None], ["A", "B", "C", "D"], id="one-gold-class"),
     *[pytest.param(*_random_single(s), id=f"random{s}") for s in range(8)],
 ]
 
@@ -83,20 +90,20 @@ SINGLE_CASES = [
 def test_single_label_equals_sklearn(golds: list[str], preds: list[str], labels: list[str]) -> None:
     out = _score("choice", SINGLE, golds, preds, labels, seed=1, n_boot=50)
     m = {k: v["value"] for k, v in out["metrics"].items()}
-    present = sorted(set(golds))  # the paper's label set
-    assert abs(m["accuracy"] - skm.accuracy_score(golds, preds)) < TOL
+    present, sk = sorted(set(golds)), _sk(preds)  # the paper's label set
+    assert abs(m["accuracy"] - skm.accuracy_score(golds, sk)) < TOL
     for average in ("macro", "weighted"):
-        ref = _quiet(skm.f1_score, golds, preds, average=average, labels=present)
+        ref = _quiet(skm.f1_score, golds, sk, average=average, labels=present)
         assert abs(m[f"{average}_f1"] - ref) < TOL
-    assert abs(m["missing_rate"] - preds.count(MISSING) / len(preds)) < TOL
+    assert abs(m["missing_rate"] - preds.count(None) / len(preds)) < TOL
     pc = out["per_class"]
     assert pc["labels"] == labels
-    p, r, f, s = _quiet(skm.precision_recall_fscore_support, golds, preds, labels=labels, zero_division=0)
+    p, r, f, s = _quiet(skm.precision_recall_fscore_support, golds, sk, labels=labels, zero_division=0)
     for i, c in enumerate(labels):
         assert abs(pc["precision"][c] - p[i]) < TOL and abs(pc["recall"][c] - r[i]) < TOL
         assert abs(pc["f1"][c] - f[i]) < TOL and pc["support"][c] == s[i]
-    assert pc["confusion"]["labels"] == [*labels, MISSING]
-    assert pc["confusion"]["matrix"] == skm.confusion_matrix(golds, preds, labels=[*labels, MISSING]).tolist()
+    assert pc["confusion"]["labels"] == [*labels, None]
+    assert pc["confusion"]["matrix"] == skm.confusion_matrix(golds, sk, labels=[*labels, NO_ANSWER]).tolist()
     assert [kinds.doc_score("letter", g, p, "paper") for g, p in zip(golds, preds, strict=True)] == [
         float(g == p) for g, p in zip(golds, preds, strict=True)
     ]
@@ -112,20 +119,20 @@ def _random_multi(seed: int) -> tuple[list[tuple[str, ...]], list]:
     rare = set(rng.sample(HOC, 3))  # labels no document holds nor predicts
     pool = [c for c in HOC if c not in rare]
     golds = [tuple(rng.sample(pool, rng.randint(0, 3))) for _ in range(rng.randint(1, 80))]
-    preds = [MISSING if rng.random() < 0.1 else tuple(rng.sample(pool, rng.randint(0, 3))) for _ in golds]
+    preds = [None if rng.random() < 0.1 else tuple(rng.sample(pool, rng.randint(0, 3))) for _ in golds]
     return golds, preds
 
 
 MULTI_CASES = [
     pytest.param([(HOC[0], HOC[1]), (HOC[2],)], [(HOC[1], HOC[0]), (HOC[2],)], id="perfect-order-free"),
-    pytest.param([(HOC[0],), ()], [(), MISSING], id="empty-and-missing"),
+    pytest.param([(HOC[0],), ()], [(), None], id="empty-and-no-answer"),
     pytest.param([(HOC[0],), (HOC[3], HOC[4])], [(HOC[0], HOC[5]), (HOC[4],)], id="partial"),
     *[pytest.param(*_random_multi(s), id=f"random{s}") for s in range(6)],
 ]
 
 
 def _vectors(rows: list) -> np.ndarray:
-    names = [() if r == MISSING else r for r in rows]
+    names = [() if r is None else r for r in rows]
     return np.array([[int(c in r) for c in HOC] for r in names])
 
 
@@ -140,9 +147,7 @@ def test_multi_label_equals_sklearn_macro(golds: list, preds: list) -> None:
     assert abs(out["metrics"]["macro_f1"]["value"] - ref) < TOL
     assert out["per_class"] is None
     for g, p in zip(golds, preds, strict=True):
-        assert kinds.doc_score("multi_label", g, p, "strict") == float(
-            set(g) == set(() if p == MISSING else p)
-        )
+        assert kinds.doc_score("multi_label", g, p, "strict") == float(set(g) == set(() if p is None else p))
 
 
 # The official SQuAD v1.1 evaluate script's functions, verbatim in substance: the reference for strict spans.
@@ -165,7 +170,7 @@ SPAN_CASES = [  # gold, prediction, parser, exact_match, f1
     ("aspirin 81 mg", "aspirin 325 mg", "strict", 0.0, 2 / 3),
     ("pain", "pain pain", "strict", 0.0, 2 / 3),
     ("a", "the", "strict", 1.0, 1.0),  # both empty after normalising: SQuAD v2's rule
-    ("metoprolol", MISSING, "strict", 0.0, 0.0),
+    ("metoprolol", None, "strict", 0.0, 0.0),
     ("metoprolol", "", "strict", 0.0, 0.0),
     (("x", "Metoprolol 25mg"), "metoprolol", "strict", 0.0, 2 / 3),
     ("The cat", "the act", "paper", 0.0, 5 / 6),  # 5 distinct shared over 6 characters each
@@ -174,7 +179,7 @@ SPAN_CASES = [  # gold, prediction, parser, exact_match, f1
     ("abc", "abd", "paper", 0.0, 2 / 3),
     ("...", "", "paper", 1.0, 1.0),
     ("abc", "", "paper", 0.0, 0.0),
-    ("abc", MISSING, "paper", 0.0, 0.0),
+    ("abc", None, "paper", 0.0, 0.0),
     ("aab", "ab", "paper", 0.0, 0.8),  # 2 distinct shared: P 2/2, R 2/3
 ]
 
@@ -268,7 +273,7 @@ def _random_ner(seed: int) -> tuple[list[str], list[str]]:
         if rng.random() < 0.3:
             pred_words = ["Sure", ":", *pred_words]  # chatter the alignment must skip
         golds.append(_html(words, rng))
-        preds.append(MISSING if rng.random() < 0.05 else _html(pred_words, rng))
+        preds.append(None if rng.random() < 0.05 else _html(pred_words, rng))
     return golds, preds
 
 
@@ -277,7 +282,7 @@ NER_CASES = [
     pytest.param([_span(P, "chest pain")], [_span(X, "chest pain")], id="wrong-class"),
     pytest.param([_span(P, "chest pain")], ["chest " + _span(P, "pain")], id="boundary"),
     pytest.param([_span(P, "pain") + " and fever"], ["pain and fever"], id="plain-text-pred"),
-    pytest.param(["nothing here", "none"], ["nothing here", MISSING], id="no-entities"),
+    pytest.param(["nothing here", "none"], ["nothing here", None], id="no-entities"),
     pytest.param(["a " + _span(X, "CT")], ["Output: a " + _span(X, "CT")], id="chatter"),
     pytest.param([_span(P, "pain")], [_span(P, "pain") + ' <span class="problem">x'], id="extra-unclosed"),
     *[pytest.param(*_random_ner(s), id=f"random{s}") for s in range(8)],
@@ -316,7 +321,7 @@ TEXT_CASES = [
     ("no acute cardiopulmonary process", "No acute process."),
     ("mild cardiomegaly", "Mild cardiomegaly; no effusion."),
     ("the patients were treated", "patient treated"),  # no stemming
-    ("findings are stable", MISSING),
+    ("findings are stable", None),
     ("findings are stable", ""),
     ("", "anything"),
 ]
@@ -325,7 +330,7 @@ TEXT_CASES = [
 def test_rouge_l_equals_rouge_score() -> None:
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     golds, preds = [g for g, _ in TEXT_CASES], [p for _, p in TEXT_CASES]
-    ref = [scorer.score(g, "" if p == MISSING else p)["rougeL"].fmeasure for g, p in TEXT_CASES]
+    ref = [scorer.score(g, "" if p is None else p)["rougeL"].fmeasure for g, p in TEXT_CASES]
     assert [kinds.doc_score("text", g, p, "strict") for g, p in TEXT_CASES] == ref
     out = _score("text", ["rouge_l"], golds, preds)
     assert abs(out["metrics"]["rouge_l"]["value"] - float(np.mean(ref))) < TOL
@@ -366,7 +371,7 @@ def test_bertscore_equals_bert_score(tiny_bert: str) -> None:
 
     golds, preds = [g for g, _ in TEXT_CASES], [p for _, p in TEXT_CASES]
     out = _score("text", ["bertscore_f1"], golds, preds, n_boot=200, bertscore_model=tiny_bert)["metrics"]
-    scored = [(g, p) for g, p in TEXT_CASES if g and p != MISSING and p]  # bert-score gives an empty side 0
+    scored = [(g, p) for g, p in TEXT_CASES if g and p is not None and p]  # bert-score gives an empty side 0
     cands, refs = [p for _, p in scored], [g for g, _ in scored]
     f1 = bert_score.score(cands, refs, model_type=tiny_bert, num_layers=2)[2]
     assert abs(out["bertscore_f1"]["value"] - float(f1.double().sum()) / len(golds)) < 1e-9
@@ -397,12 +402,12 @@ def test_bootstrap_equals_resampling_with_the_references() -> None:
     out = _score("choice", SINGLE, golds, preds, labels, seed=7, n_boot=n_boot)["metrics"]
     idx = np.concatenate(list(stats.resample_indices(len(golds), n_boot, 7)))
     assert idx.shape == (n_boot, len(golds))
-    g, p = np.array(golds), np.array(preds)
+    g, p = np.array(golds), np.array(_sk(preds))
     refs = {
         "accuracy": lambda t, q: skm.accuracy_score(t, q),
         "macro_f1": lambda t, q: skm.f1_score(t, q, average="macro", labels=sorted(set(t))),
         "weighted_f1": lambda t, q: skm.f1_score(t, q, average="weighted", labels=sorted(set(t))),
-        "missing_rate": lambda t, q: float(np.mean(q == MISSING)),
+        "missing_rate": lambda t, q: float(np.mean(q == NO_ANSWER)),
     }
     for name, ref in refs.items():
         values = [_quiet(ref, g[i], p[i]) for i in idx]  # the resample's own gold label set
@@ -436,7 +441,7 @@ def test_bootstrap_is_fast_and_chunked() -> None:
     rng = np.random.default_rng(0)
     labels = [f"specialty {i}" for i in range(40)]
     golds = list(rng.choice(labels, 5000))
-    preds = [g if rng.random() < 0.5 else str(rng.choice([*labels, MISSING])) for g in golds]
+    preds = [g if rng.random() < 0.5 else rng.choice([*labels, None]) for g in golds]
     start = time.perf_counter()
     kinds.score_task("choice", SINGLE, golds, preds, labels, "strict", seed=0, n_boot=1000)
     assert time.perf_counter() - start < 4.0  # four metrics, well under a second each
@@ -447,8 +452,8 @@ def test_bootstrap_is_fast_and_chunked() -> None:
 @pytest.mark.parametrize(
     ("answer_type", "names", "golds", "preds"),
     [
-        ("choice", SINGLE, ["yes", "no"], ["yes", MISSING]),
-        ("multi_label", ["macro_f1"], [(HOC[0],)], [MISSING]),
+        ("choice", SINGLE, ["yes", "no"], ["yes", None]),
+        ("multi_label", ["macro_f1"], [(HOC[0],)], [()]),
         ("span", ["exact_match", "f1"], ["a b"], ["a"]),
         ("entities", ["entity_f1"], ['<span class="test">CT</span>'], ["CT"]),
         ("text", ["rouge_l"], ["a b"], ["a"]),

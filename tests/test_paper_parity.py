@@ -17,7 +17,6 @@ from mibe import cli, prompts, tasks
 from mibe.boards import model as board_model
 from mibe.boards.board import build as build_board
 from mibe.scoring import kinds, paper
-from mibe.types import MISSING
 from tests.loopback import JSONHandler, serving
 
 # Outputs that expose the paper's rules: repeated characters (emrQA), a tag prefixed by "Output: " and
@@ -152,7 +151,7 @@ def test_hoc_joins_hallmarks_with_a_bare_semicolon_and_empty_on_empty_is_no_fail
 def test_ddi_rule_comes_from_its_task_file(tmp_path: Path) -> None:
     ddi = tasks.load_task(tasks.builtin_paths()["ddi2013"])
     assert ddi.paper_match == "exactly_one"
-    assert kinds.parse_for(ddi, "DDI-effect or DDI-int", "paper").value == MISSING
+    assert kinds.parse_for(ddi, "DDI-effect or DDI-int", "paper").value is None
     plain = tmp_path / "ddi_first.yaml"
     text = (tasks.builtin_paths()["ddi2013"]).read_text().replace(", paper_match: exactly_one", "")
     plain.write_text(text.replace("name: ddi2013", "name: ddi_first"))
@@ -178,12 +177,14 @@ def test_scorer_versions_never_share_a_column(paper_run: Path, tmp_path: Path) -
     emrqa = {c for s in board.sections for c in s.columns if c.task == "emrqa" and c.metric == "f1"}
     assert len(emrqa) == 2
     keys = {dict(board_model.protocol_key("emrqa", c.protocol))["scorer_version"] for c in emrqa}
-    assert keys == {"2", "1"}  # a folder from before versioning was scored by version 1
+    assert keys == {"3", "1"}  # a folder from before versioning was scored by version 1
 
 
 def test_published_rows_share_the_column_of_a_paper_run_scored_today() -> None:
     board = build_board([], n_boot=10)
     (section,) = board.sections
     versions = {c.task: c.protocol["scorer_version"] for c in section.columns}
-    assert versions["emrqa"] == versions["i2b2_2010"] == versions["hoc"] == 2
+    # emrQA and i2b2 3: "missing" is text (and i2b2 outputs unstripped); HoC 2; summaries 2
+    assert versions["emrqa"] == versions["i2b2_2010"] == 3
+    assert versions["hoc"] == versions["pubmed_sum"] == 2
     assert versions["pubmedqa"] == 1

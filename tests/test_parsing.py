@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mibe.scoring.kinds import parse
-from mibe.types import MISSING, Prediction
+from mibe.types import Prediction
 
 PUBMEDQA = ("yes", "no", "maybe")
 MEDQA = ("A", "B", "C", "D", "E")
@@ -85,9 +85,9 @@ CHOICE_TASKS = {
 # (task, output, what `paper` reads, what `strict` reads): one row per paper flaw at least.
 FLAWS = [
     # Case-insensitive substring, first in list order.
-    ("pubmedqa", "I cannot tell", "no", MISSING),  # "no" inside "cannot"
-    ("pubmedqa", "I don't know.", "no", MISSING),  # "no" inside "know"
-    ("pubmedqa", "Unknown from the abstract.", "no", MISSING),  # "no" inside "unknown"
+    ("pubmedqa", "I cannot tell", "no", None),  # "no" inside "cannot"
+    ("pubmedqa", "I don't know.", "no", None),  # "no" inside "know"
+    ("pubmedqa", "Unknown from the abstract.", "no", None),  # "no" inside "unknown"
     (
         "pubmedqa",
         "Maybe. There is no clear evidence.",
@@ -104,33 +104,33 @@ FLAWS = [
     (
         "mtsample",
         "Allergy/Immunology",
-        MISSING,
+        None,
         "Allergy / Immunology",
     ),  # exact spacing only
-    ("mtsample", "Consult - History and Phy", MISSING, "Consult - History and Phy."),
+    ("mtsample", "Consult - History and Phy", None, "Consult - History and Phy."),
     ("mednli", "Neutral. There is no contradiction.", "contradiction", "neutral"),
     (
         "bionli",
         "It is contradiction rather than entailment",
         "entailment",
-        MISSING,
+        None,
     ),  # two answers
     # Case-sensitive letters: any capital A is an answer, lower case is nothing.
     ("medqa", "A 45-year-old man needs surgery, so the answer is C.", "A", "C"),
     ("medqa", "Answer: (C) Amniotic fluid embolism", "A", "C"),  # the "A" of "Answer"
     ("medqa", "The correct answer is **B**. Because A is wrong.", "A", "B"),
-    ("medqa", "(c)", MISSING, "C"),
-    ("medqa", "the answer is (d).", MISSING, "D"),
-    ("medmcqa", "Both B and D are true", "B", MISSING),  # two different letters
-    ("medmcqa", "Amniotic fluid", "A", MISSING),  # a letter inside a word
+    ("medqa", "(c)", None, "C"),
+    ("medqa", "the answer is (d).", None, "D"),
+    ("medmcqa", "Both B and D are true", "B", None),  # two different letters
+    ("medmcqa", "Amniotic fluid", "A", None),  # a letter inside a word
     # DDI: case-sensitive, exactly one label string as a substring.
-    ("ddi2013", "ddi-effect", MISSING, "DDI-effect"),
-    ("ddi2013", "The answer is DDI-advise, not DDI-false.", MISSING, "DDI-advise"),
+    ("ddi2013", "ddi-effect", None, "DDI-effect"),
+    ("ddi2013", "The answer is DDI-advise, not DDI-false.", None, "DDI-advise"),
     (
         "ddi2013",
         "DDI-interaction",
         "DDI-int",
-        MISSING,
+        None,
     ),  # "DDI-int" inside a longer word
 ]
 
@@ -141,7 +141,7 @@ STRICT = [
     ("pubmedqa", "The answer is: no", "no"),
     ("pubmedqa", "**Yes**", "yes"),
     ("pubmedqa", "Based on the abstract, yes.", "yes"),
-    ("pubmedqa", "I'm not sure whether yes or no", MISSING),
+    ("pubmedqa", "I'm not sure whether yes or no", None),
     ("medqa", "C.", "C"),
     ("medqa", "C) Aspirin", "C"),
     ("medqa", "(C) Aspirin", "C"),
@@ -154,24 +154,24 @@ STRICT = [
     ("medqa", "I would choose B because the rest do not apply.", "B"),
     ("medqa", "Option A is correct.", "A"),
     ("medqa", "A is correct.", "A"),
-    ("medqa", "A patient like this needs rest.", MISSING),  # the article
-    ("medqa", "a", MISSING),
-    ("medqa", "The answer is a benign tumor.", MISSING),
-    ("medqa", "A or B", MISSING),
-    ("medqa", "X-ray shows a B-cell lymphoma", MISSING),
-    ("medmcqa", "E", MISSING),  # not one of MedMCQA's letters
+    ("medqa", "A patient like this needs rest.", None),  # the article
+    ("medqa", "a", None),
+    ("medqa", "The answer is a benign tumor.", None),
+    ("medqa", "A or B", None),
+    ("medqa", "X-ray shows a B-cell lymphoma", None),
+    ("medmcqa", "E", None),  # not one of MedMCQA's letters
     ("medmcqa", "Answer: B. Option A would be wrong, and so would C.", "B"),
-    ("medmcqa", "The answer is A. Final answer: B", MISSING),  # two explicit answers
+    ("medmcqa", "The answer is A. Final answer: B", None),  # two explicit answers
     ("mednli", "entailment", "entailment"),
     ("mednli", "OUTPUT: Neutral", "neutral"),
     ("mednli", "The relationship is contradiction.", "contradiction"),
     ("ddi2013", "DDI-mechanism", "DDI-mechanism"),
     ("ddi2013", "DDI-effect or DDI-mechanism", "DDI-effect"),  # opens with a label
-    ("ddi2013", "It is either DDI-effect or DDI-mechanism", MISSING),
+    ("ddi2013", "It is either DDI-effect or DDI-mechanism", None),
     ("mtsample", "Surgery", "Surgery"),
     ("mtsample", "General Medicine", "General Medicine"),
     ("mtsample", "orthopedic surgery", "Orthopedic"),  # opens with a label
-    ("mtsample", "It concerns Neurology, or maybe Radiology.", MISSING),
+    ("mtsample", "It concerns Neurology, or maybe Radiology.", None),
     ("mtsample", "The specialty is Pediatrics-Neonatal.", "Pediatrics - Neonatal"),
     ("mtsample", "IME-QME-Work Comp etc.", "IME-QME-Work Comp etc."),
     ("mtsample", "SOAP / Chart / Progress Notes", "SOAP / Chart / Progress Notes"),
@@ -184,23 +184,23 @@ UNPARSEABLE = ["", "   \n ", "I am unsure.", "n/a", "???"]
 def test_paper_flaws_are_reproduced_and_fixed(task: str, output: str, paper: str, strict: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
     assert parse(output, answer_type, choices, "paper", MATCH.get(task, "first")) == Prediction(
-        paper, paper == MISSING
+        paper, paper is None
     )
-    assert parse(output, answer_type, choices, "strict") == Prediction(strict, strict == MISSING)
+    assert parse(output, answer_type, choices, "strict") == Prediction(strict, strict is None)
 
 
 @pytest.mark.parametrize(("task", "output", "expected"), STRICT)
 def test_strict_patterns(task: str, output: str, expected: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
-    assert parse(output, answer_type, choices, "strict") == Prediction(expected, expected == MISSING)
+    assert parse(output, answer_type, choices, "strict") == Prediction(expected, expected is None)
 
 
 @pytest.mark.parametrize("task", sorted(CHOICE_TASKS))
 @pytest.mark.parametrize("parser", ["paper", "strict"])
 @pytest.mark.parametrize("output", UNPARSEABLE)
-def test_unparseable_choice_output_is_missing(task: str, parser: str, output: str) -> None:
+def test_unparseable_choice_output_is_no_answer(task: str, parser: str, output: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
-    assert parse(output, answer_type, choices, parser, MATCH.get(task, "first")) == Prediction(MISSING, True)
+    assert parse(output, answer_type, choices, parser, MATCH.get(task, "first")) == Prediction(None, True)
 
 
 @pytest.mark.parametrize(
@@ -250,17 +250,18 @@ def test_hoc(output: str, paper: tuple[str, ...], strict: tuple[str, ...]) -> No
             "No acute findings.\nStable.",
             "No acute findings.\nStable.",
         ),
-        (
+        (  # the paper's html2bio read i2b2 outputs unstripped; strict strips
             "entities",
             ' <span class="problem">pain</span> ',
-            '<span class="problem">pain</span>',
+            ' <span class="problem">pain</span> ',
             '<span class="problem">pain</span>',
         ),
+        ("entities", " \n", " \n", ""),
         ("text", "", "", ""),
     ],
 )
 def test_free_text(answer_type: str, output: str, paper: str, strict: str) -> None:
-    assert parse(output, answer_type, (), "paper") == Prediction(paper, not paper)
+    assert parse(output, answer_type, (), "paper") == Prediction(paper, not paper.strip())
     assert parse(output, answer_type, (), "strict") == Prediction(strict, not strict)
 
 
@@ -307,11 +308,11 @@ TEXTS = st.one_of(
     task=st.sampled_from(sorted(CHOICE_TASKS)),
     parser=st.sampled_from(["paper", "strict"]),
 )
-def test_choice_value_is_a_choice_or_missing(text: str, task: str, parser: str) -> None:
+def test_choice_value_is_a_choice_or_no_answer(text: str, task: str, parser: str) -> None:
     answer_type, choices = CHOICE_TASKS[task]
     pred = parse(text, answer_type, choices, parser)
-    assert pred.value in (*choices, MISSING)
-    assert pred.failed == (pred.value == MISSING)
+    assert pred.value in (*choices, None)
+    assert pred.failed == (pred.value is None)
 
 
 @settings(max_examples=200, deadline=None)
@@ -332,5 +333,6 @@ def test_multi_label_value_is_a_subset_in_choices_order(text: str, parser: str) 
 def test_free_text_value_is_a_string(text: str, answer_type: str, parser: str) -> None:
     pred = parse(text, answer_type, (), parser)
     assert isinstance(pred.value, str)
-    assert pred.value == pred.value.strip()
-    assert pred.failed == (not pred.value)
+    raw = parser == "paper" and answer_type == "entities"  # the paper's i2b2 scorer read it unstripped
+    assert pred.value == (text if raw else pred.value.strip())
+    assert pred.failed == (not pred.value.strip())

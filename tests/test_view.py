@@ -63,7 +63,7 @@ def row(i: int, doc: str, gold: Any, pred: Any, raw: str, score: float | None = 
         "prediction": pred,
         "gold": gold,
         "score": float(pred == gold) if score is None else score,
-        "parse_failed": pred == "missing" or pred == "",
+        "parse_failed": pred is None or pred == "",
         "truncated_tokens": extra.pop("truncated_tokens", 0),
         "logprobs": None,
         **extra,
@@ -76,8 +76,8 @@ SAMPLES_A = {
         row(0, "d0", "yes", "yes", "yes"),
         row(1, "d1", "yes", "no", "The answer is no."),
         row(2, "d2", "no", "no", EVIL_OUTPUT, prompt=EVIL_PROMPT),
-        row(3, "d3", "maybe", "missing", "I cannot say"),
-        row(4, "d4", "no", "missing", "   "),
+        row(3, "d3", "maybe", None, "I cannot say"),
+        row(4, "d4", "no", None, "   "),
         row(5, "d5", "yes", "yes", "Yes, because it helps.", truncated_tokens=12),
         row(6, "d6", "maybe", "maybe", "Perhaps: maybe.", prompt=LONG),
     ],
@@ -162,7 +162,8 @@ def run_b() -> ViewRun:
         ("nothing", "choice", "no", ["no"]),  # no word occurrence: the first substring
         ("A 45-year-old man: the answer is C", "letter", "C", ["C"]),
         ("Cells are round; (c) it is", "letter", "C", ["c"]),  # a letter only as a word
-        ("yes", "choice", "missing", []),
+        ("yes", "choice", None, []),
+        ("missing", "choice", "missing", ["missing"]),  # a label that reads "missing" is a label
         (
             "resisting cell death and sustained angiogenesis",
             "multi_label",
@@ -348,7 +349,7 @@ set('f-pred','DDI-effect');out.pred=visible('rows');reset();
 set('f-outcome','wrong');out.csv=window.mibeView.csv();reset();
 var cell=document.querySelector('td.cm[data-task="pubmedqa"][data-gold="yes"][data-pred="no"]');
 cell.click();out.cm_yes_no=visible('rows');reset();
-cell=document.querySelector('td.cm[data-task="pubmedqa"][data-gold="maybe"][data-pred="missing"]');
+cell=document.querySelector('td.cm[data-task="pubmedqa"][data-gold="maybe"][data-pf="yes"]');
 press(cell,'Enter');out.cm_enter=visible('rows');out.cm_focus=document.activeElement.dataset.id;reset();
 var tr=document.querySelector('#rows tbody tr.row[data-id="m1"]');press(tr,'Enter');
 out.expanded=tr.getAttribute('aria-expanded');var more=tr.nextElementSibling;

@@ -154,7 +154,9 @@ def _drawn_metric(
     labels: tuple[str, ...] = ()
     if kind == "multi_label":
         every = [r for g in groups for rs in g.values() for r in rs]
-        seen = {x for r in every for k in ("gold", "prediction") for x in saved.value(r[k]) if x != "missing"}
+        seen = {
+            x for r in every for k in ("gold", "prediction") for x in saved.value(r[k]) or () if x is not None
+        }
         labels = task_labels(task, run_a, seen)
     sides = [
         _drawn_side(run, task, kind, metric, g, ids, labels)
@@ -310,7 +312,7 @@ def paired_metric(run_a: Run, run_b: Run, task: str, metric: str, n_boot: int, s
     parser_a, parser_b = _parser(run_a, task), _parser(run_b, task)
     labels: tuple[str, ...] = ()
     if kind == "multi_label":
-        seen = {x for v in golds + preds_a + preds_b for x in v if x != "missing"}
+        seen = {x for v in golds + preds_a + preds_b for x in v or () if x is not None}
         labels = task_labels(task, run_a, seen)
     sides = ((preds_a, parser_a), (preds_b, parser_b))
     built = [_matrix(kind, metric, golds, p, labels, pr) for p, pr in sides]

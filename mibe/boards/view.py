@@ -25,7 +25,7 @@ from typing import Any
 
 from mibe.scoring import stats
 from mibe.scoring.kinds import parse
-from mibe.types import MISSING, MibeError
+from mibe.types import MibeError
 
 LABEL_TYPES = ("choice", "letter", "multi_label")
 SINGLE_LABEL = ("choice", "letter")
@@ -176,7 +176,7 @@ def highlight(raw: str, answer_type: str, prediction: Any) -> list[tuple[int, in
     label (standing as a word where it does; a letter only as a word), or of a text prediction. It
     shows where the label appears, which need not be where the parser read it."""
     if answer_type in SINGLE_LABEL:
-        labels = [] if prediction in (None, "", MISSING) else [str(prediction)]
+        labels = [] if prediction in (None, "") else [str(prediction)]
     elif answer_type == "multi_label":
         labels = [str(x) for x in prediction or ()]
     else:
@@ -406,12 +406,13 @@ def _protocol(protocol: Mapping[str, Any]) -> str:
     return f'<details><summary>protocol</summary><table class="kv">{rows}</table></details>'
 
 
-def confusion(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
-    """gold -> predicted -> count of a single-label task's samples (predictions include "missing")."""
-    counts: dict[str, dict[str, int]] = {}
+def confusion(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str | None, int]]:
+    """gold -> predicted -> count of a single-label task's samples (predicted None: no answer)."""
+    counts: dict[str, dict[str | None, int]] = {}
     for row in rows:
         if "gold" in row and "prediction" in row:
-            gold, pred = _text(row["gold"]), _text(row["prediction"])
+            gold = _text(row["gold"])
+            pred = None if row["prediction"] is None else _text(row["prediction"])
             counts.setdefault(gold, {}).setdefault(pred, 0)
             counts[gold][pred] += 1
     return counts
@@ -419,20 +420,24 @@ def confusion(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
 
 def _confusion_table(run: int, task: str, choices: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     counts = confusion(rows)
-    seen = set(counts) | {p for row in counts.values() for p in row}
+    seen = set(counts) | {p for row in counts.values() for p in row if p is not None}
     labels = [c for c in choices if c in seen] + sorted(seen - set(choices))
-    head = "".join(f'<th scope="col">{escape(x)}</th>' for x in labels)
+    # No answer is its own last column: out of band, so it never merges with a label of that name.
+    axis = [*labels, None] if any(None in row for row in counts.values()) else labels
+    head = "".join(f'<th scope="col">{_axis_name(x)}</th>' for x in axis)
     body = []
-    for gold in [x for x in labels if x in counts or x in choices]:  # "missing" is never a gold
+    for gold in [x for x in labels if x in counts or x in choices]:
         cells = []
-        for pred in labels:
+        for pred in axis:
             n = counts.get(gold, {}).get(pred, 0)
             klass = "hit" if gold == pred else "miss"
+            # No answer is listed by the parse-failure filter (a label task fails exactly there).
+            picks = 'data-pred="" data-pf="yes"' if pred is None else f'data-pred="{escape(pred)}"'
             if n:
                 cells.append(
                     f'<td class="cm {klass}" tabindex="0" role="button" data-run="{run}" '
-                    f'data-task="{escape(task)}" data-gold="{escape(gold)}" data-pred="{escape(pred)}" '
-                    f'title="gold {escape(gold)}, predicted {escape(pred)}: list them">{n}</td>'
+                    f'data-task="{escape(task)}" data-gold="{escape(gold)}" {picks} '
+                    f'title="gold {escape(gold)}, predicted {_axis_name(pred)}: list them">{n}</td>'
                 )
             else:
                 cells.append('<td class="zero">0</td>')
@@ -442,6 +447,10 @@ def _confusion_table(run: int, task: str, choices: Sequence[str], rows: Sequence
         f'documents.</p><table class="confusion"><thead><tr><th></th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def _axis_name(label: str | None) -> str:
+    return "<i>no answer</i>" if label is None else escape(label)
 
 
 def _task_sections(runs: Sequence[ViewRun]) -> str:
@@ -774,7 +783,8 @@ $('export').addEventListener('click',function(){
   setTimeout(function(){URL.revokeObjectURL(url);},1000);});
 function pick(cell){clear();if($('f-run'))$('f-run').value=cell.dataset.run;
   $('f-task').value=cell.dataset.task;
-  $('f-gold').value=cell.dataset.gold;$('f-pred').value=cell.dataset.pred;apply();
+  $('f-gold').value=cell.dataset.gold;$('f-pred').value=cell.dataset.pred;
+  if(cell.dataset.pf)$('f-pf').value=cell.dataset.pf;apply();
   $('samples').scrollIntoView();var first=samples.body.querySelector('tr.row');if(first)first.focus();}
 document.querySelectorAll('td.cm').forEach(function(cell){cell.addEventListener('click',function(){pick(cell);});
   cell.addEventListener('keydown',function(e){

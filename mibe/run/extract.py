@@ -21,7 +21,7 @@ from typing import Any
 from mibe.runs import folder
 from mibe.runs.rescore import extraction_summary
 from mibe.scoring import kinds, reasoning
-from mibe.types import MISSING, Backend, MibeError, Request, RunConfig, Task
+from mibe.types import Backend, MibeError, Request, RunConfig, Task
 
 LABELLED = ("choice", "letter", "multi_label")
 QUESTION_CHARS = 1500  # the end of the prompt, where the task's instruction and options sit
@@ -29,11 +29,11 @@ ANSWER_CHARS = 1500
 
 
 def _a_reading(value: Any, task: Task) -> bool:
-    """What the extractor can answer: one of the task's labels or "missing" (a list of labels for a
-    multi-label task)."""
+    """What the extractor can answer: one of the task's labels or None, no answer (a list of labels for
+    a multi-label task)."""
     if task.answer_type == "multi_label":
         return isinstance(value, list) and all(isinstance(v, str) and v in task.choices for v in value)
-    return isinstance(value, str) and (value in task.choices or value == MISSING)
+    return value is None or (isinstance(value, str) and value in task.choices)
 
 
 def cache_path(run_dir: Path, task: str) -> Path:
@@ -105,12 +105,12 @@ class Extractor:
         fresh = self._ask(task, todo)
         if fresh:
             folder.append_samples(cache_path(run_dir, task.name), fresh, private=private)
-        nothing: Any = [] if task.answer_type == "multi_label" else MISSING
+        nothing: Any = [] if task.answer_type == "multi_label" else None
         for row in rows:
             found = self.seen.get(row.pop("extraction_key", None), nothing)
             value = tuple(found) if isinstance(found, list) else found
             row["prediction"] = found
-            row["parse_failed"] = found in (MISSING, []) or bool(row.get("reasoning_truncated"))
+            row["parse_failed"] = found is None or found == [] or bool(row.get("reasoning_truncated"))
             row["score"] = kinds.doc_score(task.answer_type, _gold(row["gold"]), value, "model")
 
     def _ask(self, task: Task, todo: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
@@ -142,7 +142,7 @@ class Extractor:
             ]
             scores = self.backend.loglikelihood(requests)
             best = [max(range(len(options)), key=lambda i, s=s: s[i]) for s in scores]
-            values = [task.choices[b] if b < len(task.choices) else MISSING for b in best]
+            values = [task.choices[b] if b < len(task.choices) else None for b in best]
         rows = [{"id": k, "value": v, "extractor": self.spec} for k, v in zip(keys, values, strict=True)]
         self.seen.update((k, v) for k, v in zip(keys, values, strict=True))
         return rows

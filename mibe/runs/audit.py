@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.scoring.reasoning import answer_of
-from mibe.types import MISSING, MibeError, Task
+from mibe.types import MibeError, Task
 
 KINDS = (
     "substring inside a word",  # PubMedQA: "I cannot tell" reads as "no"
@@ -37,20 +37,22 @@ def parse_value(out: str, answer_type: str, choices: tuple[str, ...], parser: st
     return parse(out, answer_type, choices, parser).value
 
 
-def _single_kind(out: str, answer_type: str, choices: tuple[str, ...], paper: str, strict: str) -> str:
+def _single_kind(
+    out: str, answer_type: str, choices: tuple[str, ...], paper: str | None, strict: str | None
+) -> str:
     named = {c for c in choices if _found(out, answer_type, c, "strict")}
     # The paper saw the strict answer too, but an earlier label in list order won: a label named
     # as a word ("no, not yes") or one inside the answer ("Surgery" in "Neurosurgery").
-    saw_strict = paper != MISSING and strict != MISSING and _found(out, answer_type, strict, "paper")
-    if saw_strict and (paper in named or paper.lower() in strict.lower()):
+    inside = paper is not None and strict is not None and (paper in named or paper.lower() in strict.lower())
+    if inside and _found(out, answer_type, str(strict), "paper"):
         return "first-in-list"
-    if answer_type == "letter" and paper != MISSING and paper not in named:
+    if answer_type == "letter" and paper is not None and paper not in named:
         return "stray capital letter"  # a capital inside a word ("Answer") or the article "A"
     if len(named) >= 2:
         return "two answers"
-    if paper != MISSING and paper not in named:
+    if paper is not None and paper not in named:
         return "substring inside a word"
-    if paper == MISSING and strict != MISSING and strict.lower() in out.lower():
+    if paper is None and strict is not None and strict.lower() in out.lower():
         return "case"
     return "other"
 
@@ -86,6 +88,8 @@ def classify(text: str, task: Task, gold: Any = None) -> str | None:
 def _kind(out: str, answer_type: str, choices: tuple, gold: Any, paper: Any, strict: Any) -> str | None:
     if answer_type == "span":
         return _span_kind(paper, strict, gold)
+    if answer_type == "entities" and isinstance(paper, str) and paper.strip() == strict:
+        return None  # the paper reads i2b2 outputs unstripped; the same text read the same
     if paper == strict:
         return None
     if answer_type == "multi_label":
@@ -96,6 +100,8 @@ def _kind(out: str, answer_type: str, choices: tuple, gold: Any, paper: Any, str
 
 
 def _shown(x: Any) -> str:
+    if x is None:
+        return "(no answer)"
     return ("; ".join(x) or "(none)") if isinstance(x, list | tuple) else str(x)
 
 

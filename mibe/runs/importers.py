@@ -39,6 +39,13 @@ LOOKS_LIKE = {
 ME_LLAMA_PROMPT_TAIL = "until"
 # Both 0.3-era harnesses shuffle the test documents with this seed before numbering them (doc_id).
 ME_LLAMA_SHUFFLE_SEED = 42
+# Me-LLaMA's evaluator writes `truth = task.doc_to_target(doc)`. For every task that is doc["answer"],
+# the text its scorer compares with, except i2b2: SequentialLabeling.doc_to_target returns this prefix
+# + doc["answer"], while NER.process_results scores against doc["answer"] (docs/importing.md).
+ME_LLAMA_NER_TARGET = "\nAnswer: "
+# Raised whenever what an importer takes from a file changes, so folders imported before can be found
+# and re-imported (a rescore cannot repair a stored gold). me-llama 2: i2b2's gold without the prefix.
+IMPORTER_VERSIONS = {"lm-eval": 1, "me-llama": 2}
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,18 @@ def read_me_llama(paths: Sequence[str | os.PathLike[str]], choices: Sequence[str
     For log-likelihood files `choices` (the option texts the harness scored, in order) makes the shared
     prompt exact; without it the prompt is the options' longest common prefix cut before a space."""
     return _read("me-llama", paths, lambda path, text: _parse_write_out(path, text, choices))
+
+
+def me_llama_gold(truth: Any, answer_type: str, where: str) -> Any:
+    """The gold Me-LLaMA's scorer used, from the `truth` its evaluator wrote for a task of `answer_type`."""
+    if answer_type != "entities":
+        return truth
+    if not isinstance(truth, str) or not truth.startswith(ME_LLAMA_NER_TARGET):
+        raise MibeError(
+            f"{where}: truth {_short(truth)} does not start with '\\nAnswer: ', which Me-LLaMA's i2b2 task "
+            "writes before the gold; give the --write_out file of Me-LLaMA's i2b2 run"
+        )
+    return truth[len(ME_LLAMA_NER_TARGET) :]
 
 
 def read_import(

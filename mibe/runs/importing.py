@@ -45,8 +45,11 @@ def _label_of(task: Task, text: str, where: str) -> str:
     )
 
 
-def _row(task: Task, source: importers.ImportedRow, index: int, parser: str) -> dict[str, Any]:
-    gold = _label(task, source.gold, source.where)
+def _row(task: Task, source: importers.ImportedRow, index: int, parser: str, harness: str) -> dict[str, Any]:
+    given = source.gold
+    if harness == "me-llama":  # the gold their scorer used, not always the truth their evaluator wrote
+        given = importers.me_llama_gold(given, task.answer_type, source.where)
+    gold = _label(task, given, source.where)
     row: dict[str, Any] = {"id": source.id, "prompt": source.prompt}
     if source.logprobs is not None:
         # Options are taken in order: a 4-option MedQA file answers A-D of a five-letter task.
@@ -94,7 +97,11 @@ def _protocol(task: Task, got: importers.Imported, parser: str) -> dict[str, Any
         "system_prompt": None,
         "max_new_tokens": None,
         "stop": None,
-        "imported": {"harness": got.harness, "files": files},
+        "imported": {
+            "harness": got.harness,
+            "files": files,
+            "importer_version": importers.IMPORTER_VERSIONS[got.harness],
+        },
     }
 
 
@@ -136,7 +143,7 @@ def import_run(
     for file in got.files:
         if file.task_hint and task.name not in file.task_hint.lower():
             say(f"mibe: warning: {file.path} looks like task {file.task_hint!r}; scored as {task.name}")
-    rows = [_row(task, r, i, parser) for i, r in enumerate(got.rows)]
+    rows = [_row(task, r, i, parser, harness) for i, r in enumerate(got.rows)]
     protocol = _protocol(task, got, parser)
     scored = kinds.score_task(
         task.answer_type,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runs import saved as saved_run
+from mibe.runs.importers import IMPORTER_VERSIONS
 from mibe.runs.saved import SavedTask, Say, stderr, value
 from mibe.scoring import draws as draw_stats
 from mibe.scoring import kinds, reasoning
@@ -32,7 +33,7 @@ def extraction_summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, A
         "extractor": spec,
         "agreement_with_strict": agree / len(read),
         "differ_from_strict": len(read) - agree,
-        "missing": sum(1 for r in read if r["prediction"] in ("missing", [])),
+        "missing": sum(1 for r in read if r["prediction"] is None or r["prediction"] == []),
     }
 
 
@@ -114,7 +115,20 @@ def rescore_task(
     if extract is not None:
         new["protocol"]["extractor"], new["extraction"] = _extraction(extract, rows)
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"
-    return new, rows, line + ("; BERTScore carried over (same predictions)" if kept else "")
+    line += "; BERTScore carried over (same predictions)" if kept else ""
+    return new, rows, line + _stale_import(protocol, task)
+
+
+def _stale_import(protocol: dict[str, Any], task: Task) -> str:
+    """A warning for a folder whose stored gold an older importer took wrongly (a rescore keeps golds)."""
+    imported = protocol.get("imported") if isinstance(protocol.get("imported"), dict) else {}
+    harness, version = imported.get("harness"), imported.get("importer_version", 1)
+    if harness == "me-llama" and task.answer_type == "entities" and version < IMPORTER_VERSIONS[harness]:
+        return (
+            "; warning: imported before mibe read Me-LLaMA's i2b2 gold right (its golds start with "
+            "'\\nAnswer: '); a rescore keeps stored golds: run `mibe import me-llama` on the file again"
+        )
+    return ""
 
 
 def _in_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[dict[str, Any]]:

@@ -40,14 +40,14 @@ KINDS: dict[str, Kind] = {
         "choice", _SINGLE, "accuracy", parsing.parse_label, metrics.label_score, metrics.label_stats,
         labelled=True, single=True,
         rule="strict: the one label named (case-insensitive, whole words; an explicit 'answer is X' or a "
-        "label at the start wins), else missing | paper: first label in list order found as a lower-cased "
+        "label at the start wins), else no answer | paper: first label in list order found as a lower-cased "
         "substring (DDI: case-sensitive, exactly one label)",
     ),
     "letter": Kind(
         "letter", _SINGLE, "accuracy", parsing.parse_letter, metrics.label_score, metrics.label_stats,
         labelled=True, single=True,
-        rule="strict: 'answer is (C)', 'Answer: C', 'C.' at the start, else one lone capital letter, else "
-        "missing | paper: first letter in list order found anywhere, case-sensitive",
+        rule="strict: 'answer is (C)', 'Answer: C', 'C.' at the start, else one lone capital letter, else no "
+        "answer | paper: first letter in list order found anywhere, case-sensitive",
     ),
     "multi_label": Kind(
         "multi_label", ("macro_f1",), None, parsing.parse_labels, metrics.labels_score,
@@ -64,7 +64,8 @@ KINDS: dict[str, Kind] = {
     "entities": Kind(
         "entities", ("entity_f1", "entity_precision", "entity_recall"), None, parsing.parse_text,
         metrics.entity_score, metrics.entity_stats, labelled=False, single=False,
-        rule="the output as tagged text; <span class=...> entities scored at entity level",
+        rule="the output as tagged text; <span class=...> entities scored at entity level | paper: the "
+        "output unstripped, as the paper's html2bio read it",
     ),
     "text": Kind(
         "text", ("rouge_l", "bertscore_f1"), "rouge_l", parsing.parse_text, metrics.text_score,
@@ -103,7 +104,17 @@ PAPER_MATCHES = ("first", "exactly_one")  # how the paper's scripts pick one lab
 # The scorer's version per (kind, parser): raised whenever a rule changes a score, so numbers scored
 # before and after never share a leaderboard column. Paper v2: emrQA's F1 over the full character
 # counts, i2b2's alignment walk with spaCy's tokenizer, HoC's empty-on-empty not a parse failure.
-SCORER_VERSIONS = {("span", "paper"): 2, ("entities", "paper"): 2, ("multi_label", "paper"): 2}
+# Paper v3 / strict v2 of span, entities and text: an output or gold reading "missing" is text, no
+# longer an empty answer; paper entities v3 also reads i2b2 outputs unstripped, as the paper did.
+SCORER_VERSIONS = {
+    ("span", "paper"): 3,
+    ("entities", "paper"): 3,
+    ("text", "paper"): 2,
+    ("multi_label", "paper"): 2,
+    ("span", "strict"): 2,
+    ("entities", "strict"): 2,
+    ("text", "strict"): 2,
+}
 
 
 def scorer_version(kind: str, parser: str) -> int:
@@ -116,8 +127,11 @@ def parse(
     """Read one generated output as a prediction of `kind` over the task's `choices`."""
     if parser not in PARSERS:
         raise ValueError(f"unknown parser {parser!r}; expected one of {PARSERS}")
-    # Both parsers start from the stripped output (the paper's scripts call .strip() first).
-    return get(kind).parse(text.strip(), choices, parser == "paper", paper_match)
+    # Both parsers start from the stripped output, as the paper's label, letter, DDI and HoC scorers
+    # do (.strip() first); its i2b2 scorer does not: html2bio reads the raw output, and whitespace
+    # left inside an open element is a spaCy token that its alignment walk pairs with the gold's.
+    raw = parser == "paper" and kind == "entities"
+    return get(kind).parse(text if raw else text.strip(), choices, parser == "paper", paper_match)
 
 
 def parse_for(task: Task, text: str, parser: str, gold: Any = None) -> Prediction:

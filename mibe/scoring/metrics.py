@@ -19,7 +19,6 @@ import numpy as np
 
 from mibe.scoring import paper
 from mibe.scoring.chunks import entities
-from mibe.types import MISSING
 
 ENTITY_CLASSES = frozenset({"problem", "treatment", "test", "drug"})
 # The paper tokenised tagged text with spaCy's en_core_web_lg, which PyPI lacks. This
@@ -33,8 +32,8 @@ Stat = Callable[[np.ndarray], np.ndarray]  # column sums (..., d) -> metric (...
 
 
 def _text(value: Any) -> str:
-    # A failed parse of free text scores as an empty answer, not as the word "missing".
-    return "" if value is None or value == MISSING else str(value)
+    # No answer (None) scores as an empty answer; any string, the word "missing" too, is text.
+    return "" if value is None else str(value)
 
 
 def _div(num: Any, den: Any) -> np.ndarray:
@@ -218,9 +217,11 @@ def _bertscore(golds: Sequence[Any], preds: Sequence[Any], model: str) -> Any:
 
 
 def _names(value: Any) -> set[str]:
+    if value is None:  # no answer: no label
+        return set()
     if isinstance(value, str):
-        return set() if value == MISSING else {value}
-    return {v for v in value if v != MISSING}
+        return {value}
+    return {v for v in value if v is not None}
 
 
 def label_score(gold: Any, pred: Any, parser: str) -> float:
@@ -262,7 +263,7 @@ def label_stats(
     true[np.arange(n), [code[x] for x in golds]] = 1
     pred[np.flatnonzero(p >= 0), p[p >= 0]] = 1
     correct = np.array([x == y for x, y in zip(golds, preds, strict=True)], dtype=float)
-    missing = np.array([x == MISSING for x in preds], dtype=float)
+    missing = np.array([x is None for x in preds], dtype=float)
     x = np.column_stack([correct, missing, true, pred, true * correct[:, None]])
 
     def f1(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,12 +282,14 @@ def label_stats(
     )
 
 
-def per_class(golds: Sequence[str], preds: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    extra = (set(golds) | set(preds)) - set(labels) - {MISSING}  # never drop data's labels
+def per_class(golds: Sequence[str], preds: Sequence[str | None], labels: Sequence[str]) -> dict[str, Any]:
+    """Per-label precision, recall, F1, support, and the confusion matrix. No answer (None) is the
+    matrix's last column, labelled null: out of band, so a label that reads "missing" stays a label."""
+    extra = (set(golds) | set(preds)) - set(labels) - {None}  # never drop data's labels
     names = [*labels, *sorted(extra)]
     pairs, support, predicted = Counter(zip(golds, preds, strict=True)), Counter(golds), Counter(preds)
     tp = {c: pairs[c, c] for c in names}
-    axis = [*names, MISSING]
+    axis: list[str | None] = [*names, None]
     return {
         "labels": names,
         "precision": {c: float(_div(tp[c], predicted[c])) for c in names},

@@ -2,7 +2,7 @@
 
 `paper` reproduces Me-LLaMA's scoring scripts flaw for flaw, so that `--parser paper` gives the
 published numbers. `strict` (the default) fixes those flaws: word boundaries, explicit answer
-patterns first, and "missing" when the output names two different answers. Both, rule by rule:
+patterns first, and no answer (None) when the output names two different answers. Both, rule by rule:
 docs/scoring-rules.md.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mibe.types import MISSING, Prediction
+from mibe.types import Prediction
 
 # Characters that may wrap or precede an answer: markdown emphasis, quotes, brackets, colons, dashes.
 _DECOR = r"[\s*_\"'`“”‘’(\[:\-–—>#]*"
@@ -54,14 +54,14 @@ def parse_label(out: str, choices: tuple[str, ...], paper: bool, match: str = "f
         # DDI2013 in the paper (its task file says `paper_match: exactly_one`): case-sensitive, and
         # only if exactly one label string occurs ("DDI-interaction" contains "DDI-int": DDI-int).
         present = [c for c in choices if c in out]
-        label = present[0] if len(present) == 1 else MISSING
+        label = present[0] if len(present) == 1 else None
     else:
         # PubMedQA / MTSample / BioNLI / MedNLI in the paper: lower-cased, first choice in list
         # order found as a substring. "I cannot tell" reads as "no" (inside "cannot");
         # "Neurosurgery" reads as "Surgery" (listed first).
         low = out.lower()
-        label = next((c for c in choices if c.lower() in low), MISSING)
-    return Prediction(label, failed=label == MISSING)
+        label = next((c for c in choices if c.lower() in low), None)
+    return Prediction(label, failed=label is None)
 
 
 def parse_letter(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
@@ -70,12 +70,12 @@ def parse_letter(out: str, choices: tuple[str, ...], paper: bool, match: str = "
         # MedQA / MedMCQA in the paper: first choice, in list order, occurring as a
         # case-sensitive substring. Any capital "A" ("A 45-year-old", "Answer:") reads as A,
         # and "(c)" reads as nothing.
-        label = next((c for c in choices if c in out), MISSING)
+        label = next((c for c in choices if c in out), None)
     elif all(len(c) == 1 and c.isalpha() for c in choices):
         label = _strict_letter(out, choices)
     else:
         label = _strict_label(out, choices)
-    return Prediction(label, failed=label == MISSING)
+    return Prediction(label, failed=label is None)
 
 
 def parse_labels(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
@@ -98,7 +98,7 @@ def parse_span(out: str, choices: tuple[str, ...], paper: bool, match: str = "fi
 
 def parse_text(out: str, choices: tuple[str, ...], paper: bool, match: str = "first") -> Prediction:
     """Free text and tagged text (kinds `text`, `entities`): both parsers read the output as it is."""
-    return Prediction(out, failed=not out)
+    return Prediction(out, failed=not out.strip())
 
 
 @lru_cache(maxsize=128)
@@ -150,22 +150,22 @@ def _explicit(out: str, start: int) -> bool:
     )
 
 
-def _decide(explicit: set[str], anywhere: set[str]) -> str:
+def _decide(explicit: set[str], anywhere: set[str]) -> str | None:
     # Explicit answers win; otherwise a label found anywhere counts only if it is the only one.
-    # Two different answers (explicit, or with no explicit one) are "missing".
+    # Two different answers (explicit, or with no explicit one) are no answer.
     for labels in (explicit, anywhere):
         if labels:
-            return labels.pop() if len(labels) == 1 else MISSING
-    return MISSING
+            return labels.pop() if len(labels) == 1 else None
+    return None
 
 
-def _strict_label(out: str, choices: tuple[str, ...]) -> str:
+def _strict_label(out: str, choices: tuple[str, ...]) -> str | None:
     matches = _label_matches(out, choices)
     explicit = {label for start, _, label in matches if _explicit(out, start)}
     return _decide(explicit, {label for _, _, label in matches})
 
 
-def _strict_letter(out: str, choices: tuple[str, ...]) -> str:
+def _strict_letter(out: str, choices: tuple[str, ...]) -> str | None:
     canonical = {c.upper(): c for c in choices}
     explicit: set[str] = set()
     anywhere: set[str] = set()
