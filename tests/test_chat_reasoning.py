@@ -144,7 +144,7 @@ def test_endpoint_reasoning_outputs_are_split_and_only_answers_parsed(reasoner: 
     assert rows["closed"]["answer_text"] == "yes" and rows["closed"]["prediction"] == "yes"
     assert rows["closed"]["raw_output"].startswith("<think>Neurosurgery")  # whole, cut only after the answer
     assert rows["unclosed"]["reasoning_truncated"] and rows["unclosed"]["parse_failed"]
-    assert rows["unclosed"]["prediction"] == "missing"  # "no" and "maybe" in the trace are never parsed
+    assert rows["unclosed"]["prediction"] is None  # "no" and "maybe" in the trace are never parsed
     assert (rows["empty"]["reasoning"], rows["empty"]["prediction"]) == ("", "no")
     assert (
         rows["nested"]["reasoning"] == "a <think> no </think> still" and rows["nested"]["prediction"] == "yes"
@@ -153,7 +153,7 @@ def test_endpoint_reasoning_outputs_are_split_and_only_answers_parsed(reasoner: 
         rows["field"]["reasoning"].startswith("The answer could be yes")
         and rows["field"]["prediction"] == "no"
     )
-    assert rows["fieldcut"]["reasoning_truncated"] and rows["fieldcut"]["prediction"] == "missing"
+    assert rows["fieldcut"]["reasoning_truncated"] and rows["fieldcut"]["prediction"] is None
     assert rows["plain"]["reasoning"] is None and rows["plain"]["prediction"] == "maybe"
     assert all(r["reasoning_tokens"] > 0 for r in rows.values() if r["reasoning"])
     entry = json.loads((tmp_path / "r" / "results.json").read_text())["tasks"]["think_qa"]
@@ -243,7 +243,7 @@ def test_a_trace_opened_by_the_template_is_truncated_not_parsed(tmp_path: Path) 
         closed = "</think>" in row["raw_output"]
         assert row["reasoning_truncated"] is not closed and row["reasoning"] is not None
         if not closed:  # the tiny model's words, all thinking: never parsed, always a failure
-            assert row["parse_failed"] and row["answer_text"] == "" and row["prediction"] == "missing"
+            assert row["parse_failed"] and row["answer_text"] == "" and row["prediction"] is None
     truncated = sum("</think>" not in r["raw_output"] for r in rows.values())
     assert entry["reasoning"]["reasoning_truncated"] == truncated and entry["parse_failures"] >= truncated
 
@@ -332,10 +332,10 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
     assert cli.main([*argv, "--parser", "model", "--extractor", extractor, "--output-dir", str(run)]) == 0
     rows = _samples(run)
     assert all(
-        r["prediction"] in ("yes", "no", "maybe", "missing") and "strict_prediction" in r
+        r["prediction"] in ("yes", "no", "maybe", None) and "strict_prediction" in r
         for r in rows.values()
     )
-    assert rows["unclosed"]["prediction"] == "missing" and rows["unclosed"]["parse_failed"]  # never sent
+    assert rows["unclosed"]["prediction"] is None and rows["unclosed"]["parse_failed"]  # never sent
     results = json.loads((run / "results.json").read_text())
     assert results["extractor"]["backend"] == "hf" and results["extractor"]["path"] == str(tiny_llama)
     entry = results["tasks"]["think_qa"]
