@@ -184,7 +184,17 @@ def test_dry_run_loads_no_model(tiny_llama: Path, tmp_path: Path) -> None:
     config = RunConfig(model=str(tiny_llama), tasks=("pubmedqa", "hoc"), demo=True, dry_run=True)
     api.run(config, backend=backend, say=lines.append)
     assert backend._model is None
-    assert len(lines) == 2 and "3 documents" in lines[0] and "prompt tokens" in lines[0]
+    assert len(lines) == 3 and "3 documents" in lines[0] and "prompt tokens" in lines[0]
+    table = lines[2].splitlines()
+    assert table[0].split()[:3] == ["task", "documents", "requests"]
+    rows = {line.split()[0]: line.split()[1:] for line in table[2:] if not line.startswith("memory")}
+    assert rows["pubmedqa"][:2] == ["3", "3"] and rows["total"][:2] == ["6", "6"]
+    # the memory estimate: the tiny model's exact parameter count (counted here on loaded weights)
+    from transformers import AutoModelForCausalLM
+
+    params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_llama).parameters())
+    memory = [line for line in table if line.startswith("memory: weights")]
+    assert memory and f"({params:,} parameters at " in memory[0], memory
     assert not Path("runs").exists() or not any(Path("runs").glob("tiny*"))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, names, prompts, tasks
-from mibe.run import draws, judging, parallel, pipeline, templating
+from mibe.run import draws, judging, parallel, pipeline, planning, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -172,8 +172,7 @@ def run(
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
     plans, extractor = _plans(config, loaded, backend)
     if config.dry_run:
-        for p, pool in plans:
-            say(pipeline.dry_run_report(p, config, backend, pool))
+        _dry_run(plans, config, backend, say)
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
@@ -215,6 +214,15 @@ def run(
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     return out
+
+
+def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Callable[[str], None]) -> None:
+    """Each task's data line, then one planning table and the memory estimate (mibe/run/planning.py)."""
+    figures = [pipeline.dry_run_report(p, config, backend, pool) for p, pool in plans]
+    for f in figures:
+        say(f.line)
+    local = backend.describe().get("path") if config.backend in ("hf", "vllm") else None
+    say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local)))
 
 
 def _plans(config: RunConfig, loaded: list[tuple], backend: Backend) -> tuple[list[tuple], Any]:

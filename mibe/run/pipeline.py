@@ -353,7 +353,19 @@ def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> dict:
     )
 
 
-def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> str:
+@dataclass(frozen=True)
+class DryRun:
+    """A task's figures for `--dry-run` (mibe/run/planning.py renders them)."""
+
+    line: str  # the task's data and prompt-length line
+    docs: int
+    requests: int  # backend calls: one per document, or one per choice under log-likelihood scoring
+    prompt_tokens: int  # summed over requests (choices included)
+    longest: int  # the longest prompt, in tokens
+    answer_tokens: int  # the most tokens the answers can take (max_new_tokens per generated document)
+
+
+def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
     requests, notes = build_requests(p, config, backend, pool, p.docs)
     lengths = sorted(len(backend.tokenize(r.prompt)) for r in requests)
     buckets: dict[int, int] = {}
@@ -364,10 +376,14 @@ def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[
         buckets[edge] = buckets.get(edge, 0) + 1
     histogram = ", ".join(f"<={edge}: {count}" for edge, count in sorted(buckets.items()))
     truncated = sum(1 for note in notes.values() if note["truncated_tokens"])
-    calls = len(requests) * (len(p.task.choices) if p.protocol["scoring"] == "loglikelihood" else 1)
+    per_doc = len(p.task.choices) if p.protocol["scoring"] == "loglikelihood" else 1
+    calls = len(requests) * per_doc
     span = f"{lengths[0]}-{lengths[-1]}" if lengths else "-"
-    return (
+    line = (
         f"{p.task.name}: source {p.docset.source} ({p.docset.fingerprint}); {len(p.docs)} documents "
         f"({p.docset.n_skipped} rows unusable); prompt tokens {span} [{histogram}]; "
         f"truncated {truncated}; {p.protocol['scoring']} requests {calls}"
     )
+    answers = sum(r.max_new_tokens for r in requests) if p.protocol["scoring"] == "generate" else 0
+    longest = lengths[-1] if lengths else 0
+    return DryRun(line, len(p.docs), calls, sum(lengths) * per_doc, longest, answers)

@@ -1,0 +1,74 @@
+"""`--dry-run`: one planning table for the whole run, per task and in total, and the memory it needs.
+
+Nothing is scored and no weights load: the tokenizer counts the prompts, and the memory estimate
+builds the model on PyTorch's meta device (mibe/backends/memory.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mibe.run.pipeline import DryRun
+from mibe.types import RunConfig
+
+HEADER = ("task", "documents", "requests", "prompt tokens", "longest prompt", "answer tokens (max)")
+
+
+def table(names: Sequence[str], figures: Sequence[DryRun]) -> list[str]:
+    """The planning table, aligned, with a total row."""
+    rows = [
+        (name, f.docs, f.requests, f.prompt_tokens, f.longest, f.answer_tokens)
+        for name, f in zip(names, figures, strict=True)
+    ]
+    rows.append(
+        (
+            "total",
+            sum(f.docs for f in figures),
+            sum(f.requests for f in figures),
+            sum(f.prompt_tokens for f in figures),
+            max((f.longest for f in figures), default=0),
+            sum(f.answer_tokens for f in figures),
+        )
+    )
+    cells = [HEADER] + [(str(r[0]), *(f"{v:,}" for v in r[1:])) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return [line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])]
+
+
+def precision(config: RunConfig, model_config: Any) -> str:
+    """The dtype the weights are held in: --dtype, else the checkpoint's own, else float32."""
+    if config.dtype in ("float32", "float16", "bfloat16"):
+        return config.dtype
+    found = getattr(model_config, "dtype", None) or getattr(model_config, "torch_dtype", None)
+    name = str(found).removeprefix("torch.") if found is not None else ""
+    return name if name in ("float32", "float16", "bfloat16") else "float32"
+
+
+def memory_lines(config: RunConfig, model_path: str, figures: Sequence[DryRun]) -> list[str]:
+    """Weights and KV cache at the run's batch and longest context, against the devices found."""
+    from mibe.backends import memory
+
+    model_config = memory.load_config(model_path, config.trust_remote_code)
+    dtype = precision(config, model_config)
+    context = max((f.longest for f in figures), default=0) + max(
+        (f.answer_tokens // max(f.docs, 1) for f in figures), default=0
+    )
+    quantize = getattr(config, "quantize", None)
+    return memory.plan(model_config, quantize or dtype, dtype, config.batch_size, max(context, 1))
+
+
+def report(
+    config: RunConfig, names: Sequence[str], figures: Sequence[DryRun], model_path: str | None
+) -> list[str]:
+    """Every line `--dry-run` prints after the per-task lines."""
+    lines = table(names, figures)
+    if model_path is not None:  # a local model (not an endpoint): its memory can be planned
+        lines += memory_lines(config, model_path, figures)
+    return lines
