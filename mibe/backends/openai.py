@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mibe.backends import common, continuations, http, traces
+from mibe.backends import common, continuations, http, sampling, traces
 from mibe.backends.common import cut_at_stop, server_stops  # noqa: F401 (cut_at_stop: re-exported)
 from mibe.backends.http import RETRY_STATUS  # noqa: F401 (re-exported: the retry policy lives in http)
 from mibe.types import MibeError, Request
@@ -171,6 +171,7 @@ class OpenAIBackend:
         allow_remote_credentialed: str | None = None,
         trust_remote_code: bool = False,
         say: Callable[[str], None] = _stderr,
+        seed: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = http.split(self.base_url)  # user:password and non-http URLs are refused before a lookup
@@ -209,6 +210,10 @@ class OpenAIBackend:
         self._chats: dict[str, tuple[list[dict[str, str]], dict[str, Any]]] = {}
         self._served: dict[str, int | None] = {}  # doc id -> new tokens the server reports
         served = self._models()
+        version = self._version(addresses, request_timeout, headers)
+        server = {"version": version.get("version") if version else None}
+        server["owned_by"] = sorted({str(m["owned_by"]) for m in served if m.get("owned_by")}) or None
+        self.sampling = sampling.Params(sampling.is_vllm(version, served), seed, server)
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
         names = [str(m.get("id")) for m in served if m.get("id")]
@@ -219,7 +224,34 @@ class OpenAIBackend:
 
     # ---- HTTP -------------------------------------------------------------------------------------
     def _post(self, route: str, body: dict[str, Any], limit: int) -> dict[str, Any]:
-        return self.http.call(route, body, limit, self.retries)
+        """POST with the endpoint's sampling parameters; a parameter the server refuses (HTTP 400
+        naming it) is dropped for this endpoint, said once, recorded, and the request sent again."""
+        while True:
+            sent = {**body, **self.sampling.body()}
+            try:
+                return self.http.call(route, sent, limit, self.retries)
+            except MibeError as exc:
+                name = sampling.refused(str(exc))
+                if name is None or name not in sent:
+                    raise
+                if self.sampling.drop(name, str(exc)):
+                    self.say(
+                        f"mibe: {self.base_url}: the server refuses the sampling parameter '{name}'; "
+                        "sent without it from now on (results.json: model.sampling.refused)"
+                    )
+
+    def _version(self, addresses: Sequence[str], timeout: float, headers: dict[str, str]) -> dict | None:
+        """vLLM's `GET /version`, served at the root (not under /v1); None where there is none."""
+        root = self.base_url.removesuffix("/v1")
+        if root == self.base_url:
+            return None
+        try:
+            found = http.Endpoint(root, addresses, timeout, headers, self.say).call(
+                "version", None, REPLY_SLACK, retries=0, quiet=True
+            )
+        except MibeError:
+            return None
+        return found if isinstance(found, dict) else None
 
     def _models(self) -> list[dict[str, Any]]:
         data = self.http.call("models", None, MODELS_REPLY_BYTES, retries=1, quiet=True).get("data")

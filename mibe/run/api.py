@@ -54,6 +54,7 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
             allow_remote_credentialed=config.allow_remote_credentialed,
             trust_remote_code=config.trust_remote_code,
             request_timeout=config.request_timeout,
+            seed=config.seed,
         )
     if config.backend != "hf":
         raise MibeError(f"--backend {config.backend}: expected hf, vllm or openai")
@@ -88,7 +89,12 @@ def backend_for(
 
 def _answered_as(backend: Any, out: dict[str, Any], say: Callable[[str], None]) -> None:
     """An endpoint's replies name the model that wrote them: recorded, and said when it is not the
-    one asked for (a server that ignores `model`, or a dated snapshot of it)."""
+    one asked for (a server that ignores `model`, or a dated snapshot of it). An endpoint's sampling
+    parameters (what every request stated, and what the server refused) are recorded beside them:
+    after the run, since a refusal is learnt from a reply (mibe/backends/sampling.py)."""
+    params = getattr(backend, "sampling", None)
+    if params is not None:
+        out["model"] = {**out["model"], "sampling": params.record()}
     names = sorted(getattr(backend, "answered_as", ()) or ())
     if not names:
         return
