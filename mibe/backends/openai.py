@@ -210,10 +210,7 @@ class OpenAIBackend:
         self._chats: dict[str, tuple[list[dict[str, str]], dict[str, Any]]] = {}
         self._served: dict[str, int | None] = {}  # doc id -> new tokens the server reports
         served = self._models()
-        version = self._version(addresses, request_timeout, headers)
-        server = {"version": version.get("version") if version else None}
-        server["owned_by"] = sorted({str(m["owned_by"]) for m in served if m.get("owned_by")}) or None
-        self.sampling = sampling.Params(sampling.is_vllm(version, served), seed, server)
+        self.sampling = self._sampling(served, addresses, request_timeout, headers, seed)
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
         names = [str(m.get("id")) for m in served if m.get("id")]
@@ -239,6 +236,20 @@ class OpenAIBackend:
                         f"mibe: {self.base_url}: the server refuses the sampling parameter '{name}'; "
                         "sent without it from now on (results.json: model.sampling.refused)"
                     )
+
+    def _sampling(
+        self,
+        served: list[dict[str, Any]],
+        addresses: Sequence[str],
+        timeout: float,
+        headers: dict,
+        seed: int | None,
+    ) -> sampling.Params:
+        """This endpoint's parameter set, from what the server says it is."""
+        version = self._version(addresses, timeout, headers)
+        server = {"version": version.get("version") if version else None}
+        server["owned_by"] = sorted({str(m["owned_by"]) for m in served if m.get("owned_by")}) or None
+        return sampling.Params(sampling.is_vllm(version, served), seed, server)
 
     def _version(self, addresses: Sequence[str], timeout: float, headers: dict[str, str]) -> dict | None:
         """vLLM's `GET /version`, served at the root (not under /v1); None where there is none."""
