@@ -216,14 +216,26 @@ def test_lora_adapter_changes_outputs_and_equals_hf_peft(
 
 
 @needs_vllm
-def test_engine_flags_reach_vllm(tiny_llama: Path) -> None:
+def test_engine_flags_reach_vllm(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mibe.backends.vllm import VLLMBackend
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)  # set for this session's engine; a user's machine has none
 
     config = RunConfig(model=str(tiny_llama), backend="vllm", max_model_len=512, gpu_memory_utilization=0.5)
     backend = VLLMBackend.from_config(config)  # the engine starts on first use: nothing starts here
     args = backend._engine_args
     assert (args["max_model_len"], args["gpu_memory_utilization"], args["dtype"]) == (512, 0.5, "float32")
     assert args["enable_prefix_caching"] is True and backend.max_context == 512
+    # On a CPU the KV cache is sized to the run (batch x context), not --gpu-memory-utilization of RAM.
+    from mibe.backends import fit, memory
+
+    per_token = memory.kv_bytes_per_token(backend._config, "float32")
+    expected = fit.cpu_kv_cache_bytes(per_token, 512, config.batch_size, fit.available_memory())
+    assert args["kv_cache_memory_bytes"] == backend.kv_cache_bytes
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # the user's own size is left alone
+    assert "kv_cache_memory_bytes" not in VLLMBackend.from_config(config)._engine_args
+    assert abs(backend.kv_cache_bytes - expected) <= per_token * 512  # free memory moves a little
+    assert backend.kv_cache_bytes <= per_token * 512 * config.batch_size
 
 
 @pytest.mark.skipif(HAVE_VLLM, reason="checks the message shown where vllm is absent")

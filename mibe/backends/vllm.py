@@ -68,6 +68,7 @@ class VLLMBackend:
             gpu_memory_utilization=config.gpu_memory_utilization,
             max_model_len=config.max_model_len,
             trust_remote_code=config.trust_remote_code,
+            batch_size=config.batch_size,
         )
 
     def __init__(
@@ -82,6 +83,7 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         trust_remote_code: bool = False,
+        batch_size: int = 8,
         **engine_options: Any,
     ) -> None:
         self.vllm = _vllm()
@@ -121,12 +123,29 @@ class VLLMBackend:
             "trust_remote_code": trust_remote_code,
             **engine_options,
         }
+        self.kv_cache_bytes = self._size_cpu_kv_cache(batch_size, engine_options)
         self._lora: Any = None
         if self.adapter:
             rank = int(common.adapter_config(Path(self.adapter)).get("r", 16))
             self._engine_args.update(enable_lora=True, max_loras=1, max_lora_rank=max(8, rank))
             self._lora = _lora_request(self.adapter)
         self._engine: Any = None
+
+    def _size_cpu_kv_cache(self, batch_size: int, engine_options: dict) -> int | None:
+        """On a CPU, vLLM reserves --gpu-memory-utilization of the machine's RAM for its KV cache
+        (22 GB of 24 here) unless told a size: size it to the run's batch at the full context instead,
+        at most half the free memory. Recorded in results.json (model.kv_cache_bytes)."""
+        from mibe.backends import fit, memory
+
+        if fit.has_cuda() or fit.user_sized_kv_cache(engine_options):
+            return None
+        dtype = self._engine_args["dtype"] if self._engine_args["dtype"] != "auto" else "float32"
+        per_token = memory.kv_bytes_per_token(self._config, dtype)
+        size = fit.cpu_kv_cache_bytes(
+            per_token, int(self._engine_args["max_model_len"] or 2048), batch_size, fit.available_memory()
+        )
+        self._engine_args["kv_cache_memory_bytes"] = size
+        return size
 
     def with_adapter(self, adapter: str | None) -> VLLMBackend:
         """This engine (started with enable_lora=True) answering through another LoRA adapter, or

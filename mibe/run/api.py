@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import __version__, data, names, prompts, tasks
+from mibe.backends import fit
 from mibe.run import draws, judging, parallel, pipeline, planning, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
@@ -36,6 +37,9 @@ def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend
     """The model behind `config.backend`; `credentialed` names the tasks an endpoint must not see."""
     if config.device != "cpu" or config.backend == "vllm":  # data-parallel ranks: their own GPUs
         parallel.pin_devices(config.tensor_parallel_size * config.pipeline_parallel_size)
+    note = fit.engine_note(config.backend) if config.backend in ("hf", "vllm") else None
+    if note:  # before the engine loads: the user can stop and switch
+        print(note, file=sys.stderr, flush=True)
     if config.backend == "vllm":
         from mibe.backends.vllm import VLLMBackend  # says how to install vllm when it is absent
 
@@ -95,6 +99,9 @@ def _answered_as(backend: Any, out: dict[str, Any], say: Callable[[str], None]) 
     params = getattr(backend, "sampling", None)
     if params is not None:
         out["model"] = {**out["model"], "sampling": params.record()}
+    kv_cache = getattr(backend, "kv_cache_bytes", None)  # vLLM on a CPU: the KV cache mibe sized
+    if kv_cache is not None:
+        out["model"] = {**out["model"], "kv_cache_bytes": kv_cache}
     names = sorted(getattr(backend, "answered_as", ()) or ())
     if not names:
         return
