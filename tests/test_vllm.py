@@ -219,7 +219,8 @@ def test_lora_adapter_changes_outputs_and_equals_hf_peft(
 def test_engine_flags_reach_vllm(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mibe.backends.vllm import VLLMBackend
 
-    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)  # set for this session's engine; a user's machine has none
+    # set for this session's shared engine; a user's machine has none
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
 
     config = RunConfig(model=str(tiny_llama), backend="vllm", max_model_len=512, gpu_memory_utilization=0.5)
     backend = VLLMBackend.from_config(config)  # the engine starts on first use: nothing starts here
