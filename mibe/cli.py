@@ -189,13 +189,22 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     new.add_argument("--dir", default=".", help="the folder to write into (never overwrites)")
     data = sub.add_parser("data", help="check data before a run (loads no model)")
-    check = data.add_subparsers(dest="data_command", required=True).add_parser(
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser(
         "check", help="per task: where its data comes from, documents, labels, unusable rows"
     )
     check.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
     check.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
     check.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
     check.add_argument("--demo", action="store_true", help="check the bundled invented documents")
+    from mibe.training import contamination  # argparse only at start-up; the scan loads when it runs
+
+    contamination.add_arguments(
+        data_commands.add_parser(
+            "contamination",
+            help="which evaluation documents a training corpus repeats (docs/contamination.md)",
+        )
+    )
 
     rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
     rescore.add_argument("run_dir", help="a run folder written by `mibe run`")
@@ -503,7 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.demo and args.data_dir is None:  # as `mibe run --demo`
                 args.data_dir = str(resources.demo_dir())
+            if args.data_command == "contamination":
+                from mibe.training import contamination
 
+                return contamination.main(args)
             return datacheck.main(args)
         if args.command == "view":  # reads run folders only; no model is loaded
             from mibe.boards import view_cli

@@ -32,7 +32,21 @@ def training_provenance(folder: str | None) -> dict[str, Any] | None:
     out = {key: doc.get(key) for key in keep}
     out["recipe"] = {key: (doc.get("recipe") or {}).get(key) for key in ("file", "sha256")}
     out["contamination_allowed"] = bool((doc.get("contamination") or {}).get("allowed"))
+    out["contaminated"] = contaminated_tasks(doc)
     return out
+
+
+def contaminated_tasks(doc: dict[str, Any]) -> list[str]:
+    """Tasks whose evaluation documents some step of the lineage trained on (kept with
+    --allow-contamination): a leaderboard marks the checkpoint's scores on them."""
+    found: set[str] = set()
+    for step in doc.get("lineage") or []:
+        if isinstance(step, dict) and isinstance(step.get("contaminated"), list):
+            found |= {str(t) for t in step["contaminated"]}
+    record = doc.get("contamination")
+    if isinstance(record, dict) and record.get("allowed") and isinstance(record.get("leaks"), dict):
+        found |= {str(t) for t in record["leaks"]}
+    return sorted(found)
 
 
 def summary(provenance: dict[str, Any]) -> str:
@@ -44,7 +58,9 @@ def summary(provenance: dict[str, Any]) -> str:
         last = chain[-1]
         line = " -> ".join(names) + f" ({last.get('steps')} steps, {last.get('tokens')} tokens"
         line += f", recipe {str(last.get('recipe_sha256') or 'built-in')[:12]}, data {last.get('data')})"
-        if provenance.get("contamination_allowed"):
+        if provenance.get("contaminated"):
+            line += f"; trained on evaluation documents of {', '.join(provenance['contaminated'])}"
+        elif provenance.get("contamination_allowed"):
             line += "; trained with --allow-contamination"
         return line
     keys = ("recipe", "stage", "steps", "tokens", "data_manifest", "mibe_commit")

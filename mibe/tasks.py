@@ -32,6 +32,7 @@ _KEYS = {
     "version",
     "domain",
     "judge",
+    "match_fields",
 }
 DOMAINS = ("medical", "general")
 _DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
@@ -231,6 +232,15 @@ def _judge(path: Path, raw: dict[str, Any], answer_type: str) -> judges.Rubric |
     return judges.parse_rubric(raw["judge"], str(path))
 
 
+def _match_fields(path: Path, value: Any) -> tuple[str, ...]:
+    """The document fields the contamination matcher compares (docs/contamination.md)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise _fail(path, "match_fields", "a list of document field names, e.g. [question, context]")
+    return tuple(value)
+
+
 def load_task(path: str | Path, trusted: bool = True) -> Task:
     """A task file, checked. `trusted=False` (a path a run folder recorded): its hook is not imported."""
     path = Path(path).resolve()
@@ -289,6 +299,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
         cluster=_cluster(path, raw.get("cluster")),
         trusted=trusted,
         judge=_judge(path, raw, answer_type),
+        match_fields=_match_fields(path, raw.get("match_fields")),
     )
 
 

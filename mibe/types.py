@@ -50,6 +50,7 @@ class Task:
     # False for a task file a run folder named: its hook is never imported (a run folder is data).
     trusted: bool = True
     judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judges.Rubric), if it has one
+    match_fields: tuple[str, ...] = ()  # the contamination matcher's fields (mibe/matcher.py); () = defaults
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ LEVELS = {
     "cli": 7,
 }
 FOUNDATION = {"types", "resources", "hub", "lineage", "names", "textout"}
-TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles"}
+TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles", "matcher", "corpusscan"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 
 

@@ -43,16 +43,45 @@ SHIPPED = REPO / "training"
             {"instruction": "Do it.", "input": "", "output": "done", "conversations": None},
             [("user", "Do it."), ("assistant", "done")],
         ),
+        # Dolly: the context follows the instruction; its category is not part of the conversation.
+        (
+            {"instruction": "Sum up.", "context": "A long text.", "response": "Short.", "category": "summarization"},
+            [("user", "Sum up.\n\nA long text."), ("assistant", "Short.")],
+        ),
+        ({"instruction": "Name one.", "context": "", "response": "Aspirin."}, [("user", "Name one."), ("assistant", "Aspirin.")]),
+        # ShareGPT: conversations with human/gpt turns and a system turn.
+        (
+            {"id": "x", "conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"},
+                                          {"from": "gpt", "value": "A"}]},
+            [("system", "S"), ("user", "Q"), ("assistant", "A")],
+        ),
     ],
-)
+)  # fmt: skip
 def test_rows_become_messages(row: dict, expected: list) -> None:
     assert [(m["role"], m["content"]) for m in conversations.to_messages(row)] == expected
 
 
 @pytest.mark.parametrize(
+    ("row", "layout"),
+    [
+        ({"conversations": [], "messages": None}, "conversations"),
+        ({"messages": []}, "messages"),
+        ({"instruction": "i", "input": "", "output": "o"}, "alpaca"),
+        ({"instruction": "i", "context": "", "response": "r"}, "dolly"),
+        ({"instruction": "i", "context": "c"}, None),
+    ],
+)
+def test_layouts_are_named(row: dict, layout: str | None) -> None:
+    assert conversations.layout(row) == layout
+
+
+@pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"text": "just text"}, "expected conversations, messages, or instruction/input/output"),
+        (
+            {"text": "just text"},
+            "expected conversations, messages, instruction/input/output .Alpaca. or instruction/context/response .Dolly. .has text.",
+        ),
         ({"conversations": []}, "non-empty list"),
         ({"conversations": [{"from": "doctor", "value": "x"}]}, "unknown speaker 'doctor'"),
         ({"conversations": [{"from": "human", "value": "only a question"}]}, "no agent/gpt turn"),
@@ -194,31 +223,40 @@ def eval_index(tmp_path: Path) -> guard.EvalIndex:
 
 
 @pytest.mark.parametrize(
-    ("texts", "prompt", "exact", "found"),
+    ("texts", "found"),
     [
-        # The evaluation prompt itself, as a training row: an exact repeat (and its n-grams).
-        ([FIRST + " Surgery"], FIRST, "spec/e1", {"spec/e1"}),
-        # A document's text pasted into other text, re-cased and re-punctuated: a 13-word run.
-        (["Case report. " + NOTES["e2"][0].upper().replace(" ", "  ") + " End."], None, None, {"spec/e2"}),
+        # The evaluation prompt itself with its answer, as a training row: the note (an exact line)
+        # with its gold label in the next turn.
+        ([FIRST, "Surgery"], {("spec/e1", "question + answer")}),
+        # A document's text inside a longer sentence, re-cased and re-spaced: a 13-word run.
+        (["In this case " + NOTES["e2"][0].upper().replace(" ", "  ").rstrip(".") + " and more follows."],
+         {("spec/e2", "n-gram run")}),
         # The shared instruction alone is boilerplate, not a leak.
-        ([INSTRUCTION + " INPUT: an unrelated note about sleep. OUTPUT:"], INSTRUCTION, None, set()),
-        # Twelve words of a document are below the 13-word threshold.
-        ([" ".join(EVAL_ROWS[2]["note"].split()[:12])], None, None, set()),
+        ([INSTRUCTION + " INPUT: an unrelated note about sleep. OUTPUT:"], set()),
+        # Twelve words of a document inside other text: below the 13-word run, and not a whole segment.
+        (["Intro " + " ".join(EVAL_ROWS[2]["note"].split()[:12]) + " outro"], set()),
     ],
 )  # fmt: skip
-def test_guard_finds_exact_and_long_ngram_overlap(eval_index, texts, prompt, exact, found) -> None:
-    assert guard.row_hits(texts, prompt, eval_index) == (exact, found)
+def test_guard_finds_exact_and_long_ngram_overlap(eval_index, texts, found) -> None:
+    hits = guard.row_hits(texts, eval_index)
+    assert {(f"{h.task}/{h.doc}", h.how) for h in hits} == found
 
 
 def test_guard_refuses_leaks_unless_allowed(eval_index) -> None:
-    hits = [(0, "spec/e1", {"spec/e1"}), (4, None, {"spec/e2", "spec/e1"})]
+    hits = [
+        (0, guard.row_hits([FIRST, "Surgery"], eval_index)),
+        (4, guard.row_hits([NOTES["e2"][0]], eval_index)),
+    ]
     result = guard.report(hits, 10, eval_index)
-    assert result["exact_rows"] == 1 and result["ngram_rows"] == 2
-    assert result["leaks"] == {"spec": {"rows": 3, "documents": 2}}
+    assert result["contaminated_rows"] == 2 and result["flagged_rows"] == [1, 5]
+    assert result["rows_by_evidence"] == {"question + answer": 1, "exact field": 1, "n-gram run": 0}
+    assert result["leaks"] == {"spec": {"rows": 2, "documents": 2}}
     with pytest.raises(MibeError) as err:
-        guard.enforce(result, allow=False, say=lambda line: None)
-    assert "1 rows repeat an evaluation prompt and 2 share a 13-word run" in str(err.value)
-    assert "--allow-contamination" in str(err.value)
+        guard.enforce(result, "refuse", say=lambda line: None)
+    assert "2 of 10 rows repeat evaluation documents" in str(err.value)
+    assert "--allow-contamination" in str(err.value) and "--drop-contaminated" in str(err.value)
     said: list[str] = []
-    guard.enforce(result, allow=True, say=said.append)
+    guard.enforce(result, "allow", say=said.append)
     assert "training anyway" in said[0]
+    assert guard.outcome(result, "drop")["dropped_rows"] == [1, 5]
+    assert guard.outcome(result, "allow")["allowed"] is True

@@ -18,6 +18,7 @@ from mibe.boards.render import (
     SIGNIFICANCE,
     SIGNIFICANCE_NOTE,
     TIE_GROUP,
+    contamination_mark,
     describe,
     interval_text,
     lineage_text,
@@ -147,6 +148,8 @@ def _body(section: Section) -> str:
             if row.published
             else ""
         )
+        if contamination_mark(row):
+            tag += f'<span class="tag">{escape(contamination_mark(row).strip(" []"))}</span>'
         best_avg = ' class="best"' if i in section.best.get(AVERAGE, ()) else ""
         avg = "" if ranked.average is None else repr(ranked.average)
         # Published rows share one source, said once under the table; runs show their lineage.

@@ -144,6 +144,14 @@ def _provenance(model: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _contaminated(provenance: dict[str, Any] | None) -> str | None:
+    """Tasks whose evaluation documents the checkpoint's lineage trained on (mibe_training.json)."""
+    tasks = (provenance or {}).get("contaminated")
+    if isinstance(tasks, list) and tasks:
+        return ", ".join(str(t) for t in tasks)
+    return "unknown tasks" if (provenance or {}).get("contamination_allowed") else None
+
+
 def run_lineage(run: Run) -> dict[str, Any]:
     model = run.results.get("model") or {}
     provenance = _provenance(model)
@@ -155,6 +163,7 @@ def run_lineage(run: Run) -> dict[str, Any]:
         "base": base or (model.get("path") if model.get("adapter") else None),
         "adapter": model.get("adapter"),
         "training": lineage.summary(provenance) if provenance else None,
+        "contaminated": _contaminated(provenance),
         "backend": " ".join(str(x) for x in (model.get("backend"), model.get("backend_version")) if x),
         "dtype": model.get("dtype"),
         "rescored_from": ", ".join(sorted(map(str, rescored))) or None,

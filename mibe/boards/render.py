@@ -105,8 +105,14 @@ def interval_text(value: Any) -> str:
     return f"{value['value']:.3f}{spread}"
 
 
+def contamination_mark(row: Row) -> str:
+    """The mark of a checkpoint whose training lineage records evaluation documents trained on."""
+    tasks = row.lineage.get("contaminated")
+    return f" [trained on test: {tasks}]" if tasks else ""
+
+
 def row_name(row: Row) -> str:
-    return row.label + (" [published]" if row.published else "")
+    return row.label + (" [published]" if row.published else "") + contamination_mark(row)
 
 
 def rank_text(ranked: Any) -> str:

@@ -53,6 +53,16 @@ def parser() -> argparse.ArgumentParser:
             help="train even when rows overlap MIBE evaluation documents (recorded)",
         )
         p.add_argument(
+            "--drop-contaminated",
+            action="store_true",
+            help="train on the rows that overlap no MIBE evaluation document (the dropped ones are recorded)",
+        )
+        p.add_argument(
+            "--exclude-ids",
+            metavar="FILE",
+            help="ids (one a line) no training row may carry, e.g. test study ids",
+        )
+        p.add_argument(
             "--overwrite", action="store_true", help="discard a different or finished run in --output-dir"
         )
         p.add_argument(
@@ -70,6 +80,8 @@ def main(argv: Sequence[str]) -> int:
         "deepspeed": args.deepspeed,
         "max_steps": args.max_steps,
         "allow_contamination": True if args.allow_contamination else None,
+        "drop_contaminated": True if args.drop_contaminated else None,
+        "exclude_ids": args.exclude_ids,
     }
     if args.kind == "pretrain":
         overrides["mix"] = args.mix

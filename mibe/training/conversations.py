@@ -1,7 +1,8 @@
 """Instruction rows -> chat messages -> token ids whose labels cover the responses only.
 
-Accepted rows: Me-LLaMA's `{conversations: [{from: human, value}, {from: agent|gpt, value}]}`,
-OpenAI-style `{messages: [{role, content}]}` and Alpaca's `{instruction, input, output}`.
+Accepted rows (LAYOUTS): Me-LLaMA's and ShareGPT's `{conversations: [{from: human, value},
+{from: agent|gpt, value}]}`, OpenAI-style `{messages: [{role, content}]}`, Alpaca's `{instruction,
+input, output}` and Dolly's `{instruction, context, response}`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,28 @@ ROLES = {
     "system": "system",
 }
 Segments = list[tuple[str, bool]]  # (text, trained on)
+
+
+LAYOUTS = ("conversations", "messages", "alpaca", "dolly")
+
+
+def layout(row: Mapping[str, Any]) -> str | None:
+    """Which instruction layout a row is in (a JSON loader gives every row every column; unused None)."""
+    if row.get("conversations") is not None:
+        return "conversations"
+    if row.get("messages") is not None:
+        return "messages"
+    if row.get("instruction") is not None and row.get("output") is not None:
+        return "alpaca"
+    if row.get("instruction") is not None and row.get("response") is not None:
+        return "dolly"
+    return None
+
+
+def _one_turn(instruction: Any, extra: Any, answer: Any) -> list[dict[str, str]]:
+    instruction, extra = str(instruction).strip(), str(extra or "").strip()
+    prompt = f"{instruction}\n\n{extra}" if extra else instruction
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(answer)}]
 
 
 def to_messages(row: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -44,13 +67,16 @@ def to_messages(row: Mapping[str, Any]) -> list[dict[str, str]]:
             if not isinstance(text, str):
                 raise ValueError(f"turn {index}: the text (value/content) must be a string")
             messages.append({"role": role, "content": text})
-    elif row.get("instruction") is not None and row.get("output") is not None:
-        instruction, extra = str(row["instruction"]).strip(), str(row.get("input") or "").strip()
-        prompt = f"{instruction}\n\n{extra}" if extra else instruction
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(row["output"])}]
+    elif layout(row) == "alpaca":
+        messages = _one_turn(row["instruction"], row.get("input"), row["output"])
+    elif layout(row) == "dolly":
+        messages = _one_turn(row["instruction"], row.get("context"), row["response"])
     else:
-        have = ", ".join(sorted(row)) or "no fields"
-        raise ValueError(f"expected conversations, messages, or instruction/input/output (has {have})")
+        have = ", ".join(sorted(k for k, v in row.items() if v is not None)) or "no fields"
+        raise ValueError(
+            "expected conversations, messages, instruction/input/output (Alpaca) or "
+            f"instruction/context/response (Dolly) (has {have})"
+        )
     if not any(m["role"] == "assistant" for m in messages):
         raise ValueError("no agent/gpt turn to learn from")
     if messages[0]["role"] == "assistant":

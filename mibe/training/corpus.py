@@ -40,9 +40,14 @@ def load_mix(spec: str | Mapping[str, Any]) -> tuple[dict[str, Any], str | None]
         where, folder = str(file), file.parent
         spec = recipes.read_yaml(file, "data-mix spec")
     name = where or "recipe key mix"
-    unknown = set(spec) - {"domains", "balance", "description"}
+    unknown = set(spec) - {"domains", "balance", "description", "target_tokens"}
     if unknown:
-        raise MibeError(f"{name}: unknown key '{sorted(unknown)[0]}'; use domains, balance, description")
+        raise MibeError(
+            f"{name}: unknown key '{sorted(unknown)[0]}'; use domains, balance, target_tokens, description"
+        )
+    target = spec.get("target_tokens")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 1):
+        raise MibeError(f"{name}: target_tokens: a positive whole number of training tokens, got {target!r}")
     balance = spec.get("balance", "downsample")
     if balance not in BALANCES:
         raise MibeError(f"{name}: balance: one of {', '.join(BALANCES)}, got {balance!r}")
@@ -63,7 +68,7 @@ def load_mix(spec: str | Mapping[str, Any]) -> tuple[dict[str, Any], str | None]
             sources.check(s, folder, f"{name}: domains.{domain}.sources[{i}]") for i, s in enumerate(listed)
         ]
         out[str(domain)] = {"ratio": float(ratio), "sources": checked}
-    return {"balance": balance, "domains": out, "file": where}, where
+    return {"balance": balance, "domains": out, "file": where, "target_tokens": target}, where
 
 
 def blocks_per_domain(
@@ -86,6 +91,28 @@ def blocks_per_domain(
     if balance == "downsample":
         counts = {d: min(c, available[d]) for d, c in counts.items()}
     return counts
+
+
+def target_blocks(target_tokens: int, block_size: int, ratios: Mapping[str, float]) -> dict[str, int]:
+    """Training blocks per domain that meet a token target at the ratio's shares (scarce domains repeat)."""
+    total = max(1, round(target_tokens / block_size))
+    share = sum(ratios.values())
+    return {d: max(1, round(total * r / share)) for d, r in ratios.items()}
+
+
+def without_rows(texts: Mapping[str, tuple[Any, Any]], rows: Mapping[str, set[int]]) -> dict[str, Any]:
+    """Each domain's documents less the rows named (the guard's dropped rows, per domain)."""
+    out = {}
+    for domain, (text, infos) in texts.items():
+        gone = rows.get(domain, set())
+        kept = text.select([i for i in range(len(text)) if i not in gone]) if gone else text
+        # Recorded on the domain's first source, so the packed-block cache key changes with it.
+        mark = {
+            "dropped_by_guard": len(gone),
+            "dropped_rows": hashlib.sha256(str(sorted(gone)).encode()).hexdigest()[:16],
+        }
+        out[domain] = (kept, [{**infos[0], **mark}, *infos[1:]] if gone else infos)
+    return out
 
 
 def held_out_counts(counts: Mapping[str, int], held_out: float) -> dict[str, int]:
@@ -160,7 +187,7 @@ def _domain_blocks(
     import datasets
 
     key_text = json.dumps(
-        [[i["fingerprint"], i["text_column"]] for i in infos]
+        [[i["fingerprint"], i["text_column"], i.get("dropped_rows")] for i in infos]
         + [tokenizer_fingerprint(tokenizer), block_size, PACKING_VERSION]
     )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
@@ -215,7 +242,11 @@ def build(
         )
     ratios = {d: body["ratio"] for d, body in mix["domains"].items()}
     counts = blocks_per_domain({d: len(b) for d, b in per_domain.items()}, ratios, mix["balance"])
+    target = mix.get("target_tokens")
+    if target:  # every block is available; the target and the ratio set how many train
+        counts = {d: len(b) for d, b in per_domain.items()}
     held = held_out_counts(counts, recipe["held_out"])
+    wanted_train = target_blocks(target, block_size, ratios) if target else None
     rng = random.Random(recipe["seed"])
     train_parts, held_parts = [], []
     for domain, blocks in per_domain.items():
@@ -224,7 +255,7 @@ def build(
         unique = order[: min(counts[domain], len(blocks))]
         held_parts.append(blocks.select(unique[: held[domain]]))
         pool = unique[held[domain] :]
-        wanted = counts[domain] - held[domain]
+        wanted = wanted_train[domain] if wanted_train else counts[domain] - held[domain]
         train_parts.append(blocks.select([pool[i % len(pool)] for i in range(wanted)]))
         manifest[domain].update(
             ratio=ratios[domain], train_blocks=wanted, held_out_blocks=held[domain],
@@ -239,6 +270,7 @@ def build(
         "block_size": block_size,
         "train_blocks": len(train),
         "train_tokens": len(train) * block_size,
+        "target_tokens": target,
         "held_out_blocks": 0 if held_out is None else len(held_out),
         "shares": shares,
         "tokenizer": tokenizer_fingerprint(tokenizer),

@@ -3,6 +3,8 @@ each as segments of prompt and response text, then token ids with response-only 
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,8 +66,58 @@ def _renderer(tokenizer: Any, template: str) -> Callable[[Sequence[dict[str, str
     return render
 
 
-def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path):
-    """Rows of every data source, as examples; (examples, manifest, skipped, first problem)."""
+def _row_example(row: Any, render: Callable, where: str, index: int) -> Example:
+    """One SFT row as an example; ValueError names the row and what is wrong with it."""
+    try:
+        messages = conversations.to_messages(row)
+        segments = conversations.chat_segments(messages, render)
+    except ValueError as exc:
+        raise ValueError(f"{where} row {index + 1}: {exc}") from None
+    except Exception as exc:  # a chat template raising on this conversation's roles
+        raise ValueError(f"{where} row {index + 1}: the chat template refused it ({exc})") from None
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    ident = row.get("id")
+    return {
+        "segments": segments,
+        "prompt": users[0],
+        "texts": [m["content"] for m in messages],
+        "id": None if ident is None else str(ident),
+        "layout": conversations.layout(row),
+    }
+
+
+def weighted(made: list[Example], weight: float, seed: int) -> list[Example]:
+    """round(weight x rows) rows: every row floor(weight) times, then a seeded sample for the rest."""
+    wanted = round(weight * len(made))
+    whole, rest = divmod(wanted, len(made)) if made else (0, 0)
+    return made * whole + random.Random(seed).sample(made, rest)
+
+
+def _source_examples(spec: Any, number: int, recipe: dict[str, Any], render: Callable, cache: Path, say):
+    source = sources.check(spec, Path.cwd(), f"recipe key data[{number}]")
+    rows, info = sources.load_rows(source, cache / "datasets")
+    where = source.get("path") or source.get("hub")
+    made, skipped, first = [], 0, None
+    for index, row in enumerate(rows):
+        try:
+            made.append(_row_example(row, render, where, index))
+        except ValueError as exc:
+            skipped += 1
+            first = first or str(exc)
+    weight = float(source.get("weight", 1))
+    used = weighted(made, weight, recipe["seed"] + number)
+    layouts = dict(Counter(e["layout"] for e in made))
+    info.update(weight=weight, usable_rows=len(made), used_rows=len(used), layouts=layouts)
+    info.update(skipped_rows=skipped, first_problem=first)
+    why = f"; {skipped} unusable (first: {first})" if skipped else ""
+    say(f"mibe: {where}: {len(used)} rows used of {info['rows']} (weight {weight:g}, {layouts}{why})")
+    return used, info, skipped, first
+
+
+def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path, say):
+    """Rows of every data source, as examples; (examples, manifest, skipped, first problem).
+
+    Each source may carry a `weight` (default 1): it then gives round(weight x its usable rows)."""
     if template is None:
         raise MibeError(
             "chat_template none: instruction rows need a chat template; use auto or a .jinja file"
@@ -75,26 +127,11 @@ def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, c
     examples: list[Example] = []
     manifest, skipped, first = [], 0, None
     for number, spec in enumerate(listed):
-        source = sources.check(spec, Path.cwd(), f"recipe key data[{number}]")
-        rows, info = sources.load_rows(source, cache / "datasets")
+        used, info, bad, problem = _source_examples(spec, number, recipe, render, cache, say)
+        examples += used
         manifest.append(info)
-        where = source.get("path") or source.get("hub")
-        for index, row in enumerate(rows):
-            try:
-                messages = conversations.to_messages(row)
-                segments = conversations.chat_segments(messages, render)
-            except ValueError as exc:
-                skipped += 1
-                first = first or f"{where} row {index + 1}: {exc}"
-                continue
-            except Exception as exc:  # a chat template raising on this conversation's roles
-                skipped += 1
-                first = first or f"{where} row {index + 1}: the chat template refused it ({exc})"
-                continue
-            users = [m["content"] for m in messages if m["role"] == "user"]
-            examples.append(
-                {"segments": segments, "prompt": users[0], "texts": [m["content"] for m in messages]}
-            )
+        skipped += bad
+        first = first or problem
     return examples, manifest, skipped, first
 
 
@@ -142,7 +179,7 @@ def _task_example(task: Task, doc: Doc, template: str | None, tokenizer: Any, bu
     else:
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
         segments = conversations.chat_segments(messages, _renderer(tokenizer, template))
-    return {"segments": segments, "prompt": prompt, "texts": [prompt, answer]}
+    return {"segments": segments, "prompt": prompt, "texts": [prompt, answer], "id": str(doc.id)}
 
 
 def _task_manifest(task: Task, docset: DocSet, split: str) -> dict[str, Any]:

@@ -52,6 +52,8 @@ _COMMON: dict[str, Any] = {
     "num_proc": 1,
     "cache_dir": None,
     "allow_contamination": False,
+    "drop_contaminated": False,
+    "exclude_ids": None,
     "guard_data_dir": None,
     "guard_ngram": 13,
     "lora": None,
@@ -108,6 +110,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "precision": (str,),
     "cache_dir": (str,),
     "guard_data_dir": (str,),
+    "exclude_ids": (str, list),
     "lora": (dict,),
     "max_steps": (int,),
     "epochs": _NUMBER,
@@ -228,6 +231,8 @@ def load(
             _apply(recipe, str(key), value, str(file))
         for key in ("mix", "deepspeed", "data", "guard_data_dir", "chat_template"):
             recipe[key] = _relative_to(file.parent, recipe.get(key))
+        if isinstance(recipe.get("exclude_ids"), str):  # a list holds ids, never paths
+            recipe["exclude_ids"] = _relative_to(file.parent, recipe["exclude_ids"])
     for key, value in (overrides or {}).items():
         if value is not None:
             _apply(recipe, key, value, "command line")

@@ -1,5 +1,7 @@
-"""Where training text comes from: local JSONL/JSON/text/parquet files (a file, a folder or a glob)
-or a Hugging Face dataset id, each with a fingerprint for the provenance file."""
+"""Where training text comes from: local JSONL/JSON/CSV/TSV/text/parquet files, plain or compressed
+with gzip or zstd (a file, a folder or a glob), or a Hugging Face dataset id, each with a fingerprint
+for the provenance file. `datasets` reads them into memory-mapped Arrow tables a batch at a time, so a
+corpus larger than memory (MIMIC-III's NOTEEVENTS.csv.gz) trains as released."""
 
 from __future__ import annotations
 
@@ -10,16 +12,33 @@ from typing import Any
 
 from mibe.types import MibeError
 
-SUFFIXES = (".jsonl", ".json", ".txt", ".text", ".md", ".parquet")
 _BUILDERS = {
     ".jsonl": "json",
     ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
     ".txt": "text",
     ".text": "text",
     ".md": "text",
     ".parquet": "parquet",
 }
-_KEYS = {"path", "hub", "split", "name", "revision", "text", "sample_by"}
+COMPRESSED = (".gz", ".zst", ".zstd")  # zstd needs the `zstandard` package (pip install "mibe[zstd]")
+SUFFIXES = tuple(_BUILDERS) + tuple(f"{s}{c}" for s in _BUILDERS if s != ".parquet" for c in COMPRESSED)
+FORMATS = ".jsonl, .json, .csv, .tsv, .txt, .md, .parquet (the text formats also as .gz or .zst)"
+_KEYS = {"path", "hub", "split", "name", "revision", "text", "sample_by", "weight", "id"}
+
+
+def base_suffix(path: Path) -> str:
+    """`.csv` for notes.csv.gz; "" for a compressed file whose inner format mibe does not read."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes = suffixes[:-1]
+    inner = suffixes[-1] if suffixes else ""
+    return (
+        inner
+        if inner in _BUILDERS and not (inner == ".parquet" and path.suffix.lower() in COMPRESSED)
+        else ""
+    )
 
 
 def check(spec: Any, folder: Path, where: str) -> dict[str, Any]:
@@ -35,6 +54,9 @@ def check(spec: Any, folder: Path, where: str) -> dict[str, Any]:
         raise MibeError(f"{where}: give exactly one of path: (local files) or hub: (a dataset id)")
     if spec.get("sample_by", "document") not in ("document", "paragraph", "line"):
         raise MibeError(f"{where}: sample_by: document, paragraph or line")
+    weight = spec.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        raise MibeError(f"{where}: weight: a positive number (1 = every row once), got {weight!r}")
     spec = dict(spec)
     if "path" in spec:
         relative = folder / Path(str(spec["path"])).expanduser()
@@ -42,14 +64,14 @@ def check(spec: Any, folder: Path, where: str) -> dict[str, Any]:
             str(relative) if matching_files(str(relative)) else str(Path(spec["path"]).expanduser())
         )
         if not matching_files(spec["path"]):
-            raise MibeError(f"{where}: path {spec['path']}: no readable files ({', '.join(SUFFIXES)})")
+            raise MibeError(f"{where}: path {spec['path']}: no readable files ({FORMATS})")
     return spec
 
 
 def _looks_local(text: str, folder: Path) -> bool:
     if text.startswith((".", "/", "~")) or any(c in text for c in "*?["):
         return True
-    return (folder / text).exists() or Path(text).exists() or Path(text).suffix.lower() in SUFFIXES
+    return (folder / text).exists() or Path(text).exists() or bool(base_suffix(Path(text)))
 
 
 def matching_files(pattern: str) -> list[Path]:
@@ -58,7 +80,7 @@ def matching_files(pattern: str) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES]
+        return [p for p in sorted(path.rglob("*")) if p.is_file() and base_suffix(p)]
     return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
 
 
@@ -99,11 +121,17 @@ def load_rows(spec: dict[str, Any], cache: Path) -> tuple[Any, dict[str, Any]]:
     files = matching_files(spec["path"])
     fingerprint, listed = _fingerprint(files)
     parts = []
+    unknown = [p for p in files if not base_suffix(p)]
+    if unknown:
+        raise MibeError(f"training data {unknown[0]}: unsupported format; use {FORMATS}")
+    if any(p.suffix.lower() in (".zst", ".zstd") for p in files):
+        _need_zstandard(files)
     for suffix, builder in sorted(set(_BUILDERS.items())):
-        chosen = [str(p) for p in files if p.suffix.lower() == suffix]
+        chosen = [str(p) for p in files if base_suffix(p) == suffix]
         if not chosen:
             continue
         extra = {"sample_by": spec.get("sample_by", "document")} if builder == "text" else {}
+        extra = {"sep": "\t"} if suffix == ".tsv" else extra
         try:
             parts.append(
                 datasets.load_dataset(
@@ -116,6 +144,16 @@ def load_rows(spec: dict[str, Any], cache: Path) -> tuple[Any, dict[str, Any]]:
     loaded = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     info = {"path": spec["path"], "fingerprint": fingerprint, "files": listed}
     return loaded, {**info, "rows": len(loaded)}
+
+
+def _need_zstandard(files: list[Path]) -> None:
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        zst = next(p for p in files if p.suffix.lower() in (".zst", ".zstd"))
+        raise MibeError(
+            f"training data {zst}: zstd files need the zstandard package (pip install 'mibe[zstd]')"
+        ) from None
 
 
 def load_text(spec: dict[str, Any], cache: Path) -> tuple[Any, dict[str, Any]]:

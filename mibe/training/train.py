@@ -34,25 +34,30 @@ def _digest(value: Any) -> str:
     )
 
 
-def _check(hits: list, rows: int, index: guard.EvalIndex, recipe: dict[str, Any], say) -> dict[str, Any]:
-    result = guard.report(hits, rows, index)
-    guard.enforce(result, recipe["allow_contamination"], say)
-    return {**result, "allowed": bool(result["leaks"]) and recipe["allow_contamination"]}
+def _check(
+    hits: list, rows: int, index: Any, recipe: dict[str, Any], say, ids: list | None = None
+) -> dict[str, Any]:
+    how = guard.mode(recipe)
+    result = guard.report(hits, rows, index, ids or [])
+    guard.enforce(result, how, say)
+    return guard.outcome(result, how)
 
 
 def _pretrain_data(recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
     mix, _ = corpus.load_mix(recipe["mix"])
     texts = corpus.load_domains(mix, cache)
-    tasks, places = guard.locations(recipe)
+    trained = [s for body in mix["domains"].values() for s in body["sources"]]
+    tasks, places = guard.locations(recipe, trained=trained)
     index = guard.build_index(tasks, places, recipe["guard_ngram"])
-    hits, offset = [], 0
-    for text, _ in texts.values():
-        hits += [
-            (offset + row, exact, found)
-            for row, exact, found in guard.scan_texts(text, index, recipe["num_proc"])
-        ]
+    hits, offset, per_domain = [], 0, {}
+    for domain, (text, _) in texts.items():
+        found = guard.scan_texts(text, index, recipe["num_proc"])
+        per_domain[domain] = {row for row, _ in found}
+        hits += [(offset + row, row_hits) for row, row_hits in found]
         offset += len(text)
     contamination = _check(hits, offset, index, recipe, say)
+    if contamination["dropped_rows"]:
+        texts = corpus.without_rows(texts, per_domain)
     train, held, summary = corpus.build(recipe, mix, texts, tokenizer, cache, say)
     summary["identity"] = _digest(
         [summary["tokenizer"], summary["block_size"], summary["balance"], mix["domains"],
@@ -82,26 +87,32 @@ def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: 
 
     template, source = examples.chat_template(recipe["chat_template"], tokenizer, recipe["model"])
     if kind == "sft":
-        made, manifest, skipped, first = examples.sft_examples(recipe, template, tokenizer, cache)
-        tasks, places = guard.locations(recipe)
+        made, manifest, skipped, first = examples.sft_examples(recipe, template, tokenizer, cache, say)
+        tasks, places = guard.locations(recipe, trained=manifest)
         manifest = {"sources": manifest}
     else:
         task, made, manifest, skipped, first, location = examples.task_examples(
             recipe, template, tokenizer, say
         )
-        folder = {task.name: [location]} if location.kind == "local" and Path(location.where).is_dir() else {}
-        tasks, places = guard.locations(recipe, also=[task], extra=folder)
+        own = location.kind == "hub" or Path(location.where).is_dir()  # its evaluation split, always
+        tasks, places = guard.locations(recipe, also=[task], extra={task.name: [location]} if own else {})
     if skipped:
         say(f"mibe: skipped {skipped} unusable rows (first: {first})")
+    made, excluded = _without_excluded(made, guard.exclusions(recipe), say)
     if not made:
         raise MibeError(f"training data: no usable rows ({first})")
     index = guard.build_index(tasks, places, recipe["guard_ngram"])
-    hits = []
-    for number, example in enumerate(made):
-        exact, found = guard.row_hits(example["texts"], example["prompt"], index)
-        if exact or found:
-            hits.append((number, exact, found))
-    contamination = _check(hits, len(made), index, recipe, say)
+    if kind == "task" and own and location.where not in index.sources.get(task.name, []):
+        say(f"mibe: warning: contamination guard: {task.name}'s '{task.split}' split at {location.where} "
+            "could not be read; rows are checked against the other copies found")  # fmt: skip
+    hits = [(number, guard.row_hits(example["texts"], index)) for number, example in enumerate(made)]
+    contamination = _check(hits, len(made), index, recipe, say, [e.get("id") for e in made])
+    if contamination["dropped_rows"]:
+        gone = set(contamination["dropped_rows"])
+        made = [e for number, e in enumerate(made, 1) if number not in gone]
+        if not made:
+            raise MibeError("--drop-contaminated: every training row repeats an evaluation document")
+    manifest["excluded_by_id"] = excluded
     rows, dropped = examples.tokenised(made, tokenizer, recipe["max_length"])
     if not rows:
         raise MibeError(
@@ -131,6 +142,16 @@ def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: 
         source,
         None,
     )
+
+
+def _without_excluded(made: list[dict], ids: set[str], say) -> tuple[list[dict], list[str]]:
+    """Rows whose id is on the exclusion list (`exclude_ids`) never reach training."""
+    if not ids:
+        return made, []
+    kept = [e for e in made if str(e.get("id")) not in ids]
+    gone = sorted(str(e.get("id")) for e in made if str(e.get("id")) in ids)
+    say(f"mibe: left out {len(gone)} rows whose id is on the exclusion list ({len(ids)} ids)")
+    return kept, gone
 
 
 def _pin_model(recipe: dict[str, Any]) -> None:
@@ -284,9 +305,12 @@ def _record_finish(
         checkpoint=False,
     )
     doc["output"] = {"adapter": recipe["lora"] is not None and not recipe["merge"], "merged": recipe["merge"]}
+    kept = data.contamination.get("allowed")  # rows that repeat evaluation documents were trained on
     doc["lineage"][-1].update(
         recipe_sha256=recipe_file["sha256"], data=data.manifest["identity"], steps=state_now.global_step,
         tokens=doc["progress"]["tokens"], lora=recipe["lora"] is not None, merged=recipe["merge"],
+        contaminated=sorted(data.contamination["leaks"]) if kept else [],
+        matcher_version=data.contamination.get("matcher_version"),
     )  # fmt: skip
     doc["complete"] = True
     doc["timing"]["finished_at"] = trainer.timestamp()
