@@ -497,6 +497,18 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _data_command(args: argparse.Namespace) -> int:
+    from mibe import datacheck, resources
+
+    if args.demo and args.data_dir is None:  # as `mibe run --demo`
+        args.data_dir = str(resources.demo_dir())
+    if args.data_command == "contamination":
+        from mibe.training import contamination
+
+        return contamination.main(args)
+    return datacheck.main(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -508,15 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tasks":
             return _tasks_command(args)
         if args.command == "data":  # reads data only; no model is loaded
-            from mibe import datacheck, resources
-
-            if args.demo and args.data_dir is None:  # as `mibe run --demo`
-                args.data_dir = str(resources.demo_dir())
-            if args.data_command == "contamination":
-                from mibe.training import contamination
-
-                return contamination.main(args)
-            return datacheck.main(args)
+            return _data_command(args)
         if args.command == "view":  # reads run folders only; no model is loaded
             from mibe.boards import view_cli
 

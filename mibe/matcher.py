@@ -248,6 +248,11 @@ def _published_lines(query: str, template: str) -> dict[str, str]:
     fixed = [f for f in fixed if f]
     out = {}
     for number, line in enumerate(query.split("\n"), 1):
+        pair = _NLI.search(line)
+        if pair:  # the premise and the hypothesis are each a field
+            out[f"query line {number} premise"] = pair.group(1).strip()
+            out[f"query line {number} hypothesis"] = pair.group(2).strip()
+            continue
         tokens = words(line)
         if not tokens or tokens in fixed:
             continue
@@ -314,4 +319,7 @@ def eval_doc(task: Any, doc: Any, hook: Any = None) -> EvalDoc:
         fields = dict(hook.match_fields(doc))
     else:
         fields = _default_fields(task, doc)
-    return EvalDoc(str(doc.id), _split_nli(fields), _golds(task, doc), doc.query is not None)
+    golds = _golds(task, doc)
+    if task.answer_type == "text" and "answer" not in fields:  # a summary's gold text is distinctive too
+        fields["answer"] = golds[0]
+    return EvalDoc(str(doc.id), _split_nli(fields), golds, doc.query is not None)

@@ -161,6 +161,34 @@ def test_held_out_blocks_follow_the_mix(counts, held_out, expected) -> None:
 
 
 @pytest.mark.parametrize(
+    ("tokens", "block", "ratios", "expected"),
+    [
+        (2560, 64, {"bio": 15, "clin": 1, "gen": 4}, {"bio": 30, "clin": 2, "gen": 8}),
+        (129_000_000_000, 4096, {"bio": 15, "clin": 1, "gen": 4},
+         {"bio": 23_620_606, "clin": 1_574_707, "gen": 6_298_828}),
+        (100, 64, {"a": 1, "b": 1}, {"a": 1, "b": 1}),  # never below one block
+    ],
+)  # fmt: skip
+def test_a_token_target_is_met_at_the_ratio(tokens, block, ratios, expected) -> None:
+    assert corpus.target_blocks(tokens, block, ratios) == expected
+
+
+@pytest.mark.parametrize(
+    ("weight", "rows", "used"),
+    [(1, 4, 4), (2, 4, 8), (0.5, 4, 2), (1.5, 4, 6), (0.1, 4, 0), (3, 0, 0)],
+)
+def test_source_weights_scale_the_rows(weight: float, rows: int, used: int) -> None:
+    from mibe.training import examples
+
+    made = [{"id": str(i)} for i in range(rows)]
+    chosen = examples.weighted(made, weight, seed=1)
+    assert len(chosen) == used
+    if weight >= 1:  # every row at least floor(weight) times
+        assert all(chosen.count(row) >= int(weight) for row in made)
+    assert examples.weighted(made, weight, seed=1) == chosen  # seeded
+
+
+@pytest.mark.parametrize(
     ("spec", "message"),
     [
         ({"domains": {}}, "domains: a mapping of domain name"),
@@ -169,8 +197,12 @@ def test_held_out_blocks_follow_the_mix(counts, held_out, expected) -> None:
         ({"domains": {"bio": {"ratio": 1, "sources": [{"path": "/nowhere/*.jsonl"}]}}}, "no readable files"),
         ({"domains": {"bio": {"ratio": 1, "sources": [{"hub": "a/b", "path": "c"}]}}}, "exactly one of path"),
         ({"balance": "even", "domains": {}}, "balance: one of downsample, upsample"),
+        ({"target_tokens": 0, "domains": {}}, "target_tokens: a positive whole number of training tokens, got 0"),
+        ({"target_tokens": "1B", "domains": {}}, "target_tokens: a positive whole number"),
+        ({"domains": {"bio": {"ratio": 1, "sources": [{"hub": "a/b", "weight": 0}]}}}, "weight: a positive number"),
+        ({"domains": {"bio": {"ratio": 1, "sources": [{"path": "/nowhere/notes.csv.gz"}]}}}, "no readable files"),
     ],
-)
+)  # fmt: skip
 def test_bad_mix_specs(spec: dict, message: str) -> None:
     with pytest.raises(MibeError, match=message):
         corpus.load_mix(spec)

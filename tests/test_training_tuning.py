@@ -197,7 +197,7 @@ def test_training_on_evaluation_documents_is_refused_unless_allowed(tiny_llama: 
         train_cli.main(args)
     message = str(err.value)
     assert message.startswith(
-        "contamination guard: 3 rows repeat an evaluation prompt and 3 share a 13-word run"
+        "contamination guard: 3 of 3 rows repeat evaluation documents (3 by question + answer;"
     )
     assert "pubmedqa: 3 rows touch 3 documents" in message and "--allow-contamination" in message
     assert not (tmp_path / "leak").exists()  # refused before anything was written
@@ -205,3 +205,4 @@ def test_training_on_evaluation_documents_is_refused_unless_allowed(tiny_llama: 
     record = doc(tmp_path / "leak")
     assert record["contamination"]["allowed"] is True
     assert record["contamination"]["leaks"] == {"pubmedqa": {"rows": 3, "documents": 3}}
+    assert record["lineage"][-1]["contaminated"] == ["pubmedqa"]

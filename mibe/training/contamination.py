@@ -246,6 +246,8 @@ def main(args: argparse.Namespace) -> int:
         raise MibeError("--ngram, --num-proc and --part-mb: positive whole numbers")
     if not args.corpus and not args.merge:
         raise MibeError("name a corpus to scan (files, folders, globs or hub:ID), or --merge FILES")
+    if args.output and Path(args.output).suffix.lower() not in FORMATS:
+        raise MibeError(f"-o {args.output}: write .md, .csv or .json")
     index, skipped = load_index(args.tasks, args.data_dir, args.ngram)
     if args.merge:
         results = _merged(args.merge, index)

@@ -94,6 +94,7 @@ def report(
         },
         "examples": examples,
         "flagged_rows": [n + 1 for n in sorted(flagged)],
+        "flagged_ids": [ids[n] for n in sorted(flagged) if n < len(ids) and ids[n] is not None],
     }
 
 
@@ -129,6 +130,7 @@ def outcome(result: dict[str, Any], how: str) -> dict[str, Any]:
         "mode": how,
         "allowed": acted and how == "allow",
         "dropped_rows": result["flagged_rows"] if acted and how == "drop" else [],
+        "dropped_ids": result["flagged_ids"] if acted and how == "drop" else [],
     }
 
 
