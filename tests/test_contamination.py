@@ -37,11 +37,11 @@ def field(name: str, doc_id: str, key: str) -> str:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("Is primary angioplasty an acceptable alternative?", "is PRIMARY angioplasty an acceptable alternative"),
-        ("Is primary angioplasty, an acceptable alternative?!", "Is primary angioplasty an acceptable alternative"),
-        ("Is\u00a0primary angioplasty\u00a0an acceptable alternative", "Is primary angioplasty an acceptable alternative"),
-        ("Ｉｓ ｐｒｉｍａｒｙ angioplasty an acceptable alternative？", "Is primary angioplasty an acceptable alternative"),
-        ("Is  primary\tangioplasty\n an acceptable   alternative", "Is primary angioplasty an acceptable alternative"),
+        ("Is primary angioplasty acceptable?", "is PRIMARY angioplasty acceptable"),  # case
+        ("Is primary angioplasty, acceptable?!", "Is primary angioplasty acceptable"),  # punctuation
+        ("Is\u00a0primary angioplasty\u00a0acceptable", "Is primary angioplasty acceptable"),  # NBSP
+        ("Ｉｓ ｐｒｉｍａｒｙ angioplasty acceptable？", "Is primary angioplasty acceptable"),  # full-width
+        ("Is  primary\tangioplasty\n acceptable", "Is primary angioplasty acceptable"),  # whitespace
         ("Straße", "STRASSE"),  # case folding, not lower-casing
     ],
 )  # fmt: skip
@@ -52,10 +52,7 @@ def test_normalisation_makes_these_equal(a: str, b: str) -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        (
-            "Is primary angioplasty an acceptable alternative",
-            "Is primary angioplasty an acceptable alternatives",
-        ),
+        ("Is primary angioplasty acceptable", "Is primary angioplasty acceptables"),
         ("a beta blocker", "abeta blocker"),  # words never merge
         ("5 mg", "50 mg"),
     ],
@@ -96,9 +93,8 @@ def test_published_rows_offer_their_query_lines_without_the_template_text(tmp_pa
 
 
 def test_match_fields_in_a_task_file_choose_the_fields(tmp_path: Path) -> None:
-    (tmp_path / "notes.jsonl").write_text(
-        json.dumps({"id": "n1", "note": "A very distinctive invented note text here.", "title": "Title words one two three", "label": "a"}) + "\n"
-    )  # fmt: skip
+    row = {"id": "n1", "note": "A very distinctive invented note text here.", "title": "Title words one two"}
+    (tmp_path / "notes.jsonl").write_text(json.dumps({**row, "label": "a"}) + "\n")
     spec = "name: notes\ndataset: {source: notes.jsonl}\ntemplate: '{{ title }}: {{ note }}'\ntarget: label\n"
     spec += "answer: {type: choice, choices: [a, b]}\nmetrics: [accuracy]\n"
     (tmp_path / "notes.yaml").write_text(spec + "match_fields: [note]\n")
@@ -268,8 +264,8 @@ def test_a_killed_scan_resumed_from_its_state_gives_the_same_report(tmp_path: Pa
     with pytest.raises(MibeError, match="holds a scan of other corpora, tasks or settings"):
         from mibe.training import contamination
 
-        contamination.main(cli._parser().parse_args(["data", "contamination", str(corpus), "--tasks", "pubmedqa",
-                                                     "--data-dir", str(DEMO), "--state", str(state)]))  # fmt: skip
+        other = ["data", "contamination", str(corpus), "--tasks", "pubmedqa", "--data-dir", str(DEMO)]
+        contamination.main(cli._parser().parse_args([*other, "--state", str(state)]))
 
 
 def test_part_results_of_an_engine_merge_into_the_same_report(tmp_path: Path) -> None:

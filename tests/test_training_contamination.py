@@ -39,11 +39,13 @@ def sft_sources(tmp_path: Path) -> list[str]:
         {"instruction": f"Name an invented drug class number {i}.", "context": "", "response": f"Class {i}.",
          "category": "open_qa"} for i in range(4)
     ]  # fmt: skip
-    sharegpt = [
-        {"id": "leak", "conversations": [{"from": "human", "value": QUESTION}, {"from": "gpt", "value": "yes"}]},
-        *({"id": f"s{i}", "conversations": [{"from": "human", "value": f"Invented question {i}?"},
-                                             {"from": "gpt", "value": f"Invented answer {i}."}]} for i in range(3)),
-    ]  # fmt: skip
+
+    def chat(ident: str, question: str, answer: str) -> dict:
+        turns = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+        return {"id": ident, "conversations": turns}
+
+    sharegpt = [chat("leak", QUESTION, "yes")]
+    sharegpt += [chat(f"s{i}", f"Invented question {i}?", f"Invented answer {i}.") for i in range(3)]
     alpaca = [{"instruction": f"Invented task {i}.", "input": "", "output": "ok"} for i in range(4)]
     jsonl(tmp_path / "dolly.jsonl", dolly)
     jsonl(tmp_path / "sharegpt.jsonl", sharegpt)
@@ -160,10 +162,10 @@ def test_a_mimic_like_csv_gz_trains_and_a_token_target_is_met_at_the_ratio(
 ) -> None:
     notes = tmp_path / "NOTEEVENTS-invented.csv.gz"  # invented notes in MIMIC-III's layout
     body = "ROW_ID,SUBJECT_ID,CATEGORY,TEXT\n" + "".join(
-        f'{i},{100 + i},Discharge summary,"INVENTED NOTE {i}.\nAdmitted with an invented fever of {38 + i % 3} C, '
-        f'treated with fluids and discharged on day {i % 5 + 2}, well."\n'
+        f'{i},{100 + i},Discharge summary,"INVENTED NOTE {i}.\nAdmitted with an invented fever of '
+        f'{38 + i % 3} C, treated with fluids and discharged on day {i % 5 + 2}, well."\n'
         for i in range(60)
-    )  # fmt: skip
+    )
     notes.write_bytes(gzip.compress(body.encode()))
     mix = tmp_path / "mix.yaml"
     corpus = EXAMPLES / "corpus"

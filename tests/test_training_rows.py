@@ -45,10 +45,10 @@ SHIPPED = REPO / "training"
         ),
         # Dolly: the context follows the instruction; its category is not part of the conversation.
         (
-            {"instruction": "Sum up.", "context": "A long text.", "response": "Short.", "category": "summarization"},
+            {"instruction": "Sum up.", "context": "A long text.", "response": "Short.", "category": "x"},
             [("user", "Sum up.\n\nA long text."), ("assistant", "Short.")],
         ),
-        ({"instruction": "Name one.", "context": "", "response": "Aspirin."}, [("user", "Name one."), ("assistant", "Aspirin.")]),
+        ({"instruction": "N.", "context": "", "response": "A."}, [("user", "N."), ("assistant", "A.")]),
         # ShareGPT: conversations with human/gpt turns and a system turn.
         (
             {"id": "x", "conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"},
@@ -80,7 +80,8 @@ def test_layouts_are_named(row: dict, layout: str | None) -> None:
     [
         (
             {"text": "just text"},
-            "expected conversations, messages, instruction/input/output .Alpaca. or instruction/context/response .Dolly. .has text.",
+            "expected conversations, messages, instruction/input/output .Alpaca. or "
+            "instruction/context/response .Dolly. .has text.",
         ),
         ({"conversations": []}, "non-empty list"),
         ({"conversations": [{"from": "doctor", "value": "x"}]}, "unknown speaker 'doctor'"),
