@@ -37,7 +37,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;overflow-wr
 p,li{overflow-wrap:anywhere}
 table.board{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bottom:6px;
   width:100%;table-layout:fixed}
-.board col.rank{width:44px}.board col.model{width:200px}.board col.avg{width:64px}
+.board col.rank{width:56px}.board col.model{width:200px}.board col.avg{width:80px}
 .board th,.board td{border:1px solid #d5dbe3;padding:4px 5px;text-align:right;vertical-align:top;
   overflow-wrap:anywhere}
 .wrap{overflow-x:auto;max-width:100%}

@@ -403,7 +403,8 @@ def _protocol(protocol: Mapping[str, Any]) -> str:
         f"<tr><th>{escape(str(k))}</th><td>{escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
         for k, v in protocol.items()
     )
-    return f'<details><summary>protocol</summary><table class="kv">{rows}</table></details>'
+    table = f'<div class="scroll"><table class="kv">{rows}</table></div>'
+    return f"<details><summary>protocol</summary>{table}</details>"
 
 
 def confusion(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str | None, int]]:
@@ -444,8 +445,8 @@ def _confusion_table(run: int, task: str, choices: Sequence[str], rows: Sequence
         body.append(f'<tr><th scope="row">{escape(gold)}</th>{"".join(cells)}</tr>')
     return (
         '<p class="note">Rows: gold; columns: predicted. Click a count (or press Enter on it) to list those '
-        f'documents.</p><table class="confusion"><thead><tr><th></th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'documents.</p><div class="scroll"><table class="confusion"><thead><tr><th></th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
@@ -500,7 +501,10 @@ def _tests_table(diffs: Sequence[TaskDiff]) -> str:
             f"<tr><td>{escape(d.task)}</td><td>{d.shared}{escape(note)}</td><td>{len(d.differing)}</td>"
             f"<td>{escape(d.rule)}</td>{_test_cell(d)}</tr>"
         )
-    return f'<table class="tests" id="tests"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    return (
+        f'<div class="scroll"><table class="tests" id="tests"><thead>{head}</thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _protocol_notes(differences: Mapping[str, list[tuple[str, Any, Any]]]) -> str:
@@ -565,7 +569,8 @@ def _table(ident: str, heads: Sequence[str], pager: str) -> str:
     cells = "".join(f'<th scope="col">{escape(h)}</th>' for h in heads)
     return (
         f'<p class="status" id="{ident}-status" aria-live="polite"></p>'
-        f'<table class="rows" id="{ident}"><thead><tr>{cells}</tr></thead><tbody></tbody></table>'
+        f'<div class="scroll"><table class="rows" id="{ident}"><thead><tr>{cells}</tr></thead><tbody></tbody>'
+        "</table></div>"
         f'<div class="pager"><button type="button" id="{pager}-prev">previous {PAGE_ROWS}</button> '
         f'<span id="{pager}-info"></span> '
         f'<button type="button" id="{pager}-next">next {PAGE_ROWS}</button></div>'
@@ -651,7 +656,10 @@ td,th{border:1px solid #d5dbe3;padding:3px 6px;text-align:left;vertical-align:to
 thead th{background:#eef2f7}table.kv th{font-weight:400;color:#4a5566;background:#fafbfc}
 table.kv td{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere;max-width:700px}
 .tasks{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-section.task{border:1px solid #e1e6ec;padding:4px 10px 8px;min-width:260px;max-width:640px}
+section.task{border:1px solid #e1e6ec;padding:4px 10px 8px;min-width:min(260px,100%);max-width:640px;
+box-sizing:border-box}.scroll{overflow-x:auto;max-width:100%}
+.confusion thead th{max-width:7em;overflow-wrap:anywhere;font-size:11px;font-weight:600}
+h1,h2,h3,p,li,dd,summary{overflow-wrap:anywhere}.rows td{overflow-wrap:anywhere}
 section.task h3{margin-top:4px}.confusion{margin:4px 0}
 .confusion td{text-align:right;min-width:34px}.confusion td.cm{cursor:pointer}
 .confusion td.hit{background:#e3f1e3}.confusion td.miss{background:#fbe7e4}.confusion td.zero{color:#a9b2bd}
@@ -664,7 +672,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 10px;margin:6px 0}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;font:12px/1.45 ui-monospace,monospace;
 background:#f6f8fa;border:1px solid #e1e6ec;padding:6px;max-height:420px;overflow:auto}
 mark{background:#ffe066;outline:1px solid #c9a400}.cut{color:#8a4b00;font-style:italic;background:#fff1e5}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:12px}.cred{color:#8a4b00}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(300px,100%),1fr));gap:12px}
+@media (max-width:600px){body{margin:10px}}.cred{color:#8a4b00}
 .note{font-size:12px;color:#5b6778}
 """
 
