@@ -92,6 +92,31 @@ def test_parse_reply(reply: str, expected: dict[str, int | None]) -> None:
     assert judges.parse_reply(reply, RUBRIC) == expected
 
 
+SCORED = judges.Rubric((judges.Criterion("overall_score", "x"), judges.Criterion("coherence", "y")))
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        # A criterion whose own name ends in "score" (it never parsed: the name lost its "score").
+        ("overall_score: 4\ncoherence: 3", (4, 3)),
+        ("**Overall Score**: 4/5\ncoherence score: 3", (4, 3)),
+        ("overall_score score: 2\ncoherence - 5", (2, 5)),
+        # A range or a second number is no score (3-4 was read as 3).
+        ("overall_score: 3-4\ncoherence: 3 – 4", (None, None)),
+        ("overall_score: 3, 4\ncoherence: 2 - terse but fine", (None, 2)),
+        ("coherence: 3-4", (None, None)),
+        ("coherence: Score: 4 - 5", (None, None)),
+        ("overall_score: 4 (on a 1-5 scale)\ncoherence: 99999999999999999999", (4, None)),
+        # "İ" lower-cases to two characters: a lone </think> was found at the wrong place.
+        ("İ" * 40 + " weighing it</think>\noverall_score: 4\ncoherence: 3", (4, 3)),
+        ("<think>İİİ overall_score: 1</think>overall_score: 5\ncoherence: 1", (5, 1)),
+    ],
+)
+def test_parse_reply_edges_of_issue_23(reply: str, expected: tuple[int | None, int | None]) -> None:
+    assert judges.parse_reply(reply, SCORED) == dict(zip(SCORED.names, expected, strict=True))
+
+
 def test_parse_reply_uses_the_rubric_scale() -> None:
     wide = judges.Rubric(RUBRIC.criteria[:2], scale=(0, 10))
     got = judges.parse_reply("faithfulness: 10/10\ncompleteness: 0", wide)
@@ -358,6 +383,9 @@ H = "id,criterion,score\n"
             "line 4: d1 / faithfulness rated again (first at line 2)",
         ),
         (H + "d1,faithfulness,4,extra\n", "line 2: more fields than the header; quote"),
+        ("id,criterion,score,score\nd1,faithfulness,4,5\n", "line 1: column names ['score'] appear more"),
+        (H + "d1,faithfulness," + "9" * 5000 + "\n", "line 2: score 99999999999999999999... is off any"),
+        (H + "d1,faithfulness," + "4" * 5000 + ".5\n", "line 2: score '4444444444"),
     ],
 )
 def test_human_ratings_errors(tmp_path: Path, text: str, says: str) -> None:
@@ -367,6 +395,12 @@ def test_human_ratings_errors(tmp_path: Path, text: str, says: str) -> None:
     assert str(err.value).startswith(f"{path}: ")
     assert says in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_human_ratings_with_a_huge_note_are_read(tmp_path: Path) -> None:
+    note = "x" * 300_000  # past csv's 131,072-character field limit: it raised csv.Error
+    path = write(tmp_path, f'id,criterion,score,notes\nd1,faithfulness,4,"{note}"\n')
+    assert judges.read_human_ratings(path, RUBRIC) == {"faithfulness": {"d1": 4}}
 
 
 def test_human_ratings_unreadable(tmp_path: Path) -> None:

@@ -622,3 +622,42 @@ def test_judging_a_run_of_several_draws_is_refused(
     # The run holds a credentialed task (tiny_cxr): the judged folder is owner-only, as the run is.
     for name in ("results.json", "run.json", "samples/tiny_cxr.jsonl"):
         assert (tmp_path / "out" / name).stat().st_mode & 0o077 == 0, name
+
+
+# ---------------------------------------------------------------- issue 23: defects of the jury's edges
+
+
+def test_one_over_long_candidate_is_skipped_by_that_judge_not_the_whole_jury(
+    evaluated: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "long"
+    shutil.copytree(evaluated["run"], run)
+    rows = _rows(run, "tiny_sum")
+    long = next(r for r in rows if r["id"] == "s2")
+    long["prediction"] = long["raw_output"] = " ".join(["summary"] * 6000)  # past the tiny model's context
+    (run / "samples" / "tiny_sum.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, judge = tmp_path / "out", f"hf:{evaluated['model']}"
+    argv = ["judge", str(run), "--judge", judge, "--tasks", "tiny_sum", "--judge-max-new-tokens", "4"]
+    assert cli.main([*argv, "--output-dir", str(out)]) == 0  # it stopped the whole jury (exit 2)
+    err = capsys.readouterr().err
+    assert "5 documents, 0 from the cache, 5 sent" in err
+    assert f"judge {judge} skipped 1 document(s) it cannot read: document s2: the judge prompt takes" in err
+    entry = json.loads((out / "results.json").read_text())["tasks"]["tiny_sum"]
+    (calls,) = entry["judging"]["judges"]
+    assert calls["documents"] == 6 and calls["sent"] == 5 and list(calls["skipped"]) == ["s2"]
+    assert "with no source text at all" in calls["skipped"]["s2"]
+    assert all(m["unparsable"][judge] >= 1 for k, m in entry["metrics"].items() if k.startswith("judge_"))
+    judged = {r["id"]: r["judge"] for r in _rows(out, "tiny_sum")}
+    assert judged["s2"] == {"faithfulness": None, "concision": None} and len(judged) == 6
+
+
+def test_human_ratings_of_other_documents_are_refused_before_any_judge_call(
+    evaluated: dict[str, Path], jury_server: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ratings = tmp_path / "other.csv"
+    ratings.write_text("id,criterion,score\nnot-a-doc,faithfulness,4\n")
+    out = tmp_path / "out"
+    argv = ["judge", str(evaluated["run"]), *_specs(jury_server), "--human-ratings", str(ratings)]
+    assert cli.main([*argv, "--tasks", "tiny_sum", "--output-dir", str(out)]) == 2
+    assert "no id in it is a document of tiny_sum" in capsys.readouterr().err
+    assert _Jury.seen == [] and not out.exists()  # every judge was called first, and the folder written

@@ -170,15 +170,19 @@ def _texts(row: dict[str, Any]) -> tuple[str, str, str]:
     return source, str(row.get("gold") or ""), str(row.get("prediction") or "")
 
 
-def requests_for(judge: Judge, rubric: Rubric, rows: Sequence[dict], settings: Settings) -> tuple[list, int]:
-    """One request per document, fitted to the judge's context; and how many sources were cut."""
+def requests_for(
+    judge: Judge, rubric: Rubric, rows: Sequence[dict], settings: Settings
+) -> tuple[list, int, dict[str, str]]:
+    """One request per document, fitted to the judge's context; how many sources were cut; and the
+    documents this judge cannot read (document id -> why), which it skips: one over-long candidate or
+    reference must not stop the whole jury."""
     backend = judge.backend
 
     def wrap(text: str) -> str:
         return backend.chat(text, None) if judge.chat else text
 
     budget = backend.max_context - settings.max_new_tokens if backend.max_context else None
-    out, cut = [], 0
+    out, cut, skipped = [], 0, {}
     for row in rows:
         try:
             prompt, removed = fitted_prompt(
@@ -186,10 +190,11 @@ def requests_for(judge: Judge, rubric: Rubric, rows: Sequence[dict], settings: S
                 backend.tokenize, backend.detokenize, budget, str(row["id"]),
             )  # fmt: skip
         except MibeError as exc:
-            raise MibeError(f"--judge {judge.spec.text}: {exc}") from None
+            skipped[str(row["id"])] = str(exc)
+            continue
         cut += removed > 0
         out.append(Request(str(row["id"]), wrap(prompt), settings.max_new_tokens, ()))
-    return out, cut
+    return out, cut, skipped
 
 
 # -------------------------------------------------------------------------------------------- calls
@@ -280,6 +285,24 @@ def _order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _one_task(
+    judge: Judge, item: Item, settings: Settings, run_dirs: tuple[Path, Path], say: Say
+) -> tuple[dict[str, dict[str, int | None]], dict[str, Any]]:
+    """One judge over one task: document -> scores, and what it cost."""
+    rows = _order(item.rows)[: settings.limit]
+    requests, cut, skipped = requests_for(judge, item.task.judge, rows, settings)
+    key = _digest([judge.identity, judges.prompt_hash(item.task.judge, settings.order)])
+    caches = tuple(folder.judge_cache_path(d, item.name, key) for d in run_dirs)
+    got, sent = call(judge, item, requests, caches, settings, say)  # type: ignore[arg-type]
+    calls: dict[str, Any] = {"documents": len(rows), "sent": sent, "sources_cut": cut}
+    name = f"mibe: {item.name}: judge {judge.spec.text}"
+    say(f"{name}: {len(requests)} documents, {len(requests) - sent} from the cache, {sent} sent")
+    if skipped:  # left out of this judge's scores (counted unparsable), named in the record
+        calls["skipped"] = skipped
+        say(f"{name} skipped {len(skipped)} document(s) it cannot read: {next(iter(skipped.values()))}")
+    return {**got, **{d: dict.fromkeys(item.task.judge.names) for d in skipped}}, calls
+
+
 def gather(
     items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
 ) -> tuple[dict[str, dict[str, dict]], list[dict[str, Any]]]:
@@ -299,14 +322,9 @@ def gather(
             )
         record["calls"] = {}
         for item in items:
-            rows = _order(item.rows)[: settings.limit]
-            requests, cut = requests_for(judge, item.task.judge, rows, settings)
-            key = _digest([judge.identity, judges.prompt_hash(item.task.judge, settings.order)])
-            caches = tuple(folder.judge_cache_path(d, item.name, key) for d in run_dirs)
-            scores[item.name][s.text], sent = call(judge, item, requests, caches, settings, say)  # type: ignore[arg-type]
-            record["calls"][item.name] = {"documents": len(requests), "sent": sent, "sources_cut": cut}
-            say(f"mibe: {item.name}: judge {s.text}: {len(requests)} documents, {len(requests) - sent} "
-                f"from the cache, {sent} sent")  # fmt: skip
+            scores[item.name][s.text], record["calls"][item.name] = _one_task(
+                judge, item, settings, run_dirs, say
+            )
         del judge  # the next judge loads into the memory this one held
         records.append(record)
     return scores, records
@@ -347,6 +365,23 @@ def _human(item: Item, path: str, means: dict[str, dict[str, float]]) -> dict[st
     return {"file": str(path), "criteria": judges.human_agreement(means, ratings, rubric.scale)}
 
 
+def check_human_ratings(items: Sequence[Item], settings: Settings) -> None:
+    """`--human-ratings`: readable against each task's rubric, and rating documents of these tasks; said
+    before any judge is built or called (it used to be found after every judge's calls)."""
+    if not settings.human_ratings:
+        return
+    rated = set()
+    for item in items:
+        ratings = judges.read_human_ratings(settings.human_ratings, item.task.judge)
+        ids = {str(r["id"]) for r in item.rows}
+        rated |= {doc for per in ratings.values() for doc in per if doc in ids}
+    if not rated:
+        raise MibeError(
+            f"--human-ratings {settings.human_ratings}: no id in it is a document of "
+            f"{', '.join(i.name for i in items)}; give the ids of the judged samples"
+        )
+
+
 def judged(
     item: Item, scores: dict[str, dict], records: Sequence[dict[str, Any]], settings: Settings
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -383,13 +418,9 @@ def judge_items(
     items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
 ) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
     """task -> (its new entry, its new samples)."""
+    check_human_ratings(items, settings)
     scores, records = gather(items, settings, run_dirs, evaluated, say)
     out = {i.name: judged(i, scores[i.name], records, settings) for i in items}
-    if settings.human_ratings and all(entry["judging"]["human"] is None for entry, _ in out.values()):
-        raise MibeError(
-            f"--human-ratings {settings.human_ratings}: no id in it is a document of "
-            f"{', '.join(out)}; give the ids of the judged samples"
-        )
     for name, (entry, _) in out.items():
         cells = "  ".join(
             f"{m}={v['value']:.2f}" if v["value"] is not None else f"{m}=n/a"
@@ -498,8 +529,7 @@ def judge_run(
         settings, seed=config.get("seed", 1234), n_boot=config.get("bootstrap", 1000)
     )
     reason = settings.machine.allow_remote_credentialed if settings.machine else None
-    for item in items if settings.human_ratings else ():  # a bad ratings file fails before any call
-        judges.read_human_ratings(settings.human_ratings, item.task.judge)
+    check_human_ratings(items, settings)  # a bad ratings file, or one of other ids, fails before any call
     check_guards(
         settings.specs, [i.task for i in items], reason, say
     )  # before the folder is written or a judge is built

@@ -204,19 +204,26 @@ def prompt_hash(rubric: Rubric, order: str = "reference_first") -> str:
 
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
 _LIST_MARK = re.compile(r"^(?:[-+•]|\d+[.)])\s+")
-# name, an optional "(1-5)" or "score", a separator, an optional "score:", the number, an optional "/5"
+# name (which may end in "score", as the criterion's own name may), an optional "(1-5)" or "score", a
+# separator, an optional "score:", the number, an optional "/5", then an optional comment
 _SCORE_LINE = re.compile(
-    r"^(?P<name>[a-z][a-z0-9_ \-]*?)\s*(?:\([^)]*\))?\s*(?:score)?\s*[:=\-–—]\s*"
+    r"^(?P<name>[a-z][a-z0-9_ \-]*)\s*(?:\([^)]*\))?\s*(?:score)?\s*[:=\-–—]\s*"
     r"(?:score\s*[:=]?\s*)?(?P<score>[+-]?\d+(?:\.\d+)?)\s*(?:(?:/|out of)\s*(?P<top>\d+))?\s*"
-    r"(?:[.,;(\-–—].*)?$"
+    r"(?P<rest>[.,;(\-–—].*)?$"
 )
-_SCORE_ONLY = re.compile(r"^score\s*[:=]?\s*(?P<score>[+-]?\d+(?:\.\d+)?)\s*(?:(?:/|out of)\s*(?P<top>\d+))?")
+# A second number right after the first ("3-4", "3 – 4", "3, 4"): a range or a hedge, never a score.
+_RANGE = re.compile(r"^[\-–—,;]\s*[+-]?\d")
+_SCORE_ONLY = re.compile(
+    r"^score\s*[:=]?\s*(?P<score>[+-]?\d+(?:\.\d+)?)\s*(?:(?:/|out of)\s*(?P<top>\d+))?(?P<rest>.*)"
+)
 
 
 def _strip_thinking(text: str) -> str:
     # A chat template may open the thinking block inside the prompt, so a lone </think> ends it too.
-    if "</think>" in text.lower() and "<think>" not in text.lower():
-        text = text[text.lower().rindex("</think>") + len("</think>") :]
+    # Positions come from the text itself: lower() can change a string's length ("İ" -> "i̇").
+    closes = list(re.finditer(r"</think>", text, re.IGNORECASE))
+    if closes and not re.search(r"<think>", text, re.IGNORECASE):
+        text = text[closes[-1].end() :]
     return _THINK.sub("", text)
 
 
@@ -227,8 +234,9 @@ def _clean(line: str) -> str:
 
 
 def _key(name: str, names: Sequence[str]) -> str | None:
-    key = re.sub(r"[\s\-]+", "_", name.strip())
-    for candidate in (key, key.removesuffix("_score")):
+    # "overall score" names a criterion `overall_score` when the rubric has one, else `overall`.
+    key = re.sub(r"[\s\-]+", "_", name.strip().strip("_- "))
+    for candidate in (key, key.removesuffix("_score"), key.removesuffix("score").rstrip("_")):
         if candidate in names:
             return candidate
     return None
@@ -237,6 +245,8 @@ def _key(name: str, names: Sequence[str]) -> str | None:
 def _score(match: re.Match[str], scale: tuple[int, int]) -> int | None:
     """The integer when it is one on the scale (and any "/N" names the scale's top), else None."""
     raw, top = match.group("score"), match.group("top")
+    if len(raw) > 12 or _RANGE.match((match.group("rest") or "").strip()):  # "3-4" is no score
+        return None
     if "." in raw and float(raw) != int(float(raw)):
         return None
     value = int(float(raw))
@@ -248,7 +258,8 @@ def _score(match: re.Match[str], scale: tuple[int, int]) -> int | None:
 def parse_reply(text: str, rubric: Rubric) -> dict[str, int | None]:
     """Every criterion of the rubric -> its integer score, or None when the reply gives none that is
     on the scale. Tolerates markdown, case, spaces for underscores, "4/5", "Score: 4" (also on the line
-    after the criterion's name) and list marks; `<think>` blocks are ignored. When a criterion is
+    after the criterion's name) and list marks; `<think>` blocks are ignored. A range or a second
+    number after the score ("3-4", "3 – 4", "3, 4", "3 to 4") is no score. When a criterion is
     scored more than once the last line wins: judges that reason aloud put their verdict last."""
     names = rubric.names
     found: dict[str, int | None] = dict.fromkeys(names)
@@ -358,13 +369,15 @@ def _human_row(row: dict[str, str], where: str, rubric: Rubric | None) -> tuple[
     if not doc:
         raise MibeError(f"{where}: empty id; give the document id of the summary rated")
     if rubric is not None and name not in rubric.names:
-        near = difflib.get_close_matches(name, rubric.names, n=1)
+        near = difflib.get_close_matches(name[:200], rubric.names, n=1)
         hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(rubric.names)}"
-        raise MibeError(f"{where}: criterion {name!r} is not in the task's rubric; {hint}")
+        raise MibeError(f"{where}: criterion {name[:80]!r} is not in the task's rubric; {hint}")
     if not _NAME.fullmatch(name):
-        raise MibeError(f"{where}: criterion {name!r} is not a lower_snake name; use the rubric's names")
+        raise MibeError(f"{where}: criterion {name[:80]!r} is not a lower_snake name; use the rubric's names")
     if not re.fullmatch(r"[+-]?\d+", raw):
-        raise MibeError(f"{where}: score {raw!r} is not an integer; write one whole number per row")
+        raise MibeError(f"{where}: score {raw[:40]!r} is not an integer; write one whole number per row")
+    if len(raw.lstrip("+-").lstrip("0")) > 6:  # int() of a 5,000-digit number raises; no scale is that wide
+        raise MibeError(f"{where}: score {raw[:20]}... is off any rubric's scale; write the rating given")
     score = int(raw)
     if rubric is not None and not rubric.scale[0] <= score <= rubric.scale[1]:
         low, high = rubric.scale
@@ -382,8 +395,15 @@ def read_human_ratings(path: str | Path, rubric: Rubric | None = None) -> dict[s
         raise MibeError(f"{path}: file not found; check the path to the human ratings CSV") from None
     except UnicodeDecodeError:
         raise MibeError(f"{path}: not UTF-8 text; save the ratings as UTF-8 CSV") from None
+    except OSError as exc:
+        raise MibeError(f"{path}: cannot read ({exc.strerror}); name the ratings CSV file") from None
+    # A rater's note can pass csv's 128 KiB default field limit (it raised csv.Error); none is smaller.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in reader.fieldnames or []]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:  # DictReader keeps the last of two same-named columns without a word
+        raise MibeError(f"{path}: line 1: column names {repeated} appear more than once; rename them")
     missing = [k for k in ("id", "criterion", "score") if k not in header]
     if missing:
         raise MibeError(
@@ -401,8 +421,8 @@ def read_human_ratings(path: str | Path, rubric: Rubric | None = None) -> dict[s
         doc, name, score = _human_row(row, f"{path}: line {line}", rubric)
         if (doc, name) in first_line:
             raise MibeError(
-                f"{path}: line {line}: {doc} / {name} rated again (first at line {first_line[doc, name]}); "
-                "keep one row per document and criterion"
+                f"{path}: line {line}: {doc[:80]} / {name} rated again (first at line "
+                f"{first_line[doc, name]}); keep one row per document and criterion"
             )
         first_line[doc, name] = line
         out.setdefault(name, {})[doc] = score
