@@ -236,6 +236,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
     imp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     imp.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
+    imp.add_argument(
+        "--reasoning-delimiters", metavar="OPEN,CLOSE",
+        help="the tags around a reasoning trace, split off before parsing as mibe run does (default "
+        "<think>,</think>; several pairs separated by ';')",
+    )  # fmt: skip
     _add_judge(sub)
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
     audit.add_argument("run_dir", help="a run folder written by `mibe run`")
@@ -316,7 +321,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     _check(args)
     seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
     from mibe.backends.chat import parse_kwargs
-    from mibe.run.templating import parse_delimiters
+    from mibe.scoring.reasoning import parse_delimiters
 
     return RunConfig(
         model=args.model,

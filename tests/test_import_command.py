@@ -107,3 +107,36 @@ def test_a_credentialed_import_is_owner_only(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (public / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_imported_reasoning_traces_are_split_off_as_mibe_run_does(tmp_path: Path) -> None:
+    """Outputs holding `<think>` traces: only the final answer is parsed (the traces were parsed as the
+    answer), an unfinished trace is no answer, and the split is recorded as `mibe run` records it."""
+    lines = (FIXTURES / CASES[0][1]).read_text().splitlines()
+    outputs = [
+        "<think>It is not no; perhaps maybe.</think>\nyes",  # the whole text names all three labels
+        "<think>\nThe answer is yes... or is it?",  # never closed: ran out of tokens while thinking
+        "no",  # no trace: read as it is
+        "<think>the answer is no</think>the answer is maybe",
+    ]
+    rows = [json.loads(line) for line in lines]
+    for row, output in zip(rows, outputs, strict=True):
+        row["resps"], row["filtered_resps"] = [[output]], [output]
+    source = tmp_path / "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    assert cli.main(["import", "lm-eval", str(source), "--task", "pubmedqa", "--output-dir", str(out)]) == 0
+    samples = [json.loads(line) for line in (out / "samples" / "pubmedqa.jsonl").read_text().splitlines()]
+    assert [s["parse_failed"] for s in samples] == [False, True, False, False]
+    assert [s["prediction"] for s in samples if not s["parse_failed"]] == ["yes", "no", "maybe"]
+    assert [s["reasoning_truncated"] for s in samples] == [False, True, False, False]
+    assert samples[0]["reasoning"] == "It is not no; perhaps maybe." and samples[0]["answer_text"] == "yes"
+    assert samples[2]["reasoning"] is None and samples[1]["parse_failed"] is True
+    entry = json.loads((out / "results.json").read_text())["tasks"]["pubmedqa"]
+    assert entry["protocol"]["reasoning"] == {"delimiters": [["<think>", "</think>"]], "budget": None}
+    assert entry["reasoning"]["with_trace"] == 3 and entry["reasoning"]["reasoning_truncated"] == 1
+    # Rescoring the imported folder reads the same answers.
+    assert cli.main(["rescore", str(out), "--output-dir", str(tmp_path / "re")]) == 0
+    again = [json.loads(x) for x in (tmp_path / "re" / "samples" / "pubmedqa.jsonl").read_text().splitlines()]
+    assert [s["prediction"] for s in again] == [s["prediction"] for s in samples]
+    assert [s["parse_failed"] for s in again] == [False, True, False, False]

@@ -4,7 +4,7 @@ every task's protocol."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,16 +99,3 @@ def reasoning(config: RunConfig, scoring: str) -> dict[str, Any] | None:
 def delimiters(protocol: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     found = protocol.get("reasoning") or {}
     return tuple((o, c) for o, c in found.get("delimiters") or ())
-
-
-def parse_delimiters(text: str | None) -> tuple[tuple[str, str], ...]:
-    """`--reasoning-delimiters OPEN,CLOSE[;OPEN,CLOSE...]`."""
-    if text is None:
-        return (("<think>", "</think>"),)
-    pairs: Sequence[list[str]] = [p.split(",") for p in text.split(";") if p.strip()]
-    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
-        raise MibeError(
-            f"--reasoning-delimiters {text}: expected OPEN,CLOSE pairs separated by ';', e.g. "
-            "'<think>,</think>'"
-        )
-    return tuple((p[0].strip(), p[1].strip()) for p in pairs)

@@ -17,7 +17,7 @@ from typing import Any
 from mibe import __version__
 from mibe.runs import folder, importers, summary
 from mibe.runs.saved import stderr, value
-from mibe.scoring import kinds
+from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError, Task
 
 Say = Callable[[str], None]
@@ -45,7 +45,24 @@ def _label_of(task: Task, text: str, where: str) -> str:
     )
 
 
-def _row(task: Task, source: importers.ImportedRow, index: int, parser: str, harness: str) -> dict[str, Any]:
+def _answer(source: importers.ImportedRow, delimiters: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The output split as `mibe run` splits it (mibe.scoring.reasoning): a leading trace is never parsed
+    as the answer, and one left open (the model ran out of tokens while thinking) is no answer."""
+    text = source.raw_output or ""
+    found = reasoning.split_reasoning(
+        text, delimiters, opened=reasoning.opens_trace(source.prompt, delimiters)
+    )
+    return {
+        "reasoning": found.reasoning,
+        "answer_text": found.answer_text,
+        "reasoning_truncated": found.truncated,
+    }
+
+
+def _row(
+    task: Task, source: importers.ImportedRow, index: int, parser: str, harness: str,
+    delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
+) -> dict[str, Any]:  # fmt: skip
     given = source.gold
     if harness == "me-llama":  # the gold their scorer used, not always the truth their evaluator wrote
         given = importers.me_llama_gold(given, task.answer_type, source.where)
@@ -63,9 +80,10 @@ def _row(task: Task, source: importers.ImportedRow, index: int, parser: str, har
         value: Any = task.choices[best]
         row.update(raw_output=value, logprobs=list(source.logprobs), parse_failed=False)
     else:
-        parsed = kinds.parse_for(task, source.raw_output or "", parser, gold)
+        row.update(raw_output=source.raw_output, **_answer(source, delimiters))
+        parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, gold)
         value = parsed.value
-        row.update(raw_output=source.raw_output, parse_failed=parsed.failed)
+        row["parse_failed"] = parsed.failed or row["reasoning_truncated"]
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = list(gold) if isinstance(gold, tuple) else gold
     row["score"] = kinds.doc_score(task.answer_type, gold, value, parser)
@@ -73,7 +91,9 @@ def _row(task: Task, source: importers.ImportedRow, index: int, parser: str, har
     return row
 
 
-def _protocol(task: Task, got: importers.Imported, parser: str) -> dict[str, Any]:
+def _protocol(
+    task: Task, got: importers.Imported, parser: str, delimiters: Sequence[tuple[str, str]] = reasoning.THINK
+) -> dict[str, Any]:
     loglik = got.scoring == "loglikelihood"
     files = [
         {"path": str(f.path), "sha256": f.sha256, "layout": f.layout, "notes": list(f.notes)}
@@ -97,6 +117,8 @@ def _protocol(task: Task, got: importers.Imported, parser: str) -> dict[str, Any
         "system_prompt": None,
         "max_new_tokens": None,
         "stop": None,
+        # Traces split off generated outputs, as `mibe run --protocol mibe` records it (no budget known).
+        "reasoning": None if loglik else {"delimiters": [list(p) for p in delimiters], "budget": None},
         "imported": {
             "harness": got.harness,
             "files": files,
@@ -120,6 +142,18 @@ def _entry(task: Task, protocol: dict[str, Any], rows: list[dict[str, Any]], sco
         "task_file": str(task.path),
         "metrics": scored["metrics"],
         "per_class": scored.get("per_class"),
+        "reasoning": _reasoning_summary(rows),
+    }
+
+
+def _reasoning_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """As `mibe run` reports it; thinking tokens are unknown without the model's tokenizer."""
+    if not any("answer_text" in r for r in rows):
+        return None
+    return {
+        "with_trace": sum(1 for r in rows if r.get("reasoning") is not None),
+        "reasoning_truncated": sum(1 for r in rows if r.get("reasoning_truncated")),
+        "reasoning_tokens": reasoning.reasoning_token_stats([]),
     }
 
 
@@ -134,8 +168,10 @@ def import_run(
     n_boot: int = 1000,
     command: Sequence[str] = (),
     say: Say = stderr,
+    delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
 ) -> dict[str, Any]:
-    """Write `output_dir`, a run folder holding the outputs in `paths`, scored as `task`."""
+    """Write `output_dir`, a run folder holding the outputs in `paths`, scored as `task`; reasoning
+    traces (`delimiters`) are split off generated outputs before parsing, as `mibe run` does."""
     out_dir = Path(output_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
@@ -143,8 +179,8 @@ def import_run(
     for file in got.files:
         if file.task_hint and task.name not in file.task_hint.lower():
             say(f"mibe: warning: {file.path} looks like task {file.task_hint!r}; scored as {task.name}")
-    rows = [_row(task, r, i, parser, harness) for i, r in enumerate(got.rows)]
-    protocol = _protocol(task, got, parser)
+    rows = [_row(task, r, i, parser, harness, delimiters) for i, r in enumerate(got.rows)]
+    protocol = _protocol(task, got, parser, delimiters)
     scored = kinds.score_task(
         task.answer_type,
         task.metrics,
@@ -186,5 +222,6 @@ def command(args: Any, argv: Sequence[str]) -> int:
     import_run(
         args.harness, args.paths, task, args.output_dir, args.model_name, args.parser,
         args.seed, args.bootstrap, command=["mibe", *argv],
+        delimiters=reasoning.parse_delimiters(args.reasoning_delimiters),
     )  # fmt: skip
     return 0

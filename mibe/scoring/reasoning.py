@@ -30,6 +30,7 @@ from mibe.backends.traces import (  # noqa: F401 (re-exported)
     apply_stop_after_trace,
     opens_trace,
 )
+from mibe.types import MibeError
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,16 @@ def answer_of(row: dict) -> str | None:
     if row.get("reasoning_truncated"):
         return None
     return row["answer_text"] if "answer_text" in row else row["raw_output"]
+
+
+def parse_delimiters(text: str | None) -> tuple[tuple[str, str], ...]:
+    """`--reasoning-delimiters OPEN,CLOSE[;OPEN,CLOSE...]`."""
+    if text is None:
+        return (("<think>", "</think>"),)
+    pairs: Sequence[list[str]] = [p.split(",") for p in text.split(";") if p.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise MibeError(
+            f"--reasoning-delimiters {text}: expected OPEN,CLOSE pairs separated by ';', e.g. "
+            "'<think>,</think>'"
+        )
+    return tuple((p[0].strip(), p[1].strip()) for p in pairs)
