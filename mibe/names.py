@@ -90,16 +90,17 @@ def check_source(value: str, where: str) -> None:
         )
 
 
-def hub_shadow(source: str, task_dir: Path | None = None) -> str | None:
+def hub_shadow(source: str, task_dir: Path | None = None, fix: str = "") -> str | None:
     """A note when a local folder or file bears a hub id's name (beside the task file or in the current
-    folder): mibe never reads it under the hub id, and says how to name it."""
+    folder): mibe never reads it under the hub id, and says how to name it (`fix`, else as a task file's
+    `dataset.source`)."""
     places = [Path(source)] + ([task_dir / source] if task_dir is not None else [])
     here = next((p for p in places if p.exists()), None)
     if here is None:
         return None
     return (
         f"{here} bears the hub id {source}'s name but is not read: a hub id is only loaded from the hub; "
-        f"to read the local copy, write ./{source} in dataset.source (or pass --data TASK=PATH)"
+        f"to read the local copy, {fix or f'write ./{source} in dataset.source (or pass --data TASK=PATH)'}"
     )
 
 

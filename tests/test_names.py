@@ -203,3 +203,21 @@ def test_data_reads_a_hub_id_through_the_hub_only(tmp_path: Path, monkeypatch: p
     assert location == data.Location("hub", "clinicalnlplab/pubmedqa_test")
     with pytest.raises(data.NoData, match="is not read"):
         data.load_docs(task, location)  # before: the folder's rows, recorded as hub:clinicalnlplab/...
+
+
+def test_a_training_hub_source_never_reads_a_folder_of_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mibe.training import sources
+
+    offline(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner" / "corpus").mkdir(parents=True)
+    (tmp_path / "owner" / "corpus" / "train.jsonl").write_text(json.dumps({"text": "local words"}) + "\n")
+    spec = sources.check({"hub": "owner/corpus"}, tmp_path, "mix.yaml")
+    with pytest.raises(MibeError, match=r"cannot load from the HF hub .*give it as path: \./owner/corpus"):
+        sources.load_rows(spec, tmp_path / "cache")  # before: the folder's rows, as hub:owner/corpus@...
+    rows, info = sources.load_rows(
+        sources.check({"path": "./owner/corpus"}, tmp_path, "mix.yaml"), tmp_path / "c"
+    )
+    assert info["fingerprint"].startswith("sha256:") and rows[0]["text"] == "local words"

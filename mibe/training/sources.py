@@ -103,14 +103,20 @@ def load_rows(spec: dict[str, Any], cache: Path) -> tuple[Any, dict[str, Any]]:
     import datasets
 
     if "hub" in spec:
-        try:
+        from mibe import names
+
+        try:  # a hub id only ever loads from the hub, never a local folder of that name (mibe/names.py)
             loaded = datasets.load_dataset(
-                spec["hub"], spec.get("name"), split=spec.get("split", "train"),
+                names.hub_load_path(spec["hub"]), spec.get("name"), split=spec.get("split", "train"),
                 revision=spec.get("revision"), cache_dir=str(cache),
             )  # fmt: skip
         except Exception as exc:  # the hub client raises many kinds; all mean "no data here"
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise MibeError(f"training data {spec['hub']}: cannot load from the HF hub ({first})") from None
+            shadow = names.hub_shadow(spec["hub"], fix=f"give it as path: ./{spec['hub']}")
+            fix = f"; {shadow}" if shadow else ""
+            raise MibeError(
+                f"training data {spec['hub']}: cannot load from the HF hub ({first}){fix}"
+            ) from None
         revision = spec.get("revision") or loaded._fingerprint
         info = {
             "hub": spec["hub"],
