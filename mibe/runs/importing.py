@@ -147,13 +147,14 @@ def _entry(task: Task, protocol: dict[str, Any], rows: list[dict[str, Any]], sco
 
 
 def _reasoning_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """As `mibe run` reports it; thinking tokens are unknown without the model's tokenizer."""
+    """As `mibe run` reports it; token counts are unknown without the model's tokenizer."""
     if not any("answer_text" in r for r in rows):
         return None
     return {
         "with_trace": sum(1 for r in rows if r.get("reasoning") is not None),
         "reasoning_truncated": sum(1 for r in rows if r.get("reasoning_truncated")),
         "reasoning_tokens": reasoning.reasoning_token_stats([]),
+        "answer_tokens": reasoning.reasoning_token_stats([]),
     }
 
 
