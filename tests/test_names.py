@@ -14,6 +14,7 @@ import pytest
 
 from mibe import cli, data, names, taskfiles, tasks
 from mibe.boards.board import build
+from mibe.boards.published import published_rows
 from mibe.run import api
 from mibe.types import MibeError, RunConfig
 from tests.scripted import Scripted
@@ -159,9 +160,12 @@ def test_local_rows_under_a_hub_ids_name_are_never_hub_data_nor_the_papers_colum
     protocol = json.loads((out / "results.json").read_text())["tasks"]["pubmedqa"]["protocol"]
     assert protocol["data"]["fingerprint"].startswith("sha256:")
     board = build([out], n_boot=20)
-    published = {c.key for s in board.sections for r in s.rows if r.row.published for c in r.row.cells}
+    published = {c.key for r in published_rows() for c in r.cells}
     mine = {c.key for s in board.sections for r in s.rows if not r.row.published for c in r.row.cells}
-    assert mine and not mine & published  # never ranked nor tested against the paper's rows
+    assert mine and not mine & published  # never the paper's own column
+    shown = [(r, c) for s in board.sections for r in s.rows if r.row.published for c in r.row.cells.values()]
+    assert shown and all(r.row.reference and r.rank is None for r, _ in shown)  # references: unranked
+    assert all("runs read a local copy (sha256:" in (c.note or "") for _, c in shown)  # not "hub ..."
 
 
 def test_the_hub_loader_asks_for_the_hub_copy_when_a_folder_bears_its_name(
