@@ -55,6 +55,8 @@ def task(spec: str, where: str) -> TaskName:
     builtin = builtin_tasks()
     if spec in builtin:
         return TaskName("builtin", builtin[spec])
+    if spec in RESERVED:  # a group the caller did not expand here
+        raise MibeError(f"{where}: '{spec}' is a group name, not a task; name tasks here (`mibe tasks list`)")
     match = difflib.get_close_matches(spec.lower(), sorted(builtin), n=1)
     near = f"did you mean '{match[0]}'? " if match else ""
     local = f"; a file named {spec} is here: name it as ./{spec}" if Path(spec).is_file() else ""

@@ -73,6 +73,9 @@ def test_group_names_are_reserved(reserved: str, tmp_path: Path) -> None:
     with pytest.raises(MibeError, match=r"field 'name': .*reserved"):
         tasks.load_task(tmp_path / "t.yaml")
     assert not list(tmp_path.glob(f"{reserved}.*"))
+    if reserved != "all":  # `all` is the group --tasks expands
+        with pytest.raises(MibeError, match=f"'{reserved}' is a group name, not a task"):
+            taskfiles.find(reserved)
 
 
 @pytest.mark.parametrize(
