@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --num-fewshot K: score each task once per shot draw, one draw per seed; results give "
         "each draw, mean ± sd over draws and an interval over documents and draws (docs/statistics.md)",
     )  # fmt: skip
+    run.add_argument(
+        "--choice-permutations", type=int, default=1, metavar="K",
+        help="letter tasks (MedQA, MedMCQA): score each document under K orderings of its options, the "
+        "identity then cyclic rotations; results give each ordering, mean ± sd, consistency and position "
+        "bias (docs/statistics.md). Not with --fewshot-seeds",
+    )  # fmt: skip
     thinking = run.add_argument_group("chat and reasoning models (docs/chat-and-reasoning.md)")
     thinking.add_argument(
         "--chat-template-kwargs", metavar="JSON",
@@ -360,6 +366,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=args.allow_remote_credentialed,
         fewshot_seeds=seeds,
+        choice_permutations=_permutations(args.choice_permutations, seeds),
         request_timeout=args.request_timeout,
         chat_template_kwargs=parse_kwargs(args.chat_template_kwargs),
         reasoning_delimiters=parse_delimiters(args.reasoning_delimiters),
@@ -384,6 +391,21 @@ def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
     if shots < 1:
         raise MibeError(f"--fewshot-seeds {spec}: draws need shots; add --num-fewshot K (K >= 1)")
     return seeds
+
+
+def _permutations(k: int, seeds: tuple[int, ...]) -> int:
+    # One line on combinations: with --scoring loglikelihood, --num-fewshot and data-parallel ranks
+    # yes; with --fewshot-seeds no (orderings x draws would be a third level no interval here covers).
+    if not 1 <= k <= 26:
+        raise MibeError(
+            f"--choice-permutations {k}: give 1 (off) to 26 orderings; at most a task's number of options"
+        )
+    if k > 1 and seeds:
+        raise MibeError(
+            f"--choice-permutations {k} with --fewshot-seeds: not both at once; score the orderings with one "
+            "--seed, or the draws without --choice-permutations"
+        )
+    return k
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -38,6 +38,74 @@ def options_block(pairs: Sequence[tuple[str, object]]) -> str:
     return "\n".join(f"{letter}. {text}" for letter, text in pairs if present(text))
 
 
+class Options(str):
+    """A letter task's options as the hook hands them to the template: the (letter, text) pairs in
+    the order shown (`pairs`), which the template prints as `{{ options }}`, the `A. text` lines of
+    `options_block`. Printed, it is byte for byte the text the templates always received (and the
+    documents' fingerprint is unchanged); kept as pairs, `--choice-permutations` can reorder it."""
+
+    pairs: tuple[tuple[str, object], ...]
+
+    def __new__(cls, pairs: Sequence[tuple[str, object]]) -> Options:
+        kept = tuple((str(letter), text) for letter, text in pairs)
+        made = super().__new__(cls, options_block(kept))
+        made.pairs = kept
+        return made
+
+    def rotated(self, k: int) -> Options:
+        """The texts moved k places up among the same letters: position i shows option (i + k) mod n."""
+        texts = [text for _, text in self.pairs]
+        n = len(texts)
+        return Options([(letter, texts[(i + k) % n]) for i, (letter, _) in enumerate(self.pairs)])
+
+
+def option_letters(doc: Any, choices: Sequence[str]) -> list[str] | None:
+    """The letters of a document's options in the order shown; None when its options are not a list
+    (Me-LLaMA's pre-rendered `query`, or a task whose template writes the options itself)."""
+    options = doc.fields.get("options") if doc.query is None else None
+    if isinstance(options, Options):
+        return [letter for letter, _ in options.pairs]
+    if isinstance(options, list) and 0 < len(options) <= len(choices):
+        return list(choices[: len(options)])
+    return None
+
+
+def check_permutable(task: str, docs: Sequence[Any], choices: Sequence[str], k: int) -> None:
+    """Refuse `--choice-permutations k` in one line before anything is sent: every document must hand
+    its options as a list, with at least k of them (more rotations would repeat an ordering)."""
+    for doc in docs:
+        letters = option_letters(doc, choices)
+        if doc.query is not None:
+            raise MibeError(
+                f"{task}: --choice-permutations {k}: document {doc.id} is a Me-LLaMA row with a pre-rendered "
+                "`query`, whose options cannot be reordered; point --data at the original release"
+            )
+        if letters is None or doc.gold not in letters:
+            raise MibeError(
+                f"{task}: --choice-permutations {k}: document {doc.id} has no `options` list holding its "
+                "gold (a hook hands mibe.prompts.Options, a data file a list of option texts)"
+            )
+        if len(letters) < k:
+            raise MibeError(
+                f"{task}: --choice-permutations {k}: document {doc.id} has {len(letters)} options, so only "
+                f"{len(letters)} orderings differ; use --choice-permutations {len(letters)} or fewer"
+            )
+
+
+def permute(doc: Any, k: int, choices: Sequence[str]) -> Any:
+    """The document under cyclic rotation k of its options (k = 0: the document itself): position i
+    shows the option that was at (i + k) mod n, and the gold letter follows its option."""
+    letters = option_letters(doc, choices)
+    if letters is None or doc.gold not in letters:
+        raise ValueError(f"document {doc.id}: its options are not a list that holds the gold {doc.gold!r}")
+    if k % len(letters) == 0:
+        return doc
+    options = doc.fields["options"]
+    moved = options.rotated(k) if isinstance(options, Options) else [*options[k:], *options[:k]]
+    gold = letters[(letters.index(doc.gold) - k) % len(letters)]
+    return replace(doc, fields={**doc.fields, "options": moved}, gold=gold)
+
+
 @lru_cache(maxsize=1)
 def _env() -> SandboxedEnvironment:
     # Trailing newlines are part of MIBE's prompts (the templates in prompts/), so Jinja must keep them.

@@ -125,6 +125,8 @@ class RunConfig:
     allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
     # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
     fewshot_seeds: tuple[int, ...] = ()
+    # --choice-permutations K: letter tasks under K orderings of their options (mibe/run/permutations.py)
+    choice_permutations: int = 1
     request_timeout: float = 120.0  # seconds without a byte from the endpoint before a request is retried
     # --judge (docs/judges.md): judge models scoring the text tasks' outputs once the run is scored
     judge: tuple[str, ...] = ()  # model specs: hf:PATH, vllm:PATH, openai:URL#NAME

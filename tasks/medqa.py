@@ -6,13 +6,13 @@ MedAgentsBench's `realidx` or an `id` as the document id.
 
 from __future__ import annotations
 
-from mibe.prompts import options_block, present, question_text
+from mibe.prompts import Options, present, question_text
 from mibe.types import Doc
 
 LETTERS = "ABCDE"
 
 
-def options_text(options: object) -> str:
+def options_text(options: object) -> Options:
     if isinstance(options, list):  # bigbio-style [{"key": "A", "value": "..."}]
         try:
             options = {item["key"]: item["value"] for item in options}
@@ -25,7 +25,7 @@ def options_text(options: object) -> str:
     keys = sorted(by_letter)
     if not keys or keys != list(LETTERS[: len(keys)]):
         raise ValueError(f"options: letters must run A, B, ... without gaps (got {', '.join(keys)})")
-    return options_block([(k, by_letter[k]) for k in keys])
+    return Options([(k, by_letter[k]) for k in keys])  # a list the template prints as `A. text` lines
 
 
 def to_doc(row: dict) -> Doc | None:

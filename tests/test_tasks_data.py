@@ -43,6 +43,11 @@ TASKS = (
 WITH_BLOCK = tuple(t for t in TASKS if t not in ("bionli", "i2b2_2010"))
 HOOKED = ("pubmedqa", "medqa", "medmcqa", "ddi2013", "hoc", "mtsample")
 CREDENTIALED = ("emrqa", "i2b2_2010", "mimic_cxr", "mednli")
+# Documents made together, resampled together (docs/statistics.md section 7).
+CLUSTERS = {
+    "ddi2013": "document", "mednli": "sentence1", "emrqa": "note", "i2b2_2010": "note",
+    "bionli": "premise", "mimic_cxr": "subject_id", "mtsample": "transcription",
+}  # fmt: skip
 CHOICE_METRICS = ["accuracy", "macro_f1", "weighted_f1", "missing_rate"]
 METRICS = {
     **{t: CHOICE_METRICS for t in ("pubmedqa", "medqa", "medmcqa", "ddi2013", "mtsample")},
@@ -144,10 +149,12 @@ def test_mimic_cxr_keeps_its_trailing_indent():
 def test_task_file(task):
     spec = task_file(task)
     judged = {"judge"} if task in ("pubmed_sum", "mimic_cxr") else set()  # the two summaries' rubrics
+    clustered = {"cluster"} if task in CLUSTERS else set()
     assert set(spec) == {
         "name", "description", "dataset", "credentialed", "access", "template", "target",
-        "answer", "truncate", "generation", "metrics", "version", *judged,
+        "answer", "truncate", "generation", "metrics", "version", *judged, *clustered,
     }  # fmt: skip
+    assert spec.get("cluster") == CLUSTERS.get(task)  # tasks/README.md says why, and why not
     assert spec["name"] == task and re.fullmatch(r"[a-z0-9_]+", task)
     assert set(spec["dataset"]) == {"source", "split", "fewshot_split"}
     assert spec["dataset"]["split"] == "test"

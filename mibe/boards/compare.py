@@ -12,7 +12,7 @@ from typing import Any
 from mibe.boards.model import KEY_FIELDS, Run, is_judge, load_run, protocol_key, run_label
 from mibe.runs import folder as folder_keys
 from mibe.runs import saved
-from mibe.scoring import judges, kinds, multiplicity, stats
+from mibe.scoring import judges, kinds, multiplicity, positions, stats
 
 ALPHA = 0.05
 EXCLUDED = frozenset({"missing_rate"})  # left out of the Holm family
@@ -47,15 +47,17 @@ DRAWN_SCORES = "few-shot draws (--fewshot-seeds) with redacted samples or jury s
 
 
 def drawn(rows: Any) -> bool:
-    # A document appears once per draw: pairing by id alone would mix the draws.
-    return any("draw" in r for r in rows)
+    # A document appears once per draw (or ordering of its options): pairing by id alone would mix them.
+    return any("draw" in r or "permutation" in r for r in rows)
 
 
 def draw_groups(rows: Any) -> dict[Any, list[dict[str, Any]]]:
-    """A run's rows by shot draw (`draw`), in file order; a run of one draw is one group (None)."""
+    """A run's rows by shot draw (`draw`), or by ordering of the options (`permutation`, compared as
+    draws are: the value is the mean over orderings), in file order; a run of one is one group."""
     groups: dict[Any, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault(r.get("draw"), []).append(r)
+        key = r.get("draw") if r.get("permutation") is None else ("ordering", r["permutation"])
+        groups.setdefault(key, []).append(r)
     return groups
 
 
@@ -65,8 +67,8 @@ def drawn_docs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> tuple[li
     golds: dict[str, set[Any]] = {}
     present: set[str] | None = None
     for rows in (*groups_a.values(), *groups_b.values()):
-        for r in rows:
-            golds.setdefault(r["id"], set()).add(saved.value(r["gold"]))
+        for r in rows:  # under --choice-permutations the gold's letter moves with its option
+            golds.setdefault(r["id"], set()).add(saved.value(positions.in_own_order(r, "gold")))
         ids = {r["id"] for r in rows}
         present = ids if present is None else present & ids
     first = next(iter(groups_a.values()), [])
@@ -106,7 +108,8 @@ def _drawn_agreement(groups: tuple[dict, dict], ids: list[str]) -> tuple[float, 
         a = {r["id"]: r for r in groups[0][da]}
         b = {r["id"]: r for r in groups[1][db]}
         for i in ids:
-            same += saved.value(a[i]["prediction"]) == saved.value(b[i]["prediction"])
+            own = [saved.value(positions.in_own_order(x[i], "prediction")) for x in (a, b)]
+            same += own[0] == own[1]
             written += a[i].get("raw_output") == b[i].get("raw_output")
             total += 1
     return same / total, written / total
@@ -369,7 +372,10 @@ def _shared(run_a: Run, run_b: Run, task: str, rows_a: Any, rows_b: Any) -> dict
         ids, mismatched = drawn_docs(*groups)
         alike = _drawn_agreement(groups, ids) if ids and not saved.redacted(rows_a + rows_b) else None
         counts = [len({r["id"] for r in rows}) for rows in (rows_a, rows_b)]
-        draws = {"a": [d for d in groups[0] if d is not None], "b": [d for d in groups[1] if d is not None]}
+        named = [
+            [f"ordering {d[1]}" if isinstance(d, tuple) else d for d in g if d is not None] for g in groups
+        ]
+        draws = {"a": named[0], "b": named[1]}
         return {"n": len(ids), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": draws,
                 "ids": ids}  # fmt: skip
     hidden = saved.redacted(rows_a) or saved.redacted(rows_b)

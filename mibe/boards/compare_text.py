@@ -111,6 +111,8 @@ def _draws_note(draws: dict[str, list[Any]]) -> str:
     """How a run of several shot draws was compared (docs/statistics.md says why)."""
 
     def side(seeds: list[Any]) -> str:
+        if seeds and all(str(s).startswith("ordering ") for s in seeds):
+            return "mean over option orderings " + ", ".join(str(s).removeprefix("ordering ") for s in seeds)
         return "mean over shot draws " + ", ".join(map(str, seeds)) if seeds else "one run"
 
     pairing = "draw for draw" if draws["a"] == draws["b"] else "every draw of A against every draw of B"

@@ -59,6 +59,7 @@ KEY_FIELDS = (
     "chat_template_kwargs",
     "reasoning",
     "extractor",
+    "choice_permutations",  # --choice-permutations K (absent: the options in their own order)
 )
 Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashable, comparable
 # A reference row (a published table's) joins a run's column when every key field matches but these:

@@ -93,9 +93,13 @@ def _rule(answer_type: str) -> str:
 
 
 def row_key(row: Mapping[str, Any]) -> str:
-    """A row's name on the page: its document id, and its shot draw in a run of several draws (a
-    document appears once per draw there, so the id alone would name several rows)."""
+    """A row's name on the page: its document id, and its shot draw in a run of several draws or its
+    ordering of the options under --choice-permutations (a document appears once per draw or ordering
+    there, so the id alone would name several rows; the page lists them together, in index order)."""
     ident = str(row.get("id"))
+    if row.get("permutation") is not None:
+        order = "".join("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i] for i in row.get("option_order") or [])
+        return f"{ident} (ordering {row['permutation']}: options {order or '?'} shown as A, B, ...)"
     return ident if row.get("draw") is None else f"{ident} (draw {row['draw']})"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from mibe import __version__, data, names, prompts, tasks
 from mibe.backends import fit
-from mibe.run import draws, judging, parallel, pipeline, planning, templating
+from mibe.run import draws, judging, parallel, permutations, pipeline, planning, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -127,6 +127,8 @@ def identity(config: RunConfig) -> dict[str, Any]:
     resolved["fewshot_seeds"] = list(config.fewshot_seeds)
     if not config.fewshot_seeds:  # absent, so run folders written before draws existed still resume
         resolved.pop("fewshot_seeds")
+    if config.choice_permutations == 1:  # absent, as fewshot_seeds
+        resolved.pop("choice_permutations")
     resolved["chat_template"] = templating.setting(config.chat_template)
     resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
     resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back
@@ -294,6 +296,8 @@ def _score_task(
     private: bool = False,
 ) -> None:
     evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
+    if p.protocol.get("choice_permutations"):
+        evaluate = permutations.evaluate
     entry, timing = evaluate(p, backend, config, run_dir, pool)
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return

@@ -27,6 +27,7 @@ class Plan:
     chat: templating.ChatSetup | None = None  # None: resolved from the config when requests are built
     extractor: Any = None  # --parser model: the loaded mibe.run.extract.Extractor
     draw: int | None = None  # the shot seed of one few-shot draw (mibe/run/draws.py); None: --seed
+    permutation: int | None = None  # the rotation of a letter task's options (mibe/run/permutations.py)
 
 
 def scoring_for(task: Task, config: RunConfig) -> str:
@@ -90,6 +91,9 @@ def plan(
     }
     if config.fewshot_seeds:  # only then, so run folders written before draws existed still resume
         protocol["fewshot_seeds"] = list(config.fewshot_seeds)
+    if config.choice_permutations > 1 and task.answer_type == "letter":  # as fewshot_seeds: only then
+        prompts.check_permutable(task.name, docs, task.choices, config.choice_permutations)
+        protocol["choice_permutations"] = config.choice_permutations
     if protocol["parser"] == "model" and not kinds.get(task.answer_type).labelled:
         protocol["parser"] = "strict"  # the extractor maps answers to labels; free text reads as strict
     if protocol["parser"] == "model":
@@ -179,7 +183,7 @@ def evaluate(
     Resumes from the task's samples file. Returns its results.json entry (None on the ranks other
     than 0 of a data-parallel run: rank 0 merges their shards and scores the task) and its timing."""
     task, share = p.task, parallel.share(run_dir, p.task.name)
-    done = folder.done_ids(folder.samples_path(run_dir, task.name), p.draw)
+    done = folder.done_ids(folder.samples_path(run_dir, task.name), p.draw, p.permutation)
     pending = share.mine([d for d in p.docs if d.id not in done])
     started, tokens = time.perf_counter(), 0
     if pending:
@@ -248,6 +252,11 @@ def _run_batches(
                 rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
             if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
                 rows = [{"id": r["id"], "draw": p.draw, **r} for r in rows]
+            if p.permutation is not None:  # and every ordering of the options: rows are (permutation, id)
+                rows = [
+                    {"id": r["id"], "permutation": p.permutation, **r, **shown(by_id[r["id"]], p)}
+                    for r in rows
+                ]
             folder.append_samples(target, rows, private=task.credentialed)
             batch_tokens = sum(lengths[r.doc_id] for r in batch) + sum(new)
             tokens += batch_tokens
@@ -258,6 +267,12 @@ def _run_batches(
     return tokens
 
 
+def shown(doc: Doc, p: Plan) -> dict[str, Any]:
+    """`option_order`: the original index of the option at each position under the plan's rotation."""
+    n = len(prompts.option_letters(doc, p.task.choices) or ())
+    return {"option_order": [(i + (p.permutation or 0)) % n for i in range(n)]}
+
+
 def score_parser(p: Plan) -> str:
     return p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
 
@@ -265,7 +280,11 @@ def score_parser(p: Plan) -> str:
 def _score(p: Plan, config: RunConfig, path: Path) -> dict:
     task = p.task
     order = {d.id: i for i, d in enumerate(p.docs)}
-    rows = [r for r in folder.read_samples(path) if r["id"] in order and r.get("draw") == p.draw]
+    rows = [
+        r
+        for r in folder.read_samples(path)
+        if r["id"] in order and r.get("draw") == p.draw and r.get("permutation") == p.permutation
+    ]
     rows.sort(key=lambda r: order[r["id"]])
     if len(rows) != len(p.docs) or len({r["id"] for r in rows}) != len(rows):
         raise MibeError(

@@ -149,7 +149,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
             shown[-1]["gold"] = _shown(gold)
     report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
     names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
-    draw_of = [r.get("draw") for r in saved.rows]
+    draw_of = [(r.get("draw"), r.get("permutation")) for r in saved.rows]  # mean over draws or orderings
     report["metrics"] = _parser_metrics(task, names, golds, preds, draw_of, config.get("seed", 1234))
     if task.credentialed and not show_credentialed:
         report["examples"] = None  # DUA-covered text stays out unless asked for

@@ -251,6 +251,9 @@ def _row_problem(row: Any) -> str | None:
     draw = row.get("draw")
     if draw is not None and (isinstance(draw, bool) or not isinstance(draw, int)):
         return f"`draw` is {type(draw).__name__}, not a whole number (the few-shot seed)"
+    k = row.get("permutation")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int)):
+        return f"`permutation` is {type(k).__name__}, not a whole number (the options' rotation)"
     return None
 
 
@@ -267,11 +270,13 @@ def trim_partial_line(path: Path) -> None:
             handle.truncate(end)
 
 
-def done_ids(path: Path, draw: int | None = None) -> set[str]:
-    """The documents a task's samples file already holds for one few-shot draw (None: a run without
-    draws, whose rows have no `draw` key): the writer's side of resume."""
+def done_ids(path: Path, draw: int | None = None, permutation: int | None = None) -> set[str]:
+    """The documents a task's samples file already holds for one few-shot draw and one ordering of the
+    options (None: a run without them, whose rows have no `draw` / `permutation` key): the writer's
+    side of resume."""
     trim_partial_line(path)
-    return {row["id"] for row in read_samples(path) if row.get("draw") == draw}
+    rows = read_samples(path)
+    return {r["id"] for r in rows if r.get("draw") == draw and r.get("permutation") == permutation}
 
 
 def append_samples(path: Path, rows: Iterable[dict[str, Any]], private: bool = False) -> None:
@@ -293,17 +298,22 @@ def shard_path(run_dir: Path, task: str, rank: int) -> Path:
 
 
 def merge_shards(run_dir: Path, task: str, private: bool) -> int:
-    """Fold every shard of `task` into its samples file, each (draw, id) once; returns rows added."""
+    """Fold every shard of `task` into its samples file, each (draw, permutation, id) once; returns
+    rows added."""
     target = samples_path(run_dir, task)
     shards = sorted(target.parent.glob(f"{task}.rank*.part"))
     if not shards:
         return 0
-    seen = {(row.get("draw"), row["id"]) for row in read_samples(target)}
+
+    def key(row: dict[str, Any]) -> tuple:
+        return row.get("draw"), row.get("permutation"), row["id"]
+
+    seen = {key(row) for row in read_samples(target)}
     fresh = []
     for shard in shards:
         for row in read_samples(shard):
-            if (row.get("draw"), row["id"]) not in seen:
-                seen.add((row.get("draw"), row["id"]))
+            if key(row) not in seen:
+                seen.add(key(row))
                 fresh.append(row)
     if fresh:
         append_samples(target, fresh, private=private)
@@ -314,7 +324,8 @@ def merge_shards(run_dir: Path, task: str, private: bool) -> int:
 
 # --redact-samples: what a row keeps. Never a prompt, an output, a log-prob or a text gold.
 REDACTED_KEYS = (
-    "id", "index", "draw", "score", "parse_failed", "shots", "truncated_tokens", "invented", "cluster",
+    "id", "index", "draw", "permutation", "option_order", "score", "parse_failed", "shots",
+    "truncated_tokens", "invented", "cluster",
 )  # fmt: skip
 JUDGED_KEY = "judge"  # per-document jury scores (numbers only), kept by redaction for paired tests
 

@@ -92,6 +92,11 @@ def rescore_task(
             "does not have; the run folder is damaged"
         )
     redo = [m for m in names if m not in kept]
+    if entry.get("choice_permutations"):
+        raise MibeError(
+            f"{saved.name}: scored under --choice-permutations {entry['choice_permutations']}: mibe rescore "
+            "does not re-parse runs of several option orderings yet; run again with the parser you want"
+        )
     if entry.get("fewshot_seeds"):  # each draw scored alone, then the mean over draws, as `mibe run` does
         scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config)
     else:

@@ -234,9 +234,12 @@ def read_task(
 
 
 def _check_count(path: Path, entry: dict[str, Any], task_rows: Sequence[dict[str, Any]]) -> None:
-    """One row per document, or per (shot draw, document) in a run of several draws."""
+    """One row per document, or per (shot draw, document) in a run of several draws, or per (ordering,
+    document) under --choice-permutations."""
     seeds = entry.get("fewshot_seeds") or []
-    keys = {(r.get("draw"), r["id"]) for r in task_rows}
+    orderings = entry.get("choice_permutations")
+    per = orderings if isinstance(orderings, int) and not isinstance(orderings, bool) and orderings > 1 else 1
+    keys = {(r.get("draw"), r.get("permutation"), r["id"]) for r in task_rows}
     n = entry.get("n")
     draws = {r.get("draw") for r in task_rows}
     if seeds and draws != set(seeds):
@@ -244,11 +247,15 @@ def _check_count(path: Path, entry: dict[str, Any], task_rows: Sequence[dict[str
             f"{path}: rows of draws {sorted(draws, key=str)} but results.json says fewshot_seeds {seeds}; "
             "the run folder is damaged"
         )
-    if not isinstance(n, int) or len(task_rows) != n * max(len(seeds), 1) or len(keys) != len(task_rows):
-        per = f" x {len(seeds)} draws" if seeds else ""
+    if (
+        not isinstance(n, int)
+        or len(task_rows) != n * max(len(seeds), 1) * per
+        or len(keys) != len(task_rows)
+    ):
+        times = f" x {len(seeds)} draws" if seeds else (f" x {per} orderings" if per > 1 else "")
         raise MibeError(
             f"{path}: {len(task_rows)} samples ({len(keys)} distinct) but results.json says "
-            f"n={n}{per}; the run folder is damaged"
+            f"n={n}{times}; the run folder is damaged"
         )
 
 
