@@ -92,11 +92,7 @@ def rescore_task(
             "does not have; the run folder is damaged"
         )
     redo = [m for m in names if m not in kept]
-    if entry.get("choice_permutations"):
-        raise MibeError(
-            f"{saved.name}: scored under --choice-permutations {entry['choice_permutations']}: mibe rescore "
-            "does not re-parse runs of several option orderings yet; run again with the parser you want"
-        )
+    _no_orderings(saved.name, entry)
     if entry.get("fewshot_seeds"):  # each draw scored alone, then the mean over draws, as `mibe run` does
         scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config)
     else:
@@ -134,6 +130,14 @@ def _stale_import(protocol: dict[str, Any], task: Task) -> str:
             "'\\nAnswer: '); a rescore keeps stored golds: run `mibe import me-llama` on the file again"
         )
     return ""
+
+
+def _no_orderings(name: str, entry: dict[str, Any]) -> None:
+    if entry.get("choice_permutations"):
+        raise MibeError(
+            f"{name}: scored under --choice-permutations {entry['choice_permutations']}: mibe rescore "
+            "does not re-parse runs of several option orderings yet; run again with the parser you want"
+        )
 
 
 def _in_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[dict[str, Any]]:
