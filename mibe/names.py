@@ -101,7 +101,7 @@ def hub_shadow(source: str, task_dir: Path | None = None, fix: str = "") -> str 
     if here is None:
         return None
     return (
-        f"{here} bears the hub id {source}'s name but is not read: a hub id is only loaded from the hub; "
+        f"{here} is named like the hub id {source} but is not read: a hub id is only loaded from the hub; "
         f"to read the local copy, {fix or f'write ./{source} in dataset.source (or pass --data TASK=PATH)'}"
     )
 

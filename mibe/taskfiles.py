@@ -176,9 +176,10 @@ def first_document(task: Task, data_dir: str | None, pairs: Mapping[str, str]) -
     ).is_file() and task.path.parent == resources.tasks_dir():
         location = data.Location("local", str(resources.demo_dir() / f"{task.name}.jsonl"))
     elif task.source and not Path(task.source).is_absolute():
+        shadow = names.hub_shadow(task.source, task.path.parent)
         raise data.NoData(
             f"{task.name}: its data is on the HF hub ({task.source}), which `tasks show` never fetches; "
-            f"pass --data {task.name}=PATH or --data-dir DIR"
+            f"pass --data {task.name}=PATH or --data-dir DIR" + (f"; {shadow}" if shadow else "")
         )
     else:
         raise data.NoData(

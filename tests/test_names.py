@@ -108,7 +108,13 @@ def test_a_source_that_is_neither_is_one_line_with_the_fix(source: str) -> None:
 def test_a_hub_id_beside_a_folder_of_its_name_stays_a_hub_id(tmp_path: Path) -> None:
     (tmp_path / "owner" / "name").mkdir(parents=True)
     (tmp_path / "t.yaml").write_text(SHADOW_TASK.replace("rows.jsonl", "owner/name").replace("pubmedqa", "t"))
-    assert tasks.load_task(tmp_path / "t.yaml").source == "owner/name"  # was the folder's absolute path
+    task = tasks.load_task(tmp_path / "t.yaml")
+    assert task.source == "owner/name"  # was the folder's absolute path
+    with pytest.raises(
+        data.NoData,
+        match=r"never fetches; .*named like the hub id owner/name but is not read: .*write \./owner/name",
+    ):
+        taskfiles.first_document(task, None, {})  # `tasks show` says how to name the folder
     (tmp_path / "t.yaml").write_text(
         SHADOW_TASK.replace("rows.jsonl", "./owner/name").replace("pubmedqa", "t")
     )
