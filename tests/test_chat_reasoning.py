@@ -332,8 +332,7 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
     assert cli.main([*argv, "--parser", "model", "--extractor", extractor, "--output-dir", str(run)]) == 0
     rows = _samples(run)
     assert all(
-        r["prediction"] in ("yes", "no", "maybe", None) and "strict_prediction" in r
-        for r in rows.values()
+        r["prediction"] in ("yes", "no", "maybe", None) and "strict_prediction" in r for r in rows.values()
     )
     assert rows["unclosed"]["prediction"] is None and rows["unclosed"]["parse_failed"]  # never sent
     results = json.loads((run / "results.json").read_text())

@@ -14,7 +14,7 @@ from typing import Any
 
 from mibe import __version__, data, names, prompts, tasks
 from mibe.backends import fit
-from mibe.run import draws, judging, parallel, permutations, pipeline, planning, templating
+from mibe.run import draws, judging, opening, parallel, permutations, pipeline, planning, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 
@@ -185,7 +185,7 @@ def run(
     if backend is None and config.backend != "openai" and names.model_note(config.model):
         say(names.model_note(config.model))  # a local folder named like a hub id wins: said
     backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    plans, extractor = _plans(config, loaded, backend)
+    plans, extractor = _plans(config, loaded, backend, say)
     if config.dry_run:
         _dry_run(plans, config, backend, say)
         return {}
@@ -240,8 +240,11 @@ def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Calla
     say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local)))
 
 
-def _plans(config: RunConfig, loaded: list[tuple], backend: Backend) -> tuple[list[tuple], Any]:
-    """Each task's plan with its few-shot pool, and the answer extractor (--parser model) if any."""
+def _plans(
+    config: RunConfig, loaded: list[tuple], backend: Backend, say: Callable[[str], None]
+) -> tuple[list[tuple], Any]:
+    """Each task's plan with its few-shot pool, and the answer extractor (--parser model) if any; says
+    the protocol the numbers will be read under, before the first request."""
     setup = templating.resolve(config, backend)  # once per run: every task gets the same template
     extractor = None
     if config.resolved_parser == "model" and not config.dry_run:
@@ -253,6 +256,9 @@ def _plans(config: RunConfig, loaded: list[tuple], backend: Backend) -> tuple[li
         (pipeline.plan(t, d, config, backend, pool, setup, extractor), pool)
         for (t, _, d), pool in zip(loaded, pools, strict=True)
     ]
+    if os.environ.get("RANK", "0") == "0":  # data-parallel ranks other than 0 keep quiet
+        for line in opening.lines(config, [p for p, _ in plans], setup):
+            say(line)
     return plans, extractor
 
 

@@ -349,8 +349,9 @@ def _warnings(p: Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
         [bool(r.get("cut_at_limit")) for r in rows],
         str(rows[0].get("prompt", "")),
         p.protocol["stop"] or (),
-        config.chat_template,
+        bool(p.protocol.get("chat_template")),  # what was applied (auto may apply one unasked)
         p.protocol["max_new_tokens"],
+        config.protocol,
     )
 
 

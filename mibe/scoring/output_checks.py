@@ -26,18 +26,22 @@ def _empty_causes(prompt: str, stop: Sequence[str], chat_template: bool) -> str:
     ]
     if stop:
         causes.append(f"a stop string ({', '.join(repr(s) for s in stop)}) may match at the answer's start")
-    if not chat_template:
+    if not chat_template:  # one applied already (perhaps by auto): suggesting it again would mislead
         causes.append("an instruction-tuned model may answer only inside its chat template (--chat-template)")
     return "; or ".join(causes)
 
 
-def _cut_causes(stop: Sequence[str], chat_template: bool) -> str:
+def _cut_causes(stop: Sequence[str], chat_template: bool, protocol: str) -> str:
     if stop:
         first = f"the stop strings ({', '.join(repr(s) for s in stop)}) never matched"
+    elif protocol == "paper":  # the task file's stop strings are not in force: the paper used none
+        first = "--protocol paper uses no stop string, as the paper did (--protocol mibe: the task file's)"
     else:
         first = "no stop string ends the answer (add generation.stop to the task file, e.g. ['\\n\\n'])"
     causes = [first]
-    if not chat_template:
+    if chat_template:
+        causes.append("the model keeps writing past its answer even inside the chat template applied")
+    else:
         causes.append("a base model keeps writing past its answer (try --chat-template with a chat model)")
     causes.append("answers longer than the limit (raise --max-new-tokens)")
     return "; or ".join(causes)
@@ -50,9 +54,11 @@ def check(
     stop: Sequence[str],
     chat_template: bool,
     max_new_tokens: int | None,
+    protocol: str = "mibe",
 ) -> list[str]:
     """One-line warnings for a task's generated outputs; `prompt` is one of its prompts (its end
-    is what the model continued), `cut_at_limit[i]` whether output i used every allowed new token."""
+    is what the model continued), `cut_at_limit[i]` whether output i used every allowed new token,
+    `chat_template` whether a template was applied (not whether the flag was given)."""
     n = len(outputs)
     if n == 0:
         return []
@@ -74,6 +80,6 @@ def check(
     if cut >= SHARE * n:
         found.append(
             f"{cut} of {n} outputs were cut at the {max_new_tokens}-token limit; likely cause: "
-            + _cut_causes(stop, chat_template)
+            + _cut_causes(stop, chat_template, protocol)
         )
     return found
