@@ -84,6 +84,7 @@ class Index:
     credentialed: set[str] = field(default_factory=set)
     sources: dict[str, list[str]] = field(default_factory=dict)  # task -> where its documents came from
     longest: int = 0  # the longest exact field, in words: longer segments cannot match one
+    starts: set[tuple[int, ...]] = field(default_factory=set)  # the first three words of every kept run
     digest: str = ""
 
     def fingerprint(self) -> str:
@@ -93,11 +94,9 @@ class Index:
         return {"matcher_version": VERSION, "ngram": self.n, "min_words": self.min_words, "share": self.share}
 
 
-def _ids(index: Index, tokens: Sequence[str], grow: bool) -> tuple[int, ...]:
-    if grow:
-        return tuple(index.vocab.setdefault(w, len(index.vocab)) for w in tokens)
-    get = index.vocab.get
-    return tuple(get(w, -1) for w in tokens)
+def _ids(index: Index, tokens: Sequence[str]) -> tuple[int, ...]:
+    """Word ids for the evaluation side, growing the vocabulary."""
+    return tuple(index.vocab.setdefault(w, len(index.vocab)) for w in tokens)
 
 
 def _boilerplate(refs_by_key: dict[int, list[Ref]], docs: Mapping[str, int], share: float) -> set[int]:
@@ -119,35 +118,43 @@ def build(
     share: float = SHARED_SHARE,
 ) -> Index:
     """The index of every task's documents: (task name, credentialed, template text, documents)."""
+    if n < 3:
+        from mibe.types import MibeError
+
+        raise MibeError(f"n-gram length {n}: at least 3 words (13 is the default)")
     index = Index(n=n, min_words=min_words, share=share)
     exact: dict[int, list[Ref]] = defaultdict(list)
     grams: dict[int, list[Ref]] = defaultdict(list)
+    opening: dict[int, tuple[int, ...]] = {}
     template_grams: set[int] = set()
     digest = hashlib.sha256(repr(index.settings()).encode())
     for task, credentialed, template, docs in tasks:
         if credentialed:
             index.credentialed.add(task)
         index.docs[task] = index.docs.get(task, 0) + len(docs)
-        fixed = _ids(index, words(_JINJA.sub(" ", template)), True)
+        fixed = _ids(index, words(_JINJA.sub(" ", template)))
         template_grams |= {hash(fixed[i : i + n]) for i in range(len(fixed) - n + 1)}
         for doc in docs:
             if doc.published:
                 index.published.add((task, doc.id))
-            golds = [_ids(index, words(g), True) for g in doc.golds if words(g)]
+            golds = [_ids(index, words(g)) for g in doc.golds if words(g)]
             index.golds[(task, doc.id)] = golds
             for name, text in doc.fields.items():
-                ids = _ids(index, words(text), True)
+                ids = _ids(index, words(text))
                 digest.update(repr((task, doc.id, name, ids)).encode())
                 ref = (task, doc.id, name)
                 if len(ids) >= min_words:
                     exact[hash(ids)].append(ref)
                     index.longest = max(index.longest, len(ids))
-                for key in {hash(ids[i : i + n]) for i in range(len(ids) - n + 1)}:
+                runs = {hash(ids[i : i + n]): ids[i : i + 3] for i in range(len(ids) - n + 1)}
+                for key, first in runs.items():
                     grams[key].append(ref)
+                    opening[key] = first
     dropped = _boilerplate(exact, index.docs, share)
     index.exact = {k: v for k, v in exact.items() if k not in dropped}
     dropped = _boilerplate(grams, index.docs, share) | template_grams
     index.grams = {k: v for k, v in grams.items() if k not in dropped}
+    index.starts = {opening[k] for k in index.grams}
     index.digest = "sha256:" + digest.hexdigest()[:16]
     return index
 
@@ -165,7 +172,7 @@ def _part_segments(index: Index, part: str) -> tuple[list[int], list[tuple[int, 
         start = len(ids)
         for sentence in _SENTENCE.split(line):
             begin = len(ids)
-            ids.extend(get(w, -1) for w in words(sentence))
+            ids.extend(map(get, words(sentence)))  # None: a word no evaluation document uses
             spans.append((begin, len(ids)))
             label = _LABEL.match(sentence)
             if label:  # the segment without its label: "Question: <the question>"
@@ -191,7 +198,7 @@ def _exact_hits(index: Index, parts_ids: list[list[int]], spans: list[list[tuple
             if not index.min_words <= end - begin <= index.longest:
                 continue
             segment = tuple(ids[begin:end])
-            refs = index.exact.get(hash(segment)) if -1 not in segment else None
+            refs = index.exact.get(hash(segment)) if None not in segment else None
             for ref in refs or ():
                 after = ids[end:] + (parts_ids[p + 1] if p + 1 < len(parts_ids) else [])
                 how = "question + answer" if _answer_beside(index, ref, after) else "exact field"
@@ -199,17 +206,16 @@ def _exact_hits(index: Index, parts_ids: list[list[int]], spans: list[list[tuple
     return hits
 
 
-def _gram_hits(index: Index, ids: Sequence[int]) -> list[Hit]:
-    n, grams, hits = index.n, index.grams, []
-    known_from = 0  # the first position after the last word the evaluation documents never use
-    for end in range(len(ids)):
-        if ids[end] < 0:
-            known_from = end + 1
+def _gram_hits(index: Index, ids: Sequence[int | None]) -> list[Hit]:
+    n, grams, starts, hits = index.n, index.grams, index.starts, []
+    last = len(ids) - n + 1
+    # Only a window whose first three words open some indexed run is hashed (the scan's hot loop).
+    candidates = [i for i, key in enumerate(zip(ids[:last], ids[1:], ids[2:], strict=False)) if key in starts]
+    for i in candidates:
+        window = tuple(ids[i : i + n])
+        if None in window:
             continue
-        start = end - n + 1
-        if start < known_from:
-            continue
-        for ref in grams.get(hash(tuple(ids[start : end + 1])), ()):
+        for ref in grams.get(hash(window), ()):
             hits.append(Hit(*ref, "n-gram run", (ref[0], ref[1]) in index.published))
     return hits
 
