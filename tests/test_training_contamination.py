@@ -172,13 +172,16 @@ def test_a_mimic_like_csv_gz_trains_and_a_token_target_is_met_at_the_ratio(
     mix.write_text(
         "target_tokens: 2560\ndomains:\n"
         f"  biomedical: {{ratio: 15, sources: [{{path: {corpus / 'biomedical.jsonl'}}}]}}\n"
-        f"  clinical: {{ratio: 1, sources: [{{path: {notes}, text: TEXT}}]}}\n"
+        f"  clinical: {{ratio: 1, sources: [{{path: {notes}, text: TEXT, id: ROW_ID}}]}}\n"
         f"  general: {{ratio: 4, sources: [{{path: {corpus / 'general.jsonl'}}}]}}\n"
     )
     out = tmp_path / "pre"
+    excluded = tmp_path / "test-ids.txt"
+    excluded.write_text("3\n7\n999\n")  # e.g. the ids of notes behind a test set
     train_cli.main(["pretrain", "--config", str(EXAMPLES / "tiny-pretrain.yaml"), "--model", str(tiny_llama),
                     "--mix", str(mix), "--output-dir", str(out), "--max-steps", "1",
-                    "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "held_out=0"])  # fmt: skip
+                    "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "held_out=0",
+                    "--exclude-ids", str(excluded)])  # fmt: skip
     data = record(out)["data"]
     # 2560 tokens = 40 blocks of 64 at 15:1:4: 30, 2 and 8 blocks.
     assert {d: e["train_blocks"] for d, e in data["domains"].items()} == {
@@ -188,4 +191,5 @@ def test_a_mimic_like_csv_gz_trains_and_a_token_target_is_met_at_the_ratio(
     }
     assert data["train_tokens"] == 2560 and data["target_tokens"] == 2560
     clinical = data["domains"]["clinical"]
-    assert clinical["documents"] == 60 and clinical["sources"][0]["files"][0]["file"] == str(notes.resolve())
+    assert clinical["sources"][0]["excluded_by_id"] == 2
+    assert clinical["documents"] == 58 and clinical["sources"][0]["files"][0]["file"] == str(notes.resolve())

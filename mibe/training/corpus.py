@@ -158,13 +158,16 @@ def _pack(batch: dict[str, list], block_size: int) -> dict[str, list]:
     return {"input_ids": [flat[i : i + block_size] for i in range(0, usable, block_size)]}
 
 
-def load_domains(mix: Mapping[str, Any], cache: Path) -> dict[str, tuple[Any, list[dict[str, Any]]]]:
-    """Each domain's documents (one `text` column) and its sources' manifest entries."""
+def load_domains(
+    mix: Mapping[str, Any], cache: Path, exclude: frozenset[str] = frozenset()
+) -> dict[str, tuple[Any, list[dict[str, Any]]]]:
+    """Each domain's documents (one `text` column) and its sources' manifest entries; rows of a
+    source with an `id:` column whose id is in `exclude` are left out."""
     import datasets
 
     out = {}
     for domain, body in mix["domains"].items():
-        loaded = [sources.load_text(s, cache / "datasets") for s in body["sources"]]
+        loaded = [sources.load_text(s, cache / "datasets", exclude) for s in body["sources"]]
         text = datasets.concatenate_datasets([d for d, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
         infos = [
             {**info, "text_column": s.get("text", "text")}
@@ -187,7 +190,7 @@ def _domain_blocks(
     import datasets
 
     key_text = json.dumps(
-        [[i["fingerprint"], i["text_column"], i.get("dropped_rows")] for i in infos]
+        [[i["fingerprint"], i["text_column"], i.get("dropped_rows"), i.get("exclusion_list")] for i in infos]
         + [tokenizer_fingerprint(tokenizer), block_size, PACKING_VERSION]
     )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:20]

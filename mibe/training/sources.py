@@ -162,14 +162,23 @@ def _need_zstandard(files: list[Path]) -> None:
         ) from None
 
 
-def load_text(spec: dict[str, Any], cache: Path) -> tuple[Any, dict[str, Any]]:
-    """Rows of one text column named `text`, empty ones dropped (for pre-training)."""
+def load_text(
+    spec: dict[str, Any], cache: Path, exclude: frozenset[str] = frozenset()
+) -> tuple[Any, dict[str, Any]]:
+    """Rows of one text column named `text`, empty ones dropped (for pre-training); rows whose `id:`
+    column holds an id of `exclude` (the recipe's exclusion list) left out and counted."""
     loaded, info = load_rows(spec, cache)
-    column = spec.get("text", "text")
+    column, ident = spec.get("text", "text"), spec.get("id")
     where = spec.get("path") or spec.get("hub")
-    if column not in loaded.column_names:
-        have = ", ".join(loaded.column_names)
-        raise MibeError(f"training data {where}: no column '{column}' (has {have}); set text: COLUMN")
+    for name, key in ((column, "text"), (ident, "id")):
+        if name is not None and name not in loaded.column_names:
+            have = ", ".join(loaded.column_names)
+            raise MibeError(f"training data {where}: no column '{name}' (has {have}); set {key}: COLUMN")
+    if ident is not None and exclude:
+        before = len(loaded)
+        loaded = loaded.filter(lambda row: str(row[ident]).strip() not in exclude)
+        listed = hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest()[:16]
+        info = {**info, "excluded_by_id": before - len(loaded), "exclusion_list": listed}
     loaded = loaded.select_columns([column])
     if column != "text":
         loaded = loaded.rename_column(column, "text")

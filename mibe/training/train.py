@@ -45,7 +45,10 @@ def _check(
 
 def _pretrain_data(recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
     mix, _ = corpus.load_mix(recipe["mix"])
-    texts = corpus.load_domains(mix, cache)
+    exclude = frozenset(guard.exclusions(recipe))
+    if exclude and not any(s.get("id") for body in mix["domains"].values() for s in body["sources"]):
+        raise MibeError("exclude_ids: no source of the mix names its id column; add id: COLUMN to a source")
+    texts = corpus.load_domains(mix, cache, exclude)
     trained = [s for body in mix["domains"].values() for s in body["sources"]]
     tasks, places = guard.locations(recipe, trained=trained)
     index = guard.build_index(tasks, places, recipe["guard_ngram"])
