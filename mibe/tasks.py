@@ -162,9 +162,10 @@ def _cluster(path: Path, cluster: Any) -> str | None:
     return cluster
 
 
-# The cluster key changes no score, only how intervals resample (docs/statistics.md): it stays out
-# of the file's hash, so naming one keeps a task's columns and lets older run folders resume.
-_CLUSTER_LINE = re.compile(rb"^cluster:[^\n]*(\n|$)", re.MULTILINE)
+# The cluster key changes no score, only how intervals resample (docs/statistics.md), and
+# match_fields only what the contamination matcher compares (docs/contamination.md): they stay out of
+# the file's hash, so naming one keeps a task's columns and lets older run folders resume.
+_CLUSTER_LINE = re.compile(rb"^(?:cluster|match_fields):[^\n]*(?:\n[ \t]+-[^\n]*)*(\n|$)", re.MULTILINE)
 
 
 def file_hash(path: Path) -> str:

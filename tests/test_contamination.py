@@ -97,8 +97,11 @@ def test_match_fields_in_a_task_file_choose_the_fields(tmp_path: Path) -> None:
     (tmp_path / "notes.jsonl").write_text(json.dumps({**row, "label": "a"}) + "\n")
     spec = "name: notes\ndataset: {source: notes.jsonl}\ntemplate: '{{ title }}: {{ note }}'\ntarget: label\n"
     spec += "answer: {type: choice, choices: [a, b]}\nmetrics: [accuracy]\n"
-    (tmp_path / "notes.yaml").write_text(spec + "match_fields: [note]\n")
+    (tmp_path / "notes.yaml").write_text(spec)
+    before = tasks.load_task(tmp_path / "notes.yaml").file_hash
+    (tmp_path / "notes.yaml").write_text(spec + "match_fields:\n  - note\n")
     task = tasks.load_task(tmp_path / "notes.yaml")
+    assert task.file_hash == before  # what the matcher compares changes no score and no column
     (doc,) = data.load_docs(task, data.locate(task, None, {})).docs
     assert dict(matcher.eval_doc(task, doc).fields) == {"note": "A very distinctive invented note text here."}
     (tmp_path / "notes.yaml").write_text(spec + "match_fields: [body]\n")
