@@ -56,7 +56,7 @@ def row_hits(texts: Sequence[str], index: matcher.Index) -> list[matcher.Hit]:
     return matcher.match(list(texts), index) if index.docs else []
 
 
-def _example(number: int, hit: matcher.Hit, index: matcher.Index, ident: str | None) -> str:
+def _example(number: int, hit: matcher.Hit, ident: str | None) -> str:
     row = f"row {number + 1}" + (f" (id {ident})" if ident else "")
     return f"{row} ~ {hit.task}/{hit.doc} ({hit.how}, field {hit.field})"
 
@@ -80,7 +80,7 @@ def report(
             entry["documents"] |= {h.doc for h in found if h.task == task}
         if len(examples) < 3:
             ident = ids[number] if number < len(ids) else None
-            examples.append(_example(number, found[0], index, ident))
+            examples.append(_example(number, found[0], ident))
     return {
         **index.settings(),
         "rows_checked": rows,
