@@ -234,3 +234,15 @@ def test_a_training_hub_source_never_reads_a_folder_of_its_name(
         sources.check({"path": "./owner/corpus"}, tmp_path, "mix.yaml"), tmp_path / "c"
     )
     assert info["fingerprint"].startswith("sha256:") and rows[0]["text"] == "local words"
+
+
+def test_run_says_a_local_folder_named_like_a_hub_id_is_the_model_used(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner").mkdir()
+    (tmp_path / "owner" / "tiny").symlink_to(tiny_llama, target_is_directory=True)
+    argv = ["run", "--model", "owner/tiny", "--tasks", "pubmedqa", "--demo", "--limit", "1", "--dry-run"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"--model owner/tiny: the local folder {tiny_llama.resolve()} (not the hub model" in err
