@@ -3,6 +3,7 @@ was already in force: a template applied by `--chat-template auto` is never sugg
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +26,8 @@ class _Echo(JSONHandler):
     def do_POST(self) -> None:
         with LOCK:
             EVENTS.append("REQUEST")
-        self._reply({"choices": [{"index": 0, "text": "yes"}]})
+            text = "yes" if EVENTS.count("REQUEST") == 1 else "unsure"  # names no label: no answer
+        self._reply({"choices": [{"index": 0, "text": text}]})
 
 
 def test_a_paper_run_says_its_protocol_before_the_first_request(tmp_path: Path) -> None:
@@ -43,6 +45,19 @@ def test_a_paper_run_says_its_protocol_before_the_first_request(tmp_path: Path) 
         "generated answers (256 new tokens, no stop strings)"
     ]
     assert not any("lm_eval" in e for e in EVENTS)  # no template applied: nothing to reconcile
+    # no answer is out of band: null with parse_failed, a null column of the confusion matrix
+    rows = [json.loads(x) for x in (tmp_path / "run" / "samples" / "pubmedqa.jsonl").read_text().splitlines()]
+    assert sorted(r["raw_output"] for r in rows) == ["unsure", "yes"]
+    (none,) = [r for r in rows if r["raw_output"] == "unsure"]
+    assert (
+        none["prediction"] is None
+        and none["parse_failed"] is True
+        and '"prediction": null' in json.dumps(none)
+    )
+    entry = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["pubmedqa"]
+    assert entry["metrics"]["missing_rate"]["value"] == 0.5 and entry["parse_failures"] == 1
+    confusion = entry["per_class"]["confusion"]
+    assert confusion["labels"][-1] is None and sum(row[-1] for row in confusion["matrix"]) == 1
 
 
 @pytest.mark.parametrize(

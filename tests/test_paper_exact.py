@@ -15,6 +15,7 @@ Their rules, as the values below apply them:
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,23 @@ def test_an_i2b2_truth_without_the_evaluators_prefix_is_refused(
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "i2b2_2010_write_out_info.json:2: truth" in err[0] and "\\nAnswer: " in err[0]
+
+
+def test_rescoring_an_i2b2_folder_imported_with_the_old_gold_says_to_reimport(
+    routes: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(routes["import-paper-i2b2_2010"], old)
+    results = json.loads((old / "results.json").read_text())
+    del results["tasks"]["i2b2_2010"]["protocol"]["imported"]["importer_version"]  # as an older mibe wrote
+    (old / "results.json").write_text(json.dumps(results))
+    capsys.readouterr()
+    assert cli.main(["rescore", str(old), "--parser", "paper", "--output-dir", str(tmp_path / "re")]) == 0
+    err = capsys.readouterr().err
+    assert "a rescore keeps stored golds: run `mibe import me-llama` on the file again" in err
+    # a folder the current importer wrote says nothing of the kind
+    assert (
+        cli.main(["rescore", str(routes["import-paper-i2b2_2010"]), "--output-dir", str(tmp_path / "ok")])
+        == 0
+    )
+    assert "mibe import me-llama" not in capsys.readouterr().err
