@@ -806,9 +806,7 @@ def test_an_answer_cap_that_fills_the_context_is_one_line(tiny_llama: Path, tmp_
     argv = ["run", "--model", str(tiny_llama), "--tasks", "pubmedqa", "--demo", "--limit", "1"]
     assert cli.main([*argv, "--max-new-tokens", "5000", "--output-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert (
-        "max_new_tokens 5000 (with any --reasoning-budget) leaves no room for a prompt in the model's" in err
-    )
+    assert "max_new_tokens 5000 (--max-new-tokens) leaves no room for a prompt in the model's" in err
     assert "allows -" not in err  # no negative allowance
 
 

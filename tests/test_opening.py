@@ -112,3 +112,18 @@ def test_the_cut_at_the_limit_warning_knows_what_was_in_force(
     (line,) = pipeline._warnings(_plan(template, stop), config, ROWS)  # type: ignore[arg-type]
     assert line.startswith("5 of 5 outputs were cut at the 8-token limit")
     assert all(h in line for h in has) and not any(x in line for x in lacks), line
+
+
+@pytest.mark.parametrize(
+    ("options", "reasoning", "said"),
+    [
+        ({"protocol": "paper"}, None, "--protocol paper's 256"),  # not the task file's cap, not in force
+        ({}, None, "the task file's generation.max_new_tokens"),
+        ({"max_new_tokens": 64}, {"budget": 100}, "--max-new-tokens + --reasoning-budget 100"),
+    ],
+)
+def test_an_answer_cap_that_fills_the_context_names_where_the_cap_came_from(
+    options: dict, reasoning: dict | None, said: str
+) -> None:
+    plan = SimpleNamespace(protocol={"reasoning": reasoning})
+    assert pipeline._cap_source(plan, RunConfig(model="m", **options)) == said  # type: ignore[arg-type]

@@ -123,9 +123,8 @@ def build_requests(
         budget = backend.max_context - reserve
         if budget < 1 and not loglik:  # the answer's cap alone fills the context: no prompt can fit
             raise MibeError(
-                f"{task.name}: max_new_tokens {max_new} (with any --reasoning-budget) leaves no room for a "
-                f"prompt in the model's {backend.max_context}-token context; lower --max-new-tokens "
-                "(or generation.max_new_tokens in the task file)"
+                f"{task.name}: max_new_tokens {max_new} ({_cap_source(p, config)}) leaves no room for a "
+                f"prompt in the model's {backend.max_context}-token context; lower --max-new-tokens"
             )
     seed = config.seed if p.draw is None else p.draw
     drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, seed)) for doc in docs]
@@ -143,6 +142,17 @@ def build_requests(
         requests.append(Request(doc.id, wrap(prompt), max_new, stop, conts, delimiters))
         notes[doc.id] = {"shots": [s.id for s in shots], "truncated_tokens": removed}
     return requests, notes
+
+
+def _cap_source(p: Plan, config: RunConfig) -> str:
+    """Where the answer's token cap came from, so the fix names what is in force."""
+    cap = "the task file's generation.max_new_tokens"
+    if config.max_new_tokens:
+        cap = "--max-new-tokens"
+    elif config.protocol == "paper":
+        cap = "--protocol paper's 256"
+    budget = (p.protocol.get("reasoning") or {}).get("budget") or 0
+    return cap + (f" + --reasoning-budget {budget}" if budget else "")
 
 
 def to_sample(
