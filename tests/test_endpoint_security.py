@@ -305,7 +305,10 @@ def test_https_checks_the_certificate_against_the_name_while_connecting_to_the_p
     with pytest.raises(MibeError) as info:  # the certificate names localhost, not the address
         endpoint.OpenAIBackend("m", f"https://127.0.0.1:{port}/v1")
     assert "certificate is not accepted (IP address mismatch" in one_line(info)
-    assert len(server.seen) == 2  # the refused one was not retried: one GET, one POST in all
+    # the refused one was not retried: the two probes (/models, vLLM's /version) and one POST in all
+    assert [(m, path) for m, path, _ in server.seen] == [
+        ("GET", "/v1/models"), ("GET", "/version"), ("POST", "/v1/completions")
+    ]  # fmt: skip
 
 
 # ---- 3. redirects are not followed: the API key stays with the server it was meant for ------------
