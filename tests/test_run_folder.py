@@ -132,11 +132,13 @@ def test_a_run_folder_saved_before_the_regrouping_still_reads(tmp_path: Path) ->
     ("line", "said"),
     [
         ('["d0", "yes"]', "not a JSON object"),
-        ('{"raw_output": "yes"}', "`id` is NoneType, not a string or number"),
-        ('{"id": {"x": 1}}', "`id` is dict, not a string or number"),
-        ('{"id": true}', "`id` is bool"),
-        ('{"id": "d0", "draw": [1]}', "`draw` is list, not a whole number"),
-        ('{"id": "d0", "draw": "1"}', "`draw` is str"),
+        ('{"raw_output": "yes"}', "field 'id' is missing"),
+        ('{"id": {"x": 1}}', "field 'id' must be a string or a whole number"),
+        ('{"id": true}', "field 'id' must be a string or a whole number"),
+        ('{"id": "d0", "draw": [1]}', "field 'draw' must be a whole number"),
+        ('{"id": "d0", "draw": "1"}', "field 'draw' must be a whole number"),
+        ('{"id": "d0", "raw_output": 3}', "field 'raw_output' must be a string"),
+        ('{"id": "d0", "logprobs": ["a"]}', "field 'logprobs.0' must be a number"),
     ],
 )
 def test_a_samples_line_of_the_wrong_shape_is_one_line(tmp_path: Path, line: str, said: str) -> None:
@@ -165,7 +167,7 @@ def test_every_reader_refuses_a_row_of_the_wrong_shape(tmp_path: Path, capsys) -
     ):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert f"{task}:1: `id` is list" in err and "Traceback" not in err, argv
+        assert f"{task}:1: field 'id' must be a string" in err and "Traceback" not in err, argv
     assert not (tmp_path / "r").exists()  # refused before anything is written
 
 

@@ -306,7 +306,7 @@ def _row(
         raw = _text(row["raw_output"])
         out["o"] = clip(raw, TEXT_LIMIT, highlight(raw, kind, row.get("prediction")))
         if row.get("logprobs") is not None:
-            out["lp"] = [round(float(x), 4) for x in row["logprobs"]]
+            out["lp"] = [_logprob(x) for x in row["logprobs"]]
         else:
             choices = tuple(meta.get("choices") or ())
             out["pp"] = _reading(raw, kind, choices, "paper", meta.get("paper_match", "first"))
@@ -315,6 +315,12 @@ def _row(
         if row.get(key) is not None:
             out[short] = clip(_text(row[key]), TEXT_LIMIT)
     return out
+
+
+def _logprob(value: float) -> float | str:
+    # A choice the model gives no probability has a log-prob of -inf (mibe run accepts it); JSON has no
+    # -inf, so the page shows it as the word.
+    return round(float(value), 4) if math.isfinite(value) else str(float(value))
 
 
 def _score(value: Any) -> float | None:

@@ -16,8 +16,8 @@ def _task_meta(run: saved.SavedRun, name: str) -> dict[str, Any]:
     entry = run.results["tasks"][name]
     task = saved.task_file(name, entry, say=lambda line: None)
     path = folder.samples_path(run.path, name)
-    # A task whose file is gone is shown as credentialed when its samples are owner-only: safe side.
-    private = task.credentialed if task else (path.is_file() and path.stat().st_mode & 0o077 == 0)
+    # From the run's record (a task of unknown status is credentialed); owner-only samples too: safe side.
+    private = saved.credentialed(name, entry, task) or (path.is_file() and path.stat().st_mode & 0o077 == 0)
     labels = ((entry.get("per_class") or {}).get("labels")) or []
     return {
         "answer_type": saved.kind(run, name),

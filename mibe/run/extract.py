@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder
+from mibe.runs import folder, record
 from mibe.runs.rescore import extraction_summary
 from mibe.scoring import kinds, reasoning
 from mibe.types import Backend, MibeError, Request, RunConfig, Task
@@ -82,7 +82,7 @@ class Extractor:
         if path in self.read_from:  # read once; what this run adds is in `seen` already
             return
         self.read_from.add(path)
-        for row in folder.read_samples(path):
+        for row in folder.read_samples(path, record.ExtractionCacheRow):
             if _a_reading(row.get("value"), task):  # anything else is asked again, never scored
                 self.seen.setdefault(row["id"], row["value"])
 

@@ -88,6 +88,7 @@ def plan(
         "stop": list(stop) if scoring == "generate" else None,
         **chat,
         "reasoning": templating.reasoning(config, scoring),
+        "credentialed": task.credentialed,  # readers that show text decide from this, not a task file
     }
     if config.fewshot_seeds:  # only then, so run folders written before draws existed still resume
         protocol["fewshot_seeds"] = list(config.fewshot_seeds)

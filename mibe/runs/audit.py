@@ -106,22 +106,23 @@ def _shown(x: Any) -> str:
 
 
 def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentialed: bool) -> dict[str, Any]:
-    from mibe.runs.saved import value
+    from mibe.runs.saved import credentialed, value
     from mibe.scoring import kinds
 
     task, entry = saved.task, saved.entry
+    hidden = credentialed(saved.name, entry, task)  # from the run's record: not the task file's word alone
     report: dict[str, Any] = {
         "task": saved.name,
         "n": len(saved.rows),
         "run_parser": entry["protocol"].get("parser"),
-        "credentialed": task.credentialed,
+        "credentialed": hidden,
         "differ": 0,
         "kinds": {},
         "metrics": {},
         "examples": {},
         "note": None,
         "draws": len(entry.get("fewshot_seeds") or []) or None,
-        "model": model_vs_strict(saved.rows, examples, hide=task.credentialed and not show_credentialed),
+        "model": model_vs_strict(saved.rows, examples, hide=hidden and not show_credentialed),
     }
     if entry["protocol"].get("scoring") == "loglikelihood":
         report["note"] = "scored by log-likelihood: no generated output to parse"
@@ -151,7 +152,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
     names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
     draw_of = [(r.get("draw"), r.get("permutation")) for r in saved.rows]  # mean over draws or orderings
     report["metrics"] = _parser_metrics(task, names, golds, preds, draw_of, config.get("seed", 1234))
-    if task.credentialed and not show_credentialed:
+    if hidden and not show_credentialed:
         report["examples"] = None  # DUA-covered text stays out unless asked for
     return report
 

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.runs import record
 from mibe.types import TASK_NAME, MibeError, Task
 
-# Bump when a key docs/run-folder.md lists changes; readers keep reading older folders.
-# 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a
-# `draw` key on samples rows, `draws` and `fewshot_seeds` in task entries); `calibration`.
-# ... and `warnings` (outputs that look broken).
-SCHEMA_VERSION = 2
+# Bump (in runs/record.py, with its models) when a key docs/run-folder.md lists changes; readers keep
+# reading older folders.
+SCHEMA_VERSION = record.SCHEMA_VERSION
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
@@ -196,16 +195,14 @@ def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A run folder's results.json or run.json (None when absent), checked against the contract."""
-    from mibe.runs import contract
-
+    """A run folder's results.json or run.json (None when absent), checked against its model."""
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, ValueError, RecursionError):
         raise MibeError(f"{path}: not valid JSON; delete it or pass --overwrite") from None
-    return contract.check(path, data)
+    return record.check(path, data)
 
 
 def samples_path(run_dir: Path, task: str) -> Path:
@@ -218,43 +215,13 @@ def samples_path(run_dir: Path, task: str) -> Path:
     return run_dir / "samples" / f"{task}.jsonl"
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Completed samples, read only: text after the last newline (a line cut short by a crash) is
-    left out here and trimmed off only by the writer when it resumes (`done_ids`)."""
+def read_samples(path: Path, model: type[record.Part] = record.SampleRow) -> list[dict[str, Any]]:
+    """Completed samples (or cache rows), read only and validated: text after the last newline (a line
+    cut short by a crash) is left out here and trimmed off only by the writer when it resumes."""
     refuse_link(path)
     if not path.is_file():
         return []
-    data = path.read_bytes()
-    rows = []
-    for number, line in enumerate(data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise MibeError(
-                    f"{path}:{number}: corrupt sample line; delete it to redo that document"
-                ) from None
-            problem = _row_problem(row)
-            if problem:
-                raise MibeError(f"{path}:{number}: {problem}; delete the line to redo that document")
-            rows.append(row)
-    return rows
-
-
-def _row_problem(row: Any) -> str | None:
-    """What makes a samples line unusable as a row (every reader keys rows by id and draw)."""
-    if not isinstance(row, dict):
-        return "not a JSON object"
-    ident = row.get("id")
-    if isinstance(ident, bool) or not isinstance(ident, str | int):
-        return f"`id` is {type(ident).__name__}, not a string or number"
-    draw = row.get("draw")
-    if draw is not None and (isinstance(draw, bool) or not isinstance(draw, int)):
-        return f"`draw` is {type(draw).__name__}, not a whole number (the few-shot seed)"
-    k = row.get("permutation")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int)):
-        return f"`permutation` is {type(k).__name__}, not a whole number (the options' rotation)"
-    return None
+    return record.read_lines(path, model)
 
 
 def trim_partial_line(path: Path) -> None:
@@ -411,7 +378,7 @@ def read_judge_cache(path: Path, writer: bool) -> dict[str, dict[str, Any]]:
     """prompt key -> the cached call. The writer first drops a line a killed run left cut short."""
     if writer:
         trim_partial_line(path)
-    return {row["key"]: row for row in read_samples(path) if isinstance(row, dict) and "key" in row}
+    return {row["key"]: row for row in read_samples(path, record.JudgeCacheRow)}
 
 
 def discard(path: Path) -> None:

@@ -227,7 +227,9 @@ def _json_rows(path: Path, text: str) -> list[tuple[int, Any]]:
     if whole is not None:
         _refuse_single_object(path, whole)
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # One record per "\n": text inside a record may hold U+2028, U+2029 or U+0085, where
+    # str.splitlines() would also break.
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             rows.append((number, _loads(path, line, number)))
     return rows

@@ -124,6 +124,7 @@ def _protocol(
             "files": files,
             "importer_version": importers.IMPORTER_VERSIONS[got.harness],
         },
+        "credentialed": task.credentialed,
     }
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import contract, folder
+from mibe.runs import folder, record
 from mibe.scoring import kinds
 from mibe.types import MibeError, Task
 
@@ -44,7 +44,7 @@ class SavedTask:
 
 
 def _json(path: Path) -> Any:
-    """results.json or run.json, read and checked against the run-folder contract (runs/contract.py)."""
+    """results.json or run.json, read and validated against its model (runs/record.py)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -54,7 +54,7 @@ def _json(path: Path) -> Any:
         raise MibeError(f"{path}: JSON that cannot be read ({first}); the run folder is damaged") from None
     except IsADirectoryError:
         raise MibeError(f"{path}: is a folder, not a file; the run folder is damaged") from None
-    return contract.check(path, data)
+    return record.check(path, data)
 
 
 def read_run(path: str | Path) -> SavedRun:
@@ -194,6 +194,21 @@ def task_file(
     return found[0]
 
 
+def credentialed(name: str, entry: dict[str, Any], task: Task | None) -> bool:
+    """Whether a reader must keep a task's text out of what it shows.
+
+    The run records it (schema 3: `protocol.credentialed`). A folder that does not (older, or edited)
+    is credentialed unless `task`, the task file found for it (`task_file`: its recorded path, else the
+    built-in of that name), is the very file the run used (same `task_file_hash`): then the file says.
+    A task file that says credentialed always wins: the safe side."""
+    recorded = entry["protocol"].get("credentialed")
+    if task is not None and task.credentialed:
+        return True
+    if isinstance(recorded, bool):
+        return recorded
+    return task is None or task.file_hash != entry["protocol"].get("task_file_hash")
+
+
 def kind(run: SavedRun, name: str) -> str:
     """A task's answer kind: recorded in results.json, else its task file's, else read off its metrics."""
     entry = run.results["tasks"][name]
@@ -229,7 +244,7 @@ def read_task(
     if task is None:
         where = entry.get("task_file") or "not recorded"
         raise MibeError(f"task {name}: its task file ({where}) is gone and no built-in task has that name")
-    private = task.credentialed or path.stat().st_mode & 0o077 == 0
+    private = credentialed(name, entry, task) or path.stat().st_mode & 0o077 == 0
     return SavedTask(name, task, entry, task_rows, private)
 
 

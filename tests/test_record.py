@@ -1,5 +1,5 @@
-"""The run-folder contract checks (mibe/runs/contract.py): a results.json or run.json field of the
-wrong type is one line naming the file and field, from every command, never a TypeError inside one."""
+"""The typed run record (mibe/runs/record.py): a results.json, run.json or samples field of the wrong
+type is one line naming the file and field, from every command, never a TypeError inside one."""
 
 from __future__ import annotations
 
@@ -11,8 +11,17 @@ from typing import Any
 import pytest
 
 from mibe import cli
-from mibe.runs import contract
+from mibe.runs import record
 from tests.test_audit import scripted_run
+
+
+def results_problem(data: Any) -> record.Problem:
+    return record.problem(record.Results, data)
+
+
+def run_json_problem(data: Any) -> record.Problem:
+    return record.problem(record.RunJson, data)
+
 
 GOOD: dict[str, Any] = {
     "schema_version": 2,
@@ -44,13 +53,17 @@ def changed(path: str, value: Any) -> dict[str, Any]:
     return data
 
 
+PROT = "tasks.pubmedqa.protocol"
 ACC, ACCF = "tasks/pubmedqa/metrics/accuracy", "tasks.pubmedqa.metrics.accuracy"
 
 
 @pytest.mark.parametrize(
     ("path", "value", "field", "what"),
     [
-        ("tasks", [], "tasks", "no 'tasks' mapping"),
+        ("tasks", [], "tasks", "must be an object"),
+        ("tasks/pubmedqa/protocol/credentialed", "yes", PROT + ".credentialed", "true or false"),
+        ("tasks/Bad", {}, "tasks", "not a task name"),
+        ("tasks/pubmedqa/protocol/data", 3, PROT + ".data", "an object or a string"),
         ("model", ["m"], "model", "must be an object"),
         ("config", ["x"], "config", "must be an object"),
         ("skipped", ["x"], "skipped", "must be an object"),
@@ -61,22 +74,22 @@ ACC, ACCF = "tasks/pubmedqa/metrics/accuracy", "tasks.pubmedqa.metrics.accuracy"
         ("tasks/pubmedqa/protocol/parser", ["strict"], "tasks.pubmedqa.protocol.parser", "must be a string"),
         ("tasks/pubmedqa/protocol/shots", -1, "tasks.pubmedqa.protocol.shots", "whole number"),
         ("tasks/pubmedqa/n", -3, "tasks.pubmedqa.n", "whole number >= 0"),
-        ("tasks/pubmedqa/n", True, "tasks.pubmedqa.n", "whole number >= 0"),
+        ("tasks/pubmedqa/n", True, "tasks.pubmedqa.n", "a whole number"),
         ("tasks/pubmedqa/answer_type", ["choice"], "tasks.pubmedqa.answer_type", "must be a string"),
-        ("tasks/pubmedqa/per_class", "x", "tasks.pubmedqa.per_class", "an object or null"),
+        ("tasks/pubmedqa/per_class", "x", "tasks.pubmedqa.per_class", "an object"),
         ("tasks/pubmedqa/metrics/accuracy", [0.5], "tasks.pubmedqa.metrics.accuracy", "must be an object"),
         ("tasks/pubmedqa/metrics/accuracy", None, "tasks.pubmedqa.metrics.accuracy", "must be an object"),
         (ACC + "/value", "0.5", ACCF + ".value", "a number"),
         (ACC + "/value", 10**400, ACCF + ".value", "a number"),
         (ACC + "/value", 1e308, ACCF + ".value", "below 1e6"),
-        (ACC + "/ci95", ["a", "b"], ACCF + ".ci95", "[low, high]"),
+        (ACC + "/ci95", ["a", "b"], ACCF + ".ci95.0", "a number"),
         (ACC + "/ci95", [0.9, 0.1], ACCF + ".ci95", "low <= high"),
         (ACC + "/ci95", [0.1], ACCF + ".ci95", "[low, high]"),
     ],
 )  # fmt: skip
 def test_each_field_of_the_wrong_type_is_named(path: str, value: Any, field: str, what: str) -> None:
-    assert contract.results_problem(GOOD) is None
-    problem = contract.results_problem(changed(path, value))
+    assert results_problem(GOOD) is None
+    problem = results_problem(changed(path, value))
     assert problem is not None and problem[0] == field and what in problem[1]
 
 
@@ -90,24 +103,25 @@ def test_each_field_of_the_wrong_type_is_named(path: str, value: Any, field: str
     ],
 )
 def test_what_the_contract_allows_passes(ok: dict) -> None:
-    assert contract.results_problem(ok) is None
+    assert results_problem(ok) is None
 
 
 def test_run_json_fields() -> None:
-    assert contract.run_json_problem({"config": {}, "model": {}, "protocols": {"pubmedqa": {}}}) is None
-    assert contract.run_json_problem({"config": []}) == ("config", "must be an object")
-    assert contract.run_json_problem({"protocols": {"pubmedqa": []}}) == (
+    assert run_json_problem({"config": {}, "model": {}, "protocols": {"pubmedqa": {"task": "x"}}}) is None
+    assert run_json_problem({"protocols": {"pubmedqa": {}}}) == ("protocols.pubmedqa.task", "is missing")
+    assert run_json_problem({"config": []}) == ("config", "must be an object")
+    assert run_json_problem({"protocols": {"pubmedqa": []}}) == (
         "protocols.pubmedqa",
         "must be an object",
     )
-    assert contract.run_json_problem([]) == ("(the file)", "must be a JSON object")
+    assert run_json_problem([]) == ("(the file)", "must be a JSON object")
 
 
 @pytest.mark.parametrize(
     ("edit", "said"),
     [
         (lambda d: d.__setitem__("model", ["m"]), "field 'model' must be an object"),
-        (lambda d: d["tasks"][next(iter(d["tasks"]))].__setitem__("n", "3"), "must be a whole number >= 0"),
+        (lambda d: d["tasks"][next(iter(d["tasks"]))].__setitem__("n", "3"), "must be a whole number"),
         (
             lambda d: d["tasks"][next(iter(d["tasks"]))]["protocol"].__setitem__("parser", ["paper"]),
             "a string",

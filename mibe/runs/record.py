@@ -1,0 +1,412 @@
+"""The run record: run.json, results.json, samples rows and cache rows as typed models (pydantic v2).
+
+A run folder is data that may come from anyone. Every command reads its files through `check` (the
+JSON files) and `read_lines` (samples and caches), which validate them against the models below: a
+field of the wrong type is one line naming the file (and line) and the field, never a TypeError deep
+inside a board or a page. Readers keep receiving the dicts they read, unchanged (numbers keep their
+form, so a rescored folder is written as the run wrote it); validation guarantees the types their key
+lookups assume. Keys the models do not declare are accepted, and no reader uses them.
+
+`python -m mibe.runs.record` writes the JSON Schema of each file into docs/schemas/
+(`--check`: only compare); tests/test_record.py checks docs/ matches the code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from mibe.types import TASK_NAME, MibeError
+
+# 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a `draw`
+# key on samples rows, `draws` and `fewshot_seeds` in task entries); `calibration`; `warnings`.
+# 3: "no answer" is `prediction: null` (never the string "missing"); protocols record `credentialed`.
+SCHEMA_VERSION = 3
+NO_ANSWER_BEFORE_3 = "missing"  # what schema 1 and 2 wrote for "no answer" (label kinds, parse failures)
+LABEL_KINDS = ("choice", "letter", "multi_label")
+
+
+def _whole_count(x: int) -> int:
+    if not 0 <= x < 10**15:
+        raise ValueError("a whole number >= 0")
+    return x
+
+
+def _metric_value(x: float) -> float:
+    # Every metric mibe writes is a share, a mean score or a count-based rate: far below 1e6.
+    if not math.isnan(x) and abs(x) >= 1e6:
+        raise ValueError("a number below 1e6 in size, or null")
+    return x
+
+
+def _interval(x: list[float | None]) -> list[float | None]:
+    low, high = x
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high) and low > high:
+        raise ValueError("[low, high] with low <= high, or null")
+    return x
+
+
+def _task_name(x: str) -> str:
+    if not re.fullmatch(TASK_NAME, x):  # it names samples/<name>.jsonl: never a path
+        raise ValueError(f"holds {x!r}: not a task name (lower-case letters, digits and _ only)")
+    return x
+
+
+Count = Annotated[int, Field(ge=0, lt=10**15), AfterValidator(_whole_count)]
+MetricValue = Annotated[float, AfterValidator(_metric_value)]
+Interval = Annotated[list[float | None], Field(min_length=2, max_length=2), AfterValidator(_interval)]
+TaskName = Annotated[str, AfterValidator(_task_name)]
+DocId = str | int
+Label = str | list[Any]  # a label, a list of labels (HoC) or of accepted texts, or a text
+
+
+class Part(BaseModel):
+    """Strict (no coercion: "3" is not a number) and open (undeclared keys are kept, never read)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class ModelInfo(Part):
+    """The backend's description of the model (docs/run-folder.md, `run.json`)."""
+
+    name: str | None = None
+    path: str | None = None
+    adapter: str | None = None
+    provenance: dict[str, Any] | None = None
+    backend: str | None = None
+    backend_version: str | None = None
+    max_context: int | None = None
+    config_hash: str | None = None
+
+
+class Protocol(Part):
+    """How a task's numbers were made; the leaderboard column key is a subset (boards/model.py)."""
+
+    task: str
+    task_version: int | None = None
+    task_file_hash: str | None = None
+    template_hash: str | None = None
+    data: dict[str, Any] | str | None = None
+    split: str | None = None
+    limit: Count | None = None
+    shots: Count | None = None
+    fewshot_seed: int | None = None
+    fewshot_seeds: list[int] | None = None
+    choice_permutations: Count | None = None
+    scoring: str | None = None
+    parser: str | None = None
+    scorer_version: int | None = None
+    chat_template: str | None = None
+    system_prompt: str | None = None
+    max_new_tokens: int | None = None
+    stop: list[str] | None = None
+    reasoning: dict[str, Any] | None = None
+    extractor: str | None = None
+    jury: dict[str, Any] | None = None
+    imported: dict[str, Any] | None = None
+    credentialed: bool | None = Field(
+        None, description="from schema 3; absent: unknown (shown as credentialed)"
+    )
+
+
+class Metric(Part):
+    value: MetricValue | None = None
+    ci95: Interval | None = None
+    sd: float | None = None
+    values: list[float | None] = []
+    n_draws: Count = 0
+    unavailable: str | None = None
+
+
+class TaskEntry(Part):
+    protocol: Protocol
+    metrics: dict[str, Metric]
+    answer_type: str | None = None
+    domain: str | None = None
+    n: Count = 0
+    n_skipped_rows: Count = 0
+    first_skipped_row: str | None = None
+    parse_failures: Count = 0
+    truncated: Count = 0
+    invented: bool = False
+    partial: bool = False
+    rescored_from: dict[str, Any] | str | None = None
+    task_file: str | None = None
+    data_source: str | None = None
+    per_class: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    warnings: list[str] = []
+    reasoning: dict[str, Any] | None = None
+    extraction: dict[str, Any] | None = None
+    fewshot_seeds: list[int] | None = None
+    draw_interval: str | None = None
+    draws: dict[str, dict[str, Any]] | None = None
+    choice_permutations: Count | None = None
+    permutation_interval: str | None = None
+    permutations: dict[str, dict[str, Any]] | None = None
+    consistency: dict[str, Any] | None = None
+    position_bias: dict[str, Any] | None = None
+    n_clusters: Count | None = None
+    cluster_key: str | None = None
+    judging: dict[str, Any] | None = None
+
+
+class Header(Part):
+    """What run.json and results.json share."""
+
+    schema_version: Count = 1
+    mibe_version: str | None = None
+    model: ModelInfo = ModelInfo()
+    config: dict[str, Any] = {}
+    rescored_from: dict[str, Any] | str | None = None
+    judged_from: dict[str, Any] | None = None
+
+
+class RunJson(Header):
+    protocols: dict[TaskName, Protocol] = {}
+
+
+class Results(Header):
+    tasks: dict[TaskName, TaskEntry]
+    git_commit: str | None = None
+    command: list[str] = []
+    skipped: dict[str, str] = {}
+    timing: dict[str, Any] = {}
+    extractor: dict[str, Any] | None = None
+    protocols: dict[str, Any] | None = None
+
+
+class SampleRow(Part):
+    """One line of samples/<task>.jsonl: one scored document (of one few-shot draw)."""
+
+    id: DocId
+    draw: int | None = None
+    permutation: int | None = Field(None, description="--choice-permutations: the options' rotation")
+    option_order: list[int] | None = None
+    index: Count | None = None
+    prompt: str | None = None
+    raw_output: str | None = None
+    parse_failed: bool = False
+    prediction: Label | None = Field(None, description="null: no answer (from schema 3)")
+    strict_prediction: Label | None = None
+    gold: Label | None = None
+    score: float | None = None
+    logprobs: list[float] | None = None
+    shots: list[DocId] = []
+    truncated_tokens: Count = 0
+    cut_at_limit: bool = False
+    invented: bool = False
+    source: str | None = None
+    reasoning: str | None = None
+    answer_text: str | None = None
+    reasoning_truncated: bool = False
+    reasoning_tokens: Count | None = None
+    answer_tokens: Count | None = None
+    redacted: bool = False
+    stats: dict[str, float] | None = None
+    unavailable: dict[str, str] | None = None
+    judge: dict[str, float | None] | None = None
+
+
+class JudgeCacheRow(Part):
+    """One line of judges/<task>.<jury>.jsonl: one judge's reply to one prompt."""
+
+    key: str
+    id: DocId
+    scores: dict[str, int | None] = {}
+    reply: str | None = None
+
+
+class ExtractionCacheRow(Part):
+    """One line of extractions/<task>.jsonl: what the extractor read from one answer."""
+
+    id: str = Field(description="the cache key: a hash of the extractor spec, prompt and answer")
+    value: Label | None = None
+    extractor: str | None = None
+
+
+FILES: dict[str, type[Part]] = {
+    "run.json": RunJson,
+    "results.json": Results,
+    "samples-row": SampleRow,
+    "judge-cache-row": JudgeCacheRow,
+    "extraction-cache-row": ExtractionCacheRow,
+}
+
+# --------------------------------------------------------------------------------------- validation
+
+_WORDS = {
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "list_type": "a list",
+    "bool_type": "true or false",
+    "none_required": "null",
+}
+Problem = tuple[str, str] | None  # (field, what it must be)
+
+
+def _where(data: Any, loc: tuple[Any, ...], missing: bool) -> str:
+    """The field an error names, as keys into the data: pydantic's union tags and `[key]` marks left out."""
+    parts, here = [], data
+    for i, part in enumerate(loc):
+        if part == "[key]":  # a bad key: name the object holding it
+            parts = parts[:-1]
+            break
+        held = isinstance(here, dict) and part in here
+        held = held or (isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here))
+        if not held:
+            parts += [str(part)] if missing and i == len(loc) - 1 else []
+            break
+        here = here[part]
+        parts.append(str(part))
+    return ".".join(parts) or "(the file)"
+
+
+def _what(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is missing"
+    if kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return message if message.startswith("holds ") else f"must be {message}"
+    if kind in ("too_short", "too_long"):
+        return "must be [low, high]"
+    if kind in ("greater_than_equal", "less_than"):
+        return "must be a whole number >= 0 (below 10^15)"
+    return f"must be {_WORDS.get(kind, str(error['msg']).lower())}"
+
+
+def problem(model: type[Part], data: Any) -> Problem:
+    """The first field of `data` that breaks `model`, as (field, what it must be); None when it keeps it."""
+    if not isinstance(data, dict):
+        return "(the file)", "must be a JSON object"
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        field = _where(data, first["loc"], first["type"] == "missing")
+        # A union's members each report: name them all ("a string or a whole number").
+        same = [e for e in errors if _where(data, e["loc"], e["type"] == "missing") == field]
+        whats = list(dict.fromkeys(_what(e) for e in same))
+        if len(whats) > 1 and all(w.startswith("must be ") for w in whats):
+            return field, "must be " + " or ".join(w.removeprefix("must be ") for w in whats)
+        return field, whats[0]
+    return None
+
+
+def newer(path: Any, data: Any) -> None:
+    """A file written by a later mibe is one line: its keys may mean what this mibe cannot know."""
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise MibeError(
+            f"{path}: written by a newer mibe (schema {version}; this mibe reads up to {SCHEMA_VERSION}): "
+            "upgrade mibe"
+        )
+
+
+def check(path: Any, data: Any) -> Any:
+    """`data` read from `path` (a results.json or run.json), returned unchanged when it keeps its model."""
+    newer(path, data)
+    model = Results if str(path).endswith("results.json") else RunJson
+    found = problem(model, data)
+    if found:
+        field, what = found
+        raise MibeError(f"{path}: field '{field}' {what}; the run folder is damaged (rerun it)")
+    return data
+
+
+def read_lines(path: Path, model: type[Part] = SampleRow) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file of the run folder, each validated against `model`.
+
+    A record ends at "\\n" only: text may hold U+2028, U+2029 or U+0085 (str.splitlines would cut a
+    record there). Text after the last "\\n" (a line cut short by a kill) is left out."""
+    data = path.read_bytes()
+    rows = []
+    for number, raw in enumerate(data[: data.rfind(b"\n") + 1].split(b"\n")[:-1], 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise MibeError(
+                f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "delete the line to redo that document"
+            ) from None
+        except (ValueError, RecursionError):
+            raise MibeError(
+                f"{path}:{number}: corrupt sample line; delete it to redo that document"
+            ) from None
+        if not isinstance(row, dict):
+            raise MibeError(f"{path}:{number}: not a JSON object; delete the line to redo that document")
+        found = problem(model, row)
+        if found:
+            field, what = found
+            raise MibeError(f"{path}:{number}: field '{field}' {what}; delete the line to redo that document")
+        rows.append(row)
+    return rows
+
+
+def no_answer(rows: list[dict[str, Any]], schema: int, answer_type: str | None) -> list[dict[str, Any]]:
+    """Rows with "no answer" as None, whatever the schema: before 3 the string "missing" meant it for
+    label kinds or where `parse_failed` is true; elsewhere it is text a model wrote."""
+    if schema >= 3:
+        return rows
+    out = []
+    for row in rows:
+        if row.get("prediction") == NO_ANSWER_BEFORE_3 and (
+            answer_type in LABEL_KINDS or row.get("parse_failed") is True
+        ):
+            row = {**row, "prediction": None}
+        out.append(row)
+    return out
+
+
+# ------------------------------------------------------------------------------------- JSON Schemas
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """file name -> its JSON Schema, as docs/schemas/ holds it."""
+    out = {}
+    for name, model in FILES.items():
+        schema = model.model_json_schema()
+        schema["$id"] = f"mibe/{name}/schema-{SCHEMA_VERSION}"
+        out[f"{name.removesuffix('.json')}.schema.json"] = schema
+    return out
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Write (or with --check, compare) docs/schemas/ of the source checkout."""
+    target = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+    stale = [
+        n
+        for n, s in schemas().items()
+        if not (target / n).is_file() or (target / n).read_text() != schema_text(s)
+    ]
+    if "--check" in argv:
+        for name in stale:
+            print(f"docs/schemas/{name}: differs from mibe/runs/record.py; run python -m mibe.runs.record")
+        return 1 if stale else 0
+    target.mkdir(parents=True, exist_ok=True)
+    for name, schema in schemas().items():
+        (target / name).write_text(schema_text(schema), encoding="utf-8")
+    print(f"wrote {len(FILES)} schemas into {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
