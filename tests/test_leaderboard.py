@@ -454,7 +454,7 @@ def test_cli_writes_every_format_and_a_figure(board_runs: dict[str, Path], tmp_p
         (("compare", "{run}", "{missing}"), "no such run folder"),
         (("compare", "{run}", "{notasks}"), "no 'tasks' mapping"),
         (("leaderboard", "{badvalue}"), "field 'tasks.pubmedqa.metrics.accuracy.value' must be a number"),
-        (("leaderboard", "{noprotocol}"), "field 'tasks.pubmedqa.protocol' must be an object"),
+        (("leaderboard", "{noprotocol}"), "field 'tasks.pubmedqa.protocol' is missing"),
         (("leaderboard", "{run}", "-o", "{run}/results.json/x.md"), "inside the run folder"),
         (("leaderboard", "{run}", "-o", "{tmp}/notes.md/x.md"), "cannot write"),
     ],

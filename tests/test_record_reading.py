@@ -14,7 +14,7 @@ import pytest
 
 from mibe import cli
 from mibe.run import api
-from mibe.runs import record
+from mibe.runs import record, schemas
 from mibe.types import RunConfig
 from tests.scripted import Scripted
 
@@ -210,9 +210,9 @@ def test_a_folder_of_a_newer_mibe_is_one_line(good_run: Path, tmp_path: Path, ca
 
 def test_docs_schemas_match_the_models() -> None:
     folder = REPO / "docs" / "schemas"
-    for name, schema in record.schemas().items():
-        assert (folder / name).read_text() == record.schema_text(schema), (
-            f"run python -m mibe.runs.record ({name})"
+    for name, schema in schemas.schemas().items():
+        assert (folder / name).read_text() == schemas.schema_text(schema), (
+            f"run python -m mibe.runs.schemas ({name})"
         )
-    assert sorted(p.name for p in folder.glob("*.json")) == sorted(record.schemas())
-    assert record.main(["--check"]) == 0
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted(schemas.schemas())
+    assert schemas.main(["--check"]) == 0

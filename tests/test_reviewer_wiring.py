@@ -20,6 +20,7 @@ from mibe import cli
 from mibe.boards import compare, compare_text, delta, render
 from mibe.boards.board import build as build_board
 from mibe.run import api
+from mibe.runs.record import SCHEMA_VERSION
 from mibe.scoring import kinds
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
@@ -82,7 +83,7 @@ def test_fewshot_draws_resume_per_draw_and_extend(tiny_llama: Path, tmp_path: Pa
     # Resumed and extended equals one uninterrupted run of both draws.
     whole = draw_run(tiny_llama, tmp_path / "whole", (1, 2))["tasks"]["pubmedqa"]
     assert whole["metrics"] == entry["metrics"] and whole["draws"] == entry["draws"]
-    assert results(run)["schema_version"] == 2
+    assert results(run)["schema_version"] == SCHEMA_VERSION
     with pytest.raises(MibeError, match="different config"):  # dropping a draw is not an extension
         draw_run(tiny_llama, run, (2,))
     board = render.text(build_board([run], published=False, n_boot=100))

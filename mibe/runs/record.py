@@ -7,8 +7,8 @@ inside a board or a page. Readers keep receiving the dicts they read, unchanged 
 form, so a rescored folder is written as the run wrote it); validation guarantees the types their key
 lookups assume. Keys the models do not declare are accepted, and no reader uses them.
 
-`python -m mibe.runs.record` writes the JSON Schema of each file into docs/schemas/
-(`--check`: only compare); tests/test_record.py checks docs/ matches the code.
+`python -m mibe.runs.schemas` writes the JSON Schema of each file into docs/schemas/; the tests check
+docs/ matches these models.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,12 +29,6 @@ from mibe.types import TASK_NAME, MibeError
 SCHEMA_VERSION = 3
 NO_ANSWER_BEFORE_3 = "missing"  # what schema 1 and 2 wrote for "no answer" (label kinds, parse failures)
 LABEL_KINDS = ("choice", "letter", "multi_label")
-
-
-def _whole_count(x: int) -> int:
-    if not 0 <= x < 10**15:
-        raise ValueError("a whole number >= 0")
-    return x
 
 
 def _metric_value(x: float) -> float:
@@ -58,7 +51,7 @@ def _task_name(x: str) -> str:
     return x
 
 
-Count = Annotated[int, Field(ge=0, lt=10**15), AfterValidator(_whole_count)]
+Count = Annotated[int, Field(ge=0, lt=10**15)]
 MetricValue = Annotated[float, AfterValidator(_metric_value)]
 Interval = Annotated[list[float | None], Field(min_length=2, max_length=2), AfterValidator(_interval)]
 TaskName = Annotated[str, AfterValidator(_task_name)]
@@ -83,6 +76,7 @@ class ModelInfo(Part):
     backend_version: str | None = None
     max_context: int | None = None
     config_hash: str | None = None
+    dtype: str | None = None
 
 
 class Protocol(Part):
@@ -121,7 +115,33 @@ class Metric(Part):
     sd: float | None = None
     values: list[float | None] = []
     n_draws: Count = 0
+    n: Count | None = Field(None, description="judge metrics: the documents judged")
     unavailable: str | None = None
+
+
+class Bin(Part):
+    lo: float
+    hi: float
+    count: Count
+    confidence: float | None = None
+    accuracy: float | None = None
+
+
+class Calibration(Part):
+    """Log-likelihood scoring's ECE, Brier and reliability bins (docs/statistics.md)."""
+
+    ece: Metric | None = None
+    brier: Metric | None = None
+    reliability: list[Bin] = []
+
+
+class PerClass(Part):
+    labels: list[str] = []
+    precision: dict[str, float] = {}
+    recall: dict[str, float] = {}
+    f1: dict[str, float] = {}
+    support: dict[str, Count] = {}
+    confusion: dict[str, Any] | None = None
 
 
 class TaskEntry(Part):
@@ -139,8 +159,8 @@ class TaskEntry(Part):
     rescored_from: dict[str, Any] | str | None = None
     task_file: str | None = None
     data_source: str | None = None
-    per_class: dict[str, Any] | None = None
-    calibration: dict[str, Any] | None = None
+    per_class: PerClass | None = None
+    calibration: Calibration | None = None
     warnings: list[str] = []
     reasoning: dict[str, Any] | None = None
     extraction: dict[str, Any] | None = None
@@ -157,13 +177,26 @@ class TaskEntry(Part):
     judging: dict[str, Any] | None = None
 
 
+class Config(Part):
+    """The run's configuration (RunConfig less its volatile fields): the keys readers take numbers from."""
+
+    model: str | None = None
+    seed: int | None = None
+    bootstrap: Count | None = None
+    bertscore_model: str | None = None
+    parser: str | None = None
+    limit: Count | None = None
+    num_fewshot: Count | None = None
+    fewshot_seeds: list[int] | None = None
+
+
 class Header(Part):
     """What run.json and results.json share."""
 
     schema_version: Count = 1
     mibe_version: str | None = None
     model: ModelInfo = ModelInfo()
-    config: dict[str, Any] = {}
+    config: Config = Config()
     rescored_from: dict[str, Any] | str | None = None
     judged_from: dict[str, Any] | None = None
 
@@ -288,6 +321,8 @@ def _what(error: dict[str, Any]) -> str:
 
 def problem(model: type[Part], data: Any) -> Problem:
     """The first field of `data` that breaks `model`, as (field, what it must be); None when it keeps it."""
+    if model is Results and not (isinstance(data, dict) and isinstance(data.get("tasks"), dict)):
+        return "tasks", "must be an object of task name -> entry (no 'tasks' mapping: a mibe results.json?)"
     if not isinstance(data, dict):
         return "(the file)", "must be a JSON object"
     try:
@@ -370,43 +405,3 @@ def no_answer(rows: list[dict[str, Any]], schema: int, answer_type: str | None) 
             row = {**row, "prediction": None}
         out.append(row)
     return out
-
-
-# ------------------------------------------------------------------------------------- JSON Schemas
-
-
-def schemas() -> dict[str, dict[str, Any]]:
-    """file name -> its JSON Schema, as docs/schemas/ holds it."""
-    out = {}
-    for name, model in FILES.items():
-        schema = model.model_json_schema()
-        schema["$id"] = f"mibe/{name}/schema-{SCHEMA_VERSION}"
-        out[f"{name.removesuffix('.json')}.schema.json"] = schema
-    return out
-
-
-def schema_text(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    """Write (or with --check, compare) docs/schemas/ of the source checkout."""
-    target = Path(__file__).resolve().parents[2] / "docs" / "schemas"
-    stale = [
-        n
-        for n, s in schemas().items()
-        if not (target / n).is_file() or (target / n).read_text() != schema_text(s)
-    ]
-    if "--check" in argv:
-        for name in stale:
-            print(f"docs/schemas/{name}: differs from mibe/runs/record.py; run python -m mibe.runs.record")
-        return 1 if stale else 0
-    target.mkdir(parents=True, exist_ok=True)
-    for name, schema in schemas().items():
-        (target / name).write_text(schema_text(schema), encoding="utf-8")
-    print(f"wrote {len(FILES)} schemas into {target}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
