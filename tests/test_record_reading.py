@@ -216,3 +216,33 @@ def test_docs_schemas_match_the_models() -> None:
         )
     assert sorted(p.name for p in folder.glob("*.json")) == sorted(schemas.schemas())
     assert schemas.main(["--check"]) == 0
+
+
+# ------------------------------------------------------------------------------------ no answer
+
+
+def test_no_answer_before_schema_3_is_read_as_none_for_label_kinds_only() -> None:
+    rows = [
+        {"id": "a", "prediction": "missing", "parse_failed": True},
+        {"id": "b", "prediction": "missing", "parse_failed": False},  # a model wrote the word
+        {"id": "c", "prediction": "yes", "parse_failed": False},
+    ]
+    assert [r["prediction"] for r in record.no_answer(rows, 2, "choice")] == [None, None, "yes"]
+    assert [r["prediction"] for r in record.no_answer(rows, 2, "text")] == [None, "missing", "yes"]
+    assert [r["prediction"] for r in record.no_answer(rows, 3, "choice")] == ["missing", "missing", "yes"]
+    assert rows[0]["prediction"] == "missing"  # the rows read (and cached) are never changed
+
+
+@pytest.mark.parametrize("task", ["pubmedqa", "mednli", "ddi2013"])
+def test_an_old_folder_recomputes_its_recorded_missing_rate(task: str) -> None:
+    from mibe.runs import saved
+    from mibe.scoring import kinds
+
+    run = saved.read_run(REPO / "tests/fixtures/runs/v1-zero")  # schema 1: "missing" was no answer
+    entry, rows = run.results["tasks"][task], saved.rows(run, task) or ()
+    assert any(r["prediction"] is None for r in rows)
+    golds, preds = [r["gold"] for r in rows], [r["prediction"] for r in rows]
+    labels = entry["per_class"]["labels"]
+    got = kinds.score_task("choice", ["accuracy", "missing_rate"], golds, preds, labels, "strict", seed=1234)
+    for metric in ("accuracy", "missing_rate"):  # before: "missing" read as a label, missing_rate 0
+        assert got["metrics"][metric]["value"] == pytest.approx(entry["metrics"][metric]["value"]), metric

@@ -99,7 +99,20 @@ def rows(run: SavedRun, task: str) -> tuple[dict[str, Any], ...] | None:
     if not path.is_file():
         return None
     stat = path.stat()
-    return _read(str(path), stat.st_mtime_ns, stat.st_size)
+    found = _read(str(path), stat.st_mtime_ns, stat.st_size)
+    schema = run.results.get("schema_version") or 1
+    if schema >= record.SCHEMA_VERSION:
+        return found
+    # Before schema 3, "no answer" was the string "missing" (for label kinds, or a failed parse).
+    return tuple(record.no_answer(list(found), schema, _recorded_kind(run, task)))
+
+
+def _recorded_kind(run: SavedRun, name: str) -> str:
+    entry = run.results["tasks"][name]
+    if entry.get("answer_type") in kinds.KINDS:
+        return entry["answer_type"]
+    task = task_file(name, entry, say=lambda line: None)
+    return task.answer_type if task is not None else kinds.from_metrics(entry["metrics"], ())
 
 
 @lru_cache(maxsize=64)
