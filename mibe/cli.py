@@ -228,6 +228,10 @@ def _parser() -> argparse.ArgumentParser:
         "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
     )
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
+    rescore.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the run an earlier rescore (or run) left in --output-dir (only what mibe wrote)",
+    )  # fmt: skip
     imp = sub.add_parser(
         "import",
         help="turn another harness's saved outputs (lm-eval, Me-LLaMA) into a run folder",

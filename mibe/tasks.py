@@ -36,6 +36,8 @@ _KEYS = {
 }
 DOMAINS = ("medical", "general")
 _DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
+ANSWER_KEYS = {"type", "choices", "paper_match"}
+GENERATION_KEYS = {"max_new_tokens", "stop"}
 
 
 def _fail(path: Path, field: str, message: str) -> MibeError:
@@ -133,7 +135,7 @@ def _answer(path: Path, answer: Any) -> tuple[str, list[str], str]:
     kind = answer.get("type") if isinstance(answer, dict) else None
     if not isinstance(kind, str) or kind not in kinds.KINDS:
         raise _fail(path, "answer.type", f"required; one of {', '.join(kinds.ANSWER_TYPES)}")
-    _check_keys(path, "answer.", answer, {"type", "choices", "paper_match"})
+    _check_keys(path, "answer.", answer, ANSWER_KEYS)
     choices = answer.get("choices") or []
     if isinstance(choices, list) and any(isinstance(c, bool) for c in choices):
         raise _fail(path, "answer.choices", "quote yes/no/true/false labels: YAML reads them as booleans")
@@ -181,7 +183,7 @@ def _target(path: Path, target: Any) -> str:
 def _generation(path: Path, generation: Any) -> tuple[int, list[str]]:
     if not isinstance(generation, dict):
         raise _fail(path, "generation", "a mapping such as {max_new_tokens: 32, stop: ['\\n\\n']}")
-    _check_keys(path, "generation.", generation, {"max_new_tokens", "stop"})
+    _check_keys(path, "generation.", generation, GENERATION_KEYS)
     max_new = generation.get("max_new_tokens", 32)
     if isinstance(max_new, bool) or not isinstance(max_new, int) or max_new < 1:
         raise _fail(path, "generation.max_new_tokens", "a positive integer")

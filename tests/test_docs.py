@@ -113,3 +113,42 @@ def test_every_docs_path_named_anywhere_exists() -> None:
 def test_every_link_of_a_page_exists(page: Path) -> None:
     missing = [t for t in link_targets(text(page)) if not (page.parent / t).exists()]
     assert missing == []
+
+
+def test_the_task_file_key_table_lists_exactly_the_keys_the_loader_allows() -> None:
+    from mibe import tasks
+
+    text = (REPO / "docs" / "task-files.md").read_text(encoding="utf-8")
+    table = text[text.index("| key | type | default |") : text.index("Any other key is an error")]
+    keys = re.findall(r"^\| `([\w.]+)` \|", table, flags=re.M)
+    nested: dict[str, set[str]] = {}
+    for key in keys:
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, set()).add(rest)
+    assert {k for k in keys if "." not in k} == tasks._KEYS
+    assert nested == {
+        "dataset": tasks._DATASET_KEYS,
+        "answer": tasks.ANSWER_KEYS,
+        "generation": tasks.GENERATION_KEYS,
+    }
+
+
+def test_the_tutorial_needs_no_chat_template_flag_and_auto_is_the_default() -> None:
+    from mibe import cli
+
+    text = (REPO / "docs" / "task-files.md").read_text(encoding="utf-8")
+    tutorial = text[text.index("## Five-minute tutorial") :]
+    runs = [line for line in tutorial.splitlines() if line.startswith("mibe run ")]
+    assert runs and not any("--chat-template" in line for line in runs)
+    assert "`--chat-template auto`" in tutorial
+    # The run's help states the same default (the tutorial's run itself is tests/test_newcomer.py's).
+    assert "Default under --protocol mibe: auto" in _run_help(cli)
+
+
+def _run_help(cli) -> str:
+    import argparse
+
+    parser = cli._parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices["run"].format_help().split())

@@ -392,6 +392,7 @@ def test_bertscore_unavailable_does_not_raise(model: str, monkeypatch: pytest.Mo
     bs = out["metrics"]["bertscore_f1"]
     assert bs["value"] is None and bs["ci95"] is None
     assert "\n" not in bs["unavailable"] and model in bs["unavailable"]
+    assert bs["unavailable"].endswith("offline, give a local copy of the model with --bertscore-model PATH")
     assert out["metrics"]["rouge_l"]["value"] == pytest.approx(2 / 3)
 
 

@@ -58,8 +58,11 @@ def test_tutorial_runs_as_written(tiny_llama: Path, tmp_path: Path) -> None:
     assert "Note: Crushing chest pain" in done.stdout  # tasks show rendered the first document
     lines = (work / "runs" / "triage" / "samples" / "triage.jsonl").read_text().splitlines()
     first = next(r for r in map(json.loads, lines) if r["id"] == "n1")
-    # The template's last line break stayed out of the prompt; the chat template wraps it after.
+    # The template's last line break stayed out of the prompt; the chat template wraps it after,
+    # though the tutorial passes no --chat-template: auto is the default (docs/task-files.md says so).
     assert "Note: Crushing chest pain for 20 minutes, sweating.\nAnswer:\n<|assistant|>" in first["prompt"]
+    assert entry["protocol"]["chat_template"] is not None
+    assert "next:" in done.stderr and "mibe view runs/triage -o triage.html" in done.stderr
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -279,3 +282,26 @@ def test_tasks_new_never_writes_through_a_dangling_link(tmp_path: Path, capsys) 
     (tmp_path / "probe.yaml").symlink_to(tmp_path / "elsewhere" / "x.yaml")
     assert cli.main(["tasks", "new", "probe", "--dir", str(tmp_path)]) == 2
     assert "never overwrites" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
+
+
+def test_progress_counts_whole_documents_one_bar_at_a_time_and_the_run_ends_with_next_steps(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "demo run"
+    done = subprocess.run(
+        [sys.executable, "-m", "mibe", "run", "--model", str(tiny_llama), "--demo", "--tasks",
+         "pubmedqa,mtsample", "--max-new-tokens", "4", "--bootstrap", "20", "--output-dir", str(out)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stderr  # a pipe, as in a log file
+    assert "\x1b[A" not in log  # no second bar moving the cursor up
+    counts = re.findall(r"\| ([\d.]+)/(\d+) doc", log)
+    assert counts and all("." not in n for n, _ in counts)  # whole documents only
+    assert {total for _, total in counts} == {"3"} and ("3", "3") in counts
+    assert re.search(r"\d+ tok", log)
+    assert "Loading" not in log  # the model's loading bar is off under the task's bar
+    tail = log[log.index("next:") :]
+    assert f"mibe view '{out}' -o 'demo run.html'" in tail and f"mibe leaderboard '{out}'" in tail
+    ids = [json.loads(line)["id"] for line in (out / "samples" / "mtsample.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["demo-mtsample-1", "demo-mtsample-2", "demo-mtsample-3"]

@@ -245,3 +245,44 @@ def test_damaged_runs_and_bad_flags_refused_in_one_line(
         assert (run / "samples" / "pubmedqa.jsonl").read_bytes() == before
     if how not in ("same dir", "full dir"):
         assert not target.exists()
+
+
+def test_overwrite_replaces_an_earlier_rescore_and_nothing_else(tmp_path: Path, capsys) -> None:
+    task_file = tmp_path / "specialty.yaml"
+    task_file.write_text(
+        "name: specialty\ndataset: {source: notes.jsonl}\n"
+        'template: "Which specialty?\\n{{ note }}\\nOUTPUT:"\ntarget: label\n'
+        "answer: {type: choice, choices: [Surgery, Neurosurgery, Cardiology]}\nmetrics: [accuracy]\n"
+    )
+    notes = [("n1", "craniotomy", "Neurosurgery"), ("n2", "bypass graft", "Cardiology")]
+    (tmp_path / "notes.jsonl").write_text(
+        "".join(json.dumps({"id": i, "note": n, "label": g}) + "\n" for i, n, g in notes)
+    )
+    outputs = {f"Which specialty?\n{n}\nOUTPUT:": g for _, n, g in notes}
+    config = RunConfig(model="scripted", tasks=(str(task_file),), output_dir=str(tmp_path / "run"))
+    api.run(config, backend=Scripted(outputs), say=lambda line: None)
+    new = tmp_path / "re"
+    argv = ["rescore", str(tmp_path / "run"), "--tasks", str(task_file), "--output-dir", str(new)]
+    assert cli.main([*argv, "--parser", "paper"]) == 0
+    assert (
+        json.loads((new / "results.json").read_text())["tasks"]["specialty"]["protocol"]["parser"] == "paper"
+    )
+    capsys.readouterr()
+    assert cli.main([*argv, "--parser", "strict"]) == 2  # not without --overwrite
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert cli.main([*argv, "--parser", "strict", "--overwrite"]) == 0
+    results = json.loads((new / "results.json").read_text())
+    assert results["tasks"]["specialty"]["protocol"]["parser"] == "strict"
+    assert results["tasks"]["specialty"]["metrics"]["accuracy"]["value"] == 1.0
+    (new / "notes.txt").write_text("mine")  # a file mibe did not write is never deleted
+    capsys.readouterr()
+    assert cli.main([*argv, "--overwrite"]) == 2
+    assert "holds notes.txt, which mibe's run there did not write" in capsys.readouterr().err
+    assert (new / "notes.txt").read_text() == "mine" and (new / "results.json").is_file()  # nothing deleted
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.csv").write_text("x")  # not a run folder: refused, untouched
+    capsys.readouterr()
+    assert cli.main([*argv[:-1], str(other), "--overwrite"]) == 2
+    assert "mibe did not write" in capsys.readouterr().err and (other / "data.csv").is_file()

@@ -485,3 +485,15 @@ def test_the_export_never_holds_a_formula(tmp_path: Path) -> None:
         "'+cmd|' /C calc'!A0,pubmedqa,'-2+3",
         "'+cmd|' /C calc'!A0,pubmedqa,d3",
     ]
+
+
+def test_a_metric_without_a_value_says_why() -> None:
+    run = run_a()
+    why = "BERTScore model 'bert' unavailable: OSError: offline; give --bertscore-model PATH"
+    run.results["tasks"]["mimic"]["metrics"]["bertscore_f1"] = {
+        "value": None,
+        "ci95": None,
+        "unavailable": why,
+    }
+    page = render_view([run])
+    assert "bertscore_f1 <b>—</b>" in page and f"unavailable: {html.escape(why)}" in page

@@ -131,7 +131,13 @@ class HFBackend:
         return self._model
 
     def _load(self) -> Any:
+        from transformers.utils import logging as hf_logging
+
         dtype = _DTYPES.get(self.dtype_name, "auto")
+        # The model loads on the first step, under the task's bar: a second bar would interleave
+        # with it (and leave cursor-up escapes in a log), so the loading bar is off meanwhile.
+        was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 self.model_name, dtype=dtype, trust_remote_code=self.trust_remote_code
@@ -139,6 +145,9 @@ class HFBackend:
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:200]
             raise MibeError(f"--model {self.model_name}: not a causal LM mibe can load ({first})") from None
+        finally:
+            if was_on:
+                hf_logging.enable_progress_bar()
         if self.adapter:
             from peft import PeftModel
 

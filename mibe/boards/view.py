@@ -400,7 +400,9 @@ def _metrics(entry: Mapping[str, Any]) -> str:
     for name, metric in (entry.get("metrics") or {}).items():
         ci = metric.get("ci95")
         interval = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
-        items.append(f"<li>{escape(name)} <b>{_num(metric.get('value'))}</b>{interval}</li>")
+        why = metric.get("unavailable") if metric.get("value") is None else None
+        reason = f' <span class="note">unavailable: {escape(str(why))}</span>' if why else ""
+        items.append(f"<li>{escape(name)} <b>{_num(metric.get('value'))}</b>{interval}{reason}</li>")
     counts = (
         f"<li>n {entry.get('n', '—')}, parse failures {entry.get('parse_failures', '—')}, "
         f"truncated prompts {entry.get('truncated', '—')}</li>"

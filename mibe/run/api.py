@@ -228,6 +228,7 @@ def run(
         folder.write_json_atomic(run_dir / "results.json", out, private=private)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
+    say(summary.next_commands(run_dir))
     return out
 
 

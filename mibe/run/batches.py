@@ -33,16 +33,20 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class Progress:
-    """A task's bar: documents done, moved within a batch too, by the backend's per-step callback
-    (`on_step(tokens)`: each generated token step, each log-likelihood forward), with the tokens
-    so far and their rate. The callback does a counter and a clock read; the bar redraws twice a second."""
+    """A task's bar: whole documents done (a document counts once its row is written), with the
+    tokens so far and their rate, kept current within a batch by the backend's per-step callback
+    (`on_step(tokens)`: each generated token step, each log-likelihood forward). The callback does a
+    counter and a clock read; the bar redraws twice a second. One bar at a time: the backend's own
+    loading bars are off while it is open (hf.py), so a log never holds tqdm's cursor-up escapes."""
 
     def __init__(self, total: int, done: int, name: str) -> None:
         from tqdm.auto import tqdm
 
-        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} doc [{elapsed}<{remaining}{postfix}]"
-        self.bar = tqdm(total=total, initial=done, desc=name, file=sys.stderr, leave=True, bar_format=fmt)
-        self.tokens, self._base, self._rows, self._steps, self._seen = 0, float(done), 0, 1, 0
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} doc [{elapsed}<{remaining}{postfix}]"
+        self.bar = tqdm(
+            total=total, initial=done, desc=name, file=sys.stderr, leave=True, bar_format=fmt, position=0
+        )
+        self.tokens, self._base, self._rows, self._steps, self._seen = 0, done, 0, 1, 0
         self._shown = self._created = time.monotonic()
         self._started: float | None = None  # the first step: the model loads on first use, not counted
         self._before = 0  # tokens counted before the first step
@@ -59,8 +63,6 @@ class Progress:
         self._seen += 1
         if now - self._shown >= 0.5:
             self._shown = now
-            # Steps are an upper bound (stop strings end generation early): never show the batch done.
-            self.bar.n = self._base + self._rows * min(self._seen / self._steps, 0.95)
             self._show(now)
 
     def finish(self, rows: int, tokens: int) -> None:

@@ -194,5 +194,13 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
         return apply
 
     names = saved.split_names(args.tasks)
-    rescore.rescore(args.run_dir, "model", names, args.output_dir, ["mibe", *argv], extractor=load)
+    rescore.rescore(
+        args.run_dir,
+        "model",
+        names,
+        args.output_dir,
+        ["mibe", *argv],
+        extractor=load,
+        overwrite=args.overwrite,
+    )
     return 0

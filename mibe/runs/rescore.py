@@ -222,8 +222,10 @@ def rescore(
     say: Say = stderr,
     trusted: dict[str, Task] | None = None,
     extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write `output_dir`, a run folder re-scored from `run_dir`'s outputs; returns its results.json.
+    `overwrite`: a folder holding an earlier run (mibe's run.json) is replaced, only what mibe wrote.
 
     `trusted`: task files the user named with --tasks (their hooks may run); see saved.task_file.
     `extractor` (--parser model): (credentialed task names, run, new folder) -> the rows' Extract."""
@@ -240,9 +242,35 @@ def rescore(
     chosen = saved_run.pick(run, names)
     saved = [saved_run.read_task(run, n, say, trusted) for n in chosen]  # all checked before writing
     with folder.locked(out_dir):  # two rescores into one folder: the second is refused, never interleaved
-        if any(p.name != ".lock" for p in out_dir.iterdir()):
-            raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
+        _clear(out_dir, overwrite)
         return _write(run, saved, parser, names, out_dir, command, say, extractor)
+
+
+def _clear(out_dir: Path, overwrite: bool) -> None:
+    from mibe.runs import folder, resume
+
+    if not any(p.name != ".lock" for p in out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise MibeError(
+            f"--output-dir {out_dir}: exists and is not empty; choose a new folder, or --overwrite to "
+            "replace the run it holds"
+        )
+    folder.check_run_folder(out_dir)  # someone else's files are never deleted
+    previous = folder.read_json(out_dir / "run.json") or {}
+    tasks = {str(name) for name in previous.get("protocols") or {}}
+    samples = out_dir / "samples"
+    others = [
+        p.name for p in out_dir.iterdir() if p.name not in (".lock", "run.json", "results.json", "samples")
+    ]
+    if samples.is_dir():
+        others += [f"samples/{p.name}" for p in samples.iterdir() if p.name.split(".")[0] not in tasks]
+    if others:  # checked before anything is deleted
+        raise MibeError(
+            f"--output-dir {out_dir}: holds {', '.join(sorted(others)[:4])}, which mibe's run there did "
+            "not write; choose a new folder"
+        )
+    resume.remove_written(out_dir, previous)
 
 
 def _write(
@@ -307,5 +335,8 @@ def command(args: Any, argv: Sequence[str]) -> int:
         raise MibeError(
             "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
         )
-    rescore(args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv], trusted=trusted)
+    rescore(
+        args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv], trusted=trusted,
+        overwrite=args.overwrite,
+    )  # fmt: skip
     return 0

@@ -48,17 +48,25 @@ def prepare(
                 )
         return read_json(run_dir / "results.json")
     if overwrite and previous is not None:
-        # Only what mibe wrote: the samples of the tasks its run.json names (and their shards).
-        for name in previous.get("protocols") or {}:
-            if not re.fullmatch(TASK_NAME, str(name)):  # a task name, never a path
-                continue
-            path = samples_path(run_dir, str(name))
-            for leftover in [path, *path.parent.glob(f"{path.stem}.rank*.part")]:
-                leftover.unlink(missing_ok=True)
-        for leftover in [run_dir / "run.json", run_dir / "results.json"]:
-            leftover.unlink(missing_ok=True)
+        remove_written(run_dir, previous)
     write_json_atomic(run_dir / "run.json", run_json, private=private)
     return None
+
+
+def remove_written(run_dir: Path, previous: dict[str, Any]) -> None:
+    """--overwrite: delete only what mibe wrote, the samples of the tasks `previous` (the folder's
+    run.json) names and their shards, then run.json and results.json; anything else stays."""
+    for name in previous.get("protocols") or {}:
+        if not re.fullmatch(TASK_NAME, str(name)):  # a task name, never a path
+            continue
+        path = samples_path(run_dir, str(name))
+        for leftover in [path, *path.parent.glob(f"{path.stem}.rank*.part")]:
+            leftover.unlink(missing_ok=True)
+    for leftover in [run_dir / "run.json", run_dir / "results.json"]:
+        leftover.unlink(missing_ok=True)
+    samples = run_dir / "samples"
+    if samples.is_dir() and not any(samples.iterdir()):
+        samples.rmdir()
 
 
 def _without_seeds(part: Any) -> Any:

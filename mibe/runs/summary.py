@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import Any
 
 
@@ -42,3 +44,15 @@ def notes(results: dict[str, Any]) -> list[str]:
                 fix = "; pass --bertscore-model PATH (a local BERT folder)" if "bertscore" in metric else ""
                 out.append(f"note: {name}: {metric} n/a: {why}{fix}")
     return out
+
+
+def next_commands(run_dir: Path) -> str:
+    """What to do with a finished run: the commands a new user reaches for next."""
+    run = shlex.quote(str(run_dir))
+    page = shlex.quote(f"{run_dir.name}.html")
+    return (
+        "next:\n"
+        f"  mibe view {run} -o {page}        # read every answer, filter, see the confusion matrices\n"
+        f"  mibe leaderboard {run} OTHER_RUN...   # side by side (the paper's rows for reference)\n"
+        f"  mibe audit {run}                      # how much of the score is parsing"
+    )

@@ -212,7 +212,10 @@ def _bertscore(golds: Sequence[Any], preds: Sequence[Any], model: str) -> Any:
             f1[keep] = bert_score.score(*kept, model_type=folder, num_layers=layers)[2].numpy()
     except Exception as exc:  # an unusable scorer model is reported, never fatal
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
-        return f"BERTScore model {model!r} unavailable: {type(exc).__name__}: {detail}"
+        return (
+            f"BERTScore model {model!r} unavailable: {type(exc).__name__}: {detail}; offline, give a "
+            "local copy of the model with --bertscore-model PATH"
+        )
     return f1
 
 
