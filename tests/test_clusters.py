@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import chi2
 
 from mibe import data, tasks
-from mibe.boards import compare, compare_text, render
+from mibe.boards import compare, compare_text, render, view
 from mibe.boards.board import build as build_board
 from mibe.run import api
 from mibe.scoring import draws, kinds, stats
@@ -227,6 +227,13 @@ def test_a_run_keeps_clusters_as_hashes_and_compare_and_board_resample_them(tmp_
     assert "75 (25 clusters)" in text and "25 clusters of documents made together" in text
     board = render.text(build_board([a, c], published=False, n_boot=100))
     assert "t intervals and tests resample clusters of documents: 25 clusters (note_id)" in board
+    rows = [[json.loads(line) for line in (r / "samples" / "t.jsonl").open()] for r in (a, c)]
+    seen = view.diff_task("t", "choice", *rows)  # the viewer's own A - B test
+    assert seen.mcnemar.test == stats.CLUSTERED_MCNEMAR and seen.mcnemar.n_clusters == 25
+    docs = [(x["score"], y["score"], x["cluster"]) for x, y in zip(*rows, strict=True)]
+    assert seen.mcnemar.p == pytest.approx(
+        _durkalski([x == 1 for x, _, _ in docs], [y == 1 for _, y, _ in docs], [c for _, _, c in docs])
+    )
 
 
 def test_runs_scored_before_clusters_read_as_documents_resampled(tmp_path: Path) -> None:

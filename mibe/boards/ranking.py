@@ -278,8 +278,12 @@ def judge(section: Section, n_boot: int, seed: int) -> None:
             return
         parts.append(outcome.paired)
     joint = mean_of(parts)
-    n = min(p.n for p in parts)
-    why = None if n >= MIN_BOOTSTRAP_N else f"{n} shared documents (a bootstrap test needs {MIN_BOOTSTRAP_N})"
+    n = min(p.units for p in parts)  # clusters where a task resampled clusters
+    why = (
+        None
+        if n >= MIN_BOOTSTRAP_N
+        else f"{n} shared documents or clusters (a bootstrap test needs {MIN_BOOTSTRAP_N})"
+    )
     section.verdicts[AVERAGE] = _verdict(joint.p, "paired bootstrap over tasks", why, n, ALPHA)
 
 

@@ -108,7 +108,7 @@ def diff_task(
 ) -> TaskDiff:
     """Pair one task's documents by id (and shot draw: draw with draw) and test A - B on the shared ones."""
     by_id = {row_key(r): r for r in rows_b}
-    differing, scores_a, scores_b, shared, mismatch = [], [], [], 0, 0
+    differing, scores_a, scores_b, shared, mismatch, clusters = [], [], [], 0, 0, []
     for ra in rows_a:
         rb = by_id.get(row_key(ra))
         if rb is None:
@@ -122,9 +122,14 @@ def diff_task(
         if ra.get("score") is not None and rb.get("score") is not None:
             scores_a.append(float(ra["score"]))
             scores_b.append(float(rb["score"]))
-    paired = stats.paired_means(scores_a, scores_b, n_boot=N_BOOT) if scores_a else None
+            clusters.append(ra.get("cluster", rb.get("cluster")))  # documents made together go together
+    grouped = clusters if stats.clustered(clusters) else None
+    paired = stats.paired_means(scores_a, scores_b, n_boot=N_BOOT, clusters=grouped) if scores_a else None
     binary = scores_a and all(s in (0.0, 1.0) for s in scores_a + scores_b)
-    mcnemar = stats.mcnemar_exact([s == 1 for s in scores_a], [s == 1 for s in scores_b]) if binary else None
+    right = [s == 1 for s in scores_a], [s == 1 for s in scores_b]
+    mcnemar = None
+    if binary:
+        mcnemar = stats.mcnemar_exact(*right) if grouped is None else stats.mcnemar_clustered(*right, grouped)
     return TaskDiff(
         task, answer_type, _rule(answer_type), shared, mismatch, tuple(differing), paired, mcnemar
     )
@@ -495,6 +500,8 @@ def _test_cell(d: TaskDiff) -> str:
     mcnemar = "n/a (scores not 0/1)"
     if d.mcnemar is not None:
         mcnemar = f"A only {d.mcnemar.a_only}, B only {d.mcnemar.b_only}, p={d.mcnemar.p:.3g}"
+        if d.mcnemar.n_clusters is not None:
+            mcnemar += f" ({d.mcnemar.test}, {d.mcnemar.n_clusters} clusters)"
     return (
         f"<td>{_num(p.a)}</td><td>{_num(p.b)}</td><td>{p.diff:+.3f} [{p.ci95[0]:+.3f}, {p.ci95[1]:+.3f}]</td>"
         f"<td{few}>{p.p:.3g}</td><td>{escape(mcnemar)}</td>"
