@@ -325,3 +325,12 @@ def test_shipped_demo_folder_is_unchanged(tmp_path: Path) -> None:
     shutil.copy(corpus, tmp_path / "copy.jsonl")
     assert scan(str(tmp_path / "copy.jsonl"), "--demo", "-o", str(tmp_path / "r.json")) == 0
     assert sorted(p.name for p in DEMO.iterdir()) == before
+
+
+def test_the_guard_always_reads_the_evaluation_split_of_a_source_trained_on() -> None:
+    from mibe.training import guard
+
+    task = tasks.load_task(tasks.builtin_paths()["pubmedqa"])
+    _, places = guard.locations({}, trained=[{"hub": task.source}, {"hub": "someone/else"}])
+    assert data.Location("hub", task.source) in places["pubmedqa"]
+    assert all(p.where != "someone/else" for where in places.values() for p in where)
