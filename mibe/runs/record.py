@@ -171,7 +171,9 @@ class TaskEntry(Part):
     choice_permutations: Count | None = None
     permutation_interval: str | None = None
     permutations: dict[str, dict[str, Any]] | None = None
-    consistency: dict[str, Any] | None = None
+    consistency: float | None = Field(
+        None, description="--choice-permutations: the share of documents answered alike under every ordering"
+    )
     position_bias: dict[str, Any] | None = None
     n_clusters: Count | None = None
     cluster_key: str | None = None
@@ -223,6 +225,7 @@ class SampleRow(Part):
     draw: int | None = None
     permutation: int | None = Field(None, description="--choice-permutations: the options' rotation")
     option_order: list[int] | None = None
+    cluster: str | None = Field(None, description="a hash of the document's cluster (docs/statistics.md)")
     index: Count | None = None
     prompt: str | None = None
     raw_output: str | None = None
