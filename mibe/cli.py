@@ -9,8 +9,8 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from mibe import __version__
 from mibe.types import PARSERS, PROTOCOLS, SCORINGS, MibeError, RunConfig
+from mibe.version import __version__
 
 
 class _Defaults(argparse.HelpFormatter):
@@ -155,11 +155,11 @@ def _parser() -> argparse.ArgumentParser:
         "(a long answer that keeps arriving is never cut); default 120",
     )  # fmt: skip
     engine.add_argument(
-        "--allow-remote-credentialed",
-        metavar="REASON",
-        help="openai: send credentialed tasks to a non-loopback endpoint, e.g. a DUA-compliant private "
-        "deployment; the reason is recorded in results.json",
-    )
+        "--allow-remote-credentialed", action="append", default=[], metavar="[URL=]REASON",
+        help="send credentialed tasks to a non-loopback endpoint, e.g. a DUA-compliant private deployment: "
+        "URL=REASON for that endpoint (a --base-url, --judge or --extractor URL; repeat for several), a "
+        "bare REASON for --base-url only; each is said and recorded in results.json (docs/backends.md)",
+    )  # fmt: skip
     jury = run.add_argument_group("judges (docs/judges.md)")
     jury.add_argument(
         "--judge", action="append", default=[], metavar="SPEC",
@@ -221,9 +221,13 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     rescore.add_argument("--extractor", metavar="MODEL", help="with --parser model: hf:PATH, vllm:PATH, ...")
     rescore.add_argument(
-        "--allow-remote-credentialed", metavar="REASON",
-        help="with an openai: extractor, send credentialed tasks to a non-loopback endpoint",
+        "--allow-remote-credentialed", action="append", default=[], metavar="URL=REASON",
+        help="with an openai: extractor, send credentialed tasks to that non-loopback endpoint",
     )  # fmt: skip
+    rescore.add_argument(
+        "--device",
+        help="where an hf: extractor runs (default: the run's device when this machine has it, else cpu)",
+    )
     rescore.add_argument(
         "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
     )
@@ -313,14 +317,16 @@ def _add_judge(sub: Any) -> None:
     judge.add_argument(
         "--judge-max-new-tokens", type=int, default=256, metavar="N", help="tokens a reply may take"
     )
-    judge.add_argument("--device", default="cpu")
+    judge.add_argument(
+        "--device", help="where hf: judges run (default: the run's device when this machine has it, else cpu)"
+    )
     judge.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     judge.add_argument("--batch-size", type=int, default=8)
     judge.add_argument("--trust-remote-code", action="store_true", help="run the judge repo's own code (off)")
     judge.add_argument(
-        "--allow-remote-credentialed", metavar="REASON",
-        help="send credentialed tasks to a judge behind a non-loopback endpoint; the reason is said "
-        "and recorded",
+        "--allow-remote-credentialed", action="append", default=[], metavar="URL=REASON",
+        help="send credentialed tasks to the judge at URL, a non-loopback endpoint (repeat per judge); "
+        "said and recorded in results.json",
     )  # fmt: skip
 
 
@@ -368,7 +374,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         base_url=args.base_url,
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
-        allow_remote_credentialed=args.allow_remote_credentialed,
+        allow_remote_credentialed=tuple(args.allow_remote_credentialed),
         fewshot_seeds=seeds,
         choice_permutations=_permutations(args.choice_permutations, seeds),
         request_timeout=args.request_timeout,

@@ -220,7 +220,7 @@ def fit(
         n = count(prompt)
     if n > budget:
         raise MibeError(
-            f"document {doc.id}: the prompt needs {n} tokens but the model allows {budget} even "
+            f"document {doc.id}: the prompt needs {n} tokens but the model allows {max(budget, 0)} even "
             "with its document text removed (the context minus the answer's tokens); use fewer shots, "
             "a lower --max-new-tokens or a longer-context model"
         )

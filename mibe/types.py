@@ -122,7 +122,9 @@ class RunConfig:
     base_url: str | None = None
     api_key_env: str | None = None  # the variable holding the key (default OPENAI_API_KEY, if set)
     max_concurrency: int = 8
-    allow_remote_credentialed: str | None = None  # why credentialed tasks may go to a remote endpoint
+    # --allow-remote-credentialed: URL=REASON per remote endpoint, a bare REASON for --base-url only
+    # (mibe.backends.policy); a str is one value
+    allow_remote_credentialed: tuple[str, ...] | str = ()
     # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
     fewshot_seeds: tuple[int, ...] = ()
     # --choice-permutations K: letter tasks under K orderings of their options (mibe/run/permutations.py)

@@ -38,3 +38,33 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Recorder(JSONHandler):
+    """An OpenAI-compatible server that answers anything and records, per request, the method, the
+    route and the Authorization header it received (None without one), in `seen` (set per server)."""
+
+    seen: list[tuple[str, str, str | None]]
+    content = "normal heart size"  # a completion's text
+    chat = "faithfulness: 4\ncompleteness: 4\nharmful_omission: 5\nconcision: 3"  # a judge's reply
+
+    def _record(self, method: str) -> None:
+        type(self).seen.append((method, self.path.rsplit("/", 1)[-1], self.headers.get("Authorization")))
+
+    def do_GET(self) -> None:
+        self._record("GET")
+        self._reply({"data": [{"id": "m"}, {"id": "j"}, {"id": "x"}]})
+
+    def do_POST(self) -> None:
+        self._body()
+        self._record("POST")
+        if self.path.endswith("chat/completions"):
+            message = {"role": "assistant", "content": self.chat}
+            self._reply({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+        else:
+            self._reply({"choices": [{"index": 0, "text": self.content, "finish_reason": "stop"}]})
+
+
+def recorder() -> type[Recorder]:
+    """A Recorder class of its own (its own `seen`), for one server."""
+    return type("Served", (Recorder,), {"seen": []})

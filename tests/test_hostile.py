@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli, data, prompts, tasks
+from mibe.backends import factory
 from mibe.run import api
 from mibe.runs import audit, folder, rescore
 from mibe.types import MibeError, RunConfig
@@ -608,7 +609,7 @@ def test_request_timeout_reaches_the_backend_and_never_blocks_a_resume() -> None
         args = ["run", "--model", "m", "--backend", "openai", "--base-url", url, "--request-timeout", "7.5"]
         config = cli._config(cli._parser().parse_args(args))
         assert config.request_timeout == 7.5
-        assert api.make_backend(config).http.idle_timeout == 7.5
+        assert factory.make_backend(config).http.idle_timeout == 7.5
         assert "request_timeout" not in api.identity(config)
         assert "--request-timeout" in cli._parser()._subparsers._group_actions[0].choices["run"].format_help()
     finally:

@@ -28,6 +28,7 @@ from scipy.stats import spearmanr
 
 from mibe import cli, tasks
 from mibe.backends import spec as model_spec
+from mibe.backends.endpoint import Machine
 from mibe.boards import compare as compare_runs
 from mibe.run import judging
 from mibe.scoring import judges, stats
@@ -86,8 +87,9 @@ ARTICLES = [
 def test_model_specs(text: str, backend: str, model: str, url: str | None) -> None:
     spec = model_spec.parse(text)
     assert (spec.backend, spec.model, spec.base_url) == (backend, model, url)
-    config = model_spec.run_config(spec)
-    assert (config.backend, config.model, config.base_url) == (backend, model, url)
+    found = judging.endpoint_of(spec, Machine())
+    assert (found.role, found.backend, found.model, found.base_url) == ("judge", backend, model, url)
+    assert found.key_env is None  # no key unless the spec names its variable
 
 
 @pytest.mark.parametrize(
@@ -600,7 +602,7 @@ def test_a_remote_judge_may_read_public_tasks_only(
     evaluated: dict[str, Path], connections: list[str]
 ) -> None:
     public = [tasks.load_task(tasks.builtin_paths()["pubmed_sum"])]
-    judging.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], public, None, print)
+    judging.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], public, (), Machine())
     assert connections == []
 
 

@@ -1,13 +1,17 @@
 """The package's shape: imports only point down the wings, and functions stay short enough to read.
 
 Order, top to bottom: cli -> training, boards -> run -> runs -> tasks, data, prompts -> scoring ->
-backends -> foundation (types, resources, hub, lineage, names). A module may import its own wing or any wing
-below it, never one above: the check walks every import statement, also those inside functions.
+backends -> foundation (types, version, resources, hub, lineage, names, textout). A module may import its
+own wing or any wing below it, never one above: the check walks every import statement, also those inside
+functions. No module may depend on itself through others, inside a wing as well as across wings: importing
+`mibe.a.b` also runs the top-level imports of `mibe/__init__.py` and `mibe/a/__init__.py`, and an
+import inside a function counts as much as one at the top.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,7 @@ LEVELS = {
     "training": 6,
     "cli": 7,
 }
-FOUNDATION = {"types", "resources", "hub", "lineage", "names", "textout"}
+FOUNDATION = {"types", "version", "resources", "hub", "lineage", "names", "textout"}
 TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles", "matcher", "corpusscan"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 
@@ -66,6 +70,128 @@ def imported(tree: ast.AST, here: str) -> list[tuple[int, str]]:
 
 def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
+
+
+def targets(tree: ast.AST, top_level_only: bool = False) -> set[str]:
+    """The mibe modules an import names, resolved to files: `from mibe.run import api` is mibe.run.api,
+    `from mibe import __version__` is the package `mibe` itself (its __init__)."""
+    nodes = tree.body if top_level_only else ast.walk(tree)  # type: ignore[attr-defined]
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "mibe"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mibe":
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in MODULES else node.module)
+    return found
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(rel[:-1] if rel[-1] == "__init__" else rel)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def graph() -> dict[str, set[str]]:
+    """module -> the modules it depends on: every import it writes (in functions too), and the
+    top-level imports of each package __init__ an import runs on its way (`import mibe.run.api`
+    first runs mibe/__init__.py and mibe/run/__init__.py)."""
+    trees = {m: ast.parse(p.read_text(encoding="utf-8")) for m, p in MODULES.items()}
+    inits = {m: targets(trees[m], top_level_only=True) for m, p in MODULES.items() if p.name == "__init__.py"}
+    edges: dict[str, set[str]] = {}
+    for module, tree in trees.items():
+        found = set(targets(tree))
+        for name in list(found):
+            parts = name.split(".")
+            for i in range(1, len(parts)):
+                found |= inits.get(".".join(parts[:i]), set())
+        edges[module] = {t for t in found if t in MODULES and t != module}
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    found = cycles(graph())
+    assert not found, [" <-> ".join(group) for group in found]
+
+
+@pytest.mark.parametrize(
+    ("files", "cycle"),
+    [
+        # inside one wing, through an import in a function
+        ({"mibe/run/a.py": "from mibe.run import b\n",
+          "mibe/run/b.py": "def f():\n    from mibe.run import a\n"},
+         ["mibe.run.a", "mibe.run.b"]),
+        # through the package: `from mibe import __version__` runs mibe/__init__.py, which imports a
+        ({"mibe/__init__.py": "def f():\n    from mibe.run import a\n",
+          "mibe/run/a.py": "from mibe import __version__\n"},
+         ["mibe", "mibe.run.a"]),
+        # through a package __init__ that imports at its top
+        ({"mibe/run/__init__.py": "from mibe.run import a\n", "mibe/run/a.py": "x = 1\n",
+          "mibe/run/b.py": "from mibe.run import a\n", "mibe/scoring/c.py": "import mibe.run.b\n"}, []),
+        ({"mibe/run/__init__.py": "from mibe.run import a\n", "mibe/run/a.py": "from mibe.scoring import c\n",
+          "mibe/scoring/c.py": "def f():\n    import mibe.run.b\n", "mibe/run/b.py": "x = 1\n"},
+         ["mibe.run.a", "mibe.scoring.c"]),
+        # a leaf module beside a lazy package entry point: no cycle
+        ({"mibe/__init__.py": "from mibe.version import v\ndef f():\n    from mibe.run import a\n",
+          "mibe/version.py": "v = 1\n", "mibe/run/a.py": "from mibe.version import v\n"}, []),
+    ],
+)  # fmt: skip
+def test_the_cycle_check_sees_cycles(
+    files: dict[str, str], cycle: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, body in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    for folder in ("mibe", "mibe/run", "mibe/scoring"):
+        init = tmp_path / folder / "__init__.py"
+        if not init.exists():
+            init.parent.mkdir(parents=True, exist_ok=True)
+            init.write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "mibe")
+    monkeypatch.setattr(sys.modules[__name__], "MODULES", _modules())
+    assert cycles(graph()) == ([cycle] if cycle else [])
 
 
 @pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -261,6 +261,7 @@ def test_credentialed_override_is_recorded(
         return real("127.0.0.1" if host == "dua-cluster.invalid" else host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # recorded as key_env when set
     reason = "hospital-internal vLLM covered by our PhysioNet DUA"
     config = RunConfig(
         model=str(tiny_llama),
@@ -280,7 +281,13 @@ def test_credentialed_override_is_recorded(
         "tasks": ["mednli"],
         "reason": reason,
     }
-    assert saved["config"]["allow_remote_credentialed"] == reason
+    assert saved["endpoints"] == [
+        {
+            "role": "model", "spec": str(tiny_llama), "backend": "openai",
+            "url": f"http://dua-cluster.invalid:{port}/v1", "model": str(tiny_llama), "where": "loopback",
+            "credentialed": ["mednli"], "authorisation": reason, "key_env": None,
+        }
+    ]  # fmt: skip
     assert saved["tasks"]["mednli"]["n"] == 3
 
 

@@ -44,7 +44,10 @@ class _Attempt(Exception):
 
 def split(base_url: str) -> SplitResult:
     """The URL's parts, checked before any lookup: http(s), a host, a port, no user:password."""
-    parts = urlsplit(base_url)
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as exc:  # "Invalid IPv6 URL": a bracket left open
+        raise MibeError(f"--base-url {base_url}: not a URL ({exc}); e.g. http://[::1]:8000/v1") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MibeError(f"--base-url {base_url}: expected http(s)://HOST:PORT/v1")
     if parts.username is not None or parts.password is not None:

@@ -29,17 +29,30 @@ MODELS_REPLY_BYTES = 16 * 1024 * 1024  # a hosted API lists hundreds of models
 def is_loopback(url: str) -> bool:
     """True only when the URL's host is a loopback address; a name is never resolved here (the backend
     resolves it once and hands the addresses to `guard`)."""
-    return http.is_loopback_address(urlsplit(url).hostname or "")
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # not a URL: nothing proves it loopback
+        return False
+    return http.is_loopback_address(host)
+
+
+REASON_FIX = '--allow-remote-credentialed "<why this endpoint is allowed>"'
 
 
 def guard(
-    base_url: str, credentialed: Sequence[str], reason: str | None, addresses: Sequence[str] = ()
+    base_url: str,
+    credentialed: Sequence[str],
+    reason: str | None,
+    addresses: Sequence[str] = (),
+    label: str | None = None,
+    fix: str = REASON_FIX,
 ) -> dict[str, Any] | None:
     """Refuse, before any request, to send credentialed tasks to an endpoint off this machine.
 
     `addresses`: what the URL's host name resolved to; every one must be loopback (an address in the
-    URL is checked itself). Returns the override to record in results.json when the user named a
-    reason, else None.
+    URL is checked itself). `reason`: the authorisation the endpoint policy found for this endpoint
+    (mibe.backends.policy). Returns the override to record in results.json when there is one, else
+    None. `label` and `fix` word the refusal for the flag that named the endpoint.
     """
     if not credentialed:
         return None
@@ -58,9 +71,9 @@ def guard(
             else (f"{host} does not resolve to a loopback address here")
         )
     raise MibeError(
-        f"--base-url {base_url}: {where}, and {', '.join(sorted(credentialed))} "
+        f"{label or '--base-url ' + base_url}: {where}, and {', '.join(sorted(credentialed))} "
         "hold credentialed data (PhysioNet DUA: never sent to a remote API); serve the model on "
-        '127.0.0.1, or pass --allow-remote-credentialed "<why this endpoint is allowed>"'
+        f"127.0.0.1, or pass {fix}"
     )
 
 
@@ -178,8 +191,9 @@ class OpenAIBackend:
         self.model_name, self.retries, self.say = model, retries, say
         if request_timeout <= 0:
             raise MibeError(f"--request-timeout {request_timeout:g}: must be a positive number of seconds")
-        key_name = api_key_env or "OPENAI_API_KEY"
-        self.api_key = os.environ.get(key_name)
+        # Only the variable this endpoint was given (mibe.backends.endpoint decides which): never a
+        # default here, so no key meant for another server is sent to this one.
+        self.api_key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not self.api_key:
             raise MibeError(f"--api-key-env {api_key_env}: that environment variable is not set")
         # Resolved once: the guard judges, and every request connects to, these very addresses.

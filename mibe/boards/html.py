@@ -10,7 +10,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from mibe import __version__
 from mibe.boards.model import KEY_FIELDS, Board, Column, Row
 from mibe.boards.ranking import AVERAGE, Section, cluster_lines, general_lines
 from mibe.boards.render import (
@@ -30,6 +29,7 @@ from mibe.boards.render import (
     verdict_groups,
     verdict_short,
 )
+from mibe.version import __version__
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__, data, names, prompts, tasks
-from mibe.backends import fit
-from mibe.run import draws, judging, opening, parallel, permutations, pipeline, planning, templating
+from mibe import data, names, prompts, tasks
+from mibe.backends import endpoint, factory, policy
+from mibe.run import draws, extract, judging, opening, parallel, permutations, pipeline, planning, templating
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
+from mibe.version import __version__
 
 # Settings that may change between a run and its resume without changing any number.
 _VOLATILE = (
@@ -30,65 +31,8 @@ _VOLATILE = (
     "request_timeout",
     "judge",  # judges are recorded per task (protocol.jury); adding one to a finished run resumes it
     "judge_order",
+    "allow_remote_credentialed",  # who may receive text, not what it answers: results.json's endpoints
 )
-
-
-def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend:
-    """The model behind `config.backend`; `credentialed` names the tasks an endpoint must not see."""
-    if config.device != "cpu" or config.backend == "vllm":  # data-parallel ranks: their own GPUs
-        parallel.pin_devices(config.tensor_parallel_size * config.pipeline_parallel_size)
-    note = fit.engine_note(config.backend) if config.backend in ("hf", "vllm") else None
-    if note:  # before the engine loads: the user can stop and switch
-        print(note, file=sys.stderr, flush=True)
-    if config.backend == "vllm":
-        from mibe.backends.vllm import VLLMBackend  # says how to install vllm when it is absent
-
-        return VLLMBackend.from_config(config)
-    if config.backend == "openai":
-        from mibe.backends.openai import OpenAIBackend
-
-        if not config.base_url:
-            raise MibeError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
-        return OpenAIBackend(
-            config.model,
-            config.base_url,
-            api_key_env=config.api_key_env,
-            max_concurrency=config.max_concurrency,
-            credentialed=credentialed,
-            allow_remote_credentialed=config.allow_remote_credentialed,
-            trust_remote_code=config.trust_remote_code,
-            request_timeout=config.request_timeout,
-            seed=config.seed,
-        )
-    if config.backend != "hf":
-        raise MibeError(f"--backend {config.backend}: expected hf, vllm or openai")
-    if config.data_parallel_size > 1:
-        raise MibeError(
-            f"--data-parallel-size {config.data_parallel_size}: with --backend hf, leave it out and start "
-            f"`accelerate launch --multi_gpu --num_processes {config.data_parallel_size} -m mibe.cli run` "
-            "(docs/backends.md)"
-        )
-    from mibe.backends import embedded
-    from mibe.backends.hf import HFBackend
-
-    return HFBackend(
-        embedded.resolve(config.model),
-        adapter=config.adapter,
-        dtype=config.dtype,
-        device=config.device,
-        trust_remote_code=config.trust_remote_code,
-    )
-
-
-def backend_for(
-    text: str | None, config: RunConfig, credentialed: Sequence[str] = (), flag: str = "--extractor"
-) -> Backend:
-    """A second model (an extractor, a judge) from its spec (mibe.backends.spec), loaded on the run's
-    machine settings through the same factory; the credentialed guard applies to it as to the model,
-    and the evaluated endpoint's API key is never passed to it."""
-    from mibe.backends import spec
-
-    return make_backend(spec.run_config(spec.parse(text, flag), config), credentialed)
 
 
 def _answered_as(backend: Any, out: dict[str, Any], say: Callable[[str], None]) -> None:
@@ -181,11 +125,10 @@ def run(
     loaded, skipped = load(config, say)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
-    judging.precheck(config, [t for t, _, _ in loaded], say)  # a refused judge stops the run before it starts
-    if backend is None and config.backend != "openai" and names.model_note(config.model):
-        say(names.model_note(config.model))  # a local folder named like a hub id wins: said
-    backend = backend or make_backend(config, [t.name for t, _, _ in loaded if t.credentialed])
-    plans, extractor = _plans(config, loaded, backend, say)
+    # Every endpoint through the policy before anything loads: a refused one stops the run here.
+    evaluated, extracting, _ = admit(config, [t for t, _, _ in loaded], backend is not None)
+    backend = backend or _model(config, evaluated, say)
+    plans, extractor = _plans(config, loaded, backend, extracting, say)
     if config.dry_run:
         _dry_run(plans, config, backend, say)
         return {}
@@ -217,6 +160,7 @@ def run(
         }
         if extractor is not None:  # --parser model: which model read the answers (and any override)
             out["extractor"] = extractor.backend.describe()
+        out["endpoints"] = policy.records([evaluated, extracting], out.get("endpoints") or [])
         for p, pool in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
                 _score_task(p, pool, backend, config, run_dir, out, private)
@@ -241,17 +185,40 @@ def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Calla
     say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local)))
 
 
+def _model(config: RunConfig, admitted: Any, say: Callable[[str], None]) -> Backend:
+    """The evaluated model, built by the one factory once the endpoint policy admitted it."""
+    if config.backend != "openai" and names.model_note(config.model):
+        say(names.model_note(config.model))  # a local folder named like a hub id wins: said
+    return factory.build(admitted, say)
+
+
+def admit(
+    config: RunConfig, chosen: Sequence[Any], given: bool
+) -> tuple[policy.Admission | None, policy.Admission | None, list[policy.Admission]]:
+    """The evaluated model (unless `given` in memory), the extractor and the judges through the one
+    endpoint policy, each for the credentialed tasks whose text it would receive."""
+    grants, machine = policy.authorisations(config.allow_remote_credentialed), endpoint.machine_of(config)
+    secret = [t for t in chosen if t.credentialed]
+    own = None if given else endpoint.evaluated(config)
+    reader = None
+    if config.resolved_parser == "model" and not config.dry_run:
+        reader = extract.endpoint_of(config.extractor, machine)
+    named = [judging.endpoint_of(s, machine) for s in judging.parse_specs(config.judge)]
+    policy.check_named(grants, [e for e in (own, reader, *named) if e is not None])
+    model = policy.admit(own, [t.name for t in secret], grants) if own else None
+    extracting = policy.admit(reader, [t.name for t in secret if extract.sees(t)], grants) if reader else None
+    return model, extracting, judging.precheck(config, chosen, grants, machine)
+
+
 def _plans(
-    config: RunConfig, loaded: list[tuple], backend: Backend, say: Callable[[str], None]
+    config: RunConfig, loaded: list[tuple], backend: Backend, extracting: Any, say: Callable[[str], None]
 ) -> tuple[list[tuple], Any]:
     """Each task's plan with its few-shot pool, and the answer extractor (--parser model) if any; says
     the protocol the numbers will be read under, before the first request."""
     setup = templating.resolve(config, backend)  # once per run: every task gets the same template
     extractor = None
-    if config.resolved_parser == "model" and not config.dry_run:
-        from mibe.run.extract import Extractor
-
-        extractor = Extractor.load(config, [t.name for t, _, _ in loaded if t.credentialed])
+    if extracting is not None:
+        extractor = extract.Extractor.load(config.extractor or "", extracting, say)
     pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
     plans = [
         (pipeline.plan(t, d, config, backend, pool, setup, extractor), pool)

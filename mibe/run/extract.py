@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mibe.backends import devices, factory, policy
+from mibe.backends import spec as model_spec
+from mibe.backends.endpoint import Endpoint, Machine, second
 from mibe.runs import folder, record
 from mibe.runs.rescore import extraction_summary
 from mibe.scoring import kinds, reasoning
-from mibe.types import Backend, MibeError, Request, RunConfig, Task
+from mibe.types import Backend, MibeError, Request, Task
 
 LABELLED = ("choice", "letter", "multi_label")
 QUESTION_CHARS = 1500  # the end of the prompt, where the task's instruction and options sit
@@ -34,6 +37,17 @@ def _a_reading(value: Any, task: Task) -> bool:
     if task.answer_type == "multi_label":
         return isinstance(value, list) and all(isinstance(v, str) and v in task.choices for v in value)
     return value is None or (isinstance(value, str) and value in task.choices)
+
+
+def endpoint_of(text: str | None, machine: Machine) -> Endpoint:
+    if not text:
+        raise MibeError("--parser model: needs --extractor MODEL (hf:PATH, vllm:PATH, openai:URL#NAME)")
+    return second(model_spec.parse(text, "--extractor"), "extractor", "--extractor", machine)
+
+
+def sees(task: Task) -> bool:
+    """Whether the extractor reads this task's answers (and so its text)."""
+    return task.answer_type in LABELLED
 
 
 def cache_path(run_dir: Path, task: str) -> Path:
@@ -68,12 +82,9 @@ class Extractor:
     read_from: set[Path] = field(default_factory=set)  # cache files already read
 
     @classmethod
-    def load(cls, config: RunConfig, credentialed: Sequence[str]) -> Extractor:
-        from mibe.run import api
-
-        if not config.extractor:
-            raise MibeError("--parser model: needs --extractor MODEL (hf:PATH, vllm:PATH, openai:URL#NAME)")
-        return cls(config.extractor, api.backend_for(config.extractor, config, credentialed))
+    def load(cls, spec: str, admission: policy.Admission, say: Any = factory.stderr) -> Extractor:
+        """The extractor named `spec`, built by the one factory once the policy admitted it."""
+        return cls(spec, factory.build(admission, say))
 
     def key(self, prompt: str, answer: str) -> str:
         return hashlib.sha256(json.dumps([self.spec, prompt, answer]).encode("utf-8")).hexdigest()[:32]
@@ -176,21 +187,21 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
             "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
         )
     settings = saved.read_run(args.run_dir).results.get("config") or {}
+    device = devices.for_rerun(args.device, settings, saved.stderr)
+    machine = Machine(device=device, dtype=settings.get("dtype", "auto"))
+    endpoint = endpoint_of(args.extractor, machine)
+    grants = policy.authorisations(args.allow_remote_credentialed)
+    policy.check_named(grants, [endpoint])  # an authorisation naming another URL: before reading on
 
     def load(credentialed: Sequence[str], origin: Path, out_dir: Path) -> Any:
-        config = RunConfig(
-            model=args.extractor,
-            extractor=args.extractor,
-            device=settings.get("device", "cpu"),
-            dtype=settings.get("dtype", "auto"),
-            allow_remote_credentialed=args.allow_remote_credentialed,
-        )
-        found = Extractor.load(config, credentialed)
+        admission = policy.admit(endpoint, credentialed, grants)
+        found = Extractor.load(args.extractor, admission)
 
         def apply(task: saved.SavedTask, rows: list) -> None:
             found.apply(task.task, rows, out_dir, task.private)
 
         apply.spec = found.spec  # type: ignore[attr-defined]
+        apply.admission = admission  # type: ignore[attr-defined]
         return apply
 
     names = saved.split_names(args.tasks)

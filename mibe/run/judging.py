@@ -4,9 +4,10 @@
 fact (the evaluated model is never loaded) and writes a new run folder, as `mibe rescore` does;
 `mibe run ... --judge SPEC` does the same in the run's own folder once its tasks are scored.
 
-Every judge is built by the one backend factory (`api.make_backend`), so a judge behind an endpoint
-passes the same credentialed-data guard as an evaluated model; the guard is applied to every judge
-before any model loads or any request leaves. Each judge's replies are cached in the run folder
+Every judge passes the one endpoint policy (mibe.backends.policy: its own guard verdict, its own
+key from its spec, announced and recorded) and is built by the one factory (mibe.backends.factory);
+the policy is applied to every judge before any model loads or any request leaves. Each judge's
+replies are cached in the run folder
 (`judges/<task>.<judge key>.jsonl`, keyed by a hash of the exact prompt sent), so a rerun sends
 nothing and a killed judging run resumes where it stopped. The aggregation is
 `mibe.scoring.judges.jury_scores`.
@@ -20,12 +21,14 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mibe import prompts
+from mibe.backends import devices, factory, policy
 from mibe.backends import spec as model_spec
+from mibe.backends.endpoint import Endpoint, Machine, machine_of, second
 from mibe.backends.spec import ModelSpec
 from mibe.run import batches
 from mibe.runs import folder
@@ -50,7 +53,9 @@ class Settings:
     n_boot: int = 1000
     redact: bool = False  # --redact-samples: the cache keeps scores, not the judges' replies
     human_ratings: str | None = None
-    machine: RunConfig | None = None  # device, dtype, batch size, trust and credentialed decisions
+    machine: Machine = field(default_factory=Machine)  # the command's device, dtype, batch size and trust
+    grants: tuple[policy.Authorisation, ...] = ()  # --allow-remote-credentialed, per endpoint
+    device_given: bool = True  # False: `mibe judge` without --device runs where the run ran, if it can
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Judge:
     backend: Backend
     identity: dict[str, Any]  # what makes two judges the same judge (not where it is served)
     chat: bool  # prompts go through the judge's chat template (endpoints: chat/completions)
+    admission: policy.Admission  # what the endpoint policy let it receive (results.json: endpoints)
 
 
 # ---------------------------------------------------------------------------------------- the specs
@@ -85,13 +91,17 @@ def parse_specs(texts: Sequence[str]) -> tuple[ModelSpec, ...]:
     return specs
 
 
-def check_guards(specs: Sequence[ModelSpec], tasks: Sequence[Any], reason: str | None, say: Say) -> None:
-    """Every judge against the credentialed tasks it would read, before anything is built or sent."""
+def endpoint_of(s: ModelSpec, machine: Machine) -> Endpoint:
+    return second(s, "judge", "--judge", machine)
+
+
+def check_guards(
+    specs: Sequence[ModelSpec], tasks: Sequence[Any], grants: Sequence[policy.Authorisation], machine: Machine
+) -> list[policy.Admission]:
+    """Every judge through the endpoint policy for the credentialed tasks it would read, before
+    anything is built or sent."""
     credentialed = sorted({t.name for t in tasks if t.credentialed})
-    for s in specs:
-        model_spec.check_guard(s, credentialed, reason)
-        if credentialed and not s.local and (reason or "").strip():
-            say(f"mibe: --judge {s.text}: credentialed tasks {', '.join(credentialed)} go to it: {reason}")
+    return [policy.admit(endpoint_of(s, machine), credentialed, grants) for s in specs]
 
 
 DRAWN = (
@@ -100,7 +110,9 @@ DRAWN = (
 )
 
 
-def precheck(config: RunConfig, tasks: Sequence[Any], say: Say) -> None:
+def precheck(
+    config: RunConfig, tasks: Sequence[Any], grants: Sequence[policy.Authorisation], machine: Machine
+) -> list[policy.Admission]:
     """`mibe run --judge`: bad specs and refused judges fail before the evaluated model loads."""
     if config.judge:
         if config.redact_samples:  # rows are redacted as they are written: no output is left to judge
@@ -113,7 +125,8 @@ def precheck(config: RunConfig, tasks: Sequence[Any], say: Say) -> None:
         if config.judge_order not in judges.ORDERS:
             raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judges.ORDERS)}")
         judged = [t for t in tasks if judgeable(t)]
-        check_guards(parse_specs(config.judge), judged, config.allow_remote_credentialed, say)
+        return check_guards(parse_specs(config.judge), judged, grants, machine)
+    return []
 
 
 # ------------------------------------------------------------------------------------------ prompts
@@ -182,6 +195,12 @@ def requests_for(
         return backend.chat(text, None) if judge.chat else text
 
     budget = backend.max_context - settings.max_new_tokens if backend.max_context else None
+    if budget is not None and budget < 1:  # the reply's room alone fills the context
+        raise MibeError(
+            f"--judge {judge.spec.text}: its reply may take {settings.max_new_tokens} tokens, all of the "
+            f"judge's {backend.max_context}-token context, leaving no room for a prompt; use a judge with a "
+            "longer context (or, with `mibe judge`, a lower --judge-max-new-tokens)"
+        )
     out, cut, skipped = [], 0, {}
     for row in rows:
         try:
@@ -229,7 +248,7 @@ def call(
             missing.append(r)
     if not missing:
         return out, 0
-    backend, machine = judge.backend, settings.machine or RunConfig(model="")
+    backend, machine = judge.backend, settings.machine
     chunk = getattr(backend, "chunk_size", None)
     lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in missing}
     on_accelerator = not chunk and machine.device != "cpu"
@@ -267,16 +286,13 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def build(s: ModelSpec, items: Sequence[Item], settings: Settings) -> Judge:
-    from mibe.run import api  # the one backend factory
-
-    base = settings.machine
-    config = model_spec.run_config(s, base) if base is not None else model_spec.run_config(s)
+def build(s: ModelSpec, items: Sequence[Item], settings: Settings, say: Say) -> Judge:
     credentialed = [i.name for i in items if i.task.credentialed]
-    backend = api.make_backend(config, credentialed)
+    admission = policy.admit(endpoint_of(s, settings.machine), credentialed, settings.grants)
+    backend = factory.build(admission, say)
     desc = backend.describe()
     chat = s.backend == "openai" or bool(getattr(getattr(backend, "tokenizer", None), "chat_template", None))
-    return Judge(s, backend, identity(desc, chat, settings), chat)
+    return Judge(s, backend, identity(desc, chat, settings), chat, admission)
 
 
 def _order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,9 +327,9 @@ def gather(
     scores: dict[str, dict[str, dict]] = {i.name: {} for i in items}
     records = []
     for s in settings.specs:
-        judge = build(s, items, settings)
+        judge = build(s, items, settings, say)
         desc = judge.backend.describe()
-        record = {"spec": s.text, **judge.identity, "name": desc.get("name")}
+        record = {"spec": s.text, **judge.identity, "name": desc.get("name"), "endpoint": judge.admission}
         record["self_preference"] = judges.same_model(desc, evaluated)
         if record["self_preference"]:
             say(
@@ -416,8 +432,8 @@ def judged(
 
 def judge_items(
     items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
-) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """task -> (its new entry, its new samples)."""
+) -> tuple[dict[str, tuple[dict[str, Any], list[dict[str, Any]]]], list[policy.Admission]]:
+    """task -> (its new entry, its new samples); and each judge's endpoint admission."""
     check_human_ratings(items, settings)
     scores, records = gather(items, settings, run_dirs, evaluated, say)
     out = {i.name: judged(i, scores[i.name], records, settings) for i in items}
@@ -427,7 +443,7 @@ def judge_items(
             for m, v in entry["metrics"].items() if m.startswith(judges.METRIC_PREFIX)
         )  # fmt: skip
         say(f"mibe: {name}: jury {entry['protocol']['jury']['id']}: {cells}")
-    return out
+    return out, [r["endpoint"] for r in records]
 
 
 # ------------------------------------------------------------------------------- choosing the tasks
@@ -492,7 +508,7 @@ def _copy_samples(run: saved_run.SavedRun, name: str, out_dir: Path) -> None:
 def _judged_results(
     run: saved_run.SavedRun, tasks: dict[str, Any], command: Sequence[str], origin: Path
 ) -> dict[str, Any]:
-    from mibe import __version__
+    from mibe.version import __version__
 
     return {
         **run.results,
@@ -528,18 +544,19 @@ def judge_run(
     settings = dataclasses.replace(
         settings, seed=config.get("seed", 1234), n_boot=config.get("bootstrap", 1000)
     )
-    reason = settings.machine.allow_remote_credentialed if settings.machine else None
+    device = devices.for_rerun(settings.machine.device if settings.device_given else None, config, say)
+    settings = dataclasses.replace(settings, machine=dataclasses.replace(settings.machine, device=device))
     check_human_ratings(items, settings)  # a bad ratings file, or one of other ids, fails before any call
-    check_guards(
-        settings.specs, [i.task for i in items], reason, say
-    )  # before the folder is written or a judge is built
+    # Before the folder is written or a judge is built:
+    policy.check_named(settings.grants, [endpoint_of(s, settings.machine) for s in settings.specs])
+    check_guards(settings.specs, [i.task for i in items], settings.grants, settings.machine)
     # Owner-only when the judged run is (it holds a credentialed task), as `mibe run` wrote it.
     whole = (origin / "results.json").stat().st_mode & 0o077 == 0 or any(i.private for i in items)
     with folder.locked(out_dir):
         folder.write_json_atomic(
             out_dir / "run.json", {**run.run_json, "judged_from": {"run": str(origin)}}, private=whole
         )
-        results = judge_items(items, settings, (origin, out_dir), run.results.get("model") or {}, say)
+        results, built = judge_items(items, settings, (origin, out_dir), run.results.get("model") or {}, say)
         private = {i.name: i.private for i in items}
         for name in run.results["tasks"]:
             if name in results:
@@ -554,6 +571,7 @@ def judge_run(
             private=whole,
         )
         out = _judged_results(run, tasks, command, origin)
+        out["endpoints"] = policy.records(built, run.results.get("endpoints") or [])
         folder.write_json_atomic(out_dir / "results.json", out, private=whole)
     say(summary.table(out))
     say(f"mibe: judged results in {out_dir / 'results.json'}")
@@ -564,7 +582,8 @@ def after_run(config: RunConfig, run_dir: Path, out: dict[str, Any], evaluated: 
     """`mibe run ... --judge`: judge the run's scored text tasks in its own folder (cache included)."""
     settings = Settings(
         parse_specs(config.judge), config.judge_order, seed=config.seed, n_boot=config.bootstrap,
-        redact=config.redact_samples, machine=config,
+        redact=config.redact_samples, machine=machine_of(config),
+        grants=policy.authorisations(config.allow_remote_credentialed),
     )  # fmt: skip
     items = []
     for name, entry in out["tasks"].items():
@@ -575,9 +594,11 @@ def after_run(config: RunConfig, run_dir: Path, out: dict[str, Any], evaluated: 
         elif rows:
             items.append(Item(name, task, entry, rows, task.credentialed))
     if items:
-        for name, (entry, rows) in judge_items(items, settings, (run_dir, run_dir), evaluated, say).items():
+        judged_now, built = judge_items(items, settings, (run_dir, run_dir), evaluated, say)
+        for name, (entry, rows) in judged_now.items():
             folder.write_samples(folder.samples_path(run_dir, name), rows, private=entry_private(items, name))
             out["tasks"][name] = entry
+        out["endpoints"] = policy.records(built, out.get("endpoints") or [])
     else:
         say("mibe: --judge: no scored text task has a `judge:` rubric; nothing judged")
 
@@ -592,13 +613,14 @@ def command(args: Any, argv: Sequence[str]) -> int:
                         ("--judge-max-new-tokens", args.judge_max_new_tokens)):  # fmt: skip
         if value is not None and value < 1:
             raise MibeError(f"{flag} {value}: must be a positive integer")
-    machine = RunConfig(
-        model="", device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-        trust_remote_code=args.trust_remote_code, allow_remote_credentialed=args.allow_remote_credentialed,
+    machine = Machine(
+        device=args.device or "cpu", dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+        batch_size=args.batch_size,
     )  # fmt: skip
     settings = Settings(
         parse_specs(args.judge), args.judge_order, args.judge_max_new_tokens, args.limit,
-        human_ratings=args.human_ratings, machine=machine,
+        human_ratings=args.human_ratings, machine=machine, device_given=args.device is not None,
+        grants=policy.authorisations(args.allow_remote_credentialed),
     )  # fmt: skip
     judge_run(args.run_dir, args.output_dir, settings, saved_run.split_names(args.tasks), ["mibe", *argv])
     return 0

@@ -58,19 +58,6 @@ def _store(size: int) -> Any:
     return TCPStore(host, port, size, is_master=master, timeout=_TIMEOUT, wait_for_workers=False)
 
 
-def pin_devices(per_rank: int) -> None:
-    """Give this rank its own `per_rank` GPUs (so `--device cuda` and vLLM's engine use them);
-    must run before anything touches CUDA. No launcher, or no GPUs named: nothing to do."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1 or "LOCAL_RANK" not in os.environ:
-        return
-    local = int(os.environ["LOCAL_RANK"])
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",") if visible else [str(i) for i in range((local + 1) * per_rank)]
-    mine = devices[local * per_rank : (local + 1) * per_rank]
-    if len(mine) == per_rank:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
-
-
 def barrier(w: World) -> None:
     if w.size > 1:
         key = w.key("barrier")

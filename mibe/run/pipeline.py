@@ -127,6 +127,12 @@ def build_requests(
                 f"{task.name}: max_new_tokens {max_new} ({_cap_source(p, config)}) leaves no room for a "
                 f"prompt in the model's {backend.max_context}-token context; lower --max-new-tokens"
             )
+        if budget < 1:  # a choice as long as the whole context
+            raise MibeError(
+                f"{task.name}: its longest choice takes {reserve} tokens, all of the model's "
+                f"{backend.max_context}-token context, leaving no room for a prompt; score it with "
+                "--scoring generate or use a longer-context model"
+            )
     seed = config.seed if p.draw is None else p.draw
     drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, seed)) for doc in docs]
     many = getattr(backend, "tokenize_many", None)

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__
 from mibe.runs import folder, importers, summary
 from mibe.runs.saved import stderr, value
 from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError, Task
+from mibe.version import __version__
 
 Say = Callable[[str], None]
 

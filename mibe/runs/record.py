@@ -208,6 +208,20 @@ class RunJson(Header):
     protocols: dict[TaskName, Protocol] = {}
 
 
+class EndpointEntry(Part):
+    """A model that received text for this folder (mibe/backends/policy.py records it; never a key)."""
+
+    role: str = Field(description="model, judge or extractor")
+    spec: str | None = None
+    backend: str | None = None
+    url: str | None = Field(None, description="null for a model run in this process")
+    model: str | None = None
+    where: str | None = Field(None, description="local, loopback or remote")
+    credentialed: list[str] = Field([], description="credentialed tasks whose text it received")
+    authorisation: str | None = Field(None, description="the --allow-remote-credentialed reason")
+    key_env: str | None = Field(None, description="the variable its API key came from")
+
+
 class Results(Header):
     tasks: dict[TaskName, TaskEntry]
     git_commit: str | None = None
@@ -216,6 +230,7 @@ class Results(Header):
     timing: dict[str, Any] = {}
     extractor: dict[str, Any] | None = None
     protocols: dict[str, Any] | None = None
+    endpoints: list[EndpointEntry] = []
 
 
 class SampleRow(Part):

@@ -283,8 +283,8 @@ def _write(
     say: Say,
     extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
 ) -> dict[str, Any]:
-    from mibe import __version__
     from mibe.runs import folder, summary
+    from mibe.version import __version__
 
     origin, chosen = run.path.resolve(), [s.name for s in saved]
     config = {**(run.results.get("config") or {}), "parser": parser}
@@ -321,6 +321,10 @@ def _write(
             "rescored_at": stamp,
         },
     }
+    if extract is not None:  # the extractor's endpoint, beside those the run itself recorded
+        from mibe.backends import policy
+
+        out["endpoints"] = policy.records([extract.admission], run.results.get("endpoints") or [])  # type: ignore[attr-defined]
     folder.write_json_atomic(out_dir / "results.json", out, private=private)
     say(summary.table(out))
     say(f"mibe: re-scored results in {out_dir / 'results.json'}")

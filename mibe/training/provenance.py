@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mibe import __version__
 from mibe.runs import folder as run_files
+from mibe.version import __version__
 
 FILE = "mibe_training.json"
 SCHEMA_VERSION = 1
