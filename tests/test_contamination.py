@@ -197,9 +197,27 @@ def test_the_same_counts_from_text_and_compressed_files_and_every_format(tmp_pat
     packed = tmp_path / "packed" / "corpus.jsonl.gz"
     packed.parent.mkdir()
     packed.write_bytes(gzip.compress(corpus.read_bytes()))
-    out = tmp_path / "gz.json"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zstandard
+
+    (packed.parent / "corpus.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(corpus.read_bytes()))
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    columns = sorted({key for row in rows for key in row})  # from_pylist reads the first row's keys only
+    pq.write_table(
+        pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]), tmp_path / "corpus.parquet"
+    )
+    for each in (packed, packed.parent / "corpus.jsonl.zst", tmp_path / "corpus.parquet"):
+        out = tmp_path / f"{each.name}.json"
+        assert scan(str(each), "--tasks", TASKS, "--demo", "-o", str(out)) == 0
+        assert summary(json.loads(out.read_text())) == expected, each.name
+    # A folder of both compressed copies: every count twice.
+    out = tmp_path / "both.json"
     assert scan(str(packed.parent), "--tasks", TASKS, "--demo", "-o", str(out)) == 0
-    assert summary(json.loads(out.read_text())) == expected
+    assert {t: e["touched"] for t, e in json.loads(out.read_text())["tasks"].items()} == {
+        t: e["touched"] for t, e in expected.items()
+    }
+    assert len(json.loads(out.read_text())["tasks"]["pubmedqa"]["hits"]) == 4
     assert scan(str(corpus), "--tasks", TASKS, "--demo", "-o", str(tmp_path / "r.csv")) == 0
     rows = (tmp_path / "r.csv").read_text().splitlines()
     assert rows[0] == "task,id,field,how,published_query,file,line" and len(rows) == 1 + 5

@@ -157,7 +157,7 @@ def test_a_checkpoint_trained_on_test_documents_is_marked_on_the_leaderboard(
 # ------------------------------------------------------------------------------ pretraining
 
 
-def test_a_mimic_like_csv_gz_trains_and_a_token_target_is_met_at_the_ratio(
+def test_a_mimic_like_csv_gz_trains_without_excluded_ids_and_leaks_to_a_token_target(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
     notes = tmp_path / "NOTEEVENTS-invented.csv.gz"  # invented notes in MIMIC-III's layout
@@ -169,11 +169,14 @@ def test_a_mimic_like_csv_gz_trains_and_a_token_target_is_met_at_the_ratio(
     notes.write_bytes(gzip.compress(body.encode()))
     mix = tmp_path / "mix.yaml"
     corpus = EXAMPLES / "corpus"
+    general = tmp_path / "general.jsonl"  # the example text, then a test question with its answer
+    leak = json.dumps({"text": f"Q: {QUESTION}\nA: yes"})
+    general.write_text((corpus / "general.jsonl").read_text() + leak + "\n")
     mix.write_text(
         "target_tokens: 2560\ndomains:\n"
         f"  biomedical: {{ratio: 15, sources: [{{path: {corpus / 'biomedical.jsonl'}}}]}}\n"
         f"  clinical: {{ratio: 1, sources: [{{path: {notes}, text: TEXT, id: ROW_ID}}]}}\n"
-        f"  general: {{ratio: 4, sources: [{{path: {corpus / 'general.jsonl'}}}]}}\n"
+        f"  general: {{ratio: 4, sources: [{{path: {general}}}]}}\n"
     )
     out = tmp_path / "pre"
     excluded = tmp_path / "test-ids.txt"
@@ -181,8 +184,12 @@ def test_a_mimic_like_csv_gz_trains_and_a_token_target_is_met_at_the_ratio(
     train_cli.main(["pretrain", "--config", str(EXAMPLES / "tiny-pretrain.yaml"), "--model", str(tiny_llama),
                     "--mix", str(mix), "--output-dir", str(out), "--max-steps", "1",
                     "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "held_out=0",
-                    "--exclude-ids", str(excluded)])  # fmt: skip
-    data = record(out)["data"]
+                    "--exclude-ids", str(excluded), "--drop-contaminated"])  # fmt: skip
+    data, guarded = record(out)["data"], record(out)["contamination"]
+    # 120 biomedical rows, 58 clinical ones (2 excluded by id), then the general rows: the last leaks.
+    assert guarded["rows_checked"] == 120 + 58 + 61 and guarded["dropped_rows"] == [239]
+    assert guarded["leaks"] == {"pubmedqa": {"rows": 1, "documents": 1}}
+    assert data["domains"]["general"]["documents"] == 60
     # 2560 tokens = 40 blocks of 64 at 15:1:4: 30, 2 and 8 blocks.
     assert {d: e["train_blocks"] for d, e in data["domains"].items()} == {
         "biomedical": 30,
