@@ -352,3 +352,35 @@ def test_the_guard_always_reads_the_evaluation_split_of_a_source_trained_on() ->
     _, places = guard.locations({}, trained=[{"hub": task.source}, {"hub": "someone/else"}])
     assert data.Location("hub", task.source) in places["pubmedqa"]
     assert all(p.where != "someone/else" for where in places.values() for p in where)
+
+
+def test_a_scan_killed_by_a_signal_resumes_to_the_same_report(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus, expected = planted(tmp_path)
+    big = tmp_path / "big.jsonl"
+    filler = "".join(json.dumps({"text": f"{INVENTED[1]} {i}"}) + "\n" for i in range(12_000))
+    big.write_text(corpus.read_text() + filler * 10, encoding="utf-8")
+    parts = len(corpusscan.plan([str(big)], 1 << 20))
+    assert parts >= 10
+    state, args = tmp_path / "state", [str(big), "--tasks", TASKS, "--demo", "--part-mb", "1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "mibe", "data", "contamination", *args, "--state", str(state)]
+    scan_process = subprocess.Popen(
+        [*command, "-o", str(tmp_path / "never.json")], env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not list((state / "parts").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scan_process.send_signal(signal.SIGKILL)  # as soon as the first part is saved
+    scan_process.wait()
+    saved = len(list((state / "parts").glob("*.json")))
+    assert 1 <= saved < parts and not (tmp_path / "never.json").exists()
+    assert scan(*args, "--state", str(state), "-o", str(tmp_path / "resumed.json")) == 0
+    assert scan(*args, "-o", str(tmp_path / "whole.json")) == 0
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    assert resumed == json.loads((tmp_path / "whole.json").read_text()) and summary(resumed) == expected
