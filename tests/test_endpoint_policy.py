@@ -108,6 +108,45 @@ def test_the_announcement_comes_before_the_first_request(keys: None) -> None:
     assert backend.describe()["endpoint"] == url
 
 
+def test_the_python_api_announces_its_endpoints_on_the_logger(
+    tiny_llama: Path, tmp_path: Path, keys: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # mibe.evaluate prints nothing else; who receives text is still said (and recorded).
+    import mibe
+
+    served = recorder()
+    with serving(served) as url, caplog.at_level("WARNING", logger="mibe"):
+        out = mibe.evaluate(
+            str(tiny_llama), "pubmed_sum", demo=True, limit=1, max_new_tokens=4, bootstrap=0,
+            bertscore_model="", judge=(f"openai:{url}#j",), output_dir=str(tmp_path / "r"),
+        )  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if r.name == "mibe"]
+    assert said == [
+        f"mibe: judge endpoint {url} (loopback, model j): credentialed tasks sent: none; no API key"
+    ]
+    assert [e["role"] for e in out["endpoints"]] == ["model", "judge"] and _auth(served.seen) == {None}
+
+
+def test_the_python_api_takes_a_backend_name_and_announces_the_endpoint(
+    tmp_path: Path, keys: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: backend="openai" was taken for a model in memory ('str' object has no attribute ...).
+    import mibe
+
+    served = recorder()
+    with serving(served) as url, caplog.at_level("WARNING", logger="mibe"):
+        out = mibe.evaluate(
+            "m", "pubmedqa", backend="openai", base_url=url, demo=True, limit=1, max_new_tokens=4,
+            bootstrap=0, output_dir=str(tmp_path / "r"),
+        )  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if r.name == "mibe"]
+    assert said == [
+        f"mibe: model endpoint {url} (loopback, model m): credentialed tasks sent: none; "
+        "API key from $OPENAI_API_KEY"
+    ]
+    assert out["tasks"]["pubmedqa"]["n"] == 1 and _auth(served.seen) == {"Bearer sk-default-0000"}
+
+
 @pytest.mark.parametrize(
     ("values", "said"),
     [

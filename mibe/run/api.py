@@ -296,6 +296,12 @@ def _demo_dir() -> Path:
     return resources.demo_dir()
 
 
+def _endpoints_only(line: str) -> None:
+    """mibe.evaluate prints nothing but who receives text: each endpoint's announcement, on the logger."""
+    if policy.announces(line):
+        logging.getLogger("mibe").warning("%s", line)
+
+
 class RunResults(dict):
     """results.json's content, as a dict, plus `run_dir`: the run folder it was written to."""
 
@@ -303,21 +309,24 @@ class RunResults(dict):
 
 
 def evaluate(
-    model: str, tasks: str | Sequence[str] = "all", backend: Backend | None = None, **options: Any
+    model: str, tasks: str | Sequence[str] = "all", backend: Backend | str | None = None, **options: Any
 ) -> RunResults:
     """Python API: `mibe.evaluate("path/to/model", tasks="pubmedqa", data_dir="data/")`.
 
     Takes the same options as `mibe run` (RunConfig's fields) and returns results.json's content,
     with the run folder in `.run_dir`. Without `output_dir=` the folder is `runs/<model>-<timestamp>`
     under the current folder, and a one-line notice on the `mibe` logger (shown by default) says so.
-    Pass `backend=` to score a model already in memory (e.g. inside a training loop).
+    Pass `backend=` to score a model already in memory (e.g. inside a training loop), or a backend's
+    name (`backend="openai", base_url=...`) as `mibe run --backend` takes it.
     """
+    if isinstance(backend, str):  # RunConfig's backend name, not a model in memory (it was used as one)
+        options["backend"], backend = backend, None
     names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     config = RunConfig(model=model, tasks=names, **options)
     chosen = config.output_dir is None and not config.dry_run
     if chosen:
         config = dataclasses.replace(config, output_dir=str(default_output_dir(config)))
-    out = run(config, command=["mibe.evaluate", model, *names], backend=backend, say=lambda line: None)
+    out = run(config, command=["mibe.evaluate", model, *names], backend=backend, say=_endpoints_only)
     results = RunResults(out)
     results.run_dir = Path(config.output_dir) if config.output_dir else Path()
     if chosen:
