@@ -228,7 +228,9 @@ def test_a_run_keeps_clusters_as_hashes_and_compare_and_board_resample_them(tmp_
     board = render.text(build_board([a, c], published=False, n_boot=100))
     assert "t intervals and tests resample clusters of documents: 25 clusters (note_id)" in board
     rows = [[json.loads(line) for line in (r / "samples" / "t.jsonl").open()] for r in (a, c)]
-    seen = view.diff_task("t", "choice", *rows)  # the viewer's own A - B test
+    from mibe.boards.view_cli import load
+
+    (seen,) = view.diff_runs(load(a), load(c))  # the viewer's A - B test: compare's, on the folders
     assert seen.mcnemar.test == stats.CLUSTERED_MCNEMAR and seen.mcnemar.n_clusters == 25
     docs = [(x["score"], y["score"], x["cluster"]) for x, y in zip(*rows, strict=True)]
     assert seen.mcnemar.p == pytest.approx(

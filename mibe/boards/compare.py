@@ -409,6 +409,8 @@ def _task_entry(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int) -> di
         "n_b": shared["counts"][1],
         "n_shared": shared["n"],
         "gold_mismatch": shared["mismatched"],
+        # Each run's own count over all its documents, as its results.json and summary say.
+        "parse_failures": {"a": task_a.get("parse_failures"), "b": task_b.get("parse_failures")},
         # None: documents resampled one by one (no clusters, or runs scored before them)
         "n_clusters": _cluster_count(shared["ids"], rows_a, rows_b),
         "redacted": saved.redacted(rows_a) or saved.redacted(rows_b),

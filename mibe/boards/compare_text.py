@@ -92,6 +92,9 @@ def _notes(report: dict[str, Any]) -> list[str]:
             detail.append("protocols differ: " + "; ".join(task["protocol_differences"]))
         if task["gold_mismatch"]:
             detail.append(f"{task['gold_mismatch']} shared ids with different golds left out")
+        failures = task.get("parse_failures") or {}
+        if failures.get("a") is not None or failures.get("b") is not None:
+            detail.append(f"parse failures A {failures.get('a', DASH)}, B {failures.get('b', DASH)}")
         if task["n_shared"] < max(task["n_a"], task["n_b"]):
             detail.append(f"A scored {task['n_a']}, B {task['n_b']}")
         notes.append(f"{task['task']}: " + "; ".join(detail))

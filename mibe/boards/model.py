@@ -88,6 +88,7 @@ class Cell:
     sd: float | None = None  # over few-shot draws (--fewshot-seeds); the value is then their mean
     # Clusters the intervals resampled ((count, key), docs/statistics.md); None: documents one by one
     clusters: tuple[int, str] | None = None
+    parse_failures: int | None = None  # the task's, as results.json counts them (every surface agrees)
 
 
 @dataclass
@@ -187,7 +188,10 @@ def run_rows(run: Run) -> list[Row]:
             sd = value.get("sd") if isinstance(value, dict) else None
             sd = float(sd) if isinstance(sd, int | float) and not isinstance(sd, bool) else None
             n = value.get("n") if is_judge(metric) and isinstance(value, dict) else entry.get("n")
-            row.cells[Column(task, metric, key)] = Cell(number, ci, n, note, sd, _clusters(entry))
+            failures = entry.get("parse_failures")
+            row.cells[Column(task, metric, key)] = Cell(
+                number, ci, n, note, sd, _clusters(entry), failures if isinstance(failures, int) else None
+            )
         if isinstance(entry.get("calibration"), dict):
             row.calibration[task] = entry["calibration"]
         if entry.get("domain") == "general":

@@ -129,6 +129,17 @@ def lineage_text(row: Row) -> str:
     return "; ".join(f"{k} {row.lineage[k]}" for k in keys if row.lineage.get(k))
 
 
+def parse_failure_lines(section: Section) -> list[str]:
+    """Each run's parse failures per task, as its results.json (and summary, compare, audit) count them."""
+    out = []
+    for ranked in section.rows:
+        counts = {c.task: cell.parse_failures for c, cell in ranked.row.cells.items() if c in section.columns}
+        shown = ", ".join(f"{t} {n}" for t, n in counts.items() if n is not None)
+        if shown and not ranked.row.published:
+            out.append(f"{row_name(ranked.row)}: parse failures: {shown}")
+    return out
+
+
 def verdict_short(section: Section, key: Any) -> str:
     verdict = section.verdicts.get(key)
     if verdict is None:
@@ -186,6 +197,7 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
         rows.append(f"[published]: {lineage_text(published[0])}")
     if any(r.reference for r in published):
         rows.append(f"ref: {REFERENCE_NOTE}")
+    rows += parse_failure_lines(section)
     protocols: dict[Any, str] = {}
     for column in section.columns:
         protocols.setdefault(column.key, f"{board.protocol_ids[column.key]}: {describe(column.protocol)}")
@@ -309,6 +321,7 @@ CSV_FIELDS = (
     "adapter",
     "training",
     "n_clusters",
+    "parse_failures",
     "top",
     "tie_group",
     "p_holm_vs_best",
@@ -373,6 +386,7 @@ def csv_text(board: Board) -> str:
                             **_tie_fields(section, column, i),
                             "sd": None if cell is None else cell.sd,
                             "n_clusters": cell.clusters[0] if cell and cell.clusters else None,
+                            "parse_failures": None if cell is None else cell.parse_failures,
                         }
                     )
                 )

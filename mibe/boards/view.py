@@ -33,7 +33,7 @@ SCORE_TOLERANCE = 1e-9
 """Two scores closer than this are the same score (floating-point noise of a re-run metric)."""
 PROMPT_LIMIT = 4_000  # characters of a prompt kept: half from the head, half from the tail
 TEXT_LIMIT = 6_000  # the same for outputs, reasoning, and the golds and predictions of text tasks
-N_BOOT = 1000
+N_BOOT, SEED = 1000, 1234  # mibe compare's defaults: the page shows the p-values compare prints
 PAGE_ROWS = 100  # rows drawn at once: the DOM stays small whatever the number of samples
 
 
@@ -48,6 +48,7 @@ class ViewRun:
     results: Mapping[str, Any]
     samples: Mapping[str, Sequence[Mapping[str, Any]]]
     tasks: Mapping[str, Mapping[str, Any]]
+    run: Any = None  # the run folder as read (mibe.runs.saved.SavedRun): the paired tests need it
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,12 @@ class TaskDiff:
     shared: int  # documents with the same id (and the same gold) in both runs
     gold_mismatch: int  # same id, different gold: different data, left out
     differing: tuple[str, ...]  # ids, in run A's order
-    paired: stats.Paired | None  # A - B of the per-document scores; None without shared scores
-    mcnemar: stats.McNemar | None  # where every shared score is 0 or 1
+    # The task's main metric, A - B with `mibe compare`'s test (one pairing, one seed rule: the same
+    # p-values on both surfaces); None for runs not read from folders.
+    paired: stats.Paired | None = None
+    mcnemar: stats.McNemar | None = None  # metrics right or wrong per document (accuracy)
+    metric: str | None = None
+    note: str | None = None  # why it can't be tested
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -108,7 +113,7 @@ def diff_task(
 ) -> TaskDiff:
     """Pair one task's documents by id (and shot draw: draw with draw) and test A - B on the shared ones."""
     by_id = {row_key(r): r for r in rows_b}
-    differing, scores_a, scores_b, shared, mismatch, clusters = [], [], [], 0, 0, []
+    differing, shared, mismatch = [], 0, 0
     for ra in rows_a:
         rb = by_id.get(row_key(ra))
         if rb is None:
@@ -119,20 +124,32 @@ def diff_task(
         shared += 1
         if _disagree(answer_type, ra, rb):
             differing.append(row_key(ra))
-        if ra.get("score") is not None and rb.get("score") is not None:
-            scores_a.append(float(ra["score"]))
-            scores_b.append(float(rb["score"]))
-            clusters.append(ra.get("cluster", rb.get("cluster")))  # documents made together go together
-    grouped = clusters if stats.clustered(clusters) else None
-    paired = stats.paired_means(scores_a, scores_b, n_boot=N_BOOT, clusters=grouped) if scores_a else None
-    binary = scores_a and all(s in (0.0, 1.0) for s in scores_a + scores_b)
-    right = [s == 1 for s in scores_a], [s == 1 for s in scores_b]
-    mcnemar = None
-    if binary:
-        mcnemar = stats.mcnemar_exact(*right) if grouped is None else stats.mcnemar_clustered(*right, grouped)
-    return TaskDiff(
-        task, answer_type, _rule(answer_type), shared, mismatch, tuple(differing), paired, mcnemar
-    )
+    return TaskDiff(task, answer_type, _rule(answer_type), shared, mismatch, tuple(differing))
+
+
+def _main_metric(task: str, metrics: Sequence[str]) -> str | None:
+    """The metric a task's paired test is shown for: the paper's first, else the task's first."""
+    from mibe.boards.model import LOWER_IS_BETTER, PAPER_METRICS, is_judge
+
+    for metric in (*PAPER_METRICS.get(task, ()), *metrics):
+        if metric in metrics and metric not in LOWER_IS_BETTER and not is_judge(metric):
+            return metric
+    return None
+
+
+def _tested(a: ViewRun, b: ViewRun, d: TaskDiff) -> TaskDiff:
+    from dataclasses import replace
+
+    from mibe.boards.compare import paired_metric
+
+    if a.run is None or b.run is None:
+        return d
+    metric = _main_metric(d.task, list((a.results["tasks"].get(d.task) or {}).get("metrics") or {}))
+    if metric is None:
+        return d
+    outcome = paired_metric(a.run, b.run, d.task, metric, N_BOOT, SEED)
+    _, _, why = outcome.decisive()  # compare's verdict: where it prints no p, neither does the page
+    return replace(d, paired=outcome.paired, mcnemar=outcome.mcnemar, metric=metric, note=why)
 
 
 def diff_runs(a: ViewRun, b: ViewRun) -> list[TaskDiff]:
@@ -142,6 +159,7 @@ def diff_runs(a: ViewRun, b: ViewRun) -> list[TaskDiff]:
         for t in a.samples
         if t in b.samples
     ]
+    diffs = [_tested(a, b, d) if d.shared else d for d in diffs]
     if not any(d.shared for d in diffs):
         raise MibeError(
             f"{b.label}: shares no document with {a.label} (same task and id, same gold; runs of several "
@@ -493,25 +511,30 @@ def _task_sections(runs: Sequence[ViewRun]) -> str:
 
 
 def _test_cell(d: TaskDiff) -> str:
+    from mibe.textout import p_text
+
     if d.paired is None:
-        return "<td>—</td>" * 5
+        why = d.note or ("read from folders only" if d.metric is None else "")
+        return f"<td>{escape(d.metric or '—')}</td>" + "<td>—</td>" * 4 + f"<td>{escape(why)}</td>"
     p = d.paired
-    few = f' title="{p.n} documents: too few for a bootstrap p-value"' if p.n < stats.MIN_BOOTSTRAP_N else ""
-    mcnemar = "n/a (scores not 0/1)"
+    mcnemar = "n/a (metric not right/wrong per document)"
     if d.mcnemar is not None:
-        mcnemar = f"A only {d.mcnemar.a_only}, B only {d.mcnemar.b_only}, p={d.mcnemar.p:.3g}"
+        mcnemar = f"A only {d.mcnemar.a_only}, B only {d.mcnemar.b_only}, p {p_text(d.mcnemar.p)}"
         if d.mcnemar.n_clusters is not None:
             mcnemar += f" ({d.mcnemar.test}, {d.mcnemar.n_clusters} clusters)"
+    shown_p = "—" if d.note else p_text(p.p)  # not testable: no p, no interval
+    interval = "" if d.note else f" [{p.ci95[0]:+.3f}, {p.ci95[1]:+.3f}]"
     return (
-        f"<td>{_num(p.a)}</td><td>{_num(p.b)}</td><td>{p.diff:+.3f} [{p.ci95[0]:+.3f}, {p.ci95[1]:+.3f}]</td>"
-        f"<td{few}>{p.p:.3g}</td><td>{escape(mcnemar)}</td>"
+        f"<td>{escape(d.metric or '')}</td><td>{_num(p.a)}</td><td>{_num(p.b)}</td>"
+        f"<td>{p.diff:+.3f}{interval}</td><td>{escape(shown_p)}</td>"
+        f"<td>{escape(mcnemar)}{escape(' ' + d.note if d.note else '')}</td>"
     )
 
 
 def _tests_table(diffs: Sequence[TaskDiff]) -> str:
     head = (
-        "<tr><th>task</th><th>shared</th><th>differing</th><th>differing means</th><th>mean score A</th>"
-        "<th>mean score B</th><th>A − B [95% CI]</th><th>bootstrap p</th><th>McNemar exact</th></tr>"
+        "<tr><th>task</th><th>shared</th><th>differing</th><th>differing means</th><th>metric</th><th>A</th>"
+        "<th>B</th><th>A − B [95% CI]</th><th>bootstrap p (raw)</th><th>McNemar exact (raw p)</th></tr>"
     )
     rows = []
     for d in diffs:
@@ -619,8 +642,11 @@ def _differences(runs: Sequence[ViewRun], diffs: Sequence[TaskDiff]) -> str:
     return (
         f'<section id="differences"><h2>A: {escape(runs[0].label)} vs B: {escape(runs[1].label)}</h2>'
         f"{_protocol_notes(protocol_differences(runs[0], runs[1]))}"
-        "<p>Documents are paired by task and id (and the same gold). Tests run on every shared document; "
-        "the list below holds only the documents the runs disagree on.</p>"
+        "<p>Documents are paired by task and id (and the same gold). Tests: each task's main metric, "
+        "A − B over every shared document, with <code>mibe compare</code>'s paired bootstrap (its "
+        "seed rule, 1,000 resamples) and McNemar's exact test: the same raw p-values compare prints "
+        "(compare also shows them Holm-adjusted over its tests). The list below holds only the "
+        "documents the runs disagree on.</p>"
         f"{_tests_table(diffs)}"
         f'<div class="filters">{_select("d-task", "task", options)}</div>'
         f"{_table('diffs', DIFF_HEADS, 'd')}</section>"

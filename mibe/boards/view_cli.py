@@ -35,6 +35,7 @@ def load(path: str | Path) -> ViewRun:
         results=run.results,
         samples={t: list(saved.rows(run, t) or ()) for t in names},
         tasks={t: _task_meta(run, t) for t in names},
+        run=run,
     )
 
 

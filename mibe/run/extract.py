@@ -122,7 +122,9 @@ class Extractor:
             value = tuple(found) if isinstance(found, list) else found
             row["prediction"] = found
             row["parse_failed"] = found is None or found == [] or bool(row.get("reasoning_truncated"))
-            row["score"] = kinds.doc_score(task.answer_type, _gold(row["gold"]), value, "model")
+            row["score"] = kinds.doc_score(
+                task.answer_type, _gold(row["gold"]), value, "model", row["parse_failed"]
+            )
 
     def _ask(self, task: Task, todo: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
         if not todo:

@@ -181,7 +181,7 @@ def to_sample(
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = gold
-    row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser)
+    row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser, row["parse_failed"])
     row.update(note, index=position[doc.id])
     if doc.cluster is not None:
         row["cluster"] = data.cluster_id(task.name, doc.cluster)

@@ -117,6 +117,8 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
         "run_parser": entry["protocol"].get("parser"),
         "credentialed": hidden,
         "differ": 0,
+        "failure_differs": 0,  # documents one parser fails on and the other does not
+        "parse_failures": {"paper": 0, "strict": 0},  # as summary, results.json and rescore count them
         "kinds": {},
         "metrics": {},
         "examples": {},
@@ -134,9 +136,14 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
     preds: dict[str, list] = {"paper": [], "strict": []}
     for row, gold in zip(saved.rows, golds, strict=True):
         text = answer_of(row) or ""  # the final answer; a truncated trace is never parsed
-        paper, strict = (kinds.parse_for(task, text, p, gold).value for p in ("paper", "strict"))
+        read = {p: kinds.parse_for(task, text, p, gold) for p in ("paper", "strict")}
+        paper, strict = read["paper"].value, read["strict"].value
         preds["paper"].append(paper)
         preds["strict"].append(strict)
+        failed = {p: r.failed or bool(row.get("reasoning_truncated")) for p, r in read.items()}
+        for parser, fails in failed.items():
+            report["parse_failures"][parser] += fails
+        report["failure_differs"] += failed["paper"] != failed["strict"]
         kind = _kind(text.strip(), task.answer_type, task.choices, gold, paper, strict)
         if kind is None:
             continue
@@ -252,12 +259,9 @@ def _num(x: Any) -> str:
 
 
 def _table(rows: list[Sequence[str]], md: bool) -> list[str]:
-    if md:
-        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-        return [lines[0], "|" + "---|" * len(rows[0]), *lines[1:]]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return [lines[0], "-" * len(max(lines, key=len)), *lines[1:]]
+    from mibe.textout import md_table, table
+
+    return md_table(rows[0], rows[1:]) if md else table(rows, head=1, keep=1)
 
 
 def _code(text: str, md: bool) -> str:
@@ -303,6 +307,11 @@ def render(report: dict[str, Any], md: bool) -> str:
             units = f"outputs ({t['draws']} shot draws; metrics: mean over draws)"
         lines.append(
             f"{t['differ']} of {t['n']} {units} read differently (the run was scored with {t['run_parser']})."
+        )
+        pf = t["parse_failures"]
+        lines.append(
+            f"{t['failure_differs']} of {t['n']} {units} differ in parse-failure status (parse failures: "
+            f"paper {pf['paper']}, strict {pf['strict']})."
         )
         rows = [("metric", "paper", "strict", "paper - strict")]
         for m, both in t["metrics"].items():

@@ -86,7 +86,7 @@ def _row(
         row["parse_failed"] = parsed.failed or row["reasoning_truncated"]
     row["prediction"] = list(value) if isinstance(value, tuple) else value
     row["gold"] = list(gold) if isinstance(gold, tuple) else gold
-    row["score"] = kinds.doc_score(task.answer_type, gold, value, parser)
+    row["score"] = kinds.doc_score(task.answer_type, gold, value, parser, row["parse_failed"])
     row["index"] = index
     return row
 

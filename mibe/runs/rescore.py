@@ -46,8 +46,8 @@ def _reparsed(task: Any, row: dict[str, Any], parser: str) -> dict[str, Any]:
     # Only the final answer is parsed; a reasoning trace cut off at the token limit never is.
     parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, value(row["gold"]))
     pred = list(parsed.value) if isinstance(parsed.value, tuple) else parsed.value
-    score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser)
     failed = parsed.failed or bool(row.get("reasoning_truncated"))
+    score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser, failed)
     return {**row, "parse_failed": failed, "prediction": pred, "score": score}
 
 

@@ -144,9 +144,12 @@ def parse_for(task: Task, text: str, parser: str, gold: Any = None) -> Predictio
     return parsed
 
 
-def doc_score(kind: str, gold: Any, pred: Any, parser: str) -> float:
-    """The task's main metric on one document, as stored in samples files."""
-    return get(kind).doc_score(gold, pred, parser)
+def doc_score(kind: str, gold: Any, pred: Any, parser: str, failed: bool = False) -> float:
+    """The task's main metric on one document, as stored in samples files. A document whose parse
+    failed scores 0: no answer is never a full score, even where it equals the gold (HoC's empty
+    answer to a document with no hallmark, under the strict parser; under the paper's rule that is
+    no parse failure, docs/scoring-rules.md). The task's metrics do not read this score."""
+    return 0.0 if failed else get(kind).doc_score(gold, pred, parser)
 
 
 def task_stats(
