@@ -135,18 +135,31 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
     golds = [value(r["gold"]) for r in saved.rows]
     preds: dict[str, list] = {"paper": [], "strict": []}
     for row, gold in zip(saved.rows, golds, strict=True):
-        text = answer_of(row) or ""  # the final answer; a truncated trace is never parsed
-        read = {p: kinds.parse_for(task, text, p, gold) for p in ("paper", "strict")}
-        paper, strict = read["paper"].value, read["strict"].value
+        paper, strict = _read_row(report, task, row, gold, examples)
         preds["paper"].append(paper)
         preds["strict"].append(strict)
-        failed = {p: r.failed or bool(row.get("reasoning_truncated")) for p, r in read.items()}
-        for parser, fails in failed.items():
-            report["parse_failures"][parser] += fails
-        report["failure_differs"] += failed["paper"] != failed["strict"]
-        kind = _kind(text.strip(), task.answer_type, task.choices, gold, paper, strict)
-        if kind is None:
-            continue
+    report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
+    names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
+    draw_of = [(r.get("draw"), r.get("permutation")) for r in saved.rows]  # mean over draws or orderings
+    report["metrics"] = _parser_metrics(task, names, golds, preds, draw_of, config.get("seed", 1234))
+    if hidden and not show_credentialed:
+        report["examples"] = None  # DUA-covered text stays out unless asked for
+    return report
+
+
+def _read_row(report: dict[str, Any], task: Any, row: dict[str, Any], gold: Any, examples: int) -> tuple:
+    """One document read by both parsers, counted into `report`; returns (paper, strict)."""
+    from mibe.scoring import kinds
+
+    text = answer_of(row) or ""  # the final answer; a truncated trace is never parsed
+    read = {p: kinds.parse_for(task, text, p, gold) for p in ("paper", "strict")}
+    paper, strict = read["paper"].value, read["strict"].value
+    failed = {p: r.failed or bool(row.get("reasoning_truncated")) for p, r in read.items()}
+    for parser, fails in failed.items():
+        report["parse_failures"][parser] += fails
+    report["failure_differs"] += failed["paper"] != failed["strict"]
+    kind = _kind(text.strip(), task.answer_type, task.choices, gold, paper, strict)
+    if kind is not None:
         report["differ"] += 1
         report["kinds"][kind] = report["kinds"].get(kind, 0) + 1
         shown = report["examples"].setdefault(kind, [])
@@ -155,13 +168,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
             cut = flat[:_EXAMPLE_CHARS] + ("..." if len(flat) > _EXAMPLE_CHARS else "")
             shown.append({"id": row["id"], "output": cut, "paper": _shown(paper), "strict": _shown(strict)})
             shown[-1]["gold"] = _shown(gold)
-    report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
-    names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
-    draw_of = [(r.get("draw"), r.get("permutation")) for r in saved.rows]  # mean over draws or orderings
-    report["metrics"] = _parser_metrics(task, names, golds, preds, draw_of, config.get("seed", 1234))
-    if hidden and not show_credentialed:
-        report["examples"] = None  # DUA-covered text stays out unless asked for
-    return report
+    return paper, strict
 
 
 def _parser_metrics(
@@ -297,41 +304,47 @@ def render(report: dict[str, Any], md: bool) -> str:
         )
     lines += ["", *_table(summary, md)]
     for t in report["tasks"]:
-        lines += ["", f"## {t['task']}" if md else f"== {t['task']} ==", ""]
-        if t["note"]:
-            lines.append(f"{t['task']}: {t['note']}.")
-            lines += _render_model(t, md)
-            continue
-        units = "documents"
-        if t.get("draws"):
-            units = f"outputs ({t['draws']} shot draws; metrics: mean over draws)"
-        lines.append(
-            f"{t['differ']} of {t['n']} {units} read differently (the run was scored with {t['run_parser']})."
-        )
-        pf = t["parse_failures"]
-        lines.append(
-            f"{t['failure_differs']} of {t['n']} {units} differ in parse-failure status (parse failures: "
-            f"paper {pf['paper']}, strict {pf['strict']})."
-        )
-        rows = [("metric", "paper", "strict", "paper - strict")]
-        for m, both in t["metrics"].items():
-            gap = None if None in both.values() else both["paper"] - both["strict"]
-            rows.append((m, _num(both["paper"]), _num(both["strict"]), "-" if gap is None else f"{gap:+.3f}"))
-        lines += ["", *_table(rows, md), *_render_model(t, md)]
-        if not t["kinds"]:
-            continue
-        lines += ["", *_table([("kind of disagreement", "documents"), *map(_pair, t["kinds"].items())], md)]
-        if t["examples"] is None:
-            lines += ["", "Examples left out: credentialed data (--show-credentialed shows them)."]
-            continue
-        lines += ["", "Examples:", ""]
-        for kind, shown in t["examples"].items():
-            for ex in shown:
-                lines.append(
-                    f"- {kind}, document {ex['id']}: paper {ex['paper']!r}, strict {ex['strict']!r}, "
-                    f"gold {ex['gold']!r}: {_code(ex['output'], md)}"
-                )
+        lines += _render_task(t, md)
     return "\n".join(lines) + "\n"
+
+
+def _render_task(t: dict[str, Any], md: bool) -> list[str]:
+    lines: list[str] = []
+    lines += ["", f"## {t['task']}" if md else f"== {t['task']} ==", ""]
+    if t["note"]:
+        lines.append(f"{t['task']}: {t['note']}.")
+        lines += _render_model(t, md)
+        return lines
+    units = "documents"
+    if t.get("draws"):
+        units = f"outputs ({t['draws']} shot draws; metrics: mean over draws)"
+    lines.append(
+        f"{t['differ']} of {t['n']} {units} read differently (the run was scored with {t['run_parser']})."
+    )
+    pf = t["parse_failures"]
+    lines.append(
+        f"{t['failure_differs']} of {t['n']} {units} differ in parse-failure status (parse failures: "
+        f"paper {pf['paper']}, strict {pf['strict']})."
+    )
+    rows = [("metric", "paper", "strict", "paper - strict")]
+    for m, both in t["metrics"].items():
+        gap = None if None in both.values() else both["paper"] - both["strict"]
+        rows.append((m, _num(both["paper"]), _num(both["strict"]), "-" if gap is None else f"{gap:+.3f}"))
+    lines += ["", *_table(rows, md), *_render_model(t, md)]
+    if not t["kinds"]:
+        return lines
+    lines += ["", *_table([("kind of disagreement", "documents"), *map(_pair, t["kinds"].items())], md)]
+    if t["examples"] is None:
+        lines += ["", "Examples left out: credentialed data (--show-credentialed shows them)."]
+        return lines
+    lines += ["", "Examples:", ""]
+    for kind, shown in t["examples"].items():
+        for ex in shown:
+            lines.append(
+                f"- {kind}, document {ex['id']}: paper {ex['paper']!r}, strict {ex['strict']!r}, "
+                f"gold {ex['gold']!r}: {_code(ex['output'], md)}"
+            )
+    return lines
 
 
 def _pair(item: tuple[str, int]) -> tuple[str, str]:
