@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model", required=True, help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m"
     )
     run.add_argument("--adapter", help="LoRA adapter folder applied on --model")
+    run.add_argument(
+        "--adapters",
+        metavar="DIR",
+        help="each task through its own LoRA adapter DIR/<task>/ (from `mibe train task all --output-dir "
+        "DIR`), over one load of --model, into one run folder",
+    )
     run.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"), help="what runs the model")
     run.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
     run.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
@@ -342,6 +348,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         model=args.model,
         adapter=args.adapter,
+        adapters=args.adapters,
         backend=args.backend,
         tasks=(args.tasks,),
         data_dir=args.data_dir,

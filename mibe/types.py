@@ -88,6 +88,7 @@ class Prediction:
 class RunConfig:
     model: str
     adapter: str | None = None
+    adapters: str | None = None  # --adapters D: each task through its own adapter D/<task>/
     backend: str = "hf"
     tasks: tuple[str, ...] = ("all",)
     data_dir: str | None = None
@@ -159,6 +160,11 @@ class Backend(Protocol):
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+    def with_adapter(self, adapter: str | None) -> Backend:
+        """The same loaded model answering through a LoRA adapter (`mibe run --adapters`); backends
+        that cannot switch raise MibeError (the run refuses --adapters for them before loading)."""
+        ...
 
     def tokenize(self, text: str) -> list[int]: ...
 

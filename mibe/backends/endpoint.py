@@ -47,6 +47,7 @@ class Endpoint:
     data_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
+    adapters: str | None = None  # --adapters D: the engine switches between D/<task>/ adapters
 
     # The attribute names VLLMBackend.from_config reads, as RunConfig spells them.
     @property
@@ -86,7 +87,7 @@ def evaluated(config: RunConfig) -> Endpoint:
         "model", "--model", config.model, config.backend, config.model, config.base_url, config.adapter,
         key_env if config.backend == "openai" else None, bool(named), machine_of(config),
         config.tensor_parallel_size, config.pipeline_parallel_size, config.data_parallel_size,
-        config.gpu_memory_utilization, config.max_model_len,
+        config.gpu_memory_utilization, config.max_model_len, config.adapters,
     )  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -113,6 +115,7 @@ class HFBackend:
     def _setup(self, tokenizer: Any, config: Any, name: str, device: str, dtype: str) -> None:
         self.model_name, self.device, self.dtype_name = name, device, dtype
         self.tokenizer, self._config, self._model = tokenizer, config, None
+        self._active: str | None = None  # the peft adapter this twin answers through (with_adapter)
         # Set by the runner while a task runs: called with the tokens of each step or forward.
         self.on_step: Callable[[int], None] | None = None
         if self.tokenizer.pad_token is None:
@@ -128,7 +131,35 @@ class HFBackend:
     def model(self) -> Any:
         if self._model is None:
             self._model = self._load()
+        if self._active is not None and self._model.active_adapter != self._active:
+            self._model.set_adapter(self._active)  # twins share one model: each asks for its own adapter
         return self._model
+
+    def with_adapter(self, adapter: str | None) -> HFBackend:
+        """This model answering through another LoRA adapter, loaded beside the ones before it (peft's
+        load_adapter; set_adapter on use): several adapters scored over one load of the base."""
+        if adapter is None:
+            if self._active is not None:
+                raise MibeError("with_adapter(None): this model already answers through LoRA adapters")
+            return self
+        from peft import PeftModel
+
+        name = "a" + hashlib.sha256(str(Path(adapter).resolve()).encode()).hexdigest()[:12]
+        model = self.model
+        try:
+            if not isinstance(model, PeftModel):
+                self._model = (
+                    PeftModel.from_pretrained(model, adapter, adapter_name=name).to(self.device).eval()
+                )
+            elif name not in model.peft_config:
+                model.load_adapter(adapter, adapter_name=name)
+                model.to(self.device)
+        except (OSError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200]
+            raise MibeError(f"--adapters {adapter}: does not fit {self.model_name} ({first})") from None
+        twin = copy.copy(self)
+        twin.adapter, twin._active = adapter, name
+        return twin
 
     def _load(self) -> Any:
         from transformers.utils import logging as hf_logging

@@ -60,6 +60,11 @@ class VLLMBackend:
         from mibe.backends import embedded
 
         common.check_model_path(config.model)
+        lora = {}
+        if config.adapters:  # --adapters: one engine, one LoRARequest per task (with_adapter)
+            found = [p for p in Path(config.adapters).expanduser().iterdir() if common.is_adapter(p)]
+            ranks = [int(common.adapter_config(p).get("r", 16)) for p in found]
+            lora = {"enable_lora": True, "max_loras": 1, "max_lora_rank": max([8, *ranks])}
         return cls(
             embedded.resolve(config.model),
             adapter=config.adapter,
@@ -72,6 +77,7 @@ class VLLMBackend:
             max_model_len=config.max_model_len,
             trust_remote_code=config.trust_remote_code,
             batch_size=config.batch_size,
+            **lora,
         )
 
     def __init__(

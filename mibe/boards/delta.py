@@ -78,7 +78,12 @@ def pairs(runs: list[Run], named: Sequence[tuple[str, str]]) -> list[tuple[Run, 
             continue
         for other in by_path.values():
             model = other.results.get("model") or {}
-            if other is not run and not model.get("adapter") and _same_model(str(model.get("path")), base):
+            if (
+                other is not run
+                and not model.get("adapter")
+                and not model.get("adapters")
+                and _same_model(str(model.get("path")), base)
+            ):
                 out.append((run, other, f"training lineage (base model {base})"))
                 break
     if not out:

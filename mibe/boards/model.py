@@ -154,6 +154,25 @@ def _contaminated(provenance: dict[str, Any] | None) -> str | None:
     return "unknown tasks" if (provenance or {}).get("contamination_allowed") else None
 
 
+def _per_task_adapters(model: dict[str, Any]) -> dict[str, Any]:
+    """`mibe run --adapters`: the lineage names every task's adapter and what trained it."""
+    found = model.get("adapters")
+    if not isinstance(found, dict) or not found:
+        return {}
+    entries = {t: a for t, a in found.items() if isinstance(a, dict)}
+    provenances = {
+        t: a.get("provenance") for t, a in entries.items() if isinstance(a.get("provenance"), dict)
+    }
+    contaminated = sorted({c for p in provenances.values() for c in p.get("contaminated") or []})
+    allowed = any(p.get("contamination_allowed") for p in provenances.values())
+    return {
+        "base": model.get("path"),
+        "adapter": ", ".join(f"{t}={a.get('path')}" for t, a in entries.items()),
+        "training": "; ".join(f"{t}: {lineage.summary(p)}" for t, p in provenances.items()) or None,
+        "contaminated": ", ".join(contaminated) or ("unknown tasks" if allowed else None),
+    }
+
+
 def run_lineage(run: Run) -> dict[str, Any]:
     model = run.results.get("model") or {}
     provenance = _provenance(model)
@@ -166,6 +185,7 @@ def run_lineage(run: Run) -> dict[str, Any]:
         "adapter": model.get("adapter"),
         "training": lineage.summary(provenance) if provenance else None,
         "contaminated": _contaminated(provenance),
+        **_per_task_adapters(model),
         "backend": " ".join(str(x) for x in (model.get("backend"), model.get("backend_version")) if x),
         "dtype": model.get("dtype"),
         "rescored_from": ", ".join(sorted(map(str, rescored))) or None,

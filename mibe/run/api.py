@@ -14,7 +14,18 @@ from typing import Any
 
 from mibe import data, names, prompts, tasks
 from mibe.backends import endpoint, factory, policy
-from mibe.run import draws, extract, judging, opening, parallel, permutations, pipeline, planning, templating
+from mibe.run import (
+    adapters,
+    draws,
+    extract,
+    judging,
+    opening,
+    parallel,
+    permutations,
+    pipeline,
+    planning,
+    templating,
+)
 from mibe.runs import folder, resume, summary
 from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
@@ -73,6 +84,8 @@ def identity(config: RunConfig) -> dict[str, Any]:
         resolved.pop("fewshot_seeds")
     if config.choice_permutations == 1:  # absent, as fewshot_seeds
         resolved.pop("choice_permutations")
+    if config.adapters is None:  # absent, as fewshot_seeds
+        resolved.pop("adapters")
     resolved["chat_template"] = templating.setting(config.chat_template)
     resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
     resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back
@@ -102,6 +115,7 @@ def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], di
                 raise MibeError(str(exc)) from None
             skipped[task.name] = str(exc)
             say(f"mibe: skipping {exc}")
+    loaded = adapters.with_adapters(config, loaded, skipped, explicit, say)
     if not loaded:
         raise MibeError(
             "no task has data; pass --data-dir DIR or --data TASK=PATH (see `mibe tasks list`), "
@@ -122,6 +136,7 @@ def run(
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
+    adapters.check(config)
     loaded, skipped = load(config, say)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
@@ -134,7 +149,7 @@ def run(
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
-    model = backend.describe()
+    model = _describe(backend, config, plans)
     run_json = {
         "schema_version": folder.SCHEMA_VERSION,
         "mibe_version": __version__,
@@ -174,6 +189,15 @@ def run(
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     say(summary.next_commands(run_dir))
     return out
+
+
+def _describe(backend: Backend, config: RunConfig, plans: list[tuple]) -> dict[str, Any]:
+    """The model as results.json names it; with --adapters, every task's adapter and its training."""
+    model = backend.describe()
+    per_task = adapters.folders(config, [p.task.name for p, _ in plans])
+    if per_task:
+        model["adapters"] = adapters.describe(per_task)
+    return model
 
 
 def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Callable[[str], None]) -> None:
@@ -269,6 +293,8 @@ def _score_task(
     out: dict,
     private: bool = False,
 ) -> None:
+    if config.adapters:  # --adapters: the task's own adapter over the one loaded base
+        backend = backend.with_adapter(adapters.folders(config, [p.task.name])[p.task.name])
     evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
     if p.protocol.get("choice_permutations"):
         evaluate = permutations.evaluate

@@ -62,8 +62,10 @@ def setting(value: Any) -> str | None:
 
 
 def record(config: RunConfig) -> dict[str, Any] | None:
-    """The training record `auto` follows: the adapter's, else the model folder's."""
-    for folder in (config.adapter, config.model):
+    """The training record `auto` follows: the adapter's (with --adapters, the first task's: a suite
+    is trained from one recipe), else the model folder's."""
+    suite = sorted(p for p in Path(config.adapters).expanduser().glob("*/")) if config.adapters else []
+    for folder in (config.adapter, *map(str, suite[:1]), config.model):
         found = chat.training_record(folder) if folder and Path(folder).expanduser().is_dir() else None
         if found is not None:
             return found

@@ -72,6 +72,9 @@ class ModelInfo(Part):
     name: str | None = None
     path: str | None = None
     adapter: str | None = None
+    adapters: dict[str, Any] | None = Field(
+        None, description="mibe run --adapters: {task: {path, provenance}}, each task's own adapter"
+    )
     provenance: dict[str, Any] | None = None
     backend: str | None = None
     backend_version: str | None = None

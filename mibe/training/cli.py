@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from mibe.training import recipe as recipes
+from mibe.training import suite
 
 HELP = {
     "pretrain": "continual pre-training of a causal LM on a domain mix (Me-LLaMA: 15:1:4)",
@@ -25,7 +27,10 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(kind, help=HELP[kind], description=HELP[kind])
         if kind == "task":
             p.add_argument(
-                "task", nargs="?", help="a MIBE task name or task-file path (else the recipe's task:)"
+                "task",
+                nargs="?",
+                help="a MIBE task name or task-file path (else the recipe's task:); all or T1,T2,... "
+                "trains one adapter per task into --output-dir/<task>/",
             )
         p.add_argument("--config", help=f"recipe YAML (default: the shipped training/{kind}.yaml)")
         p.add_argument(
@@ -40,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
                 action="append",
                 help="training rows: a file, folder, glob or hub id (repeatable)"
                 if kind == "sft"
-                else "the task's training rows: a file, or a folder with train.* (default: its source)",
+                else "the task's training rows: a file, or a folder with train.* (default: its source); "
+                "for all or T1,T2,...: TASK=PATH, repeatable",
             )
             p.add_argument(
                 "--merge", action="store_true", help="also save the LoRA adapter merged into full weights"
@@ -89,6 +95,11 @@ def main(argv: Sequence[str]) -> int:
         overrides["merge"] = True if args.merge else None
         if args.data:
             overrides["data"] = args.data if args.kind == "sft" and len(args.data) > 1 else args.data[-1]
+    if args.kind == "task" and suite.is_suite(args.task):
+        overrides.pop("data", None)
+        suite.run(args.task, config, overrides, args.set, suite.per_task_data(args.data),
+                  ["mibe", "train", *argv], args.overwrite, _say)  # fmt: skip
+        return 0
     if args.kind == "task":
         overrides["task"] = args.task
     recipe, recipe_file = recipes.load(args.kind, config, overrides, args.set)
@@ -96,3 +107,7 @@ def main(argv: Sequence[str]) -> int:
 
     train.run(args.kind, recipe, recipe_file, ["mibe", "train", *argv], overwrite=args.overwrite)
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # mibe.data is imported where a task is trained on, as before
 Example = dict[str, Any]  # segments, the prompt text (for the guard) and every text (for the guard)
 
 
+class NoTrainingRows(MibeError):
+    """A task has no training rows where mibe looked (`train task all` skips it)."""
+
+
 def chat_template(setting: str, tokenizer: Any, base: str | None = None) -> tuple[str | None, str]:
     """The template text and where it came from: none, the tokenizer's, a shipped name, a file, inline.
 
@@ -152,7 +156,7 @@ def _task_docs(task: Task, recipe: dict[str, Any]) -> tuple[DocSet, Location]:
     except data.NoData as exc:
         # Its advice names `mibe run` flags; training takes --data instead.
         reason = str(exc).split("; point mibe")[0]
-        raise MibeError(f"no '{split}' training rows: {reason}; {how}") from None
+        raise NoTrainingRows(f"no '{split}' training rows: {reason}; {how}") from None
     if not docset.docs:
         raise MibeError(f"{location.where}: no usable {task.name} rows ({docset.first_problem})")
     return docset, location

@@ -19,6 +19,10 @@ MODES = ("refuse", "drop", "allow")
 RowHits = tuple[int, list[matcher.Hit]]  # (row number, the evaluation documents it touches)
 
 
+class Contaminated(MibeError):
+    """Training rows repeat evaluation documents and the recipe refuses them (a suite skips the task)."""
+
+
 def mode(recipe: dict[str, Any]) -> str:
     if recipe.get("allow_contamination") and recipe.get("drop_contaminated"):
         raise MibeError("--allow-contamination and --drop-contaminated: choose one")
@@ -112,7 +116,7 @@ def enforce(result: dict[str, Any], how: str, say) -> None:
         f"evaluation documents ({evidence}; {leaks}; e.g. {result['examples'][0]})"
     )
     if how == "refuse":
-        raise MibeError(
+        raise Contaminated(
             f"{line}; remove those rows, pass --drop-contaminated to train on the clean rows, "
             "or --allow-contamination to train anyway"
         )
