@@ -34,6 +34,7 @@ GOOD: dict[str, Any] = {
             "protocol": {"task": "pubmedqa", "parser": "strict", "scoring": "generate", "shots": 0,
                          "data": {"fingerprint": "sha256:x"}},
             "n": 3,
+            "parse_failures": 0,
             "answer_type": "choice",
             "per_class": None,
             "metrics": {"accuracy": {"value": 0.5, "ci95": [0.1, 0.9]},
@@ -74,6 +75,8 @@ ACC, ACCF = "tasks/pubmedqa/metrics/accuracy", "tasks.pubmedqa.metrics.accuracy"
         ("tasks/pubmedqa/protocol/parser", ["strict"], "tasks.pubmedqa.protocol.parser", "must be a string"),
         ("tasks/pubmedqa/protocol/shots", -1, "tasks.pubmedqa.protocol.shots", "whole number"),
         ("tasks/pubmedqa/n", -3, "tasks.pubmedqa.n", "whole number >= 0"),
+        ("tasks/pubmedqa/parse_failures", None, "tasks.pubmedqa.parse_failures", "a whole number"),
+        ("tasks/pubmedqa/protocol/scoring", None, PROT + ".scoring", "a string"),
         ("tasks/pubmedqa/n", True, "tasks.pubmedqa.n", "a whole number"),
         ("tasks/pubmedqa/answer_type", ["choice"], "tasks.pubmedqa.answer_type", "must be a string"),
         ("tasks/pubmedqa/per_class", "x", "tasks.pubmedqa.per_class", "an object"),
@@ -107,7 +110,12 @@ def test_what_the_contract_allows_passes(ok: dict) -> None:
 
 
 def test_run_json_fields() -> None:
-    assert run_json_problem({"config": {}, "model": {}, "protocols": {"pubmedqa": {"task": "x"}}}) is None
+    assert (
+        run_json_problem(
+            {"config": {}, "model": {}, "protocols": {"pubmedqa": {"task": "x", "scoring": "generate"}}}
+        )
+        is None
+    )
     assert run_json_problem({"protocols": {"pubmedqa": {}}}) == ("protocols.pubmedqa.task", "is missing")
     assert run_json_problem({"config": []}) == ("config", "must be an object")
     assert run_json_problem({"protocols": {"pubmedqa": []}}) == (

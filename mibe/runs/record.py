@@ -97,7 +97,7 @@ class Protocol(Part):
     fewshot_seed: int | None = None
     fewshot_seeds: list[int] | None = None
     choice_permutations: Count | None = None
-    scoring: str | None = None
+    scoring: str
     parser: str | None = None
     scorer_version: int | None = None
     chat_template: str | None = None
@@ -153,7 +153,7 @@ class TaskEntry(Part):
     metrics: dict[str, Metric]
     answer_type: str | None = None
     domain: str | None = None
-    n: Count = 0
+    n: Count  # required, as the protocol's `scoring`: every mibe wrote them, and readers index them
     n_skipped_rows: Count = 0
     first_skipped_row: str | None = None
     parse_failures: Count = 0

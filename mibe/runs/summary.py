@@ -23,7 +23,13 @@ def table(results: dict[str, Any]) -> str:
         scores = "  ".join(f"{k}={_cell(v)}" for k, v in entry["metrics"].items())
         flags = " (invented data)" if entry.get("invented") else ""
         rows.append(
-            (name, str(entry["n"]), protocol["scoring"], str(entry["parse_failures"]), scores + flags)
+            (
+                name,
+                str(entry["n"]),
+                protocol["scoring"],
+                str(entry.get("parse_failures", "-")),
+                scores + flags,
+            )
         )
     for name, why in results.get("skipped", {}).items():
         rows.append((name, "-", "skipped", "-", why))
