@@ -86,6 +86,9 @@ def table(rows: Sequence[Sequence[str]], head: int = 1, keep: int = 1, width: in
     count = len(rows[0])
     natural = [max(max(len(x) for x in str(r[i]).split("\n")) for r in rows) for i in range(count)]
     widths = _fit(natural, min(keep, count), width)
+    before = sum(widths[i] for i in range(count - 1)) + len(GAP) * (count - 1)
+    if count > keep and before + 2 * NARROWEST <= width:  # a wide last column wraps in place
+        widths[count - 1] = min(widths[count - 1], width - before)
     rows = [[str(c) for c in r] for r in rows]
     blocks: list[list[int]] = []
     current: list[int] = list(range(keep))

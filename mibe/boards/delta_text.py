@@ -7,6 +7,8 @@ import io
 from html import escape
 from typing import Any
 
+from mibe.textout import md_escape, md_table, p_text, table, wrap
+
 DASH = "—"
 HEAD = ("task", "domain", "metric", "checkpoint", "base", "diff", "95% CI", "p", "test", "note")
 
@@ -33,14 +35,14 @@ def _lines(pair: dict[str, Any]) -> list[list[str]]:
                 _num(r.get("base")),
                 _num(r.get("diff"), sign=True),
                 _ci(r.get("ci95")),
-                DASH if r.get("p") is None else f"{r['p']:.3g}",
+                p_text(r.get("p")),
                 r.get("test") or DASH,
                 "; ".join(x for x in [r.get("note"), *r.get("protocol_differences", [])] if x) or "",
             ]
         )
     for name, avg in pair["averages"].items():
         if avg is not None:
-            p = DASH if avg["p"] is None else f"{avg['p']:.3g}"
+            p = p_text(avg["p"])
             label = f"{name} average ({avg['n_tasks']} tasks)"
             out.append([label, name, "main", "", "", _num(avg["diff"], True), _ci(avg["ci95"]), p, "", ""])
     return out
@@ -68,25 +70,17 @@ def _notes(report: dict[str, Any], pair: dict[str, Any]) -> list[str]:
 def text(report: dict[str, Any]) -> str:
     out = []
     for pair in report["pairs"]:
-        grid = [list(HEAD), *_lines(pair)]
-        widths = [max(len(line[i]) for line in grid) for i in range(len(HEAD))]
-        out.append(f"== {_title(pair)}")
-        rows = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in grid]
-        rows.insert(1, "  ".join("-" * w for w in widths))
-        out += [*rows, *_notes(report, pair), ""]
+        out += wrap(f"== {_title(pair)}")
+        out += table([list(HEAD), *_lines(pair)], head=1, keep=3)
+        out += [line for note in _notes(report, pair) for line in wrap(note)] + [""]
     return "\n".join(out)
-
-
-def _md(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown(report: dict[str, Any]) -> str:
     out = []
     for pair in report["pairs"]:
-        out += [f"### {_md(_title(pair))}", "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-        out += ["| " + " | ".join(_md(c) for c in line) + " |" for line in _lines(pair)]
-        out += ["", *(f"- {_md(n)}" for n in _notes(report, pair)), ""]
+        out += [f"### {md_escape(_title(pair))}", "", *md_table(HEAD, _lines(pair))]
+        out += ["", *(f"- {md_escape(n)}" for n in _notes(report, pair)), ""]
     return "\n".join(out)
 
 

@@ -33,10 +33,9 @@ def table(results: dict[str, Any]) -> str:
         )
     for name, why in results.get("skipped", {}).items():
         rows.append((name, "-", "skipped", "-", why))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
-    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
-    return "\n".join(lines + notes(results))
+    from mibe.textout import table
+
+    return "\n".join(table(rows, head=1, keep=1) + notes(results))
 
 
 def notes(results: dict[str, Any]) -> list[str]:
