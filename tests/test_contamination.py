@@ -304,6 +304,21 @@ def test_part_results_of_an_engine_merge_into_the_same_report(tmp_path: Path) ->
     merged = json.loads(out.read_text())
     assert summary(merged) == expected
     assert sorted(h["line"] for h in merged["tasks"]["pubmedqa"]["hits"]) == [2, 4]
+    # Results without the index they were scanned against, or of another index, are refused.
+    hits.write_text(json.dumps(results[0]) + "\n")
+    with pytest.raises(MibeError, match=r"hits.jsonl:1: not a part result"):
+        contamination.main(
+            cli._parser().parse_args(
+                ["data", "contamination", "--merge", str(hits), "--tasks", TASKS, "--data-dir", str(DEMO)]
+            )
+        )
+    hits.write_text(json.dumps({**results[0], "index": "sha256:other"}) + "\n")
+    with pytest.raises(MibeError, match=r"hits.jsonl:1: scanned against another index \(sha256:other\)"):
+        contamination.main(
+            cli._parser().parse_args(
+                ["data", "contamination", "--merge", str(hits), "--tasks", TASKS, "--data-dir", str(DEMO)]
+            )
+        )
 
 
 @pytest.mark.parametrize(

@@ -209,15 +209,15 @@ def _merged(files: list[str], index: matcher.Index) -> list[dict[str, Any]]:
         for number, line in enumerate(Path(name).read_text(encoding="utf-8").splitlines(), 1):
             try:
                 result = json.loads(line)
-                hits, part = result["hits"], result["part"]
-                result.setdefault("index", index.fingerprint())
+                hits, part, scanned = result["hits"], result["part"], result["index"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise MibeError(
-                    f"{name}:{number}: not a part result (write corpusscan.scan_part's dict as JSON)"
+                    f"{name}:{number}: not a part result (write corpusscan.scan_part's dict with the "
+                    "index fingerprint under 'index', one JSON object a line)"
                 ) from None
-            if result["index"] != index.fingerprint():
+            if scanned != index.fingerprint():
                 raise MibeError(
-                    f"{name}:{number}: scanned against another index ({result['index']}); "
+                    f"{name}:{number}: scanned against another index ({scanned}); "
                     "rerun the engine's scan with these tasks and data"
                 )
             results.append({**result, "hits": hits, "part": part})
