@@ -163,6 +163,11 @@ def main() -> int:
         board_runs = make_board_runs(tiny, root)
         pages = make_pages(runs, [board_runs["zero"], board_runs["lora"]], root / "pages")
         IMAGES.mkdir(parents=True, exist_ok=True)
+        from mibe.boards.board import build
+        from mibe.boards.plot import plot
+
+        plot(build([runs["base"], runs["tuned"]], n_boot=100), IMAGES / "figure-demo.png")
+        print("wrote docs/images/figure-demo.png")
         for name, page in pages.items():
             for size, (width, height) in SIZES.items():
                 shot = screenshot(page, width, height, IMAGES / f"{name}-{size}.png")

@@ -49,3 +49,18 @@ def test_the_screenshot_script_writes_each_page_at_each_size(pages: dict[str, Pa
     shot = screenshots.screenshot(pages["view-one"], 390, 844, tmp_path / "phone.png")
     image = Image.open(shot).convert("RGB")
     assert image.size == (390, 844) and len(image.getcolors(maxcolors=1 << 20)) > 20  # text, not blank
+
+
+def test_the_demo_figure_is_one_image_under_2000_px(
+    tiny_llama: Path, tmp_path_factory, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from mibe.boards.board import build
+    from mibe.boards.plot import plot
+
+    runs = screenshots.make_runs(tiny_llama, tmp_path_factory.getbasetemp() / "layout-runs")
+    figure = tmp_path / "demo.png"
+    plot(build([runs["base"], runs["tuned"]], n_boot=100), figure)
+    width, height = Image.open(figure).size
+    assert max(width, height) <= 2000 and min(width, height) > 200
