@@ -46,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         "DIR`), over one load of --model, into one run folder",
     )
     run.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"), help="what runs the model")
-    run.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
+    run.add_argument(
+        "--tasks",
+        default="all",
+        help="all, public (the non-credentialed built-ins), task names, or task-file paths, comma-separated",
+    )
     run.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
     run.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
     run.add_argument(
@@ -207,7 +211,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--data-dir", help="folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/")
     check.add_argument("--data", action="append", default=[], metavar="TASK=PATH", help="data for one task")
-    check.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
+    check.add_argument(
+        "--tasks",
+        default="all",
+        help="all, public (the non-credentialed built-ins), task names, or task-file paths, comma-separated",
+    )
     check.add_argument("--demo", action="store_true", help="check the bundled invented documents")
     from mibe.training import contamination  # argparse only at start-up; the scan loads when it runs
 
@@ -468,7 +476,7 @@ def _tasks_command(args: argparse.Namespace) -> int:
     from mibe import tasks
 
     if args.tasks_command == "list":
-        rows = [("name", "kind", "metrics", "credentialed", "data source")]
+        rows = [("name", "kind", "metrics", "credentialed", "groups", "data source")]
         for path in tasks.builtin_paths().values():
             t = tasks.load_task(path)
             rows.append(
@@ -477,12 +485,14 @@ def _tasks_command(args: argparse.Namespace) -> int:
                     t.answer_type,
                     ",".join(t.metrics),
                     "yes" if t.credentialed else "no",
+                    "all" if t.credentialed else "all, public",
                     "local only (credentialed)" if t.credentialed else t.source or "local only",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+            print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+        print("--tasks all: every task above; --tasks public: the ones not credentialed (hosted models)")
         return 0
     if args.tasks_command == "validate":
         for path in args.paths:

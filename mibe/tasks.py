@@ -332,10 +332,15 @@ def named(spec: str, where: str) -> Task:
     return _not_a_builtin_variant(load_task(found.path), builtin_paths())
 
 
-def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], set[str]]:
-    """Turn `--tasks` entries (all, names, comma lists, YAML paths) into loaded tasks, in order.
+def public_tasks() -> list[Task]:
+    """`--tasks public`: the built-ins that are not credentialed, the ones a hosted model may receive."""
+    return [t for t in (load_task(p) for p in builtin_paths().values()) if not t.credentialed]
 
-    Also returns the names the user asked for explicitly (not through `all`): those must have data.
+
+def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], set[str]]:
+    """Turn `--tasks` entries (all, public, names, comma lists, YAML paths) into loaded tasks, in order.
+
+    Also returns the names the user asked for explicitly (not through a group): those must have data.
     """
     builtin = builtin_paths()
     tasks: list[tuple[Task, bool]] = []
@@ -345,10 +350,14 @@ def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], se
                 continue
             if item == "all":
                 tasks.extend((load_task(p), False) for p in builtin.values())
+            elif item == "public":
+                tasks.extend((t, False) for t in public_tasks())
             else:
                 tasks.append((named(item, flag), True))
     if not tasks:
-        raise MibeError(f"{flag}: names no task; give task names, all, or task files (see `mibe tasks list`)")
+        raise MibeError(
+            f"{flag}: names no task; give task names, all, public, or task files (see `mibe tasks list`)"
+        )
     seen: dict[str, Task] = {}
     explicit: set[str] = set()
     for task, asked in tasks:
