@@ -210,6 +210,8 @@ def test_both_parsers_read_the_output_at_render_time() -> None:
     raw = SAMPLES_A["medqa"][1]["raw_output"]
     assert m1["pp"] == parse(raw, "letter", ("A", "B", "C", "D"), "paper").value == "A"  # "A 45-year-old"
     assert m1["ps"] == parse(raw, "letter", ("A", "B", "C", "D"), "strict").value == "C"
+    d3 = next(r for r in page_data([run_a()], [], show=False)["rows"] if r["id"] == "d3")  # "I cannot say"
+    assert d3["pp"] == "no" and d3["ps"] == "(no answer) (parse failure)"  # strict: no label named
 
 
 def test_two_runs_differ_on_exactly_the_documents_that_changed() -> None:

@@ -275,6 +275,7 @@ def _labels(value: Any) -> list[str]:
 def _reading(raw: str, answer_type: str, choices: tuple[str, ...], parser: str, match: str = "first") -> str:
     got = parse(raw, answer_type, choices, parser, match)
     value = _text(got.value) if answer_type != "multi_label" else ", ".join(got.value) or "(no label)"
+    value = "(no answer)" if got.value is None else value
     shown = value if len(value) <= 300 else value[:300] + f"… ({len(value)} characters)"
     return shown + (" (parse failure)" if got.failed else "")
 
