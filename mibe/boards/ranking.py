@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mibe.boards.compare import ALPHA, paired_metric
@@ -213,6 +213,9 @@ def tie(section: Section, column: Column, run: Any, n_boot: int, seed: int) -> V
         p, test, why = outcome.decisive()
         p_vs_best[i], tests[i] = p, (test, outcome.paired.n if outcome.paired else None, why)
     group = multiplicity.tie_group(values, best, p_vs_best, ALPHA)
+    # A row with the best value itself is tied with it, tested or not (too few clusters, no samples).
+    level = {i for i, v in values.items() if abs(v - values[best]) < 1e-12}
+    group = replace(group, members=group.members | level, untested=group.untested - level)
     section.ties[column], section.best[column] = group, set(group.members)
     return _tie_verdict(section, group, tests)
 
