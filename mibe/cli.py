@@ -532,6 +532,10 @@ def _show_task(args: argparse.Namespace) -> int:
     print(f"parse rule: {kinds.get(task.answer_type).rule}")
     print(f"generation: max_new_tokens {task.max_new_tokens}, stop {list(task.stop)}")
     print(f"metrics: {', '.join(task.metrics)}")
+    clusters = (
+        f"`{task.cluster}`, resampled whole" if task.cluster else "none: documents resampled one by one"
+    )
+    print(f"clusters: {clusters} (docs/statistics.md)")
     if task.judge is not None:
         low, high = task.judge.scale
         print(f"judge rubric: {', '.join(task.judge.names)} (scale {low}-{high}; docs/judges.md)")

@@ -253,3 +253,17 @@ def test_runs_scored_before_clusters_read_as_documents_resampled(tmp_path: Path)
     assert "25 clusters (note_id): " in board and "documents resampled: " in board
     # compare takes the clusters from the run that has them
     assert compare.compare(old, a, n_boot=200)["tasks"][0]["n_clusters"] == 25
+
+
+def test_tasks_show_names_the_cluster_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mibe import cli
+
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"id": 1, "q": "x?", "a": "yes", "note_id": "n"}) + "\n")
+    task = tmp_path / "t.yaml"
+    body = "name: t\ndataset: {source: rows.jsonl}\ntemplate: '{{ q }}'\ntarget: a\n"
+    task.write_text(body + "answer: {type: choice, choices: ['yes', 'no']}\nmetrics: [accuracy]\n")
+    assert cli.main(["tasks", "show", str(task)]) == 0
+    assert "clusters: none: documents resampled one by one" in capsys.readouterr().out
+    task.write_text(task.read_text() + "cluster: note_id\n")
+    assert cli.main(["tasks", "show", str(task)]) == 0
+    assert "clusters: `note_id`, resampled whole" in capsys.readouterr().out
