@@ -205,3 +205,28 @@ def test_shards_and_the_viewer_keep_orderings_apart(tmp_path: Path) -> None:
     assert folder.done_ids(folder.samples_path(tmp_path, "medqa")) == set()  # a run without orderings
     names = [view.row_key(r) for r in merged]
     assert names[1] == "d1 (ordering 1: options BCDA shown as A, B, ...)" and len(set(names)) == 3
+
+
+def test_a_users_letter_task_with_an_options_list(tmp_path: Path) -> None:
+    rows = [
+        {"id": f"q{i}", "q": f"question {i}", "options": ["w", "x", "y"], "a": "ABC"[i % 3]} for i in range(6)
+    ]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    template = "{{ q }}\\n{% for o in options %}{{ 'ABC'[loop.index0] }}. {{ o }}\\n{% endfor %}Answer:"
+    (tmp_path / "t.yaml").write_text(
+        f'name: t\ndataset: {{source: rows.jsonl}}\ntemplate: "{template}"\ntarget: a\n'
+        "answer: {type: letter, choices: [A, B, C]}\nmetrics: [accuracy]\n"
+    )
+    out = tmp_path / "run"
+    config = RunConfig(
+        model="s", tasks=(str(tmp_path / "t.yaml"),), output_dir=str(out), choice_permutations=3, bootstrap=50
+    )
+    entry = api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)["tasks"]["t"]
+    assert entry["consistency"] == 0.0 and entry["position_bias"]["1"]["chosen"] == 1.0
+    prompts_of = {
+        (r["permutation"], r["id"]): r["prompt"]
+        for r in map(json.loads, (out / "samples" / "t.jsonl").open())
+    }
+    assert prompts_of[(0, "q0")] == "question 0\nA. w\nB. x\nC. y\nAnswer:"
+    assert prompts_of[(2, "q0")] == "question 0\nA. y\nB. w\nC. x\nAnswer:"
+    assert entry["metrics"]["accuracy"]["values"] == [pytest.approx(1 / 3)] * 3  # golds A, B, C: one each
