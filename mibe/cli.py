@@ -246,10 +246,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tasks", help="task names in the run, or task files to trust (their hooks may run), comma-separated"
     )
     rescore.add_argument("--output-dir", required=True, help="the new run folder (new or empty)")
-    rescore.add_argument(
-        "--overwrite", action="store_true",
-        help="replace the run an earlier rescore (or run) left in --output-dir (only what mibe wrote)",
-    )  # fmt: skip
+    rescore.add_argument("--overwrite", action="store_true", help=OVERWRITE)
     imp = sub.add_parser(
         "import",
         help="turn another harness's saved outputs (lm-eval, Me-LLaMA) into a run folder",
@@ -269,6 +266,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the tags around a reasoning trace, split off before parsing as mibe run does (default "
         "<think>,</think>; several pairs separated by ';')",
     )  # fmt: skip
+    imp.add_argument("--overwrite", action="store_true", help=OVERWRITE)
     _add_judge(sub)
     audit = sub.add_parser("audit", help="where the paper's and the strict parser disagree")
     audit.add_argument("run_dir", help="a run folder written by `mibe run`")
@@ -306,6 +304,9 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
+OVERWRITE = "replace what mibe wrote in the folder, its caches too; nothing else is deleted"
+
+
 def _add_judge(sub: Any) -> None:
     judge = sub.add_parser(
         "judge", help="score a run's summaries with a jury of judge models (docs/judges.md)",
@@ -325,6 +326,7 @@ def _add_judge(sub: Any) -> None:
     judge.add_argument(
         "--output-dir", required=True, help="the new run folder (rerun the same command to resume)"
     )
+    judge.add_argument("--overwrite", action="store_true", help=OVERWRITE)
     judge.add_argument(
         "--judge-order", default="reference_first", choices=("reference_first", "candidate_first")
     )

@@ -155,18 +155,20 @@ def test_rows_are_redacted_from_the_first_write_and_a_resume_keeps_them_so(tmp_p
 
 
 def test_a_kill_right_after_results_json_is_written_leaves_no_text(tmp_path: Path, monkeypatch) -> None:
-    real = folder.write_json_atomic
+    from mibe.runs import writer
+
+    real = writer.write_json_atomic
 
     def then_killed(path: Path, content: object, private: bool = False) -> None:
         real(path, content, private)
         if path.name == "results.json":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(folder, "write_json_atomic", then_killed)
+    monkeypatch.setattr(writer, "write_json_atomic", then_killed)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run(workspace(tmp_path), out, redact_samples=True)
-    monkeypatch.setattr(folder, "write_json_atomic", real)
+    monkeypatch.setattr(writer, "write_json_atomic", real)
     assert all(not FULL_KEYS & set(r) for r in samples(out))
     run(workspace(tmp_path), out, redact_samples=True)  # resumed: the task is final, still no text
     assert all(not FULL_KEYS & set(r) and r["redacted"] for r in samples(out))

@@ -340,9 +340,9 @@ def test_disk_full_while_writing_is_one_line_and_resumes(tiny_llama: Path, tmp_p
 
 
 def test_second_process_on_one_folder_is_refused(tiny_llama: Path, tmp_path: Path) -> None:
-    from mibe.runs import folder
+    from mibe.runs import writer
 
-    with folder.locked(tmp_path / "r"):
+    with writer.locked(tmp_path / "r"):
         other = run_cli(
             "run",
             "--model",

@@ -242,7 +242,7 @@ def test_outputs_never_land_in_or_over_a_run(tmp_path: Path, capsys) -> None:
 
 
 def test_a_results_json_that_is_a_folder_stops_a_resume_before_the_model(tmp_path: Path) -> None:
-    from mibe.runs import folder
+    from mibe.runs import writer
     from mibe.types import MibeError
 
     run = tmp_path / "run"
@@ -250,7 +250,7 @@ def test_a_results_json_that_is_a_folder_stops_a_resume_before_the_model(tmp_pat
     (run / "results.json").unlink()
     (run / "results.json").mkdir()
     with pytest.raises(MibeError, match=r"results.json: is a folder, not a file; the run folder is damaged"):
-        folder.check_run_folder(run)
+        writer.check_output(run)
 
 
 def test_rescore_of_a_metric_the_task_cannot_have_is_one_line(tmp_path: Path, capsys) -> None:

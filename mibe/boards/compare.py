@@ -273,17 +273,18 @@ def _right_wrong(
 def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int) -> Outcome:
     """A judge column: the per-document jury scores the samples keep (also when redacted), paired
     over the documents both juries scored; only when both runs were judged by the same jury."""
-    ids = [(r.results["tasks"][task]["protocol"].get("jury") or {}).get("id") for r in (run_a, run_b)]
+    juries = [judges.jury_of(r.results["tasks"][task]["protocol"], metric) or {} for r in (run_a, run_b)]
+    ids = [j.get("id") for j in juries]
     if ids[0] != ids[1]:
         return Outcome(
             None, None, f"different juries ({ids[0]} vs {ids[1]}): their scores are not comparable"
         )
     if not _same_data(run_a, run_b, task):
         return Outcome(None, None, "the runs read different data: documents can't be matched")
-    name = metric.removeprefix(judges.METRIC_PREFIX)
+    name, key = judges.criterion_of(metric), folder_keys.JUDGED_KEY + judges.jury_suffix(metric)
 
     def score(row: dict[str, Any]) -> Any:
-        return (row.get(folder_keys.JUDGED_KEY) or {}).get(name)
+        return (row.get(key) or {}).get(name)
 
     by_id = {r["id"]: score(r) for r in rows[1]}
     pairs = [(score(r), by_id.get(r["id"]), r["id"]) for r in rows[0]]

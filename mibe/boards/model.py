@@ -110,7 +110,7 @@ def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None)
     # Runs written before scorers were versioned were all scored by the version-1 rules.
     values.setdefault("scorer_version", 1)
     # Two juries never share a column; a task's other metrics do not depend on its jury.
-    jury = protocol.get("jury") if is_judge(metric) else None
+    jury = judges.jury_of(protocol, metric) if metric and is_judge(metric) else None
     values["jury"] = jury.get("id") if isinstance(jury, dict) else None
     return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
 

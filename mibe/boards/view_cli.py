@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.boards.view import ViewRun, render_view
-from mibe.runs import folder, saved
+from mibe.runs import folder, saved, writer
 from mibe.types import MibeError
 
 
@@ -50,7 +50,7 @@ def command(args: Any) -> int:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        folder.write_text_atomic(out, text, mode=0o600 if args.show_credentialed else 0o666 & ~umask)
+        writer.write_text_atomic(out, text, mode=0o600 if args.show_credentialed else 0o666 & ~umask)
     except OSError as exc:  # a parent that is a file, a folder of that name, no permission
         raise MibeError(f"-o {out}: cannot write ({exc.strerror}); choose a writable FILE.html") from None
     shown = "with credentialed text" if args.show_credentialed else "credentialed text left out"

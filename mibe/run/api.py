@@ -26,7 +26,7 @@ from mibe.run import (
     planning,
     templating,
 )
-from mibe.runs import folder, resume, summary
+from mibe.runs import folder, resume, summary, writer
 from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -157,9 +157,10 @@ def run(
         "model": model,
         "protocols": {p.task.name: p.protocol for p, _ in plans},
     }
-    with folder.locked(run_dir) if w.main else contextlib.nullcontext():
-        private = any(p.task.credentialed for p, _ in plans)  # else run files follow the umask
-        previous = _start(w, run_dir, run_json, config.overwrite, [p.task for p, _ in plans], private)
+    private = any(p.task.credentialed for p, _ in plans)  # else run files follow the umask
+    with writer.locked(run_dir) if w.main else contextlib.nullcontext():
+        out_folder = writer.Writer(run_dir, private)
+        previous = _start(w, out_folder, run_json, config.overwrite, [p.task for p, _ in plans])
         if config.redact_samples and w.main:  # also what an earlier run or a kill left unredacted
             _redact_on_disk([p for p, _ in plans], run_dir, config)
         out = previous or {
@@ -178,13 +179,13 @@ def run(
         out["endpoints"] = policy.records([evaluated, extracting], out.get("endpoints") or [])
         for p, pool in plans:
             if p.task.name not in out["tasks"]:  # a task finished before an interruption is final
-                _score_task(p, pool, backend, config, run_dir, out, private)
+                _score_task(p, pool, backend, config, out_folder, out)
         if not w.main:
             return out
         _answered_as(backend, out, say)
         if config.judge:
-            judging.after_run(config, run_dir, out, model, say)
-        folder.write_json_atomic(run_dir / "results.json", out, private=private)
+            judging.after_run(config, out_folder, out, model, say)
+        out_folder.write_json("results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
     say(summary.next_commands(run_dir))
@@ -258,18 +259,19 @@ def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunCo
     for p in plans:
         path = folder.samples_path(run_dir, p.task.name)
         if path.is_file():
-            folder.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
+            writer.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
 
 
 def _start(
-    w: parallel.World, run_dir: Path, run_json: dict, overwrite: bool, chosen: list, private: bool = False
+    w: parallel.World, out: writer.Writer, run_json: dict, overwrite: bool, chosen: list
 ) -> dict | None:
     """Start or resume the folder on rank 0; with data-parallel ranks, fold in the shards a killed run
     left behind and let every rank see the same previous results."""
-    previous = resume.prepare(run_dir, run_json, overwrite, private) if w.main else None
+    run_dir = out.path
+    previous = resume.prepare(out, run_json, overwrite) if w.main else None
     if w.size > 1:
         for task in chosen if w.main else ():
-            folder.merge_shards(run_dir, task.name, task.credentialed)
+            writer.merge_shards(run_dir, task.name, task.credentialed)
         parallel.barrier(w)
         previous = previous if w.main else folder.read_json(run_dir / "results.json")
     return previous
@@ -277,11 +279,11 @@ def _start(
 
 def _check_output(config: RunConfig) -> None:
     if not config.output_dir:  # a new folder under runs/ (other runs live there too)
-        folder.check_writable(Path("runs"))
+        writer.check_output(default_output_dir(config))
     elif os.environ.get("RANK", "0") == "0":
-        folder.check_run_folder(Path(config.output_dir))
+        writer.check_output(Path(config.output_dir))
     else:  # data-parallel ranks other than 0: rank 0 may be writing the folder already
-        folder.check_writable(Path(config.output_dir))
+        writer.check_writable(Path(config.output_dir))
 
 
 def _score_task(
@@ -289,24 +291,23 @@ def _score_task(
     pool: list,
     backend: Backend,
     config: RunConfig,
-    run_dir: Path,
+    out_folder: writer.Writer,
     out: dict,
-    private: bool = False,
 ) -> None:
     if config.adapters:  # --adapters: the task's own adapter over the one loaded base
         backend = backend.with_adapter(adapters.folders(config, [p.task.name])[p.task.name])
     evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
     if p.protocol.get("choice_permutations"):
         evaluate = permutations.evaluate
-    entry, timing = evaluate(p, backend, config, run_dir, pool)
+    entry, timing = evaluate(p, backend, config, out_folder.path, pool)
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return
     entry["data_source"] = p.docset.source
     out["tasks"][p.task.name] = entry
     out["timing"][p.task.name] = timing
-    folder.write_json_atomic(run_dir / "results.json", out, private=private)
+    out_folder.write_json("results.json", out)
     if config.redact_samples:
-        folder.discard(run_dir / "extractions" / f"{p.task.name}.jsonl")  # --parser model's cache goes too
+        writer.discard(out_folder.cache("extractions", p.task.name))  # --parser model's cache goes too
 
 
 def _pool(task: Any, location: data.Location, docset: data.DocSet, config: RunConfig) -> list:

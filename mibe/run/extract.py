@@ -21,7 +21,7 @@ from typing import Any
 from mibe.backends import devices, factory, policy
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Endpoint, Machine, second
-from mibe.runs import folder, record
+from mibe.runs import folder, record, writer
 from mibe.runs.rescore import extraction_summary
 from mibe.scoring import kinds, reasoning
 from mibe.types import Backend, MibeError, Request, Task
@@ -115,7 +115,7 @@ class Extractor:
         self.cached += sum(1 for r in rows if r.get("extraction_key") not in (None, *todo))
         fresh = self._ask(task, todo)
         if fresh:
-            folder.append_samples(cache_path(run_dir, task.name), fresh, private=private)
+            writer.append_rows(cache_path(run_dir, task.name), fresh, private=private)
         nothing: Any = [] if task.answer_type == "multi_label" else None
         for row in rows:
             found = self.seen.get(row.pop("extraction_key", None), nothing)

@@ -31,7 +31,7 @@ from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Endpoint, Machine, machine_of, second
 from mibe.backends.spec import ModelSpec
 from mibe.run import batches
-from mibe.runs import folder
+from mibe.runs import folder, writer
 from mibe.runs import saved as saved_run
 from mibe.scoring import judges
 from mibe.scoring.judges import Rubric
@@ -223,27 +223,42 @@ def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _cached_scores(hit: dict[str, Any], rubric: Rubric) -> dict[str, int | None]:
+def _cached_scores(hit: dict[str, Any], rubric: Rubric) -> dict[str, int | None] | None:
+    """A cached call's scores, or None when it holds what this rubric could not produce (another
+    criterion, a score off the scale): such a line is discarded and the judge asked again."""
     if isinstance(hit.get("reply"), str):
         return judges.parse_reply(hit["reply"], rubric)
-    stored = hit.get("scores") if isinstance(hit.get("scores"), dict) else {}
-    return {n: v if isinstance(v, int) and not isinstance(v, bool) else None for n in rubric.names
-            for v in [stored.get(n)]}  # fmt: skip
+    stored = hit.get("scores")
+    if not isinstance(stored, dict) or set(stored) != set(rubric.names):
+        return None
+    low, high = rubric.scale
+    for v in stored.values():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high):
+            return None
+    return dict(stored)
 
 
 def call(
-    judge: Judge, item: Item, requests: list[Request], caches: tuple[Path, Path], settings: Settings, say: Say
+    judge: Judge,
+    item: Item,
+    requests: list[Request],
+    cache_at: tuple[writer.Writer, Path],
+    settings: Settings,
+    say: Say,
 ) -> tuple[dict[str, dict[str, int | None]], int]:
     """Each document's parsed scores from this judge, from the cache where the same prompt was asked
-    before; the rest are sent, and cached batch by batch. Returns them and how many were sent."""
-    rubric, (old, new) = item.task.judge, caches
-    cache = {**folder.read_judge_cache(old, writer=False), **folder.read_judge_cache(new, writer=True)}
+    before; the rest are sent, and cached batch by batch. The cache is read only from the folder being
+    written (a folder someone sent may say anything). Returns them and how many were sent."""
+    rubric, (out_folder, path) = item.task.judge, cache_at
+    rows = writer.read_cache(path, out_folder)
+    cache = {row["key"]: row for row in rows if isinstance(row.get("key"), str)}
     out: dict[str, dict[str, int | None]] = {}
     missing = []
     for r in requests:
         hit = cache.get(_key(r.prompt))
-        if hit is not None:
-            out[r.doc_id] = _cached_scores(hit, rubric)
+        found = _cached_scores(hit, rubric) if hit is not None else None
+        if found is not None:
+            out[r.doc_id] = found
         else:
             missing.append(r)
     if not missing:
@@ -264,7 +279,7 @@ def call(
             if not settings.redact:  # redacted runs keep numbers only
                 line["reply"] = reply
             lines.append(line)
-        folder.append_samples(new, lines, private=item.private)
+        writer.append_rows(path, lines, private=item.private)
     return out, len(missing)
 
 
@@ -302,14 +317,14 @@ def _order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _one_task(
-    judge: Judge, item: Item, settings: Settings, run_dirs: tuple[Path, Path], say: Say
+    judge: Judge, item: Item, settings: Settings, out_folder: writer.Writer, say: Say
 ) -> tuple[dict[str, dict[str, int | None]], dict[str, Any]]:
     """One judge over one task: document -> scores, and what it cost."""
     rows = _order(item.rows)[: settings.limit]
     requests, cut, skipped = requests_for(judge, item.task.judge, rows, settings)
     key = _digest([judge.identity, judges.prompt_hash(item.task.judge, settings.order)])
-    caches = tuple(folder.judge_cache_path(d, item.name, key) for d in run_dirs)
-    got, sent = call(judge, item, requests, caches, settings, say)  # type: ignore[arg-type]
+    cache_at = (out_folder, out_folder.cache("judges", f"{item.name}.{key}"))
+    got, sent = call(judge, item, requests, cache_at, settings, say)
     calls: dict[str, Any] = {"documents": len(rows), "sent": sent, "sources_cut": cut}
     name = f"mibe: {item.name}: judge {judge.spec.text}"
     say(f"{name}: {len(requests)} documents, {len(requests) - sent} from the cache, {sent} sent")
@@ -320,7 +335,7 @@ def _one_task(
 
 
 def gather(
-    items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
+    items: Sequence[Item], settings: Settings, out_folder: writer.Writer, evaluated: dict, say: Say
 ) -> tuple[dict[str, dict[str, dict]], list[dict[str, Any]]]:
     """Every judge over every task, one judge in memory at a time: task -> judge -> doc -> scores;
     and one record per judge (who it is, what it cost, whether it may be grading itself)."""
@@ -339,7 +354,7 @@ def gather(
         record["calls"] = {}
         for item in items:
             scores[item.name][s.text], record["calls"][item.name] = _one_task(
-                judge, item, settings, run_dirs, say
+                judge, item, settings, out_folder, say
             )
         del judge  # the next judge loads into the memory this one held
         records.append(record)
@@ -398,22 +413,63 @@ def check_human_ratings(items: Sequence[Item], settings: Settings) -> None:
         )
 
 
+def juries(protocol: dict[str, Any]) -> list[dict[str, Any]]:
+    """The juries a task's protocol records: the first (`jury`), then the later ones (`juries`)."""
+    found = [protocol["jury"]] if isinstance(protocol.get("jury"), dict) else []
+    later = protocol.get("juries") if isinstance(protocol.get("juries"), dict) else {}
+    return found + [j for j in later.values() if isinstance(j, dict)]
+
+
+def refuse_changed_jury(name: str, protocol: dict[str, Any], jury: dict[str, Any]) -> None:
+    """A jury of the same judge specs already in the folder whose judges, prompt, rubric, order or limit
+    changed: refused (the folder's numbers were scored by the earlier one), unless --overwrite."""
+    for old in juries(protocol):
+        if old.get("specs") == jury["specs"] and old.get("id") != jury["id"]:
+            changed = writer.first_difference(
+                {k: v for k, v in old.items() if k not in ("id", "seed", "bootstrap")},
+                {k: v for k, v in jury.items() if k not in ("id", "seed", "bootstrap")},
+            )
+            raise MibeError(
+                f"{name}: the folder holds jury {old.get('id')} of the same judges "
+                f"({', '.join(jury['specs'])}), "
+                f"scored differently ({changed}); use another --output-dir, or --overwrite to replace it"
+            )
+
+
+def slot(protocol: dict[str, Any], jury_id: str) -> str:
+    """The suffix of a jury's columns: '' for the folder's first jury (or that same jury again),
+    '@<id>' for another; no jury ever takes another's columns."""
+    first = protocol.get("jury")
+    if not isinstance(first, dict) or first.get("id") == jury_id:
+        return ""
+    return judges.JURY_MARK + jury_id
+
+
 def judged(
     item: Item, scores: dict[str, dict], records: Sequence[dict[str, Any]], settings: Settings
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The task's results entry with its judge_* metrics and jury, and its samples with each judged
-    document's jury scores (`judge`: criterion -> mean over the judges whose score parsed)."""
-    rubric = item.task.judge
+    """The task's results entry with this jury's judge_* metrics, and its samples with each judged
+    document's jury scores (`judge`: criterion -> mean over the judges whose score parsed); another
+    jury's columns stay as they are (`slot`)."""
+    rubric, protocol = item.task.judge, item.entry["protocol"]
+    jury = jury_protocol(rubric, records, settings)
+    refuse_changed_jury(item.name, protocol, jury)
+    suffix = slot(protocol, jury["id"])
+    key = folder.JUDGED_KEY + suffix
     metrics = judges.jury_scores(scores, rubric, settings.n_boot, settings.seed)
     means = judges.document_means(scores, rubric)
     done = set(next(iter(scores.values()), {}))
     rows = []
     for row in item.rows:
-        row = {k: v for k, v in row.items() if k != folder.JUDGED_KEY}
+        row = {k: v for k, v in row.items() if k != key}
         if str(row["id"]) in done:
-            row[folder.JUDGED_KEY] = {n: means[n].get(str(row["id"])) for n in rubric.names}
+            row[key] = {n: means[n].get(str(row["id"])) for n in rubric.names}
         rows.append(row)
-    kept = {k: v for k, v in item.entry["metrics"].items() if not k.startswith(judges.METRIC_PREFIX)}
+    kept = {
+        k: v
+        for k, v in item.entry["metrics"].items()
+        if not (k.startswith(judges.METRIC_PREFIX) and judges.jury_suffix(k) == suffix)
+    }
     judging = {
         "judges": [
             {"spec": r["spec"], "self_preference": r["self_preference"], **r["calls"][item.name]}
@@ -421,21 +477,21 @@ def judged(
         ],
         "human": _human(item, settings.human_ratings, means) if settings.human_ratings else None,
     }
-    entry = {
-        **item.entry,
-        "metrics": {**kept, **metrics},
-        "protocol": {**item.entry["protocol"], "jury": jury_protocol(rubric, records, settings)},
-        "judging": judging,
-    }
+    entry = {**item.entry, "metrics": {**kept, **{m + suffix: v for m, v in metrics.items()}}}
+    if suffix:
+        entry["protocol"] = {**protocol, "juries": {**(protocol.get("juries") or {}), jury["id"]: jury}}
+        entry["judgings"] = {**(item.entry.get("judgings") or {}), jury["id"]: judging}
+    else:
+        entry["protocol"], entry["judging"] = {**protocol, "jury": jury}, judging
     return entry, rows
 
 
 def judge_items(
-    items: Sequence[Item], settings: Settings, run_dirs: tuple[Path, Path], evaluated: dict, say: Say
+    items: Sequence[Item], settings: Settings, out_folder: writer.Writer, evaluated: dict, say: Say
 ) -> tuple[dict[str, tuple[dict[str, Any], list[dict[str, Any]]]], list[policy.Admission]]:
     """task -> (its new entry, its new samples); and each judge's endpoint admission."""
     check_human_ratings(items, settings)
-    scores, records = gather(items, settings, run_dirs, evaluated, say)
+    scores, records = gather(items, settings, out_folder, evaluated, say)
     out = {i.name: judged(i, scores[i.name], records, settings) for i in items}
     for name, (entry, _) in out.items():
         cells = "  ".join(
@@ -481,28 +537,36 @@ def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_
 # ------------------------------------------------------------------------------------ the commands
 
 
-def _check_output(out_dir: Path, origin: Path) -> None:
-    if out_dir.resolve() == origin:
-        raise MibeError(
-            f"--output-dir {out_dir}: is the run itself; `mibe judge` writes a new folder "
-            "(`mibe run ... --judge` judges in the run's own folder)"
-        )
-    if origin in out_dir.resolve().parents:
-        raise MibeError(f"--output-dir {out_dir}: inside the run it reads; write the new folder elsewhere")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        previous = folder.read_json(out_dir / "run.json") if out_dir.is_dir() else None
-        if ((previous or {}).get("judged_from") or {}).get("run") != str(origin):
-            raise MibeError(
-                f"--output-dir {out_dir}: exists and is not empty (and is no judging of {origin}); "
-                "choose a new folder"
-            )
+def _without_juries(protocols: Any) -> Any:
+    if not isinstance(protocols, dict):
+        return protocols
+    return {
+        name: {k: v for k, v in p.items() if k not in ("jury", "juries")} if isinstance(p, dict) else p
+        for name, p in protocols.items()
+    }
 
 
-def _copy_samples(run: saved_run.SavedRun, name: str, out_dir: Path) -> None:
+def _same_judging(previous: dict[str, Any], run_json: dict[str, Any]) -> str | None:
+    """A judging folder is the same when it judges the same run: the juries it holds may differ."""
+    return writer.identity_difference(
+        {**previous, "protocols": _without_juries(previous.get("protocols"))}, run_json
+    )
+
+
+def _item(s: saved_run.SavedTask, base: dict[str, Any] | None, out: writer.Writer) -> Item:
+    """A task to judge: as the folder being written holds it (with its earlier juries), else as the
+    judged run holds it."""
+    if base is not None and s.name in (base.get("tasks") or {}):
+        rows = folder.read_samples(out.samples(s.name))
+        return Item(s.name, s.task, base["tasks"][s.name], rows, s.private)
+    return Item(s.name, s.task, s.entry, s.rows, s.private)
+
+
+def _copy_samples(run: saved_run.SavedRun, name: str, out: writer.Writer) -> None:
     source = folder.samples_path(run.path, name)
     if source.is_file():
         private = source.stat().st_mode & 0o077 == 0
-        folder.write_samples(folder.samples_path(out_dir, name), saved_run.rows(run, name) or (), private)
+        out.replace_samples(name, saved_run.rows(run, name) or (), private)
 
 
 def _judged_results(
@@ -531,54 +595,59 @@ def judge_run(
     names: Sequence[str] = (),
     command: Sequence[str] = (),
     say: Say = saved_run.stderr,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """`mibe judge`: write `output_dir`, the run folder `run_dir` with judge columns on its text
-    tasks; the evaluated model is never loaded. Returns the new results.json."""
-    from mibe.runs import summary
-
+    tasks; the evaluated model is never loaded. The same folder again adds another jury beside the
+    ones it holds (or resumes the same one). Returns the new results.json."""
     run = saved_run.read_run(run_dir)
     origin, out_dir = run.path.resolve(), Path(output_dir)
-    _check_output(out_dir, origin)
-    items = [Item(s.name, s.task, s.entry, s.rows, s.private) for s in pick(run, names, say)]
+    writer.check_output(out_dir, origin)
+    picked = pick(run, names, say)
     config = run.results.get("config") or {}
     settings = dataclasses.replace(
         settings, seed=config.get("seed", 1234), n_boot=config.get("bootstrap", 1000)
     )
     device = devices.for_rerun(settings.machine.device if settings.device_given else None, config, say)
     settings = dataclasses.replace(settings, machine=dataclasses.replace(settings.machine, device=device))
-    check_human_ratings(items, settings)  # a bad ratings file, or one of other ids, fails before any call
-    # Before the folder is written or a judge is built:
+    # A bad ratings file, or one of other ids, fails before any call; a refused judge before anything
+    # is written or built.
+    check_human_ratings([Item(s.name, s.task, s.entry, s.rows, s.private) for s in picked], settings)
     policy.check_named(settings.grants, [endpoint_of(s, settings.machine) for s in settings.specs])
-    check_guards(settings.specs, [i.task for i in items], settings.grants, settings.machine)
+    check_guards(settings.specs, [s.task for s in picked], settings.grants, settings.machine)
     # Owner-only when the judged run is (it holds a credentialed task), as `mibe run` wrote it.
-    whole = (origin / "results.json").stat().st_mode & 0o077 == 0 or any(i.private for i in items)
-    with folder.locked(out_dir):
-        folder.write_json_atomic(
-            out_dir / "run.json", {**run.run_json, "judged_from": {"run": str(origin)}}, private=whole
-        )
-        results, built = judge_items(items, settings, (origin, out_dir), run.results.get("model") or {}, say)
-        private = {i.name: i.private for i in items}
+    whole = (origin / "results.json").stat().st_mode & 0o077 == 0 or any(s.private for s in picked)
+    run_json = {**run.run_json, "judged_from": {"run": str(origin)}}
+    with writer.open_folder(out_dir, run_json, overwrite, whole, origin, _same_judging) as (out, previous):
+        base = folder.read_json(out_dir / "results.json") if previous is not None else None
+        items = [_item(s, base, out) for s in picked]
+        results, built = judge_items(items, settings, out, run.results.get("model") or {}, say)
+        earlier, run_tasks = (base or {}).get("tasks") or {}, run.results["tasks"]
         for name in run.results["tasks"]:
             if name in results:
-                folder.write_samples(folder.samples_path(out_dir, name), results[name][1], private[name])
-            else:
-                _copy_samples(run, name, out_dir)
-        tasks = {name: results[name][0] if name in results else e for name, e in run.results["tasks"].items()}
+                out.replace_samples(name, results[name][1], next(i.private for i in items if i.name == name))
+            elif name not in earlier:
+                _copy_samples(run, name, out)
+        tasks = {n: results[n][0] if n in results else earlier.get(n, e) for n, e in run_tasks.items()}
         protocols = {n: e["protocol"] for n, e in tasks.items()}
-        folder.write_json_atomic(
-            out_dir / "run.json",
-            {**run.run_json, "protocols": protocols, "judged_from": {"run": str(origin)}},
-            private=whole,
-        )
-        out = _judged_results(run, tasks, command, origin)
-        out["endpoints"] = policy.records(built, run.results.get("endpoints") or [])
-        folder.write_json_atomic(out_dir / "results.json", out, private=whole)
-    say(summary.table(out))
+        out.write_json("run.json", {**run_json, "protocols": protocols})
+        results_json = _judged_results(run, tasks, command, origin)
+        results_json["endpoints"] = policy.records(built, run.results.get("endpoints") or [])
+        out.write_json("results.json", results_json)
+    say(summary_table(results_json))
     say(f"mibe: judged results in {out_dir / 'results.json'}")
-    return out
+    return results_json
 
 
-def after_run(config: RunConfig, run_dir: Path, out: dict[str, Any], evaluated: dict, say: Say) -> None:
+def summary_table(results: dict[str, Any]) -> str:
+    from mibe.runs import summary
+
+    return summary.table(results)
+
+
+def after_run(
+    config: RunConfig, out_folder: writer.Writer, out: dict[str, Any], evaluated: dict, say: Say
+) -> None:
     """`mibe run ... --judge`: judge the run's scored text tasks in its own folder (cache included)."""
     settings = Settings(
         parse_specs(config.judge), config.judge_order, seed=config.seed, n_boot=config.bootstrap,
@@ -588,15 +657,15 @@ def after_run(config: RunConfig, run_dir: Path, out: dict[str, Any], evaluated: 
     items = []
     for name, entry in out["tasks"].items():
         task = saved_run.task_file(name, entry, say=lambda line: None)
-        rows = folder.read_samples(folder.samples_path(run_dir, name)) if judgeable(task) else []
+        rows = folder.read_samples(out_folder.samples(name)) if judgeable(task) else []
         if rows and saved_run.redacted(rows):
             say(f"mibe: {name}: its samples were redacted before judging (an earlier run); not judged")
         elif rows:
             items.append(Item(name, task, entry, rows, task.credentialed))
     if items:
-        judged_now, built = judge_items(items, settings, (run_dir, run_dir), evaluated, say)
+        judged_now, built = judge_items(items, settings, out_folder, evaluated, say)
         for name, (entry, rows) in judged_now.items():
-            folder.write_samples(folder.samples_path(run_dir, name), rows, private=entry_private(items, name))
+            out_folder.replace_samples(name, rows, private=entry_private(items, name))
             out["tasks"][name] = entry
         out["endpoints"] = policy.records(built, out.get("endpoints") or [])
     else:
@@ -622,5 +691,8 @@ def command(args: Any, argv: Sequence[str]) -> int:
         human_ratings=args.human_ratings, machine=machine, device_given=args.device is not None,
         grants=policy.authorisations(args.allow_remote_credentialed),
     )  # fmt: skip
-    judge_run(args.run_dir, args.output_dir, settings, saved_run.split_names(args.tasks), ["mibe", *argv])
+    judge_run(
+        args.run_dir, args.output_dir, settings, saved_run.split_names(args.tasks), ["mibe", *argv],
+        overwrite=getattr(args, "overwrite", False),
+    )  # fmt: skip
     return 0

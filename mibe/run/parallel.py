@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder
+from mibe.runs import folder, writer
 
 _TIMEOUT = timedelta(hours=12)  # ranks wait for the slowest share of the longest task
 
@@ -101,7 +101,7 @@ class Share:
         barrier(self.world)
         if not self.world.main:
             return False
-        folder.merge_shards(self.run_dir, self.task, private)
+        writer.merge_shards(self.run_dir, self.task, private)
         return True
 
 

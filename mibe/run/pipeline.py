@@ -10,7 +10,7 @@ from typing import Any
 
 from mibe import data, prompts
 from mibe.run import batches, extract, parallel, templating, thinking
-from mibe.runs import folder
+from mibe.runs import folder, writer
 from mibe.scoring import calibration, kinds, output_checks, reasoning
 from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
@@ -200,7 +200,7 @@ def evaluate(
     Resumes from the task's samples file. Returns its results.json entry (None on the ranks other
     than 0 of a data-parallel run: rank 0 merges their shards and scores the task) and its timing."""
     task, share = p.task, parallel.share(run_dir, p.task.name)
-    done = folder.done_ids(folder.samples_path(run_dir, task.name), p.draw, p.permutation)
+    done = writer.done_ids(folder.samples_path(run_dir, task.name), p.draw, p.permutation)
     pending = share.mine([d for d in p.docs if d.id not in done])
     started, tokens = time.perf_counter(), 0
     if pending:
@@ -274,7 +274,7 @@ def _run_batches(
                     {"id": r["id"], "permutation": p.permutation, **r, **shown(by_id[r["id"]], p)}
                     for r in rows
                 ]
-            folder.append_samples(target, rows, private=task.credentialed)
+            writer.append_rows(target, rows, private=task.credentialed)
             batch_tokens = sum(lengths[r.doc_id] for r in batch) + sum(new)
             tokens += batch_tokens
             bar.finish(len(batch), batch_tokens)

@@ -353,7 +353,7 @@ def _pair(item: tuple[str, int]) -> tuple[str, str]:
 
 def command(args: Any) -> int:
     """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
-    from mibe.runs import folder
+    from mibe.runs import folder, writer
     from mibe.runs.saved import task_specs
 
     if args.examples < 0:
@@ -367,7 +367,7 @@ def command(args: Any) -> int:
     if args.output:
         out = Path(args.output)
         try:
-            folder.write_text_atomic(out, render(report, md=True))
+            writer.write_text_atomic(out, render(report, md=True))
         except OSError as exc:
             raise MibeError(f"-o {out}: cannot write ({exc.strerror}); choose another file") from None
         print(f"mibe: audit written to {out}")

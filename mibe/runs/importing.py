@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder, importers, summary
+from mibe.runs import folder, importers, summary, writer
 from mibe.runs.saved import stderr, value
 from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError, Task
@@ -171,12 +171,14 @@ def import_run(
     command: Sequence[str] = (),
     say: Say = stderr,
     delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write `output_dir`, a run folder holding the outputs in `paths`, scored as `task`; reasoning
-    traces (`delimiters`) are split off generated outputs before parsing, as `mibe run` does."""
+    traces (`delimiters`) are split off generated outputs before parsing, as `mibe run` does. The same
+    command again on the same folder (after a full disk or a kill) redoes it there, each row once;
+    another import into it is refused unless `overwrite`."""
     out_dir = Path(output_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise MibeError(f"--output-dir {out_dir}: exists and is not empty; choose a new folder")
+    writer.check_output(out_dir)
     got = importers.read_import(harness, paths)
     for file in got.files:
         if file.task_hint and task.name not in file.task_hint.lower():
@@ -199,8 +201,16 @@ def import_run(
     run_json = {"schema_version": folder.SCHEMA_VERSION, "mibe_version": __version__, "config": config,
                 "model": model, "protocols": {task.name: protocol}}  # fmt: skip
     # A credentialed task's run folder is owner-only, as `mibe run` writes it.
-    folder.write_json_atomic(out_dir / "run.json", run_json, private=task.credentialed)
-    folder.append_samples(folder.samples_path(out_dir, task.name), rows, private=task.credentialed)
+    with writer.open_folder(out_dir, run_json, overwrite, task.credentialed) as (out, _):
+        out.replace_samples(task.name, rows)  # whole: a second import never doubles a row
+        results = _results(run_json, entry, task, command)
+        out.write_json("results.json", results)
+    say(summary.table(results))
+    say(f"mibe: imported {len(rows)} {harness} outputs as {task.name} into {out_dir / 'results.json'}")
+    return results
+
+
+def _results(run_json: dict[str, Any], entry: dict, task: Task, command: Sequence[str]) -> dict[str, Any]:
     results = {
         **run_json,
         "git_commit": folder.git_commit(),
@@ -210,9 +220,6 @@ def import_run(
         "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
     del results["protocols"]
-    folder.write_json_atomic(out_dir / "results.json", results, private=task.credentialed)
-    say(summary.table(results))
-    say(f"mibe: imported {len(rows)} {harness} outputs as {task.name} into {out_dir / 'results.json'}")
     return results
 
 
@@ -225,5 +232,6 @@ def command(args: Any, argv: Sequence[str]) -> int:
         args.harness, args.paths, task, args.output_dir, args.model_name, args.parser,
         args.seed, args.bootstrap, command=["mibe", *argv],
         delimiters=reasoning.parse_delimiters(args.reasoning_delimiters),
+        overwrite=getattr(args, "overwrite", False),
     )  # fmt: skip
     return 0

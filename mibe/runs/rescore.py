@@ -66,7 +66,7 @@ def rescore_task(
 ) -> tuple[dict, list, str]:
     """The task's new results entry and samples under `parser`, and a line saying what was done."""
     task, entry = saved.task, saved.entry
-    protocol = entry["protocol"]
+    protocol, renewed = entry["protocol"], new_protocol(saved, parser, extract)
     if parser == "model" and not kinds.get(task.answer_type).labelled:
         parser, extract = "strict", None  # the extractor maps answers to labels; free text reads as strict
     if protocol.get("scoring") == "loglikelihood":
@@ -98,11 +98,10 @@ def rescore_task(
     else:
         scored, draws = _scored(task, _in_order(rows, order), redo, parser, config), None
     origin_note = _origin(origin, parser, order is not None)
-    version = kinds.scorer_version(task.answer_type, parser)
     new = {
         **entry,
         "answer_type": task.answer_type,
-        "protocol": {**protocol, "parser": parser, "scorer_version": version},
+        "protocol": renewed,
         "parse_failures": sum(1 for r in rows if r["parse_failed"]),
         "rescored_from": origin_note,
         "metrics": {
@@ -114,7 +113,7 @@ def rescore_task(
     if draws is not None:
         new["draws"] = draws
     if extract is not None:
-        new["protocol"]["extractor"], new["extraction"] = _extraction(extract, rows)
+        new["extraction"] = _extraction(extract, rows)[1]
     line = f"re-parsed {len(rows)} outputs with the {parser} parser"
     line += "; BERTScore carried over (same predictions)" if kept else ""
     return new, rows, line + _stale_import(protocol, task)
@@ -228,49 +227,46 @@ def rescore(
     `overwrite`: a folder holding an earlier run (mibe's run.json) is replaced, only what mibe wrote.
 
     `trusted`: task files the user named with --tasks (their hooks may run); see saved.task_file.
-    `extractor` (--parser model): (credentialed task names, run, new folder) -> the rows' Extract."""
-    from mibe.runs import folder
+    `extractor` (--parser model): (credentialed task names, run, new folder) -> the rows' Extract.
+    The same command again on the same folder (a killed rescore) redoes it there; another rescore
+    into it is refused unless `overwrite`."""
+    from mibe.runs import writer
 
     run = saved_run.read_run(run_dir)
     origin, out_dir = run.path.resolve(), Path(output_dir)
-    if out_dir.resolve() == origin:
-        raise MibeError(f"--output-dir {out_dir}: is the run itself; rescore writes a new folder")
-    if origin in out_dir.resolve().parents:
-        raise MibeError(f"--output-dir {out_dir}: inside the run it reads; write the new folder elsewhere")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MibeError(f"--output-dir {out_dir}: is a file; choose a new folder")
+    writer.check_output(out_dir, origin)
     chosen = saved_run.pick(run, names)
     saved = [saved_run.read_task(run, n, say, trusted) for n in chosen]  # all checked before writing
-    with folder.locked(out_dir):  # two rescores into one folder: the second is refused, never interleaved
-        _clear(out_dir, overwrite)
-        return _write(run, saved, parser, names, out_dir, command, say, extractor)
+    # The extractor is built (and its endpoint checked) before anything is written.
+    extract = extractor([s.name for s in saved if s.private], origin, out_dir) if extractor else None
+    config = {**(run.results.get("config") or {}), "parser": parser}
+    config["extractor"] = extract.spec if extract else None  # type: ignore[attr-defined]
+    if names:
+        config["tasks"] = chosen
+    run_json = {
+        **run.run_json,
+        "config": config,
+        "protocols": {s.name: new_protocol(s, parser, extract) for s in saved},
+        "rescored_from": {"run": str(origin), "parser": parser},
+    }
+    private = any(s.private for s in saved)
+    # Two rescores into one folder: the second is refused, never interleaved.
+    with writer.open_folder(out_dir, run_json, overwrite, private, source=origin) as (out, _):
+        return _write(run, saved, parser, names, out, command, say, config, extract)
 
 
-def _clear(out_dir: Path, overwrite: bool) -> None:
-    from mibe.runs import folder, resume
-
-    if not any(p.name != ".lock" for p in out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise MibeError(
-            f"--output-dir {out_dir}: exists and is not empty; choose a new folder, or --overwrite to "
-            "replace the run it holds"
-        )
-    folder.check_run_folder(out_dir)  # someone else's files are never deleted
-    previous = folder.read_json(out_dir / "run.json") or {}
-    tasks = {str(name) for name in previous.get("protocols") or {}}
-    samples = out_dir / "samples"
-    others = [
-        p.name for p in out_dir.iterdir() if p.name not in (".lock", "run.json", "results.json", "samples")
-    ]
-    if samples.is_dir():
-        others += [f"samples/{p.name}" for p in samples.iterdir() if p.name.split(".")[0] not in tasks]
-    if others:  # checked before anything is deleted
-        raise MibeError(
-            f"--output-dir {out_dir}: holds {', '.join(sorted(others)[:4])}, which mibe's run there did "
-            "not write; choose a new folder"
-        )
-    resume.remove_written(out_dir, previous)
+def new_protocol(saved: SavedTask, parser: str, extract: Extract | None) -> dict[str, Any]:
+    """A task's protocol once re-scored under `parser` (log-likelihood tasks keep theirs)."""
+    task, protocol = saved.task, saved.entry["protocol"]
+    if protocol.get("scoring") == "loglikelihood":
+        return protocol
+    if parser == "model" and not kinds.get(task.answer_type).labelled:
+        parser, extract = "strict", None  # the extractor maps answers to labels; free text reads as strict
+    version = kinds.scorer_version(task.answer_type, parser)
+    new = {**protocol, "parser": parser, "scorer_version": version}
+    if extract is not None:
+        new["extractor"] = extract.spec  # type: ignore[attr-defined]
+    return new
 
 
 def _write(
@@ -278,37 +274,25 @@ def _write(
     saved: list[SavedTask],
     parser: str,
     names: Sequence[str],
-    out_dir: Path,
+    out: Any,
     command: Sequence[str],
     say: Say,
-    extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
+    config: dict[str, Any],
+    extract: Extract | None,
 ) -> dict[str, Any]:
     from mibe.runs import folder, summary
     from mibe.version import __version__
 
-    origin, chosen = run.path.resolve(), [s.name for s in saved]
-    config = {**(run.results.get("config") or {}), "parser": parser}
-    extract = extractor([s.name for s in saved if s.private], origin, out_dir) if extractor else None
-    config["extractor"] = extract.spec if extract else None  # type: ignore[attr-defined]
-    if names:
-        config["tasks"] = chosen
+    origin = run.path.resolve()
     entries, samples, lines = {}, {}, {}
     for s in saved:
         entries[s.name], samples[s.name], lines[s.name] = rescore_task(s, parser, config, origin, extract)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    run_json = {
-        **run.run_json,
-        "config": config,
-        "protocols": {name: e["protocol"] for name, e in entries.items()},
-        "rescored_from": {"run": str(origin), "parser": parser},
-    }
-    private = any(s.private for s in saved)
-    folder.write_json_atomic(out_dir / "run.json", run_json, private=private)
-    for s in saved:
-        folder.append_samples(folder.samples_path(out_dir, s.name), samples[s.name], private=s.private)
+    for s in saved:  # whole files: a rescore done again in the same folder holds each row once
+        out.replace_samples(s.name, samples[s.name], private=s.private)
         say(f"mibe: {s.name}: {lines[s.name]}")
     timing = run.results.get("timing") or {}
-    out = {
+    results = {
         **run.results,
         "mibe_version": __version__,
         "git_commit": folder.git_commit(),
@@ -324,11 +308,12 @@ def _write(
     if extract is not None:  # the extractor's endpoint, beside those the run itself recorded
         from mibe.backends import policy
 
-        out["endpoints"] = policy.records([extract.admission], run.results.get("endpoints") or [])  # type: ignore[attr-defined]
-    folder.write_json_atomic(out_dir / "results.json", out, private=private)
-    say(summary.table(out))
-    say(f"mibe: re-scored results in {out_dir / 'results.json'}")
-    return out
+        admission = extract.admission  # type: ignore[attr-defined]
+        results["endpoints"] = policy.records([admission], run.results.get("endpoints") or [])
+    out.write_json("results.json", results)
+    say(summary.table(results))
+    say(f"mibe: re-scored results in {out.path / 'results.json'}")
+    return results
 
 
 def command(args: Any, argv: Sequence[str]) -> int:

@@ -3,30 +3,29 @@
 A run folder holds run.json (the resolved config, the model and each task's protocol). Started again
 with the same folder, a run resumes when all three match, and is refused with one line naming the
 first difference otherwise (unless --overwrite). Within a task, documents already in its samples file
-are not scored again (`folder.done_ids`, per few-shot draw); a task already in results.json is final,
+are not scored again (`writer.done_ids`, per few-shot draw); a task already in results.json is final,
 except that naming more `--fewshot-seeds` than the folder's run extends it: the new draws are scored
 and the tasks summarised again.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
-from mibe.runs.folder import check_run_folder, read_json, samples_path, write_json_atomic
-from mibe.types import TASK_NAME, MibeError
+from mibe.runs import writer as run_writer
+from mibe.runs.folder import read_json
+from mibe.runs.writer import Writer, first_difference
+from mibe.types import MibeError
 
 
-def prepare(
-    run_dir: Path, run_json: dict[str, Any], overwrite: bool, private: bool = False
-) -> dict[str, Any] | None:
-    """Start, resume or refuse; returns the previous results.json when resuming. `private`: the run
-    holds a credentialed task, so run.json is owner-only."""
-    check_run_folder(run_dir)  # a folder of someone else's files is never resumed, reused or deleted
+def prepare(writer: Writer, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """Start, resume or refuse (the folder locked by `writer`); returns the previous results.json
+    when resuming."""
+    run_dir = writer.path
+    run_writer.check_output(run_dir)  # a folder of someone else's files is never resumed, reused or deleted
     previous = read_json(run_dir / "run.json")
     if previous is not None and not overwrite and extends(previous, run_json):
-        write_json_atomic(run_dir / "run.json", run_json, private=private)
+        writer.write_json("run.json", run_json)
         results = read_json(run_dir / "results.json")
         if results is not None:  # tasks with new draws are scored again; their old draws' rows stay
             protocols = run_json["protocols"]
@@ -48,25 +47,9 @@ def prepare(
                 )
         return read_json(run_dir / "results.json")
     if overwrite and previous is not None:
-        remove_written(run_dir, previous)
-    write_json_atomic(run_dir / "run.json", run_json, private=private)
+        writer.clear(previous)  # what mibe wrote, every derived cache included; nothing else
+    writer.write_json("run.json", run_json)
     return None
-
-
-def remove_written(run_dir: Path, previous: dict[str, Any]) -> None:
-    """--overwrite: delete only what mibe wrote, the samples of the tasks `previous` (the folder's
-    run.json) names and their shards, then run.json and results.json; anything else stays."""
-    for name in previous.get("protocols") or {}:
-        if not re.fullmatch(TASK_NAME, str(name)):  # a task name, never a path
-            continue
-        path = samples_path(run_dir, str(name))
-        for leftover in [path, *path.parent.glob(f"{path.stem}.rank*.part")]:
-            leftover.unlink(missing_ok=True)
-    for leftover in [run_dir / "run.json", run_dir / "results.json"]:
-        leftover.unlink(missing_ok=True)
-    samples = run_dir / "samples"
-    if samples.is_dir() and not any(samples.iterdir()):
-        samples.rmdir()
 
 
 def _without_seeds(part: Any) -> Any:
@@ -93,11 +76,3 @@ def extends(previous: dict[str, Any], run_json: dict[str, Any]) -> bool:
         and (old[t] == new[t] or _grows(old[t].get("fewshot_seeds"), new[t].get("fewshot_seeds")))
         for t in new
     )
-
-
-def first_difference(old: Any, new: Any, where: str = "") -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            if old.get(key) != new.get(key):
-                return first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
-    return f"{where or 'value'}: {old!r} -> {new!r}"

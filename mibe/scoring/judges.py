@@ -43,6 +43,30 @@ ORDERS = ("reference_first", "candidate_first")
 is fixed per run and recorded in the prompt hash."""
 
 METRIC_PREFIX = "judge_"
+# A run folder may hold several juries: the first one's columns are judge_<criterion> (protocol `jury`,
+# samples `judge`); each later one's are judge_<criterion>@<jury id> (protocol `juries`, samples
+# `judge@<jury id>`), so no jury ever replaces another.
+JURY_MARK = "@"
+
+
+def jury_suffix(metric: str) -> str:
+    """'' for the first jury's column, '@<jury id>' for a later one's."""
+    _, mark, jury_id = metric.partition(JURY_MARK)
+    return mark + jury_id
+
+
+def criterion_of(metric: str) -> str:
+    return metric.removeprefix(METRIC_PREFIX).partition(JURY_MARK)[0]
+
+
+def jury_of(protocol: Mapping[str, Any], metric: str) -> Any:
+    """The jury (its protocol) that scored a judge_* column."""
+    suffix = jury_suffix(metric)
+    if not suffix:
+        return protocol.get("jury")
+    juries = protocol.get("juries")
+    return juries.get(suffix[1:]) if isinstance(juries, Mapping) else None
+
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _RUBRIC_KEYS = ("criteria", "scale", "instructions")
