@@ -69,13 +69,58 @@ def summary(provenance: dict[str, Any]) -> str:
 
 
 def identity(model_name: str, config: Any, adapter: str | None) -> dict[str, Any]:
-    """What names a local checkpoint in results.json: its path, config hash, adapter and training
-    provenance (the same keys from every backend that loads one)."""
+    """What names a local checkpoint in results.json: its path, config hash, adapter, the fingerprints
+    of its weights and the adapter's, and training provenance (the same keys from every backend that
+    loads one). Resume compares them: other weights under the same config.json are another model."""
     config_json = json.dumps(config.to_dict(), sort_keys=True, default=str)
     return {
         "path": model_name,
         "name": Path(model_name.rstrip("/")).name,
         "config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
         "adapter": adapter,
+        "weights": fingerprint(model_name),
+        "adapter_weights": fingerprint(adapter),
         "provenance": training_provenance(adapter or model_name),
     }
+
+
+# Files whose bytes change a model's outputs: weights (and their index), tokenizer, chat template.
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".index.json")
+_TOKENIZER = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+    "adapter_config.json",
+)
+_SAMPLES, _BLOCK, _SMALL = 8, 64 * 1024, 4 * 1024 * 1024
+
+
+def fingerprint(folder: str | None) -> str | None:
+    """A cheap fingerprint of a local model folder (None for a hub id or no folder): per file its name
+    and size, a safetensors file's header (names, dtypes, shapes, offsets), and 8 blocks of 64 KiB
+    spread over each large file (a fine-tune changes every block); small files are hashed whole. A
+    140 GB checkpoint costs a few MiB of reads, never a full hash."""
+    root = Path(folder).expanduser() if folder else None
+    if root is None or not root.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(root.iterdir()):
+        if not path.is_file() or not (path.name.endswith(_WEIGHTS) or path.name in _TOKENIZER):
+            continue
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            if size <= _SMALL:
+                digest.update(handle.read())
+                continue
+            if path.suffix == ".safetensors":
+                head = handle.read(8)
+                digest.update(handle.read(min(int.from_bytes(head, "little"), _SMALL)))
+            for i in range(_SAMPLES):
+                handle.seek((size - _BLOCK) * i // (_SAMPLES - 1))
+                digest.update(handle.read(_BLOCK))
+    return digest.hexdigest()[:16]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,6 +14,15 @@ PROTOCOLS = ("mibe", "paper")
 TASK_NAME = r"[a-z0-9_]{1,64}"
 
 Gold = str | tuple[str, ...]
+
+
+# Resume identity, declared once on RunConfig's fields: a field marked VOLATILE changes no number, so
+# it may differ between a run and its resume and stays out of run.json's `config`; every other field
+# is part of the run's identity (docs/run-folder.md, Resume).
+VOLATILE = {"resume": False}
+# Keys of a model's description (results.json `model`) that may differ on resume: the URL an endpoint
+# is reached at (several URLs may serve one model; what it serves is identified by `served`).
+VOLATILE_MODEL_KEYS = ("endpoint",)
 
 
 class MibeError(Exception):
@@ -93,8 +102,8 @@ class RunConfig:
     tasks: tuple[str, ...] = ("all",)
     data_dir: str | None = None
     data: Mapping[str, str] = field(default_factory=dict)
-    output_dir: str | None = None
-    overwrite: bool = False
+    output_dir: str | None = field(default=None, metadata=VOLATILE)
+    overwrite: bool = field(default=False, metadata=VOLATILE)
     limit: int | None = None
     num_fewshot: int = 0
     seed: int = 1234
@@ -104,14 +113,14 @@ class RunConfig:
     max_new_tokens: int | None = None
     chat_template: str | None = None  # auto | none | a Jinja file; None: the protocol's default
     system_prompt: str | None = None
-    batch_size: int = 8
+    batch_size: int = field(default=8, metadata=VOLATILE)
     dtype: str = "auto"
     device: str = "cpu"
     bertscore_model: str = "bert-base-multilingual-cased"
     trust_remote_code: bool = False
     demo: bool = False
-    redact_samples: bool = False
-    dry_run: bool = False
+    redact_samples: bool = field(default=False, metadata=VOLATILE)
+    dry_run: bool = field(default=False, metadata=VOLATILE)
     bootstrap: int = 1000
     # --backend vllm (docs/backends.md)
     tensor_parallel_size: int = 1
@@ -120,25 +129,36 @@ class RunConfig:
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
     # --backend openai
-    base_url: str | None = None
-    api_key_env: str | None = None  # the variable holding the key (default OPENAI_API_KEY, if set)
-    max_concurrency: int = 8
+    base_url: str | None = field(default=None, metadata=VOLATILE)  # several URLs may serve one model
+    # the variable holding the key (default OPENAI_API_KEY, if set)
+    api_key_env: str | None = field(default=None, metadata=VOLATILE)
+    max_concurrency: int = field(default=8, metadata=VOLATILE)
     # --allow-remote-credentialed: URL=REASON per remote endpoint, a bare REASON for --base-url only
-    # (mibe.backends.policy); a str is one value
-    allow_remote_credentialed: tuple[str, ...] | str = ()
+    # (mibe.backends.policy); a str is one value. Who may receive text, not what it answers: volatile
+    # (results.json's endpoints record it)
+    allow_remote_credentialed: tuple[str, ...] | str = field(default=(), metadata=VOLATILE)
     # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
     fewshot_seeds: tuple[int, ...] = ()
     # --choice-permutations K: letter tasks under K orderings of their options (mibe/run/permutations.py)
     choice_permutations: int = 1
-    request_timeout: float = 120.0  # seconds without a byte from the endpoint before a request is retried
+    # seconds without a byte from the endpoint before a request is retried
+    request_timeout: float = field(default=120.0, metadata=VOLATILE)
     # --judge (docs/judges.md): judge models scoring the text tasks' outputs once the run is scored
-    judge: tuple[str, ...] = ()  # model specs: hf:PATH, vllm:PATH, openai:URL#NAME
-    judge_order: str = "reference_first"
+    # judges are recorded per task (protocol.jury): adding one to a finished run resumes it
+    judge: tuple[str, ...] = field(
+        default=(), metadata=VOLATILE
+    )  # specs: hf:PATH, vllm:PATH, openai:URL#NAME
+    judge_order: str = field(default="reference_first", metadata=VOLATILE)
     # chat templates and reasoning models (docs/chat-and-reasoning.md)
     chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     reasoning_delimiters: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
     reasoning_budget: int = 0  # thinking tokens allowed on top of the answer's max_new_tokens
     extractor: str | None = None  # --parser model: the model spec that reads the answers
+
+    @classmethod
+    def volatile(cls) -> frozenset[str]:
+        """The fields left out of the run's identity (VOLATILE)."""
+        return frozenset(f.name for f in fields(cls) if f.metadata.get("resume") is False)
 
     @property
     def resolved_parser(self) -> str:

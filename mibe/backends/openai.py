@@ -225,6 +225,7 @@ class OpenAIBackend:
         self._served: dict[str, int | None] = {}  # doc id -> new tokens the server reports
         served = self._models()
         self.sampling = self._sampling(served, addresses, request_timeout, headers, seed)
+        self.served = self._served_identity(served, model)
         limits = [m.get("max_model_len") for m in served if m.get("id") == model]
         self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
         names = [str(m.get("id")) for m in served if m.get("id")]
@@ -277,6 +278,19 @@ class OpenAIBackend:
         except MibeError:
             return None
         return found if isinstance(found, dict) else None
+
+    def _served_identity(self, served: list[dict[str, Any]], model: str) -> dict[str, Any]:
+        """What the server says it serves under `model` (its /models entry: root, context length) and
+        its /version: a served model's identity for resume, while the URL itself is volatile (several
+        URLs may serve one model). What a server does not say is None."""
+        entry = next((m for m in served if m.get("id") == model), {})
+        keep = lambda v: v if isinstance(v, str | int | float) and not isinstance(v, bool) else None  # noqa: E731
+        return {
+            "id": model,
+            "root": keep(entry.get("root")),
+            "max_model_len": keep(entry.get("max_model_len")),
+            "version": keep(self.sampling.server.get("version")),
+        }
 
     def _models(self) -> list[dict[str, Any]]:
         data = self.http.call("models", None, MODELS_REPLY_BYTES, retries=1, quiet=True).get("data")
@@ -479,6 +493,7 @@ class OpenAIBackend:
             "backend": "openai",
             "backend_version": "OpenAI-compatible HTTP API",
             "endpoint": self.base_url,
+            "served": self.served,
             "tokenizer": "local" if not isinstance(self.tokenizer, _ByteTokenizer) else "utf-8 bytes",
             "max_context": self.max_context,
             "credentialed_override": self.override,

@@ -30,21 +30,6 @@ from mibe.runs import folder, resume, summary, writer
 from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
 
-# Settings that may change between a run and its resume without changing any number.
-_VOLATILE = (
-    "output_dir",
-    "overwrite",
-    "dry_run",
-    "batch_size",
-    "redact_samples",
-    "max_concurrency",
-    "api_key_env",
-    "request_timeout",
-    "judge",  # judges are recorded per task (protocol.jury); adding one to a finished run resumes it
-    "judge_order",
-    "allow_remote_credentialed",  # who may receive text, not what it answers: results.json's endpoints
-)
-
 
 def _answered_as(backend: Any, out: dict[str, Any], say: Callable[[str], None]) -> None:
     """An endpoint's replies name the model that wrote them: recorded, and said when it is not the
@@ -74,7 +59,7 @@ def default_output_dir(config: RunConfig) -> Path:
 
 def identity(config: RunConfig) -> dict[str, Any]:
     resolved = dataclasses.asdict(config)
-    for key in _VOLATILE:
+    for key in RunConfig.volatile():  # declared on RunConfig's fields (mibe.types.VOLATILE)
         resolved.pop(key)
     resolved["tasks"] = list(config.tasks)
     resolved["data"] = dict(sorted(config.data.items()))
@@ -144,25 +129,22 @@ def run(
     evaluated, extracting, _ = admit(config, [t for t, _, _ in loaded], backend is not None)
     backend = backend or _model(config, evaluated, say)
     plans, extractor = _plans(config, loaded, backend, extracting, say)
+    for p, pool in plans:  # every check that can refuse a setting runs before anything is written
+        pipeline.precheck(p, config, backend, pool)
     if config.dry_run:
         _dry_run(plans, config, backend, say)
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
     model = _describe(backend, config, plans)
-    run_json = {
-        "schema_version": folder.SCHEMA_VERSION,
-        "mibe_version": __version__,
-        "config": identity(config),
-        "model": model,
-        "protocols": {p.task.name: p.protocol for p, _ in plans},
-    }
+    run_json = _run_json(config, model, plans, extractor)
     private = any(p.task.credentialed for p, _ in plans)  # else run files follow the umask
     with writer.locked(run_dir) if w.main else contextlib.nullcontext():
         out_folder = writer.Writer(run_dir, private)
         previous = _start(w, out_folder, run_json, config.overwrite, [p.task for p, _ in plans])
         if config.redact_samples and w.main:  # also what an earlier run or a kill left unredacted
             _redact_on_disk([p for p, _ in plans], run_dir, config)
+            out_folder.strip_judge_replies()
         out = previous or {
             "schema_version": folder.SCHEMA_VERSION,
             "mibe_version": __version__,
@@ -233,6 +215,20 @@ def admit(
     model = policy.admit(own, [t.name for t in secret], grants) if own else None
     extracting = policy.admit(reader, [t.name for t in secret if extract.sees(t)], grants) if reader else None
     return model, extracting, judging.precheck(config, chosen, grants, machine)
+
+
+def _run_json(config: RunConfig, model: dict[str, Any], plans: list[tuple], extractor: Any) -> dict[str, Any]:
+    """run.json: the run's identity (docs/run-folder.md, Resume), written before any model output."""
+    run_json = {
+        "schema_version": folder.SCHEMA_VERSION,
+        "mibe_version": __version__,
+        "config": identity(config),
+        "model": model,
+        "protocols": {p.task.name: p.protocol for p, _ in plans},
+    }
+    if extractor is not None:  # --parser model: the extractor's weights are part of the run's identity
+        run_json["extractor"] = extractor.backend.describe()
+    return run_json
 
 
 def _plans(

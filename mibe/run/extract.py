@@ -204,6 +204,7 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
 
         apply.spec = found.spec  # type: ignore[attr-defined]
         apply.admission = admission  # type: ignore[attr-defined]
+        apply.describe = found.backend.describe()  # type: ignore[attr-defined]
         return apply
 
     names = saved.split_names(args.tasks)

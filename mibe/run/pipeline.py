@@ -162,6 +162,14 @@ def _cap_source(p: Plan, config: RunConfig) -> str:
     return cap + (f" + --reasoning-budget {budget}" if budget else "")
 
 
+def precheck(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> None:
+    """What could refuse this task's settings, found before the run folder is written (a corrected
+    command is then never refused as "another run"): the answer's cap with any --reasoning-budget
+    against the context, and the chat template rendering the first document's prompt."""
+    if p.docs:
+        build_requests(p, config, backend, pool, p.docs[:1])
+
+
 def to_sample(
     task: Task, doc: Doc, request: Request, output: Any, parser: str, note: dict, position: dict[str, int]
 ) -> dict:

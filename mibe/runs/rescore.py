@@ -249,6 +249,8 @@ def rescore(
         "protocols": {s.name: new_protocol(s, parser, extract) for s in saved},
         "rescored_from": {"run": str(origin), "parser": parser},
     }
+    if extract is not None:  # the extractor's weights are part of the folder's identity
+        run_json["extractor"] = getattr(extract, "describe", None)
     private = any(s.private for s in saved)
     # Two rescores into one folder: the second is refused, never interleaved.
     with writer.open_folder(out_dir, run_json, overwrite, private, source=origin) as (out, _):

@@ -15,7 +15,7 @@ from typing import Any
 from mibe.runs import writer as run_writer
 from mibe.runs.folder import read_json
 from mibe.runs.writer import Writer, first_difference
-from mibe.types import MibeError
+from mibe.types import VOLATILE_MODEL_KEYS, MibeError, RunConfig
 
 
 def prepare(writer: Writer, run_json: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
@@ -24,7 +24,9 @@ def prepare(writer: Writer, run_json: dict[str, Any], overwrite: bool) -> dict[s
     run_dir = writer.path
     run_writer.check_output(run_dir)  # a folder of someone else's files is never resumed, reused or deleted
     previous = read_json(run_dir / "run.json")
-    if previous is not None and not overwrite and extends(previous, run_json):
+    if previous is not None and not overwrite:
+        previous, compared = comparable(previous, run_json)
+    if previous is not None and not overwrite and extends(previous, compared):
         writer.write_json("run.json", run_json)
         results = read_json(run_dir / "results.json")
         if results is not None:  # tasks with new draws are scored again; their old draws' rows stay
@@ -38,18 +40,39 @@ def prepare(writer: Writer, run_json: dict[str, Any], overwrite: bool) -> dict[s
         return results
     if previous is not None and not overwrite:
         for key, what in (("config", "a different config"), ("model", "a different model"),
-                          ("protocols", "different protocols")):  # fmt: skip
-            if previous.get(key) != run_json[key]:
-                changed = first_difference(previous.get(key), run_json[key])
+                          ("protocols", "different protocols"),
+                          ("extractor", "a different extractor")):  # fmt: skip
+            if previous.get(key) != compared.get(key):
+                changed = first_difference(previous.get(key), compared.get(key))
                 raise MibeError(
                     f"{run_dir}: holds a run with {what} ({changed}); "
                     "use another --output-dir, or --overwrite to replace it"
                 )
+        writer.write_json("run.json", run_json)  # with what this mibe records and the folder's did not
         return read_json(run_dir / "results.json")
     if overwrite and previous is not None:
         writer.clear(previous)  # what mibe wrote, every derived cache included; nothing else
     writer.write_json("run.json", run_json)
     return None
+
+
+def comparable(previous: dict[str, Any], run_json: dict[str, Any]) -> tuple[dict, dict]:
+    """The folder's run.json and the new one as resume compares them, so that a folder written by an
+    earlier mibe resumes when nothing changed: settings now volatile (RunConfig's VOLATILE fields, an
+    endpoint's URL) are left out of both, and what the model description adds that the folder's
+    mibe did not record (e.g. the weights' fingerprint) is not compared: it could not record it."""
+    volatile = RunConfig.volatile()
+    old, new = dict(previous), dict(run_json)
+    for key in ("model", "extractor"):
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            old[key] = {k: v for k, v in old[key].items() if k not in VOLATILE_MODEL_KEYS}
+            new[key] = {k: v for k, v in new[key].items() if k not in VOLATILE_MODEL_KEYS and k in old[key]}
+    if "extractor" not in previous:  # written before the extractor was identified by its description
+        new.pop("extractor", None)
+    if isinstance(old.get("config"), dict):
+        old["config"] = {k: v for k, v in old["config"].items() if k not in volatile}
+    new["config"] = {k: v for k, v in run_json["config"].items() if k not in volatile}
+    return old, new
 
 
 def _without_seeds(part: Any) -> Any:
@@ -65,6 +88,8 @@ def extends(previous: dict[str, Any], run_json: dict[str, Any]) -> bool:
     (in the config and each task's protocol) holds the old seeds, and at least one grew."""
     old_config, new_config = previous.get("config") or {}, run_json["config"]
     if previous.get("model") != run_json["model"] or _without_seeds(old_config) != _without_seeds(new_config):
+        return False
+    if previous.get("extractor") != run_json.get("extractor"):
         return False
     if not _grows(old_config.get("fewshot_seeds"), new_config.get("fewshot_seeds")):
         return False

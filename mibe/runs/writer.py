@@ -256,6 +256,15 @@ class Writer:
             raise MibeError(f"{self.path}: {kind}/{name}: not a cache of a run folder")
         return self.path / kind / f"{name}.jsonl"
 
+    def strip_judge_replies(self) -> None:
+        """--redact-samples: judge caches keep each call's scores, never the reply (it quotes text)."""
+        found = sorted((self.path / "judges").glob("*.jsonl")) if (self.path / "judges").is_dir() else []
+        for path in found:
+            rows = read_cache(path, self)
+            if any("reply" in r for r in rows):
+                kept = [{k: v for k, v in r.items() if k != "reply"} for r in rows]
+                replace_rows(path, kept, private=_is_private(path))
+
     def clear(self, previous: dict[str, Any] | None) -> None:
         """`--overwrite`: what mibe wrote (the files of the tasks `previous` names) and every cache."""
         for name in (previous or {}).get("protocols") or {}:
