@@ -40,9 +40,11 @@ NOTES = [
 ]
 
 # Modules that write files, none of them into a run folder: a task file (`mibe tasks new`), training
-# checkpoints, board and plot files (-o, refused inside run folders), the bundled demo model's cache.
+# checkpoints, board and plot files (-o, refused inside run folders), the bundled demo model's cache,
+# a contamination scan's --state folder.
 NOT_RUN_FOLDERS = {
     "taskfiles.py",
+    "corpusscan.py",
     "boards/cli.py",
     "boards/plot.py",
     "backends/embedded.py",
