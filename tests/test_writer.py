@@ -41,10 +41,11 @@ NOTES = [
 
 # Modules that write files, none of them into a run folder: a task file (`mibe tasks new`), training
 # checkpoints, board and plot files (-o, refused inside run folders), the bundled demo model's cache,
-# a contamination scan's --state folder.
+# a contamination scan's --state folder, the JSON Schemas written into docs/schemas/.
 NOT_RUN_FOLDERS = {
     "taskfiles.py",
     "corpusscan.py",
+    "runs/schemas.py",
     "boards/cli.py",
     "boards/plot.py",
     "backends/embedded.py",
