@@ -98,6 +98,10 @@ def _local_tokenizer(model: str, trust_remote_code: bool) -> Any:
     return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -225,9 +229,8 @@ class OpenAIBackend:
         self._served: dict[str, int | None] = {}  # doc id -> new tokens the server reports
         served = self._models()
         self.sampling = self._sampling(served, addresses, request_timeout, headers, seed)
-        self.served = self._served_identity(served, model)
-        limits = [m.get("max_model_len") for m in served if m.get("id") == model]
-        self.max_context: int | None = next((n for n in limits if isinstance(n, int)), None)
+        self.served = self._served_identity(served, model)  # its /models entry: max_model_len too
+        self.max_context: int | None = _whole(self.served["max_model_len"])
         names = [str(m.get("id")) for m in served if m.get("id")]
         if names and model not in names:  # a server that ignores `model` answers as its own
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
