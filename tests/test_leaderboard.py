@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest
 
 from mibe import resources
-from mibe.boards import compare, compare_text, render
+from mibe.boards import compare, compare_text, published, render
 from mibe.boards import model as board_model
 from mibe.boards.board import build as build_board
 from mibe.boards.model import protocol_key
@@ -189,9 +189,9 @@ def test_published_rows_are_the_papers_table_3() -> None:
     rows = {x.row.label: x for x in section.rows}
     cell = {(c.task, c.metric): c for c in section.columns}
     assert rows["Me-LLaMA-70B-chat"].row.cells[cell["pubmedqa", "accuracy"]].value == 0.768
-    assert rows["LLaMA2-13B"].row.cells[cell["i2b2_2010", "entity_f1"]].value == 0.008  # "i2b2 Macro-F1"
+    assert rows["LLaMA2 13B"].row.cells[cell["i2b2_2010", "entity_f1"]].value == 0.008  # "i2b2 Macro-F1"
     assert rows["Me-LLaMA-13B-chat"].row.cells[cell["emrqa", "exact_match"]].value == 0.048  # "EmrQA Acc"
-    assert rows["LLaMA2-70B-chat"].row.cells[cell["mimic_cxr", "bertscore_f1"]].value == 0.784
+    assert rows["LLaMA2 70B-instruct"].row.cells[cell["mimic_cxr", "bertscore_f1"]].value == 0.784
     protocol = section.columns[0].protocol
     assert (protocol["shots"], protocol["parser"], protocol["scoring"]) == (0, "paper", "generate")
     assert (protocol["max_new_tokens"], protocol["stop"], protocol["chat_template"]) == (256, [], None)
@@ -207,6 +207,14 @@ def test_published_csv_copies_the_papers_table_verbatim() -> None:
     # tests/fixtures/paper_table3.csv is Table 3 as printed, transcribed apart from leaderboards/.
     paper = list(csv.reader((REPO / "tests" / "fixtures" / "paper_table3.csv").open()))
     ours = list(csv.reader((REPO / "leaderboards" / "paper_zero_shot.csv").open()))
+    # The models named as the table prints them, each with its header's description on the board.
+    assert [n for n in paper[0] if n.startswith("LLaMA2") and "instruct" in n] == [
+        "LLaMA2 13B-instruct",
+        "LLaMA2 70B-instruct",
+    ]
+    assert set(ours[0][5:]) == set(published.AS_PRINTED)
+    text = render.text(build_board([], n_boot=10))
+    assert "LLaMA2 70B-instruct (backbone + instruction tuning only)" in text
     assert paper[0][2:] == ours[0][5:]
     assert [[r[0], r[1], *r[2:]] for r in paper[1:]] == [[r[2], r[3], *r[5:]] for r in ours[1:]]
 

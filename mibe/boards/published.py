@@ -10,6 +10,18 @@ from mibe.boards.model import Cell, Column, Row, protocol_key, reference_key
 from mibe.types import MibeError
 
 PUBLISHED_FILE = "paper_zero_shot.csv"
+# The models as Table 3 prints them (the CSV's column names), with the description its header gives
+# each in parentheses (npj Digit. Med. 2025, Table 3).
+AS_PRINTED = {
+    "LLaMA2 13B": "backbone",
+    "Me-LLaMA 13B": "backbone + pre-train only",
+    "LLaMA2 13B-instruct": "backbone + instruction tuning only",
+    "Me-LLaMA-13B-chat": "backbone + pre-train + instruction tuning",
+    "LLaMA2 70B": "backbone",
+    "Me-LLaMA 70B": "backbone + pre-train only",
+    "LLaMA2 70B-instruct": "backbone + instruction tuning only",
+    "Me-LLaMA-70B-chat": "backbone + pre-train + instruction tuning",
+}
 PUBLISHED_SOURCE = "Xie et al., npj Digit. Med. 2025, Table 3 (zero-shot)"
 # The paper's scripts (leaderboards/README.md): greedy generation, 256 new tokens, no stop, paper
 # parser, zero-shot, no chat template. Version 1 of mibe's task files reproduces its prompts.
@@ -51,7 +63,16 @@ def published_rows(path: Path | None = None) -> list[Row]:
         raise MibeError(f"{file}: cannot read the published rows ({exc}); reinstall mibe") from None
     fixed = ("task", "metric", "paper_dataset", "paper_metric", "data")
     models = [c for c in (table[0].keys() if table else ()) if c not in fixed]
-    rows = [Row(m, True, False, {"source": PUBLISHED_SOURCE, "protocol": "paper"}, None) for m in models]
+    rows = [
+        Row(
+            m,
+            True,
+            False,
+            {"source": PUBLISHED_SOURCE, "protocol": "paper", "printed": AS_PRINTED.get(m)},
+            None,
+        )
+        for m in models
+    ]
     for line in table:
         protocol = {
             **PAPER_PROTOCOL,

@@ -195,6 +195,9 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
     published = [r.row for r in section.rows if r.row.published]
     if published:
         rows.append(f"[published]: {lineage_text(published[0])}")
+        described = [f"{r.label} ({r.lineage['printed']})" for r in published if r.lineage.get("printed")]
+        if described:
+            rows.append("[published] models as the paper's table names them: " + "; ".join(described))
     if any(r.reference for r in published):
         rows.append(f"ref: {REFERENCE_NOTE}")
     rows += parse_failure_lines(section)
