@@ -154,7 +154,14 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--max-model-len", type=int, metavar="N", help="vllm: context length (default: the model's)"
     )
-    engine.add_argument("--base-url", help="openai: the server, e.g. http://127.0.0.1:8000/v1")
+    engine.add_argument(
+        "--base-url", action="append", default=[], metavar="URL",
+        help="openai: the server, e.g. http://127.0.0.1:8000/v1; give it several times for a pool of "
+        "servers serving one model (docs/backends.md)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--base-urls", metavar="FILE", help="openai: a pool's servers, one URL a line (# comments)"
+    )
     engine.add_argument("--api-key-env", metavar="VAR", help="openai: variable holding the API key")
     engine.add_argument(
         "--max-concurrency", type=int, default=8, metavar="N", help="openai: requests in flight"
@@ -352,6 +359,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     pairs = parse_pairs(args.data)
     _check(args)
     seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
+    urls = _base_urls(args)
     from mibe.backends.chat import parse_kwargs
     from mibe.scoring.reasoning import parse_delimiters
 
@@ -388,7 +396,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
-        base_url=args.base_url,
+        base_url=urls[0] if urls else None,
+        base_urls=tuple(urls),
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
         allow_remote_credentialed=tuple(args.allow_remote_credentialed),
@@ -400,6 +409,12 @@ def _config(args: argparse.Namespace) -> RunConfig:
         reasoning_budget=args.reasoning_budget,
         extractor=args.extractor,
     )
+
+
+def _base_urls(args: argparse.Namespace) -> list[str]:
+    from mibe.backends.pool import urls
+
+    return urls(args.base_url, args.base_urls)
 
 
 def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:

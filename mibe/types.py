@@ -22,7 +22,7 @@ Gold = str | tuple[str, ...]
 VOLATILE = {"resume": False}
 # Keys of a model's description (results.json `model`) that may differ on resume: the URL an endpoint
 # is reached at (several URLs may serve one model; what it serves is identified by `served`).
-VOLATILE_MODEL_KEYS = ("endpoint",)
+VOLATILE_MODEL_KEYS = ("endpoint", "endpoints")  # endpoints: an endpoint pool's servers
 
 
 class MibeError(Exception):
@@ -130,6 +130,8 @@ class RunConfig:
     max_model_len: int | None = None
     # --backend openai
     base_url: str | None = field(default=None, metadata=VOLATILE)  # several URLs may serve one model
+    # an endpoint pool: every server (base_url is the first; mibe/backends/pool.py)
+    base_urls: tuple[str, ...] = field(default=(), metadata=VOLATILE)
     # the variable holding the key (default OPENAI_API_KEY, if set)
     api_key_env: str | None = field(default=None, metadata=VOLATILE)
     max_concurrency: int = field(default=8, metadata=VOLATILE)

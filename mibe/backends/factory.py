@@ -47,22 +47,12 @@ def _build(admission: Admission, say: Say) -> Backend:
     e = admission.endpoint
     if e.device != "cpu" or e.backend == "vllm":  # data-parallel ranks: their own GPUs
         devices.pin_devices(e.tensor_parallel_size * e.pipeline_parallel_size)
-    if e.backend == "openai":
-        from mibe.backends.openai import OpenAIBackend
+    if e.backend == "openai" and admission.members:
+        from mibe.backends.pool import PoolBackend
 
-        say(admission.line())
-        return OpenAIBackend(
-            e.model,
-            e.base_url or "",
-            api_key_env=admission.key_env,
-            max_concurrency=e.machine.max_concurrency,
-            credentialed=admission.credentialed,
-            allow_remote_credentialed=admission.reason,
-            trust_remote_code=e.trust_remote_code,
-            request_timeout=e.machine.request_timeout,
-            seed=e.seed,
-            say=say,
-        )
+        return PoolBackend([_served(m, say, retries=0) for m in admission.members], say)
+    if e.backend == "openai":
+        return _served(admission, say)
     note = fit.engine_note(e.backend) if e.backend in ("hf", "vllm") else None
     if note:  # before the engine loads: the user can stop and switch
         print(note, file=sys.stderr, flush=True)
@@ -88,6 +78,28 @@ def _build(admission: Admission, say: Say) -> Backend:
         dtype=e.dtype,
         device=e.device,
         trust_remote_code=e.trust_remote_code,
+    )
+
+
+def _served(admission: Admission, say: Say, retries: int = 6) -> Backend:
+    """One OpenAI-compatible server, announced before its first request. In a pool (retries=0) a
+    failed request goes to another server at once instead of being retried here."""
+    from mibe.backends.openai import OpenAIBackend
+
+    e = admission.endpoint
+    say(admission.line())
+    return OpenAIBackend(
+        e.model,
+        e.base_url or "",
+        api_key_env=admission.key_env,
+        max_concurrency=e.machine.max_concurrency,
+        retries=retries,
+        credentialed=admission.credentialed,
+        allow_remote_credentialed=admission.reason,
+        trust_remote_code=e.trust_remote_code,
+        request_timeout=e.machine.request_timeout,
+        seed=e.seed,
+        say=say,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mibe.backends import http, openai
@@ -80,6 +80,12 @@ class Admission:
     credentialed: tuple[str, ...]  # credentialed tasks whose text it receives
     where: str  # local (in this process), loopback, or remote
     reason: str | None  # the authorisation that lets credentialed text go to it (None: not needed)
+    members: tuple[Admission, ...] = ()  # an endpoint pool: each server, admitted on its own
+
+    @property
+    def servers(self) -> tuple[Admission, ...]:
+        """Each server that receives text: the pool's members, else this endpoint itself."""
+        return self.members or (self,)
 
     @property
     def key_env(self) -> str | None:
@@ -122,6 +128,10 @@ def admit(endpoint: Endpoint, credentialed: Iterable[str], grants: Sequence[Auth
     """The guard verdict for one endpoint, before anything is built or sent: one line when refused
     (a remote endpoint for credentialed tasks without its authorisation, a key variable not set)."""
     tasks = tuple(sorted(set(credentialed)))
+    if endpoint.pool and endpoint.backend == "openai":  # each server on its own: guard, key, record
+        members = tuple(admit(replace(endpoint, base_url=u, pool=()), tasks, grants) for u in endpoint.pool)
+        where = "remote" if any(m.where == "remote" for m in members) else "loopback"
+        return Admission(endpoint, tasks, where, None, members)
     if endpoint.backend != "openai":
         return Admission(endpoint, tasks, "local", None)
     url = endpoint.base_url or ""
@@ -159,7 +169,7 @@ def _check_key(endpoint: Endpoint, label: str) -> None:
 
 def check_named(grants: Sequence[Authorisation], endpoints: Sequence[Endpoint]) -> None:
     """A `URL=REASON` that names no endpoint of this command is a typo, never silently unused."""
-    urls = {e.base_url.rstrip("/") for e in endpoints if e.base_url}
+    urls = {u.rstrip("/") for e in endpoints for u in (*e.pool, e.base_url) if u}
     for grant in grants:
         if grant.url is not None and grant.url not in urls:
             shown = ", ".join(sorted(urls)) or "none"
@@ -176,6 +186,7 @@ def records(
     each (None: a model given in memory, or no extractor)."""
     out = [dict(r) for r in earlier if isinstance(r, dict)]
     for a in admitted:
-        if a is not None and a.record() not in out:
-            out.append(a.record())
+        for server in a.servers if a is not None else ():
+            if server.record() not in out:
+                out.append(server.record())
     return out

@@ -270,6 +270,10 @@ def _run_batches(
                 to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
+            answered_by = getattr(backend, "answered_by", None)  # an endpoint pool: which server
+            if answered_by is not None:
+                for row, r in zip(rows, batch, strict=True):
+                    row["endpoint"] = answered_by(r.doc_id)
             thinking.count_tokens(backend, rows)
             if p.extractor is not None:
                 p.extractor.apply(task, rows, share.run_dir, task.credentialed)

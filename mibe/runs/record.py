@@ -282,6 +282,7 @@ class SampleRow(Part):
     stats: dict[str, float] | None = None
     unavailable: dict[str, str] | None = None
     judge: dict[str, float | None] | None = None
+    endpoint: str | None = Field(None, description="an endpoint pool: the URL of the server that answered")
 
 
 class JudgeCacheRow(Part):
