@@ -45,7 +45,9 @@ class _Server(JSONHandler):
         if stopped:  # a dead server: the connection closes without a reply
             self.close_connection = True
             return
-        answer = {"message": {"role": "assistant", "content": "yes"}} if "messages" in body else {"text": "yes"}
+        answer = (
+            {"message": {"role": "assistant", "content": "yes"}} if "messages" in body else {"text": "yes"}
+        )
         self._reply({"model": cls.served, "choices": [{"index": 0, **answer, "finish_reason": "stop"}]})
 
 

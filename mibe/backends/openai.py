@@ -231,8 +231,7 @@ class OpenAIBackend:
         self.sampling = self._sampling(served, addresses, request_timeout, headers, seed)
         self.served = self._served_identity(served, model)  # its /models entry: max_model_len too
         self.max_context: int | None = _whole(self.served["max_model_len"])
-        names = [str(m.get("id")) for m in served if m.get("id")]
-        self.served_models = names  # what the server says it serves (a pool's servers must agree)
+        names = self.served_models = [str(m.get("id")) for m in served if m.get("id")]  # a pool compares
         if names and model not in names:  # a server that ignores `model` answers as its own
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             say(f"mibe: warning: {self.base_url}/models serves {shown}, not '{model}'; check --model")

@@ -30,7 +30,9 @@ def urls(given: Sequence[str], path: str | None) -> list[str]:
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise MibeError(f"--base-urls {path}: cannot read it ({exc}); give a file of URLs, one a line")
+            raise MibeError(
+                f"--base-urls {path}: cannot read it ({exc}); give a file of URLs, one a line"
+            ) from None
         found += [ln.split("#", 1)[0].strip().rstrip("/") for ln in lines]
         if not any(ln.split("#", 1)[0].strip() for ln in lines):
             raise MibeError(f"--base-urls {path}: holds no URL; write one server URL a line")
