@@ -15,6 +15,7 @@ from scipy.stats import binomtest
 from mibe import resources
 from mibe.boards import compare, compare_text, published, render
 from mibe.boards import model as board_model
+from mibe.boards.board import NO_REAL
 from mibe.boards.board import build as build_board
 from mibe.boards.model import protocol_key
 from mibe.boards.ranking import AVERAGE
@@ -391,6 +392,20 @@ def test_published_rows_are_unranked_references_in_the_columns_of_any_data_sourc
     assert max(map(len, text.splitlines())) <= 100
 
 
+def board_runs_demo(tmp_path: Path, run: Path) -> Path:
+    """A copy of `run` marked invented, under the paper's protocol (it would share the paper's column)."""
+    import shutil
+
+    copy = tmp_path / "invented"
+    shutil.copytree(run, copy)
+    data = json.loads((copy / "results.json").read_text())
+    for entry in data["tasks"].values():
+        entry["invented"] = True
+        entry["protocol"].update(parser="paper", max_new_tokens=256, stop=[])
+    (copy / "results.json").write_text(json.dumps(data))
+    return copy
+
+
 def test_published_choice_and_labels(tmp_path: Path) -> None:
     run = constructed_run(tmp_path / "r", "r", set(range(40)), 60)  # mibe's protocol: no paper column
     board = build_board([run], n_boot=20)
@@ -398,6 +413,8 @@ def test_published_choice_and_labels(tmp_path: Path) -> None:
     assert "share no column" in render.text(board) and "--published paper_zero_shot" in board.notes[0]
     assert len(build_board([run], published="paper_zero_shot", n_boot=20).sections) == 2
     assert len(build_board([run], published="none", n_boot=20).sections) == 1
+    demo = build_board([board_runs_demo(tmp_path, run)], n_boot=20)
+    assert demo.notes == [NO_REAL] and all(not x.row.published for s in demo.sections for x in s.rows)
     for bad, says in (
         ("nope", "--published nope: no such table; use reference, none, or one of paper_zero_shot"),
         ("reference,none", "give reference, none, or a comma list"),

@@ -13,6 +13,10 @@ from mibe.boards.ranking import sections as ranked_sections
 from mibe.types import MibeError
 
 REFERENCE, NONE = "reference", "none"
+NO_REAL = (
+    "Invented data (the demo, fixtures) gets no reference rows: the paper's numbers are never shown "
+    "beside it."
+)
 NO_SHARED = (
     "The paper's published rows share no column with these runs (the same task, metric and protocol, "
     "whatever the data source and limit), so none is shown; --published paper_zero_shot shows the table."
@@ -76,7 +80,7 @@ def build(
         # No runs, or tables named that share no column: the table itself, after the runs.
         sections += ranked_sections(reference, all_metrics, n_boot, seed)
     elif reference and not shown:
-        notes.append(NO_SHARED)
+        notes.append(NO_REAL if all(x.invented for x in sections) else NO_SHARED)
     board = _board(sections)
     board.notes = notes
     return board
