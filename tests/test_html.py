@@ -3,7 +3,6 @@ and charts, sorting by a URL fragment and by a click, and names holding `<script
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from mibe import resources
 from mibe.boards import model
 from mibe.boards.board import build as build_board
 from mibe.boards.html import html
+from mibe.boards.published import read_table
 from tests.test_leaderboard import make_board_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -113,7 +113,7 @@ class Tables(HTMLParser):
 def published_table(board: model.Board, page_dom: str) -> tuple[str, dict, list[dict]]:
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     table = Tables(page_dom).tables[f"t{s + 1}"]
-    published = list(csv.DictReader((resources.shipped("leaderboards") / "paper_zero_shot.csv").open()))
+    published = read_table(resources.shipped("leaderboards") / "paper_zero_shot.csv").lines
     return f"t{s + 1}", table, published
 
 

@@ -18,6 +18,7 @@ from mibe.boards import model as board_model
 from mibe.boards.board import NO_REAL
 from mibe.boards.board import build as build_board
 from mibe.boards.model import protocol_key
+from mibe.boards.published import read_table
 from mibe.boards.ranking import AVERAGE
 from mibe.run import api
 from mibe.scoring import kinds
@@ -196,7 +197,7 @@ def test_published_rows_are_the_papers_table_3() -> None:
     protocol = section.columns[0].protocol
     assert (protocol["shots"], protocol["parser"], protocol["scoring"]) == (0, "paper", "generate")
     assert (protocol["max_new_tokens"], protocol["stop"], protocol["chat_template"]) == (256, [], None)
-    table = list(csv.DictReader((resources.shipped("leaderboards") / "paper_zero_shot.csv").open()))
+    table = read_table(resources.shipped("leaderboards") / "paper_zero_shot.csv").lines
     top = rows["Me-LLaMA-70B-chat"]
     assert top.rank == 1 and top.average == pytest.approx(
         sum(float(r["Me-LLaMA-70B-chat"]) for r in table) / 18
@@ -207,17 +208,21 @@ def test_published_rows_are_the_papers_table_3() -> None:
 def test_published_csv_copies_the_papers_table_verbatim() -> None:
     # tests/fixtures/paper_table3.csv is Table 3 as printed, transcribed apart from leaderboards/.
     paper = list(csv.reader((REPO / "tests" / "fixtures" / "paper_table3.csv").open()))
-    ours = list(csv.reader((REPO / "leaderboards" / "paper_zero_shot.csv").open()))
-    # The models named as the table prints them, each with its header's description on the board.
+    shipped = read_table(REPO / "leaderboards" / "paper_zero_shot.csv")
+    assert paper[0][2:] == shipped.models  # the names as the paper prints them
     assert [n for n in paper[0] if n.startswith("LLaMA2") and "instruct" in n] == [
         "LLaMA2 13B-instruct",
         "LLaMA2 70B-instruct",
     ]
-    assert set(ours[0][5:]) == set(published.AS_PRINTED)
+    ours = [[r["paper_dataset"], r["paper_metric"], *(r[m] for m in shipped.models)] for r in shipped.lines]
+    assert [[r[0], r[1], *r[2:]] for r in paper[1:]] == ours
+    assert all(r["source"] == "npj Digit. Med. 2025, Table 3" for r in shipped.lines)  # each row's source
+    block = shipped.block
+    assert (block["setting"], block["table"], block["shots"]) == ("zero-shot", "3", "0")
+    # each model with its header's description, listed on the board
+    assert set(shipped.footnotes) == set(shipped.models)
     text = render.text(build_board([], n_boot=10))
     assert "LLaMA2 70B-instruct (backbone + instruction tuning only)" in text
-    assert paper[0][2:] == ours[0][5:]
-    assert [[r[0], r[1], *r[2:]] for r in paper[1:]] == [[r[2], r[3], *r[5:]] for r in ours[1:]]
 
 
 def test_every_format_renders_and_no_sample_text_leaves(board_runs: dict[str, Path]) -> None:

@@ -124,7 +124,7 @@ def rank_text(ranked: Any) -> str:
 
 def lineage_text(row: Row) -> str:
     if row.published:
-        return f"published: {row.lineage['source']}; paper protocol"
+        return f"published: {row.lineage['source']}"
     keys = ("run", "base", "adapter", "training", "backend", "dtype", "rescored_from")
     return "; ".join(f"{k} {row.lineage[k]}" for k in keys if row.lineage.get(k))
 
@@ -193,11 +193,11 @@ def _footer(board: Board, section: Section) -> list[tuple[str, list[str]]]:
     """Under a table: (heading, items) for its rows, protocols, significance and notes."""
     rows = [f"{row_name(r.row)}: {lineage_text(r.row)}" for r in section.rows if not r.row.published]
     published = [r.row for r in section.rows if r.row.published]
-    if published:
-        rows.append(f"[published]: {lineage_text(published[0])}")
-        described = [f"{r.label} ({r.lineage['printed']})" for r in published if r.lineage.get("printed")]
-        if described:
-            rows.append("[published] models as the paper's table names them: " + "; ".join(described))
+    for source in dict.fromkeys(lineage_text(r) for r in published):
+        rows.append(f"[published]: {source}")
+    described = [f"{r.label} ({r.lineage['printed']})" for r in published if r.lineage.get("printed")]
+    if described:
+        rows.append("[published] models as the paper's table names them: " + "; ".join(described))
     if any(r.reference for r in published):
         rows.append(f"ref: {REFERENCE_NOTE}")
     rows += parse_failure_lines(section)
