@@ -6,8 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mibe.boards.model import Board, Column, Key, Row, Run, disambiguate, load_run, run_rows
-from mibe.boards.published import attach, published_rows, table_rows
+from mibe.boards.grouping import average_subset, group_rows
+from mibe.boards.model import (
+    Board,
+    Column,
+    Key,
+    Row,
+    Run,
+    across_fields,
+    disambiguate,
+    load_run,
+    relax_rows,
+    run_rows,
+)
+from mibe.boards.published import attach, published_rows, reference_rows, table_rows
 from mibe.boards.ranking import Ranked, Section
 from mibe.boards.ranking import sections as ranked_sections
 from mibe.types import MibeError
@@ -58,32 +70,66 @@ def build(
     n_boot: int = 1000,
     seed: int = 1234,
     labels: Mapping[str, str] | None = None,
+    references: Sequence[str] = (),
+    groups: Mapping[str, Sequence[str]] | None = None,
+    average: str | None = None,
+    compare_across: Sequence[str] = (),
 ) -> Board:
-    """Run folders (and the paper's published rows) -> the board every format renders."""
+    """Run folders (and reference rows: the paper's, `--reference` tables) -> the board every format
+    renders. `groups`: rows made of several runs; `average`: the tasks averaged; `compare_across`:
+    protocol fields that stop separating columns (said above the table)."""
     mode, tables = published_choice(published)
     runs: dict[Path, Run] = {}
     for folder in run_dirs:  # the same folder named twice is one row
         run = load_run(folder)
         runs.setdefault(run.path.resolve(), run)
     names = _labelled(runs, labels or {})
-    rows = [row for run in runs.values() for row in run_rows(run)]
-    disambiguate([r for r in rows if r.run_dir is None or r.run_dir.resolve() not in names])
+    rows = group_rows([row for run in runs.values() for row in run_rows(run)], groups or {})
+    grouped = {r.label for r in rows if r.task_runs}
+    disambiguate(
+        [
+            r
+            for r in rows
+            if r.label not in grouped and (r.run_dir is None or r.run_dir.resolve() not in names)
+        ]
+    )
     for row in rows:
-        row.label = names.get(row.run_dir.resolve(), row.label) if row.run_dir else row.label
+        if row.label not in grouped and row.run_dir:
+            row.label = names.get(row.run_dir.resolve(), row.label)
     reference = [] if mode == NONE else (table_rows(tables) if tables else published_rows())
-    if not rows and not reference:
+    given = reference_rows(references)
+    subset, said = average_subset(average)
+    heading = [said] if said else []
+    fields = across_fields(compare_across)
+    if fields:
+        heading += relax_rows([*rows, *reference, *given], fields)
+    if not rows and not reference and not given:
         raise MibeError("nothing to show: pass run folders, or leave out --published none")
-    sections = ranked_sections(rows, all_metrics, n_boot, seed) if rows else []
-    shown = _with_references(sections, reference)
+    sections = ranked_sections(rows, all_metrics, n_boot, seed, subset) if rows else []
+    shown = _with_references(sections, reference + given)
     notes = []
     if reference and (not rows or (mode == "tables" and not shown)):
         # No runs, or tables named that share no column: the table itself, after the runs.
-        sections += ranked_sections(reference, all_metrics, n_boot, seed)
+        sections += ranked_sections(reference, all_metrics, n_boot, seed, subset)
     elif reference and not shown:
         notes.append(NO_REAL if all(x.invented for x in sections) else NO_SHARED)
+    apart = [r for r in given if not any(r.label in {x.row.label for x in s.rows} for s in sections)]
+    if apart:  # --reference rows are always shown: in a reference section when they share no column
+        sections += _reference_sections(apart, all_metrics, subset)
     board = _board(sections)
-    board.notes = notes
+    board.notes, board.heading = notes, heading
     return board
+
+
+def _reference_sections(rows: list[Row], all_metrics: bool, subset: frozenset[str] | None) -> list[Section]:
+    """`--reference` rows that share no column with a run: their own section, marked, never ranked."""
+    from mibe.boards.ranking import build_section
+
+    section = build_section(rows, all_metrics, subset)
+    section.title = "Reference rows (--reference; no samples: never ranked or tested)"
+    section.rows = [Ranked(x.row, x.average, None) for x in section.rows]
+    section.best = {}
+    return [section]
 
 
 def _with_references(sections: list[Section], reference: list[Row]) -> bool:

@@ -49,6 +49,23 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
         "--label", action="append", default=[], metavar="RUN=NAME",
         help="name RUN's row NAME on the board (repeatable)",
     )  # fmt: skip
+    p.add_argument(
+        "--reference", action="append", default=[], metavar="FILE",
+        help="a reference table (leaderboards/'s layout: a protocol block, then the CSV), its rows always "
+        "shown: beside the runs' columns they share, else in a reference section (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--group", action="append", default=[], metavar="NAME=RUN,RUN,...",
+        help="these runs (also given as RUN_DIR) as one row NAME, each task from its own run (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--average", metavar="public|all|T1,T2,...",
+        help="average and rank over these tasks only (public: the built-ins that are not credentialed)",
+    )  # fmt: skip
+    p.add_argument(
+        "--compare-across", default="", metavar="template|system-prompt",
+        help="let rows whose protocols differ only in these fields share columns (said above the table)",
+    )  # fmt: skip
     p.add_argument("--all-metrics", action="store_true", help="every metric, not only the paper's")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the significance tests")
     p.add_argument("--seed", type=int, default=1234)
@@ -124,7 +141,7 @@ def leaderboard(args: argparse.Namespace) -> int:
     from mibe.boards.board import build
 
     _check_bootstrap(args.bootstrap, args.seed)
-    if not args.runs and args.published == "none":
+    if not args.runs and args.published == "none" and not args.reference:
         raise MibeError("nothing to show: pass run folders, or leave out --published none")
     if args.base and not args.delta_vs_base:
         raise MibeError("--base: only with --delta-vs-base")
@@ -137,9 +154,13 @@ def leaderboard(args: argparse.Namespace) -> int:
         from mibe.boards.plot import check_path
 
         check_path(Path(args.plot), args.plot_kind)
+    from mibe.boards.grouping import parse_groups
+
     board = build(
-        args.runs, args.published, args.all_metrics, args.bootstrap, args.seed, labels=_labels(args.label)
-    )
+        args.runs, args.published, args.all_metrics, args.bootstrap, args.seed, labels=_labels(args.label),
+        references=args.reference, groups=parse_groups(args.group), average=args.average,
+        compare_across=[x.strip() for x in args.compare_across.split(",") if x.strip()],
+    )  # fmt: skip
     if fmt == "html":
         from mibe.boards.html import html
 

@@ -323,6 +323,7 @@ def html(board: Board, title: str = "mibe leaderboard") -> str:
         "paper's metrics of each task, complete rows only. Highlighted: the column's tie group, "
         f"{escape(TIE_GROUP)}. Value ± sd: mean and sd over few-shot draws. Click a header to sort.</p>",
     ]
+    parts += [f"<p><strong>{escape(said)}</strong></p>" for said in board.heading]
     for s, section in enumerate(board.sections):
         charts = "".join(_chart(board, s, section, c) for c in section.columns)
         klass = "board compact" if len(section.columns) > COMPACT else "board"

@@ -66,6 +66,10 @@ Key = tuple[tuple[str, str], ...]  # (field, canonical JSON value) pairs: hashab
 # where the documents came from (the paper's hub copy, a local copy of a public release, a
 # credentialed release) and how many were scored. What differs is said in the cell, never hidden.
 REFERENCE_RELAXED = ("data", "limit")
+# Fields a board compares across only when asked (`--compare-across NAME`): a hosted model's chat
+# template is the server's, a local model's its own, and the same task and prompt otherwise.
+ACROSS: dict[str, tuple[str, ...]] = {"template": ("chat_template",), "system-prompt": ("system_prompt",)}
+RELAXED = json.dumps("(compared across)")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Row:
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> results' calibration
     general: set[str] = field(default_factory=set)  # tasks whose task file says `domain: general`
     reference: bool = False  # a published row shown beside runs: never ranked, marked, never tested
+    task_runs: dict[str, Path] = field(default_factory=dict)  # --group: the run folder of each task
 
 
 def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None) -> Key:
@@ -115,10 +120,48 @@ def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None)
     return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
 
 
+def relaxed(column: Column, fields: Sequence[str]) -> Column:
+    """The one rule for columns that share across a protocol difference: the named key fields stop
+    counting (a reference row's data source and limit; `--compare-across` fields when asked)."""
+    key = tuple((name, RELAXED if name in fields else value) for name, value in column.key)
+    return Column(column.task, column.metric, key)
+
+
 def reference_key(column: Column) -> tuple[str, str, Key]:
     """What a reference row's column must share with a run's column (docs/leaderboard.md)."""
-    kept = tuple((name, value) for name, value in column.key if name not in REFERENCE_RELAXED)
-    return column.task, column.metric, kept
+    return column.task, column.metric, relaxed(column, REFERENCE_RELAXED).key
+
+
+def across_fields(names: Sequence[str]) -> tuple[str, ...]:
+    """`--compare-across NAME,...` -> the protocol key fields it relaxes; an unknown name is one line."""
+    fields: list[str] = []
+    for name in names:
+        if name not in ACROSS:
+            raise MibeError(f"--compare-across {name}: not a declared field; use one of {', '.join(ACROSS)}")
+        fields += ACROSS[name]
+    return tuple(fields)
+
+
+def relax_rows(rows: Sequence[Row], fields: Sequence[str]) -> list[str]:
+    """Rewrite every row's columns with `fields` relaxed; the lines that say so above the table (each
+    row's own values of the fields), or none when no two rows differed in them."""
+    seen: dict[str, dict[str, set[str]]] = {}
+    for row in rows:
+        cells = {}
+        for column, cell in row.cells.items():
+            for name, value in column.key:
+                if name in fields:
+                    seen.setdefault(name, {}).setdefault(row.label, set()).add(value)
+            cells[relaxed(column, fields)] = cell
+        row.cells = cells
+    lines = []
+    for name, per_row in seen.items():
+        if len({v for values in per_row.values() for v in values}) > 1:
+            said = "; ".join(f"{label}: {', '.join(sorted(v))}" for label, v in per_row.items())
+            lines.append(
+                f"Compared across {name} (--compare-across): rows whose {name} differs share columns ({said})"
+            )
+    return lines
 
 
 def is_judge(metric: str | None) -> bool:
@@ -289,3 +332,4 @@ class Board:
     protocol_ids: dict[Key, str]  # "P1", "P2", ... in the order columns appear
     column_ids: dict[tuple[int, Column], str]  # (section index, column) -> "c1", ... (HTML sort hooks)
     notes: list[str] = field(default_factory=list)  # said once, under every section
+    heading: list[str] = field(default_factory=list)  # said once, above every section

@@ -43,6 +43,7 @@ class Table:
     def protocol(self) -> dict[str, Any]:
         """The block as protocol-key values: the paper's scripts' defaults where a key is left out."""
         b = self.block
+        generated = b["scoring"] != "loglikelihood"  # scored by log-likelihood: no generation settings
         return {
             "task_version": _int(self, "task_version", b.get("task_version", "1")),
             "split": b.get("split", "test"),
@@ -52,10 +53,10 @@ class Table:
             "parser": b["parser"],
             "chat_template": None if b["chat_template"].lower() in _NONE else b["chat_template"],
             "system_prompt": None if b.get("system_prompt", "none").lower() in _NONE else b["system_prompt"],
-            "max_new_tokens": _int(self, "max_new_tokens", b["max_new_tokens"]),
-            "stop": []
-            if b.get("stop", "none").lower() in _NONE
-            else [x.strip() for x in b["stop"].split("|")],
+            "max_new_tokens": _int(self, "max_new_tokens", b["max_new_tokens"]) if generated else None,
+            "stop": (b["stop"].split("|") if b.get("stop", "none").lower() not in _NONE else [])
+            if generated
+            else None,
         }
 
 
@@ -132,7 +133,7 @@ def published_rows(path: Path | None = None) -> list[Row]:
     for model in table.models:
         lineage = {"source": f"{block['source']}, {where} ({block['setting']})", "protocol": block["setting"]}
         if model in table.footnotes:
-            lineage["footnote"] = table.footnotes[model]
+            lineage["printed"] = table.footnotes[model]
         rows.append(Row(model, True, False, lineage, None))
     for line in table.lines:
         protocol = {

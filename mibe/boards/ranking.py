@@ -157,12 +157,17 @@ def cluster_lines(section: Section) -> list[str]:
     return out
 
 
-def build_section(rows: Sequence[Row], all_metrics: bool) -> Section:
+def build_section(rows: Sequence[Row], all_metrics: bool, subset: frozenset[str] | None = None) -> Section:
     columns = sorted({c for r in rows for c in r.cells if shown(c, all_metrics)}, key=column_order)
     # A column nobody has a number for (BERTScore offline, say) can't make a row incomplete.
     valued = [c for c in columns if any(r.cells.get(c, None) and r.cells[c].value is not None for r in rows)]
     general_tasks = {t for r in rows for t in r.general}
-    over = [c for c in valued if averaged(c) and c.task not in general_tasks]
+    # --average NAME: the average (and the ranks) over that subset of tasks only
+    over = [
+        c
+        for c in valued
+        if averaged(c) and c.task not in general_tasks and (subset is None or c.task in subset)
+    ]
     general = [c for c in valued if averaged(c) and c.task in general_tasks]
     averages = [_average(r, over) for r in rows]
     ranked = [Ranked(r, a, k) for r, a, k in zip(rows, averages, _ranks(averages), strict=True)]
@@ -209,7 +214,9 @@ def tie(section: Section, column: Column, run: Any, n_boot: int, seed: int) -> V
         if blocked:
             p_vs_best[i], tests[i] = None, ("", None, blocked.text.removeprefix("not testable: "))
             continue
-        outcome = paired_metric(run(best), run(i), column.task, column.metric, n_boot, seed)
+        outcome = paired_metric(
+            run(best, column.task), run(i, column.task), column.task, column.metric, n_boot, seed
+        )
         p, test, why = outcome.decisive()
         p_vs_best[i], tests[i] = p, (test, outcome.paired.n if outcome.paired else None, why)
     group = multiplicity.tie_group(values, best, p_vs_best, ALPHA)
@@ -251,12 +258,14 @@ def _untestable(a: Row, b: Row) -> Verdict | None:
 
 def judge(section: Section, n_boot: int, seed: int) -> None:
     """Fill section.verdicts: the best row against the second, per column and on the average."""
-    runs: dict[int, Run] = {}
+    runs: dict[Any, Run] = {}
 
-    def run(i: int) -> Run:
-        if i not in runs:
-            runs[i] = load_run(section.rows[i].row.run_dir)  # type: ignore[arg-type]
-        return runs[i]
+    def run(i: int, task: str) -> Run:
+        row = section.rows[i].row
+        folder = row.task_runs.get(task, row.run_dir)  # --group: each task from its own run
+        if folder not in runs:
+            runs[folder] = load_run(folder)  # type: ignore[arg-type]
+        return runs[folder]
 
     for column in section.columns:
         if any(x.row.cells.get(column) and x.row.cells[column].value is not None for x in section.rows):
@@ -275,7 +284,9 @@ def judge(section: Section, n_boot: int, seed: int) -> None:
         return
     parts = []
     for column in section.averaged:
-        outcome = paired_metric(run(i), run(j), column.task, column.metric, n_boot, seed)
+        outcome = paired_metric(
+            run(i, column.task), run(j, column.task), column.task, column.metric, n_boot, seed
+        )
         if outcome.paired is None:
             section.verdicts[AVERAGE] = Verdict(None, f"not testable: {column.task} {outcome.reason}")
             return
@@ -290,10 +301,12 @@ def judge(section: Section, n_boot: int, seed: int) -> None:
     section.verdicts[AVERAGE] = _verdict(joint.p, "paired bootstrap over tasks", why, n, ALPHA)
 
 
-def sections(rows: Sequence[Row], all_metrics: bool, n_boot: int, seed: int) -> list[Section]:
+def sections(
+    rows: Sequence[Row], all_metrics: bool, n_boot: int, seed: int, subset: frozenset[str] | None = None
+) -> list[Section]:
     out = []
     for group in _groups(rows):
-        section = build_section(group, all_metrics)
+        section = build_section(group, all_metrics, subset)
         if section.columns:
             judge(section, n_boot, seed)
             out.append(section)

@@ -260,7 +260,7 @@ def _sideways(board: Board, section: Section) -> list[list[str]]:
 
 
 def text(board: Board) -> str:
-    out = []
+    out = [line for said in board.heading for line in wrap(said)]
     for section in board.sections:
         out += wrap(f"== {section.title}")
         out += table(_sideways(board, section), head=1, keep=1)
@@ -284,7 +284,7 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def markdown(board: Board) -> str:
-    out = []
+    out = [md_escape(said) + "\n" for said in board.heading]
     for section in board.sections:
         grid = _grid(board, section, bold=True)
         head = [" ".join(x for x in col if x) for col in zip(*grid[:3], strict=True)]
