@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest
 
 from mibe import resources
-from mibe.boards import compare, compare_text, published, render
+from mibe.boards import compare, compare_text, render
 from mibe.boards import model as board_model
 from mibe.boards.board import NO_REAL
 from mibe.boards.board import build as build_board
