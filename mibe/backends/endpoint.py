@@ -67,11 +67,6 @@ class Endpoint:
     def seed(self) -> int:
         return self.machine.seed
 
-    @property
-    def url_flag(self) -> str:
-        """The flag that holds this endpoint's URL, for messages."""
-        return "--base-url" if self.role == "model" else self.flag
-
 
 def machine_of(config: RunConfig) -> Machine:
     return Machine(

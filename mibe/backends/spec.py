@@ -31,11 +31,6 @@ class ModelSpec:
     base_url: str | None = None  # openai only
     key_env: str | None = None  # openai only: the variable holding this endpoint's key
 
-    @property
-    def local(self) -> bool:
-        """Runs on this machine (no data leaves it): hf and vllm."""
-        return self.backend != "openai"
-
 
 def parse(text: str | None, flag: str = "--judge") -> ModelSpec:
     """`hf:PATH`, `vllm:PATH`, `openai:URL#NAME[?key_env=VAR]` or a bare PATH (hf); bad input is one line."""
