@@ -87,7 +87,6 @@ def _notes(report: dict[str, Any]) -> list[str]:
             detail = [f"identical raw outputs {task['output_agreement']:.3f}"]
         if task.get("draws"):
             detail.append(_draws_note(task["draws"]))
-        detail.append(_cluster_note(task))
         if task["protocol_differences"]:
             detail.append("protocols differ: " + "; ".join(task["protocol_differences"]))
         if task["gold_mismatch"]:
@@ -98,6 +97,8 @@ def _notes(report: dict[str, Any]) -> list[str]:
         if task["n_shared"] < max(task["n_a"], task["n_b"]):
             detail.append(f"A scored {task['n_a']}, B {task['n_b']}")
         notes.append(f"{task['task']}: " + "; ".join(detail))
+        if task.get("n_clusters") is not None:  # else documents were resampled one by one, as always
+            notes.append(f"{task['task']}: {_cluster_note(task)}")
         untestable: dict[str, list[str]] = {}  # one line per reason, not per metric
         for m in task["metrics"]:
             if m.get("note"):
@@ -126,8 +127,6 @@ def _draws_note(draws: dict[str, list[Any]]) -> str:
 
 
 def _cluster_note(task: dict[str, Any]) -> str:
-    if task.get("n_clusters") is None:
-        return "documents resampled (no clusters in the samples)"
     return (
         f"{task['n_clusters']} clusters of documents made together, resampled whole; right/wrong metrics "
         "by the clustered McNemar test (Durkalski 2003) instead of the exact one"
