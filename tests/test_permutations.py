@@ -193,16 +193,16 @@ def test_compare_audit_and_rescore_read_a_run_of_several_orderings(tmp_path: Pat
 
 def test_shards_and_the_viewer_keep_orderings_apart(tmp_path: Path) -> None:
     from mibe.boards import view
-    from mibe.runs import folder
+    from mibe.runs import folder, writer
 
     rows = [{"id": "d1", "permutation": k, "option_order": [(i + k) % 4 for i in range(4)]} for k in range(3)]
-    folder.append_samples(folder.shard_path(tmp_path, "medqa", 0), rows[:2])
-    folder.append_samples(folder.shard_path(tmp_path, "medqa", 1), rows[1:])  # ordering 1 twice: kept once
-    assert folder.merge_shards(tmp_path, "medqa", private=False) == 3
+    writer.append_rows(folder.shard_path(tmp_path, "medqa", 0), rows[:2])
+    writer.append_rows(folder.shard_path(tmp_path, "medqa", 1), rows[1:])  # ordering 1 twice: kept once
+    assert writer.merge_shards(tmp_path, "medqa", private=False) == 3
     merged = folder.read_samples(folder.samples_path(tmp_path, "medqa"))
     assert sorted(r["permutation"] for r in merged) == [0, 1, 2]
-    assert folder.done_ids(folder.samples_path(tmp_path, "medqa"), None, 2) == {"d1"}
-    assert folder.done_ids(folder.samples_path(tmp_path, "medqa")) == set()  # a run without orderings
+    assert writer.done_ids(folder.samples_path(tmp_path, "medqa"), None, 2) == {"d1"}
+    assert writer.done_ids(folder.samples_path(tmp_path, "medqa")) == set()  # a run without orderings
     names = [view.row_key(r) for r in merged]
     assert names[1] == "d1 (ordering 1: options BCDA shown as A, B, ...)" and len(set(names)) == 3
 

@@ -184,8 +184,11 @@ def test_dry_run_loads_no_model(tiny_llama: Path, tmp_path: Path) -> None:
     config = RunConfig(model=str(tiny_llama), tasks=("pubmedqa", "hoc"), demo=True, dry_run=True)
     api.run(config, backend=backend, say=lines.append)
     assert backend._model is None
-    assert len(lines) == 3 and "3 documents" in lines[0] and "prompt tokens" in lines[0]
-    table = lines[2].splitlines()
+    # after the protocol lines (mibe/run/opening.py): one data line per task, then the planning table
+    data_lines = [line for line in lines if "documents (" in line]
+    assert len(data_lines) == 2 and "3 documents" in data_lines[0] and "prompt tokens" in data_lines[0]
+    assert lines.index(data_lines[1]) == len(lines) - 2
+    table = lines[-1].splitlines()
     assert table[0].split()[:3] == ["task", "documents", "requests"]
     rows = {line.split()[0]: line.split()[1:] for line in table[2:] if not line.startswith("memory")}
     assert rows["pubmedqa"][:2] == ["3", "3"] and rows["total"][:2] == ["6", "6"]

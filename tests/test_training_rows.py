@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,7 +209,7 @@ FIRST = f"{INSTRUCTION}\nINPUT: {EVAL_ROWS[0]['note']}\nOUTPUT:"
 
 
 @pytest.fixture
-def eval_index(tmp_path: Path) -> guard.EvalIndex:
+def eval_index(tmp_path: Path) -> Any:
     from mibe import data, tasks
 
     (tmp_path / "spec.jsonl").write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))

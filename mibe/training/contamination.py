@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import corpusscan, matcher
-from mibe.runs import folder as run_files
+from mibe.runs import writer
 from mibe.types import MibeError
 
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json"}
@@ -234,7 +234,7 @@ def _write(doc: dict[str, Any], output: str | None, index: matcher.Index) -> Non
         raise MibeError(f"-o {output}: write .md, .csv or .json")
     text = {"md": markdown, "csv": csv_text, "json": lambda d: json.dumps(d, indent=1) + "\n"}[kind](doc)
     private = bool(index.credentialed)  # evaluation ids of credentialed tasks: owner-only
-    run_files.write_text_atomic(path, text, mode=0o600 if private else None)
+    writer.write_text_atomic(path, text, mode=0o600 if private else None)
     print(
         f"mibe: contamination report in {path}" + (" (owner-only: credentialed tasks)" if private else ""),
         file=sys.stderr,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runs import folder as run_files
+from mibe.runs import writer
 from mibe.version import __version__
 
 FILE = "mibe_training.json"
@@ -77,4 +78,4 @@ def lineage_line(doc: dict[str, Any]) -> str:
 
 
 def write(folder: str | Path, doc: dict[str, Any]) -> None:
-    run_files.write_json_atomic(Path(folder) / FILE, doc)
+    writer.write_json_atomic(Path(folder) / FILE, doc)
