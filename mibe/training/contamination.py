@@ -194,11 +194,11 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def csv_text(doc: dict[str, Any]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["task", "id", "field", "how", "published_query", "file", "line"])
+    table = csv.writer(out, lineterminator="\n")
+    table.writerow(["task", "id", "field", "how", "published_query", "file", "line"])
     for task, e in doc["tasks"].items():
         for h in e["hits"]:
-            writer.writerow([task, h["id"], h["field"], h["how"], h["published_query"], h["file"], h["line"]])
+            table.writerow([task, h["id"], h["field"], h["how"], h["published_query"], h["file"], h["line"]])
     return out.getvalue()
 
 
