@@ -36,8 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="score a model on MIBE tasks and write a run folder", formatter_class=_Defaults
     )
     run.add_argument(
-        "--model", required=True, help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m"
+        "--model",
+        action="append",
+        help="HF model folder or hub id, a LoRA adapter folder, or smollm2-135m; repeat it to score a sweep "
+        "(each model into --output-dir/<label>/)",
     )
+    run.add_argument("--models", metavar="FILE", help="a sweep: one model (or LABEL=MODEL) a line")
     run.add_argument("--adapter", help="LoRA adapter folder applied on --model")
     run.add_argument(
         "--adapters",
@@ -73,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument(
         "--protocol", default="mibe", choices=PROTOCOLS,
-        help="mibe: the task files' settings; paper: the paper's scripts (256 tokens, no stop, paper parser)",
+        help="mibe: the task files' settings; paper: the paper's scripts (256 tokens, no stop, paper parser);"
+        " paper-fewshot: paper with --num-fewshot K shots (from the train split when disjoint from the test)",
     )  # fmt: skip
     run.add_argument(
         "--max-new-tokens", type=int, help="cap on each answer's tokens (default: the task's; paper: 256)"
@@ -584,6 +589,20 @@ def _data_command(args: argparse.Namespace) -> int:
     return datacheck.main(args)
 
 
+def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
+    """`mibe run`: one model, or a sweep of several (--model repeated or --models FILE)."""
+    from mibe.run import api, sweep
+
+    chosen = sweep.models(args.model or [], args.models)
+    args.model = chosen[0][1]
+    config = dataclasses.replace(_config(args), judge=tuple(args.judge), judge_order=args.judge_order)
+    if len(chosen) > 1 or args.models:
+        sweep.run(config, chosen, ["mibe", *argv], api.run, lambda line: print(line, file=sys.stderr))
+    else:
+        api.run(config, command=["mibe", *argv])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -620,11 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe.training import cli as train_cli
 
             return train_cli.main(args.train_args)
-        from mibe.run import api
-
-        config = dataclasses.replace(_config(args), judge=tuple(args.judge), judge_order=args.judge_order)
-        api.run(config, command=["mibe", *argv])
-        return 0
+        return _run_command(args, argv)
     except MibeError as exc:
         print("mibe: error: " + one_line(str(exc)), file=sys.stderr)
         return 2

@@ -255,7 +255,7 @@ def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
     from mibe import hub, names
 
     try:
-        loaded = hub.dataset(task.source, split, task.revision)
+        loaded = hub.dataset(task.source, split, task.revision, task.config)
     except Exception as exc:  # the hub client raises many kinds; all mean "no data here"
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         shadow = names.hub_shadow(task.source, task.path.parent)
@@ -265,7 +265,8 @@ def _hub_rows(task: Task, split: str) -> tuple[list[dict[str, Any]], str]:
             f"point mibe at a local copy with --data {task.name}=PATH or --data-dir DIR{fix}"
         ) from None
     revision = task.revision or getattr(loaded, "_fingerprint", "unknown")
-    return [dict(row) for row in loaded], f"hub:{task.source}@{revision}"
+    named = f"{task.source}:{task.config}" if task.config else task.source  # as before for config-less ids
+    return [dict(row) for row in loaded], f"hub:{named}@{revision}"
 
 
 def _rows(

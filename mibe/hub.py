@@ -19,7 +19,7 @@ def probe(repo_id: str, repo_type: str = "model") -> None:
     lookup(repo_id, timeout=10)
 
 
-def dataset(repo_id: str, split: str, revision: str | None) -> Any:
+def dataset(repo_id: str, split: str, revision: str | None, config: str | None = None) -> Any:
     """One split of a hub dataset, only ever from the hub (or its cache): `datasets` would read a local
     folder named like `repo_id` instead, so the name rule (mibe/names.py) picks the form it is given."""
     import datasets
@@ -27,4 +27,4 @@ def dataset(repo_id: str, split: str, revision: str | None) -> Any:
     from mibe import names
 
     probe(repo_id, "dataset")
-    return datasets.load_dataset(names.hub_load_path(repo_id), split=split, revision=revision)
+    return datasets.load_dataset(names.hub_load_path(repo_id), config, split=split, revision=revision)

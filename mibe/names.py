@@ -40,8 +40,14 @@ class TaskName:
 
 
 def builtin_tasks() -> dict[str, Path]:
-    """The shipped task files by name."""
+    """The shipped MIBE task files by name (the group `all`)."""
     return {p.stem: p for p in sorted(resources.tasks_dir().glob("*.yaml"))}
+
+
+def general_tasks() -> dict[str, Path]:
+    """The shipped general-domain task files by name (tasks/general/: the group `general`, for the
+    forgetting study; never part of `all`)."""
+    return {p.stem: p for p in sorted((resources.tasks_dir() / "general").glob("*.yaml"))}
 
 
 def is_task_path(spec: str) -> bool:
@@ -55,6 +61,9 @@ def task(spec: str, where: str) -> TaskName:
     builtin = builtin_tasks()
     if spec in builtin:
         return TaskName("builtin", builtin[spec])
+    general = general_tasks()
+    if spec in general:
+        return TaskName("builtin", general[spec])
     if spec in RESERVED:  # a group the caller did not expand here
         raise MibeError(f"{where}: '{spec}' is a group name, not a task; name tasks here (`mibe tasks list`)")
     match = difflib.get_close_matches(spec.lower(), sorted(builtin), n=1)

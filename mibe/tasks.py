@@ -35,7 +35,7 @@ _KEYS = {
     "match_fields",
 }
 DOMAINS = ("medical", "general")
-_DATASET_KEYS = {"source", "split", "fewshot_split", "revision"}
+_DATASET_KEYS = {"source", "split", "fewshot_split", "revision", "config"}
 ANSWER_KEYS = {"type", "choices", "paper_match"}
 GENERATION_KEYS = {"max_new_tokens", "stop"}
 
@@ -217,6 +217,8 @@ def _dataset(path: Path, dataset: Any) -> tuple[dict[str, Any], str | None]:
     source = dataset.get("source")
     if source is not None and not isinstance(source, str):
         raise _fail(path, "dataset.source", "a hub id or a path relative to the task file")
+    if dataset.get("config") is not None and not isinstance(dataset["config"], str):
+        raise _fail(path, "dataset.config", "a hub dataset's configuration name, e.g. all")
     if isinstance(source, str):  # the name rule (mibe/names.py): a hub id never resolves to a folder
         names.check_source(source, f"{path}: field 'dataset.source'")
         if names.is_local_source(source):
@@ -244,6 +246,12 @@ def _match_fields(path: Path, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _domain(path: Path, domain: Any) -> str:
+    if domain not in DOMAINS:
+        raise _fail(path, "domain", f"one of {', '.join(DOMAINS)} (default medical)")
+    return str(domain)
+
+
 def load_task(path: str | Path, trusted: bool = True) -> Task:
     """A task file, checked. `trusted=False` (a path a run folder recorded): its hook is not imported."""
     path = Path(path).resolve()
@@ -264,9 +272,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
     credentialed = raw.get("credentialed", False)
     if not isinstance(credentialed, bool):
         raise _fail(path, "credentialed", "true or false")
-    domain = raw.get("domain", "medical")
-    if domain not in DOMAINS:
-        raise _fail(path, "domain", f"one of {', '.join(DOMAINS)} (default medical)")
+    domain = _domain(path, raw.get("domain", "medical"))
     access = raw.get("access") or f"dataset source: {source or 'local data only'}"
     source_text, template_name = _template(path, raw.get("template"))
     try:
@@ -282,6 +288,7 @@ def load_task(path: str | Path, trusted: bool = True) -> Task:
         split=str(dataset.get("split") or "test"),
         fewshot_split=dataset.get("fewshot_split"),
         revision=dataset.get("revision"),
+        config=dataset.get("config"),
         credentialed=credentialed,
         access=" ".join(str(access).split()),
         template=source_text,
@@ -352,6 +359,8 @@ def resolve(specs: Iterable[str], flag: str = "--tasks") -> tuple[list[Task], se
                 tasks.extend((load_task(p), False) for p in builtin.values())
             elif item == "public":
                 tasks.extend((t, False) for t in public_tasks())
+            elif item == "general":  # tasks/general/: the forgetting study's general benchmarks
+                tasks.extend((load_task(p), False) for p in names.general_tasks().values())
             else:
                 tasks.append((named(item, flag), True))
     if not tasks:

@@ -9,7 +9,16 @@ from typing import Any, Protocol
 
 PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter/multi-label answers
 SCORINGS = ("generate", "loglikelihood")
-PROTOCOLS = ("mibe", "paper")
+PROTOCOLS = ("mibe", "paper", "paper-fewshot")
+# The paper's scripts' settings; paper-fewshot adds the shots (--num-fewshot K, the source rule of
+# mibe/run/fewshot.py). Every rule that says "under the paper's protocol" reads is_paper.
+PAPER_PROTOCOLS = ("paper", "paper-fewshot")
+
+
+def is_paper(protocol: str) -> bool:
+    return protocol in PAPER_PROTOCOLS
+
+
 # A task's name: also a file name in every run folder (samples/<name>.jsonl), so never a path.
 TASK_NAME = r"[a-z0-9_]{1,64}"
 
@@ -58,6 +67,7 @@ class Task:
     cluster: str | None = None  # the field grouping documents made together (docs/statistics.md)
     # False for a task file a run folder named: its hook is never imported (a run folder is data).
     trusted: bool = True
+    config: str | None = None  # dataset.config: the hub dataset's configuration (e.g. cais/mmlu's "all")
     judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judges.Rubric), if it has one
     match_fields: tuple[str, ...] = ()  # the contamination matcher's fields (mibe/matcher.py); () = defaults
 
@@ -166,7 +176,7 @@ class RunConfig:
     def resolved_parser(self) -> str:
         if self.parser:
             return self.parser
-        return "paper" if self.protocol == "paper" else "strict"
+        return "paper" if is_paper(self.protocol) else "strict"
 
 
 class Backend(Protocol):

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from mibe import lineage
-from mibe.types import MibeError
+from mibe.types import MibeError, is_paper
 
 
 def template_hash(text: str) -> str:
@@ -51,7 +51,7 @@ def training_record(folder: str | None) -> dict[str, Any] | None:
 
 def default_choice(protocol: str) -> str:
     """The setting without the flag: `auto` under --protocol mibe, `none` under the paper's."""
-    return "none" if protocol == "paper" else "auto"
+    return "none" if is_paper(protocol) else "auto"
 
 
 def training_digest(template: str) -> str:

@@ -47,6 +47,7 @@ KEY_FIELDS = (
     "split",
     "limit",
     "shots",
+    "shot_source",  # where the shots came from (absent at 0 shots: the published zero-shot tables match)
     "fewshot_seeds",
     "scoring",
     "parser",

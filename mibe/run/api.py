@@ -18,6 +18,7 @@ from mibe.run import (
     adapters,
     draws,
     extract,
+    fewshot,
     judging,
     opening,
     parallel,
@@ -79,6 +80,7 @@ def identity(config: RunConfig) -> dict[str, Any]:
 
 def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], dict[str, str]]:
     """Tasks with their data located and read; tasks `all` found no data for are skipped (and said)."""
+    fewshot.check(config)  # --protocol paper-fewshot without a shot count: before any data is read
     chosen, explicit = tasks.resolve(config.tasks)
     stray = sorted(set(config.data) - {t.name for t in chosen})
     if stray:
@@ -240,10 +242,10 @@ def _plans(
     extractor = None
     if extracting is not None:
         extractor = extract.Extractor.load(config.extractor or "", extracting, say)
-    pools = [_pool(t, loc, docset, config) for t, loc, docset in loaded]
+    pools = [fewshot.pool(t, loc, docset, config, say) for t, loc, docset in loaded]  # (docs, shot_source)
     plans = [
-        (pipeline.plan(t, d, config, backend, pool, setup, extractor), pool)
-        for (t, _, d), pool in zip(loaded, pools, strict=True)
+        (pipeline.plan(t, d, config, backend, pool, setup, extractor, source), pool)
+        for (t, _, d), (pool, source) in zip(loaded, pools, strict=True)
     ]
     if os.environ.get("RANK", "0") == "0":  # data-parallel ranks other than 0 keep quiet
         for line in opening.lines(config, [p for p, _ in plans], setup):
@@ -304,13 +306,6 @@ def _score_task(
     out_folder.write_json("results.json", out)
     if config.redact_samples:
         writer.discard(out_folder.cache("extractions", p.task.name))  # --parser model's cache goes too
-
-
-def _pool(task: Any, location: data.Location, docset: data.DocSet, config: RunConfig) -> list:
-    """The documents shots are drawn from (read once: its fingerprint goes into the protocol)."""
-    if not config.num_fewshot:
-        return docset.docs
-    return data.fewshot_pool(task, location) or docset.docs
 
 
 def _demo_dir() -> Path:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mibe.run import templating
-from mibe.types import RunConfig
+from mibe.types import RunConfig, is_paper
 
 
 def template_phrase(setup: templating.ChatSetup, config: RunConfig) -> str:
@@ -21,8 +21,8 @@ def template_phrase(setup: templating.ChatSetup, config: RunConfig) -> str:
         return "chat template: the endpoint's own, if it has one (the server renders it; mibe cannot see it)"
     by = "--chat-template auto, the default of --protocol mibe" if flag is None else f"--chat-template {flag}"
     if choice.template is None:
-        if flag is None and config.protocol == "paper":
-            why = "--protocol paper"
+        if flag is None and is_paper(config.protocol):
+            why = f"--protocol {config.protocol}"
         elif choice.source == "training":
             why = f"{by}: the checkpoint's training record says it trained without one"
         elif flag in (None, "auto"):
@@ -38,7 +38,7 @@ def _scoring(plans: Sequence[Any], config: RunConfig) -> str:
     by: dict[str, list[str]] = {}
     for p in plans:
         by.setdefault(p.protocol["scoring"], []).append(p.task.name)
-    if config.protocol == "paper":
+    if is_paper(config.protocol):
         limits = f"{config.max_new_tokens or 256} new tokens, no stop strings"
     elif config.max_new_tokens:
         limits = f"--max-new-tokens {config.max_new_tokens}, each task file's stop strings"

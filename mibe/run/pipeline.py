@@ -13,7 +13,7 @@ from mibe.run import batches, extract, parallel, templating, thinking
 from mibe.runs import folder, writer
 from mibe.scoring import calibration, kinds, output_checks, reasoning
 from mibe.scoring.stats import clusters_of, n_clusters
-from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task
+from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task, is_paper
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def scoring_for(task: Task, config: RunConfig) -> str:
 
 
 def generation_for(task: Task, config: RunConfig) -> tuple[int, tuple[str, ...]]:
-    if config.protocol == "paper":  # the paper's scripts: 256 new tokens, no stop strings
+    if is_paper(config.protocol):  # the paper's scripts: 256 new tokens, no stop strings
         max_new, stop = 256, ()
     else:
         max_new, stop = task.max_new_tokens, task.stop
@@ -53,6 +53,7 @@ def plan(
     pool: Sequence[Doc] | None = None,
     setup: templating.ChatSetup | None = None,
     extractor: Any = None,
+    shot_source: str | None = None,
 ) -> Plan:
     """The task's protocol: resume reuses samples only under the same one. It holds the documents and the
     few-shot pool as the hook produced them, so a changed hook or split never mixes two versions."""
@@ -90,6 +91,8 @@ def plan(
         "reasoning": templating.reasoning(config, scoring),
         "credentialed": task.credentialed,  # readers that show text decide from this, not a task file
     }
+    if config.num_fewshot:  # only then (null at 0 shots): zero-shot folders keep resuming as they were
+        protocol["shot_source"] = shot_source or "evaluation"
     if config.fewshot_seeds:  # only then, so run folders written before draws existed still resume
         protocol["fewshot_seeds"] = list(config.fewshot_seeds)
     if config.choice_permutations > 1 and task.answer_type == "letter":  # as fewshot_seeds: only then
@@ -156,8 +159,8 @@ def _cap_source(p: Plan, config: RunConfig) -> str:
     cap = "the task file's generation.max_new_tokens"
     if config.max_new_tokens:
         cap = "--max-new-tokens"
-    elif config.protocol == "paper":
-        cap = "--protocol paper's 256"
+    elif is_paper(config.protocol):
+        cap = f"--protocol {config.protocol}'s 256"
     budget = (p.protocol.get("reasoning") or {}).get("budget") or 0
     return cap + (f" + --reasoning-budget {budget}" if budget else "")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from mibe.backends import chat
 from mibe.backends.chat import ChatChoice
-from mibe.types import Backend, MibeError, RunConfig
+from mibe.types import Backend, MibeError, RunConfig, is_paper
 
 SERVER = "server"  # an endpoint without a local tokenizer: the server renders its own template
 
@@ -93,7 +93,7 @@ def resolve(config: RunConfig, backend: Backend) -> ChatSetup:
 def reasoning(config: RunConfig, scoring: str) -> dict[str, Any] | None:
     """The protocol's reasoning field: traces are split off generated outputs under mibe's protocol
     (the paper parsed whole outputs); None where nothing is split."""
-    if config.protocol == "paper" or scoring != "generate":
+    if is_paper(config.protocol) or scoring != "generate":
         return None
     return {"delimiters": [list(p) for p in config.reasoning_delimiters], "budget": config.reasoning_budget}
 

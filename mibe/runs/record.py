@@ -94,6 +94,9 @@ class Protocol(Part):
     split: str | None = None
     limit: Count | None = None
     shots: Count | None = None
+    shot_source: str | None = Field(
+        None, description="few-shot runs: the split shots came from, or 'evaluation' (the scored split)"
+    )
     fewshot_seed: int | None = None
     fewshot_seeds: list[int] | None = None
     choice_permutations: Count | None = None

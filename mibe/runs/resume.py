@@ -28,7 +28,7 @@ def prepare(writer: Writer, run_json: dict[str, Any], overwrite: bool) -> dict[s
         previous, compared = comparable(previous, run_json)
     if previous is not None and not overwrite and extends(previous, compared):
         writer.write_json("run.json", run_json)
-        results = read_json(run_dir / "results.json")
+        results = _with_shot_source(read_json(run_dir / "results.json"), run_json)
         if results is not None:  # tasks with new draws are scored again; their old draws' rows stay
             protocols = run_json["protocols"]
             results["tasks"] = {
@@ -49,7 +49,7 @@ def prepare(writer: Writer, run_json: dict[str, Any], overwrite: bool) -> dict[s
                     "use another --output-dir, or --overwrite to replace it"
                 )
         writer.write_json("run.json", run_json)  # with what this mibe records and the folder's did not
-        return read_json(run_dir / "results.json")
+        return _with_shot_source(read_json(run_dir / "results.json"), run_json)
     if overwrite and previous is not None:
         writer.clear(previous)  # what mibe wrote, every derived cache included; nothing else
     writer.write_json("run.json", run_json)
@@ -62,7 +62,7 @@ def comparable(previous: dict[str, Any], run_json: dict[str, Any]) -> tuple[dict
     endpoint's URL) are left out of both, and what the model description adds that the folder's
     mibe did not record (e.g. the weights' fingerprint) is not compared: it could not record it."""
     volatile = RunConfig.volatile()
-    old, new = dict(previous), dict(run_json)
+    old, new = dict(_with_shot_source(dict(previous), run_json) or {}), dict(run_json)
     for key in ("model", "extractor"):
         if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
             old[key] = {k: v for k, v in old[key].items() if k not in VOLATILE_MODEL_KEYS}
@@ -101,3 +101,30 @@ def extends(previous: dict[str, Any], run_json: dict[str, Any]) -> bool:
         and (old[t] == new[t] or _grows(old[t].get("fewshot_seeds"), new[t].get("fewshot_seeds")))
         for t in new
     )
+
+
+def _shot_source(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
+    """A few-shot protocol written before `shot_source` was recorded, with the source its shots came
+    from then: the scored split when its pool was the scored documents, else the few-shot split."""
+    if not isinstance(new, dict) or not old.get("shots") or "shot_source" in old or "shot_source" not in new:
+        return old
+    got = old.get("data") if isinstance(old.get("data"), dict) else {}
+    if got.get("fewshot_pool") == got.get("documents"):
+        return {**old, "shot_source": "evaluation"}
+    return {
+        **old,
+        "shot_source": new["shot_source"] if new["shot_source"] != "evaluation" else "fewshot split",
+    }
+
+
+def _with_shot_source(doc: dict[str, Any] | None, run_json: dict[str, Any]) -> dict[str, Any] | None:
+    """run.json's protocols and results.json's task protocols of an older folder, read as today's."""
+    if doc is None:
+        return None
+    new = run_json.get("protocols") or {}
+    if isinstance(doc.get("protocols"), dict):
+        doc["protocols"] = {t: _shot_source(p, new.get(t)) for t, p in doc["protocols"].items()}
+    for name, entry in (doc.get("tasks") or {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("protocol"), dict):
+            entry["protocol"] = _shot_source(entry["protocol"], new.get(name))
+    return doc

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from mibe.types import is_paper
+
 SHARE = 0.8  # the share of outputs that makes a pattern a warning
 MIN_FOR_IDENTICAL = 3  # one or two documents agreeing says nothing
 
@@ -34,7 +36,7 @@ def _empty_causes(prompt: str, stop: Sequence[str], chat_template: bool) -> str:
 def _cut_causes(stop: Sequence[str], chat_template: bool, protocol: str) -> str:
     if stop:
         first = f"the stop strings ({', '.join(repr(s) for s in stop)}) never matched"
-    elif protocol == "paper":  # the task file's stop strings are not in force: the paper used none
+    elif is_paper(protocol):  # the task file's stop strings are not in force: the paper used none
         first = "--protocol paper uses no stop string, as the paper did (--protocol mibe: the task file's)"
     else:
         first = "no stop string ends the answer (add generation.stop to the task file, e.g. ['\\n\\n'])"
