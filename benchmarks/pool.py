@@ -23,9 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mibe.backends.openai import OpenAIBackend  # noqa: E402
-from mibe.backends.pool import PoolBackend  # noqa: E402
-from mibe.types import Request  # noqa: E402
+from mibe.backends.openai import OpenAIBackend
+from mibe.backends.pool import PoolBackend
+from mibe.types import Request
 
 
 def handler(latency: float, capacity: int) -> type[BaseHTTPRequestHandler]:

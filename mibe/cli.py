@@ -99,7 +99,10 @@ def _parser() -> argparse.ArgumentParser:
         "--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
         help="weights' precision (auto: the checkpoint's)",
     )  # fmt: skip
-    run.add_argument("--device", default="cpu", help="where the HF backend runs: cpu, cuda, cuda:1, mps")
+    run.add_argument(
+        "--device", default="auto",
+        help="where the HF backend runs: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1, mps",
+    )  # fmt: skip
     run.add_argument(
         "--bertscore-model", default="bert-base-multilingual-cased",
         help="hub id or local folder of the BERT model behind bertscore_f1",

@@ -125,7 +125,7 @@ class RunConfig:
     system_prompt: str | None = None
     batch_size: int = field(default=8, metadata=VOLATILE)
     dtype: str = "auto"
-    device: str = "cpu"
+    device: str = "auto"  # CUDA, else MPS, else CPU: resolved (and recorded) when the run starts
     bertscore_model: str = "bert-base-multilingual-cased"
     trust_remote_code: bool = False
     demo: bool = False

@@ -208,7 +208,7 @@ def test_run_help_shows_help_and_defaults() -> None:
         ("--scoring", "generate"),
         ("--protocol", "mibe"),
         ("--dtype", "auto"),
-        ("--device", "cpu"),
+        ("--device", "auto"),
         ("--tasks", "all"),
     ):
         assert re.search(rf"{flag} \S+ .*?\(default: {default}\)", flat), flag

@@ -10,14 +10,35 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 _DEVICE = re.compile(r"(cpu|mps|cuda)(?::(\d+))?")
+AUTO = "auto"  # the default of every command that loads a model: CUDA, else MPS, else CPU
+
+
+def resolve(device: str, per_rank: int = 1) -> tuple[str, str | None]:
+    """The device `--device auto` means here (CUDA when present, else MPS, else CPU) and the line
+    that says so; another value is returned as given, with no line. This rank's GPUs are pinned
+    first (data-parallel ranks each get their own), so `cuda` is this rank's GPU."""
+    if device.strip() != AUTO:
+        return device, None
+    pin_devices(per_rank)
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return "cuda", f"mibe: --device auto: cuda ({name}; {torch.cuda.device_count()} visible)"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps", "mibe: --device auto: mps (Apple GPU)"
+    return "cpu", "mibe: --device auto: cpu (this machine has no CUDA or MPS device)"
 
 
 def missing(device: str) -> str | None:
     """Why this machine cannot run on `device` (None when it can). Imports torch only for an
     accelerator: `cpu` is always there."""
+    if device.strip() == AUTO:
+        return None
     found = _DEVICE.fullmatch(device.strip())
     if not found:
-        return "not a device name; use cpu, cuda, cuda:N or mps"
+        return "not a device name; use auto, cpu, cuda, cuda:N or mps"
     kind, index = found.group(1), found.group(2)
     if kind == "cpu":
         return None if index is None else "cpu takes no index; use cpu"
@@ -66,11 +87,15 @@ def for_rerun(given: str | None, recorded: Mapping[str, Any] | None, say: Callab
     said in one line (a run scored on a GPU server, rescored on a laptop)."""
     if given is not None:
         check(given)
-        return given
+        found, line = resolve(given)
+        if line:
+            say(line)
+        return found
     device = (recorded or {}).get("device")
     if not isinstance(device, str) or device == "cpu":
         return "cpu"
-    if usable(device):
+    if device != AUTO and usable(device):
         return device
-    say(f"mibe: the run was scored on {device}, which this machine lacks; using cpu (--device to choose)")
-    return "cpu"
+    found, _ = resolve(AUTO)
+    say(f"mibe: the run was scored on {device}, which this machine lacks; using {found} (--device to choose)")
+    return found

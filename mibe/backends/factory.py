@@ -69,6 +69,7 @@ def _build(admission: Admission, say: Say) -> Backend:
             "(docs/backends.md)"
         )
     devices.check(e.device)
+    device, _ = devices.resolve(e.device)  # the Python API's make_backend: auto still unresolved
     from mibe.backends import embedded
     from mibe.backends.hf import HFBackend
 
@@ -76,7 +77,7 @@ def _build(admission: Admission, say: Say) -> Backend:
         embedded.resolve(e.model),
         adapter=e.adapter,
         dtype=e.dtype,
-        device=e.device,
+        device=device,
         trust_remote_code=e.trust_remote_code,
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, names, prompts, tasks
-from mibe.backends import endpoint, factory, policy
+from mibe.backends import devices, endpoint, factory, policy
 from mibe.run import (
     adapters,
     draws,
@@ -129,7 +129,8 @@ def run(
         _check_output(config)
     # Every endpoint through the policy before anything loads: a refused one stops the run here.
     evaluated, extracting, _ = admit(config, [t for t, _, _ in loaded], backend is not None)
-    backend = backend or _model(config, evaluated, say)
+    config, device_line = _resolve_device(config, backend)  # what auto means here is what is recorded
+    backend = backend or _model(config, evaluated, say, device_line)
     plans, extractor = _plans(config, loaded, backend, extracting, say)
     for p, pool in plans:  # every check that can refuse a setting runs before anything is written
         pipeline.precheck(p, config, backend, pool)
@@ -176,6 +177,23 @@ def run(
     return out
 
 
+def _resolve_device(config: RunConfig, backend: Backend | None) -> tuple[RunConfig, str | None]:
+    """`--device auto` as the device this rank runs on, said in one line: recorded, and compared on
+    resume, as that device (a folder recorded on `cpu` resumes under auto on a CPU machine). An
+    endpoint has no local device (cpu, as before auto existed); a model given in memory is where it is."""
+    if config.device != devices.AUTO:
+        return config, None
+    if backend is not None:
+        device, line = str(backend.describe().get("device") or "cpu"), None
+    elif config.backend == "openai":
+        device, line = "cpu", None
+    else:
+        device, line = devices.resolve(
+            devices.AUTO, config.tensor_parallel_size * config.pipeline_parallel_size
+        )
+    return dataclasses.replace(config, device=device), line
+
+
 def _describe(backend: Backend, config: RunConfig, plans: list[tuple]) -> dict[str, Any]:
     """The model as results.json names it; with --adapters, every task's adapter and its training."""
     model = backend.describe()
@@ -194,11 +212,15 @@ def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Calla
     say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local)))
 
 
-def _model(config: RunConfig, admitted: Any, say: Callable[[str], None]) -> Backend:
-    """The evaluated model, built by the one factory once the endpoint policy admitted it."""
+def _model(config: RunConfig, admitted: Any, say: Callable[[str], None], device_line: str | None) -> Backend:
+    """The evaluated model, built by the one factory once the endpoint policy admitted it; then what
+    --device auto chose, as the first opening line (a model that fails to load stays one line)."""
     if config.backend != "openai" and names.model_note(config.model):
         say(names.model_note(config.model))  # a local folder named like a hub id wins: said
-    return factory.build(admitted, say)
+    backend = factory.build(admitted, say)
+    if device_line and os.environ.get("RANK", "0") == "0":
+        say(device_line)
+    return backend
 
 
 def admit(
