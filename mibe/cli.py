@@ -100,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         help="weights' precision (auto: the checkpoint's)",
     )  # fmt: skip
     run.add_argument(
+        "--quantize", choices=("4bit", "8bit"),
+        help="hf: load the weights quantised by bitsandbytes (a CUDA GPU); vllm takes AWQ/GPTQ "
+        "checkpoints as --model",
+    )  # fmt: skip
+    run.add_argument(
+        "--device-map", choices=("auto",), help="hf: spread the model over every visible GPU (accelerate)"
+    )
+    run.add_argument(
         "--device", default="auto",
         help="where the HF backend runs: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1, mps",
     )  # fmt: skip
@@ -393,6 +401,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         batch_size=args.batch_size,
         dtype=args.dtype,
         device=args.device,
+        quantize=args.quantize,
+        device_map=args.device_map,
         bertscore_model=args.bertscore_model,
         trust_remote_code=args.trust_remote_code,
         demo=args.demo,

@@ -31,7 +31,7 @@ Gold = str | tuple[str, ...]
 VOLATILE = {"resume": False}
 # Keys of a model's description (results.json `model`) that may differ on resume: the URL an endpoint
 # is reached at (several URLs may serve one model; what it serves is identified by `served`).
-VOLATILE_MODEL_KEYS = ("endpoint", "endpoints")  # endpoints: an endpoint pool's servers
+VOLATILE_MODEL_KEYS = ("endpoint", "endpoints", "device_map")  # endpoints: an endpoint pool's servers
 
 
 class MibeError(Exception):
@@ -125,6 +125,8 @@ class RunConfig:
     system_prompt: str | None = None
     batch_size: int = field(default=8, metadata=VOLATILE)
     dtype: str = "auto"
+    quantize: str | None = None  # --quantize 4bit|8bit (HF, bitsandbytes): a fact of the model, like dtype
+    device_map: str | None = field(default=None, metadata=VOLATILE)  # --device-map auto: over several GPUs
     device: str = "auto"  # CUDA, else MPS, else CPU: resolved (and recorded) when the run starts
     bertscore_model: str = "bert-base-multilingual-cased"
     trust_remote_code: bool = False

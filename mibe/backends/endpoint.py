@@ -49,6 +49,8 @@ class Endpoint:
     max_model_len: int | None = None
     adapters: str | None = None  # --adapters D: the engine switches between D/<task>/ adapters
     pool: tuple[str, ...] = ()  # openai: every server of an endpoint pool (base_url is the first)
+    quantize: str | None = None  # hf: --quantize 4bit|8bit (mibe/backends/quantize.py)
+    device_map: str | None = None  # hf: --device-map auto
 
     # The attribute names VLLMBackend.from_config reads, as RunConfig spells them.
     @property
@@ -84,7 +86,7 @@ def evaluated(config: RunConfig) -> Endpoint:
         key_env if config.backend == "openai" else None, bool(named), machine_of(config),
         config.tensor_parallel_size, config.pipeline_parallel_size, config.data_parallel_size,
         config.gpu_memory_utilization, config.max_model_len, config.adapters,
-        tuple(config.base_urls) if len(config.base_urls) > 1 else (),
+        tuple(config.base_urls) if len(config.base_urls) > 1 else (), config.quantize, config.device_map,
     )  # fmt: skip
 
 

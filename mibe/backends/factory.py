@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
-from mibe.backends import devices, fit
+from mibe.backends import devices, fit, quantize
 from mibe.backends.endpoint import Endpoint, evaluated
 from mibe.backends.policy import Admission, admit, authorisations
 from mibe.types import Backend, MibeError, RunConfig
@@ -45,6 +45,7 @@ def _as_flag(message: str, e: Endpoint) -> str:
 
 def _build(admission: Admission, say: Say) -> Backend:
     e = admission.endpoint
+    quantize.check(e.quantize, e.backend, e.device_map)  # HF only: one line before anything is built
     if e.device != "cpu" or e.backend == "vllm":  # data-parallel ranks: their own GPUs
         devices.pin_devices(e.tensor_parallel_size * e.pipeline_parallel_size)
     if e.backend == "openai" and admission.members:
@@ -79,6 +80,8 @@ def _build(admission: Admission, say: Say) -> Backend:
         dtype=e.dtype,
         device=device,
         trust_remote_code=e.trust_remote_code,
+        quantize=e.quantize,
+        device_map=e.device_map,
     )
 
 

@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
 from mibe import lineage
 from mibe.backends import common, continuations, traces
+from mibe.backends import quantize as quantizing
 from mibe.types import MibeError, Request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -72,8 +73,11 @@ class HFBackend:
         dtype: str = "auto",
         device: str = "cpu",
         trust_remote_code: bool = False,
+        quantize: str | None = None,
+        device_map: str | None = None,
     ) -> None:
         common.check_model_path(model)
+        self.quantize, self.device_map = quantize, device_map
         path = Path(model).expanduser()
         self.adapter = adapter
         if path.is_dir() and common.is_adapter(path):
@@ -107,7 +111,7 @@ class HFBackend:
     def from_loaded(cls, model: Any, tokenizer: Any, name: str = "in-memory") -> HFBackend:
         """Score a model already in memory (a notebook, a training loop) without reloading it."""
         self = cls.__new__(cls)
-        self.adapter, self.trust_remote_code = None, False
+        self.adapter, self.trust_remote_code, self.quantize, self.device_map = None, False, None, None
         self._setup(tokenizer, model.config, name, str(model.device), str(model.dtype).removeprefix("torch."))
         self._model = model.eval()
         return self
@@ -169,9 +173,11 @@ class HFBackend:
         # with it (and leave cursor-up escapes in a log), so the loading bar is off meanwhile.
         was_on = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
+        quantizing.check_runnable(self.quantize, self.device)
+        extra = quantizing.load_kwargs(self.quantize, self.device_map, self.device, dtype)
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                self.model_name, dtype=dtype, trust_remote_code=self.trust_remote_code
+                self.model_name, dtype=dtype, trust_remote_code=self.trust_remote_code, **extra
             )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:200]
@@ -189,7 +195,8 @@ class HFBackend:
                 raise MibeError(
                     f"--adapter {self.adapter}: does not fit {self.model_name} ({first})"
                 ) from None
-        model.to(self.device)
+        if not quantizing.placed(extra):  # placed while loading (device_map): quantised weights never move
+            model.to(self.device)
         model.eval()
         return model
 
@@ -358,6 +365,8 @@ class HFBackend:
             "backend": "hf",
             "backend_version": f"transformers {transformers.__version__}, torch {torch.__version__}",
             "dtype": self.dtype_name,
+            **({"quantization": self.quantize} if self.quantize else {}),  # absent: older folders resume
+            **({"device_map": self.device_map} if self.device_map else {}),
             "device": self.device,
             "max_context": self.max_context,
         }

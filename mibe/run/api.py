@@ -72,6 +72,8 @@ def identity(config: RunConfig) -> dict[str, Any]:
         resolved.pop("choice_permutations")
     if config.adapters is None:  # absent, as fewshot_seeds
         resolved.pop("adapters")
+    if config.quantize is None:  # absent, as fewshot_seeds
+        resolved.pop("quantize")
     resolved["chat_template"] = templating.setting(config.chat_template)
     resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
     resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back

@@ -80,6 +80,8 @@ def label(run: SavedRun) -> str:
     name = model.get("name") or Path(str(model.get("path") or run.path.name)).name
     adapter = model.get("adapter")
     text = f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
+    if model.get("quantization"):  # a fact of the model, like dtype: in the label, not the column key
+        text += f" ({model['quantization']})"
     return " ".join(text.split())  # a line break or tab in a name would break every table it is shown in
 
 
