@@ -8,12 +8,12 @@ that task's adapter, and a fresh copy keeps one task's weights out of the next o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.training import examples, guard, train
+from mibe.runs import writer
+from mibe.training import examples, guard
 from mibe.training import recipe as recipes
 from mibe.types import MibeError
 
@@ -48,6 +48,7 @@ def run(
 ) -> dict[str, Any]:
     """Train every task of `spec` into `overrides['output_dir']/<task>/`; returns what suite.json holds."""
     from mibe import names, tasks
+    from mibe.training import train  # torch and transformers: only once a suite runs
 
     root = overrides.get("output_dir")
     if not root:
@@ -79,7 +80,7 @@ def run(
             say(f"mibe: {task.name}: skipped: {exc}")
     record = {"tasks": trained, "skipped": skipped}
     Path(root).expanduser().mkdir(parents=True, exist_ok=True)
-    (Path(root).expanduser() / FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    writer.write_json_atomic(Path(root).expanduser() / FILE, record)
     if not trained:
         raise MibeError(f"mibe train task {spec}: no task was trained (each skipped, said above)")
     say(
