@@ -106,3 +106,42 @@ def test_quantize_is_in_the_resume_identity_only_when_given() -> None:
     assert "quantize" not in identity(RunConfig(model="m"))  # older folders keep resuming
     assert identity(RunConfig(model="m", quantize="4bit"))["quantize"] == "4bit"
     assert "device_map" not in identity(RunConfig(model="m", device_map="auto"))  # changes no number
+
+
+# ---- QLoRA in `mibe train`: a 4-bit (or 8-bit) base under the LoRA adapters ----------------------
+TRAIN = {"model": "m", "output_dir": "o", "data": "d.jsonl"}
+
+
+def test_a_qlora_recipe_is_lora_over_a_quantised_base() -> None:
+    from mibe.training import recipe
+
+    loaded, _ = recipe.load("sft", None, TRAIN, ["quantize=4bit"])
+    assert loaded["quantize"] == "4bit" and loaded["lora"] is not None
+    assert recipe.identity(loaded)["quantize"] == "4bit"
+    plain, _ = recipe.load("sft", None, TRAIN, [])
+    assert "quantize" not in recipe.identity(plain)  # trainings from before QLoRA keep resuming
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["quantize=2bit"], "recipe key quantize: 4bit or 8bit, got '2bit'"),
+        (["quantize=4bit", "lora=null"], "QLoRA trains LoRA adapters over a quantised base"),
+    ],
+)
+def test_bad_qlora_recipes_are_one_line(sets: list[str], message: str) -> None:
+    from mibe.training import recipe
+
+    with pytest.raises(MibeError) as err:
+        recipe.load("sft", None, TRAIN, sets)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(not NO_BNB, reason="bitsandbytes is installed here: its absence cannot be shown")
+def test_qlora_without_bitsandbytes_is_one_line() -> None:
+    import torch
+
+    from mibe.training import trainer
+
+    with pytest.raises(MibeError, match=r"^recipe key quantize 4bit: needs bitsandbytes, which is not"):
+        trainer.qlora_kwargs("4bit", torch.float32)

@@ -36,16 +36,16 @@ def check(quantize: str | None, backend: str, device_map: str | None = None) -> 
         )
 
 
-def check_runnable(quantize: str | None, device: str) -> None:
+def check_runnable(quantize: str | None, device: str, flag: str = "--quantize") -> None:
     """One line, when the weights are about to load (a --dry-run never gets here: its memory
     estimate needs no bitsandbytes), when bitsandbytes cannot quantise on this machine."""
     if quantize is None:
         return
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise MibeError(f"--quantize {quantize}: needs bitsandbytes, which is not installed: {INSTALL}")
+        raise MibeError(f"{flag} {quantize}: needs bitsandbytes, which is not installed: {INSTALL}")
     if not device.startswith("cuda"):
         raise MibeError(
-            f"--quantize {quantize}: bitsandbytes quantises on a CUDA GPU and --device is {device}; "
+            f"{flag} {quantize}: bitsandbytes quantises on a CUDA GPU and --device is {device}; "
             "run on a GPU (--device cuda), or leave --quantize out on this machine"
         )
 

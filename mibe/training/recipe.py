@@ -57,6 +57,7 @@ _COMMON: dict[str, Any] = {
     "guard_data_dir": None,
     "guard_ngram": 13,
     "lora": None,
+    "quantize": None,  # QLoRA: "4bit" (or "8bit") base under the LoRA adapters (bitsandbytes, a CUDA GPU)
     "merge": False,
 }
 
@@ -112,6 +113,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "guard_data_dir": (str,),
     "exclude_ids": (str, list),
     "lora": (dict,),
+    "quantize": (str,),
     "max_steps": (int,),
     "epochs": _NUMBER,
     "learning_rate": _NUMBER,
@@ -294,10 +296,21 @@ def validate(kind: str, recipe: dict[str, Any]) -> None:
             raise MibeError(f"recipe key lora.r: a positive integer, got {lora.get('r')!r}")
         if not isinstance(lora.get("target_modules"), (str, list)):
             raise MibeError("recipe key lora.target_modules: 'all-linear' or a list of module names")
+    if recipe.get("quantize") is not None:
+        if recipe["quantize"] not in ("4bit", "8bit"):
+            raise MibeError(f"recipe key quantize: 4bit or 8bit, got {recipe['quantize']!r}")
+        if lora is None or recipe["deepspeed"]:
+            raise MibeError(
+                f"recipe key quantize: {recipe['quantize']}: QLoRA trains LoRA adapters over a quantised "
+                "base; set lora (e.g. --lora) and leave deepspeed out, or drop quantize"
+            )
     if recipe["merge"] and lora is None:
         raise MibeError("--merge: only a LoRA run has an adapter to merge; this recipe trains full weights")
 
 
 def identity(recipe: dict[str, Any]) -> dict[str, Any]:
     """What must match for a rerun to resume the same training."""
-    return {k: v for k, v in recipe.items() if k not in VOLATILE}
+    found = {k: v for k, v in recipe.items() if k not in VOLATILE}
+    if found.get("quantize") is None:  # absent, so runs trained before QLoRA existed still resume
+        found.pop("quantize", None)
+    return found

@@ -183,9 +183,11 @@ def load_model(recipe: dict[str, Any], used: str, deepspeed: bool) -> Any:
         # before from_pretrained (on CPU ranks accelerate leaves only torch's own group).
         if not ds.comm.is_initialized():
             ds.init_distributed()
+    bits = recipe.get("quantize")  # QLoRA: the frozen base loads quantised, placed on this rank's GPU
+    extra = qlora_kwargs(bits, dtype) if bits else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            recipe["model"], dtype=dtype, trust_remote_code=recipe["trust_remote_code"]
+            recipe["model"], dtype=dtype, trust_remote_code=recipe["trust_remote_code"], **extra
         )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:200]
@@ -195,6 +197,12 @@ def load_model(recipe: dict[str, Any], used: str, deepspeed: bool) -> Any:
     from peft import LoraConfig, get_peft_model
 
     spec = recipe["lora"]
+    if bits:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(recipe["gradient_checkpointing"])
+        )
     config = LoraConfig(
         r=spec["r"],
         lora_alpha=spec["alpha"],
@@ -205,6 +213,20 @@ def load_model(recipe: dict[str, Any], used: str, deepspeed: bool) -> Any:
     if recipe["gradient_checkpointing"]:
         model.enable_input_require_grads()  # checkpointed LoRA needs grads flowing into the frozen embeddings
     return get_peft_model(model, config)
+
+
+def qlora_kwargs(bits: str, dtype: Any) -> dict[str, Any]:
+    """from_pretrained's quantisation arguments for a QLoRA base (one line when it cannot run here)."""
+    import os
+
+    import torch
+
+    from mibe.backends import quantize
+
+    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    quantize.check_runnable(bits, device, "recipe key quantize")
+    compute = torch.bfloat16 if dtype == torch.float32 else dtype
+    return quantize.load_kwargs(bits, None, device, compute)
 
 
 def load_tokenizer(recipe: dict[str, Any]) -> Any:
