@@ -127,6 +127,8 @@ def test_each_task_answers_through_its_own_adapter(suite: tuple[Path, list[str]]
     # Switching back to an earlier adapter gives exactly what that adapter alone gives.
     assert len({str(plain), str(one.loglikelihood(request)), str(two.loglikelihood(request))}) == 3
     assert one.loglikelihood(request)[0] == pytest.approx(alone.loglikelihood(request)[0], abs=1e-5)
+    other = HFBackend(str(tiny_llama), adapter=str(root / "bionli"))
+    assert two.loglikelihood(request)[0] == pytest.approx(other.loglikelihood(request)[0], abs=1e-5)
 
 
 def test_adapters_refusals_are_one_line(tiny_llama: Path, tmp_path: Path) -> None:

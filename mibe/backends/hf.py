@@ -152,12 +152,10 @@ class HFBackend:
         model = self.model
         try:
             if not isinstance(model, PeftModel):
-                self._model = (
-                    PeftModel.from_pretrained(model, adapter, adapter_name=name).to(self.device).eval()
-                )
+                self._model = PeftModel.from_pretrained(model, adapter, adapter_name=name).eval()
             elif name not in model.peft_config:
                 model.load_adapter(adapter, adapter_name=name)
-                model.to(self.device)
+                model.eval()  # no adapter's dropout at scoring time
         except (OSError, ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0][:200]
             raise MibeError(f"--adapters {adapter}: does not fit {self.model_name} ({first})") from None
