@@ -512,22 +512,27 @@ def _tasks_command(args: argparse.Namespace) -> int:
 
     if args.tasks_command == "list":
         rows = [("name", "kind", "metrics", "credentialed", "groups", "data source")]
-        for path in tasks.builtin_paths().values():
-            t = tasks.load_task(path)
+        general = {t.name: t for t in tasks.resolve(["general"])[0]}
+        for t in [*(tasks.load_task(p) for p in tasks.builtin_paths().values()), *general.values()]:
+            groups = "general" if t.name in general else "all" if t.credentialed else "all, public"
+            source = f"{t.source} ({t.config})" if t.config else t.source
             rows.append(
                 (
                     t.name,
                     t.answer_type,
                     ",".join(t.metrics),
                     "yes" if t.credentialed else "no",
-                    "all" if t.credentialed else "all, public",
-                    "local only (credentialed)" if t.credentialed else t.source or "local only",
+                    groups,
+                    "local only (credentialed)" if t.credentialed else source or "local only",
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
-        print("--tasks all: every task above; --tasks public: the ones not credentialed (hosted models)")
+        print(
+            "--tasks all: the MIBE tasks (group all); --tasks public: the ones not credentialed (hosted "
+            "models); --tasks general: the general-domain benchmarks of the forgetting study, never in all"
+        )
         return 0
     if args.tasks_command == "validate":
         for path in args.paths:

@@ -90,3 +90,10 @@ def test_sweep_labels_and_refusals(tmp_path: Path) -> None:
         sweep.models(["one/x", "two/x"], None)
     with pytest.raises(MibeError, match=r"^--models .*: cannot read it"):
         sweep.models([], str(tmp_path / "none.txt"))
+
+
+def test_tasks_list_marks_the_general_group(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["tasks", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    marked = {line.split()[0] for line in lines[1:] if line.split()[4:5] == ["general"]}
+    assert marked == set(GENERAL)
