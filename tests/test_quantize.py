@@ -145,3 +145,44 @@ def test_qlora_without_bitsandbytes_is_one_line() -> None:
 
     with pytest.raises(MibeError, match=r"^recipe key quantize 4bit: needs bitsandbytes, which is not"):
         trainer.qlora_kwargs("4bit", torch.float32)
+
+
+# ---- the GPU check script: what a CPU can rehearse ------------------------------------------------
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+def test_the_gpu_check_rehearses_on_a_cpu() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "gpu_quant_check.py"), "--size", "tiny", "--device", "cpu"],
+        capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(BENCH.parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.split("SUMMARY ", 1)[1])
+    checks = summary["checks"]
+    assert checks["4bit"] == checks["8bit"] == {"ok": None, "skipped": "needs CUDA"}
+    assert checks["bf16"]["ok"] and checks["device_map"]["ok"]
+    assert checks["device_map"]["describe"]["device_map"] == "auto"
+    step = checks["qlora_step"]
+    assert step["ok"] and step["tensors_updated"] == step["trainable_tensors"] > 0  # every adapter moved
+    assert "vLLM on a GPU" in summary["unverified"]
+
+
+@pytest.mark.skipif(NO_BNB is False, reason="bitsandbytes is installed here")
+def test_the_gpu_check_without_a_wheel_is_one_line(tmp_path: Path) -> None:
+    import shutil as sh
+    import subprocess
+
+    copy = tmp_path / "repo" / "benchmarks"
+    copy.mkdir(parents=True)
+    sh.copy(BENCH / "gpu_quant_check.sh", copy)
+    result = subprocess.run(
+        ["bash", str(copy / "gpu_quant_check.sh")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("gpu_quant_check: no bitsandbytes wheel in .whl/")
+    )
