@@ -193,6 +193,11 @@ def _parser() -> argparse.ArgumentParser:
         "URL=REASON for that endpoint (a --base-url, --judge or --extractor URL; repeat for several), a "
         "bare REASON for --base-url only; each is said and recorded in results.json (docs/backends.md)",
     )  # fmt: skip
+    run.add_argument(
+        "--shard", metavar="I/N",
+        help="score only shard I of N of each task's documents into this run folder; "
+        "`mibe merge` makes one run of the N folders (docs/scale-out.md)",
+    )  # fmt: skip
     jury = run.add_argument_group("judges (docs/judges.md)")
     jury.add_argument(
         "--judge", action="append", default=[], metavar="SPEC",
@@ -204,7 +209,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     from mibe.boards import cli as board_cli  # argparse only; each command imports its modules when it runs
+    from mibe.runs import sharding  # argparse only, as board_cli
 
+    sharding.add_merge(sub)
+    sharding.add_scale_out(sub)
     board_cli.add_leaderboard(sub)
     board_cli.add_compare(sub)
 
@@ -426,6 +434,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         reasoning_delimiters=parse_delimiters(args.reasoning_delimiters),
         reasoning_budget=args.reasoning_budget,
         extractor=args.extractor,
+        shard=args.shard,
     )
 
 
@@ -653,6 +662,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe.run import judging
 
             return judging.command(args, argv)
+        if args.command == "scale-out":  # prints a shipped file
+            from mibe.runs import sharding
+
+            return sharding.scale_out(args)
+        if args.command == "merge":  # reads shard folders only; no model is loaded
+            from mibe.run import merge
+
+            return merge.command(args, argv)
         if args.command == "train":  # the training subpackage parses its own flags
             from mibe.training import cli as train_cli
 

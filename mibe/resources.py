@@ -1,4 +1,4 @@
-"""Where the shipped folders (tasks/, prompts/, training/, leaderboards/) live.
+"""Where the shipped folders (tasks/, prompts/, training/, leaderboards/, scale-out/) live.
 
 A wheel carries them inside the package (`mibe/_shipped/<name>`); a source checkout or an
 editable install reads them from the repository root beside `mibe/`.
@@ -24,6 +24,11 @@ def tasks_dir() -> Path:
 
 def prompts_dir() -> Path:
     return shipped("prompts")
+
+
+def scale_out_dir() -> Path:
+    """The SLURM templates `mibe scale-out slurm` prints (docs/scale-out.md)."""
+    return shipped("scale-out")
 
 
 def demo_dir() -> Path:

@@ -168,6 +168,7 @@ class RunConfig:
     reasoning_delimiters: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
     reasoning_budget: int = 0  # thinking tokens allowed on top of the answer's max_new_tokens
     extractor: str | None = None  # --parser model: the model spec that reads the answers
+    shard: str | None = None  # --shard I/N: this job scores shard I of N (mibe/runs/sharding.py)
 
     @classmethod
     def volatile(cls) -> frozenset[str]:

@@ -341,7 +341,7 @@ def differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
 
 def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int = 1234) -> dict[str, Any]:
     """The comparison as plain data (what every format renders)."""
-    run_a, run_b = load_run(dir_a), load_run(dir_b)
+    run_a, run_b = load_run(dir_a, "compare"), load_run(dir_b, "compare")
     tasks_a, tasks_b = run_a.results["tasks"], run_b.results["tasks"]
     report: dict[str, Any] = {
         "a": {"label": run_label(run_a), "run": str(run_a.path)},

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import lineage
-from mibe.runs import saved
+from mibe.runs import saved, sharding
 from mibe.runs.saved import SavedRun as Run
 from mibe.scoring import judges, kinds
 from mibe.types import MibeError
@@ -170,9 +170,12 @@ def is_judge(metric: str | None) -> bool:
     return bool(metric) and metric.startswith(judges.METRIC_PREFIX)
 
 
-def load_run(path: str | Path) -> Run:
-    """A run folder (or its results.json), read through the run-folder owner."""
-    return saved.read_run(path)
+def load_run(path: str | Path, command: str = "leaderboard") -> Run:
+    """A run folder (or its results.json), read through the run-folder owner; a shard's folder (a part
+    of a run, `mibe run --shard`) is refused in one line: boards compare whole runs."""
+    run = saved.read_run(path)
+    sharding.refuse(path, run.results, command)
+    return run
 
 
 def run_label(run: Run) -> str:

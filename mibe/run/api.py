@@ -25,9 +25,10 @@ from mibe.run import (
     permutations,
     pipeline,
     planning,
+    shards,
     templating,
 )
-from mibe.runs import folder, resume, summary, writer
+from mibe.runs import folder, resume, sharding, summary, writer
 from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -74,6 +75,8 @@ def identity(config: RunConfig) -> dict[str, Any]:
         resolved.pop("adapters")
     if config.quantize is None:  # absent, as fewshot_seeds
         resolved.pop("quantize")
+    if config.shard is None:  # absent, as fewshot_seeds
+        resolved.pop("shard")
     resolved["chat_template"] = templating.setting(config.chat_template)
     resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
     resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back
@@ -126,6 +129,7 @@ def run(
 ) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     adapters.check(config)
+    check_shard(config)
     loaded, skipped = load(config, say)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
@@ -160,6 +164,7 @@ def run(
             "tasks": {},
             "skipped": skipped,
             "timing": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            **({"shard": run_json["shard"]} if config.shard else {}),
         }
         if extractor is not None:  # --parser model: which model read the answers (and any override)
             out["extractor"] = extractor.backend.describe()
@@ -194,6 +199,19 @@ def _resolve_device(config: RunConfig, backend: Backend | None) -> tuple[RunConf
             devices.AUTO, config.tensor_parallel_size * config.pipeline_parallel_size
         )
     return dataclasses.replace(config, device=device), line
+
+
+def check_shard(config: RunConfig) -> None:
+    """--shard I/N: well formed, and with what a merge can combine (before anything loads)."""
+    if not config.shard:
+        return
+    sharding.parse(config.shard)
+    if config.choice_permutations > 1:
+        raise MibeError(
+            f"--shard {config.shard} with --choice-permutations: not both yet; score the orderings in one run"
+        )
+    if config.judge:
+        raise MibeError(f"--shard {config.shard} with --judge: judge the merged run (mibe judge RUN)")
 
 
 def _describe(backend: Backend, config: RunConfig, plans: list[tuple]) -> dict[str, Any]:
@@ -254,6 +272,10 @@ def _run_json(config: RunConfig, model: dict[str, Any], plans: list[tuple], extr
     }
     if extractor is not None:  # --parser model: the extractor's weights are part of the run's identity
         run_json["extractor"] = extractor.backend.describe()
+    if config.shard:  # which part of the run this folder holds (mibe/runs/sharding.py)
+        run_json["shard"] = sharding.record(
+            config.shard, {p.task.name: shards.expected(p, config.shard) for p, _ in plans}
+        )
     return run_json
 
 
@@ -321,6 +343,8 @@ def _score_task(
     evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
     if p.protocol.get("choice_permutations"):
         evaluate = permutations.evaluate
+    if config.shard:  # samples and counts only: `mibe merge` scores
+        evaluate = shards.evaluate
     entry, timing = evaluate(p, backend, config, out_folder.path, pool)
     if entry is None:  # a data-parallel rank other than 0: rank 0 records the task
         return

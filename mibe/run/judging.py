@@ -31,7 +31,7 @@ from mibe.backends.endpoint import Endpoint, Machine, machine_of, second
 from mibe.backends.spec import ModelSpec
 from mibe.run import batches
 from mibe.run.juries import check_human_ratings, digest, judged
-from mibe.runs import folder, writer
+from mibe.runs import folder, sharding, writer
 from mibe.runs import saved as saved_run
 from mibe.scoring import judges
 from mibe.scoring.judges import Rubric
@@ -472,6 +472,7 @@ def judge_run(
     tasks; the evaluated model is never loaded. The same folder again adds another jury beside the
     ones it holds (or resumes the same one). Returns the new results.json."""
     run = saved_run.read_run(run_dir)
+    sharding.refuse(run_dir, run.results, "judge")
     origin, out_dir = run.path.resolve(), Path(output_dir)
     writer.check_output(out_dir, origin)
     picked = pick(run, names, say)

@@ -10,7 +10,7 @@ from typing import Any
 
 from mibe import data, prompts
 from mibe.run import batches, extract, parallel, templating, thinking
-from mibe.runs import folder, writer
+from mibe.runs import folder, sharding, writer
 from mibe.scoring import calibration, kinds, output_checks, reasoning
 from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task, is_paper
@@ -212,13 +212,15 @@ def evaluate(
     than 0 of a data-parallel run: rank 0 merges their shards and scores the task) and its timing."""
     task, share = p.task, parallel.share(run_dir, p.task.name)
     done = writer.done_ids(folder.samples_path(run_dir, task.name), p.draw, p.permutation)
-    pending = share.mine([d for d in p.docs if d.id not in done])
+    # --shard I/N: this job's part of the documents; a launcher's ranks split that part further.
+    docs = [d for d in p.docs if sharding.mine(config.shard, task.name, d.id)]
+    pending = share.mine([d for d in docs if d.id not in done])
     started, tokens = time.perf_counter(), 0
     if pending:
         requests, notes = build_requests(p, config, backend, pool, pending)
         position = {d.id: i for i, d in enumerate(p.docs)}
         by_id = {d.id: d for d in pending}
-        bar = batches.progress(len(p.docs), len(done), task.name)
+        bar = batches.progress(len(docs), len(done), task.name)
         try:  # closed also on Ctrl-C or a failing endpoint, so the terminal is left clean
             tokens = _run_batches(p, backend, config, share, bar, requests, notes, position, by_id)
         finally:
@@ -227,6 +229,8 @@ def evaluate(
     timing = {"wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1) if wall else 0.0}
     if not share.gather(task.credentialed):
         return None, timing
+    if config.shard:  # a shard computes no statistic: `mibe merge` does, over every document
+        return {}, timing
     return _score(p, config, folder.samples_path(run_dir, task.name)), timing
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.runs import sharding
 from mibe.scoring.reasoning import answer_of
 from mibe.types import MibeError, Task
 
@@ -256,7 +257,7 @@ def audit(
     config = run.results.get("config") or {}
     saved = [read_task(run, name, trusted=trusted) for name in pick(run, names)]
     return {
-        "run": str(run.path),
+        "run": str(run.path) + (f" ({part})" if (part := sharding.label(run.results)) else ""),
         "tasks": [audit_task(s, config, examples, show_credentialed) for s in saved],
     }
 

@@ -199,6 +199,15 @@ class Config(Part):
     fewshot_seeds: list[int] | None = None
 
 
+class Shard(Part):
+    """`mibe run --shard I/N`: a part of a run, merged by `mibe merge` (mibe/runs/sharding.py)."""
+
+    index: Count
+    of: Count
+    rule: str
+    expected: dict[TaskName, list[str]] = Field(description="each task's document ids this shard holds")
+
+
 class Header(Part):
     """What run.json and results.json share."""
 
@@ -208,6 +217,8 @@ class Header(Part):
     config: Config = Config()
     rescored_from: dict[str, Any] | str | None = None
     judged_from: dict[str, Any] | None = None
+    shard: Shard | None = None
+    merged_from: list[str] | None = None
 
 
 class RunJson(Header):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runs import saved as saved_run
+from mibe.runs import sharding
 from mibe.runs.importers import IMPORTER_VERSIONS
 from mibe.runs.saved import SavedTask, Say, stderr, value
 from mibe.scoring import draws as draw_stats
@@ -233,6 +234,7 @@ def rescore(
     from mibe.runs import writer
 
     run = saved_run.read_run(run_dir)
+    sharding.refuse(run_dir, run.results, "rescore")
     origin, out_dir = run.path.resolve(), Path(output_dir)
     writer.check_output(out_dir, origin)
     chosen = saved_run.pick(run, names)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder, record
+from mibe.runs import folder, record, sharding
 from mibe.scoring import kinds
 from mibe.types import MibeError, Task
 
@@ -82,6 +82,8 @@ def label(run: SavedRun) -> str:
     text = f"{name} + {Path(str(adapter)).name}" if adapter else str(name)
     if model.get("quantization"):  # a fact of the model, like dtype: in the label, not the column key
         text += f" ({model['quantization']})"
+    part = sharding.label(run.results)  # `mibe view` of a shard's folder: a part of a run, said
+    text += f" ({part})" if part else ""
     return " ".join(text.split())  # a line break or tab in a name would break every table it is shown in
 
 

@@ -1,0 +1,117 @@
+"""Document shards (`mibe run --shard I/N`, `mibe merge`): the one rule that assigns a document to a
+shard, and what a shard's run folder records about it (docs/scale-out.md).
+
+A shard is one of N independent jobs (a SLURM array task, another machine) scoring a part of each
+task's documents into its own run folder; `mibe merge` turns the N folders into one ordinary run.
+The rule is stable across machines and Python processes (sha256, never Python's salted `hash()`)
+and versioned: its name is recorded, and a merge refuses shards cut by different rules. The ranks
+of a data-parallel launcher (mibe/run/parallel.py) split one shard's documents further.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from mibe.types import MibeError
+
+RULE = "sha256(task + NUL + id) mod N, v1"
+FIX = "merge the shards first: mibe merge SHARD_RUN... --output-dir RUN (docs/scale-out.md)"
+
+
+def parse(spec: str) -> tuple[int, int]:
+    """`I/N` -> (I, N), with 0 <= I < N; anything else one line."""
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec or "")
+    if not found or int(found[2]) < 1 or int(found[1]) >= int(found[2]):
+        raise MibeError(
+            f"--shard {spec}: give I/N with N >= 1 shards and I from 0 to N-1 (e.g. --shard 0/4; "
+            "under a SLURM array, --shard $SLURM_ARRAY_TASK_ID/N)"
+        )
+    return int(found[1]), int(found[2])
+
+
+def assigned(task: str, doc_id: str, n: int) -> int:
+    """The shard holding `doc_id` of `task` among `n` (RULE)."""
+    digest = hashlib.sha256(f"{task}\0{doc_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def mine(spec: str | None, task: str, doc_id: str) -> bool:
+    """Whether this run scores the document: always without --shard."""
+    if not spec:
+        return True
+    index, n = parse(spec)
+    return assigned(task, doc_id, n) == index
+
+
+def record(spec: str, expected: dict[str, list[str]]) -> dict[str, Any]:
+    """run.json's and results.json's `shard`: which shard, by which rule, and every task's document ids
+    the shard must hold (in the data's order), so `mibe merge --status` needs no data."""
+    index, n = parse(spec)
+    return {"index": index, "of": n, "rule": RULE, "expected": expected}
+
+
+def of(results: dict[str, Any]) -> dict[str, Any] | None:
+    shard = results.get("shard")
+    return shard if isinstance(shard, dict) else None
+
+
+def label(results: dict[str, Any]) -> str | None:
+    """`shard I/N` for a shard's folder (view and audit say it), None for an ordinary run."""
+    shard = of(results)
+    return f"shard {shard.get('index')}/{shard.get('of')}" if shard else None
+
+
+def refuse(path: str | Path, results: dict[str, Any], command: str) -> None:
+    """leaderboard, compare, rescore and judge read whole runs: a shard holds a part of each task."""
+    shown = label(results)
+    if shown:
+        raise MibeError(f"{path}: {shown}, a part of a run; `mibe {command}` reads whole runs: {FIX}")
+
+
+def add_merge(sub: Any) -> None:
+    """`mibe merge`'s arguments (argparse only: the merge's modules load when it runs)."""
+    merge = sub.add_parser(
+        "merge",
+        help="merge the run folders of `mibe run --shard I/N` into one run (docs/scale-out.md)",
+    )
+    merge.add_argument("shards", nargs="+", metavar="SHARD_RUN", help="the shards' run folders")
+    merge.add_argument("--output-dir", help="the merged run folder (required unless --status)")
+    merge.add_argument(
+        "--status", action="store_true", help="list what each shard still lacks; writes nothing"
+    )
+    merge.add_argument("--overwrite", action="store_true", help="replace a merged run already there")
+    merge.add_argument(
+        "--bertscore-model", metavar="PATH",
+        help="the BERTScore model on this machine, where the path the shards recorded differs",
+    )  # fmt: skip
+
+
+TEMPLATES = ("shard", "merge")
+
+
+def add_scale_out(sub: Any) -> None:
+    scale = sub.add_parser("scale-out", help="print the SLURM templates of a sharded run (docs/scale-out.md)")
+    scale.add_argument("system", choices=("slurm",))
+    scale.add_argument(
+        "template", nargs="?", choices=TEMPLATES,
+        help="print this sbatch file (shard: one array task per shard; merge: the merge job); "
+        "without it, where they are and how to submit them",
+    )  # fmt: skip
+
+
+def scale_out(args: Any) -> int:
+    """`mibe scale-out slurm [shard|merge]`: a template on stdout, or the list of them."""
+    from mibe import resources
+
+    folder = resources.scale_out_dir() / args.system
+    if args.template:
+        print((folder / f"{args.template}.sbatch").read_text(encoding="utf-8"), end="")
+        return 0
+    for name in TEMPLATES:
+        print(f"{name}.sbatch  {folder / f'{name}.sbatch'}")
+    print("mibe scale-out slurm shard > shard.sbatch; mibe scale-out slurm merge > merge.sbatch")
+    print("then: sbatch --array=0-<N-1> shard.sbatch; sbatch --dependency=afterok:<job> merge.sbatch")
+    return 0

@@ -1,0 +1,193 @@
+"""Document shards: `mibe run --shard I/N` in N folders, `mibe merge` into one run equal to a
+one-process run at --batch-size 1 (metrics, intervals and rows), a shard killed and resumed, each
+refusal one line, `merge --status` (docs/scale-out.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mibe import cli
+from mibe.runs import sharding
+
+DEMO = Path(__file__).resolve().parents[1] / "tasks" / "demo"
+ID_FIELD = {"pubmedqa": "pmid", "medqa": "realidx", "pubmed_sum": "id"}
+
+
+def make_data(root: Path, copies: int = 4) -> Path:
+    """Each demo task's rows repeated under new ids: enough documents to split three ways."""
+    root.mkdir(parents=True, exist_ok=True)
+    for task, key in ID_FIELD.items():
+        rows = [json.loads(line) for line in (DEMO / f"{task}.jsonl").read_text().splitlines()]
+        out = [{**r, key: f"{r[key]}-{c}"} for c in range(copies) for r in rows]
+        (root / f"{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in out))
+    return root
+
+
+def run_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--model", str(model), "--data-dir", str(data), "--batch-size", "1",
+            "--bootstrap", "100", "--max-new-tokens", "12", "--output-dir", str(out), *extra]  # fmt: skip
+
+
+def rows(run: Path, task: str) -> dict[tuple, dict]:
+    lines = (run / "samples" / f"{task}.jsonl").read_text().splitlines()
+    found = [json.loads(line) for line in lines]
+    return {(r.get("draw"), r["id"]): r for r in found}
+
+
+def shard_then_merge(model: Path, data: Path, tmp: Path, *extra: str) -> tuple[Path, Path]:
+    whole = tmp / "whole"
+    assert cli.main(run_args(model, data, whole, *extra)) == 0
+    parts = []
+    for i in range(3):
+        parts.append(tmp / f"shard{i}")
+        assert cli.main(run_args(model, data, parts[-1], *extra, "--shard", f"{i}/3")) == 0
+    merged = tmp / "merged"
+    assert cli.main(["merge", *map(str, parts), "--output-dir", str(merged)]) == 0
+    return whole, merged
+
+
+def assert_equal_runs(whole: Path, merged: Path, tasks: list[str]) -> None:
+    one = json.loads((whole / "results.json").read_text())
+    both = json.loads((merged / "results.json").read_text())
+    assert both["tasks"] == one["tasks"]  # every metric, interval, count and note
+    assert "shard" not in both and "shard" not in json.loads((merged / "run.json").read_text())
+    for task in tasks:
+        assert rows(merged, task) == rows(whole, task)
+        indexes = [json.loads(line)["index"] for line in (merged / "samples" / f"{task}.jsonl").open()]
+        assert indexes == sorted(indexes)  # document order (within each draw)
+    assert (
+        json.loads((merged / "run.json").read_text())["protocols"]
+        == json.loads((whole / "run.json").read_text())["protocols"]
+    )
+
+
+@pytest.mark.slow
+def test_three_shards_merge_to_the_one_process_run(tiny_llama: Path, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    whole, merged = shard_then_merge(tiny_llama, data, tmp_path, "--tasks", "pubmedqa,pubmed_sum")
+    assert_equal_runs(whole, merged, ["pubmedqa", "pubmed_sum"])
+    shard = json.loads((tmp_path / "shard1" / "results.json").read_text())
+    assert shard["tasks"]["pubmedqa"]["metrics"] == {}  # counts only: no statistic on a shard
+    expected = shard["shard"]["expected"]["pubmedqa"]
+    assert shard["tasks"]["pubmedqa"]["n"] == len(expected) > 0
+    assert shard["shard"]["rule"] == sharding.RULE and shard["shard"]["of"] == 3
+    assert all(sharding.assigned("pubmedqa", i, 3) == 1 for i in expected)
+
+
+@pytest.mark.slow
+def test_few_shot_draws_merge(tiny_llama: Path, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    extra = ("--tasks", "pubmedqa", "--num-fewshot", "1", "--fewshot-seeds", "1,2")
+    whole, merged = shard_then_merge(tiny_llama, data, tmp_path, *extra)
+    assert_equal_runs(whole, merged, ["pubmedqa"])
+    assert {d for d, _ in rows(merged, "pubmedqa")} == {1, 2}
+
+
+@pytest.mark.slow
+def test_loglikelihood_merge(tiny_llama: Path, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    extra = ("--tasks", "medqa", "--scoring", "loglikelihood")
+    whole, merged = shard_then_merge(tiny_llama, data, tmp_path, *extra)
+    assert_equal_runs(whole, merged, ["medqa"])
+    assert json.loads((merged / "results.json").read_text())["tasks"]["medqa"]["calibration"]
+
+
+def one_line_error(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for needle in needles:
+        assert needle in err[0], err[0]
+
+
+@pytest.mark.parametrize("spec", ["3/3", "-1/3", "1", "a/b", "0/0", "1/2/3"])
+def test_a_bad_shard_is_one_line(capsys: pytest.CaptureFixture, spec: str) -> None:
+    one_line_error(capsys, ["run", "--model", "m", "--demo", f"--shard={spec}"], f"--shard {spec}", "I/N")
+
+
+def test_the_rule_is_stable_and_spreads() -> None:
+    # sha256 of "pubmedqa\0doc-1": the same in every process and on every machine.
+    assert sharding.assigned("pubmedqa", "doc-1", 1000) == sharding.assigned("pubmedqa", "doc-1", 1000)
+    code = "from mibe.runs import sharding; print(sharding.assigned('pubmedqa', 'doc-1', 1000))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "7"})  # fmt: skip
+    assert int(other.stdout) == sharding.assigned("pubmedqa", "doc-1", 1000)
+    counts = [0] * 4
+    for i in range(400):
+        counts[sharding.assigned("t", str(i), 4)] += 1
+    assert min(counts) > 60  # no shard starved
+
+
+@pytest.mark.slow
+def test_merge_refusals_and_status(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = make_data(tmp_path / "data")
+    parts = [tmp_path / f"s{i}" for i in range(3)]
+    for i in (0, 1):
+        assert cli.main(run_args(tiny_llama, data, parts[i], "--tasks", "pubmedqa", "--shard", f"{i}/3")) == 0
+    capsys.readouterr()
+    out = str(tmp_path / "m")
+    one_line_error(
+        capsys, ["merge", str(parts[0]), str(parts[1]), "--output-dir", out], "shard 2/3 is missing"
+    )
+    one_line_error(capsys, ["merge", str(parts[0]), str(parts[0]), "--output-dir", out], "both are shard 0/3")
+    # status: shard 2 given but empty (only run.json, as a job killed before its first document)
+    other = tmp_path / "other"
+    assert (
+        cli.main(run_args(tiny_llama, data, other, "--tasks", "pubmedqa", "--seed", "7", "--shard", "2/3"))
+        == 0
+    )
+    capsys.readouterr()
+    one_line_error(
+        capsys, ["merge", *map(str, parts[:2]), str(other), "--output-dir", out], "a different config"
+    )
+    two_shards = tmp_path / "two"
+    assert cli.main(run_args(tiny_llama, data, two_shards, "--tasks", "pubmedqa", "--shard", "1/2")) == 0
+    capsys.readouterr()
+    one_line_error(capsys, ["merge", str(parts[0]), str(two_shards), "--output-dir", out], "number of shards")
+    one_line_error(capsys, ["merge", str(parts[0]), str(data)], "no run.json")
+    one_line_error(capsys, ["leaderboard", str(parts[0])], "shard 0/3", "mibe merge")
+    one_line_error(
+        capsys, ["rescore", str(parts[0]), "--output-dir", str(tmp_path / "r")], "shard 0/3", "mibe merge"
+    )
+    # a shard whose samples lost documents (as a kill would leave them): named, with the shard
+    assert cli.main(run_args(tiny_llama, data, parts[2], "--tasks", "pubmedqa", "--shard", "2/3")) == 0
+    samples = parts[2] / "samples" / "pubmedqa.jsonl"
+    lines = samples.read_text().splitlines()
+    samples.write_text("\n".join(lines[:-1]) + "\n")
+    capsys.readouterr()
+    one_line_error(capsys, ["merge", *map(str, parts), "--output-dir", out], "shard 2/3", "lacks 1 documents")
+    assert cli.main(["merge", "--status", *map(str, parts)]) == 1
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].startswith("shard 0/3") and status[0].endswith("complete")
+    assert "shard 2/3" in status[2] and "lacks 1 of" in status[2]
+
+
+@pytest.mark.slow
+def test_a_shard_killed_resumes(tiny_llama: Path, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data", copies=8)
+    shard = run_args(tiny_llama, data, tmp_path / "s0", "--tasks", "pubmedqa", "--shard", "0/2")
+    argv = [sys.executable, "-m", "mibe.cli", *shard]
+    samples = tmp_path / "s0" / "samples" / "pubmedqa.jsonl"
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (samples.is_file() and samples.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    held = samples.read_text().count("\n")
+    expected = json.loads((tmp_path / "s0" / "run.json").read_text())["shard"]["expected"]["pubmedqa"]
+    assert 2 <= held < len(expected)  # killed mid-shard
+    assert subprocess.run(argv, capture_output=True, timeout=600).returncode == 0
+    ids = [json.loads(line)["id"] for line in samples.read_text().splitlines()]
+    assert sorted(ids) == sorted(expected)  # each once: nothing lost, nothing scored twice
+    rest = tmp_path / "s1"
+    assert cli.main(run_args(tiny_llama, data, rest, "--tasks", "pubmedqa", "--shard", "1/2")) == 0
+    assert cli.main(["merge", str(tmp_path / "s0"), str(rest), "--output-dir", str(tmp_path / "m")]) == 0
