@@ -74,12 +74,16 @@ def test_three_shards_merge_to_the_one_process_run(tiny_llama: Path, tmp_path: P
     data = make_data(tmp_path / "data")
     whole, merged = shard_then_merge(tiny_llama, data, tmp_path, "--tasks", "pubmedqa,pubmed_sum")
     assert_equal_runs(whole, merged, ["pubmedqa", "pubmed_sum"])
-    shard = json.loads((tmp_path / "shard1" / "results.json").read_text())
-    assert shard["tasks"]["pubmedqa"]["metrics"] == {}  # counts only: no statistic on a shard
-    expected = shard["shard"]["expected"]["pubmedqa"]
-    assert shard["tasks"]["pubmedqa"]["n"] == len(expected) > 0
-    assert shard["shard"]["rule"] == sharding.RULE and shard["shard"]["of"] == 3
-    assert all(sharding.assigned("pubmedqa", i, 3) == 1 for i in expected)
+    held = []
+    for i in range(3):
+        shard = json.loads((tmp_path / f"shard{i}" / "results.json").read_text())
+        assert shard["tasks"]["pubmedqa"]["metrics"] == {}  # counts only: no statistic on a shard
+        expected = shard["shard"]["expected"]["pubmedqa"]
+        assert shard["tasks"]["pubmedqa"]["n"] == len(expected)
+        assert shard["shard"]["rule"] == sharding.RULE and shard["shard"]["of"] == 3
+        assert all(sharding.assigned("pubmedqa", d, 3) == i for d in expected)
+        held += expected
+    assert sorted(held) == sorted(i for _, i in rows(whole, "pubmedqa"))  # each document in one shard
 
 
 @pytest.mark.slow
