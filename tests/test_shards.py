@@ -61,8 +61,9 @@ def assert_equal_runs(whole: Path, merged: Path, tasks: list[str]) -> None:
     assert "shard" not in both and "shard" not in json.loads((merged / "run.json").read_text())
     for task in tasks:
         assert rows(merged, task) == rows(whole, task)
-        indexes = [json.loads(line)["index"] for line in (merged / "samples" / f"{task}.jsonl").open()]
-        assert indexes == sorted(indexes)  # document order (within each draw)
+        order = [json.loads(line) for line in (merged / "samples" / f"{task}.jsonl").open()]
+        keys = [(r.get("draw") or 0, r["index"]) for r in order]
+        assert keys == sorted(keys)  # document order within each draw, draws in their order
     assert (
         json.loads((merged / "run.json").read_text())["protocols"]
         == json.loads((whole / "run.json").read_text())["protocols"]

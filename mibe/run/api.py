@@ -86,6 +86,7 @@ def identity(config: RunConfig) -> dict[str, Any]:
 def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], dict[str, str]]:
     """Tasks with their data located and read; tasks `all` found no data for are skipped (and said)."""
     fewshot.check(config)  # --protocol paper-fewshot without a shot count: before any data is read
+    check_shard(config)
     chosen, explicit = tasks.resolve(config.tasks)
     stray = sorted(set(config.data) - {t.name for t in chosen})
     if stray:
@@ -129,7 +130,6 @@ def run(
 ) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     adapters.check(config)
-    check_shard(config)
     loaded, skipped = load(config, say)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
