@@ -162,3 +162,38 @@ def test_the_fewest_in_flight_get_the_next_request() -> None:
         assert backend._pick(0.0) is backend.live[0]
         backend.live[0].in_flight = 3
         assert backend._pick(0.0) is None
+
+
+class _Flaky(_Server):
+    """Drops the connection of its first two requests, then answers."""
+
+    refused: ClassVar[int] = 0
+
+    def do_POST(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.refused += 1
+            drop = cls.refused <= 2
+        if drop:
+            self._body()
+            self.close_connection = True
+            return
+        super().do_POST()
+
+
+def test_a_resting_server_is_waited_for_and_then_answers() -> None:
+    """One server failing twice then answering: the pool rests it after each failure (1st, then 2nd
+    failure in a row), then its answer is kept, once."""
+    handler: Any = type("Flaky", (_Flaky,), {"answered": [], "lock": threading.Lock(), "refused": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        rests: list[int] = []
+        member = endpoint.OpenAIBackend("m", url, retries=0)
+        backend = pool.PoolBackend([member], say=lambda line: None, rest=lambda n: rests.append(n) or 0.05)
+        out = backend.generate([Request("d0", "Is it?", 4, ())])
+    finally:
+        _stop(server)
+    assert out == ["yes"] and rests == [1, 2] and handler.refused == 3
+    assert backend.answered_by("d0") == url and len(handler.answered) == 1

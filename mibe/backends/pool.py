@@ -138,6 +138,9 @@ class PoolBackend:
             while pending or running:
                 self._submit(fn, requests, pending, running, executor)
                 timeout = self._wait_for(running)
+                if not running:  # every free server is resting: wait() on nothing would not sleep
+                    time.sleep(timeout or 0.0)
+                    continue
                 done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
                     i, member = running.pop(future)
