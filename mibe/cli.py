@@ -84,10 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, help="cap on each answer's tokens (default: the task's; paper: 256)"
     )
     run.add_argument(
-        "--chat-template", nargs="?", const="auto", metavar="auto|none|FILE",
+        "--chat-template", nargs="?", const="auto", metavar="auto|none|server|FILE",
         help="the chat template prompts are wrapped in (bare flag: auto). Default under --protocol mibe: "
         "auto (the checkpoint's training record, else the tokenizer's template, else none); under "
-        "--protocol paper: none (docs/chat-and-reasoning.md)",
+        "--protocol paper: none; server (openai): each prompt as one user message, the server's template "
+        "(chat-only hosted models) (docs/chat-and-reasoning.md)",
     )  # fmt: skip
     run.add_argument("--system-prompt", help="a system turn before each prompt (needs a chat template)")
     run.add_argument(
@@ -168,8 +169,19 @@ def _parser() -> argparse.ArgumentParser:
         "--gpu-memory-utilization", type=float, default=0.9, metavar="F", help="vllm: share of GPU memory"
     )
     engine.add_argument(
-        "--max-model-len", type=int, metavar="N", help="vllm: context length (default: the model's)"
-    )
+        "--max-model-len", type=int, metavar="N",
+        help="vllm: context length (default: the model's); openai: the served model's context, where "
+        "/models does not report it (prompts are then cut inside the document, as for local models)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--tokenizer", metavar="NAME|PATH",
+        help="openai: the tokenizer that counts and truncates prompts when the served model's own is not "
+        "at hand (a local folder or a hub id)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--price", metavar="IN,OUT",
+        help="with --dry-run: dollars per million prompt and answer tokens; the plan adds a cost per task",
+    )  # fmt: skip
     engine.add_argument(
         "--base-url", action="append", default=[], metavar="URL",
         help="openai: the server, e.g. http://127.0.0.1:8000/v1; give it several times for a pool of "
@@ -422,6 +434,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
+        tokenizer=args.tokenizer,
+        price=_price(args.price, args.dry_run),
         base_url=urls[0] if urls else None,
         base_urls=tuple(urls),
         api_key_env=args.api_key_env,
@@ -436,6 +450,22 @@ def _config(args: argparse.Namespace) -> RunConfig:
         extractor=args.extractor,
         shard=args.shard,
     )
+
+
+def _price(value: str | None, dry_run: bool) -> tuple[float, float] | None:
+    """`--price IN,OUT`: dollars per million prompt and answer tokens, for --dry-run's plan."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        prices = tuple(float(x) for x in parts)
+    except ValueError:
+        prices = ()
+    if len(parts) != 2 or len(prices) != 2 or any(not 0 <= x < float("inf") for x in prices):
+        raise MibeError(f"--price {value}: write IN,OUT, dollars per million prompt and answer tokens")
+    if not dry_run:
+        raise MibeError(f"--price {value}: only with --dry-run (it prices the plan)")
+    return prices  # type: ignore[return-value]
 
 
 def _base_urls(args: argparse.Namespace) -> list[str]:
@@ -478,6 +508,8 @@ def _permutations(k: int, seeds: tuple[int, ...]) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.tokenizer and args.backend != "openai":
+        raise MibeError(f"--tokenizer {args.tokenizer}: only with --backend openai")
     for flag, value in (
         ("--limit", args.limit),
         ("--batch-size", args.batch_size),

@@ -139,8 +139,11 @@ class RunConfig:
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
+    max_model_len: int | None = None  # vllm: the engine's context; openai: the served model's
     # --backend openai
+    tokenizer: str | None = None  # counts and truncates prompts where the served model's is not at hand
+    # --dry-run --price IN,OUT: dollars per million prompt and answer tokens (a plan, not a number)
+    price: tuple[float, float] | None = field(default=None, metadata=VOLATILE)
     base_url: str | None = field(default=None, metadata=VOLATILE)  # several URLs may serve one model
     # an endpoint pool: every server (base_url is the first; mibe/backends/pool.py)
     base_urls: tuple[str, ...] = field(default=(), metadata=VOLATILE)

@@ -51,6 +51,7 @@ class Endpoint:
     pool: tuple[str, ...] = ()  # openai: every server of an endpoint pool (base_url is the first)
     quantize: str | None = None  # hf: --quantize 4bit|8bit (mibe/backends/quantize.py)
     device_map: str | None = None  # hf: --device-map auto
+    tokenizer: str | None = None  # openai: --tokenizer, for counting and truncation
 
     # The attribute names VLLMBackend.from_config reads, as RunConfig spells them.
     @property
@@ -87,6 +88,7 @@ def evaluated(config: RunConfig) -> Endpoint:
         config.tensor_parallel_size, config.pipeline_parallel_size, config.data_parallel_size,
         config.gpu_memory_utilization, config.max_model_len, config.adapters,
         tuple(config.base_urls) if len(config.base_urls) > 1 else (), config.quantize, config.device_map,
+        config.tokenizer,
     )  # fmt: skip
 
 

@@ -104,6 +104,8 @@ def _served(admission: Admission, say: Say, retries: int = 6) -> Backend:
         request_timeout=e.machine.request_timeout,
         seed=e.seed,
         say=say,
+        max_model_len=e.max_model_len,
+        tokenizer=e.tokenizer,
     )
 
 

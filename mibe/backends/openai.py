@@ -102,6 +102,21 @@ def _whole(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _named_tokenizer(spec: str, trust_remote_code: bool) -> Any:
+    """`--tokenizer NAME|PATH`: a local folder, else a hub id (from the local cache or the hub)."""
+    from transformers import AutoTokenizer
+
+    try:
+        path = str(Path(spec).expanduser())
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise MibeError(
+            f"--tokenizer {spec}: cannot load a tokenizer ({why}); give a local folder holding "
+            "tokenizer_config.json or a hub id"
+        ) from None
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -189,6 +204,8 @@ class OpenAIBackend:
         trust_remote_code: bool = False,
         say: Callable[[str], None] = _stderr,
         seed: int | None = None,
+        max_model_len: int | None = None,
+        tokenizer: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = http.split(self.base_url)  # user:password and non-http URLs are refused before a lookup
@@ -218,7 +235,9 @@ class OpenAIBackend:
         self.http = http.Endpoint(self.base_url, addresses, request_timeout, headers, say)
         self.max_concurrency = max(1, max_concurrency)
         self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
-        self.tokenizer = _local_tokenizer(model, trust_remote_code) or _ByteTokenizer()
+        self.tokenizer_name = tokenizer  # --tokenizer: counts and truncates for a model served elsewhere
+        found = _named_tokenizer(tokenizer, trust_remote_code) if tokenizer else None
+        self.tokenizer = found or _local_tokenizer(model, trust_remote_code) or _ByteTokenizer()
         self.local_tokenizer = not isinstance(self.tokenizer, _ByteTokenizer)
         # Bytes one token can hold at most (the tokenizer's longest piece), to bound what is kept.
         vocab = getattr(self.tokenizer, "get_vocab", dict)()
@@ -230,7 +249,8 @@ class OpenAIBackend:
         served = self._models()
         self.sampling = self._sampling(served, addresses, request_timeout, headers, seed)
         self.served = self._served_identity(served, model)  # its /models entry: max_model_len too
-        self.max_context: int | None = _whole(self.served["max_model_len"])
+        # --max-model-len: the served model's context when /models does not say (hosted APIs)
+        self.max_context: int | None = max_model_len or _whole(self.served["max_model_len"])
         names = self.served_models = [str(m.get("id")) for m in served if m.get("id")]  # a pool compares
         if names and model not in names:  # a server that ignores `model` answers as its own
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
@@ -497,7 +517,8 @@ class OpenAIBackend:
             "backend_version": "OpenAI-compatible HTTP API",
             "endpoint": self.base_url,
             "served": self.served,
-            "tokenizer": "local" if not isinstance(self.tokenizer, _ByteTokenizer) else "utf-8 bytes",
+            "tokenizer": self.tokenizer_name
+            or ("local" if not isinstance(self.tokenizer, _ByteTokenizer) else "utf-8 bytes"),
             "max_context": self.max_context,
             "credentialed_override": self.override,
         }

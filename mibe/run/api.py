@@ -77,6 +77,8 @@ def identity(config: RunConfig) -> dict[str, Any]:
         resolved.pop("quantize")
     if config.shard is None:  # absent, as fewshot_seeds
         resolved.pop("shard")
+    if config.tokenizer is None:  # absent, as fewshot_seeds
+        resolved.pop("tokenizer")
     resolved["chat_template"] = templating.setting(config.chat_template)
     resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
     resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back
@@ -228,8 +230,10 @@ def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Calla
     figures = [pipeline.dry_run_report(p, config, backend, pool) for p, pool in plans]
     for f in figures:
         say(f.line)
-    local = backend.describe().get("path") if config.backend in ("hf", "vllm") else None
-    say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local)))
+    described = backend.describe()
+    local = described.get("path") if config.backend in ("hf", "vllm") else None
+    bytes_only = described.get("tokenizer") == "utf-8 bytes"  # an endpoint without a tokenizer at hand
+    say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local, bytes_only)))
 
 
 def _model(config: RunConfig, admitted: Any, say: Callable[[str], None], device_line: str | None) -> Backend:

@@ -13,10 +13,23 @@ from mibe.run.pipeline import DryRun
 from mibe.types import RunConfig
 
 HEADER = ("task", "documents", "requests", "prompt tokens", "longest prompt", "answer tokens (max)")
+COST = "cost (max, $)"
+BYTES_NOTE = (
+    "counts are UTF-8 bytes, not tokens (no tokenizer for this endpoint; bytes are an upper bound): "
+    "--tokenizer NAME|PATH counts tokens"
+)
 
 
-def table(names: Sequence[str], figures: Sequence[DryRun]) -> list[str]:
-    """The planning table, aligned, with a total row."""
+def cost(prompt_tokens: int, answer_tokens: int, price: tuple[float, float]) -> float:
+    """Dollars for these tokens at (IN, OUT) dollars per million; answer tokens at their cap, so a
+    ceiling (a model that stops early costs less)."""
+    return (prompt_tokens * price[0] + answer_tokens * price[1]) / 1_000_000
+
+
+def table(
+    names: Sequence[str], figures: Sequence[DryRun], price: tuple[float, float] | None = None
+) -> list[str]:
+    """The planning table, aligned, with a total row; with a price, each line's cost."""
     rows = [
         (name, f.docs, f.requests, f.prompt_tokens, f.longest, f.answer_tokens)
         for name, f in zip(names, figures, strict=True)
@@ -32,7 +45,11 @@ def table(names: Sequence[str], figures: Sequence[DryRun]) -> list[str]:
         )
     )
     cells = [HEADER] + [(str(r[0]), *(f"{v:,}" for v in r[1:])) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
+    if price is not None:
+        cells = [(*cells[0], COST)] + [
+            (*c, f"{cost(r[3], r[5], price):,.2f}") for c, r in zip(cells[1:], rows, strict=True)
+        ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
 
     def line(row: Sequence[str]) -> str:
         return "  ".join(
@@ -65,10 +82,21 @@ def memory_lines(config: RunConfig, model_path: str, figures: Sequence[DryRun]) 
 
 
 def report(
-    config: RunConfig, names: Sequence[str], figures: Sequence[DryRun], model_path: str | None
+    config: RunConfig,
+    names: Sequence[str],
+    figures: Sequence[DryRun],
+    model_path: str | None,
+    bytes_only: bool = False,
 ) -> list[str]:
     """Every line `--dry-run` prints after the per-task lines."""
-    lines = table(names, figures)
+    lines = table(names, figures, config.price)
+    if bytes_only:
+        lines.append(BYTES_NOTE)
+    if config.price is not None:
+        lines.append(
+            f"cost at ${config.price[0]:g} per million prompt tokens and ${config.price[1]:g} per million "
+            "answer tokens (--price), answers at their cap: a ceiling"
+        )
     if model_path is not None:  # a local model (not an endpoint): its memory can be planned
         lines += memory_lines(config, model_path, figures)
     return lines

@@ -77,6 +77,17 @@ def resolve(config: RunConfig, backend: Backend) -> ChatSetup:
     value = setting(config.chat_template)
     tokenizer = getattr(backend, "tokenizer", None)
     own = getattr(tokenizer, "chat_template", None)
+    if value is not None and value.strip() == SERVER:
+        # A chat-only endpoint (a hosted model): each prompt, the paper's included, goes as one user
+        # message to /chat/completions and the server applies its own template.
+        if config.backend != "openai":
+            raise MibeError(
+                "--chat-template server: only with --backend openai (the server renders its own "
+                "template); a local model takes auto, none or a template file"
+            )
+        return ChatSetup(
+            ChatChoice(None, SERVER, None), config.system_prompt, dict(config.chat_template_kwargs)
+        )
     choice = chat.resolve_chat_template(value, config.protocol, record(config), own)
     wanted = chat.default_choice(config.protocol) if value is None else value.strip()
     if wanted == "auto" and getattr(backend, "local_tokenizer", True) is False:
