@@ -508,6 +508,11 @@ def _permutations(k: int, seeds: tuple[int, ...]) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.tokenizer and args.scoring == "loglikelihood":
+        raise MibeError(
+            f"--tokenizer {args.tokenizer}: counts and cuts prompts only; --scoring loglikelihood needs the "
+            "served model's own tokenizer: pass --model as the local folder the server serves"
+        )
     if args.tokenizer and args.backend != "openai":
         raise MibeError(f"--tokenizer {args.tokenizer}: only with --backend openai")
     for flag, value in (

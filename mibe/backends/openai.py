@@ -238,7 +238,9 @@ class OpenAIBackend:
         self.tokenizer_name = tokenizer  # --tokenizer: counts and truncates for a model served elsewhere
         found = _named_tokenizer(tokenizer, trust_remote_code) if tokenizer else None
         self.tokenizer = found or _local_tokenizer(model, trust_remote_code) or _ByteTokenizer()
-        self.local_tokenizer = not isinstance(self.tokenizer, _ByteTokenizer)
+        # The served model's own tokenizer (prompts go as its token ids); a --tokenizer only counts and
+        # cuts, and the prompts go as text, since its ids would mean other words to the server.
+        self.local_tokenizer = found is None and not isinstance(self.tokenizer, _ByteTokenizer)
         # Bytes one token can hold at most (the tokenizer's longest piece), to bound what is kept.
         vocab = getattr(self.tokenizer, "get_vocab", dict)()
         self.token_bytes = max((len(t.encode("utf-8")) for t in vocab), default=64)
@@ -397,7 +399,7 @@ class OpenAIBackend:
     def _prompt(self, text: str) -> str | list[int]:
         """Token ids when the tokenizer is at hand (as the HF and vLLM backends tokenise: a BOS unless
         the prompt starts with one), so the server cannot tokenise differently; else the text."""
-        return text if isinstance(self.tokenizer, _ByteTokenizer) else self.tokenize(text)
+        return self.tokenize(text) if self.local_tokenizer else text
 
     def _one(self, request: Request) -> str:
         common = {"model": self.model_name, "max_tokens": request.max_new_tokens, "temperature": 0.0}
