@@ -163,3 +163,37 @@ def test_dry_run_counts_tokens_with_a_tokenizer_and_prices_the_plan(tiny_llama: 
         )
     assert "--price" in "\n".join(lines) and planning.BYTES_NOTE not in "\n".join(lines)
     assert planning.BYTES_NOTE in bare[-1]  # no tokenizer: the table says its counts are bytes
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--dry-run", "--price", "2.5"], "--price 2.5: write IN,OUT"),
+        (["--dry-run", "--price", "a,b"], "--price a,b: write IN,OUT"),
+        (["--price", "2.5,10"], "--price 2.5,10: only with --dry-run"),
+        (["--tokenizer", "t"], "--tokenizer t: only with --backend openai"),
+        (
+            ["--backend", "openai", "--scoring", "loglikelihood", "--tokenizer", "t"],
+            "counts and cuts prompts only",
+        ),
+        (["--chat-template", "server"], "--chat-template server: only with --backend openai"),
+    ],
+)
+def test_hosted_flags_refuse_bad_input_in_one_line(
+    flags: list[str], says: str, tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mibe.cli import main
+
+    argv = [
+        "run",
+        "--model",
+        str(tiny_llama),
+        "--tasks",
+        "pubmedqa",
+        "--demo",
+        "--output-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main([*argv, *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err

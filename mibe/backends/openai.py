@@ -117,6 +117,24 @@ def _named_tokenizer(spec: str, trust_remote_code: bool) -> Any:
         ) from None
 
 
+def _resolved(parts: Any) -> tuple[tuple[str, ...], OSError | None]:
+    """The server's addresses (none when its name does not resolve, and why)."""
+    try:
+        return http.resolve(parts.hostname or "", parts.port), None
+    except OSError as exc:
+        return (), exc
+
+
+def _tokenizers(model: str, named: str | None, trust_remote_code: bool) -> tuple[Any, bool]:
+    """The tokenizer that counts and cuts, and whether it is the served model's own (prompts then go
+    as its token ids). A --tokenizer only counts and cuts, and prompts go as text, since its ids
+    would mean other words to the server."""
+    if named:
+        return _named_tokenizer(named, trust_remote_code), False
+    own = _local_tokenizer(model, trust_remote_code)
+    return (own, True) if own is not None else (_ByteTokenizer(), False)
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -218,11 +236,7 @@ class OpenAIBackend:
         if api_key_env and not self.api_key:
             raise MibeError(f"--api-key-env {api_key_env}: that environment variable is not set")
         # Resolved once: the guard judges, and every request connects to, these very addresses.
-        addresses: tuple[str, ...] = ()
-        try:
-            addresses = http.resolve(parts.hostname or "", parts.port)
-        except OSError as exc:
-            unresolved = exc
+        addresses, unresolved = _resolved(parts)
         self.override = guard(self.base_url, credentialed, allow_remote_credentialed, addresses)
         if not addresses:
             raise MibeError(
@@ -235,12 +249,8 @@ class OpenAIBackend:
         self.http = http.Endpoint(self.base_url, addresses, request_timeout, headers, say)
         self.max_concurrency = max(1, max_concurrency)
         self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
-        self.tokenizer_name = tokenizer  # --tokenizer: counts and truncates for a model served elsewhere
-        found = _named_tokenizer(tokenizer, trust_remote_code) if tokenizer else None
-        self.tokenizer = found or _local_tokenizer(model, trust_remote_code) or _ByteTokenizer()
-        # The served model's own tokenizer (prompts go as its token ids); a --tokenizer only counts and
-        # cuts, and the prompts go as text, since its ids would mean other words to the server.
-        self.local_tokenizer = found is None and not isinstance(self.tokenizer, _ByteTokenizer)
+        self.tokenizer_name = tokenizer  # --tokenizer: counts and cuts for a model served elsewhere
+        self.tokenizer, self.local_tokenizer = _tokenizers(model, tokenizer, trust_remote_code)
         # Bytes one token can hold at most (the tokenizer's longest piece), to bound what is kept.
         vocab = getattr(self.tokenizer, "get_vocab", dict)()
         self.token_bytes = max((len(t.encode("utf-8")) for t in vocab), default=64)
