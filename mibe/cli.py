@@ -513,6 +513,8 @@ def _check(args: argparse.Namespace) -> None:
             f"--tokenizer {args.tokenizer}: counts and cuts prompts only; --scoring loglikelihood needs the "
             "served model's own tokenizer: pass --model as the local folder the server serves"
         )
+    if (args.chat_template or "").strip() == "server" and args.backend != "openai":
+        raise MibeError("--chat-template server: only with --backend openai (the server's own template)")
     if args.tokenizer and args.backend != "openai":
         raise MibeError(f"--tokenizer {args.tokenizer}: only with --backend openai")
     for flag, value in (
