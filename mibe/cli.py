@@ -434,8 +434,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
-        tokenizer=args.tokenizer,
-        price=_price(args.price, args.dry_run),
+        **_hosted(args),
         base_url=urls[0] if urls else None,
         base_urls=tuple(urls),
         api_key_env=args.api_key_env,
@@ -450,6 +449,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
         extractor=args.extractor,
         shard=args.shard,
     )
+
+
+def _hosted(args: argparse.Namespace) -> dict[str, Any]:
+    """The hosted-baseline settings (docs/backends.md): the counting tokenizer and the plan's price."""
+    return {"tokenizer": args.tokenizer, "price": _price(args.price, args.dry_run)}
 
 
 def _price(value: str | None, dry_run: bool) -> tuple[float, float] | None:
