@@ -19,6 +19,7 @@ Other answers of the same question are not scored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -26,6 +27,10 @@ from pathlib import Path
 from mibe.types import Doc
 
 SPLITS = ("test", "train", "dev", "val", "valid", "validation")
+# A release without split-named files is split by note (`by_note`): change the seed or the share and
+# every emrQA number changes (its data fingerprint follows the rows, so old columns stay apart).
+NOTE_SPLIT_SEED = "mibe-emrqa-notes-1"
+TEST_SHARE = 0.2
 
 
 def _load(file: Path) -> object:
@@ -83,7 +88,7 @@ def _split_name(stem: str) -> str | None:
 def read(path: Path, split: str) -> list[dict] | None:
     if path.is_file():
         raw = _load(path) if path.suffix == ".json" else None
-        return _questions(raw, path, path) if _is_emrqa(raw) else None
+        return by_note(_questions(raw, path, path), split) if _is_emrqa(raw) else None
     files = {f: _load(f) for f in sorted(path.glob("*.json"))}
     files = {f: raw for f, raw in files.items() if _is_emrqa(raw)}
     if not files:
@@ -93,7 +98,34 @@ def read(path: Path, split: str) -> list[dict] | None:
         aliases = {"dev": ("dev", "val", "valid", "validation"), "val": ("dev", "val", "valid", "validation")}
         wanted = aliases.get(split, (split,))
         files = {f: raw for f, raw in files.items() if named[f] in wanted}
-    return [row for f, raw in files.items() for row in _questions(raw, f, path)]
+        return [row for f, raw in files.items() for row in _questions(raw, f, path)]
+    return by_note([row for f, raw in files.items() for row in _questions(raw, f, path)], split)
+
+
+def _note_key(row: dict) -> str:
+    try:
+        return _context(row.get("context"))
+    except ValueError:
+        return ""
+
+
+def _note_rank(note: str) -> str:
+    return hashlib.sha256(f"{NOTE_SPLIT_SEED}:{note}".encode()).hexdigest()
+
+
+def by_note(rows: list[dict], split: str) -> list[dict]:
+    """emrQA's release has no train/test split: its questions are split by note, so no note is asked
+    about in both parts. The notes (by text: a note two i2b2 subsets share is one note) are ordered
+    by SHA-256 of NOTE_SPLIT_SEED and the text; the first TEST_SHARE of them (at least one) are the
+    test part, the rest the train part. Rows that name no note (unusable) stay in the test part, where
+    they are counted. Any other split is empty."""
+    notes = sorted({_note_key(r) for r in rows if "__error__" not in r}, key=_note_rank)
+    test = set(notes[: max(1, round(TEST_SHARE * len(notes)))])
+    if split == "test":
+        return [r for r in rows if "__error__" in r or _note_key(r) in test]
+    if split == "train":
+        return [r for r in rows if "__error__" not in r and _note_key(r) not in test]
+    return []
 
 
 def _context(value: object) -> str:

@@ -128,9 +128,9 @@ def test_clustered_mcnemar_against_durkalskis_formula() -> None:
     assert stats.mcnemar_clustered([True, False], [True, False], ["x", "y"]).p == 1.0
 
 
-def _docs(task: str, path: Path) -> list:
+def _docs(task: str, path: Path, split: str | None = None) -> list:
     loaded = tasks.load_task(Path(tasks.builtin_paths()[task]))
-    return data.load_docs(loaded, data.Location("local", str(path))).docs
+    return data.load_docs(loaded, data.Location("local", str(path)), split).docs
 
 
 def test_builtin_cluster_keys_on_rows_in_the_release_formats() -> None:
@@ -150,7 +150,7 @@ def test_builtin_cluster_keys_on_rows_in_the_release_formats() -> None:
     i2b2 = _docs("i2b2_2010", FIX / "i2b2_2010")
     assert {d.cluster for d in i2b2} == {"0901", "0902"}
     assert all(d.id.startswith(f"{d.cluster}:") for d in i2b2)
-    emrqa = _docs("emrqa", FIX / "emrqa" / "data.json")
+    emrqa = [d for part in ("test", "train") for d in _docs("emrqa", FIX / "emrqa" / "data.json", part)]
     note_of = {d.id: d.cluster for d in emrqa}
     # Note 0901 is asked about under three i2b2 subsets (titles): one note, one cluster.
     assert len({c for i, c in note_of.items() if "/0901/" in i}) == 1

@@ -18,6 +18,7 @@ from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 
 TINY_TASK = REPO / "training" / "examples" / "tiny-task.yaml"
+DEMO_EMRQA = len((REPO / "tasks" / "demo" / "emrqa.jsonl").read_text().splitlines())
 NLI = "\nTASK: Please classify the relationship between the given premise and hypothesis into one of the following labels: {labels}. Return only the label.\n###\nINPUT: [PRE] {pre} [HYP] {hyp}\nOUTPUT:\n"  # noqa: E501
 PAIRS = [  # invented premise, hypothesis, label
     ("An invented patient took a made-up tablet at noon.", "The patient took a tablet.", "entailment"),
@@ -55,8 +56,16 @@ def suite(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
         "mednli": nli_rows(root / "mednli.jsonl", "mednli", "entailment, contradiction, or neutral"),
         "bionli": nli_rows(root / "bionli.jsonl", "bionli", "entailment or contradiction"),
         "ddi2013": REPO / "tasks" / "demo" / "ddi2013.jsonl",  # its own evaluation documents
+        "emrqa": REPO / "tests" / "fixtures" / "emrqa",  # the release: trained on the train part by note
     }
-    args = ["task", "pubmedqa,mednli,bionli,ddi2013", "--config", str(TINY_TASK), "--model", str(tiny_llama)]
+    args = [
+        "task",
+        "pubmedqa,mednli,bionli,ddi2013,emrqa",
+        "--config",
+        str(TINY_TASK),
+        "--model",
+        str(tiny_llama),
+    ]
     args += ["--output-dir", str(root / "adapters"), "--max-steps", "1"]
     args += ["--set", "warmup_ratio=0", "--set", "lr_scheduler=constant"]  # one step that moves the weights
     args += [a for task, path in data.items() for a in ("--data", f"{task}={path}")]
@@ -82,7 +91,13 @@ def test_train_task_suite_writes_one_adapter_per_task_and_skips_a_contaminated_o
     skipped = [line for line in lines if line.startswith("mibe: ddi2013: skipped: contamination guard:")]
     assert len(skipped) == 1 and "\n" not in skipped[0]
     summary = json.loads((root / "mibe_suite.json").read_text())
-    assert sorted(summary["tasks"]) == ["bionli", "mednli", "pubmedqa"]
+    assert sorted(summary["tasks"]) == ["bionli", "emrqa", "mednli", "pubmedqa"]
+    emrqa = json.loads((root / "emrqa" / "mibe_training.json").read_text())
+    assert emrqa["data"]["documents"] == 5  # note 0901's questions; the guard read note 0903's test part
+    assert (
+        emrqa["contamination"]["leaks"] == {}
+        and emrqa["contamination"]["evaluation_documents"]["emrqa"] == DEMO_EMRQA + 1
+    )
     assert list(summary["skipped"]) == ["ddi2013"]
 
 
@@ -141,3 +156,29 @@ def test_adapters_refusals_are_one_line(tiny_llama: Path, tmp_path: Path) -> Non
         api.run(
             RunConfig(model=str(tiny_llama), adapters=str(tmp_path / "empty"), tasks=("pubmedqa",), demo=True)
         )
+
+
+def test_emrqa_release_is_split_by_note_and_keeps_notes_apart(tmp_path: Path) -> None:
+    from mibe import data, tasks
+
+    (emrqa,), _ = tasks.resolve(["emrqa"])
+    fixture = REPO / "tests" / "fixtures" / "emrqa" / "data.json"
+
+    def part(path: Path, split: str) -> list:
+        return data.load_docs(emrqa, data.Location("local", str(path)), split).docs
+
+    test, train = part(fixture, "test"), part(fixture, "train")
+    assert {d.id.split("/")[1] for d in test} == {"0903"} and {d.id.split("/")[1] for d in train} == {"0901"}
+    # Ten invented notes: two (a fifth) are the test part, no note is in both, every question is in one.
+    notes = [
+        {"note_id": f"n{i}", "context": [f"Invented note {i}.", f"Patient {i} takes drug{i} daily ."],
+         "qas": [{"question": [f"What does patient {i} take?"], "id": [["t", "l"]],
+                  "answers": [{"text": f"drug{i}", "answer_start": [1, 3], "evidence": ""}]}]}
+        for i in range(10)
+    ]  # fmt: skip
+    (tmp_path / "data.json").write_text(json.dumps({"data": [{"title": "medication", "paragraphs": notes}]}))
+    test, train = part(tmp_path / "data.json", "test"), part(tmp_path / "data.json", "train")
+    assert len(test) == 2 and len(train) == 8
+    assert not {d.cluster for d in test} & {d.cluster for d in train}
+    assert sorted(d.id for d in test + train) == sorted(f"medication/n{i}/0" for i in range(10))
+    assert [d.id for d in part(tmp_path / "data.json", "test")] == [d.id for d in test]  # seeded, not drawn
