@@ -210,6 +210,14 @@ def _parser() -> argparse.ArgumentParser:
         help="score only shard I of N of each task's documents into this run folder; "
         "`mibe merge` makes one run of the N folders (docs/scale-out.md)",
     )  # fmt: skip
+    run.add_argument(
+        "--shards", type=int, metavar="N",
+        help="with --dry-run: each of N shards' documents, tokens and (with --throughput) wall time",
+    )  # fmt: skip
+    run.add_argument(
+        "--throughput", type=float, metavar="TOKENS_PER_S",
+        help="with --dry-run --shards: prompt plus generated tokens per second of one shard's job",
+    )  # fmt: skip
     jury = run.add_argument_group("judges (docs/judges.md)")
     jury.add_argument(
         "--judge", action="append", default=[], metavar="SPEC",
@@ -448,6 +456,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         reasoning_budget=args.reasoning_budget,
         extractor=args.extractor,
         shard=args.shard,
+        plan_shards=args.shards,
+        throughput=args.throughput,
     )
 
 
@@ -530,6 +540,7 @@ def _check(args: argparse.Namespace) -> None:
         ("--data-parallel-size", args.data_parallel_size),
         ("--max-model-len", args.max_model_len),
         ("--max-concurrency", args.max_concurrency),
+        ("--shards", args.shards),
     ):
         if value is not None and value < 1:
             raise MibeError(f"{flag} {value}: must be a positive integer")
@@ -545,6 +556,12 @@ def _check(args: argparse.Namespace) -> None:
         )
     if args.reasoning_budget < 0:
         raise MibeError(f"--reasoning-budget {args.reasoning_budget}: must be 0 or more")
+    if (args.shards or args.throughput is not None) and not args.dry_run:
+        raise MibeError("--shards and --throughput plan a run: add --dry-run (a run takes --shard I/N)")
+    if args.throughput is not None and not args.throughput > 0:
+        raise MibeError(f"--throughput {args.throughput:g}: must be a positive number of tokens per second")
+    if args.throughput is not None and not args.shards:
+        raise MibeError("--throughput: give --shards N too (the wall time is per shard)")
     if not args.request_timeout > 0:  # also NaN
         raise MibeError(f"--request-timeout {args.request_timeout:g}: must be a positive number of seconds")
 

@@ -172,6 +172,9 @@ class RunConfig:
     reasoning_budget: int = 0  # thinking tokens allowed on top of the answer's max_new_tokens
     extractor: str | None = None  # --parser model: the model spec that reads the answers
     shard: str | None = None  # --shard I/N: this job scores shard I of N (mibe/runs/sharding.py)
+    # --dry-run --shards N [--throughput TOKENS_PER_S]: the planning table per shard (no run folder)
+    plan_shards: int | None = field(default=None, metadata=VOLATILE)
+    throughput: float | None = field(default=None, metadata=VOLATILE)
 
     @classmethod
     def volatile(cls) -> frozenset[str]:

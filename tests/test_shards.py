@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,3 +197,26 @@ def test_a_shard_killed_resumes(tiny_llama: Path, tmp_path: Path) -> None:
     rest = tmp_path / "s1"
     assert cli.main(run_args(tiny_llama, data, rest, "--tasks", "pubmedqa", "--shard", "1/2")) == 0
     assert cli.main(["merge", str(tmp_path / "s0"), str(rest), "--output-dir", str(tmp_path / "m")]) == 0
+
+
+def test_dry_run_plans_each_shard(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = make_data(tmp_path / "data")
+    argv = ["run", "--model", str(tiny_llama), "--data-dir", str(data), "--tasks", "pubmedqa,medqa",
+            "--dry-run", "--shards", "3", "--throughput", "5"]  # fmt: skip
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    total = next(line.split() for line in err if line.startswith("total "))
+    prompt, answers = (int(total[k].replace(",", "")) for k in (3, 5))
+    shards = [line.split() for line in err if re.match(r"[0-2]/3 ", line)]
+    assert [s[0] for s in shards] == ["0/3", "1/3", "2/3"]
+    ids = {
+        t: [json.loads(x)[ID_FIELD[t]] for x in (data / f"{t}.jsonl").open()] for t in ("pubmedqa", "medqa")
+    }
+    for i, s in enumerate(shards):  # each shard's documents by the rule, counted independently
+        assert int(s[1]) == sum(sharding.assigned(t, d, 3) == i for t in ids for d in ids[t])
+    tokens = [int(s[2].replace(",", "")) for s in shards]
+    assert sum(tokens) == prompt + answers  # every token of the plan in exactly one shard
+    seconds = [int(m[1]) * 60 + int(m[2]) for s in shards if (m := re.fullmatch(r"(\d+)m(\d\d)s", s[3]))]
+    assert seconds == [round(t / 5) for t in tokens]  # tokens / --throughput
+    assert cli.main(["run", "--model", "m", "--demo", "--shards", "3"]) == 2
+    assert "add --dry-run" in capsys.readouterr().err

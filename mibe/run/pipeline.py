@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -419,6 +419,8 @@ class DryRun:
     prompt_tokens: int  # summed over requests (choices included)
     longest: int  # the longest prompt, in tokens
     answer_tokens: int  # the most tokens the answers can take (max_new_tokens per generated document)
+    # each document's prompt plus answer tokens, by id: `--dry-run --shards N` sums them per shard
+    per_doc: dict[str, int] = field(default_factory=dict)
 
 
 def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
@@ -442,4 +444,9 @@ def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[
     )
     answers = sum(r.max_new_tokens for r in requests) if p.protocol["scoring"] == "generate" else 0
     longest = lengths[-1] if lengths else 0
-    return DryRun(line, len(p.docs), calls, sum(lengths) * per_doc, longest, answers)
+    generated = p.protocol["scoring"] == "generate"
+    tokens = {
+        r.doc_id: len(backend.tokenize(r.prompt)) * per_doc + (r.max_new_tokens if generated else 0)
+        for r in requests
+    }
+    return DryRun(line, len(p.docs), calls, sum(lengths) * per_doc, longest, answers, tokens)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mibe.run.pipeline import DryRun
+from mibe.runs import sharding
 from mibe.types import RunConfig
 
 HEADER = ("task", "documents", "requests", "prompt tokens", "longest prompt", "answer tokens (max)")
@@ -81,6 +82,41 @@ def memory_lines(config: RunConfig, model_path: str, figures: Sequence[DryRun]) 
     return memory.plan(model_config, quantize or dtype, dtype, config.batch_size, max(context, 1))
 
 
+def shard_lines(config: RunConfig, names: Sequence[str], figures: Sequence[DryRun]) -> list[str]:
+    """`--shards N`: each shard's documents and tokens (prompt plus the most the answers can take),
+    and with `--throughput` its estimated wall time: tokens / throughput (prompt and generated tokens
+    per second, as results.json's `timing.<task>.tokens_per_s` measures them)."""
+    n, speed = config.plan_shards or 0, config.throughput
+    docs, tokens = [0] * n, [0] * n
+    for name, f in zip(names, figures, strict=True):
+        for doc_id, count in f.per_doc.items():
+            i = sharding.assigned(name, doc_id, n)
+            docs[i] += 1
+            tokens[i] += count
+    header = ("shard", "documents", "tokens", "estimated wall")
+    cells = [header] + [
+        (f"{i}/{n}", f"{docs[i]:,}", f"{tokens[i]:,}", _duration(tokens[i] / speed) if speed else "-")
+        for i in range(n)
+    ]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if not speed:
+        lines.append("add --throughput TOKENS_PER_S for each shard's wall time (measure it: a short run's "
+                     "timing.<task>.tokens_per_s in results.json)")  # fmt: skip
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def report(
     config: RunConfig,
     names: Sequence[str],
@@ -97,6 +133,8 @@ def report(
             f"cost at ${config.price[0]:g} per million prompt tokens and ${config.price[1]:g} per million "
             "answer tokens (--price), answers at their cap: a ceiling"
         )
+    if config.plan_shards:
+        lines += ["", *shard_lines(config, names, figures)]
     if model_path is not None:  # a local model (not an endpoint): its memory can be planned
         lines += memory_lines(config, model_path, figures)
     return lines
