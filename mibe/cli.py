@@ -455,9 +455,6 @@ def _config(args: argparse.Namespace) -> RunConfig:
         reasoning_delimiters=parse_delimiters(args.reasoning_delimiters),
         reasoning_budget=args.reasoning_budget,
         extractor=args.extractor,
-        shard=args.shard,
-        plan_shards=args.shards,
-        throughput=args.throughput,
     )
 
 
@@ -683,6 +680,10 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     chosen = sweep.models(args.model or [], args.models)
     args.model = chosen[0][1]
     config = dataclasses.replace(_config(args), judge=tuple(args.judge), judge_order=args.judge_order)
+    # --shard I/N (a part of a run) and --shards N (a dry run's plan per shard): docs/scale-out.md
+    config = dataclasses.replace(
+        config, shard=args.shard, plan_shards=args.shards, throughput=args.throughput
+    )
     if len(chosen) > 1 or args.models:
         sweep.run(config, chosen, ["mibe", *argv], api.run, lambda line: print(line, file=sys.stderr))
     else:
