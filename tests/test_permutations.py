@@ -196,9 +196,9 @@ def test_shards_and_the_viewer_keep_orderings_apart(tmp_path: Path) -> None:
     from mibe.runs import folder, writer
 
     rows = [{"id": "d1", "permutation": k, "option_order": [(i + k) % 4 for i in range(4)]} for k in range(3)]
-    writer.append_rows(folder.shard_path(tmp_path, "medqa", 0), rows[:2])
-    writer.append_rows(folder.shard_path(tmp_path, "medqa", 1), rows[1:])  # ordering 1 twice: kept once
-    assert writer.merge_shards(tmp_path, "medqa", private=False) == 3
+    writer.append_rows(folder.rank_path(tmp_path, "medqa", 0), rows[:2])
+    writer.append_rows(folder.rank_path(tmp_path, "medqa", 1), rows[1:])  # ordering 1 twice: kept once
+    assert writer.fold_ranks(tmp_path, "medqa", private=False) == 3
     merged = folder.read_samples(folder.samples_path(tmp_path, "medqa"))
     assert sorted(r["permutation"] for r in merged) == [0, 1, 2]
     assert writer.done_ids(folder.samples_path(tmp_path, "medqa"), None, 2) == {"d1"}

@@ -313,13 +313,13 @@ def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunCo
 def _start(
     w: parallel.World, out: writer.Writer, run_json: dict, overwrite: bool, chosen: list
 ) -> dict | None:
-    """Start or resume the folder on rank 0; with data-parallel ranks, fold in the shards a killed run
+    """Start or resume the folder on rank 0; with data-parallel ranks, fold in the rank files a killed run
     left behind and let every rank see the same previous results."""
     run_dir = out.path
     previous = resume.prepare(out, run_json, overwrite) if w.main else None
     if w.size > 1:
         for task in chosen if w.main else ():
-            writer.merge_shards(run_dir, task.name, task.credentialed)
+            writer.fold_ranks(run_dir, task.name, task.credentialed)
         parallel.barrier(w)
         previous = previous if w.main else folder.read_json(run_dir / "results.json")
     return previous

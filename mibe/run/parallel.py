@@ -1,11 +1,12 @@
 """Data-parallel runs under `accelerate launch` / `torchrun`: which share of the documents is ours.
 
 Each process (rank) scores the documents at positions rank, rank + world, ... of a task's pending
-documents, appends them to its own shard file (samples/<task>.rank<R>.part: never a .jsonl, so a
-samples folder holds one .jsonl per task), and waits at a barrier; rank 0 then merges the shards into
-samples/<task>.jsonl, skipping ids already there, and alone writes run.json and results.json. A run
-killed midway leaves shards that rank 0 merges before the next start, whatever the new world size,
-so a resumed run scores each document once. Without a launcher this module does nothing.
+documents, appends them to its own rank file (samples/<task>.rank<R>.part: never a .jsonl, so a
+samples folder holds one .jsonl per task), and waits at a barrier; rank 0 then folds the rank files
+into samples/<task>.jsonl, skipping ids already there, and alone writes run.json and results.json. A
+run killed midway leaves rank files that rank 0 folds in before the next start, whatever the new world
+size, so a resumed run scores each document once. With `--shard I/N` the ranks split that shard's
+documents. Without a launcher this module does nothing.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Share:
     @property
     def target(self) -> Path:
         if self.world.size > 1:
-            return folder.shard_path(self.run_dir, self.task, self.world.rank)
+            return folder.rank_path(self.run_dir, self.task, self.world.rank)
         return folder.samples_path(self.run_dir, self.task)
 
     def gather(self, private: bool) -> bool:
@@ -101,7 +102,7 @@ class Share:
         barrier(self.world)
         if not self.world.main:
             return False
-        writer.merge_shards(self.run_dir, self.task, private)
+        writer.fold_ranks(self.run_dir, self.task, private)
         return True
 
 

@@ -89,7 +89,7 @@ def read_samples(path: Path, model: type[record.Part] = record.SampleRow) -> lis
     return record.read_lines(path, model)
 
 
-def shard_path(run_dir: Path, task: str, rank: int) -> Path:
+def rank_path(run_dir: Path, task: str, rank: int) -> Path:
     return run_dir / "samples" / f"{task}.rank{rank}.part"
 
 

@@ -8,7 +8,7 @@ Its rules (docs/run-folder.md, *Writes*):
   (clusters mount home and scratch folders through links);
 - owner-only files (0600) for a run holding a credentialed task, from the first byte;
 - atomic whole-file writes (temporary file, fsync, rename) and flushed appends;
-- `--overwrite` means one thing: delete what mibe wrote (run.json, results.json, the samples and shards
+- `--overwrite` means one thing: delete what mibe wrote (run.json, results.json, the samples and rank files
   of the tasks its run.json names) and every derived cache (`judges/`, `extractions/`), nothing else;
 - caches are read only from the folder being written, never from a folder a command reads from.
 """
@@ -88,7 +88,7 @@ def _lines(rows: Iterable[dict[str, Any]]) -> str:
 
 
 def append_rows(path: Path, rows: Iterable[dict[str, Any]], private: bool = False) -> None:
-    """Append JSON lines (samples, shards, caches) and fsync: a kill loses at most this batch."""
+    """Append JSON lines (samples, rank files, caches) and fsync: a kill loses at most this batch."""
     path.parent.mkdir(parents=True, exist_ok=True)
     refuse_link(path.parent)
     refuse_link(path)
@@ -354,12 +354,12 @@ def done_ids(path: Path, draw: int | None = None, permutation: int | None = None
     return {r["id"] for r in rows if r.get("draw") == draw and r.get("permutation") == permutation}
 
 
-def merge_shards(run_dir: Path, task: str, private: bool) -> int:
-    """Fold every data-parallel shard of `task` into its samples file, each (draw, permutation, id)
-    once; returns the rows added."""
+def fold_ranks(run_dir: Path, task: str, private: bool) -> int:
+    """Fold every data-parallel rank file of `task` into its samples file, each (draw, permutation,
+    id) once; returns the rows added. ("Shard" means one thing: a `--shard I/N` run, docs/scale-out.md.)"""
     target = samples_path(run_dir, task)
-    shards = sorted(target.parent.glob(f"{task}.rank*.part"))
-    if not shards:
+    parts = sorted(target.parent.glob(f"{task}.rank*.part"))
+    if not parts:
         return 0
 
     def key(row: dict[str, Any]) -> tuple:
@@ -367,15 +367,15 @@ def merge_shards(run_dir: Path, task: str, private: bool) -> int:
 
     seen = {key(row) for row in read_samples(target)}
     fresh = []
-    for shard in shards:
-        for row in read_samples(shard):
+    for part in parts:
+        for row in read_samples(part):
             if key(row) not in seen:
                 seen.add(key(row))
                 fresh.append(row)
     if fresh:
         append_rows(target, fresh, private=private)
-    for shard in shards:  # only after the rows are safely in the samples file
-        shard.unlink()
+    for part in parts:  # only after the rows are safely in the samples file
+        part.unlink()
     return len(fresh)
 
 
