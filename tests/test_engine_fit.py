@@ -50,3 +50,26 @@ def test_cpu_kv_cache_is_sized_to_the_run(
 
 def test_available_memory_is_read() -> None:
     assert fit.available_memory() > 0  # Linux: /proc/meminfo's MemAvailable
+
+
+def test_an_endpoint_carries_every_setting_the_vllm_backend_reads() -> None:
+    """VLLMBackend.from_config reads RunConfig's names off the factory's Endpoint: each one must exist
+    there (a missing `batch_size` broke every vLLM run, caught only by the vLLM suite)."""
+    import ast
+    import inspect
+
+    from mibe.backends import endpoint
+    from mibe.backends.vllm import VLLMBackend
+    from mibe.types import RunConfig
+
+    source = inspect.getsource(VLLMBackend.from_config)
+    tree = ast.parse(source.replace("\n    ", "\n").strip())
+    read = {
+        n.attr for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "config"
+    }  # fmt: skip
+    assert {"batch_size", "seed", "dtype", "max_model_len"} <= read
+    made = endpoint.evaluated(RunConfig(model="m", backend="vllm", batch_size=3, seed=9))
+    for name in read:
+        assert hasattr(made, name), name
+    assert (made.batch_size, made.seed) == (3, 9)

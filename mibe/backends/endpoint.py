@@ -70,6 +70,10 @@ class Endpoint:
     def seed(self) -> int:
         return self.machine.seed
 
+    @property
+    def batch_size(self) -> int:
+        return self.machine.batch_size
+
 
 def machine_of(config: RunConfig) -> Machine:
     return Machine(
