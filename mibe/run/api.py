@@ -182,7 +182,7 @@ def run(
         out_folder.write_json("results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
-    say(summary.next_commands(run_dir))
+    say(summary.next_commands(run_dir, config.shard))
     return out
 
 

@@ -51,9 +51,17 @@ def notes(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def next_commands(run_dir: Path) -> str:
-    """What to do with a finished run: the commands a new user reaches for next."""
+def next_commands(run_dir: Path, shard: str | None = None) -> str:
+    """What to do with a finished run: the commands a new user reaches for next. A shard (`--shard
+    I/N`) is a part of a run: the next step is the merge."""
     run = shlex.quote(str(run_dir))
+    if shard:
+        index, n = shard.split("/")
+        return (
+            f"next: this is shard {index}/{n}; with the folders of all {n} shards:\n"
+            f"  mibe merge --status {run} SHARD_RUN...                 # what each shard still lacks\n"
+            f"  mibe merge {run} SHARD_RUN... --output-dir MERGED_RUN  # one run: metrics, leaderboard"
+        )
     page = shlex.quote(f"{run_dir.name}.html")
     return (
         "next:\n"
