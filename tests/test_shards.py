@@ -220,3 +220,14 @@ def test_dry_run_plans_each_shard(tiny_llama: Path, tmp_path: Path, capsys: pyte
     assert seconds == [round(t / 5) for t in tokens]  # tokens / --throughput
     assert cli.main(["run", "--model", "m", "--demo", "--shards", "3"]) == 2
     assert "add --dry-run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_redacted_shards_merge_their_statistics(tiny_llama: Path, tmp_path: Path) -> None:
+    # --redact-samples: no text survives in a shard, so its rows keep per-document statistics
+    # (ROUGE, BERTScore's availability) and the merge aggregates them as the one run does.
+    data = make_data(tmp_path / "data", copies=2)
+    extra = ("--tasks", "pubmed_sum", "--redact-samples")
+    whole, merged = shard_then_merge(tiny_llama, data, tmp_path, *extra)
+    assert_equal_runs(whole, merged, ["pubmed_sum"])
+    assert all("raw_output" not in r and "stats" in r for r in rows(merged, "pubmed_sum").values())
