@@ -138,10 +138,9 @@ def run(
     # Every endpoint through the policy before anything loads: a refused one stops the run here.
     evaluated, extracting, _ = admit(config, [t for t, _, _ in loaded], backend is not None)
     config, device_line = _resolve_device(config, backend)  # what auto means here is what is recorded
-    backend = backend or _model(config, evaluated, say, device_line)
-    plans, extractor = _plans(config, loaded, backend, extracting, say)
-    for p, pool in plans:  # every check that can refuse a setting runs before anything is written
-        pipeline.precheck(p, config, backend, pool)
+    backend = backend or _model(config, evaluated, say)
+    plans, extractor, setup = _plans(config, loaded, backend, extracting, say)
+    _say_opening(config, plans, backend, setup, device_line, say)
     if config.dry_run:
         _dry_run(plans, config, backend, say)
         return {}
@@ -236,15 +235,12 @@ def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Calla
     say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local, bytes_only)))
 
 
-def _model(config: RunConfig, admitted: Any, say: Callable[[str], None], device_line: str | None) -> Backend:
-    """The evaluated model, built by the one factory once the endpoint policy admitted it; then what
-    --device auto chose, as the first opening line (a model that fails to load stays one line)."""
+def _model(config: RunConfig, admitted: Any, say: Callable[[str], None]) -> Backend:
+    """The evaluated model, built by the one factory once the endpoint policy admitted it (what
+    --device auto chose is said once every setting has passed its checks: an error stays one line)."""
     if config.backend != "openai" and names.model_note(config.model):
         say(names.model_note(config.model))  # a local folder named like a hub id wins: said
-    backend = factory.build(admitted, say)
-    if device_line and os.environ.get("RANK", "0") == "0":
-        say(device_line)
-    return backend
+    return factory.build(admitted, say)
 
 
 def admit(
@@ -285,9 +281,9 @@ def _run_json(config: RunConfig, model: dict[str, Any], plans: list[tuple], extr
 
 def _plans(
     config: RunConfig, loaded: list[tuple], backend: Backend, extracting: Any, say: Callable[[str], None]
-) -> tuple[list[tuple], Any]:
-    """Each task's plan with its few-shot pool, and the answer extractor (--parser model) if any; says
-    the protocol the numbers will be read under, before the first request."""
+) -> tuple[list[tuple], Any, Any]:
+    """Each task's plan with its few-shot pool, the answer extractor (--parser model) if any, and the
+    run's chat-template setup."""
     setup = templating.resolve(config, backend)  # once per run: every task gets the same template
     extractor = None
     if extracting is not None:
@@ -297,10 +293,28 @@ def _plans(
         (pipeline.plan(t, d, config, backend, pool, setup, extractor, source), pool)
         for (t, _, d), (pool, source) in zip(loaded, pools, strict=True)
     ]
-    if os.environ.get("RANK", "0") == "0":  # data-parallel ranks other than 0 keep quiet
-        for line in opening.lines(config, [p for p, _ in plans], setup):
-            say(line)
-    return plans, extractor
+    return plans, extractor, setup
+
+
+def _say_opening(
+    config: RunConfig,
+    plans: list[tuple],
+    backend: Backend,
+    setup: Any,
+    device_line: str | None,
+    say: Callable[[str], None],
+) -> None:
+    """Every check that can refuse a setting, before anything is written; then what --device auto
+    chose and the protocol the numbers will be read under (so a refusal stays one line), before the
+    first request. Data-parallel ranks other than 0 keep quiet."""
+    for p, pool in plans:
+        pipeline.precheck(p, config, backend, pool)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if device_line:
+        say(device_line)
+    for line in opening.lines(config, [p for p, _ in plans], setup):
+        say(line)
 
 
 def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunConfig) -> None:
