@@ -318,7 +318,8 @@ FEWSHOT = LABELS.replace("dataset: {source: notes.jsonl}", "dataset: {source: ./
 def fewshot_workspace(tmp_path: Path, train_label: str) -> Path:
     (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     (tmp_path / "data" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    train = [{**r, "id": f"t{i}", "label": train_label} for i, r in enumerate(ROWS)]
+    # training notes of their own: a train split that repeats the test notes is not used for shots
+    train = [{"id": f"t{i}", "text": f"training case {i}", "label": train_label} for i in range(5)]
     (tmp_path / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     return workspace(tmp_path, FEWSHOT)
 
@@ -609,7 +610,9 @@ def test_request_timeout_reaches_the_backend_and_never_blocks_a_resume() -> None
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         args = ["run", "--model", "m", "--backend", "openai", "--base-url", url, "--request-timeout", "7.5"]
-        config = cli._config(cli._parser().parse_args(args))
+        parsed = cli._parser().parse_args(args)
+        parsed.model = parsed.model[0]  # --model may be repeated (a sweep): main picks each in turn
+        config = cli._config(parsed)
         assert config.request_timeout == 7.5
         assert factory.make_backend(config).http.idle_timeout == 7.5
         assert "request_timeout" not in api.identity(config)

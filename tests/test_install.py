@@ -43,7 +43,12 @@ def test_wheel_finds_tasks_and_prompts_from_another_folder(installed: Path, tmp_
     assert where.stdout.strip().startswith(str(installed)), where.stderr
     listing = outside(installed, tmp_path, "-m", "mibe.cli", "tasks", "list")
     assert listing.returncode == 0, listing.stderr
-    assert len(listing.stdout.strip().splitlines()) == 13
+    # a header, the 12 MIBE tasks, the 3 general tasks of the forgetting study (tasks/general/, shipped
+    # too), and the line that explains the groups
+    rows = [line.split() for line in listing.stdout.strip().splitlines()[1:-1]]
+    groups = {row[0]: row for row in rows}
+    assert len(rows) == 15 and sum("general" in row for row in rows) == 3, listing.stdout
+    assert {"medqa", "mimic_cxr", "mmlu", "boolq", "arc_challenge"} <= set(groups), listing.stdout
     shown = outside(installed, tmp_path, "-m", "mibe.cli", "tasks", "show", "medqa")
     assert "You are a medical doctor taking the US Medical Licensing Examination" in shown.stdout
 
