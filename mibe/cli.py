@@ -218,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
         "--throughput", type=float, metavar="TOKENS_PER_S",
         help="with --dry-run --shards: prompt plus generated tokens per second of one shard's job",
     )  # fmt: skip
+    run.add_argument(
+        "--measure-throughput", type=int, metavar="DOCS",
+        help="with --dry-run: load the model and time DOCS documents (nothing written); the measured "
+        "tokens per second sets each shard's wall time under --shards",
+    )  # fmt: skip
     jury = run.add_argument_group("judges (docs/judges.md)")
     jury.add_argument(
         "--judge", action="append", default=[], metavar="SPEC",
@@ -559,6 +564,12 @@ def _check(args: argparse.Namespace) -> None:
         raise MibeError(f"--throughput {args.throughput:g}: must be a positive number of tokens per second")
     if args.throughput is not None and not args.shards:
         raise MibeError("--throughput: give --shards N too (the wall time is per shard)")
+    if args.measure_throughput is not None and not args.dry_run:
+        raise MibeError("--measure-throughput DOCS is a dry run's: add --dry-run")
+    if args.measure_throughput is not None and args.measure_throughput < 1:
+        raise MibeError(f"--measure-throughput {args.measure_throughput}: must be 1 or more documents")
+    if args.measure_throughput is not None and args.throughput is not None:
+        raise MibeError("--measure-throughput and --throughput: give one (the measured one replaces it)")
     if not args.request_timeout > 0:  # also NaN
         raise MibeError(f"--request-timeout {args.request_timeout:g}: must be a positive number of seconds")
 
@@ -682,8 +693,9 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     config = dataclasses.replace(_config(args), judge=tuple(args.judge), judge_order=args.judge_order)
     # --shard I/N (a part of a run) and --shards N (a dry run's plan per shard): docs/scale-out.md
     config = dataclasses.replace(
-        config, shard=args.shard, plan_shards=args.shards, throughput=args.throughput
-    )
+        config, shard=args.shard, plan_shards=args.shards, throughput=args.throughput,
+        measure_throughput=args.measure_throughput,
+    )  # fmt: skip
     if len(chosen) > 1 or args.models:
         sweep.run(config, chosen, ["mibe", *argv], api.run, lambda line: print(line, file=sys.stderr))
     else:

@@ -175,6 +175,8 @@ class RunConfig:
     # --dry-run --shards N [--throughput TOKENS_PER_S]: the planning table per shard (no run folder)
     plan_shards: int | None = field(default=None, metadata=VOLATILE)
     throughput: float | None = field(default=None, metadata=VOLATILE)
+    # --dry-run --measure-throughput DOCS: the one dry run that loads the model and times DOCS documents
+    measure_throughput: int | None = field(default=None, metadata=VOLATILE)
 
     @classmethod
     def volatile(cls) -> frozenset[str]:

@@ -229,6 +229,10 @@ def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Calla
     figures = [pipeline.dry_run_report(p, config, backend, pool) for p, pool in plans]
     for f in figures:
         say(f.line)
+    if config.measure_throughput:  # the one dry run that loads the model: a short timed run
+        speed, line = planning.measure(plans, config, backend, config.measure_throughput)
+        say(line)
+        config = dataclasses.replace(config, throughput=speed or None)
     described = backend.describe()
     local = described.get("path") if config.backend in ("hf", "vllm") else None
     bytes_only = described.get("tokenizer") == "utf-8 bytes"  # an endpoint without a tokenizer at hand

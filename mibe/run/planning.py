@@ -138,3 +138,35 @@ def report(
     if model_path is not None:  # a local model (not an endpoint): its memory can be planned
         lines += memory_lines(config, model_path, figures)
     return lines
+
+
+def measure(plans: Sequence[Any], config: RunConfig, backend: Any, count: int) -> tuple[float, str]:
+    """`--measure-throughput DOCS`: the one dry run that loads the model. The first DOCS documents (taken
+    task by task, as the run orders them) are scored on the real backend, nothing is written, and
+    the prompt plus generated tokens per second is the throughput the shard plan uses."""
+    import time
+
+    from mibe.run import pipeline
+
+    left, tokens, seconds, done = count, 0, 0.0, 0
+    for p, pool in plans:
+        if left <= 0:
+            break
+        docs = p.docs[:left]
+        requests, _ = pipeline.build_requests(p, config, backend, pool, docs)
+        prompt = sum(len(backend.tokenize(r.prompt)) for r in requests)
+        start = time.perf_counter()
+        if p.protocol["scoring"] == "loglikelihood":
+            backend.loglikelihood(requests)
+            tokens += prompt * max(1, len(p.task.choices))  # each choice is a continuation of the prompt
+        else:
+            outputs = backend.generate(requests)
+            tokens += prompt + sum(len(backend.tokenize(o)) for o in outputs)
+        seconds += time.perf_counter() - start
+        left, done = left - len(docs), done + len(docs)
+    speed = tokens / seconds if seconds > 0 else 0.0
+    line = (
+        f"measured: {speed:,.0f} tokens/s (prompt plus generated) over {done} documents in {seconds:.1f} s "
+        f"on this machine ({config.backend}); nothing was written"
+    )
+    return speed, line
