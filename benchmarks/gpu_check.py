@@ -83,7 +83,7 @@ def main() -> None:
 
     from mibe import data, tasks
     from mibe.backends.hf import HFBackend
-    from mibe.run import api, pipeline
+    from mibe.runner import api, pipeline
     from mibe.types import RunConfig
     from tests import tinymodel
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 def batches(backend, requests, batch_size: int, extra: int) -> list[list]:
     """mibe's batches (batches.batch_rows): longest first; a token budget on an accelerator."""
-    from mibe.run import batches
+    from mibe.runner import batches
 
     ordered = sorted(requests, key=lambda r: -len(backend.tokenize(r.prompt)))
     costs = [len(backend.tokenize(r.prompt)) + extra for r in ordered]
@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     from mibe import data, tasks
     from mibe.backends.hf import HFBackend
-    from mibe.run import api, pipeline
+    from mibe.runner import api, pipeline
     from mibe.types import RunConfig
     from tests import tinymodel
 

@@ -10,7 +10,7 @@ __all__ = ["__version__", "evaluate"]
 
 
 def evaluate(model: str, tasks: Any = "all", **options: Any) -> dict:
-    """Score a model; see `mibe.run.api.evaluate`. Imported lazily so `import mibe` stays light."""
-    from mibe.run.api import evaluate as _evaluate
+    """Score a model; see `mibe.runner.api.evaluate`. Imported lazily so `import mibe` stays light."""
+    from mibe.runner.api import evaluate as _evaluate
 
     return _evaluate(model, tasks, **options)

@@ -234,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     from mibe.boards import cli as board_cli  # argparse only; each command imports its modules when it runs
-    from mibe.runs import sharding  # argparse only, as board_cli
+    from mibe.runfolder import sharding  # argparse only, as board_cli
 
     sharding.add_merge(sub)
     sharding.add_scale_out(sub)
@@ -686,7 +686,7 @@ def _data_command(args: argparse.Namespace) -> int:
 
 def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     """`mibe run`: one model, or a sweep of several (--model repeated or --models FILE)."""
-    from mibe.run import api, sweep
+    from mibe.runner import api, sweep
 
     chosen = sweep.models(args.model or [], args.models)
     args.model = chosen[0][1]
@@ -720,27 +720,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return view_cli.command(args)
         if args.command == "import":  # reads files only; no model is loaded
-            from mibe.runs import importing
+            from mibe.runfolder import import_run
 
-            return importing.command(args, argv)
+            return import_run.command(args, argv)
         if args.command in ("rescore", "audit"):  # light modules; no model is ever loaded
-            from mibe.runs import audit, rescore
+            from mibe.runfolder import audit, rescore
 
             if args.command == "rescore" and args.parser == "model":  # loads the extractor (only it)
-                from mibe.run import extract
+                from mibe.runner import extract
 
                 return extract.rescore_command(args, argv)
             return rescore.command(args, argv) if args.command == "rescore" else audit.command(args)
         if args.command == "judge":  # judge models only; the evaluated model is never loaded
-            from mibe.run import judging
+            from mibe.runner import judge_run
 
-            return judging.command(args, argv)
+            return judge_run.command(args, argv)
         if args.command == "scale-out":  # prints a shipped file
-            from mibe.runs import sharding
+            from mibe.runfolder import sharding
 
             return sharding.scale_out(args)
         if args.command == "merge":  # reads shard folders only; no model is loaded
-            from mibe.run import merge
+            from mibe.runner import merge
 
             return merge.command(args, argv)
         if args.command == "train":  # the training subpackage parses its own flags

@@ -13,7 +13,7 @@ import yaml
 
 from mibe import names, resources
 from mibe.prompts import compile_template, template_hash
-from mibe.scoring import judges, kinds
+from mibe.scoring import judge_scoring, kinds
 from mibe.types import TASK_NAME, MibeError, Task
 
 _KEYS = {
@@ -226,7 +226,7 @@ def _dataset(path: Path, dataset: Any) -> tuple[dict[str, Any], str | None]:
     return dataset, source
 
 
-def _judge(path: Path, raw: dict[str, Any], answer_type: str) -> judges.Rubric | None:
+def _judge(path: Path, raw: dict[str, Any], answer_type: str) -> judge_scoring.Rubric | None:
     """The `judge:` rubric; only free-text answers are judged (labels have exact metrics)."""
     if "judge" not in raw:
         return None
@@ -234,7 +234,7 @@ def _judge(path: Path, raw: dict[str, Any], answer_type: str) -> judges.Rubric |
         raise _fail(
             path, "judge", f"only tasks with answer type text are judged, not {answer_type}; remove it"
         )
-    return judges.parse_rubric(raw["judge"], str(path))
+    return judge_scoring.parse_rubric(raw["judge"], str(path))
 
 
 def _match_fields(path: Path, value: Any) -> tuple[str, ...]:

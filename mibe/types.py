@@ -11,7 +11,7 @@ PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter
 SCORINGS = ("generate", "loglikelihood")
 PROTOCOLS = ("mibe", "paper", "paper-fewshot")
 # The paper's scripts' settings; paper-fewshot adds the shots (--num-fewshot K, the source rule of
-# mibe/run/fewshot.py). Every rule that says "under the paper's protocol" reads is_paper.
+# mibe/runner/fewshot.py). Every rule that says "under the paper's protocol" reads is_paper.
 PAPER_PROTOCOLS = ("paper", "paper-fewshot")
 
 
@@ -68,7 +68,7 @@ class Task:
     # False for a task file a run folder named: its hook is never imported (a run folder is data).
     trusted: bool = True
     config: str | None = None  # dataset.config: the hub dataset's configuration (e.g. cais/mmlu's "all")
-    judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judges.Rubric), if it has one
+    judge: Any = None  # the task file's `judge:` rubric (mibe.scoring.judge_scoring.Rubric), if it has one
     match_fields: tuple[str, ...] = ()  # the contamination matcher's fields (mibe/matcher.py); () = defaults
 
 
@@ -154,9 +154,9 @@ class RunConfig:
     # (mibe.backends.policy); a str is one value. Who may receive text, not what it answers: volatile
     # (results.json's endpoints record it)
     allow_remote_credentialed: tuple[str, ...] | str = field(default=(), metadata=VOLATILE)
-    # --fewshot-seeds: score each task once per shot draw (mibe/run/draws.py)
+    # --fewshot-seeds: score each task once per shot draw (mibe/runner/shot_draws.py)
     fewshot_seeds: tuple[int, ...] = ()
-    # --choice-permutations K: letter tasks under K orderings of their options (mibe/run/permutations.py)
+    # --choice-permutations K: letter tasks under K orderings of their options (mibe/runner/permutations.py)
     choice_permutations: int = 1
     # seconds without a byte from the endpoint before a request is retried
     request_timeout: float = field(default=120.0, metadata=VOLATILE)
@@ -171,7 +171,7 @@ class RunConfig:
     reasoning_delimiters: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
     reasoning_budget: int = 0  # thinking tokens allowed on top of the answer's max_new_tokens
     extractor: str | None = None  # --parser model: the model spec that reads the answers
-    shard: str | None = None  # --shard I/N: this job scores shard I of N (mibe/runs/sharding.py)
+    shard: str | None = None  # --shard I/N: this job scores shard I of N (mibe/runfolder/sharding.py)
     # --dry-run --shards N [--throughput TOKENS_PER_S]: the planning table per shard (no run folder)
     plan_shards: int | None = field(default=None, metadata=VOLATILE)
     throughput: float | None = field(default=None, metadata=VOLATILE)

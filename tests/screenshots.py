@@ -107,7 +107,7 @@ def screenshot(page: Path, width: int, height: int, target: Path) -> Path:
 
 def make_runs(tiny_llama: Path, root: Path) -> dict[str, Path]:
     """Two demo runs (two checkpoints, the base and a 'tuned' one) over six demo tasks."""
-    from mibe.run import api
+    from mibe.runner import api
     from mibe.types import RunConfig
     from tests.test_leaderboard import reseeded
 

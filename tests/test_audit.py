@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mibe import tasks
-from mibe.run import api
-from mibe.runs import audit
+from mibe.runfolder import audit
+from mibe.runner import api
 from mibe.scoring import kinds
 from mibe.types import RunConfig
 from tests.conftest import PUBLIC, needs_public_data
@@ -116,7 +116,7 @@ def task(name: str):
 
 def test_every_flaw_kind_is_covered() -> None:
     covered = {row[5] for row in FLAWS}
-    assert covered == set(audit.KINDS) | {None}
+    assert covered == set(audit.DISAGREEMENT_KINDS) | {None}
 
 
 @pytest.mark.parametrize(("name", "output", "gold", "paper", "strict", "kind"), FLAWS)

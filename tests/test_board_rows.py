@@ -12,7 +12,7 @@ import pytest
 
 from mibe.boards import render
 from mibe.boards.board import build
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import MibeError, RunConfig
 from tests.loopback import recorder, serving
 from tests.test_leaderboard import stand_in_data

@@ -17,8 +17,8 @@ import pytest
 from mibe import cli
 from mibe.backends import openai as endpoint
 from mibe.backends import traces
-from mibe.boards.model import protocol_key
-from mibe.run import api
+from mibe.boards.table import protocol_key
+from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests import chatmodel
 from tests.loopback import JSONHandler, serving
@@ -323,7 +323,7 @@ def test_bad_model_specs(text: str, message: str) -> None:
 
 
 def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path, tmp_path: Path) -> None:
-    from mibe.run.extract import cache_path
+    from mibe.runner.extract import cache_path
 
     task = _task(tmp_path, list(REPLIES))
     argv = ["run", "--backend", "openai", "--base-url", reasoner, "--model", "reasoner", "--tasks", str(task)]
@@ -364,7 +364,7 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
     result = json.loads((fresh / "results.json").read_text())["tasks"]["think_qa"]
     assert result["protocol"]["parser"] == "model" and result["extraction"]["extractor"] == extractor
     assert len(cache_path(fresh, "think_qa").read_text().splitlines()) == 5
-    from mibe.runs import audit
+    from mibe.runfolder import audit
 
     text = audit.render(audit.audit(fresh, []), md=False)
     assert "Extractor (--parser model) against strict:" in text
@@ -395,7 +395,7 @@ def test_extractor_is_guarded_as_the_model(
 
 def test_an_endpoint_template_never_frames_loglikelihood_prompts() -> None:
     from mibe.backends.chat import ChatChoice
-    from mibe.run.templating import ChatSetup
+    from mibe.runner.templating import ChatSetup
 
     server = ChatSetup(ChatChoice(None, "server", None), None, {"enable_thinking": False})
     assert server.on and server.protocol()["chat_template"] == "server"

@@ -15,8 +15,8 @@ from scipy.stats import chi2
 from mibe import data, tasks
 from mibe.boards import compare, compare_text, render, view
 from mibe.boards.board import build as build_board
-from mibe.run import api
-from mibe.scoring import draws, kinds, stats
+from mibe.runner import api
+from mibe.scoring import draw_stats, kinds, stats
 from mibe.types import MibeError, RunConfig
 from tests.conftest import PUBLIC, needs_public_data
 from tests.scripted import Scripted
@@ -77,8 +77,8 @@ def test_one_document_per_cluster_is_todays_bootstrap_bit_for_bit() -> None:
             assert same == plain
     x = np.random.default_rng(0).random((57, 3))
     assert np.array_equal(stats.resample_sums(x, 200, 5, own), stats.resample_sums(x, 200, 5))
-    summary = draws.summarise_draws([x, x[::-1]], {"m": lambda s: s[..., 0] / 57}, 200, 5, own)
-    assert summary == draws.summarise_draws([x, x[::-1]], {"m": lambda s: s[..., 0] / 57}, 200, 5)
+    summary = draw_stats.summarise_draws([x, x[::-1]], {"m": lambda s: s[..., 0] / 57}, 200, 5, own)
+    assert summary == draw_stats.summarise_draws([x, x[::-1]], {"m": lambda s: s[..., 0] / 57}, 200, 5)
 
 
 def test_cluster_bootstrap_against_a_resample_of_clusters_written_here() -> None:

@@ -57,7 +57,7 @@ def test_compare_recomputes_the_runs_numbers_on_shared_documents(board_runs: dic
 def test_compare_pairs_redacted_samples_on_their_scores(board_runs: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
-    from mibe.runs import folder as run_files
+    from mibe.runfolder import folder as run_files
 
     hidden = tmp_path / "redacted"
     shutil.copytree(board_runs["other"], hidden)

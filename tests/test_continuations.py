@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mibe import data, resources, tasks
 from mibe.backends import continuations
-from mibe.run import pipeline
+from mibe.runner import pipeline
 from mibe.types import Request, RunConfig
 from tests import tinymodel
 from tests.conftest import PUBLIC, REPO, needs_public_data

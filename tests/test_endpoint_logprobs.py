@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 from mibe.backends.openai import OpenAIBackend, choice_reasoning, choice_text
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests.loopback import JSONHandler, serving
 from tests.scripted import Scripted

@@ -19,7 +19,7 @@ import pytest
 
 from mibe.backends import factory, policy
 from mibe.backends.endpoint import Machine
-from mibe.run import api, extract, judging
+from mibe.runner import api, extract, judge_run
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 from tests.loopback import recorder, serving
@@ -167,7 +167,7 @@ def test_bad_authorisations_are_one_line(values: list[str], said: str) -> None:
 def test_a_bare_reason_covers_the_base_url_only() -> None:
     grants = policy.authorisations(["our DUA", "http://10.0.0.2:9/v1=judge under DUA"])
     model = api.endpoint.evaluated(RunConfig(model="m", backend="openai", base_url="http://10.0.0.1:9/v1/"))
-    judge = judging.endpoint_of(judging.parse_specs(["openai:http://10.0.0.2:9/v1#j"])[0], Machine())
+    judge = judge_run.endpoint_of(judge_run.parse_specs(["openai:http://10.0.0.2:9/v1#j"])[0], Machine())
     other = extract.endpoint_of("openai:http://10.0.0.3:9/v1#x", Machine())
     assert policy.reason_for(model, grants) == "our DUA"
     assert policy.reason_for(judge, grants) == "judge under DUA"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mibe import data, tasks
-from mibe.boards.model import protocol_key
-from mibe.run import api, fewshot
+from mibe.boards.table import protocol_key
+from mibe.runner import api, fewshot
 from mibe.types import MibeError, RunConfig
 
 ROWS = [  # invented PubMedQA-format rows: (id, question, context, answer)

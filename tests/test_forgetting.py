@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli, names, tasks
-from mibe.run import api, sweep
+from mibe.runner import api, sweep
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mibe import data, datacheck, prompts, tasks
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
 

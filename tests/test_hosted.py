@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import RunConfig
 from tests.loopback import Recorder, recorder, serving
 
@@ -132,7 +132,7 @@ def test_a_chat_only_endpoint_under_the_paper_protocol_gets_the_prompt_as_one_us
 
 
 def test_dry_run_counts_tokens_with_a_tokenizer_and_prices_the_plan(tiny_llama: Path) -> None:
-    from mibe.run import planning
+    from mibe.runner import planning
 
     lines: list[str] = []
     with serving(recorder()) as url:

@@ -23,8 +23,8 @@ import pytest
 
 from mibe import cli, data, prompts, tasks
 from mibe.backends import factory
-from mibe.run import api
-from mibe.runs import audit, folder, rescore
+from mibe.runfolder import audit, folder, rescore
+from mibe.runner import api
 from mibe.types import MibeError, RunConfig
 from tests.scripted import Scripted
 from tests.test_reliability import TASK
@@ -155,7 +155,7 @@ def test_rows_are_redacted_from_the_first_write_and_a_resume_keeps_them_so(tmp_p
 
 
 def test_a_kill_right_after_results_json_is_written_leaves_no_text(tmp_path: Path, monkeypatch) -> None:
-    from mibe.runs import writer
+    from mibe.runfolder import writer
 
     real = writer.write_json_atomic
 
@@ -622,7 +622,7 @@ def test_request_timeout_reaches_the_backend_and_never_blocks_a_resume() -> None
 
 
 def test_the_progress_bar_is_closed_when_a_batch_fails(tmp_path: Path, monkeypatch) -> None:
-    from mibe.run import batches
+    from mibe.runner import batches
 
     made = []
     real = batches.progress

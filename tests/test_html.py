@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mibe import resources
-from mibe.boards import model
+from mibe.boards import table
 from mibe.boards.board import build as build_board
 from mibe.boards.html import html
 from mibe.boards.published import read_table
@@ -35,7 +35,7 @@ def runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def page(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, model.Board]:
+def page(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, table.Board]:
     chosen = [runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")]
     board = build_board(chosen, published="paper_zero_shot", n_boot=200)
     path = tmp_path_factory.mktemp("html") / "board.html"
@@ -110,7 +110,7 @@ class Tables(HTMLParser):
             self._table = None
 
 
-def published_table(board: model.Board, page_dom: str) -> tuple[str, dict, list[dict]]:
+def published_table(board: table.Board, page_dom: str) -> tuple[str, dict, list[dict]]:
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     table = Tables(page_dom).tables[f"t{s + 1}"]
     published = read_table(resources.shipped("leaderboards") / "paper_zero_shot.csv").lines
@@ -129,7 +129,7 @@ def test_page_is_self_contained() -> None:
 
 @needs_chromium
 def test_screenshot_shows_the_tables_and_the_charts(
-    page: tuple[Path, model.Board], capsys: pytest.CaptureFixture
+    page: tuple[Path, table.Board], capsys: pytest.CaptureFixture
 ) -> None:
     from PIL import Image
 
@@ -148,7 +148,7 @@ def test_screenshot_shows_the_tables_and_the_charts(
 
 
 @needs_chromium
-def test_dom_has_every_row_column_protocol_and_chart(page: tuple[Path, model.Board]) -> None:
+def test_dom_has_every_row_column_protocol_and_chart(page: tuple[Path, table.Board]) -> None:
     path, board = page
     parsed = Tables(dom(path.as_uri()))
     assert len(parsed.tables) == len(board.sections) >= 4
@@ -169,7 +169,7 @@ def test_dom_has_every_row_column_protocol_and_chart(page: tuple[Path, model.Boa
 
 @needs_chromium
 @pytest.mark.parametrize("direction", ["desc", "asc"])
-def test_a_url_fragment_sorts_on_load(page: tuple[Path, model.Board], direction: str) -> None:
+def test_a_url_fragment_sorts_on_load(page: tuple[Path, table.Board], direction: str) -> None:
     path, board = page
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     column = next(c for c in board.sections[s].columns if (c.task, c.metric) == ("hoc", "macro_f1"))
@@ -183,7 +183,7 @@ def test_a_url_fragment_sorts_on_load(page: tuple[Path, model.Board], direction:
 
 
 @needs_chromium
-def test_a_click_on_a_header_sorts_and_a_second_click_reverses(page: tuple[Path, model.Board]) -> None:
+def test_a_click_on_a_header_sorts_and_a_second_click_reverses(page: tuple[Path, table.Board]) -> None:
     path, board = page
     s = next(i for i, x in enumerate(board.sections) if x.title.startswith("Published"))
     column = next(c for c in board.sections[s].columns if (c.task, c.metric) == ("bionli", "macro_f1"))

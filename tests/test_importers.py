@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe.runs.importers import (
+from mibe.runfolder.harness_readers import (
     Imported,
     me_llama_row_order,
     read_import,

@@ -1,4 +1,4 @@
-"""mibe.scoring.judges: rubric validation, the judge prompt, reply parsing, the jury's aggregation
+"""mibe.scoring.judge_scoring: rubric validation, the judge prompt, reply parsing, the jury's aggregation
 (means, bootstrap intervals and Krippendorff's alpha recomputed here independently), human ratings."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 import yaml
 from scipy.stats import spearmanr
 
-from mibe.scoring import judges
+from mibe.scoring import judge_scoring
 from mibe.types import MibeError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "judge"
 NAMES = ("faithfulness", "completeness", "harmful_omission", "concision")
-RUBRIC = judges.Rubric(tuple(judges.Criterion(n, f"how good the {n} is") for n in NAMES))
+RUBRIC = judge_scoring.Rubric(tuple(judge_scoring.Criterion(n, f"how good the {n} is") for n in NAMES))
 
 
 def scores(*values: int | None) -> dict[str, int | None]:
@@ -89,10 +89,12 @@ WELL_FORMED = "faithfulness: 4\ncompleteness: 3\nharmful_omission: 5\nconcision:
     ],
 )
 def test_parse_reply(reply: str, expected: dict[str, int | None]) -> None:
-    assert judges.parse_reply(reply, RUBRIC) == expected
+    assert judge_scoring.parse_reply(reply, RUBRIC) == expected
 
 
-SCORED = judges.Rubric((judges.Criterion("overall_score", "x"), judges.Criterion("coherence", "y")))
+SCORED = judge_scoring.Rubric(
+    (judge_scoring.Criterion("overall_score", "x"), judge_scoring.Criterion("coherence", "y"))
+)
 
 
 @pytest.mark.parametrize(
@@ -114,14 +116,14 @@ SCORED = judges.Rubric((judges.Criterion("overall_score", "x"), judges.Criterion
     ],
 )
 def test_parse_reply_edges_of_issue_23(reply: str, expected: tuple[int | None, int | None]) -> None:
-    assert judges.parse_reply(reply, SCORED) == dict(zip(SCORED.names, expected, strict=True))
+    assert judge_scoring.parse_reply(reply, SCORED) == dict(zip(SCORED.names, expected, strict=True))
 
 
 def test_parse_reply_uses_the_rubric_scale() -> None:
-    wide = judges.Rubric(RUBRIC.criteria[:2], scale=(0, 10))
-    got = judges.parse_reply("faithfulness: 10/10\ncompleteness: 0", wide)
+    wide = judge_scoring.Rubric(RUBRIC.criteria[:2], scale=(0, 10))
+    got = judge_scoring.parse_reply("faithfulness: 10/10\ncompleteness: 0", wide)
     assert got == {"faithfulness": 10, "completeness": 0}
-    assert judges.parse_reply("faithfulness: 11\ncompleteness: 4/5", wide) == dict.fromkeys(wide.names)
+    assert judge_scoring.parse_reply("faithfulness: 11\ncompleteness: 4/5", wide) == dict.fromkeys(wide.names)
 
 
 # ------------------------------------------------------------------------------------------ rubric
@@ -170,7 +172,7 @@ def with_(change: dict[str, Any], criterion: int | None = None) -> dict[str, Any
 )
 def test_rubric_errors(raw: Any, field: str, says: str) -> None:
     with pytest.raises(MibeError) as err:
-        judges.parse_rubric(raw, "tasks/pubmed_sum.yaml")
+        judge_scoring.parse_rubric(raw, "tasks/pubmed_sum.yaml")
     message = str(err.value)
     assert message.startswith(f"tasks/pubmed_sum.yaml: field '{field}': ")
     assert says in message
@@ -180,18 +182,18 @@ def test_rubric_errors(raw: Any, field: str, says: str) -> None:
 def test_rubric_defaults_and_round_trip() -> None:
     raw = with_({"instructions": "Be  strict.\n"})
     raw["criteria"][0]["description"] = "no statement\n  unsupported by the source"
-    rubric = judges.parse_rubric(raw, "t.yaml")
+    rubric = judge_scoring.parse_rubric(raw, "t.yaml")
     assert rubric.names == NAMES
     assert rubric.scale == (1, 5)
     assert rubric.instructions == "Be strict."
     assert rubric.criteria[0].description == "no statement unsupported by the source"
-    assert judges.parse_rubric(rubric.as_dict(), "t.yaml") == rubric
+    assert judge_scoring.parse_rubric(rubric.as_dict(), "t.yaml") == rubric
 
 
 @pytest.mark.parametrize("task", ["pubmed_sum", "mimic_cxr"])
 def test_default_rubrics_parse(task: str) -> None:
     raw = yaml.safe_load((FIXTURES / "rubrics.yaml").read_text(encoding="utf-8"))
-    rubric = judges.parse_rubric(raw[task]["judge"], f"{task}.yaml")
+    rubric = judge_scoring.parse_rubric(raw[task]["judge"], f"{task}.yaml")
     assert rubric.names == NAMES
     assert rubric.scale == (1, 5)
     assert rubric.instructions
@@ -201,10 +203,10 @@ def test_default_rubrics_parse(task: str) -> None:
 
 
 def test_prompt_shows_everything_in_the_recorded_order() -> None:
-    rubric = judges.Rubric(RUBRIC.criteria, instructions="Grade radiology impressions.")
+    rubric = judge_scoring.Rubric(RUBRIC.criteria, instructions="Grade radiology impressions.")
     texts = {"source": "SRC text", "reference": "REF text", "candidate": "CAND text"}
-    first = judges.judge_prompt(rubric, texts["source"], texts["reference"], texts["candidate"])
-    second = judges.judge_prompt(rubric, *texts.values(), order="candidate_first")
+    first = judge_scoring.judge_prompt(rubric, texts["source"], texts["reference"], texts["candidate"])
+    second = judge_scoring.judge_prompt(rubric, *texts.values(), order="candidate_first")
     assert first.index("SRC text") < first.index("REF text") < first.index("CAND text")
     assert second.index("SRC text") < second.index("CAND text") < second.index("REF text")
     for prompt in (first, second):
@@ -217,25 +219,27 @@ def test_prompt_shows_everything_in_the_recorded_order() -> None:
 
 def test_prompt_answer_form_parses() -> None:
     """The reply form the prompt asks for, filled in, is what parse_reply reads."""
-    prompt = judges.judge_prompt(RUBRIC, "s", "r", "c")
+    prompt = judge_scoring.judge_prompt(RUBRIC, "s", "r", "c")
     form = prompt[prompt.index("\nfaithfulness: <integer>") :].strip()
     reply = form.replace("<integer>", "3")
-    assert judges.parse_reply(reply, RUBRIC) == scores(3, 3, 3, 3)
+    assert judge_scoring.parse_reply(reply, RUBRIC) == scores(3, 3, 3, 3)
 
 
 def test_prompt_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    h = judges.prompt_hash(RUBRIC)
+    h = judge_scoring.prompt_hash(RUBRIC)
     assert len(h) == 16 and int(h, 16) >= 0
-    assert h == judges.prompt_hash(RUBRIC, "reference_first")
-    assert h != judges.prompt_hash(RUBRIC, "candidate_first")
-    assert h != judges.prompt_hash(judges.Rubric(RUBRIC.criteria, scale=(0, 10)))
-    assert h != judges.prompt_hash(judges.Rubric(RUBRIC.criteria[:3]))
-    assert h != judges.prompt_hash(judges.Rubric(RUBRIC.criteria, instructions="x"))
-    monkeypatch.setattr(judges, "JUDGE_PROMPT_VERSION", judges.JUDGE_PROMPT_VERSION + 1)
-    assert h != judges.prompt_hash(RUBRIC)
+    assert h == judge_scoring.prompt_hash(RUBRIC, "reference_first")
+    assert h != judge_scoring.prompt_hash(RUBRIC, "candidate_first")
+    assert h != judge_scoring.prompt_hash(judge_scoring.Rubric(RUBRIC.criteria, scale=(0, 10)))
+    assert h != judge_scoring.prompt_hash(judge_scoring.Rubric(RUBRIC.criteria[:3]))
+    assert h != judge_scoring.prompt_hash(judge_scoring.Rubric(RUBRIC.criteria, instructions="x"))
+    monkeypatch.setattr(judge_scoring, "JUDGE_PROMPT_VERSION", judge_scoring.JUDGE_PROMPT_VERSION + 1)
+    assert h != judge_scoring.prompt_hash(RUBRIC)
 
 
-@pytest.mark.parametrize("call", [judges.prompt_hash, lambda r, o: judges.judge_prompt(r, "s", "r", "c", o)])
+@pytest.mark.parametrize(
+    "call", [judge_scoring.prompt_hash, lambda r, o: judge_scoring.judge_prompt(r, "s", "r", "c", o)]
+)
 def test_unknown_order(call: Any) -> None:
     with pytest.raises(
         MibeError, match="judge order 'random': unknown; use reference_first or candidate_first"
@@ -273,7 +277,7 @@ def reference_bootstrap(values: list[float], n_boot: int, seed: int) -> list[flo
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jury_scores_equal_an_independent_computation(name: str) -> None:
-    got = judges.jury_scores(JURY, RUBRIC, n_boot=2000, seed=7)["judge_" + name]
+    got = judge_scoring.jury_scores(JURY, RUBRIC, n_boot=2000, seed=7)["judge_" + name]
     docs = sorted(JURY["judge-a"])
     doc_means = []
     for d in docs:
@@ -291,12 +295,12 @@ def test_jury_scores_equal_an_independent_computation(name: str) -> None:
 
 
 def test_jury_scores_counts_and_excludes_what_did_not_parse() -> None:
-    got = judges.jury_scores(JURY, RUBRIC, n_boot=200, seed=1)
+    got = judge_scoring.jury_scores(JURY, RUBRIC, n_boot=200, seed=1)
     assert set(got) == {"judge_" + n for n in NAMES}
     assert got["judge_completeness"]["n"] == 6  # d3 and d7: no judge's score parsed
     assert got["judge_completeness"]["unparsable"] == {"judge-a": 2, "judge-b": 2, "judge-c": 2}
     assert got["judge_faithfulness"]["unparsable"] == {"judge-a": 0, "judge-b": 1, "judge-c": 1}
-    means = judges.document_means(JURY, RUBRIC)
+    means = judge_scoring.document_means(JURY, RUBRIC)
     assert means["faithfulness"]["d7"] == 4.0 and means["faithfulness"]["d6"] == 3.0
     assert "d3" not in means["completeness"]
 
@@ -305,8 +309,8 @@ def test_jury_scores_chunked_resampling_equals_one_draw() -> None:
     """Many documents: the resampling comes in chunks; the documented single draw must still hold."""
     rng = np.random.default_rng(0)
     docs = {f"d{i:05d}": {"faithfulness": int(v)} for i, v in enumerate(rng.integers(1, 6, size=5000))}
-    rubric = judges.Rubric(RUBRIC.criteria[:1])
-    got = judges.jury_scores({"only": docs}, rubric, n_boot=1000, seed=3)["judge_faithfulness"]
+    rubric = judge_scoring.Rubric(RUBRIC.criteria[:1])
+    got = judge_scoring.jury_scores({"only": docs}, rubric, n_boot=1000, seed=3)["judge_faithfulness"]
     values = [float(docs[d]["faithfulness"]) for d in sorted(docs)]
     assert got["ci95"] == pytest.approx(reference_bootstrap(values, 1000, 3))
     assert got["alpha"] is None  # one judge: no agreement to measure
@@ -325,16 +329,16 @@ def test_jury_scores_chunked_resampling_equals_one_draw() -> None:
     ],
 )  # fmt: skip
 def test_alpha_is_none_when_undefined(jury: Any, alpha: float | None) -> None:
-    got = judges.jury_scores(jury, judges.Rubric(RUBRIC.criteria[:1]), n_boot=50, seed=0)
+    got = judge_scoring.jury_scores(jury, judge_scoring.Rubric(RUBRIC.criteria[:1]), n_boot=50, seed=0)
     assert got["judge_faithfulness"]["alpha"] == alpha
 
 
 def test_jury_scores_with_nothing_parsed_and_mismatched_documents() -> None:
     nothing = {"a": {"d1": {"faithfulness": None}}, "b": {"d1": {"faithfulness": None}}}
-    got = judges.jury_scores(nothing, judges.Rubric(RUBRIC.criteria[:1]))["judge_faithfulness"]
+    got = judge_scoring.jury_scores(nothing, judge_scoring.Rubric(RUBRIC.criteria[:1]))["judge_faithfulness"]
     assert got == {"value": None, "ci95": None, "n": 0, "unparsable": {"a": 1, "b": 1}, "alpha": None}
     with pytest.raises(ValueError, match="judge 'b' scored other documents"):
-        judges.jury_scores({"a": {"d1": {}}, "b": {"d2": {}}}, RUBRIC)
+        judge_scoring.jury_scores({"a": {"d1": {}}, "b": {"d2": {}}}, RUBRIC)
 
 
 # ----------------------------------------------------------------------------------- human ratings
@@ -351,7 +355,7 @@ def test_read_human_ratings(tmp_path: Path) -> None:
         'id,criterion,score,notes\nd1,faithfulness,4,\n\nd1,concision,2,"long, repeats"\nd2,faithfulness,1,\n'
     )
     path = write(tmp_path, text, encoding="utf-8-sig")
-    got = judges.read_human_ratings(path, RUBRIC)
+    got = judge_scoring.read_human_ratings(path, RUBRIC)
     assert got == {"faithfulness": {"d1": 4, "d2": 1}, "concision": {"d1": 2}}
 
 
@@ -391,7 +395,7 @@ H = "id,criterion,score\n"
 def test_human_ratings_errors(tmp_path: Path, text: str, says: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(MibeError) as err:
-        judges.read_human_ratings(path, RUBRIC)
+        judge_scoring.read_human_ratings(path, RUBRIC)
     assert str(err.value).startswith(f"{path}: ")
     assert says in str(err.value)
     assert "\n" not in str(err.value)
@@ -400,17 +404,17 @@ def test_human_ratings_errors(tmp_path: Path, text: str, says: str) -> None:
 def test_human_ratings_with_a_huge_note_are_read(tmp_path: Path) -> None:
     note = "x" * 300_000  # past csv's 131,072-character field limit: it raised csv.Error
     path = write(tmp_path, f'id,criterion,score,notes\nd1,faithfulness,4,"{note}"\n')
-    assert judges.read_human_ratings(path, RUBRIC) == {"faithfulness": {"d1": 4}}
+    assert judge_scoring.read_human_ratings(path, RUBRIC) == {"faithfulness": {"d1": 4}}
 
 
 def test_human_ratings_unreadable(tmp_path: Path) -> None:
     with pytest.raises(MibeError, match="file not found; check the path"):
-        judges.read_human_ratings(tmp_path / "none.csv")
+        judge_scoring.read_human_ratings(tmp_path / "none.csv")
     path = tmp_path / "latin.csv"
     path.write_bytes("id,criterion,score\nd\xe9,faithfulness,4\n".encode("latin-1"))
     with pytest.raises(MibeError, match="not UTF-8 text; save the ratings as UTF-8 CSV"):
-        judges.read_human_ratings(path)
-    without_rubric = judges.read_human_ratings(write(tmp_path, "id,criterion,score\nd1,style,9\n"))
+        judge_scoring.read_human_ratings(path)
+    without_rubric = judge_scoring.read_human_ratings(write(tmp_path, "id,criterion,score\nd1,style,9\n"))
     assert without_rubric == {"style": {"d1": 9}}
 
 
@@ -420,7 +424,7 @@ def test_human_agreement_equals_an_independent_computation() -> None:
         "concision": {"d1": 3.0},
     }
     human = {"faithfulness": {"d1": 5, "d2": 2, "d3": 3, "d4": 2, "d5": 4, "d9": 1}, "concision": {"d1": 3}}
-    got = judges.human_agreement(jury, human, (1, 5))
+    got = judge_scoring.human_agreement(jury, human, (1, 5))
     docs = ["d1", "d2", "d3", "d4", "d5"]
     j = np.array([jury["faithfulness"][d] for d in docs])
     h = np.array([human["faithfulness"][d] for d in docs], dtype=float)
@@ -436,7 +440,7 @@ def test_human_agreement_equals_an_independent_computation() -> None:
     assert got["concision"] == {
         "n": 1, "human_only": 0, "alpha": None, "mean_diff": 0.0, "mean_abs_diff": 0.0, "spearman": None,
     }  # fmt: skip
-    none_shared = judges.human_agreement({}, {"faithfulness": {"d1": 4}}, (1, 5))["faithfulness"]
+    none_shared = judge_scoring.human_agreement({}, {"faithfulness": {"d1": 4}}, (1, 5))["faithfulness"]
     assert none_shared["n"] == 0 and none_shared["alpha"] is None and none_shared["mean_abs_diff"] is None
 
 
@@ -464,6 +468,6 @@ def hf(path: str, config_hash: str | None = None, base: str | None = None) -> di
     ],
 )
 def test_same_model(judge: dict[str, Any], evaluated: dict[str, Any], same: bool) -> None:
-    assert judges.same_model(judge, evaluated) is same
+    assert judge_scoring.same_model(judge, evaluated) is same
     if not evaluated.get("provenance"):  # training lineage is one-way: the rest is symmetric
-        assert judges.same_model(evaluated, judge) is same
+        assert judge_scoring.same_model(evaluated, judge) is same

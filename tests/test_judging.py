@@ -30,8 +30,8 @@ from mibe import cli, tasks
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Machine
 from mibe.boards import compare as compare_runs
-from mibe.run import judging
-from mibe.scoring import judges, stats
+from mibe.runner import judge_run
+from mibe.scoring import judge_scoring, stats
 from mibe.types import MibeError
 from tests.loopback import JSONHandler, serving
 
@@ -87,7 +87,7 @@ ARTICLES = [
 def test_model_specs(text: str, backend: str, model: str, url: str | None) -> None:
     spec = model_spec.parse(text)
     assert (spec.backend, spec.model, spec.base_url) == (backend, model, url)
-    found = judging.endpoint_of(spec, Machine())
+    found = judge_run.endpoint_of(spec, Machine())
     assert (found.role, found.backend, found.model, found.base_url) == ("judge", backend, model, url)
     assert found.key_env is None  # no key unless the spec names its variable
 
@@ -111,7 +111,7 @@ def test_bad_specs_are_one_line(text: str, said: str) -> None:
 
 def test_a_judge_given_twice_is_refused() -> None:
     with pytest.raises(MibeError, match="given twice"):
-        judging.parse_specs(["hf:/m", "hf:/m"])
+        judge_run.parse_specs(["hf:/m", "hf:/m"])
 
 
 # ---------------------------------------------------------------------------------- task files
@@ -121,7 +121,7 @@ def test_the_builtin_rubrics_are_the_shipped_defaults() -> None:
     shipped = yaml.safe_load((FIXTURES / "rubrics.yaml").read_text(encoding="utf-8"))
     for name in ("pubmed_sum", "mimic_cxr"):
         task = tasks.load_task(tasks.builtin_paths()[name])
-        assert task.judge == judges.parse_rubric(shipped[name]["judge"], name)
+        assert task.judge == judge_scoring.parse_rubric(shipped[name]["judge"], name)
         assert task.judge.names == ("faithfulness", "completeness", "harmful_omission", "concision")
     assert tasks.load_task(tasks.builtin_paths()["pubmedqa"]).judge is None
 
@@ -182,31 +182,31 @@ def _words(text: str) -> list[int]:
     return [len(w) for w in text.split()]  # stand-in tokenizer: one token per word
 
 
-@pytest.mark.parametrize("order", judges.ORDERS)
+@pytest.mark.parametrize("order", judge_scoring.ORDERS)
 def test_the_prompt_is_the_rubric_prompt_when_it_fits(order: str) -> None:
-    rubric = judges.parse_rubric(SHORT_RUBRIC, "t")
+    rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
     texts = ("the {{ source }} {% raw %}", " the reference ", "the candidate")
-    prompt, cut = judging.fitted_prompt(rubric, texts, order, lambda t: len(t.split()), _words, None, None)
-    assert cut == 0 and prompt == judges.judge_prompt(rubric, *texts, order=order)
+    prompt, cut = judge_run.fitted_prompt(rubric, texts, order, lambda t: len(t.split()), _words, None, None)
+    assert cut == 0 and prompt == judge_scoring.judge_prompt(rubric, *texts, order=order)
 
 
 def test_a_long_source_is_cut_at_its_end_and_nothing_else_is() -> None:
-    rubric = judges.parse_rubric(SHORT_RUBRIC, "t")
+    rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
     source = " ".join(f"w{i}" for i in range(400))
-    whole = judges.judge_prompt(rubric, source, "ref", "cand")
+    whole = judge_scoring.judge_prompt(rubric, source, "ref", "cand")
     budget = len(whole.split()) - 100
     vocab: dict[str, int] = {}
     ids = lambda t: [vocab.setdefault(w, len(vocab)) for w in t.split()]  # noqa: E731
     back = lambda xs: " ".join({v: k for k, v in vocab.items()}[x] for x in xs)  # noqa: E731
-    prompt, cut = judging.fitted_prompt(
+    prompt, cut = judge_run.fitted_prompt(
         rubric, (source, "ref", "cand"), "reference_first", lambda t: len(t.split()), ids, back, budget
     )
     assert cut >= 100 and len(prompt.split()) <= budget
     kept = re.search(r"<source>\n(.*)\n</source>", prompt, re.S).group(1).split()
     assert kept == source.split()[: len(kept)] and len(kept) == 400 - cut
-    assert prompt == judges.judge_prompt(rubric, " ".join(kept), "ref", "cand")
+    assert prompt == judge_scoring.judge_prompt(rubric, " ".join(kept), "ref", "cand")
     with pytest.raises(MibeError, match="with no source text at all"):
-        judging.fitted_prompt(rubric, (source, "ref", "cand"), "reference_first", lambda t: len(t.split()),
+        judge_run.fitted_prompt(rubric, (source, "ref", "cand"), "reference_first", lambda t: len(t.split()),
                               ids, back, 10, "doc-7")  # fmt: skip
 
 
@@ -263,9 +263,9 @@ def test_the_tiny_model_judges_caches_and_resumes(
     (cache,) = _cache_files(out, "tiny_sum")
     lines = [json.loads(x) for x in cache.read_text().splitlines()]
     assert len(lines) == 6 and all("reply" in x for x in lines)
-    rubric = judges.parse_rubric(SHORT_RUBRIC, "t")
+    rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
     for name in rubric.names:
-        parsed = [judges.parse_reply(x["reply"], rubric)[name] for x in lines]
+        parsed = [judge_scoring.parse_reply(x["reply"], rubric)[name] for x in lines]
         metric = entry["metrics"][f"judge_{name}"]
         assert metric["unparsable"] == {f"hf:{evaluated['model']}": sum(p is None for p in parsed)}
         assert metric["n"] == sum(p is not None for p in parsed)
@@ -273,7 +273,7 @@ def test_the_tiny_model_judges_caches_and_resumes(
         "tasks"]["tiny_sum"]["metrics"]["rouge_l"]  # fmt: skip
     assert entry["judging"]["judges"][0]["self_preference"] is True
     jury = entry["protocol"]["jury"]
-    assert jury["prompt_hash"] == judges.prompt_hash(rubric) and jury["order"] == "reference_first"
+    assert jury["prompt_hash"] == judge_scoring.prompt_hash(rubric) and jury["order"] == "reference_first"
     assert jury["judges"][0]["model"] == str(evaluated["model"]) and jury["judges"][0]["backend"] == "hf"
     # The credentialed task's cache is owner-only, as its samples are; the public one is not.
     (private,) = _cache_files(out, "tiny_cxr")
@@ -602,7 +602,7 @@ def test_a_remote_judge_may_read_public_tasks_only(
     evaluated: dict[str, Path], connections: list[str]
 ) -> None:
     public = [tasks.load_task(tasks.builtin_paths()["pubmed_sum"])]
-    judging.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], public, (), Machine())
+    judge_run.check_guards([model_spec.parse("openai:http://203.0.113.5:9/v1#x")], public, (), Machine())
     assert connections == []
 
 

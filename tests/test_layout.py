@@ -1,6 +1,6 @@
 """The package's shape: imports only point down the wings, and functions stay short enough to read.
 
-Order, top to bottom: cli -> training, boards -> run -> runs -> tasks, data, prompts -> scoring ->
+Order, top to bottom: cli -> training, boards -> runner -> runfolder -> tasks, data, prompts -> scoring ->
 backends -> foundation (types, version, resources, hub, lineage, names, textout). A module may import its
 own wing or any wing below it, never one above: the check walks every import statement, also those inside
 functions. No module may depend on itself through others, inside a wing as well as across wings: importing
@@ -22,8 +22,8 @@ LEVELS = {
     "backends": 1,
     "scoring": 2,
     "tasks": 3,
-    "runs": 4,
-    "run": 5,
+    "runfolder": 4,
+    "runner": 5,
     "boards": 6,
     "training": 6,
     "cli": 7,
@@ -73,7 +73,7 @@ def sources() -> list[Path]:
 
 
 def targets(tree: ast.AST, top_level_only: bool = False) -> set[str]:
-    """The mibe modules an import names, resolved to files: `from mibe.run import api` is mibe.run.api,
+    """The mibe modules an import names, resolved to files: `from mibe.runner import api` is mibe.runner.api,
     `from mibe import __version__` is the package `mibe` itself (its __init__)."""
     nodes = tree.body if top_level_only else ast.walk(tree)  # type: ignore[attr-defined]
     found: set[str] = set()
@@ -100,8 +100,8 @@ MODULES = _modules()
 
 def graph() -> dict[str, set[str]]:
     """module -> the modules it depends on: every import it writes (in functions too), and the
-    top-level imports of each package __init__ an import runs on its way (`import mibe.run.api`
-    first runs mibe/__init__.py and mibe/run/__init__.py)."""
+    top-level imports of each package __init__ an import runs on its way (`import mibe.runner.api`
+    first runs mibe/__init__.py and mibe/runner/__init__.py)."""
     trees = {m: ast.parse(p.read_text(encoding="utf-8")) for m, p in MODULES.items()}
     inits = {m: targets(trees[m], top_level_only=True) for m, p in MODULES.items() if p.name == "__init__.py"}
     edges: dict[str, set[str]] = {}
@@ -159,22 +159,24 @@ def test_no_import_cycles() -> None:
     ("files", "cycle"),
     [
         # inside one wing, through an import in a function
-        ({"mibe/run/a.py": "from mibe.run import b\n",
-          "mibe/run/b.py": "def f():\n    from mibe.run import a\n"},
-         ["mibe.run.a", "mibe.run.b"]),
+        ({"mibe/runner/a.py": "from mibe.runner import b\n",
+          "mibe/runner/b.py": "def f():\n    from mibe.runner import a\n"},
+         ["mibe.runner.a", "mibe.runner.b"]),
         # through the package: `from mibe import __version__` runs mibe/__init__.py, which imports a
-        ({"mibe/__init__.py": "def f():\n    from mibe.run import a\n",
-          "mibe/run/a.py": "from mibe import __version__\n"},
-         ["mibe", "mibe.run.a"]),
+        ({"mibe/__init__.py": "def f():\n    from mibe.runner import a\n",
+          "mibe/runner/a.py": "from mibe import __version__\n"},
+         ["mibe", "mibe.runner.a"]),
         # through a package __init__ that imports at its top
-        ({"mibe/run/__init__.py": "from mibe.run import a\n", "mibe/run/a.py": "x = 1\n",
-          "mibe/run/b.py": "from mibe.run import a\n", "mibe/scoring/c.py": "import mibe.run.b\n"}, []),
-        ({"mibe/run/__init__.py": "from mibe.run import a\n", "mibe/run/a.py": "from mibe.scoring import c\n",
-          "mibe/scoring/c.py": "def f():\n    import mibe.run.b\n", "mibe/run/b.py": "x = 1\n"},
-         ["mibe.run.a", "mibe.scoring.c"]),
+        ({"mibe/runner/__init__.py": "from mibe.runner import a\n",
+          "mibe/runner/a.py": "x = 1\n", "mibe/runner/b.py": "from mibe.runner import a\n",
+          "mibe/scoring/c.py": "import mibe.runner.b\n"}, []),
+        ({"mibe/runner/__init__.py": "from mibe.runner import a\n",
+          "mibe/runner/a.py": "from mibe.scoring import c\n",
+          "mibe/scoring/c.py": "def f():\n    import mibe.runner.b\n", "mibe/runner/b.py": "x = 1\n"},
+         ["mibe.runner.a", "mibe.scoring.c"]),
         # a leaf module beside a lazy package entry point: no cycle
-        ({"mibe/__init__.py": "from mibe.version import v\ndef f():\n    from mibe.run import a\n",
-          "mibe/version.py": "v = 1\n", "mibe/run/a.py": "from mibe.version import v\n"}, []),
+        ({"mibe/__init__.py": "from mibe.version import v\ndef f():\n    from mibe.runner import a\n",
+          "mibe/version.py": "v = 1\n", "mibe/runner/a.py": "from mibe.version import v\n"}, []),
     ],
 )  # fmt: skip
 def test_the_cycle_check_sees_cycles(
@@ -209,8 +211,8 @@ def test_imports_only_point_down(path: Path) -> None:
 
 
 def test_the_walker_sees_an_upward_import() -> None:
-    tree = ast.parse("def f():\n    from mibe.run import api\n")
-    assert [(line, wing(name)) for line, name in imported(tree, "mibe.scoring.kinds")] == [(2, "run")]
+    tree = ast.parse("def f():\n    from mibe.runner import api\n")
+    assert [(line, wing(name)) for line, name in imported(tree, "mibe.scoring.kinds")] == [(2, "runner")]
 
 
 @pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -14,13 +14,13 @@ from scipy.stats import binomtest
 
 from mibe import resources
 from mibe.boards import compare, compare_text, render
-from mibe.boards import model as board_model
+from mibe.boards import table as board_model
 from mibe.boards.board import NO_REAL
 from mibe.boards.board import build as build_board
-from mibe.boards.model import protocol_key
 from mibe.boards.published import read_table
 from mibe.boards.ranking import AVERAGE
-from mibe.run import api
+from mibe.boards.table import protocol_key
+from mibe.runner import api
 from mibe.scoring import kinds
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO

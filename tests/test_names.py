@@ -15,7 +15,7 @@ import pytest
 from mibe import cli, data, names, taskfiles, tasks
 from mibe.boards.board import build
 from mibe.boards.published import published_rows
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import MibeError, RunConfig
 from tests.scripted import Scripted
 

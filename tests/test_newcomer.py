@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli, resources
-from mibe.runs import summary
+from mibe.runfolder import summary
 from mibe.scoring import output_checks
 from mibe.types import Request
 from tests.conftest import REPO
@@ -216,7 +216,7 @@ def test_run_help_shows_help_and_defaults() -> None:
 
 
 def test_run_files_follow_umask_unless_credentialed_and_lock_goes(tiny_llama: Path, tmp_path: Path) -> None:
-    from mibe.run import api
+    from mibe.runner import api
     from mibe.types import RunConfig
 
     old = os.umask(0o022)

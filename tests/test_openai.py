@@ -20,7 +20,7 @@ import pytest
 
 from mibe import cli
 from mibe.backends import openai as endpoint
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests import margins
 from tests.test_vllm import LOGPROB_TOL, _agreement, _data, _decided, _rows, needs_vllm

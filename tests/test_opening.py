@@ -1,4 +1,4 @@
-"""A run says its protocol before its first request (mibe/run/opening.py), and its warnings know what
+"""A run says its protocol before its first request (mibe/runner/opening.py), and its warnings know what
 was already in force: a template applied by `--chat-template auto` is never suggested again."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from mibe import cli
-from mibe.run import api, pipeline
+from mibe.runner import api, pipeline
 from mibe.types import RunConfig
 from tests.loopback import JSONHandler, serving
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mibe import cli, prompts, tasks
-from mibe.boards import model as board_model
+from mibe.boards import table as board_model
 from mibe.boards.board import build as build_board
 from mibe.scoring import kinds, paper
 from tests.loopback import JSONHandler, serving

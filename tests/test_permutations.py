@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli, data, prompts, tasks
-from mibe.run import api
+from mibe.runner import api
 from mibe.scoring import positions
 from mibe.types import Doc, MibeError, RunConfig
 from tests.conftest import REPO
@@ -170,7 +170,7 @@ def test_the_tiny_model_scores_three_orderings_end_to_end(
 
 def test_compare_audit_and_rescore_read_a_run_of_several_orderings(tmp_path: Path) -> None:
     from mibe.boards import compare
-    from mibe.runs import audit, rescore
+    from mibe.runfolder import audit, rescore
 
     base = {"tasks": ("medqa",), "data": {"medqa": str(DEMO / "medqa.jsonl")}, "bootstrap": 100}
     perm, plain = tmp_path / "perm", tmp_path / "plain"
@@ -193,7 +193,7 @@ def test_compare_audit_and_rescore_read_a_run_of_several_orderings(tmp_path: Pat
 
 def test_shards_and_the_viewer_keep_orderings_apart(tmp_path: Path) -> None:
     from mibe.boards import view
-    from mibe.runs import folder, writer
+    from mibe.runfolder import folder, writer
 
     rows = [{"id": "d1", "permutation": k, "option_order": [(i + k) % 4 for i in range(4)]} for k in range(3)]
     writer.append_rows(folder.rank_path(tmp_path, "medqa", 0), rows[:2])

@@ -13,7 +13,7 @@ import pytest
 
 from mibe import cli
 from mibe.backends import memory, quantize
-from mibe.boards import model as board
+from mibe.boards import table as board
 from mibe.types import MibeError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "v1-zero"
@@ -100,7 +100,7 @@ def test_quantisation_labels_the_row_but_shares_the_column(tmp_path: Path) -> No
 
 
 def test_quantize_is_in_the_resume_identity_only_when_given() -> None:
-    from mibe.run.api import identity
+    from mibe.runner.api import identity
     from mibe.types import RunConfig
 
     assert "quantize" not in identity(RunConfig(model="m"))  # older folders keep resuming

@@ -1,4 +1,4 @@
-"""The typed run record (mibe/runs/record.py): a results.json, run.json or samples field of the wrong
+"""The typed run record (mibe/runfolder/record.py): a results.json, run.json or samples field of the wrong
 type is one line naming the file and field, from every command, never a TypeError inside one."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mibe import cli
-from mibe.runs import record
+from mibe.runfolder import record
 from tests.test_audit import scripted_run
 
 

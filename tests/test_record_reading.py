@@ -1,4 +1,4 @@
-"""Reading defects of the run record (issue 23): each test fails on the code before runs/record.py.
+"""Reading defects of the run record (issue 23): each test fails on the code before runfolder/record.py.
 
 Samples are one record per "\\n" (model outputs hold U+2028, U+2029 and U+0085); bytes or fields a
 reader cannot take are one line naming the file and line; a -inf log-prob is shown; what is
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mibe import cli
-from mibe.run import api
-from mibe.runs import record, schemas
+from mibe.runfolder import record, schemas
+from mibe.runner import api
 from mibe.types import RunConfig
 from tests.scripted import Scripted
 
@@ -52,7 +52,7 @@ def test_outputs_holding_line_separators_run_rescore_and_resume(tmp_path: Path) 
 
 
 def test_an_lm_eval_file_holding_line_separators_imports(tmp_path: Path) -> None:
-    from mibe.runs.importers import read_lm_eval
+    from mibe.runfolder.harness_readers import read_lm_eval
 
     name = "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl"
     rows = [
@@ -212,7 +212,7 @@ def test_docs_schemas_match_the_models() -> None:
     folder = REPO / "docs" / "schemas"
     for name, schema in schemas.schemas().items():
         assert (folder / name).read_text() == schemas.schema_text(schema), (
-            f"run python -m mibe.runs.schemas ({name})"
+            f"run python -m mibe.runfolder.schemas ({name})"
         )
     assert sorted(p.name for p in folder.glob("*.json")) == sorted(schemas.schemas())
     assert schemas.main(["--check"]) == 0
@@ -235,7 +235,7 @@ def test_no_answer_before_schema_3_is_read_as_none_for_label_kinds_only() -> Non
 
 @pytest.mark.parametrize("task", ["pubmedqa", "mednli", "ddi2013"])
 def test_an_old_folder_recomputes_its_recorded_missing_rate(task: str) -> None:
-    from mibe.runs import saved
+    from mibe.runfolder import saved
     from mibe.scoring import kinds
 
     run = saved.read_run(REPO / "tests/fixtures/runs/v1-zero")  # schema 1: "missing" was no answer

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mibe import resources
-from mibe.run import api
-from mibe.runs import folder
+from mibe.runfolder import folder
+from mibe.runner import api
 from mibe.types import MibeError, RunConfig
 
 TASK = """name: notes
@@ -340,7 +340,7 @@ def test_disk_full_while_writing_is_one_line_and_resumes(tiny_llama: Path, tmp_p
 
 
 def test_second_process_on_one_folder_is_refused(tiny_llama: Path, tmp_path: Path) -> None:
-    from mibe.runs import writer
+    from mibe.runfolder import writer
 
     with writer.locked(tmp_path / "r"):
         other = run_cli(

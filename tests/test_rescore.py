@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mibe import cli
-from mibe.run import api
-from mibe.runs import rescore
-from mibe.runs import saved as saved_run
+from mibe.runfolder import rescore
+from mibe.runfolder import saved as saved_run
+from mibe.runner import api
 from mibe.types import RunConfig
 from tests.scripted import Scripted
 from tests.test_audit import scripted_run

@@ -19,8 +19,8 @@ from statsmodels.stats.multitest import multipletests
 from mibe import cli
 from mibe.boards import compare, compare_text, delta, render
 from mibe.boards.board import build as build_board
-from mibe.run import api
-from mibe.runs.record import SCHEMA_VERSION
+from mibe.runfolder.record import SCHEMA_VERSION
+from mibe.runner import api
 from mibe.scoring import kinds
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO
@@ -460,7 +460,7 @@ def test_compare_and_board_on_tiny_draw_runs(tiny_llama: Path, tmp_path: Path) -
 
 
 def test_rescore_and_audit_take_runs_of_several_draws(tiny_llama: Path, tmp_path: Path) -> None:
-    from mibe.runs import audit, rescore
+    from mibe.runfolder import audit, rescore
 
     run = tmp_path / "gen"
     entry = draw_run(tiny_llama, run, (1, 2, 3), scoring="generate")["tasks"]["pubmedqa"]

@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from mibe import resources
-from mibe.run import api, batches
+from mibe.runner import api, batches
 from mibe.types import MibeError, RunConfig
 from tests.conftest import PUBLIC, REPO, needs_public_data
 
@@ -184,7 +184,7 @@ def test_dry_run_loads_no_model(tiny_llama: Path, tmp_path: Path) -> None:
     config = RunConfig(model=str(tiny_llama), tasks=("pubmedqa", "hoc"), demo=True, dry_run=True)
     api.run(config, backend=backend, say=lines.append)
     assert backend._model is None
-    # after the protocol lines (mibe/run/opening.py): one data line per task, then the planning table
+    # after the protocol lines (mibe/runner/opening.py): one data line per task, then the planning table
     data_lines = [line for line in lines if "documents (" in line]
     assert len(data_lines) == 2 and "3 documents" in data_lines[0] and "prompt tokens" in data_lines[0]
     assert lines.index(data_lines[1]) == len(lines) - 2

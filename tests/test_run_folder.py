@@ -13,7 +13,7 @@ import pytest
 
 from mibe import cli
 from mibe.boards.board import build as build_board
-from mibe.runs import summary
+from mibe.runfolder import summary
 from tests.test_audit import scripted_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "v1-zero"
@@ -99,7 +99,7 @@ def test_compare_shows_each_runs_own_numbers(pair: tuple[Path, Path], tmp_path: 
 
 
 def test_audit_and_summary_show_the_same_numbers(pair: tuple[Path, Path], tmp_path: Path) -> None:
-    from mibe.runs import audit
+    from mibe.runfolder import audit
 
     for run, parser in zip(pair, ("strict", "paper"), strict=True):
         report = audit.audit(run, [], examples=1)
@@ -142,7 +142,7 @@ def test_a_run_folder_saved_before_the_regrouping_still_reads(tmp_path: Path) ->
     ],
 )
 def test_a_samples_line_of_the_wrong_shape_is_one_line(tmp_path: Path, line: str, said: str) -> None:
-    from mibe.runs import folder
+    from mibe.runfolder import folder
     from mibe.types import MibeError
 
     path = tmp_path / "t.jsonl"
@@ -242,7 +242,7 @@ def test_outputs_never_land_in_or_over_a_run(tmp_path: Path, capsys) -> None:
 
 
 def test_a_results_json_that_is_a_folder_stops_a_resume_before_the_model(tmp_path: Path) -> None:
-    from mibe.runs import writer
+    from mibe.runfolder import writer
     from mibe.types import MibeError
 
     run = tmp_path / "run"

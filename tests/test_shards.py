@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli
-from mibe.runs import sharding
+from mibe.runfolder import sharding
 
 DEMO = Path(__file__).resolve().parents[1] / "tasks" / "demo"
 ID_FIELD = {"pubmedqa": "pmid", "medqa": "realidx", "pubmed_sum": "id"}
@@ -122,7 +122,7 @@ def test_a_bad_shard_is_one_line(capsys: pytest.CaptureFixture, spec: str) -> No
 def test_the_rule_is_stable_and_spreads() -> None:
     # sha256 of "pubmedqa\0doc-1": the same in every process and on every machine.
     assert sharding.assigned("pubmedqa", "doc-1", 1000) == sharding.assigned("pubmedqa", "doc-1", 1000)
-    code = "from mibe.runs import sharding; print(sharding.assigned('pubmedqa', 'doc-1', 1000))"
+    code = "from mibe.runfolder import sharding; print(sharding.assigned('pubmedqa', 'doc-1', 1000))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "7"})  # fmt: skip
     assert int(other.stdout) == sharding.assigned("pubmedqa", "doc-1", 1000)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mibe.backends.hf import HFBackend
-from mibe.boards import model as board_model
-from mibe.run import api
+from mibe.boards import table as board_model
+from mibe.runner import api
 from mibe.training import cli as train_cli
 from mibe.types import MibeError, RunConfig
 from tests.conftest import REPO

@@ -15,9 +15,9 @@ from mibe.boards import compare, compare_text, render
 from mibe.boards.board import build as build_board
 from mibe.boards.view import diff_runs, render_view
 from mibe.boards.view_cli import load
-from mibe.run import api
-from mibe.runs import audit, rescore, summary
-from mibe.runs import saved as saved_run
+from mibe.runfolder import audit, rescore, summary
+from mibe.runfolder import saved as saved_run
+from mibe.runner import api
 from mibe.textout import p_text
 from mibe.types import RunConfig
 from tests.scripted import Scripted

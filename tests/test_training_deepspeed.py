@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe.run import api
+from mibe.runner import api
 from mibe.training import provenance
 from mibe.types import RunConfig
 from tests.conftest import REPO

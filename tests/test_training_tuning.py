@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe.run import api
+from mibe.runner import api
 from mibe.training import cli as train_cli
 from mibe.training import provenance
 from mibe.types import MibeError, RunConfig

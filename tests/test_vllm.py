@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe.run import api
+from mibe.runner import api
 from mibe.types import RunConfig
 from tests import margins
 from tests.conftest import PUBLIC, REPO

@@ -1,4 +1,4 @@
-"""The one run-folder writer (mibe/runs/writer.py): every kind of run folder (run, rescore, judge,
+"""The one run-folder writer (mibe/runfolder/writer.py): every kind of run folder (run, rescore, judge,
 import) is written through it and through nothing else; its rules (lock, links, --overwrite, caches,
 juries, resume of an import) hold for every command. Scripted backends and a loopback jury; no model
 is loaded."""
@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from mibe import cli
-from mibe.run import api
-from mibe.runs import writer
+from mibe.runfolder import writer
+from mibe.runner import api
 from mibe.types import MibeError, RunConfig
 from tests.loopback import JSONHandler, serving
 from tests.scripted import Scripted
@@ -45,7 +45,7 @@ NOTES = [
 NOT_RUN_FOLDERS = {
     "taskfiles.py",
     "corpusscan.py",
-    "runs/schemas.py",
+    "runfolder/schemas.py",
     "boards/cli.py",
     "boards/plot.py",
     "backends/embedded.py",
@@ -87,13 +87,13 @@ def test_only_the_writer_writes_files_of_a_run_folder() -> None:
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = str(path.relative_to(PACKAGE))
-        if name == "runs/writer.py" or name in NOT_RUN_FOLDERS:
+        if name == "runfolder/writer.py" or name in NOT_RUN_FOLDERS:
             continue
         found = _writes(ast.parse(path.read_text(encoding="utf-8")))
         if found:
             offenders[name] = found
     assert not offenders, offenders
-    assert _writes(ast.parse((PACKAGE / "runs" / "writer.py").read_text())), "the walker sees nothing"
+    assert _writes(ast.parse((PACKAGE / "runfolder" / "writer.py").read_text())), "the walker sees nothing"
 
 
 def test_the_walker_sees_each_kind_of_write() -> None:
@@ -295,10 +295,10 @@ def test_a_link_above_the_folder_is_allowed(tmp_path: Path) -> None:
 
 
 def _judge_api(run: Path, out: Path, spec: str) -> None:
-    from mibe.run import judging
+    from mibe.runner import judge_run
 
-    settings = judging.Settings(judging.parse_specs([spec]), machine=RunConfig(model=""))
-    judging.judge_run(run, out, settings, say=lambda line: None)
+    settings = judge_run.Settings(judge_run.parse_specs([spec]), machine=RunConfig(model=""))
+    judge_run.judge_run(run, out, settings, say=lambda line: None)
 
 
 # --------------------------------------------------------------------------------------------- juries

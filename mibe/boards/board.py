@@ -7,7 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mibe.boards.grouping import average_subset, group_rows
-from mibe.boards.model import (
+from mibe.boards.published import attach, published_rows, reference_rows, table_rows
+from mibe.boards.ranking import Ranked, Section
+from mibe.boards.ranking import sections as ranked_sections
+from mibe.boards.table import (
     Board,
     Column,
     Key,
@@ -19,9 +22,6 @@ from mibe.boards.model import (
     relax_rows,
     run_rows,
 )
-from mibe.boards.published import attach, published_rows, reference_rows, table_rows
-from mibe.boards.ranking import Ranked, Section
-from mibe.boards.ranking import sections as ranked_sections
 from mibe.types import MibeError
 
 REFERENCE, NONE = "reference", "none"

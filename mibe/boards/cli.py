@@ -108,7 +108,7 @@ def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
 
 
 def _check_target(output: str | None, runs: Sequence[str]) -> None:
-    from mibe.runs.folder import refuse_inside_run
+    from mibe.runfolder.folder import refuse_inside_run
 
     if output:  # a board written over results.json would destroy the run it shows
         refuse_inside_run(output, runs)

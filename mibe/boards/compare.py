@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe.boards.model import KEY_FIELDS, Run, is_judge, load_run, protocol_key, run_label
-from mibe.runs import folder as folder_keys
-from mibe.runs import saved
-from mibe.scoring import judges, kinds, multiplicity, positions, stats
+from mibe.boards.table import KEY_FIELDS, Run, is_judge, load_run, protocol_key, run_label
+from mibe.runfolder import folder as folder_keys
+from mibe.runfolder import saved
+from mibe.scoring import judge_scoring, kinds, multiplicity, positions, stats
 
 ALPHA = 0.05
 EXCLUDED = frozenset({"missing_rate"})  # left out of the Holm family
@@ -273,7 +273,9 @@ def _right_wrong(
 def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int) -> Outcome:
     """A judge column: the per-document jury scores the samples keep (also when redacted), paired
     over the documents both juries scored; only when both runs were judged by the same jury."""
-    juries = [judges.jury_of(r.results["tasks"][task]["protocol"], metric) or {} for r in (run_a, run_b)]
+    juries = [
+        judge_scoring.jury_of(r.results["tasks"][task]["protocol"], metric) or {} for r in (run_a, run_b)
+    ]
     ids = [j.get("id") for j in juries]
     if ids[0] != ids[1]:
         return Outcome(
@@ -281,7 +283,7 @@ def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boo
         )
     if not _same_data(run_a, run_b, task):
         return Outcome(None, None, "the runs read different data: documents can't be matched")
-    name, key = judges.criterion_of(metric), folder_keys.JUDGED_KEY + judges.jury_suffix(metric)
+    name, key = judge_scoring.criterion_of(metric), folder_keys.JUDGED_KEY + judge_scoring.jury_suffix(metric)
 
     def score(row: dict[str, Any]) -> Any:
         return (row.get(key) or {}).get(name)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mibe.boards.compare import ALPHA, differences, paired_metric
-from mibe.boards.model import PAPER_METRICS, Run, disambiguate, load_run, run_label, run_lineage
-from mibe.boards.model import Row as _Row
-from mibe.runs import saved
+from mibe.boards.table import PAPER_METRICS, Run, disambiguate, load_run, run_label, run_lineage
+from mibe.boards.table import Row as _Row
+from mibe.runfolder import saved
 from mibe.scoring import stats
 from mibe.types import MibeError
 

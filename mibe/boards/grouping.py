@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mibe.boards.model import Row
+from mibe.boards.table import Row
 from mibe.types import MibeError
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from mibe.boards.model import KEY_FIELDS, Board, Column, Row
 from mibe.boards.ranking import AVERAGE, Section, cluster_lines, general_lines
 from mibe.boards.render import (
     DASH,
@@ -29,6 +28,7 @@ from mibe.boards.render import (
     verdict_groups,
     verdict_short,
 )
+from mibe.boards.table import KEY_FIELDS, Board, Column, Row
 from mibe.version import __version__
 
 CSS = """

@@ -8,9 +8,9 @@ Needs `\\usepackage{booktabs}` in the preamble (said in the file's first comment
 
 from __future__ import annotations
 
-from mibe.boards.model import Board
 from mibe.boards.ranking import AVERAGE, Section
 from mibe.boards.render import DASH, rank_text
+from mibe.boards.table import Board
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mibe.boards.model import PAPER_METRICS, Board, Column, averaged
+from mibe.boards.table import PAPER_METRICS, Board, Column, averaged
 from mibe.types import MibeError
 
 COLUMNS = 4  # panels per figure row

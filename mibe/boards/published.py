@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe.boards.model import Cell, Column, Row, protocol_key, reference_key
+from mibe.boards.table import Cell, Column, Row, protocol_key, reference_key
 from mibe.types import MibeError
 
 PUBLISHED_FILE = "paper_zero_shot.csv"

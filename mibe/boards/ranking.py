@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mibe.boards.compare import ALPHA, paired_metric
-from mibe.boards.model import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, load_run, shown
+from mibe.boards.table import LOWER_IS_BETTER, Column, Row, Run, averaged, column_order, load_run, shown
 from mibe.scoring import multiplicity
 from mibe.scoring.stats import MIN_BOOTSTRAP_N, mean_of
 from mibe.textout import p_is

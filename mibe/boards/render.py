@@ -10,8 +10,8 @@ import io
 import json
 from typing import Any
 
-from mibe.boards.model import KEY_FIELDS, Board, Column, Row
 from mibe.boards.ranking import AVERAGE, Section, cluster_lines, general_lines
+from mibe.boards.table import KEY_FIELDS, Board, Column, Row
 from mibe.textout import md_escape, md_table, p_is, table, wrap
 
 DASH = "—"

@@ -48,7 +48,7 @@ class ViewRun:
     results: Mapping[str, Any]
     samples: Mapping[str, Sequence[Mapping[str, Any]]]
     tasks: Mapping[str, Mapping[str, Any]]
-    run: Any = None  # the run folder as read (mibe.runs.saved.SavedRun): the paired tests need it
+    run: Any = None  # the run folder as read (mibe.runfolder.saved.SavedRun): the paired tests need it
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def diff_task(
 
 def _main_metric(task: str, metrics: Sequence[str]) -> str | None:
     """The metric a task's paired test is shown for: the paper's first, else the task's first."""
-    from mibe.boards.model import LOWER_IS_BETTER, PAPER_METRICS, is_judge
+    from mibe.boards.table import LOWER_IS_BETTER, PAPER_METRICS, is_judge
 
     for metric in (*PAPER_METRICS.get(task, ()), *metrics):
         if metric in metrics and metric not in LOWER_IS_BETTER and not is_judge(metric):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.boards.view import ViewRun, render_view
-from mibe.runs import folder, saved, writer
+from mibe.runfolder import folder, saved, writer
 from mibe.types import MibeError
 
 

@@ -144,7 +144,7 @@ def over_draws(
     order: ECE and Brier as every metric of such a run (each draw's value, their mean and sd, the
     two-level interval over documents and draws) and the reliability diagram of every draw's
     predictions pooled. None without log-likelihoods."""
-    from mibe.scoring import draws as draw_stats
+    from mibe.scoring import draw_stats
 
     if not draws or any(not rows or any("logprobs" not in r for r in rows) for rows in draws):
         return None

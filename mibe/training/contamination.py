@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import corpusscan, matcher
-from mibe.runs import writer
+from mibe.runfolder import writer
 from mibe.types import MibeError
 
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json"}

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder as run_files
-from mibe.runs import writer
+from mibe.runfolder import folder as run_files
+from mibe.runfolder import writer
 from mibe.version import __version__
 
 FILE = "mibe_training.json"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import writer
+from mibe.runfolder import writer
 from mibe.training import examples, guard
 from mibe.training import recipe as recipes
 from mibe.types import MibeError

@@ -7,7 +7,7 @@ option (`mibe.prompts.permute`). Each ordering is the one-task pipeline run on a
 are the rotated documents; all orderings append to the task's one samples file, each row with its
 `permutation` and `option_order`, so resume works per ordering. The task's entry gives, per metric,
 each ordering's value, their mean ± sd and the two-level interval over documents and orderings (the
-few-shot draws' method, `mibe.scoring.draws`), plus consistency and position bias
+few-shot draws' method, `mibe.scoring.draw_stats`), plus consistency and position bias
 (`mibe.scoring.positions`). Combinations: `--scoring loglikelihood`, `--num-fewshot` and data-parallel
 ranks are allowed (the shards keep `permutation`); `--fewshot-seeds` is refused by the CLI.
 """
@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mibe import prompts
-from mibe.run import draws, pipeline
-from mibe.runs import folder
-from mibe.scoring import calibration, positions
-from mibe.scoring import draws as draw_stats
+from mibe.runfolder import folder
+from mibe.runner import pipeline, shot_draws
+from mibe.scoring import calibration, draw_stats, positions
 from mibe.scoring.stats import clusters_of
 from mibe.types import Backend, Doc, RunConfig
 
@@ -62,7 +61,7 @@ def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, 
     two-level interval as `ci95`, and `consistency` and `position_bias`."""
     ks = list(entries)
     ordered = rows_by_permutation(p, path, ks)
-    xs, stat_of = draws.matrices(p, ordered, config)
+    xs, stat_of = shot_draws.matrices(p, ordered, config)
     summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed, clusters_of(ordered[0]))
     first = entries[ks[0]]
     keep = ("metrics", "per_class", "parse_failures", "truncated", "calibration")

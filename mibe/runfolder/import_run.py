@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder, importers, summary, writer
-from mibe.runs.saved import stderr, value
+from mibe.runfolder import folder, harness_readers, summary, writer
+from mibe.runfolder.saved import stderr, value
 from mibe.scoring import kinds, reasoning
 from mibe.types import MibeError, Task
 from mibe.version import __version__
@@ -45,7 +45,7 @@ def _label_of(task: Task, text: str, where: str) -> str:
     )
 
 
-def _answer(source: importers.ImportedRow, delimiters: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def _answer(source: harness_readers.ImportedRow, delimiters: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """The output split as `mibe run` splits it (mibe.scoring.reasoning): a leading trace is never parsed
     as the answer, and one left open (the model ran out of tokens while thinking) is no answer."""
     text = source.raw_output or ""
@@ -60,12 +60,12 @@ def _answer(source: importers.ImportedRow, delimiters: Sequence[tuple[str, str]]
 
 
 def _row(
-    task: Task, source: importers.ImportedRow, index: int, parser: str, harness: str,
+    task: Task, source: harness_readers.ImportedRow, index: int, parser: str, harness: str,
     delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
 ) -> dict[str, Any]:  # fmt: skip
     given = source.gold
     if harness == "me-llama":  # the gold their scorer used, not always the truth their evaluator wrote
-        given = importers.me_llama_gold(given, task.answer_type, source.where)
+        given = harness_readers.me_llama_gold(given, task.answer_type, source.where)
     gold = _label(task, given, source.where)
     row: dict[str, Any] = {"id": source.id, "prompt": source.prompt}
     if source.logprobs is not None:
@@ -92,7 +92,10 @@ def _row(
 
 
 def _protocol(
-    task: Task, got: importers.Imported, parser: str, delimiters: Sequence[tuple[str, str]] = reasoning.THINK
+    task: Task,
+    got: harness_readers.Imported,
+    parser: str,
+    delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
 ) -> dict[str, Any]:
     loglik = got.scoring == "loglikelihood"
     files = [
@@ -122,7 +125,7 @@ def _protocol(
         "imported": {
             "harness": got.harness,
             "files": files,
-            "importer_version": importers.IMPORTER_VERSIONS[got.harness],
+            "importer_version": harness_readers.IMPORTER_VERSIONS[got.harness],
         },
         "credentialed": task.credentialed,
     }
@@ -179,7 +182,7 @@ def import_run(
     another import into it is refused unless `overwrite`."""
     out_dir = Path(output_dir)
     writer.check_output(out_dir)
-    got = importers.read_import(harness, paths)
+    got = harness_readers.read_import(harness, paths)
     for file in got.files:
         if file.task_hint and task.name not in file.task_hint.lower():
             say(f"mibe: warning: {file.path} looks like task {file.task_hint!r}; scored as {task.name}")

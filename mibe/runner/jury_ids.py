@@ -1,6 +1,6 @@
 """A task's juries (docs/judges.md): what each was scored under (its `id`), its columns beside the
 others a folder holds (never replacing one), and the refusal of a changed jury under the same judge
-specs. Items and settings are mibe.run.judging's (`Item`, `Settings`); nothing here loads a model.
+specs. Items and settings are mibe.runner.judge_run's (`Item`, `Settings`); nothing here loads a model.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mibe.runs import folder, writer
-from mibe.scoring import judges
-from mibe.scoring.judges import Rubric
+from mibe.runfolder import folder, writer
+from mibe.scoring import judge_scoring
+from mibe.scoring.judge_scoring import Rubric
 from mibe.types import MibeError
 
 
@@ -25,8 +25,8 @@ def jury_protocol(rubric: Rubric, records: Sequence[dict[str, Any]], settings: A
     judge, prompt, rubric, order or document limit), so two juries never share a board column."""
     keys = ("backend", "model", "adapter", "config_hash", "chat", "max_new_tokens")
     body = {
-        "prompt_version": judges.JUDGE_PROMPT_VERSION,
-        "prompt_hash": judges.prompt_hash(rubric, settings.order),
+        "prompt_version": judge_scoring.JUDGE_PROMPT_VERSION,
+        "prompt_hash": judge_scoring.prompt_hash(rubric, settings.order),
         "order": settings.order,
         "limit": settings.limit,
         "judges": sorted(
@@ -45,11 +45,11 @@ def jury_protocol(rubric: Rubric, records: Sequence[dict[str, Any]], settings: A
 
 def _human(item: Any, path: str, means: dict[str, dict[str, float]]) -> dict[str, Any] | None:
     rubric = item.task.judge
-    ratings = judges.read_human_ratings(path, rubric)
+    ratings = judge_scoring.read_human_ratings(path, rubric)
     ids = {str(r["id"]) for r in item.rows}
     if not any(doc in ids for per in ratings.values() for doc in per):
         return None  # the file rates another task's documents
-    return {"file": str(path), "criteria": judges.human_agreement(means, ratings, rubric.scale)}
+    return {"file": str(path), "criteria": judge_scoring.human_agreement(means, ratings, rubric.scale)}
 
 
 def check_human_ratings(items: Sequence[Any], settings: Any) -> None:
@@ -59,7 +59,7 @@ def check_human_ratings(items: Sequence[Any], settings: Any) -> None:
         return
     rated = set()
     for item in items:
-        ratings = judges.read_human_ratings(settings.human_ratings, item.task.judge)
+        ratings = judge_scoring.read_human_ratings(settings.human_ratings, item.task.judge)
         ids = {str(r["id"]) for r in item.rows}
         rated |= {doc for per in ratings.values() for doc in per if doc in ids}
     if not rated:
@@ -98,7 +98,7 @@ def slot(protocol: dict[str, Any], jury_id: str) -> str:
     first = protocol.get("jury")
     if not isinstance(first, dict) or first.get("id") == jury_id:
         return ""
-    return judges.JURY_MARK + jury_id
+    return judge_scoring.JURY_MARK + jury_id
 
 
 def judged(
@@ -112,8 +112,8 @@ def judged(
     refuse_changed_jury(item.name, protocol, jury)
     suffix = slot(protocol, jury["id"])
     key = folder.JUDGED_KEY + suffix
-    metrics = judges.jury_scores(scores, rubric, settings.n_boot, settings.seed)
-    means = judges.document_means(scores, rubric)
+    metrics = judge_scoring.jury_scores(scores, rubric, settings.n_boot, settings.seed)
+    means = judge_scoring.document_means(scores, rubric)
     done = set(next(iter(scores.values()), {}))
     rows = []
     for row in item.rows:
@@ -124,7 +124,7 @@ def judged(
     kept = {
         k: v
         for k, v in item.entry["metrics"].items()
-        if not (k.startswith(judges.METRIC_PREFIX) and judges.jury_suffix(k) == suffix)
+        if not (k.startswith(judge_scoring.METRIC_PREFIX) and judge_scoring.jury_suffix(k) == suffix)
     }
     judging = {
         "judges": [

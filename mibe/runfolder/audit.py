@@ -1,7 +1,8 @@
 """`mibe audit`: how much of a run's score is parsing; the paper's parser against the strict one.
 
 Each saved output is read by both parsers (mibe.scoring.parsing); where they differ, the difference is put
-into one kind (KINDS) so a reader sees which of the paper's flaws (docs/parsing-audit.md) moved it.
+into one kind (DISAGREEMENT_KINDS) so a reader sees which of the paper's flaws
+(docs/parsing-audit.md) moved it.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import sharding
+from mibe.runfolder import sharding
 from mibe.scoring.reasoning import answer_of
 from mibe.types import MibeError, Task
 
-KINDS = (
+DISAGREEMENT_KINDS = (
     "substring inside a word",  # PubMedQA: "I cannot tell" reads as "no"
     "first-in-list",  # MTSample: "Neurosurgery" reads as "Surgery", listed first
     "stray capital letter",  # MedQA: "A 45-year-old ..." reads as answer A
@@ -107,7 +108,7 @@ def _shown(x: Any) -> str:
 
 
 def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentialed: bool) -> dict[str, Any]:
-    from mibe.runs.saved import credentialed, value
+    from mibe.runfolder.saved import credentialed, value
     from mibe.scoring import kinds
 
     task, entry = saved.task, saved.entry
@@ -139,7 +140,7 @@ def audit_task(saved: Any, config: dict[str, Any], examples: int, show_credentia
         paper, strict = _read_row(report, task, row, gold, examples)
         preds["paper"].append(paper)
         preds["strict"].append(strict)
-    report["kinds"] = {k: report["kinds"][k] for k in KINDS if k in report["kinds"]}
+    report["kinds"] = {k: report["kinds"][k] for k in DISAGREEMENT_KINDS if k in report["kinds"]}
     names = [m for m in entry["metrics"] if kinds.fits(task.answer_type, m)]
     draw_of = [(r.get("draw"), r.get("permutation")) for r in saved.rows]  # mean over draws or orderings
     report["metrics"] = _parser_metrics(task, names, golds, preds, draw_of, config.get("seed", 1234))
@@ -251,7 +252,7 @@ def audit(
     trusted: dict | None = None,
 ) -> dict:
     """`trusted`: task files the user named with --tasks (a run folder's own task_file runs no hook)."""
-    from mibe.runs.saved import pick, read_run, read_task
+    from mibe.runfolder.saved import pick, read_run, read_task
 
     run = read_run(run_dir)
     config = run.results.get("config") or {}
@@ -354,8 +355,8 @@ def _pair(item: tuple[str, int]) -> tuple[str, str]:
 
 def command(args: Any) -> int:
     """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
-    from mibe.runs import folder, writer
-    from mibe.runs.saved import task_specs
+    from mibe.runfolder import folder, writer
+    from mibe.runfolder.saved import task_specs
 
     if args.examples < 0:
         raise MibeError(f"--examples {args.examples}: must be 0 or more")

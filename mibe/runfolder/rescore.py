@@ -11,12 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import saved as saved_run
-from mibe.runs import sharding
-from mibe.runs.importers import IMPORTER_VERSIONS
-from mibe.runs.saved import SavedTask, Say, stderr, value
-from mibe.scoring import draws as draw_stats
-from mibe.scoring import kinds, reasoning
+from mibe.runfolder import saved as saved_run
+from mibe.runfolder import sharding
+from mibe.runfolder.harness_readers import IMPORTER_VERSIONS
+from mibe.runfolder.saved import SavedTask, Say, stderr, value
+from mibe.scoring import draw_stats, kinds, reasoning
 from mibe.scoring.stats import clusters_of
 from mibe.types import MibeError, Task
 
@@ -25,7 +24,7 @@ Extract = Callable[[SavedTask, list], None]  # sets rows' predictions in place; 
 
 
 def extraction_summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """How often the extractor's predictions agree with the strict parser's (mibe.run.extract)."""
+    """How often the extractor's predictions agree with the strict parser's (mibe.runner.extract)."""
     read = [r for r in rows if "strict_prediction" in r]
     if not read:
         return None
@@ -231,7 +230,7 @@ def rescore(
     `extractor` (--parser model): (credentialed task names, run, new folder) -> the rows' Extract.
     The same command again on the same folder (a killed rescore) redoes it there; another rescore
     into it is refused unless `overwrite`."""
-    from mibe.runs import writer
+    from mibe.runfolder import writer
 
     run = saved_run.read_run(run_dir)
     sharding.refuse(run_dir, run.results, "rescore")
@@ -284,7 +283,7 @@ def _write(
     config: dict[str, Any],
     extract: Extract | None,
 ) -> dict[str, Any]:
-    from mibe.runs import folder, summary
+    from mibe.runfolder import folder, summary
     from mibe.version import __version__
 
     origin = run.path.resolve()
@@ -322,7 +321,7 @@ def _write(
 
 def command(args: Any, argv: Sequence[str]) -> int:
     """`mibe rescore RUN_DIR [--parser paper|strict|model] [--tasks ...] --output-dir NEW_RUN_DIR`;
-    `--parser model` is handled by mibe.run.extract.rescore_command (it loads the extractor)."""
+    `--parser model` is handled by mibe.runner.extract.rescore_command (it loads the extractor)."""
     names, trusted = saved_run.task_specs(args.tasks)
     if args.parser == "model" or getattr(args, "extractor", None):
         raise MibeError(

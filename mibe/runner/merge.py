@@ -3,7 +3,7 @@ run folder (docs/scale-out.md).
 
 Checks first (same model, config, protocols, rule and N; every shard given once; each document held
 exactly once), then writes the merged samples in document order and computes every statistic over
-them with the scoring `mibe run` uses (mibe/run/pipeline.py, draws.py): at --batch-size 1 the merged
+them with the scoring `mibe run` uses (mibe/runner/pipeline.py, shot_draws.py): at --batch-size 1 the merged
 metrics and intervals equal a one-process run's. `--status` lists what each shard still lacks, from
 the shards' run.json and samples alone (no data, no model).
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data
-from mibe.run import draws, pipeline
-from mibe.runs import folder, saved, sharding, summary, writer
+from mibe.runfolder import folder, saved, sharding, summary, writer
+from mibe.runner import pipeline, shot_draws
 from mibe.types import Doc, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -204,7 +204,7 @@ def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, pat
     p = pipeline.Plan(task, docset, docs, entry["protocol"])
     if seeds:
         entries = {s: pipeline._score(dataclasses.replace(p, draw=s), config, path) for s in seeds}
-        scored = draws.combine(p, config, path, entries)
+        scored = shot_draws.combine(p, config, path, entries)
     else:
         scored = pipeline._score(p, config, path)
     scored.update(partial=entry.get("partial", False), invented=entry.get("invented", False))

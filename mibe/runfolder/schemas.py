@@ -1,6 +1,6 @@
-"""The JSON Schema of each run-folder file, generated from the typed run record (mibe/runs/record.py).
+"""The JSON Schema of each run-folder file, generated from the typed run record (mibe/runfolder/record.py).
 
-`python -m mibe.runs.schemas` writes them into docs/schemas/ of the source checkout (`--check`: only
+`python -m mibe.runfolder.schemas` writes them into docs/schemas/ of the source checkout (`--check`: only
 compare, exit 1 when one differs); tests/test_record_reading.py checks docs/ matches the models.
 """
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mibe.runs.record import FILES, SCHEMA_VERSION
+from mibe.runfolder.record import FILES, SCHEMA_VERSION
 
 
 def schemas() -> dict[str, dict[str, Any]]:
@@ -37,7 +37,10 @@ def main(argv: list[str]) -> int:
     ]
     if "--check" in argv:
         for name in stale:
-            print(f"docs/schemas/{name}: differs from mibe/runs/record.py; run python -m mibe.runs.schemas")
+            print(
+                f"docs/schemas/{name}: differs from mibe/runfolder/record.py; "
+                "run python -m mibe.runfolder.schemas"
+            )
         return 1 if stale else 0
     target.mkdir(parents=True, exist_ok=True)
     for name, schema in made.items():

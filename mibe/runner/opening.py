@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mibe.run import templating
+from mibe.runner import templating
 from mibe.types import RunConfig, is_paper
 
 

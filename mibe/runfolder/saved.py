@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder, record, sharding
+from mibe.runfolder import folder, record, sharding
 from mibe.scoring import kinds
 from mibe.types import MibeError, Task
 
@@ -44,7 +44,7 @@ class SavedTask:
 
 
 def _json(path: Path) -> Any:
-    """results.json or run.json, read and validated against its model (runs/record.py)."""
+    """results.json or run.json, read and validated against its model (runfolder/record.py)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mibe.run.pipeline import DryRun
-from mibe.runs import sharding
+from mibe.runfolder import sharding
+from mibe.runner.pipeline import DryRun
 from mibe.types import RunConfig
 
 HEADER = ("task", "documents", "requests", "prompt tokens", "longest prompt", "answer tokens (max)")
@@ -146,7 +146,7 @@ def measure(plans: Sequence[Any], config: RunConfig, backend: Any, count: int) -
     the prompt plus generated tokens per second is the throughput the shard plan uses."""
     import time
 
-    from mibe.run import pipeline
+    from mibe.runner import pipeline
 
     left, tokens, seconds, done = count, 0, 0.0, 0
     for p, pool in plans:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mibe import lineage
-from mibe.runs import saved, sharding
-from mibe.runs.saved import SavedRun as Run
-from mibe.scoring import judges, kinds
+from mibe.runfolder import saved, sharding
+from mibe.runfolder.saved import SavedRun as Run
+from mibe.scoring import judge_scoring, kinds
 from mibe.types import MibeError
 
 # The paper's Table 3 order, and the metrics it reports per task (leaderboards/README.md); other
@@ -116,7 +116,7 @@ def protocol_key(task: str, protocol: dict[str, Any], metric: str | None = None)
     # Runs written before scorers were versioned were all scored by the version-1 rules.
     values.setdefault("scorer_version", 1)
     # Two juries never share a column; a task's other metrics do not depend on its jury.
-    jury = judges.jury_of(protocol, metric) if metric and is_judge(metric) else None
+    jury = judge_scoring.jury_of(protocol, metric) if metric and is_judge(metric) else None
     values["jury"] = jury.get("id") if isinstance(jury, dict) else None
     return tuple((name, json.dumps(values.get(name), sort_keys=True)) for name in KEY_FIELDS)
 
@@ -167,7 +167,7 @@ def relax_rows(rows: Sequence[Row], fields: Sequence[str]) -> list[str]:
 
 def is_judge(metric: str | None) -> bool:
     """A jury's column (`mibe judge`, docs/judges.md): not a task-file metric, on the rubric's scale."""
-    return bool(metric) and metric.startswith(judges.METRIC_PREFIX)
+    return bool(metric) and metric.startswith(judge_scoring.METRIC_PREFIX)
 
 
 def load_run(path: str | Path, command: str = "leaderboard") -> Run:

@@ -10,7 +10,7 @@ the policy is applied to every judge before any model loads or any request leave
 replies are cached in the run folder
 (`judges/<task>.<judge key>.jsonl`, keyed by a hash of the exact prompt sent), so a rerun sends
 nothing and a killed judging run resumes where it stopped. The aggregation is
-`mibe.scoring.judges.jury_scores`; a task's juries and their columns are mibe/run/juries.py.
+`mibe.scoring.judge_scoring.jury_scores`; a task's juries and their columns are mibe/runner/jury_ids.py.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from mibe.backends import devices, factory, policy
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Endpoint, Machine, machine_of, second
 from mibe.backends.spec import ModelSpec
-from mibe.run import batches
-from mibe.run.juries import check_human_ratings, digest, judged
-from mibe.runs import folder, sharding, writer
-from mibe.runs import saved as saved_run
-from mibe.scoring import judges
-from mibe.scoring.judges import Rubric
+from mibe.runfolder import folder, sharding, writer
+from mibe.runfolder import saved as saved_run
+from mibe.runner import batches
+from mibe.runner.jury_ids import check_human_ratings, digest, judged
+from mibe.scoring import judge_scoring
+from mibe.scoring.judge_scoring import Rubric
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig
 
 Say = Callable[[str], None]
@@ -122,8 +122,8 @@ def precheck(
             )
         if config.fewshot_seeds:  # the jury's cache and scores are per document, not per draw
             raise MibeError(DRAWN)
-        if config.judge_order not in judges.ORDERS:
-            raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judges.ORDERS)}")
+        if config.judge_order not in judge_scoring.ORDERS:
+            raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judge_scoring.ORDERS)}")
         judged = [t for t in tasks if judgeable(t)]
         return check_guards(parse_specs(config.judge), judged, grants, machine)
     return []
@@ -137,7 +137,7 @@ _MARKS = ("\x00source\x00", "\x00reference\x00", "\x00candidate\x00")
 def _template(rubric: Rubric, order: str) -> tuple[str, dict[str, str]]:
     """The judge prompt as a template whose only variables are the three texts (and its literal
     pieces, passed as values so no rubric text is ever read as template syntax)."""
-    pieces = re.split("(\x00[a-z]+\x00)", judges.judge_prompt(rubric, *_MARKS, order=order))
+    pieces = re.split("(\x00[a-z]+\x00)", judge_scoring.judge_prompt(rubric, *_MARKS, order=order))
     parts, literals = [], {}
     for i, piece in enumerate(pieces):
         if piece in _MARKS:
@@ -227,7 +227,7 @@ def _cached_scores(hit: dict[str, Any], rubric: Rubric) -> dict[str, int | None]
     """A cached call's scores, or None when it holds what this rubric could not produce (another
     criterion, a score off the scale): such a line is discarded and the judge asked again."""
     if isinstance(hit.get("reply"), str):
-        return judges.parse_reply(hit["reply"], rubric)
+        return judge_scoring.parse_reply(hit["reply"], rubric)
     stored = hit.get("scores")
     if not isinstance(stored, dict) or set(stored) != set(rubric.names):
         return None
@@ -274,7 +274,7 @@ def call(
     ):  # fmt: skip
         lines = []
         for r, reply in zip(batch, replies, strict=True):
-            out[r.doc_id] = judges.parse_reply(reply, rubric)
+            out[r.doc_id] = judge_scoring.parse_reply(reply, rubric)
             line: dict[str, Any] = {"key": _key(r.prompt), "id": r.doc_id, "scores": out[r.doc_id]}
             if not settings.redact:  # redacted runs keep numbers only
                 line["reply"] = reply
@@ -318,7 +318,7 @@ def _one_task(
     """One judge over one task: document -> scores, and what it cost."""
     rows = _order(item.rows)[: settings.limit]
     requests, cut, skipped = requests_for(judge, item.task.judge, rows, settings)
-    key = digest([judge.identity, judges.prompt_hash(item.task.judge, settings.order)])
+    key = digest([judge.identity, judge_scoring.prompt_hash(item.task.judge, settings.order)])
     cache_at = (out_folder, out_folder.cache("judges", f"{item.name}.{key}"))
     got, sent = call(judge, item, requests, cache_at, settings, say)
     calls: dict[str, Any] = {"documents": len(rows), "sent": sent, "sources_cut": cut}
@@ -341,7 +341,7 @@ def gather(
         judge = build(s, items, settings, say)
         desc = judge.backend.describe()
         record = {"spec": s.text, **judge.identity, "name": desc.get("name"), "endpoint": judge.admission}
-        record["self_preference"] = judges.same_model(desc, evaluated)
+        record["self_preference"] = judge_scoring.same_model(desc, evaluated)
         if record["self_preference"]:
             say(
                 f"mibe: warning: --judge {s.text} may be the evaluated model (self-preference); "
@@ -367,7 +367,7 @@ def judge_items(
     for name, (entry, _) in out.items():
         cells = "  ".join(
             f"{m}={v['value']:.2f}" if v["value"] is not None else f"{m}=n/a"
-            for m, v in entry["metrics"].items() if m.startswith(judges.METRIC_PREFIX)
+            for m, v in entry["metrics"].items() if m.startswith(judge_scoring.METRIC_PREFIX)
         )  # fmt: skip
         say(f"mibe: {name}: jury {entry['protocol']['jury']['id']}: {cells}")
     return out, [r["endpoint"] for r in records]
@@ -512,7 +512,7 @@ def judge_run(
 
 
 def summary_table(results: dict[str, Any]) -> str:
-    from mibe.runs import summary
+    from mibe.runfolder import summary
 
     return summary.table(results)
 

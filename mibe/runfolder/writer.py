@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import record
-from mibe.runs.folder import is_mibe_run_json, read_json, read_samples, refuse_link, samples_path
+from mibe.runfolder import record
+from mibe.runfolder.folder import is_mibe_run_json, read_json, read_samples, refuse_link, samples_path
 from mibe.types import TASK_NAME, MibeError
 
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
@@ -381,7 +381,7 @@ def fold_ranks(run_dir: Path, task: str, private: bool) -> int:
 
 def redact_file(path: Path, task: Any, parser: str, bertscore_model: str) -> None:
     """Redact a samples file in place (a run rerun or resumed with --redact-samples)."""
-    from mibe.runs.folder import is_redacted, redact_rows
+    from mibe.runfolder.folder import is_redacted, redact_rows
 
     trim_partial_line(path)
     rows = read_samples(path)

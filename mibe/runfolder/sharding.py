@@ -5,7 +5,7 @@ A shard is one of N independent jobs (a SLURM array task, another machine) scori
 task's documents into its own run folder; `mibe merge` turns the N folders into one ordinary run.
 The rule is stable across machines and Python processes (sha256, never Python's salted `hash()`)
 and versioned: its name is recorded, and a merge refuses shards cut by different rules. The ranks
-of a data-parallel launcher (mibe/run/parallel.py) split one shard's documents further.
+of a data-parallel launcher (mibe/runner/parallel.py) split one shard's documents further.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mibe.runs import writer as run_writer
-from mibe.runs.folder import read_json
-from mibe.runs.writer import Writer, first_difference
+from mibe.runfolder import writer as run_writer
+from mibe.runfolder.folder import read_json
+from mibe.runfolder.writer import Writer, first_difference
 from mibe.types import VOLATILE_MODEL_KEYS, MibeError, RunConfig
 
 

@@ -1,5 +1,5 @@
 """One task of a shard (`mibe run --shard I/N`): its documents scored into samples, counted, never
-summarised. Statistics need every document, so `mibe merge` computes them (mibe/run/merge.py); a
+summarised. Statistics need every document, so `mibe merge` computes them (mibe/runner/merge.py); a
 shard's results.json entry holds counts only and an empty `metrics`.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.run import pipeline
-from mibe.runs import folder, sharding
+from mibe.runfolder import folder, sharding
+from mibe.runner import pipeline
 from mibe.types import Backend, Doc, RunConfig
 
 

@@ -21,8 +21,8 @@ from typing import Any
 from mibe.backends import devices, factory, policy
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Endpoint, Machine, second
-from mibe.runs import folder, record, writer
-from mibe.runs.rescore import extraction_summary
+from mibe.runfolder import folder, record, writer
+from mibe.runfolder.rescore import extraction_summary
 from mibe.scoring import kinds, reasoning
 from mibe.types import Backend, MibeError, Request, Task
 
@@ -182,7 +182,7 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
     """`mibe rescore RUN --parser model --extractor MODEL --output-dir NEW`: loads only the extractor,
     never the evaluated model; its calls are cached in NEW. The cache RUN holds is never read: a run
     folder may come from anyone, and a cached label is a score taken on trust."""
-    from mibe.runs import rescore, saved
+    from mibe.runfolder import rescore, saved
 
     if args.parser != "model" or not args.extractor:
         raise MibeError(

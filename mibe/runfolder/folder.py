@@ -1,5 +1,5 @@
 """The run folder, read side: run.json, results.json and samples/<task>.jsonl as readers see them;
-paths, redaction of rows. Every write goes through mibe.runs.writer."""
+paths, redaction of rows. Every write goes through mibe.runfolder.writer."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import record
+from mibe.runfolder import record
 from mibe.types import TASK_NAME, MibeError, Task
 
-# Bump (in runs/record.py, with its models) when a key docs/run-folder.md lists changes; readers keep
+# Bump (in runfolder/record.py, with its models) when a key docs/run-folder.md lists changes; readers keep
 # reading older folders.
 SCHEMA_VERSION = record.SCHEMA_VERSION
 

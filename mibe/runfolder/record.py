@@ -7,7 +7,7 @@ inside a board or a page. Readers keep receiving the dicts they read, unchanged 
 form, so a rescored folder is written as the run wrote it); validation guarantees the types their key
 lookups assume. Keys the models do not declare are accepted, and no reader uses them.
 
-`python -m mibe.runs.schemas` writes the JSON Schema of each file into docs/schemas/; the tests check
+`python -m mibe.runfolder.schemas` writes the JSON Schema of each file into docs/schemas/; the tests check
 docs/ matches these models.
 """
 
@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from mibe.runs import validation
+from mibe.runfolder import validation
 from mibe.types import TASK_NAME, MibeError
 
 # 2: protocols carry `scorer_version`, task entries `answer_type` and `domain`; few-shot draws (a `draw`
@@ -84,7 +84,7 @@ class ModelInfo(Part):
 
 
 class Protocol(Part):
-    """How a task's numbers were made; the leaderboard column key is a subset (boards/model.py)."""
+    """How a task's numbers were made; the leaderboard column key is a subset (boards/table.py)."""
 
     task: str
     task_version: int | None = None
@@ -200,7 +200,7 @@ class Config(Part):
 
 
 class Shard(Part):
-    """`mibe run --shard I/N`: a part of a run, merged by `mibe merge` (mibe/runs/sharding.py)."""
+    """`mibe run --shard I/N`: a part of a run, merged by `mibe merge` (mibe/runfolder/sharding.py)."""
 
     index: Count
     of: Count

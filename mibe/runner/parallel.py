@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from mibe.runs import folder, writer
+from mibe.runfolder import folder, writer
 
 _TIMEOUT = timedelta(hours=12)  # ranks wait for the slowest share of the longest task
 

@@ -14,21 +14,21 @@ from typing import Any
 
 from mibe import data, names, prompts, tasks
 from mibe.backends import devices, endpoint, factory, policy
-from mibe.run import (
+from mibe.runfolder import folder, resume, sharding, summary, writer
+from mibe.runner import (
     adapters,
-    draws,
     extract,
     fewshot,
-    judging,
+    judge_run,
     opening,
     parallel,
     permutations,
     pipeline,
     planning,
     shards,
+    shot_draws,
     templating,
 )
-from mibe.runs import folder, resume, sharding, summary, writer
 from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -177,7 +177,7 @@ def run(
             return out
         _answered_as(backend, out, say)
         if config.judge:
-            judging.after_run(config, out_folder, out, model, say)
+            judge_run.after_run(config, out_folder, out, model, say)
         out_folder.write_json("results.json", out)
     say(summary.table(out))
     say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
@@ -225,7 +225,7 @@ def _describe(backend: Backend, config: RunConfig, plans: list[tuple]) -> dict[s
 
 
 def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Callable[[str], None]) -> None:
-    """Each task's data line, then one planning table and the memory estimate (mibe/run/planning.py)."""
+    """Each task's data line, then one planning table and the memory estimate (mibe/runner/planning.py)."""
     figures = [pipeline.dry_run_report(p, config, backend, pool) for p, pool in plans]
     for f in figures:
         say(f.line)
@@ -258,11 +258,11 @@ def admit(
     reader = None
     if config.resolved_parser == "model" and not config.dry_run:
         reader = extract.endpoint_of(config.extractor, machine)
-    named = [judging.endpoint_of(s, machine) for s in judging.parse_specs(config.judge)]
+    named = [judge_run.endpoint_of(s, machine) for s in judge_run.parse_specs(config.judge)]
     policy.check_named(grants, [e for e in (own, reader, *named) if e is not None])
     model = policy.admit(own, [t.name for t in secret], grants) if own else None
     extracting = policy.admit(reader, [t.name for t in secret if extract.sees(t)], grants) if reader else None
-    return model, extracting, judging.precheck(config, chosen, grants, machine)
+    return model, extracting, judge_run.precheck(config, chosen, grants, machine)
 
 
 def _run_json(config: RunConfig, model: dict[str, Any], plans: list[tuple], extractor: Any) -> dict[str, Any]:
@@ -276,7 +276,7 @@ def _run_json(config: RunConfig, model: dict[str, Any], plans: list[tuple], extr
     }
     if extractor is not None:  # --parser model: the extractor's weights are part of the run's identity
         run_json["extractor"] = extractor.backend.describe()
-    if config.shard:  # which part of the run this folder holds (mibe/runs/sharding.py)
+    if config.shard:  # which part of the run this folder holds (mibe/runfolder/sharding.py)
         run_json["shard"] = sharding.record(
             config.shard, {p.task.name: shards.expected(p, config.shard) for p, _ in plans}
         )
@@ -362,7 +362,7 @@ def _score_task(
 ) -> None:
     if config.adapters:  # --adapters: the task's own adapter over the one loaded base
         backend = backend.with_adapter(adapters.folders(config, [p.task.name])[p.task.name])
-    evaluate = draws.evaluate if config.fewshot_seeds else pipeline.evaluate
+    evaluate = shot_draws.evaluate if config.fewshot_seeds else pipeline.evaluate
     if p.protocol.get("choice_permutations"):
         evaluate = permutations.evaluate
     if config.shard:  # samples and counts only: `mibe merge` scores

@@ -4,7 +4,7 @@ Each draw is the one-task pipeline run on a Plan whose `draw` is the shot seed: 
 the same everything, only the shots differ. All draws append to the task's one samples file, each
 row with its `draw`, so resume works per draw (done ids are per (draw, id)) and adding seeds to a
 finished run scores only the new draws. The task's entry then gives, per metric, the mean and sd over
-draws and the two-level interval of `mibe.scoring.draws` (documents and draws both resampled).
+draws and the two-level interval of `mibe.scoring.draw_stats` (documents and draws both resampled).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.run import pipeline
-from mibe.runs import folder
-from mibe.scoring import calibration, kinds
-from mibe.scoring import draws as draw_stats
+from mibe.runfolder import folder
+from mibe.runner import pipeline
+from mibe.scoring import calibration, draw_stats, kinds
 from mibe.scoring.stats import clusters_of
 from mibe.types import Backend, Doc, RunConfig
 

@@ -1,5 +1,5 @@
 """pydantic's validation errors as the one line a user reads: the field, as keys into the data, and
-what it must be in words ("field 'tasks.pubmedqa.n' must be a whole number"). Used by runs/record.py."""
+what it must be in words ("field 'tasks.pubmedqa.n' must be a whole number"). Used by runfolder/record.py."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
-from mibe.run import batches, extract, parallel, templating, thinking
-from mibe.runs import folder, sharding, writer
+from mibe.runfolder import folder, sharding, writer
+from mibe.runner import batches, extract, parallel, templating, thinking
 from mibe.scoring import calibration, kinds, output_checks, reasoning
 from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task, is_paper
@@ -25,9 +25,9 @@ class Plan:
     docs: list[Doc]
     protocol: dict[str, Any]
     chat: templating.ChatSetup | None = None  # None: resolved from the config when requests are built
-    extractor: Any = None  # --parser model: the loaded mibe.run.extract.Extractor
-    draw: int | None = None  # the shot seed of one few-shot draw (mibe/run/draws.py); None: --seed
-    permutation: int | None = None  # the rotation of a letter task's options (mibe/run/permutations.py)
+    extractor: Any = None  # --parser model: the loaded mibe.runner.extract.Extractor
+    draw: int | None = None  # the shot seed of one few-shot draw (mibe/runner/shot_draws.py); None: --seed
+    permutation: int | None = None  # the rotation of a letter task's options (mibe/runner/permutations.py)
 
 
 def scoring_for(task: Task, config: RunConfig) -> str:
@@ -411,7 +411,7 @@ def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> dict:
 
 @dataclass(frozen=True)
 class DryRun:
-    """A task's figures for `--dry-run` (mibe/run/planning.py renders them)."""
+    """A task's figures for `--dry-run` (mibe/runner/planning.py renders them)."""
 
     line: str  # the task's data and prompt-length line
     docs: int
