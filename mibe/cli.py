@@ -410,7 +410,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     seeds = _seeds(args.fewshot_seeds, args.num_fewshot)
     urls = _base_urls(args)
     from mibe.backends.chat import parse_kwargs
-    from mibe.scoring.reasoning import parse_delimiters
+    from mibe.backends.traces import parse_delimiters
 
     return RunConfig(
         model=args.model,

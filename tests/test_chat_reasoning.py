@@ -58,7 +58,7 @@ def test_stops_apply_after_the_trace(text: str, prompt: str, reached: bool, cut:
 def test_a_separate_trace_is_put_back_in_front(
     content: str, reasoning: str | None, finished: bool, expected: str
 ) -> None:
-    assert endpoint.with_reasoning(content, reasoning, finished, THINK[0]) == expected
+    assert traces.with_reasoning(content, reasoning, finished, THINK[0]) == expected
 
 
 def test_reasoning_fields_are_read_old_and_new_names() -> None:

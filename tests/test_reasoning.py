@@ -12,8 +12,7 @@ import pytest
 
 from mibe.backends import chat as ct
 from mibe.backends.common import cut_at_stop
-from mibe.prompts import template_hash
-from mibe.scoring.reasoning import (
+from mibe.backends.traces import (
     Reasoned,
     answer_offset,
     apply_stop_after_trace,
@@ -21,6 +20,7 @@ from mibe.scoring.reasoning import (
     reasoning_token_stats,
     split_reasoning,
 )
+from mibe.prompts import template_hash
 from mibe.training import cli as train_cli
 from mibe.training import provenance
 from mibe.types import MibeError

@@ -197,17 +197,6 @@ def choice_reasoning(choice: dict[str, Any], chat: bool) -> str | None:
     return None
 
 
-def with_reasoning(text: str, reasoning: str | None, finished: bool, pair: tuple[str, str]) -> str:
-    """The content with a separate trace put back in front, wrapped in `pair`, so the output reads
-    as a model that wrote its trace inline does (raw_output stays whole and the run splits it the
-    same way). A trace with no content after it at the token limit is left open: truncated."""
-    if reasoning is None:
-        return text
-    if not text and not finished:
-        return f"{pair[0]}{reasoning}"
-    return f"{pair[0]}{reasoning}{pair[1]}{text}"
-
-
 class OpenAIBackend:
     def __init__(
         self,
@@ -435,7 +424,7 @@ class OpenAIBackend:
         self._served[request.doc_id] = _served_count(reply, first, request.max_new_tokens, counted)
         pair = request.reasoning[0] if request.reasoning else traces.THINK[0]
         finished = first.get("finish_reason") != "length"
-        text = with_reasoning(text, choice_reasoning(first, chat is not None), finished, pair)
+        text = traces.with_reasoning(text, choice_reasoning(first, chat is not None), finished, pair)
         return traces.cut_request(self._cap(text, request), request)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:

@@ -1,21 +1,39 @@
-"""Where a reasoning trace ends in generated text, for the backends' stop rule: stop strings apply to
-the final answer only, never inside a trace (thinking is full of blank lines). The splitting itself,
-and the rules in full, are mibe.scoring.reasoning's (which re-exports these)."""
+"""Reasoning ("thinking") traces: the one home of their rules (docs/chat-and-reasoning.md).
+
+- A trace counts only at the very start of the output (after blank text), opened by one of the
+  `delimiters` pairs, or already open when the output begins: the chat template wrote the opening
+  tag at the end of the prompt (`opened=True`, see `opens_trace`), or, when the caller cannot tell,
+  the output holds a closing tag before any opening one.
+- Nesting is balanced: an opening tag inside the trace needs its own closing tag. The trace ends at
+  the LAST closing tag at which every opened tag is closed, so a repeated `</think>` or a second
+  trace after a first answer folds into the reasoning and the answer is what follows the last one.
+- A trace still open when the output ends is `truncated`: its answer is "" and is never parsed.
+- A server that returns the trace in a separate field (`reasoning_content` / `reasoning`) gives the
+  reasoning from that field and the answer from the content (`with_reasoning` puts it back inline).
+- Stop strings apply to the answer only, never inside a trace (thinking is full of blank lines), by
+  mibe's stop rule (`cut_at_stop`); the backends cut every output by `cut_request`.
+
+What is left elsewhere is another job: mibe.runner.thinking counts each run's trace tokens per task
+(summarised by `reasoning_token_stats` here).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Any
 
+import numpy as np
+
 from mibe.backends.common import cut_at_stop
-from mibe.types import Request
+from mibe.types import MibeError, Request
 
 THINK: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
 
 
 @dataclass(frozen=True)
-class _Trace:
+class Trace:
     start: int  # where the reasoning text begins
     end: int | None  # where the last closing tag begins; None: still open
     answer: int | None  # where the final answer begins; None: still open
@@ -44,21 +62,21 @@ def _close(text: str, begin: int, pair: tuple[str, str]) -> tuple[int, int] | No
             last = (c, at)
 
 
-def _trace(text: str, delimiters: Sequence[tuple[str, str]], opened: bool) -> _Trace | None:
+def find_trace(text: str, delimiters: Sequence[tuple[str, str]], opened: bool) -> Trace | None:
     _check(delimiters)
     lead = len(text) - len(text.lstrip())
     for pair in delimiters:
         if text.startswith(pair[0], lead):
             begin = lead + len(pair[0])
             found = _close(text, begin, pair)
-            return _Trace(begin, *(found or (None, None)))
+            return Trace(begin, *(found or (None, None)))
     # Started inside a trace the template opened: the first pair whose closing tag shows up.
     for pair in delimiters:
         if pair[1] in text:
             found = _close(text, 0, pair)
             if found is not None:
-                return _Trace(0, *found)
-    return _Trace(0, None, None) if opened else None
+                return Trace(0, *found)
+    return Trace(0, None, None) if opened else None
 
 
 def opens_trace(prompt: str, delimiters: Sequence[tuple[str, str]] = THINK) -> bool:
@@ -74,7 +92,7 @@ def answer_offset(
 ) -> int | None:
     """Where the final answer begins in `text` (0 without a trace), None while a trace is open:
     what a streaming stop check needs to look only past the reasoning."""
-    trace = _trace(text, delimiters, opened)
+    trace = find_trace(text, delimiters, opened)
     if trace is not None:
         return trace.answer
     body = text.lstrip()
@@ -132,3 +150,78 @@ def may_reason(tokenizer: Any, request: Request) -> bool:
         return True
     added = vocab()
     return any(open_tag in added for open_tag, _ in request.reasoning)
+
+
+@dataclass(frozen=True)
+class Reasoned:
+    reasoning: str | None  # None: the output had no trace; "": an empty one
+    answer_text: str  # what the parser reads; "" when truncated
+    truncated: bool  # the trace never closed (ran out of tokens while thinking)
+
+
+def split_reasoning(
+    text: str,
+    delimiters: Sequence[tuple[str, str]] = THINK,
+    reasoning_field: str | None = None,
+    *,
+    opened: bool = False,
+) -> Reasoned:
+    """The output's reasoning and final answer (rules in the module docstring).
+
+    `reasoning_field`: the server's separate trace, when it sent a non-empty one; `text` is then its
+    content (which may still start with a trace of its own, folded into the reasoning).
+    `opened`: the prompt ended inside a trace (`opens_trace(prompt)`).
+    """
+    if reasoning_field and reasoning_field.strip():
+        inner = split_reasoning(text, delimiters)
+        extra = [inner.reasoning] if inner.reasoning else []
+        return Reasoned("\n".join([reasoning_field.strip(), *extra]), inner.answer_text, inner.truncated)
+    trace = find_trace(text, delimiters, opened)
+    if trace is None:
+        return Reasoned(None, text, False)
+    if trace.end is None or trace.answer is None:
+        return Reasoned(text[trace.start :].strip(), "", True)
+    return Reasoned(text[trace.start : trace.end].strip(), text[trace.answer :].lstrip(), False)
+
+
+def with_reasoning(text: str, reasoning: str | None, finished: bool, pair: tuple[str, str]) -> str:
+    """A server's content with its separate trace put back in front, wrapped in `pair`, so the output
+    reads as a model that wrote its trace inline does (raw_output stays whole and the run splits it
+    the same way). A trace with no content after it at the token limit is left open: truncated."""
+    if reasoning is None:
+        return text
+    if not text and not finished:
+        return f"{pair[0]}{reasoning}"
+    return f"{pair[0]}{reasoning}{pair[1]}{text}"
+
+
+def answer_of(row: dict) -> str | None:
+    """The text a parser reads from a samples row: its final answer, None for a truncated trace
+    (never parsed), the whole output for rows written without splitting (paper protocol, older runs)."""
+    if row.get("reasoning_truncated"):
+        return None
+    return row["answer_text"] if "answer_text" in row else row["raw_output"]
+
+
+def parse_delimiters(text: str | None) -> tuple[tuple[str, str], ...]:
+    """`--reasoning-delimiters OPEN,CLOSE[;OPEN,CLOSE...]`."""
+    if text is None:
+        return THINK
+    pairs: Sequence[list[str]] = [p.split(",") for p in text.split(";") if p.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise MibeError(
+            f"--reasoning-delimiters {text}: expected OPEN,CLOSE pairs separated by ';', e.g. "
+            "'<think>,</think>'"
+        )
+    return tuple((p[0].strip(), p[1].strip()) for p in pairs)
+
+
+def reasoning_token_stats(counts: Sequence[int | None]) -> dict[str, float | int | None]:
+    """Mean, 95th percentile (numpy's linear interpolation) and max of token counts, over the outputs
+    that have one (None: no trace, or no answer after a truncated one; left out)."""
+    kept = [int(c) for c in counts if c is not None]
+    if any(c < 0 for c in kept):
+        raise ValueError(f"reasoning token counts must be >= 0, got {min(kept)}")
+    if not kept:
+        return {"mean": None, "p95": None, "max": None}
+    return {"mean": fmean(kept), "p95": float(np.percentile(kept, 95)), "max": max(kept)}

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.backends.traces import answer_of
 from mibe.runfolder import sharding
-from mibe.scoring.reasoning import answer_of
 from mibe.types import MibeError, Task
 
 DISAGREEMENT_KINDS = (

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.backends import traces
 from mibe.runfolder import folder, harness_readers, summary, writer
 from mibe.runfolder.saved import stderr, value
-from mibe.scoring import kinds, reasoning
+from mibe.scoring import kinds
 from mibe.types import MibeError, Task
 from mibe.version import __version__
 
@@ -46,12 +47,10 @@ def _label_of(task: Task, text: str, where: str) -> str:
 
 
 def _answer(source: harness_readers.ImportedRow, delimiters: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """The output split as `mibe run` splits it (mibe.scoring.reasoning): a leading trace is never parsed
+    """The output split as `mibe run` splits it (mibe.backends.traces): a leading trace is never parsed
     as the answer, and one left open (the model ran out of tokens while thinking) is no answer."""
     text = source.raw_output or ""
-    found = reasoning.split_reasoning(
-        text, delimiters, opened=reasoning.opens_trace(source.prompt, delimiters)
-    )
+    found = traces.split_reasoning(text, delimiters, opened=traces.opens_trace(source.prompt, delimiters))
     return {
         "reasoning": found.reasoning,
         "answer_text": found.answer_text,
@@ -61,7 +60,7 @@ def _answer(source: harness_readers.ImportedRow, delimiters: Sequence[tuple[str,
 
 def _row(
     task: Task, source: harness_readers.ImportedRow, index: int, parser: str, harness: str,
-    delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
+    delimiters: Sequence[tuple[str, str]] = traces.THINK,
 ) -> dict[str, Any]:  # fmt: skip
     given = source.gold
     if harness == "me-llama":  # the gold their scorer used, not always the truth their evaluator wrote
@@ -81,7 +80,7 @@ def _row(
         row.update(raw_output=value, logprobs=list(source.logprobs), parse_failed=False)
     else:
         row.update(raw_output=source.raw_output, **_answer(source, delimiters))
-        parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, gold)
+        parsed = kinds.parse_for(task, traces.answer_of(row) or "", parser, gold)
         value = parsed.value
         row["parse_failed"] = parsed.failed or row["reasoning_truncated"]
     row["prediction"] = list(value) if isinstance(value, tuple) else value
@@ -95,7 +94,7 @@ def _protocol(
     task: Task,
     got: harness_readers.Imported,
     parser: str,
-    delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
+    delimiters: Sequence[tuple[str, str]] = traces.THINK,
 ) -> dict[str, Any]:
     loglik = got.scoring == "loglikelihood"
     files = [
@@ -157,8 +156,8 @@ def _reasoning_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "with_trace": sum(1 for r in rows if r.get("reasoning") is not None),
         "reasoning_truncated": sum(1 for r in rows if r.get("reasoning_truncated")),
-        "reasoning_tokens": reasoning.reasoning_token_stats([]),
-        "answer_tokens": reasoning.reasoning_token_stats([]),
+        "reasoning_tokens": traces.reasoning_token_stats([]),
+        "answer_tokens": traces.reasoning_token_stats([]),
     }
 
 
@@ -173,7 +172,7 @@ def import_run(
     n_boot: int = 1000,
     command: Sequence[str] = (),
     say: Say = stderr,
-    delimiters: Sequence[tuple[str, str]] = reasoning.THINK,
+    delimiters: Sequence[tuple[str, str]] = traces.THINK,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write `output_dir`, a run folder holding the outputs in `paths`, scored as `task`; reasoning
@@ -234,7 +233,7 @@ def command(args: Any, argv: Sequence[str]) -> int:
     import_run(
         args.harness, args.paths, task, args.output_dir, args.model_name, args.parser,
         args.seed, args.bootstrap, command=["mibe", *argv],
-        delimiters=reasoning.parse_delimiters(args.reasoning_delimiters),
+        delimiters=traces.parse_delimiters(args.reasoning_delimiters),
         overwrite=getattr(args, "overwrite", False),
     )  # fmt: skip
     return 0

@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.backends import traces
 from mibe.runfolder import saved as saved_run
 from mibe.runfolder import sharding
 from mibe.runfolder.harness_readers import IMPORTER_VERSIONS
 from mibe.runfolder.saved import SavedTask, Say, stderr, value
-from mibe.scoring import draw_stats, kinds, reasoning
+from mibe.scoring import draw_stats, kinds
 from mibe.scoring.stats import clusters_of
 from mibe.types import MibeError, Task
 
@@ -44,7 +45,7 @@ def _extraction(extract: Extract, rows: Sequence[dict[str, Any]]) -> tuple[str, 
 
 def _reparsed(task: Any, row: dict[str, Any], parser: str) -> dict[str, Any]:
     # Only the final answer is parsed; a reasoning trace cut off at the token limit never is.
-    parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, value(row["gold"]))
+    parsed = kinds.parse_for(task, traces.answer_of(row) or "", parser, value(row["gold"]))
     pred = list(parsed.value) if isinstance(parsed.value, tuple) else parsed.value
     failed = parsed.failed or bool(row.get("reasoning_truncated"))
     score = kinds.doc_score(task.answer_type, value(row["gold"]), parsed.value, parser, failed)

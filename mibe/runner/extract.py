@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mibe.backends import devices, factory, policy
+from mibe.backends import devices, factory, policy, traces
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Endpoint, Machine, second
 from mibe.runfolder import folder, record, writer
 from mibe.runfolder.rescore import extraction_summary
-from mibe.scoring import kinds, reasoning
+from mibe.scoring import kinds
 from mibe.types import Backend, MibeError, Request, Task
 
 LABELLED = ("choice", "letter", "multi_label")
@@ -105,7 +105,7 @@ class Extractor:
         self._read(cache_path(run_dir, task.name), task)
         todo: dict[str, tuple[str, str]] = {}
         for row in rows:
-            answer = reasoning.answer_of(row)
+            answer = traces.answer_of(row)
             row["strict_prediction"] = row["prediction"]
             if answer is not None and answer.strip():
                 k = self.key(row["prompt"], answer)

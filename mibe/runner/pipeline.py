@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
+from mibe.backends import traces
 from mibe.runfolder import folder, sharding, writer
 from mibe.runner import batches, extract, parallel, templating, thinking
-from mibe.scoring import calibration, kinds, output_checks, reasoning
+from mibe.scoring import calibration, kinds, output_checks
 from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task, is_paper
 
@@ -186,7 +187,7 @@ def to_sample(
         row["raw_output"] = output
         if request.reasoning:  # only the final answer is parsed; an unfinished trace never is
             row.update(thinking.split(request, output))
-        parsed = kinds.parse_for(task, reasoning.answer_of(row) or "", parser, doc.gold)
+        parsed = kinds.parse_for(task, traces.answer_of(row) or "", parser, doc.gold)
         value = parsed.value
         row["parse_failed"] = parsed.failed or bool(row.get("reasoning_truncated"))
     gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold

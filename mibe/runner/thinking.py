@@ -1,12 +1,12 @@
 """Reasoning traces in a run: each generated output split into its trace and its final answer
-before the parser (mibe.scoring.reasoning holds the rules), and the per-task counts."""
+before the parser (mibe.backends.traces holds the rules), and the per-task token counts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from mibe.scoring.reasoning import opens_trace, reasoning_token_stats, split_reasoning
+from mibe.backends.traces import opens_trace, reasoning_token_stats, split_reasoning
 from mibe.types import Backend, Request
 
 
