@@ -509,8 +509,8 @@ def _seeds(spec: str | None, shots: int) -> tuple[int, ...]:
 
 
 def _permutations(k: int, seeds: tuple[int, ...]) -> int:
-    # One line on combinations: with --scoring loglikelihood, --num-fewshot and data-parallel ranks
-    # yes; with --fewshot-seeds no (orderings x draws would be a third level no interval here covers).
+    # One line on combinations: with --scoring loglikelihood, --num-fewshot, data-parallel ranks and
+    # --shard yes; with --fewshot-seeds no (orderings x draws would be a third level no interval covers).
     if not 1 <= k <= 26:
         raise MibeError(
             f"--choice-permutations {k}: give 1 (off) to 26 orderings; at most a task's number of options"

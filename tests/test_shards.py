@@ -40,7 +40,7 @@ def run_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 def rows(run: Path, task: str) -> dict[tuple, dict]:
     lines = (run / "samples" / f"{task}.jsonl").read_text().splitlines()
     found = [json.loads(line) for line in lines]
-    return {(r.get("draw"), r["id"]): r for r in found}
+    return {(r.get("draw"), r.get("permutation"), r["id"]): r for r in found}
 
 
 def shard_then_merge(model: Path, data: Path, tmp: Path, *extra: str) -> tuple[Path, Path]:
@@ -63,8 +63,8 @@ def assert_equal_runs(whole: Path, merged: Path, tasks: list[str]) -> None:
     for task in tasks:
         assert rows(merged, task) == rows(whole, task)
         order = [json.loads(line) for line in (merged / "samples" / f"{task}.jsonl").open()]
-        keys = [(r.get("draw") or 0, r["index"]) for r in order]
-        assert keys == sorted(keys)  # document order within each draw, draws in their order
+        keys = [(r.get("draw") or 0, r.get("permutation") or 0, r["index"]) for r in order]
+        assert keys == sorted(keys)  # document order within each draw and ordering, in their order
     assert (
         json.loads((merged / "run.json").read_text())["protocols"]
         == json.loads((whole / "run.json").read_text())["protocols"]
@@ -85,7 +85,7 @@ def test_three_shards_merge_to_the_one_process_run(tiny_llama: Path, tmp_path: P
         assert shard["shard"]["rule"] == sharding.RULE and shard["shard"]["of"] == 3
         assert all(sharding.assigned("pubmedqa", d, 3) == i for d in expected)
         held += expected
-    assert sorted(held) == sorted(i for _, i in rows(whole, "pubmedqa"))  # each document in one shard
+    assert sorted(held) == sorted(i for _, _, i in rows(whole, "pubmedqa"))  # each document in one shard
 
 
 @pytest.mark.slow
@@ -94,7 +94,38 @@ def test_few_shot_draws_merge(tiny_llama: Path, tmp_path: Path) -> None:
     extra = ("--tasks", "pubmedqa", "--num-fewshot", "1", "--fewshot-seeds", "1,2")
     whole, merged = shard_then_merge(tiny_llama, data, tmp_path, *extra)
     assert_equal_runs(whole, merged, ["pubmedqa"])
-    assert {d for d, _ in rows(merged, "pubmedqa")} == {1, 2}
+    assert {d for d, _, _ in rows(merged, "pubmedqa")} == {1, 2}
+
+
+@pytest.mark.slow
+def test_choice_permutations_merge(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # Each shard scores its documents under every ordering; the merge equals the one-process run:
+    # per-ordering metrics, mean +- sd, the two-level interval, consistency and position bias.
+    data = make_data(tmp_path / "data")
+    extra = ("--tasks", "medqa,pubmedqa", "--choice-permutations", "3")
+    whole, merged = shard_then_merge(tiny_llama, data, tmp_path, *extra)
+    assert_equal_runs(whole, merged, ["medqa", "pubmedqa"])
+    entry = json.loads((merged / "results.json").read_text())["tasks"]["medqa"]
+    assert entry["choice_permutations"] == 3 and sorted(entry["permutations"]) == ["0", "1", "2"]
+    assert len(entry["metrics"]["accuracy"]["values"]) == 3 and entry["consistency"] is not None
+    assert {k for _, k, _ in rows(merged, "medqa")} == {0, 1, 2}
+    assert {k for _, k, _ in rows(merged, "pubmedqa")} == {None}  # not a letter task: scored once
+    # --status counts every ordering: a shard that lost its last row lacks that (ordering, document)
+    parts = [tmp_path / f"shard{i}" for i in range(3)]
+    samples = parts[1] / "samples" / "medqa.jsonl"
+    lines = samples.read_text().splitlines()
+    samples.write_text("\n".join(lines[:-1]) + "\n")
+    lost = json.loads(lines[-1])
+    capsys.readouterr()
+    assert cli.main(["merge", "--status", *map(str, parts)]) == 1
+    status = capsys.readouterr().out.splitlines()
+    expected = len(json.loads((parts[1] / "run.json").read_text())["shard"]["expected"]["medqa"])
+    assert status[1] == (
+        f"shard 1/3 ({parts[1]}): medqa lacks 1 of {3 * expected} documents ({lost['id']} (ordering 2))"
+    )
+    # with few-shot draws too: refused in one line, as without --shard
+    argv = ["run", "--model", "m", "--demo", "--num-fewshot", "1", "--fewshot-seeds", "1,2"]
+    one_line_error(capsys, [*argv, "--choice-permutations", "2", "--shard", "0/2"], "with --fewshot-seeds")
 
 
 @pytest.mark.slow

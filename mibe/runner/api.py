@@ -207,10 +207,6 @@ def check_shard(config: RunConfig) -> None:
     if not config.shard:
         return
     sharding.parse(config.shard)
-    if config.choice_permutations > 1:
-        raise MibeError(
-            f"--shard {config.shard} with --choice-permutations: not both yet; score the orderings in one run"
-        )
     if config.judge:
         raise MibeError(f"--shard {config.shard} with --judge: judge the merged run (mibe judge RUN)")
 

@@ -3,7 +3,8 @@ run folder (docs/scale-out.md).
 
 Checks first (same model, config, protocols, rule and N; every shard given once; each document held
 exactly once), then writes the merged samples in document order and computes every statistic over
-them with the scoring `mibe run` uses (mibe/runner/pipeline.py, shot_draws.py): at --batch-size 1 the merged
+them with the scoring `mibe run` uses (mibe/runner/pipeline.py, shot_draws.py,
+permutations.py): at --batch-size 1 the merged
 metrics and intervals equal a one-process run's. `--status` lists what each shard still lacks, from
 the shards' run.json and samples alone (no data, no model).
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from mibe import data
 from mibe.runfolder import folder, saved, sharding, summary, writer
-from mibe.runner import pipeline, shot_draws
+from mibe.runner import permutations, pipeline, shot_draws
 from mibe.types import Doc, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -40,16 +41,19 @@ class Shard:
         return f"shard {self.index}/{self.of} ({self.path})"
 
     def held(self, task: str) -> dict[tuple, int]:
-        """(draw, id) -> how many rows the shard's samples hold for it."""
+        """(draw, permutation, id) -> how many rows the shard's samples hold for it."""
         found: dict[tuple, int] = {}
         path = folder.samples_path(self.path, task)
         for row in folder.read_samples(path) if path.is_file() else ():
-            key = (row.get("draw"), row["id"])
+            key = (row.get("draw"), row.get("permutation"), row["id"])
             found[key] = found.get(key, 0) + 1
         return found
 
     def draws(self) -> list[int | None]:
         return list(self.run_json["config"].get("fewshot_seeds") or [None])
+
+    def orderings(self, task: str) -> list[int | None]:
+        return permutations.orderings(self.run_json["protocols"][task])
 
 
 def read(path: str | Path) -> Shard:
@@ -102,11 +106,12 @@ def _comparable(run_json: dict[str, Any], key: str) -> Any:
 
 
 def lacking(s: Shard) -> dict[str, list[tuple]]:
-    """Per task, the (draw, id) the shard must hold and does not, in the data's order."""
+    """Per task, the (draw, permutation, id) the shard must hold and does not, in the data's order."""
     out = {}
     for task, ids in s.run_json["shard"]["expected"].items():
         held = s.held(task)
-        out[task] = [(d, i) for d in s.draws() for i in ids if (d, i) not in held]
+        keys = [(d, k, i) for d in s.draws() for k in s.orderings(task) for i in ids]
+        out[task] = [key for key in keys if key not in held]
     return out
 
 
@@ -127,7 +132,8 @@ def status(shards: Sequence[Shard]) -> tuple[list[str], bool]:
             continue
         complete = False
         for task, keys in missing.items():
-            total = len(given[i].run_json["shard"]["expected"][task]) * len(given[i].draws())
+            expected = given[i].run_json["shard"]["expected"][task]
+            total = len(expected) * len(given[i].draws()) * len(given[i].orderings(task))
             shown = ", ".join(_key(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
             lines.append(f"{given[i].name}: {task} lacks {len(keys)} of {total} documents ({shown})")
         if not missing:
@@ -136,8 +142,9 @@ def status(shards: Sequence[Shard]) -> tuple[list[str], bool]:
 
 
 def _key(key: tuple) -> str:
-    draw, doc_id = key
-    return doc_id if draw is None else f"{doc_id} (draw {draw})"
+    draw, k, doc_id = key
+    where = ([] if draw is None else [f"draw {draw}"]) + ([] if k is None else [f"ordering {k}"])
+    return f"{doc_id} ({', '.join(where)})" if where else doc_id
 
 
 def _tasks(s: Shard) -> dict[str, Any]:
@@ -184,10 +191,11 @@ def _config(recorded: dict[str, Any], bertscore_model: str | None) -> RunConfig:
 
 
 def _merged_rows(shards: Sequence[Shard], task: str) -> list[dict[str, Any]]:
-    """Every shard's rows of `task`, in document order within each draw (draws in their order)."""
+    """Every shard's rows of `task`, in document order within each draw and ordering of the options
+    (draws, then orderings, in their order), as one process writes them."""
     seeds = shards[0].draws()
     rows = [r for s in shards for r in folder.read_samples(folder.samples_path(s.path, task))]
-    return sorted(rows, key=lambda r: (seeds.index(r.get("draw")), r["index"]))
+    return sorted(rows, key=lambda r: (seeds.index(r.get("draw")), r.get("permutation") or 0, r["index"]))
 
 
 def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, path: Path, say: Say) -> dict:
@@ -197,12 +205,19 @@ def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, pat
         raise MibeError(f"{task_name}: its task file ({entry.get('task_file')}) is not found here; merge "
                         "where the shards' task files are")  # fmt: skip
     seeds = config.fewshot_seeds
-    first = [r for r in rows if r.get("draw") == (seeds[0] if seeds else None)]
+    ks = permutations.orderings(entry["protocol"])
+    first = [
+        r for r in rows if r.get("draw") == (seeds[0] if seeds else None) and r.get("permutation") == ks[0]
+    ]
     docs = [Doc(r["id"], {}, None, invented=bool(r.get("invented"))) for r in first]
     skipped = (entry.get("n_skipped_rows") or 0, entry.get("first_skipped_row"))
     docset = data.DocSet(docs, skipped[0], skipped[1], entry["protocol"]["data"]["fingerprint"], "")
     p = pipeline.Plan(task, docset, docs, entry["protocol"])
-    if seeds:
+    if p.protocol.get("choice_permutations"):
+        ks = permutations.orderings(p.protocol)
+        entries = {k: pipeline._score(dataclasses.replace(p, permutation=k), config, path) for k in ks}
+        scored = permutations.combine(p, config, path, entries)
+    elif seeds:
         entries = {s: pipeline._score(dataclasses.replace(p, draw=s), config, path) for s in seeds}
         scored = shot_draws.combine(p, config, path, entries)
     else:

@@ -8,8 +8,9 @@ are the rotated documents; all orderings append to the task's one samples file, 
 `permutation` and `option_order`, so resume works per ordering. The task's entry gives, per metric,
 each ordering's value, their mean ± sd and the two-level interval over documents and orderings (the
 few-shot draws' method, `mibe.scoring.draw_stats`), plus consistency and position bias
-(`mibe.scoring.positions`). Combinations: `--scoring loglikelihood`, `--num-fewshot` and data-parallel
-ranks are allowed (the shards keep `permutation`); `--fewshot-seeds` is refused by the CLI.
+(`mibe.scoring.positions`). Combinations: `--scoring loglikelihood`, `--num-fewshot`, data-parallel
+ranks and `--shard I/N` (each shard scores its documents under every ordering; `mibe merge` combines
+them here) are allowed; `--fewshot-seeds` is refused by the CLI.
 """
 
 from __future__ import annotations
@@ -36,13 +37,24 @@ def evaluate(
     entries: dict[int, dict | None] = {}
     timing: dict[str, Any] = {"wall_s": 0.0, "permutations": {}}
     for k in range(p.protocol["choice_permutations"]):
-        docs = [prompts.permute(d, k, p.task.choices) for d in p.docs]
-        plan_k = dataclasses.replace(p, permutation=k, docs=docs)
-        entries[k], timing["permutations"][str(k)] = pipeline.evaluate(plan_k, backend, config, run_dir, pool)
+        entries[k], timing["permutations"][str(k)] = pipeline.evaluate(
+            ordering(p, k), backend, config, run_dir, pool
+        )
         timing["wall_s"] = round(timing["wall_s"] + timing["permutations"][str(k)]["wall_s"], 3)
     if any(e is None for e in entries.values()):  # a data-parallel rank other than 0
         return None, timing
     return combine(p, config, folder.samples_path(run_dir, p.task.name), entries), timing  # type: ignore[arg-type]
+
+
+def ordering(p: pipeline.Plan, k: int) -> pipeline.Plan:
+    """The plan of ordering k: the documents with their options rotated by k (k = 0: unchanged)."""
+    return dataclasses.replace(p, permutation=k, docs=[prompts.permute(d, k, p.task.choices) for d in p.docs])
+
+
+def orderings(protocol: dict) -> list[int | None]:
+    """The orderings a task's protocol scores: 0..K-1 under --choice-permutations K, else [None]."""
+    k = protocol.get("choice_permutations")
+    return list(range(k)) if k else [None]
 
 
 def rows_by_permutation(p: pipeline.Plan, path: Path, ks: Sequence[int]) -> list[list[dict]]:

@@ -1,6 +1,7 @@
-"""One task of a shard (`mibe run --shard I/N`): its documents scored into samples, counted, never
-summarised. Statistics need every document, so `mibe merge` computes them (mibe/runner/merge.py); a
-shard's results.json entry holds counts only and an empty `metrics`.
+"""One task of a shard (`mibe run --shard I/N`): its documents scored into samples (under every few-shot
+draw and every ordering of the options), counted, never summarised. Statistics need every document,
+so `mibe merge` computes them (mibe/runner/merge.py); a shard's results.json entry holds counts only
+and an empty `metrics`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runfolder import folder, sharding
-from mibe.runner import pipeline
+from mibe.runner import permutations, pipeline
 from mibe.types import Backend, Doc, RunConfig
 
 
@@ -23,13 +24,16 @@ def expected(p: pipeline.Plan, spec: str) -> list[str]:
 def evaluate(
     p: pipeline.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
-    """The pipeline once per few-shot draw (or once), then the task's count-only entry (None off rank 0)."""
+    """The pipeline once per few-shot draw and ordering of the options (or once), then the task's
+    count-only entry (None off rank 0)."""
     timing: dict[str, Any] = {"wall_s": 0.0, "tokens_per_s": 0.0}
     gathered = True
     for seed in config.fewshot_seeds or (None,):
-        entry, took = pipeline.evaluate(dataclasses.replace(p, draw=seed), backend, config, run_dir, pool)
-        gathered = gathered and entry is not None
-        timing["wall_s"] = round(timing["wall_s"] + took["wall_s"], 3)
+        for k in permutations.orderings(p.protocol):
+            plan = dataclasses.replace(p, draw=seed) if k is None else permutations.ordering(p, k)
+            entry, took = pipeline.evaluate(plan, backend, config, run_dir, pool)
+            gathered = gathered and entry is not None
+            timing["wall_s"] = round(timing["wall_s"] + took["wall_s"], 3)
     if not gathered:
         return None, timing
     rows = folder.read_samples(folder.samples_path(run_dir, p.task.name))
@@ -51,4 +55,6 @@ def evaluate(
     }
     if config.fewshot_seeds:
         entry["fewshot_seeds"] = list(config.fewshot_seeds)
+    if p.protocol.get("choice_permutations"):
+        entry["choice_permutations"] = p.protocol["choice_permutations"]
     return entry, timing
