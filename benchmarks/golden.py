@@ -70,6 +70,7 @@ def make(out: Path, model: Path | None) -> None:
             _tiny_model(model)
     m = str(model.resolve())
     (out / "model-path.txt").write_text(m)
+    (out / "repo-path.txt").write_text(str(REPO))
     common = ["--model", m, "--tasks", "all", "--demo", "--bootstrap", "200", "--max-new-tokens", "16"]
     _mibe("run", *common, "--output-dir", str(out / "zero_shot"))
     _mibe(
@@ -97,8 +98,8 @@ def _clean(value: Any, roots: tuple[str, ...]) -> Any:
 
 def _text(path: Path, root: Path) -> str:
     raw = path.read_text(encoding="utf-8", errors="replace")
-    # The model's path first (a folder may reuse another's model), then the folder's own root.
-    roots = ((root / "model-path.txt").read_text(), str(root))
+    # The model's path first (a folder may reuse another's model), the checkout's, the folder's own.
+    roots = (*((root / f).read_text() for f in ("model-path.txt", "repo-path.txt")), str(root))
     if path.suffix == ".json":
         return json.dumps(_clean(json.loads(raw), roots), sort_keys=True, indent=1)
     if path.suffix == ".jsonl":
