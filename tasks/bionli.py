@@ -6,7 +6,7 @@ premise = `premise` (or `supp_set`: the abstract's supporting sentences), hypoth
 (or `conclusion`), label = `label` (or `label_cat`, `gold_label`). `text` is built as MedNLI's:
 '[PRE] ' + premise + ' [HYP] ' + hypothesis.
 
-Labels (`LABEL_MAP`, checked by tests/test_formats.py): BioNLI pairs each abstract with its own
+Labels (`LABEL_MAP`, checked by tests/tasks/test_formats.py): BioNLI pairs each abstract with its own
 conclusion (a positive example: entailment) and with perturbed conclusions (negative examples:
 contradiction). Integers follow that polarity: 1 = entailment, 0 = contradiction; so do
 true/false and pos/neg. To verify a file uses this convention, run `mibe data check --data

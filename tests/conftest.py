@@ -1,14 +1,14 @@
+"""Fixtures shared by every test folder; helpers live in tests/support/ (no test module imports
+another)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from tests import tinymodel
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-PUBLIC = SHARED / "data" / "mibe-public"
+from tests.support import boardruns, tinymodel
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tinymodel.build(tmp_path_factory.mktemp("tiny-llama"), REPO)
 
 
-def needs_public_data() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        not PUBLIC.is_dir(), reason=f"reads the public MIBE samples in {PUBLIC}, absent here"
-    )
+@pytest.fixture(scope="session")
+def board_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real tiny-LLaMA runs (zero-shot, 1-shot, LoRA, another checkpoint, demo) for the board tests."""
+    return boardruns.make_board_runs(tiny_llama, tmp_path_factory.getbasetemp())

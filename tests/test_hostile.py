@@ -26,58 +26,8 @@ from mibe.backends import factory
 from mibe.runfolder import audit, folder, rescore
 from mibe.runner import api
 from mibe.types import MibeError, RunConfig
-from tests.scripted import Scripted
-from tests.test_reliability import TASK
-
-REPO = Path(__file__).resolve().parents[1]
-LABELS = TASK  # the reliability tests' label task: a choice task over local notes
-SUMMARY = """name: summary
-dataset: {source: notes.jsonl}
-template: "Summarise: {{ text }}\\nSUMMARY:"
-target: label
-answer: {type: text}
-generation: {max_new_tokens: 8}
-metrics: [rouge_l]
-"""
-ROWS = [{"id": f"n{i}", "text": f"secret note {i} about the heart", "label": ["Surgery", "Cardiology"][i % 2]}
-        for i in range(5)]  # fmt: skip
-
-
-def scripted(fail_after: int | None = None) -> Scripted:
-    """Answers every prompt alike: a real run folder, no model; `fail_after` batches, then a kill."""
-    return Scripted(reply=lambda request: " Cardiology about the heart", fail_after=fail_after)
-
-
-def workspace(tmp_path: Path, task: str = LABELS, rows: list | None = None, name: str = "notes") -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / f"{name}.yaml").write_text(task, encoding="utf-8")
-    (tmp_path / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (rows or ROWS)))
-    return tmp_path / f"{name}.yaml"
-
-
-def run(task_file: Path, out: Path, backend: Scripted | None = None, **options) -> dict:
-    config = RunConfig(
-        model="scripted", tasks=(str(task_file),), output_dir=str(out), bootstrap=20, **options
-    )
-    return api.run(config, backend=backend or scripted(), say=lambda line: None)
-
-
-def samples(out: Path, task: str = "notes") -> list[dict]:
-    return folder.read_samples(folder.samples_path(out, task))
-
-
-def main(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    capsys.readouterr()  # what came before (a progress bar) is not the command's
-    code = cli.main(list(args))
-    err = capsys.readouterr().err
-    return code, err
-
-
-def one_line(code: int, err: str, says: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and says in lines[0], err
-
+from tests.support.notes import LABELS, ROWS, SUMMARY, main, one_line, run, samples, scripted, workspace
+from tests.support.paths import REPO
 
 # ---- 1. a run folder never makes mibe import code -----------------------------------------------------
 

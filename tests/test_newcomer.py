@@ -17,7 +17,7 @@ from mibe import cli, resources
 from mibe.runfolder import summary
 from mibe.scoring import output_checks
 from mibe.types import Request
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 KINDS = ("choice", "letter", "multi_label", "span", "entities", "text")
 

@@ -23,7 +23,7 @@ from mibe.runfolder.record import SCHEMA_VERSION
 from mibe.runner import api
 from mibe.scoring import kinds
 from mibe.types import MibeError, RunConfig
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 EXAMPLE = REPO / "tasks" / "examples" / "everyday_yesno.yaml"
 EXAMPLE_DATA = REPO / "tasks" / "examples" / "everyday_yesno.jsonl"

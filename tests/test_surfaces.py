@@ -20,7 +20,7 @@ from mibe.runfolder import saved as saved_run
 from mibe.runner import api
 from mibe.textout import p_text
 from mibe.types import RunConfig
-from tests.scripted import Scripted
+from tests.support.scripted import Scripted
 
 N = 40
 HALLMARKS = ("angiogenesis", "invasion", "immune")

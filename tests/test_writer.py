@@ -22,12 +22,13 @@ from mibe import cli
 from mibe.runfolder import writer
 from mibe.runner import api
 from mibe.types import MibeError, RunConfig
-from tests.loopback import JSONHandler, serving
-from tests.scripted import Scripted
+from tests.support.loopback import JSONHandler, serving
+from tests.support.paths import FIXTURES, REPO
+from tests.support.scripted import Scripted
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mibe"
-FIXTURES = Path(__file__).parent / "fixtures" / "imports"
-LM_EVAL = FIXTURES / "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl"
+PACKAGE = REPO / "mibe"
+IMPORTS = FIXTURES / "imports"
+LM_EVAL = IMPORTS / "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl"
 RUBRIC = {
     "scale": [1, 5],
     "criteria": [

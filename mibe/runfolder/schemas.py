@@ -1,7 +1,7 @@
 """The JSON Schema of each run-folder file, generated from the typed run record (mibe/runfolder/record.py).
 
 `python -m mibe.runfolder.schemas` writes them into docs/schemas/ of the source checkout (`--check`: only
-compare, exit 1 when one differs); tests/test_record_reading.py checks docs/ matches the models.
+compare, exit 1 when one differs); tests/runfolder/test_record_reading.py checks docs/ matches the models.
 """
 
 from __future__ import annotations
