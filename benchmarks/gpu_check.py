@@ -85,7 +85,7 @@ def main() -> None:
     from mibe.backends.hf import HFBackend
     from mibe.runner import api, pipeline
     from mibe.types import RunConfig
-    from tests import tinymodel
+    from tests.support import tinymodel
 
     work = Path(tempfile.mkdtemp(prefix="mibe-gpu-check-"))
     tinymodel.build(work / "tok", REPO, context=4096)  # the tokenizer; its tiny weights are unused

@@ -33,7 +33,7 @@ def build_model(folder: Path, size: str) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from tests import tinymodel
+    from tests.support import tinymodel
 
     tinymodel.build(folder / "tok", REPO, context=2048)
     tokenizer = AutoTokenizer.from_pretrained(folder / "tok")

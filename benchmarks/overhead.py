@@ -111,7 +111,7 @@ def main() -> None:
     from mibe.backends.hf import HFBackend
     from mibe.runner import api, pipeline
     from mibe.types import RunConfig
-    from tests import tinymodel
+    from tests.support import tinymodel
 
     work = Path(tempfile.mkdtemp(prefix="mibe-overhead-"))
     model = tinymodel.build(work / "model", REPO, context=2048, hidden=128, head_dim=64)

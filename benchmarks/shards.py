@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import tinymodel  # noqa: E402
+from tests.support import tinymodel  # noqa: E402
 
 DEMO = REPO / "tasks" / "demo"
 ID_FIELD = {"pubmedqa": "pmid", "medqa": "realidx"}

@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
     from benchmarks import documents
-    from tests import tinymodel
+    from tests.support import tinymodel
 
     work = Path(tempfile.mkdtemp(prefix="mibe-bench-"))
     model = tinymodel.build(work / "model", REPO, context=2048, hidden=128, head_dim=64)

@@ -25,7 +25,7 @@ from mibe.types import MibeError
         ("http://127.8.9.10/v1", True),
         ("http://[::1]:8000/v1", True),
         ("http://[::ffff:127.0.0.1]:8000/v1", True),
-        # Names are judged by what they resolve to (tests/backends/test_endpoint_security.py), never as written.
+        # Names are judged by what they resolve to (backends/test_endpoint_security.py), not as written.
         ("http://localhost:8000/v1", False),
         ("https://LOCALHOST./v1", False),
         ("http://worker.localhost/v1", False),

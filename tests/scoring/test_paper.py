@@ -54,7 +54,7 @@ EMRQA_CASES = [  # gold, prediction, exact_match, f1
     # one side empty -> 0
     ("abc", "", 0.0, 0.0),
     ("", "abc", 0.0, 0.0),
-    # no answer (None) reads as the empty output; the word "missing" is text (tests/scoring/test_paper_exact.py)
+    # no answer (None) reads as the empty output; the word "missing" is text (test_paper_exact.py)
     ("abc", None, 0.0, 0.0),
     # alternatives: the best of each score ("zzz" gives 0, 0; "aspirin" gives 1, 6/7)
     (("zzz", "aspirin"), "aspirin", 1.0, 6 / 7),
