@@ -142,7 +142,7 @@ def test_the_tutorial_needs_no_chat_template_flag_and_auto_is_the_default() -> N
     runs = [line for line in tutorial.splitlines() if line.startswith("mibe run ")]
     assert runs and not any("--chat-template" in line for line in runs)
     assert "`--chat-template auto`" in tutorial
-    # The run's help states the same default (the tutorial's run itself is tests/test_newcomer.py's).
+    # The run's help states the same default (the tutorial's run is tests/tasks/test_tasks_cli.py's).
     assert "Default under --protocol mibe: auto" in _run_help(cli)
 
 

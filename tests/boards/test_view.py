@@ -222,7 +222,7 @@ def test_two_runs_differ_on_exactly_the_documents_that_changed() -> None:
 
 
 def test_runs_not_read_from_folders_are_paired_but_not_tested() -> None:
-    # The paired tests are `mibe compare`'s, on the run folders (tests/test_surfaces.py checks that the
+    # The paired tests are `mibe compare`'s, on the run folders (tests/boards/test_surfaces.py checks that the
     # page shows compare's p-values); runs built in memory get the pairing and no test.
     d = diff_task("pubmedqa", "choice", SAMPLES_A["pubmedqa"], run_b().samples["pubmedqa"])
     assert d.shared == 7 and d.paired is None and d.mcnemar is None and d.metric is None
