@@ -249,11 +249,18 @@ def test_data_parallel_replicas_equal_one_engine(engine, tiny_llama: Path, tmp_p
         "medqa.jsonl",
         "pubmedqa.jsonl",
     ]
-    one = json.loads((tmp_path / "one" / "results.json").read_text())
-    dp = json.loads((tmp_path / "dp" / "results.json").read_text())
-    assert dp["tasks"] == one["tasks"]
-    agreement = margins.agreement(tmp_path / "one", tmp_path / "dp")
-    assert all(n == 3 and same == n and raw == n for n, same, raw in agreement.values()), agreement
+    # Each rank batches its own half of the documents, so the two runs differ in batch composition:
+    # compare the documents whose greedy path is decided (tests/support/margins.py), and the numbers
+    # only when every document is.
+    every = margins.agreement(tmp_path / "one", tmp_path / "dp")
+    assert all(n == 3 for n, _, _ in every.values()), every  # each document scored once, none lost
+    keep = decided(tiny_llama, tmp_path / "one", 16)
+    agreement = margins.agreement(tmp_path / "one", tmp_path / "dp", keep)
+    assert all(same == n and raw == n for n, same, raw in agreement.values()), agreement
+    if len(keep) == sum(n for n, _, _ in every.values()):
+        one = json.loads((tmp_path / "one" / "results.json").read_text())
+        dp = json.loads((tmp_path / "dp" / "results.json").read_text())
+        assert dp["tasks"] == one["tasks"]
 
 
 def _free_port() -> int:
