@@ -9,12 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mibe.boards.pairing import (
+    cluster_map,
+    clusters_for,
+    draw_groups,
+    draw_pairs,
+    drawn,
+    drawn_docs,
+    shared_docs,
+)
 from mibe.boards.table import KEY_FIELDS, Run, is_judge, load_run, protocol_key, run_label
 from mibe.runfolder import folder as folder_keys
 from mibe.runfolder import saved
 from mibe.scoring import judge_scoring, kinds, multiplicity, positions, stats
 
 ALPHA = 0.05
+N_BOOT, SEED = 1000, 1234  # the defaults of `mibe compare` and the tests `mibe view` shows
 EXCLUDED = frozenset({"missing_rate"})  # left out of the Holm family
 
 
@@ -44,61 +54,6 @@ class Outcome:
 
 
 DRAWN_SCORES = "few-shot draws (--fewshot-seeds) with redacted samples or jury scores are not paired"
-
-
-def drawn(rows: Any) -> bool:
-    # A document appears once per draw (or ordering of its options): pairing by id alone would mix them.
-    return any("draw" in r or "permutation" in r for r in rows)
-
-
-def draw_groups(rows: Any) -> dict[Any, list[dict[str, Any]]]:
-    """A run's rows by shot draw (`draw`), or by ordering of the options (`permutation`, compared as
-    draws are: the value is the mean over orderings), in file order; a run of one is one group."""
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for r in rows:
-        key = r.get("draw") if r.get("permutation") is None else ("ordering", r["permutation"])
-        groups.setdefault(key, []).append(r)
-    return groups
-
-
-def drawn_docs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> tuple[list[str], int]:
-    """Ids that every draw of both runs scored, each with one gold, in A's first draw's order; and
-    how many such ids had different golds (different data: left out)."""
-    golds: dict[str, set[Any]] = {}
-    present: set[str] | None = None
-    for rows in (*groups_a.values(), *groups_b.values()):
-        for r in rows:  # under --choice-permutations the gold's letter moves with its option
-            golds.setdefault(r["id"], set()).add(saved.value(positions.in_own_order(r, "gold")))
-        ids = {r["id"] for r in rows}
-        present = ids if present is None else present & ids
-    first = next(iter(groups_a.values()), [])
-    shared = [r["id"] for r in first if r["id"] in (present or set())]
-    same = [i for i in shared if len(golds[i]) == 1]
-    return same, len(shared) - len(same)
-
-
-def cluster_map(*runs_rows: Any) -> dict[str, Any]:
-    """Each document's cluster (the short hash its samples row carries), the first run's first; a
-    document of a run scored before clusters has none (a cluster of its own)."""
-    out: dict[str, Any] = {}
-    for rows in runs_rows:
-        for r in rows:
-            if r.get("cluster") is not None:
-                out.setdefault(r["id"], r["cluster"])
-    return out
-
-
-def clusters_for(ids: list[str], clusters: dict[str, Any]) -> list[Any] | None:
-    found = [clusters.get(i) for i in ids]
-    return found if stats.clustered(found) else None
-
-
-def draw_pairs(groups_a: dict[Any, list], groups_b: dict[Any, list]) -> list[tuple[Any, Any]]:
-    """The draws set side by side for agreement: draw for draw when both runs drew the same seeds,
-    else every draw of A against every draw of B (a one-draw run is one group)."""
-    if list(groups_a) == list(groups_b):
-        return [(d, d) for d in groups_a]
-    return [(x, y) for x in groups_a for y in groups_b]
 
 
 def _drawn_agreement(groups: tuple[dict, dict], ids: list[str]) -> tuple[float, float]:
@@ -171,31 +126,6 @@ def _drawn_metric(
     clusters = clusters_for(ids, cluster_map(*rows))
     paired = stats.paired_bootstrap(x_a, x_b, stat_a, n_boot, task_seed(seed, task), stat_b, clusters)
     return Outcome(paired, None, None)
-
-
-def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any, Any, str]], int]:
-    """(gold, pred A, pred B, raw A, raw B, id) of documents both scored with the same gold, in A's
-    order; and how many shared ids had different golds (different data: left out)."""
-    by_id = {r["id"]: r for r in rows_b}
-    out, mismatched = [], 0
-    for r in rows_a:
-        other = by_id.get(r["id"])
-        if other is None:
-            continue
-        if saved.value(r["gold"]) != saved.value(other["gold"]):
-            mismatched += 1
-            continue
-        out.append(
-            (
-                saved.value(r["gold"]),
-                saved.value(r["prediction"]),
-                saved.value(other["prediction"]),
-                r.get("raw_output"),
-                other.get("raw_output"),
-                r["id"],
-            )
-        )
-    return out, mismatched
 
 
 def task_labels(task: str, run: Run, seen: Any) -> tuple[str, ...]:
@@ -341,9 +271,13 @@ def differences(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
     return [f"{k}: {ka[k]} vs {kb[k]}" for k in KEY_FIELDS if ka[k] != kb[k]]
 
 
-def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = 1000, seed: int = 1234) -> dict[str, Any]:
+def compare(dir_a: str | Path, dir_b: str | Path, n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, Any]:
     """The comparison as plain data (what every format renders)."""
-    run_a, run_b = load_run(dir_a, "compare"), load_run(dir_b, "compare")
+    return compare_runs(load_run(dir_a, "compare"), load_run(dir_b, "compare"), n_boot, seed)
+
+
+def compare_runs(run_a: Run, run_b: Run, n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, Any]:
+    """Two run folders as read, compared: every shared task and metric, Holm-adjusted over them all."""
     tasks_a, tasks_b = run_a.results["tasks"], run_b.results["tasks"]
     report: dict[str, Any] = {
         "a": {"label": run_label(run_a), "run": str(run_a.path)},

@@ -139,11 +139,14 @@ def test_p_values_agree_between_compare_view_and_leaderboard(two_runs: tuple[Pat
             m for t in report["tasks"] if t["task"] == task for m in t["metrics"] if m["metric"] == metric
         )
         d = diffs[task]
-        assert d.metric == metric and d.paired is not None
-        assert d.paired.p == entry["p_bootstrap"] and list(d.paired.ci95) == entry["ci95"]
-        assert html.escape(p_text(d.paired.p)) in page  # "< 0.001" at the bootstrap's floor 1/(B+1)
+        assert d.metric == metric and d.tested is not None
+        assert d.tested["p_bootstrap"] == entry["p_bootstrap"] and d.tested["ci95"] == entry["ci95"]
+        assert html.escape(p_text(entry["p_bootstrap"])) in page  # "< 0.001" at the floor 1/(B+1)
+        # compare's Holm-adjusted p, over compare's whole family, in its own column
+        assert d.tested["p_holm"] == entry["p_holm"] is not None and d.family == report["family"]["size"]
+        assert f"<td>{html.escape(p_text(entry['p_holm']))}</td></tr>" in page
         if metric == "accuracy":
-            assert d.mcnemar is not None and d.mcnemar.p == entry["mcnemar"]["p"]
+            assert d.tested["mcnemar"]["p"] == entry["mcnemar"]["p"]
     board = build_board([a, b], n_boot=1000)
     (section,) = board.sections
     checked = 0

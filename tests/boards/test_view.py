@@ -15,20 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import numpy as np
 import pytest
 
-from mibe.boards.view import (
-    PROMPT_LIMIT,
-    ViewRun,
-    clip,
-    diff_runs,
-    diff_task,
-    embed,
-    highlight,
-    page_data,
-    render_view,
-)
+from mibe.boards.pages import embed
+from mibe.boards.view import diff_runs, diff_task, render_view
+from mibe.boards.view_data import PROMPT_LIMIT, ViewRun, clip, highlight, page_data
 from mibe.scoring.kinds import parse
 from mibe.types import MibeError
 
@@ -199,7 +192,7 @@ def test_clip_keeps_head_and_tail_with_the_count_cut(
 
 def test_long_prompts_are_cut_to_the_limit() -> None:
     data = page_data([run_a()], [], show=False)
-    prompt = data["prompts"][next(r["pr"] for r in data["rows"] if r["id"] == "d6")]
+    prompt = data["prompts"][next(r["prompt"] for r in data["rows"] if r["id"] == "d6")]
     head, cut, tail = prompt
     assert len(head) + len(tail) == PROMPT_LIMIT and cut == len(LONG) - PROMPT_LIMIT
     assert LONG.startswith(head) and LONG.endswith(tail)
@@ -208,10 +201,14 @@ def test_long_prompts_are_cut_to_the_limit() -> None:
 def test_both_parsers_read_the_output_at_render_time() -> None:
     m1 = next(r for r in page_data([run_a()], [], show=False)["rows"] if r["id"] == "m1")
     raw = SAMPLES_A["medqa"][1]["raw_output"]
-    assert m1["pp"] == parse(raw, "letter", ("A", "B", "C", "D"), "paper").value == "A"  # "A 45-year-old"
-    assert m1["ps"] == parse(raw, "letter", ("A", "B", "C", "D"), "strict").value == "C"
+    assert (
+        m1["paper_reading"] == parse(raw, "letter", ("A", "B", "C", "D"), "paper").value == "A"
+    )  # "A 45-year-old"
+    assert m1["strict_reading"] == parse(raw, "letter", ("A", "B", "C", "D"), "strict").value == "C"
     d3 = next(r for r in page_data([run_a()], [], show=False)["rows"] if r["id"] == "d3")  # "I cannot say"
-    assert d3["pp"] == "no" and d3["ps"] == "(no answer) (parse failure)"  # strict: no label named
+    assert (
+        d3["paper_reading"] == "no" and d3["strict_reading"] == "(no answer) (parse failure)"
+    )  # strict: no label named
 
 
 def test_two_runs_differ_on_exactly_the_documents_that_changed() -> None:
@@ -225,7 +222,7 @@ def test_runs_not_read_from_folders_are_paired_but_not_tested() -> None:
     # The paired tests are `mibe compare`'s, on the run folders (tests/boards/test_surfaces.py checks that the
     # page shows compare's p-values); runs built in memory get the pairing and no test.
     d = diff_task("pubmedqa", "choice", SAMPLES_A["pubmedqa"], run_b().samples["pubmedqa"])
-    assert d.shared == 7 and d.paired is None and d.mcnemar is None and d.metric is None
+    assert d.shared == 7 and d.tested is None and d.metric is None
     page = render_view([run_a(), run_b()])
     assert "read from folders only" in page and "bootstrap p (raw)" in page
 
@@ -254,10 +251,20 @@ def test_credentialed_text_is_absent_from_the_file_by_default(secret: str) -> No
 
 def test_credentialed_label_tasks_keep_ids_scores_and_labels_only() -> None:
     rows = {r["id"]: r for r in page_data([run_a()], [], show=False)["rows"]}
-    k1 = {"r": 0, "t": "ddi", "id": "k1", "s": 0.0, "i": 1, "pl": ["DDI-effect"], "gl": ["DDI-false"], "x": 1}
+    k1 = {
+        "run": 0,
+        "task": "ddi",
+        "id": "k1",
+        "score": 0.0,
+        "index": 1,
+        "predicted_labels": ["DDI-effect"],
+        "gold_labels": ["DDI-false"],
+        "withheld": 1,
+    }
     assert rows["k1"] == k1
-    assert rows["c0"] == {"r": 0, "t": "mimic", "id": "c0", "s": 0.4, "i": 0, "x": 1}  # text: no pred/gold
-    assert rows["d1"]["pr"] is not None and "x" not in rows["d1"]
+    c0 = {"run": 0, "task": "mimic", "id": "c0", "score": 0.4, "index": 0, "withheld": 1}
+    assert rows["c0"] == c0  # a text task: no prediction, no gold
+    assert rows["d1"]["prompt"] is not None and "withheld" not in rows["d1"]
 
 
 def test_show_credentialed_says_so_in_a_banner() -> None:
@@ -457,8 +464,9 @@ def test_thousands_of_samples_are_drawn_a_page_at_a_time(tmp_path: Path) -> None
 
 def test_a_prediction_that_is_the_whole_output_is_stored_once() -> None:
     rows = {r["id"]: r for r in page_data([run_a()], [], show=True)["rows"]}
-    assert rows["c0"]["po"] == 1 and "p" not in rows["c0"] and rows["c0"]["o"] == "SECRET-OUTPUT-c0"
-    assert rows["e0"]["p"] == "SECRET-PRED-e0" and "po" not in rows["e0"]
+    c0, e0 = rows["c0"], rows["e0"]
+    assert c0["prediction_is_output"] == 1 and "prediction" not in c0 and c0["output"] == "SECRET-OUTPUT-c0"
+    assert e0["prediction"] == "SECRET-PRED-e0" and "prediction_is_output" not in e0
 
 
 @needs_chromium
@@ -486,4 +494,4 @@ def test_a_metric_without_a_value_says_why() -> None:
         "unavailable": why,
     }
     page = render_view([run])
-    assert "bertscore_f1 <b>—</b>" in page and f"unavailable: {html.escape(why)}" in page
+    assert "bertscore_f1 <b>—</b>" in page and f"unavailable: {markupsafe.escape(why)}" in page

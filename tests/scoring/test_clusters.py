@@ -231,9 +231,9 @@ def test_a_run_keeps_clusters_as_hashes_and_compare_and_board_resample_them(tmp_
     from mibe.boards.view_cli import load
 
     (seen,) = view.diff_runs(load(a), load(c))  # the viewer's A - B test: compare's, on the folders
-    assert seen.mcnemar.test == stats.CLUSTERED_MCNEMAR and seen.mcnemar.n_clusters == 25
+    assert seen.tested["mcnemar"]["test"] == stats.CLUSTERED_MCNEMAR and seen.tested["n_clusters"] == 25
     docs = [(x["score"], y["score"], x["cluster"]) for x, y in zip(*rows, strict=True)]
-    assert seen.mcnemar.p == pytest.approx(
+    assert seen.tested["mcnemar"]["p"] == pytest.approx(
         _durkalski([x == 1 for x, _, _ in docs], [y == 1 for _, y, _ in docs], [c for _, _, c in docs])
     )
 
