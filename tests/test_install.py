@@ -73,3 +73,20 @@ def test_wheel_runs_a_demo_task(installed: Path, tmp_path: Path, tiny_llama: Pat
     assert result.returncode == 0, result.stderr
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["pubmedqa"]
     assert entry["n"] == 3 and entry["invented"] is True
+
+
+def test_wheel_ships_the_page_templates(installed: Path, tmp_path: Path) -> None:
+    # The pages are rendered from template, stylesheet and script files inside the package: a wheel
+    # without them would install fine and fail at the first `mibe view`.
+    shipped = sorted(p.name for p in (installed / "mibe" / "boards" / "templates").iterdir())
+    assert shipped == [f"{page}.{ext}" for page in ("board", "delta", "view") for ext in ("css", "html", "js")
+                       if (page, ext) != ("delta", "js")]  # fmt: skip
+    code = (
+        "from mibe.boards.view import render_view; from mibe.boards.view_data import ViewRun; "
+        "meta = {'answer_type': 'choice', 'choices': ['yes'], 'credentialed': False}; "
+        "print(render_view([ViewRun('<b>m</b>', {'tasks': {}}, {'t': []}, {'t': meta})]))"
+    )
+    page = outside(installed, tmp_path, "-c", code)
+    assert page.returncode == 0, page.stderr
+    assert "<title>mibe view: &lt;b&gt;m&lt;/b&gt;</title>" in page.stdout  # escaped by the template
+    assert "function Table(id,pager,make,open)" in page.stdout and "details{margin" in page.stdout  # inlined

@@ -13,15 +13,16 @@ from mibe.boards.pairing import (
     cluster_map,
     clusters_for,
     draw_groups,
-    draw_pairs,
     drawn,
     drawn_docs,
+    same_data,
     shared_docs,
+    shared_of,
 )
 from mibe.boards.table import KEY_FIELDS, Run, is_judge, load_run, protocol_key, run_label
 from mibe.runfolder import folder as folder_keys
 from mibe.runfolder import saved
-from mibe.scoring import judge_scoring, kinds, multiplicity, positions, stats
+from mibe.scoring import judge_scoring, kinds, multiplicity, stats
 
 ALPHA = 0.05
 N_BOOT, SEED = 1000, 1234  # the defaults of `mibe compare` and the tests `mibe view` shows
@@ -54,20 +55,6 @@ class Outcome:
 
 
 DRAWN_SCORES = "few-shot draws (--fewshot-seeds) with redacted samples or jury scores are not paired"
-
-
-def _drawn_agreement(groups: tuple[dict, dict], ids: list[str]) -> tuple[float, float]:
-    """How often the two runs predicted (and wrote) the same thing, over the paired draws."""
-    same = written = total = 0
-    for da, db in draw_pairs(*groups):
-        a = {r["id"]: r for r in groups[0][da]}
-        b = {r["id"]: r for r in groups[1][db]}
-        for i in ids:
-            own = [saved.value(positions.in_own_order(x[i], "prediction")) for x in (a, b)]
-            same += own[0] == own[1]
-            written += a[i].get("raw_output") == b[i].get("raw_output")
-            total += 1
-    return same / total, written / total
 
 
 def _drawn_side(
@@ -162,11 +149,6 @@ def task_seed(seed: int, task: str) -> int:
     return seed + zlib.crc32(task.encode()) % 1_000_003
 
 
-def _same_data(run_a: Run, run_b: Run, task: str) -> bool:
-    keys = [dict(protocol_key(task, r.results["tasks"][task]["protocol"]))["data"] for r in (run_a, run_b)]
-    return keys[0] == keys[1]
-
-
 def _scores_only(
     run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boot: int, seed: int
 ) -> Outcome:
@@ -175,7 +157,7 @@ def _scores_only(
     if main != metric:
         gives = main or "no metric"
         return Outcome(None, None, f"samples redacted (--redact-samples): their scores give {gives} only")
-    if not _same_data(run_a, run_b, task):
+    if not same_data(run_a, run_b, task):
         return Outcome(
             None, None, "samples redacted and the runs read different data: documents can't be matched"
         )
@@ -211,7 +193,7 @@ def _jury_pairs(run_a: Run, run_b: Run, task: str, metric: str, rows: Any, n_boo
         return Outcome(
             None, None, f"different juries ({ids[0]} vs {ids[1]}): their scores are not comparable"
         )
-    if not _same_data(run_a, run_b, task):
+    if not same_data(run_a, run_b, task):
         return Outcome(None, None, "the runs read different data: documents can't be matched")
     name, key = judge_scoring.criterion_of(metric), folder_keys.JUDGED_KEY + judge_scoring.jury_suffix(metric)
 
@@ -302,41 +284,13 @@ def compare_runs(run_a: Run, run_b: Run, n_boot: int = N_BOOT, seed: int = SEED)
     return report
 
 
-def _shared(run_a: Run, run_b: Run, task: str, rows_a: Any, rows_b: Any) -> dict[str, Any]:
-    """The documents both runs scored, and how alike the runs answered them (None when redacted)."""
-    if drawn(rows_a) or drawn(rows_b):  # a document once per draw: ids counted once
-        groups = draw_groups(rows_a), draw_groups(rows_b)
-        ids, mismatched = drawn_docs(*groups)
-        alike = _drawn_agreement(groups, ids) if ids and not saved.redacted(rows_a + rows_b) else None
-        counts = [len({r["id"] for r in rows}) for rows in (rows_a, rows_b)]
-        named = [
-            [f"ordering {d[1]}" if isinstance(d, tuple) else d for d in g if d is not None] for g in groups
-        ]
-        draws = {"a": named[0], "b": named[1]}
-        return {"n": len(ids), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": draws,
-                "ids": ids}  # fmt: skip
-    hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
-    if hidden:  # redacted: documents matched by id on their scores, predictions unknown
-        ids = {r["id"] for r in rows_b} if _same_data(run_a, run_b, task) else set()
-        docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
-    else:
-        docs, mismatched = shared_docs(rows_a, rows_b)
-    alike = None
-    if docs and not hidden:
-        alike = (sum(d[1] == d[2] for d in docs) / len(docs), sum(d[3] == d[4] for d in docs) / len(docs))
-    counts = [len(rows_a), len(rows_b)]
-    ids = [d[5] if isinstance(d, tuple) else d["id"] for d in docs]
-    return {"n": len(docs), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": None,
-            "ids": ids}  # fmt: skip
-
-
 def _task_entry(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int) -> dict[str, Any] | str:
     """One task's comparison, or why it is skipped."""
     task_a, task_b = run_a.results["tasks"][task], run_b.results["tasks"][task]
     rows_a, rows_b = saved.rows(run_a, task), saved.rows(run_b, task)
     if rows_a is None or rows_b is None:
         return "no samples file in " + (str(run_a.path) if rows_a is None else str(run_b.path))
-    shared = _shared(run_a, run_b, task, list(rows_a), list(rows_b))
+    shared = shared_of(run_a, run_b, task, list(rows_a), list(rows_b))
     if not shared["n"]:
         return f"no document scored by both ({shared['mismatched']} shared ids with other golds)"
     alike = shared["alike"]

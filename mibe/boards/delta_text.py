@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from html import escape
 from typing import Any
 
+from mibe.boards import pages
 from mibe.textout import md_escape, md_table, p_text, table, wrap
 
 DASH = "—"
@@ -94,31 +94,12 @@ def csv_text(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-CSS = (
-    "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430}"
-    "@media (max-width:600px){body{margin:10px}}"
-    "h1,h2,li{overflow-wrap:anywhere}.wrap{overflow-x:auto;max-width:100%}"
-    "table{border-collapse:collapse;font-variant-numeric:tabular-nums}"
-    "td,th{border:1px solid #d5dbe3;padding:3px 6px;text-align:right}thead th{background:#eef2f7}"
-)
-
-
 def html(report: dict[str, Any]) -> str:
-    parts = ['<!doctype html><html lang="en"><head><meta charset="utf-8">']
-    parts.append('<meta name="viewport" content="width=device-width, initial-scale=1">')
-    parts.append(f"<title>mibe: checkpoint vs base</title><style>{CSS}</style>")
-    parts.append("</head><body><h1>Checkpoint minus base model</h1>")
-    for pair in report["pairs"]:
-        head = "".join(f"<th>{escape(h)}</th>" for h in HEAD)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in line) + "</tr>" for line in _lines(pair)
-        )
-        notes = "".join(f"<li>{escape(n)}</li>" for n in _notes(report, pair))
-        parts.append(
-            f'<h2>{escape(_title(pair))}</h2><div class="wrap"><table><thead><tr>{head}</tr></thead>'
-        )
-        parts.append(f"<tbody>{body}</tbody></table></div><ul>{notes}</ul>")
-    return "\n".join([*parts, "</body></html>"]) + "\n"
+    pairs = [
+        {"title": _title(pair), "lines": _lines(pair), "notes": _notes(report, pair)}
+        for pair in report["pairs"]
+    ]
+    return pages.render("delta.html", head=HEAD, pairs=pairs)
 
 
 def render(report: dict[str, Any], fmt: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mibe.boards.table import Run, protocol_key
 from mibe.runfolder import saved
 from mibe.scoring import positions, stats
 
@@ -113,3 +114,52 @@ def shared_docs(rows_a: Any, rows_b: Any) -> tuple[list[tuple[Any, Any, Any, Any
         for a, b in pairs
     ]
     return out, mismatched
+
+
+def drawn_agreement(groups: tuple[dict, dict], ids: list[str]) -> tuple[float, float]:
+    """How often the two runs predicted (and wrote) the same thing, over the paired draws."""
+    same = written = total = 0
+    for da, db in draw_pairs(*groups):
+        a = {r["id"]: r for r in groups[0][da]}
+        b = {r["id"]: r for r in groups[1][db]}
+        for i in ids:
+            own = [saved.value(positions.in_own_order(x[i], "prediction")) for x in (a, b)]
+            same += own[0] == own[1]
+            written += a[i].get("raw_output") == b[i].get("raw_output")
+            total += 1
+    return same / total, written / total
+
+
+def same_data(run_a: Run, run_b: Run, task: str) -> bool:
+    """Whether both runs read the same documents of a task (its data fingerprint): documents can be
+    matched by id where predictions are unknown (redacted samples, jury scores)."""
+    keys = [dict(protocol_key(task, r.results["tasks"][task]["protocol"]))["data"] for r in (run_a, run_b)]
+    return keys[0] == keys[1]
+
+
+def shared_of(run_a: Run, run_b: Run, task: str, rows_a: Any, rows_b: Any) -> dict[str, Any]:
+    """The documents both runs scored, and how alike the runs answered them (None when redacted)."""
+    if drawn(rows_a) or drawn(rows_b):  # a document once per draw: ids counted once
+        groups = draw_groups(rows_a), draw_groups(rows_b)
+        ids, mismatched = drawn_docs(*groups)
+        alike = drawn_agreement(groups, ids) if ids and not saved.redacted(rows_a + rows_b) else None
+        counts = [len({r["id"] for r in rows}) for rows in (rows_a, rows_b)]
+        named = [
+            [f"ordering {d[1]}" if isinstance(d, tuple) else d for d in g if d is not None] for g in groups
+        ]
+        draws = {"a": named[0], "b": named[1]}
+        return {"n": len(ids), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": draws,
+                "ids": ids}  # fmt: skip
+    hidden = saved.redacted(rows_a) or saved.redacted(rows_b)
+    if hidden:  # redacted: documents matched by id on their scores, predictions unknown
+        ids = {r["id"] for r in rows_b} if same_data(run_a, run_b, task) else set()
+        docs, mismatched = [r for r in rows_a if r["id"] in ids], 0
+    else:
+        docs, mismatched = shared_docs(rows_a, rows_b)
+    alike = None
+    if docs and not hidden:
+        alike = (sum(d[1] == d[2] for d in docs) / len(docs), sum(d[3] == d[4] for d in docs) / len(docs))
+    counts = [len(rows_a), len(rows_b)]
+    ids = [d[5] if isinstance(d, tuple) else d["id"] for d in docs]
+    return {"n": len(docs), "mismatched": mismatched, "alike": alike, "counts": counts, "draws": None,
+            "ids": ids}  # fmt: skip

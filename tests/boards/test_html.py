@@ -221,7 +221,7 @@ def evil_page(runs: dict[str, Path], target: Path) -> tuple[Path, str]:
 def test_names_holding_script_are_escaped_text(runs: dict[str, Path], tmp_path: Path) -> None:
     _, text = evil_page(runs, tmp_path)
     assert EVIL_MODEL not in text and EVIL_TASK not in text
-    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in text
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in text  # escaped by the template
     assert "x&lt;script&gt;document.body.setAttribute(" in text  # the protocol's split, as text
     assert text.count("<script>") == 1  # ours, at the end
 

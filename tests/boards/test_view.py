@@ -19,7 +19,7 @@ import markupsafe
 import numpy as np
 import pytest
 
-from mibe.boards.pages import embed
+from mibe.boards.pages import embed, inline
 from mibe.boards.view import diff_runs, diff_task, render_view
 from mibe.boards.view_data import PROMPT_LIMIT, ViewRun, clip, highlight, page_data
 from mibe.scoring.kinds import parse
@@ -271,6 +271,21 @@ def test_show_credentialed_says_so_in_a_banner() -> None:
     assert "This page holds credentialed text" in render_view([run_a()], show_credentialed=True)
     default = render_view([run_a()])
     assert "This page holds credentialed text" not in default and 'id="credentialed"' in default
+
+
+def test_the_script_reads_the_words_the_data_holds() -> None:
+    """The page data's keys are spelled out, the same in view_data.py and templates/view.js: each key
+    a row may hold is read by the script, and the script reads no key a row never holds."""
+    extra = row(9, "z9", "yes", "yes", "yes", reasoning="r", answer_text="a", reasoning_truncated=True)
+    samples = {**SAMPLES_A, "pubmedqa": [*SAMPLES_A["pubmedqa"], {**extra, "logprobs": [-0.1, -2.0, -3.0]}]}
+    runs = [ViewRun("m", results("m", 0), samples, TASKS), run_b()]
+    data = page_data(runs, [], show=False)  # withheld: the credentialed tasks' rows
+    held = {key for show in (False, True) for r in page_data(runs, [], show)["rows"] for key in r}
+    script = inline("view.js")
+    read = set(re.findall(r"\br\.([a-z_]+)", script)) - {"_h"}  # _h: the script's own search cache
+    assert held - {"index"} == read  # the index orders the rows in Python; the script never reads it
+    assert all(len(key) > 2 for key in (held | read) - {"id"})  # words, not pf, tr, pl, ...
+    assert {key for t in data["tasks"].values() for key in t} == {"answer_type", "choices", "credentialed"}
 
 
 def test_embedded_json_cannot_end_its_script_element() -> None:
