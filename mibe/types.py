@@ -1,11 +1,12 @@
-"""The vocabulary every stage of mibe speaks: plain frozen dataclasses and the Backend protocol."""
+"""The vocabulary every stage of mibe speaks: plain frozen dataclasses and the Backend interface."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter/multi-label answers
 SCORINGS = ("generate", "loglikelihood")
@@ -190,29 +191,44 @@ class RunConfig:
         return "paper" if is_paper(self.protocol) else "strict"
 
 
-class Backend(Protocol):
-    """What mibe needs from a model: two calls to score, plus the tokenizer to fit prompts.
+class Backend(ABC):
+    """What mibe needs from a model: every capability a caller uses is declared here, the required
+    ones abstract, the optional ones with the default a backend that lacks them has (so no caller
+    probes a backend with getattr). mibe.backends.base.TokenizedBackend adds the shared tokenizer and
+    chat layer of the HF, vLLM and endpoint backends."""
 
-    Optional: `tokenize_many(texts, continuations)`, which tokenises a task's prompts (and their
-    choices) ahead in batched calls; the runner uses it where present."""
+    max_context: int | None = None  # tokens the model attends to; None when unknown (endpoints)
+    # The model's tokenizer (transformers-like: decode, chat_template, bos_token_id) where one is at
+    # hand; None for a backend without one.
+    tokenizer: Any = None
+    # Whether `tokenizer` is the served model's own: False for an endpoint that counts with UTF-8 bytes
+    # or with a --tokenizer (its chat template then cannot be seen from here).
+    local_tokenizer: bool = True
+    # Requests per call for engines that schedule their own batches (vLLM, endpoints); None: the
+    # runner's --batch-size batches.
+    chunk_size: int | None = None
+    # Backends that report progress inside a batch (HF) say so; the runner then sets `on_step`, called
+    # with the tokens of each generation step or forward.
+    reports_steps: ClassVar[bool] = False
+    on_step: Callable[[int], None] | None = None
+    kv_cache_bytes: int | None = None  # the KV cache mibe sized (vLLM on a CPU): recorded in results.json
 
-    max_context: int | None  # tokens the model attends to; None when unknown (endpoints)
-
+    @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[str]: ...
 
+    @abstractmethod
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]: ...
 
+    @abstractmethod
     def describe(self) -> dict[str, Any]: ...
 
-    def with_adapter(self, adapter: str | None) -> Backend:
-        """The same loaded model answering through a LoRA adapter (`mibe run --adapters`); backends
-        that cannot switch raise MibeError (the run refuses --adapters for them before loading)."""
-        ...
-
+    @abstractmethod
     def tokenize(self, text: str) -> list[int]: ...
 
+    @abstractmethod
     def detokenize(self, ids: Sequence[int]) -> str: ...
 
+    @abstractmethod
     def chat(
         self,
         prompt: str,
@@ -220,3 +236,45 @@ class Backend(Protocol):
         template: str | None = None,  # the Jinja text; None: the tokenizer's (or the server's) own
         kwargs: Mapping[str, Any] | None = None,  # --chat-template-kwargs
     ) -> str: ...
+
+    def with_adapter(self, adapter: str | None) -> Backend:
+        """The same loaded model answering through a LoRA adapter (`mibe run --adapters`). Default:
+        no switching (the run refuses --adapters for such backends before loading)."""
+        if adapter is None:
+            return self
+        kind = self.describe().get("backend")
+        raise MibeError(f"--adapters: the {kind} backend cannot switch LoRA adapters; use hf or vllm")
+
+    def tokenize_many(self, texts: Sequence[str], continuations: Sequence[str] = ()) -> None:
+        """Tokenise a task's prompts (and their choices) ahead, in batched calls, before the first
+        forward. Default: nothing; `tokenize` then works on demand."""
+        return None
+
+    def served_tokens(self, doc_id: str) -> int | None:
+        """The new tokens the model itself says it wrote for a document (an endpoint's usage); None:
+        the runner counts them by re-tokenising the output."""
+        return None
+
+    def answered_by(self, doc_id: str) -> str | None:
+        """Which server answered a document (an endpoint pool: its samples row's `endpoint`); None."""
+        return None
+
+    @property
+    def answered_as(self) -> set[str]:
+        """The model names replies carried (an endpoint's `model` field); empty where replies name none."""
+        return set()
+
+    def sampling_record(self) -> dict[str, Any] | None:
+        """results.json's model.sampling: the sampling parameters sent and any the server refused
+        (endpoints); None where mibe sends none."""
+        return None
+
+    @property
+    def chat_template(self) -> str | None:
+        """The tokenizer's own chat template; None without a tokenizer or a template."""
+        return self.tokenizer.chat_template if self.tokenizer is not None else None
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The id of the tokenizer's beginning-of-sequence token; None without one."""
+        return self.tokenizer.bos_token_id if self.tokenizer is not None else None

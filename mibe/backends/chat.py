@@ -156,8 +156,20 @@ def render_chat(
 ) -> str:
     """`prompt` as one user turn (after an optional system turn) through `template_text`, ending
     with the assistant's generation prompt; `kwargs` are extra template variables."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
+    return render_messages(template_text, messages(prompt, system_prompt), kwargs, tokenizer)
+
+
+def messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """The conversation mibe sends: an optional system turn, then the prompt as one user turn."""
+    turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turns.append({"role": "user", "content": prompt})
+    return turns
+
+
+def render_messages(
+    template_text: str, messages: list[dict[str, str]], kwargs: dict[str, Any], tokenizer: Any
+) -> str:
+    """`messages` through `template_text`, ending with the assistant's generation prompt."""
     try:
         text = tokenizer.apply_chat_template(
             messages, chat_template=template_text, tokenize=False, add_generation_prompt=True, **kwargs

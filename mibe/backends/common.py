@@ -1,10 +1,11 @@
-"""What every backend shares: mibe's stop rule, LoRA adapter folders, the context-length rule, the
-chat wrapping and the BOS rule. One home, so HF, vLLM and endpoints never drift apart."""
+"""What every backend shares: mibe's stop rule, LoRA adapter folders, the context-length rule and
+the BOS rule (the tokenizer and chat layer itself: mibe.backends.base). One home, so HF, vLLM and
+endpoints never drift apart."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +63,6 @@ def context_length(config: Any, tokenizer: Any, *more: int | None) -> int | None
         limits.append(tokenizer.model_max_length)
     known = [n for n in limits if isinstance(n, int) and n > 0]
     return min(known) if known else None
-
-
-def chat(
-    tokenizer: Any,
-    model_name: str,
-    prompt: str,
-    system_prompt: str | None,
-    template: str | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-) -> str:
-    """The prompt as one user turn (after an optional system turn) in `template` (the run's resolved
-    chat template, mibe.backends.chat), or in the tokenizer's own when None."""
-    from mibe.backends.chat import render_chat
-
-    if template is None and not tokenizer.chat_template:
-        raise MibeError(f"--chat-template: {model_name} has no chat template in its tokenizer")
-    return render_chat(
-        template or tokenizer.chat_template, prompt, system_prompt, dict(kwargs or {}), tokenizer
-    )
 
 
 def adds_special_tokens(tokenizer: Any, prompt: str) -> bool:

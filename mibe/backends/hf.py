@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 from mibe import lineage
 from mibe.backends import common, continuations, traces
 from mibe.backends import quantize as quantizing
+from mibe.backends.base import TokenizedBackend
 from mibe.types import MibeError, Request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -65,7 +66,9 @@ class _CountSteps(StoppingCriteria):
         return self.never
 
 
-class HFBackend:
+class HFBackend(TokenizedBackend):
+    reports_steps = True  # on_step: each generation step and forward, for the progress bar
+
     def __init__(
         self,
         model: str,
@@ -223,18 +226,6 @@ class HFBackend:
         for cache in (self._ids, self._choice_ids):
             while len(cache) > _CACHED_PROMPTS:
                 del cache[next(iter(cache))]
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def chat(
-        self,
-        prompt: str,
-        system_prompt: str | None,
-        template: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> str:
-        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt, template, kwargs)
 
     def _left_padded(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in rows)

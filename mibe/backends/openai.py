@@ -7,114 +7,22 @@ the model); otherwise lengths are counted in UTF-8 bytes, which never undercount
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from mibe.backends import common, continuations, http, sampling, traces
-from mibe.backends.common import cut_at_stop, server_stops  # noqa: F401 (cut_at_stop: re-exported)
-from mibe.backends.http import RETRY_STATUS  # noqa: F401 (re-exported: the retry policy lives in http)
+from mibe.backends import common, continuations, counting, http, replies, sampling, traces
+from mibe.backends.base import TokenizedBackend
+from mibe.backends.common import server_stops
+from mibe.backends.policy import guard
 from mibe.types import MibeError, Request
 
 REPLY_SLACK = 64 * 1024  # bytes a reply may hold beyond what was asked for (ids, usage, headers of JSON)
 MODELS_REPLY_BYTES = 16 * 1024 * 1024  # a hosted API lists hundreds of models
-
-
-def is_loopback(url: str) -> bool:
-    """True only when the URL's host is a loopback address; a name is never resolved here (the backend
-    resolves it once and hands the addresses to `guard`)."""
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:  # not a URL: nothing proves it loopback
-        return False
-    return http.is_loopback_address(host)
-
-
-REASON_FIX = '--allow-remote-credentialed "<why this endpoint is allowed>"'
-
-
-def guard(
-    base_url: str,
-    credentialed: Sequence[str],
-    reason: str | None,
-    addresses: Sequence[str] = (),
-    label: str | None = None,
-    fix: str = REASON_FIX,
-) -> dict[str, Any] | None:
-    """Refuse, before any request, to send credentialed tasks to an endpoint off this machine.
-
-    `addresses`: what the URL's host name resolved to; every one must be loopback (an address in the
-    URL is checked itself). `reason`: the authorisation the endpoint policy found for this endpoint
-    (mibe.backends.policy). Returns the override to record in results.json when there is one, else
-    None. `label` and `fix` word the refusal for the flag that named the endpoint.
-    """
-    if not credentialed:
-        return None
-    if (reason or "").strip():
-        return {"endpoint": base_url, "tasks": sorted(credentialed), "reason": reason.strip()}
-    host = urlsplit(base_url).hostname or ""
-    found = [host] if http.is_address(host) else list(addresses)
-    if found and all(http.is_loopback_address(a) for a in found):
-        return None
-    if http.is_address(host) or not host:
-        where = "not a loopback address"
-    else:
-        where = (
-            f"{host} resolves to {', '.join(found)}, not only to loopback"
-            if found
-            else (f"{host} does not resolve to a loopback address here")
-        )
-    raise MibeError(
-        f"{label or '--base-url ' + base_url}: {where}, and {', '.join(sorted(credentialed))} "
-        "hold credentialed data (PhysioNet DUA: never sent to a remote API); serve the model on "
-        f"127.0.0.1, or pass {fix}"
-    )
-
-
-class _ByteTokenizer:
-    """Stands in when no tokenizer is at hand: one id per UTF-8 byte (>= the model's token count)."""
-
-    chat_template = None
-
-    def __call__(self, text: str) -> Any:
-        return type("Encoded", (), {"input_ids": list(text.encode("utf-8"))})()
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return bytes(ids).decode("utf-8", errors="ignore")
-
-
-def _local_tokenizer(model: str, trust_remote_code: bool) -> Any:
-    path = Path(model).expanduser()
-    if not (path / "tokenizer_config.json").is_file():
-        return None
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-
-
-def _whole(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _named_tokenizer(spec: str, trust_remote_code: bool) -> Any:
-    """`--tokenizer NAME|PATH`: a local folder, else a hub id (from the local cache or the hub)."""
-    from transformers import AutoTokenizer
-
-    try:
-        path = str(Path(spec).expanduser())
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise MibeError(
-            f"--tokenizer {spec}: cannot load a tokenizer ({why}); give a local folder holding "
-            "tokenizer_config.json or a hub id"
-        ) from None
 
 
 def _resolved(parts: Any) -> tuple[tuple[str, ...], OSError | None]:
@@ -125,79 +33,15 @@ def _resolved(parts: Any) -> tuple[tuple[str, ...], OSError | None]:
         return (), exc
 
 
-def _tokenizers(model: str, named: str | None, trust_remote_code: bool) -> tuple[Any, bool]:
-    """The tokenizer that counts and cuts, and whether it is the served model's own (prompts then go
-    as its token ids). A --tokenizer only counts and cuts, and prompts go as text, since its ids
-    would mean other words to the server."""
-    if named:
-        return _named_tokenizer(named, trust_remote_code), False
-    own = _local_tokenizer(model, trust_remote_code)
-    return (own, True) if own is not None else (_ByteTokenizer(), False)
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def choices(reply: dict[str, Any]) -> list[dict[str, Any]]:
-    """A completion reply's choices in index order; ValueError says what is wrong with the reply."""
-    found = reply.get("choices")
-    if not isinstance(found, list):
-        error = reply.get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        raise ValueError(
-            f"the server answered an error: {message}" if message else "no 'choices' in the reply"
-        )
-    if not found:
-        raise ValueError("the reply has no choices ('choices': [])")
-    if not all(isinstance(c, dict) for c in found):
-        raise ValueError("a choice in the reply is not an object")
-    return sorted(found, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
-
-
-def _served_count(reply: dict[str, Any], choice: dict[str, Any], max_new: int, counted: int) -> int | None:
-    """The new tokens of one reply: the server's usage, else what its finish_reason implies."""
-    usage = reply.get("usage")
-    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    if isinstance(used, int) and not isinstance(used, bool) and used >= 0:
-        return used
-    reason = choice.get("finish_reason")
-    if reason == "length":
-        return max_new
-    return min(counted, max_new - 1) if reason == "stop" else None  # stopped before the cap
-
-
-def choice_text(choice: dict[str, Any], chat: bool) -> str:
-    """The generated text of one choice (null content, e.g. a refusal, is empty text)."""
-    holder, key = (choice.get("message"), "content") if chat else (choice, "text")
-    if not isinstance(holder, dict) or key not in holder:
-        raise ValueError(f"the first choice has no {'message.content' if chat else 'text'}")
-    text = holder[key]
-    if not isinstance(text, str | None):
-        raise ValueError(f"the first choice's {key} is {type(text).__name__}, not text")
-    return valid_text(text or "")
-
-
-def valid_text(text: str) -> str:
-    """JSON may carry a lone UTF-16 surrogate ("\\ud800") no UTF-8 file can hold: a split pair is
-    joined, a lone one becomes U+FFFD, so the samples file can always be written."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM/SGLang reasoning parsers, old and new name
-
-
-def choice_reasoning(choice: dict[str, Any], chat: bool) -> str | None:
-    """The trace a server's reasoning parser returned apart from the content, or None."""
-    holder = choice.get("message") if chat else choice
-    for key in REASONING_FIELDS:
-        found = holder.get(key) if isinstance(holder, dict) else None
-        if isinstance(found, str) and found.strip():
-            return valid_text(found)
-    return None
-
-
-class OpenAIBackend:
+class OpenAIBackend(TokenizedBackend):
     def __init__(
         self,
         model: str,
@@ -239,7 +83,7 @@ class OpenAIBackend:
         self.max_concurrency = max(1, max_concurrency)
         self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
         self.tokenizer_name = tokenizer  # --tokenizer: counts and cuts for a model served elsewhere
-        self.tokenizer, self.local_tokenizer = _tokenizers(model, tokenizer, trust_remote_code)
+        self.tokenizer, self.local_tokenizer = counting.tokenizers(model, tokenizer, trust_remote_code)
         # Bytes one token can hold at most (the tokenizer's longest piece), to bound what is kept.
         vocab = getattr(self.tokenizer, "get_vocab", dict)()
         self.token_bytes = max((len(t.encode("utf-8")) for t in vocab), default=64)
@@ -256,7 +100,7 @@ class OpenAIBackend:
         if names and model not in names:  # a server that ignores `model` answers as its own
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             say(f"mibe: warning: {self.base_url}/models serves {shown}, not '{model}'; check --model")
-        self.answered_as: set[str] = set()  # the `model` of each reply, recorded in results.json
+        self._answered_as: set[str] = set()  # the `model` of each reply, recorded in results.json
 
     # ---- HTTP -------------------------------------------------------------------------------------
     def _post(self, route: str, body: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -357,32 +201,22 @@ class OpenAIBackend:
             )
         return data[:limit].decode("utf-8", errors="ignore")
 
-    # ---- the Backend protocol -------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[int]:
-        if isinstance(self.tokenizer, _ByteTokenizer):
-            return list(self.tokenizer(text).input_ids)
-        special = common.adds_special_tokens(self.tokenizer, text)
-        return list(self.tokenizer(text, add_special_tokens=special).input_ids)
+    # ---- the Backend interface ------------------------------------------------------------------
+    @property
+    def answered_as(self) -> set[str]:
+        return set(self._answered_as)
 
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+    def sampling_record(self) -> dict[str, Any]:
+        return self.sampling.record()
 
-    def chat(
-        self,
-        prompt: str,
-        system_prompt: str | None,
-        template: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> str:
+    def render(self, messages: list[dict[str, str]], template: str | None, kwargs: dict[str, Any]) -> str:
         """The rendered text (stored in samples, used to count tokens, and sent as the prompt for
         log-likelihoods); generation sends the messages to /chat/completions, where the server
         renders them, with `kwargs` as chat_template_kwargs and `template` when it is not the
         tokenizer's own (a file, a training record)."""
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages.append({"role": "user", "content": prompt})
-        own = getattr(self.tokenizer, "chat_template", None)
+        own = self.chat_template
         if own or (template and self.local_tokenizer):
-            text = common.chat(self.tokenizer, self.model_name, prompt, system_prompt, template, kwargs)
+            text = super().render(messages, template, kwargs)
         else:  # no local tokenizer: a stand-in rendering, for counting only
             text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages) + "<|assistant|>\n"
         extra: dict[str, Any] = {"chat_template_kwargs": dict(kwargs)} if kwargs else {}
@@ -414,17 +248,17 @@ class OpenAIBackend:
         # What a reply may hold: the tokens asked for, JSON-escaped (<= 6 bytes a byte), plus slack.
         reply = self._post(route, body, REPLY_SLACK + 6 * request.max_new_tokens * self.token_bytes)
         try:
-            first = choices(reply)[0]
-            text = choice_text(first, chat=chat is not None)
+            first = replies.choices(reply)[0]
+            text = replies.choice_text(first, chat=chat is not None)
         except ValueError as exc:
             raise MibeError(f"{self.base_url}/{route}: {exc}") from None
         if isinstance(reply.get("model"), str):
-            self.answered_as.add(reply["model"][:200])
+            self._answered_as.add(reply["model"][:200])
         counted = len(self.tokenize(text))  # bytes without a local tokenizer: an upper bound
-        self._served[request.doc_id] = _served_count(reply, first, request.max_new_tokens, counted)
+        self._served[request.doc_id] = replies.served_count(reply, first, request.max_new_tokens, counted)
         pair = request.reasoning[0] if request.reasoning else traces.THINK[0]
         finished = first.get("finish_reason") != "length"
-        text = traces.with_reasoning(text, choice_reasoning(first, chat is not None), finished, pair)
+        text = traces.with_reasoning(text, replies.choice_reasoning(first, chat is not None), finished, pair)
         return traces.cut_request(self._cap(text, request), request)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
@@ -436,13 +270,13 @@ class OpenAIBackend:
         return self._served.get(doc_id)
 
     def _scores(self, request: Request) -> list[float]:
-        if request.prompt in self._chats and isinstance(self.tokenizer, _ByteTokenizer):
+        if request.prompt in self._chats and isinstance(self.tokenizer, counting.ByteTokenizer):
             raise MibeError(
                 "--scoring loglikelihood with --chat-template over an endpoint needs the model's "
                 "tokenizer: pass --model as the local model folder the server serves"
             )
         body = {"model": self.model_name, "echo": True, "logprobs": 0, "max_tokens": 1, "temperature": 0.0}
-        if isinstance(self.tokenizer, _ByteTokenizer):  # text prompts; continuations found by offset
+        if isinstance(self.tokenizer, counting.ByteTokenizer):  # text prompts; continuations found by offset
             sent: list[Any] = [request.prompt + c for c in request.continuations]
             lengths = [0] * len(sent)
         else:  # token ids, split exactly as the HF backend splits them (lm-eval's convention)
@@ -455,56 +289,10 @@ class OpenAIBackend:
             "completions", {**body, "prompt": sent}, REPLY_SLACK + units * (256 + 12 * self.token_bytes)
         )
         try:
-            found = choices(reply)
+            found = replies.choices(reply)
         except ValueError as exc:
             raise MibeError(f"{self.base_url}/completions: {exc}") from None
-        return self._pick(request, sent, lengths, found)
-
-    def _pick(
-        self, request: Request, sent: list[Any], lengths: list[int], found: list[dict[str, Any]]
-    ) -> list[float]:
-        """Each continuation's summed log-prob from the echoed prompt log-probs."""
-        if len(found) != len(sent) or any(not isinstance(c.get("logprobs"), dict) for c in found):
-            raise MibeError(
-                f"{self.base_url}: the server returned no prompt log-probs (echo + logprobs); "
-                "use --scoring generate with this endpoint"
-            )
-        if len(found) > 1 and sorted(
-            c.get("index") for c in found if isinstance(c.get("index"), int)
-        ) != list(range(len(found))):  # the order of choices is the order of the prompts only by their index
-            raise MibeError(
-                f"{self.base_url}/completions: the reply's choices lack the 'index' 0..{len(found) - 1} "
-                f"that ties each to its prompt (document {request.doc_id}); not OpenAI-compatible here"
-            )
-        return [self._summed(request, prompt, length, choice) for prompt, length, choice in zip(
-            sent, lengths, found, strict=True)]  # fmt: skip
-
-    def _summed(self, request: Request, prompt: Any, length: int, choice: dict[str, Any]) -> float:
-        """One continuation's log-prob: the echoed values of its tokens, all of them, each <= 0."""
-        logprobs = choice["logprobs"]
-        values = logprobs.get("token_logprobs") or []  # the prompt's tokens, then the one generated
-        if isinstance(prompt, str):
-            start, offsets = len(request.prompt), logprobs.get("text_offset") or []
-            # Every echoed token has an offset, and the generated token starts at the prompt's end:
-            # a shorter list would sum the continuation over fewer tokens.
-            whole = len(offsets) == len(values) and any(at >= len(prompt) for at in offsets)
-            picked = [v for v, at in zip(values, offsets, strict=False) if start <= at < len(prompt)]
-        else:
-            whole = len(values) >= len(prompt)
-            picked = values[len(prompt) - length : len(prompt)]
-        where = f"{self.base_url}/completions: document {request.doc_id}"
-        if (
-            not whole
-            or not picked
-            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in picked)
-        ):
-            raise MibeError(f"{where}: incomplete prompt log-probs (fewer echoed tokens than the prompt has)")
-        if any(math.isnan(v) or v > 1e-6 for v in picked):  # -inf: a token the model rules out
-            bad = next(v for v in picked if math.isnan(v) or v > 1e-6)
-            raise MibeError(
-                f"{where}: a log-prob of {bad} (log-probs are numbers <= 0); the server is wrong here"
-            )
-        return float(sum(picked))
+        return replies.picked(self.base_url, request, sent, lengths, found)
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
         return self._map(self._scores, requests)
@@ -519,7 +307,7 @@ class OpenAIBackend:
             "endpoint": self.base_url,
             "served": self.served,
             "tokenizer": self.tokenizer_name
-            or ("local" if not isinstance(self.tokenizer, _ByteTokenizer) else "utf-8 bytes"),
+            or ("local" if not isinstance(self.tokenizer, counting.ByteTokenizer) else "utf-8 bytes"),
             "max_context": self.max_context,
             "credentialed_override": self.override,
         }

@@ -19,12 +19,64 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
-from mibe.backends import http, openai
+from mibe.backends import http
 from mibe.backends.endpoint import ROLES, Endpoint
 from mibe.types import MibeError
 
 FLAG = "--allow-remote-credentialed"
+
+
+def is_loopback(url: str) -> bool:
+    """True only when the URL's host is a loopback address; a name is never resolved here (the backend
+    resolves it once and hands the addresses to `guard`)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # not a URL: nothing proves it loopback
+        return False
+    return http.is_loopback_address(host)
+
+
+REASON_FIX = '--allow-remote-credentialed "<why this endpoint is allowed>"'
+
+
+def guard(
+    base_url: str,
+    credentialed: Sequence[str],
+    reason: str | None,
+    addresses: Sequence[str] = (),
+    label: str | None = None,
+    fix: str = REASON_FIX,
+) -> dict[str, Any] | None:
+    """Refuse, before any request, to send credentialed tasks to an endpoint off this machine.
+
+    `addresses`: what the URL's host name resolved to; every one must be loopback (an address in the
+    URL is checked itself). `reason`: the authorisation the endpoint policy found for this endpoint
+    (mibe.backends.policy). Returns the override to record in results.json when there is one, else
+    None. `label` and `fix` word the refusal for the flag that named the endpoint.
+    """
+    if not credentialed:
+        return None
+    if (reason or "").strip():
+        return {"endpoint": base_url, "tasks": sorted(credentialed), "reason": reason.strip()}
+    host = urlsplit(base_url).hostname or ""
+    found = [host] if http.is_address(host) else list(addresses)
+    if found and all(http.is_loopback_address(a) for a in found):
+        return None
+    if http.is_address(host) or not host:
+        where = "not a loopback address"
+    else:
+        where = (
+            f"{host} resolves to {', '.join(found)}, not only to loopback"
+            if found
+            else (f"{host} does not resolve to a loopback address here")
+        )
+    raise MibeError(
+        f"{label or '--base-url ' + base_url}: {where}, and {', '.join(sorted(credentialed))} "
+        "hold credentialed data (PhysioNet DUA: never sent to a remote API); serve the model on "
+        f"127.0.0.1, or pass {fix}"
+    )
 
 
 @dataclass(frozen=True)
@@ -150,9 +202,9 @@ def admit(endpoint: Endpoint, credentialed: Iterable[str], grants: Sequence[Auth
         unresolved = exc  # refused by the guard for credentialed tasks, else unreachable
     loopback = bool(addresses) and all(http.is_loopback_address(a) for a in addresses)
     reason = reason_for(endpoint, grants)
-    fix = f'{FLAG} "{url}=<why this endpoint is allowed>"' if endpoint.role != "model" else openai.REASON_FIX
+    fix = f'{FLAG} "{url}=<why this endpoint is allowed>"' if endpoint.role != "model" else REASON_FIX
     where = f"{label}refused: {url}" if label else None
-    override = openai.guard(url, tasks, reason, addresses, where, fix)
+    override = guard(url, tasks, reason, addresses, where, fix)
     if not addresses:  # said now, in one line, before any model loads
         raise MibeError(
             f"{label}--base-url {url}: cannot reach the server ({parts.hostname} does not resolve: "

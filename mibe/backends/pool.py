@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from mibe.backends.base import TokenizedBackend
 from mibe.backends.http import Cancelled
 from mibe.types import MibeError, Request
 
@@ -73,17 +74,7 @@ class _Member:
         self.backend, self.in_flight, self.failures, self.ready_at = backend, 0, 0, 0.0
 
 
-class _PoolSampling:
-    """results.json's model.sampling for a pool: each server's own record, by URL."""
-
-    def __init__(self, members: Sequence[Any]) -> None:
-        self.members = members
-
-    def record(self) -> dict[str, Any]:
-        return {"endpoints": {m.base_url: m.sampling.record() for m in self.members}}
-
-
-class PoolBackend:
+class PoolBackend(TokenizedBackend):
     def __init__(
         self,
         members: Sequence[Any],
@@ -99,9 +90,10 @@ class PoolBackend:
         self.say, self.max_failures, self._rest = say, max_failures, rest
         self.first = members[0]
         self.model_name, self.max_context = self.first.model_name, self.first.max_context
+        # One model behind every server: the first's tokenizer counts, cuts and decodes for all.
+        self.tokenizer, self.local_tokenizer = self.first.tokenizer, self.first.local_tokenizer
         self.max_concurrency = sum(m.max_concurrency for m in members)
         self.chunk_size = 4 * self.max_concurrency
-        self.sampling = _PoolSampling(self.all)
         self._by: dict[str, Any] = {}  # doc id -> the server that answered it
 
     # ---- scheduling ---------------------------------------------------------------------------------
@@ -182,7 +174,7 @@ class PoolBackend:
             return None if running else 0.0
         return max(0.0, min(resting) - time.monotonic())
 
-    # ---- the Backend protocol -----------------------------------------------------------------------
+    # ---- the Backend interface ----------------------------------------------------------------------
     def generate(self, requests: Sequence[Request]) -> list[str]:
         return self._dispatch(lambda m, r: m._one(r), requests)
 
@@ -206,27 +198,17 @@ class PoolBackend:
     def capped_replies(self) -> int:
         return sum(m.capped_replies for m in self.all)
 
+    def sampling_record(self) -> dict[str, Any]:
+        """Each server's own record, by URL."""
+        return {"endpoints": {m.base_url: m.sampling_record() for m in self.all}}
+
     def tokenize(self, text: str) -> list[int]:
         return self.first.tokenize(text)
 
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.first.detokenize(ids)
-
-    def chat(
-        self,
-        prompt: str,
-        system_prompt: str | None,
-        template: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> str:
+    def render(self, messages: list[dict[str, str]], template: str | None, kwargs: dict[str, Any]) -> str:
         """Rendered once per server: each keeps the messages it sends for this prompt."""
-        texts = [m.chat(prompt, system_prompt, template, kwargs) for m in self.all]
+        texts = [m.render(messages, template, kwargs) for m in self.all]
         return texts[0]
-
-    def __getattr__(self, name: str) -> Any:  # the first server's tokenizer, token_bytes, ...
-        if name in ("tokenizer", "local_tokenizer", "token_bytes"):
-            return getattr(self.first, name)
-        raise AttributeError(name)
 
     def describe(self) -> dict[str, Any]:
         """The first server's description (the model is the same on each), with every server."""

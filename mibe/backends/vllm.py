@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mibe import lineage
 from mibe.backends import common, continuations, traces
+from mibe.backends.base import TokenizedBackend
 from mibe.backends.common import server_stops
 from mibe.types import MibeError, Request, RunConfig
 
@@ -50,7 +51,7 @@ def _lora_request(adapter: str) -> Any:
     return LoRARequest(Path(path).name, int(hashlib.sha256(path.encode()).hexdigest()[:7], 16) + 1, path)
 
 
-class VLLMBackend:
+class VLLMBackend(TokenizedBackend):
     # The runner hands this many requests per call: one call per task for MIBE's test sets (vLLM
     # schedules its own batches), yet an interrupted run on a large set keeps what was flushed.
     chunk_size = 1024
@@ -184,26 +185,6 @@ class VLLMBackend:
                 ) from None
         return self._engine
 
-    def tokenize(self, text: str) -> list[int]:
-        return self._prompt_ids(text)
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def chat(
-        self,
-        prompt: str,
-        system_prompt: str | None,
-        template: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> str:
-        return common.chat(self.tokenizer, self.model_name, prompt, system_prompt, template, kwargs)
-
-    def _prompt_ids(self, prompt: str) -> list[int]:
-        return self.tokenizer(
-            prompt, add_special_tokens=common.adds_special_tokens(self.tokenizer, prompt)
-        ).input_ids
-
     def _run(self, prompt_ids: list[list[int]], params: list[Any]) -> list[Any]:
         from vllm.inputs import TokensPrompt
 
@@ -226,7 +207,7 @@ class VLLMBackend:
                     temperature=0.0, max_tokens=r.max_new_tokens, stop=stops or None, detokenize=bool(stops)
                 )
             )
-        outputs = self._run([self._prompt_ids(r.prompt) for r in requests], params)
+        outputs = self._run([self.prompt_ids(r.prompt) for r in requests], params)
         texts = []
         for r, out in zip(requests, outputs, strict=True):
             ids = list(out.outputs[0].token_ids)[: r.max_new_tokens]

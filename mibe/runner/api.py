@@ -33,18 +33,18 @@ from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
 
 
-def _answered_as(backend: Any, out: dict[str, Any], say: Callable[[str], None]) -> None:
+def _answered_as(backend: Backend, out: dict[str, Any], say: Callable[[str], None]) -> None:
     """An endpoint's replies name the model that wrote them: recorded, and said when it is not the
     one asked for (a server that ignores `model`, or a dated snapshot of it). An endpoint's sampling
     parameters (what every request stated, and what the server refused) are recorded beside them:
     after the run, since a refusal is learnt from a reply (mibe/backends/sampling.py)."""
-    params = getattr(backend, "sampling", None)
+    params = backend.sampling_record()
     if params is not None:
-        out["model"] = {**out["model"], "sampling": params.record()}
-    kv_cache = getattr(backend, "kv_cache_bytes", None)  # vLLM on a CPU: the KV cache mibe sized
+        out["model"] = {**out["model"], "sampling": params}
+    kv_cache = backend.kv_cache_bytes  # vLLM on a CPU: the KV cache mibe sized
     if kv_cache is not None:
         out["model"] = {**out["model"], "kv_cache_bytes": kv_cache}
-    names = sorted(getattr(backend, "answered_as", ()) or ())
+    names = sorted(backend.answered_as)
     if not names:
         return
     out["model"] = {**out["model"], "answered_as": names}

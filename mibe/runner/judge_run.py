@@ -264,7 +264,7 @@ def call(
     if not missing:
         return out, 0
     backend, machine = judge.backend, settings.machine
-    chunk = getattr(backend, "chunk_size", None)
+    chunk = backend.chunk_size
     lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in missing}
     on_accelerator = not chunk and machine.device != "cpu"
     name = f"{item.name} judge {judge.spec.text}"
@@ -302,7 +302,7 @@ def build(s: ModelSpec, items: Sequence[Item], settings: Settings, say: Say) -> 
     admission = policy.admit(endpoint_of(s, settings.machine), credentialed, settings.grants)
     backend = factory.build(admission, say)
     desc = backend.describe()
-    chat = s.backend == "openai" or bool(getattr(getattr(backend, "tokenizer", None), "chat_template", None))
+    chat = s.backend == "openai" or bool(backend.chat_template)
     return Judge(s, backend, identity(desc, chat, settings), chat, admission)
 
 

@@ -139,11 +139,10 @@ def build_requests(
             )
     seed = config.seed if p.draw is None else p.draw
     drawn = [(doc, data.draw_shots(doc, pool, config.num_fewshot, seed)) for doc in docs]
-    many = getattr(backend, "tokenize_many", None)
-    if many is not None:
-        # Batched calls over all cores, before any forward; fitting then finds each prompt ready.
-        whole = [prompts.compose(task.template, doc, shots) for doc, shots in drawn]
-        many([wrap(w) for w in whole], conts)
+    # Batched calls over all cores, before any forward (a no-op for backends without a batched
+    # tokenizer); fitting then finds each prompt ready.
+    whole = [prompts.compose(task.template, doc, shots) for doc, shots in drawn]
+    backend.tokenize_many([wrap(w) for w in whole], conts)
     requests, notes = [], {}
     for doc, shots in drawn:
         prompt, removed = prompts.fit(
@@ -240,10 +239,9 @@ def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence
     if batch[0].continuations:
         return [0] * len(batch)
     specials = len(backend.tokenize(""))
-    served = getattr(backend, "served_tokens", None)  # an endpoint's own count (usage, finish_reason)
     counts = []
     for request, output in zip(batch, outputs, strict=True):
-        said = served(request.doc_id) if served is not None else None
+        said = backend.served_tokens(request.doc_id)  # an endpoint's own count (usage, finish_reason)
         counts.append(said if said is not None else max(0, len(backend.tokenize(output)) - specials))
     return counts
 
@@ -255,16 +253,16 @@ def _run_batches(
     task, target = p.task, share.target
     # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
     # samples are still flushed after each chunk, so an interrupted run resumes.
-    chunk = getattr(backend, "chunk_size", None)
+    chunk = backend.chunk_size
     size, on_accelerator = chunk or config.batch_size, not chunk and config.device != "cpu"
     extra = p.protocol["max_new_tokens"] or 0
     lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
     # Redaction holds whatever the order of events: once a task's samples are redacted, rows stay so.
     redact = config.redact_samples or folder.holds_redacted(target)
     say = lambda line: bar.write(f"mibe: {task.name}: {line}")  # noqa: E731
-    listens = hasattr(backend, "on_step")  # backends that report within a batch (HF)
+    listens = backend.reports_steps  # backends that report within a batch (HF)
     if listens:
-        backend.on_step = bar.on_step  # type: ignore[attr-defined]
+        backend.on_step = bar.on_step
     tokens = 0
     try:
         for batch, outputs in batches.run(
@@ -278,10 +276,10 @@ def _run_batches(
                 to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
-            answered_by = getattr(backend, "answered_by", None)  # an endpoint pool: which server
-            if answered_by is not None:
-                for row, r in zip(rows, batch, strict=True):
-                    row["endpoint"] = answered_by(r.doc_id)
+            servers = [backend.answered_by(r.doc_id) for r in batch]  # an endpoint pool: which server
+            if any(s is not None for s in servers):
+                for row, server in zip(rows, servers, strict=True):
+                    row["endpoint"] = server
             thinking.count_tokens(backend, rows)
             if p.extractor is not None:
                 p.extractor.apply(task, rows, share.run_dir, task.credentialed)
@@ -300,7 +298,7 @@ def _run_batches(
             bar.finish(len(batch), batch_tokens)
     finally:
         if listens:
-            backend.on_step = None  # type: ignore[attr-defined]
+            backend.on_step = None
     return tokens
 
 

@@ -75,8 +75,7 @@ def record(config: RunConfig) -> dict[str, Any] | None:
 def resolve(config: RunConfig, backend: Backend) -> ChatSetup:
     """The run's chat template: `--chat-template` (or the protocol's default) applied to this model."""
     value = setting(config.chat_template)
-    tokenizer = getattr(backend, "tokenizer", None)
-    own = getattr(tokenizer, "chat_template", None)
+    own = backend.chat_template
     if value is not None and value.strip() == SERVER:
         # A chat-only endpoint (a hosted model): each prompt, the paper's included, goes as one user
         # message to /chat/completions and the server applies its own template.
@@ -90,7 +89,7 @@ def resolve(config: RunConfig, backend: Backend) -> ChatSetup:
         )
     choice = chat.resolve_chat_template(value, config.protocol, record(config), own)
     wanted = chat.default_choice(config.protocol) if value is None else value.strip()
-    if wanted == "auto" and getattr(backend, "local_tokenizer", True) is False:
+    if wanted == "auto" and not backend.local_tokenizer:
         # An endpoint with no local tokenizer: mibe cannot see the template; the server applies its own.
         choice = ChatChoice(None, SERVER, None)
     if config.system_prompt and choice.template is None and choice.source != SERVER:

@@ -24,8 +24,7 @@ def split(request: Request, output: str) -> dict[str, Any]:
 def count_tokens(backend: Backend, rows: Sequence[dict[str, Any]]) -> None:
     """`reasoning_tokens` of each row with a trace (None without one) and `answer_tokens` of each
     split row's final answer (none after a truncated trace), by the model's tokenizer."""
-    tokenizer = getattr(backend, "tokenizer", None)
-    bos = getattr(tokenizer, "bos_token_id", None)
+    bos = backend.bos_token_id
 
     def tokens(text: str) -> int:
         ids = backend.tokenize(text) if text else []

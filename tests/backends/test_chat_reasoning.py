@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from mibe import cli
-from mibe.backends import openai as endpoint
-from mibe.backends import traces
+from mibe.backends import replies, traces
 from mibe.boards.table import protocol_key
 from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
@@ -62,10 +61,10 @@ def test_a_separate_trace_is_put_back_in_front(
 
 
 def test_reasoning_fields_are_read_old_and_new_names() -> None:
-    assert endpoint.choice_reasoning({"message": {"content": "x", "reasoning_content": "r"}}, True) == "r"
-    assert endpoint.choice_reasoning({"message": {"content": "x", "reasoning": "r2"}}, True) == "r2"
-    assert endpoint.choice_reasoning({"message": {"content": "x", "reasoning": None}}, True) is None
-    assert endpoint.choice_reasoning({"text": "x"}, False) is None
+    assert replies.choice_reasoning({"message": {"content": "x", "reasoning_content": "r"}}, True) == "r"
+    assert replies.choice_reasoning({"message": {"content": "x", "reasoning": "r2"}}, True) == "r2"
+    assert replies.choice_reasoning({"message": {"content": "x", "reasoning": None}}, True) is None
+    assert replies.choice_reasoning({"text": "x"}, False) is None
 
 
 # ---- a loopback server that answers each case as a reasoning model would ---------------------------
@@ -410,7 +409,7 @@ def test_engines_apply_stops_themselves_unless_a_trace_may_open(thinker: Path, t
     from transformers import AutoTokenizer
 
     from mibe.backends import traces
-    from mibe.backends.openai import _ByteTokenizer
+    from mibe.backends.counting import ByteTokenizer
 
     think = (("<think>", "</think>"),)
     plain, reasoning_model = AutoTokenizer.from_pretrained(tiny_llama), AutoTokenizer.from_pretrained(thinker)
@@ -419,5 +418,5 @@ def test_engines_apply_stops_themselves_unless_a_trace_may_open(thinker: Path, t
     assert traces.may_reason(plain, bare) is False  # no trace can open: the engine may stop at "\n\n"
     assert traces.may_reason(plain, opened) is True  # the prompt opened one: stops only after it
     assert traces.may_reason(reasoning_model, bare) is True  # <think> is a token of its own there
-    assert traces.may_reason(_ByteTokenizer(), bare) is True  # nothing to look in: assume it may
+    assert traces.may_reason(ByteTokenizer(), bare) is True  # nothing to look in: assume it may
     assert traces.may_reason(plain, Request("d", "Q", 8, ("\n\n",))) is False  # paper protocol: no split

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from mibe.backends.openai import OpenAIBackend, choice_reasoning, choice_text
+from mibe.backends.openai import OpenAIBackend
+from mibe.backends.replies import choice_reasoning, choice_text
 from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests.support.loopback import JSONHandler, serving

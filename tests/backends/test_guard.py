@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli
-from mibe.backends import openai as endpoint
+from mibe.backends import policy
 from mibe.types import MibeError
 
 
@@ -40,7 +40,7 @@ from mibe.types import MibeError
     ],
 )
 def test_is_loopback(url: str, loopback: bool) -> None:
-    assert endpoint.is_loopback(url) is loopback
+    assert policy.is_loopback(url) is loopback
 
 
 @pytest.mark.parametrize(
@@ -61,13 +61,13 @@ def test_is_loopback(url: str, loopback: bool) -> None:
     ],
 )
 def test_guard_allows(url: str, credentialed: tuple, reason: str | None, expected: dict | None) -> None:
-    assert endpoint.guard(url, credentialed, reason) == expected
+    assert policy.guard(url, credentialed, reason) == expected
 
 
 @pytest.mark.parametrize("reason", [None, "", "   "])
 def test_guard_refuses_without_a_reason(reason: str | None) -> None:
     with pytest.raises(MibeError) as info:
-        endpoint.guard("http://a.invalid/v1", ("mednli",), reason)
+        policy.guard("http://a.invalid/v1", ("mednli",), reason)
     message = str(info.value)
     assert "\n" not in message
     assert "mednli" in message and "--allow-remote-credentialed" in message

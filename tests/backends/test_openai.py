@@ -19,6 +19,7 @@ from typing import ClassVar
 import pytest
 
 from mibe import cli
+from mibe.backends import common, http
 from mibe.backends import openai as endpoint
 from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
@@ -38,7 +39,7 @@ from tests.support.engines import LOGPROB_TOL, decided, needs_vllm, parity_data,
     ],
 )
 def test_cut_at_stop(text: str, stops: list[str], cut: str) -> None:
-    assert endpoint.cut_at_stop(text, stops) == cut
+    assert common.cut_at_stop(text, stops) == cut
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_cut_at_stop(text: str, stops: list[str], cut: str) -> None:
     [(["\n\n"], []), (["###", "\n\n", " Q:"], ["###"]), (["Question:"], ["Question:"]), ([], [])],
 )
 def test_only_stops_that_cannot_match_leading_blanks_go_to_the_server(stops: list, server: list) -> None:
-    assert endpoint.server_stops(stops) == server
+    assert common.server_stops(stops) == server
 
 
 def _closed_port() -> int:
@@ -107,7 +108,7 @@ def flaky() -> str:
 
 def test_retries_on_429_and_5xx_then_answers(flaky: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIBE_TEST_KEY", "secret")
-    monkeypatch.setattr(endpoint.http.time, "sleep", lambda s: None)  # the backoff itself is not under test
+    monkeypatch.setattr(http.time, "sleep", lambda s: None)  # the backoff itself is not under test
     _Flaky.script, _Flaky.seen = [429, 503, 500], []
     backend = endpoint.OpenAIBackend("m", flaky, api_key_env="MIBE_TEST_KEY", max_concurrency=2)
     assert backend.max_context == 64
@@ -117,7 +118,7 @@ def test_retries_on_429_and_5xx_then_answers(flaky: str, monkeypatch: pytest.Mon
 
 
 def test_a_client_error_is_not_retried(flaky: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint.http.time, "sleep", lambda s: None)
+    monkeypatch.setattr(http.time, "sleep", lambda s: None)
     _Flaky.script, _Flaky.seen = [400, 200], []
     backend = endpoint.OpenAIBackend("m", flaky)
     with pytest.raises(MibeError, match="HTTP 400"):

@@ -4,15 +4,14 @@ answers generated tasks with text the test chooses, through the real pipeline.""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from mibe.types import Request
+from mibe.types import Backend, Request
 
 
-class Scripted:
+class Scripted(Backend):
     """Answers each prompt from `outputs` (prompt -> text) or with `reply(request)`; with
     `fail_after` it raises KeyboardInterrupt on that many+1-th batch, as a kill between batches."""
-
-    max_context = None
 
     def __init__(
         self,
@@ -44,5 +43,11 @@ class Scripted:
     def detokenize(self, ids: Sequence[int]) -> str:
         return ""
 
-    def chat(self, prompt: str, system_prompt: str | None) -> str:
+    def chat(
+        self,
+        prompt: str,
+        system_prompt: str | None,
+        template: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
         return prompt
