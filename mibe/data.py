@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mibe import prompts
 from mibe.types import Doc, MibeError, Task
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
@@ -235,7 +236,9 @@ def docs_fingerprint(docs: Sequence[Doc]) -> str:
     changes this; an edit that changes no document does not."""
     digest = hashlib.sha256()
     for d in docs:
-        record = [d.id, dict(d.fields), d.gold, d.query, d.invented]
+        # An option list counts as the lines it prints: fingerprints from when hooks handed text hold.
+        fields = {k: prompts.options_text(v) for k, v in d.fields.items()}
+        record = [d.id, fields, d.gold, d.query, d.invented]
         digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n")
     return "sha256:" + digest.hexdigest()[:16]
 

@@ -285,17 +285,24 @@ def _default_fields(task: Any, doc: Any) -> dict[str, str]:
     if task.answer_type not in ("text", "span"):
         skip.add(task.target)  # a label, not a field
     fields = {k: v for k, v in doc.fields.items() if isinstance(v, str) and k not in skip}
-    options = doc.fields.get("options")
+    options = _options_text(doc)
     if isinstance(options, str) and isinstance(doc.fields.get("text"), str):
         fields["text + options"] = f"{doc.fields['text']}\n{options}"
     return fields
+
+
+def _options_text(doc: Any) -> Any:
+    """A document's options as the lines its prompt shows them (a hook's option list is printed)."""
+    from mibe import prompts
+
+    return prompts.options_text(doc.fields.get("options"))
 
 
 def _golds(task: Any, doc: Any) -> tuple[str, ...]:
     from mibe import prompts
 
     golds = [prompts.shot_answer(doc)]
-    options = doc.fields.get("options")
+    options = _options_text(doc)
     if task.answer_type == "letter" and isinstance(options, str):
         for line in options.split("\n"):
             found = _OPTION.match(line)

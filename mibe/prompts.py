@@ -38,33 +38,50 @@ def options_block(pairs: Sequence[tuple[str, object]]) -> str:
     return "\n".join(f"{letter}. {text}" for letter, text in pairs if present(text))
 
 
-class Options(str):
-    """A letter task's options as the hook hands them to the template: the (letter, text) pairs in
-    the order shown (`pairs`), which the template prints as `{{ options }}`, the `A. text` lines of
-    `options_block`. Printed, it is byte for byte the text the templates always received (and the
-    documents' fingerprint is unchanged); kept as pairs, `--choice-permutations` can reorder it."""
+def option_list(pairs: Sequence[tuple[str, object]]) -> list[dict[str, Any]]:
+    """A letter task's options as a hook hands them to the template: a list of `{"letter", "text"}`
+    in the order shown, one per letter; an option the row lacks (null, NaN, blank: a 4-option row of
+    a 5-option table) keeps its letter with text None and is not printed. The built-in templates
+    print it with `OPTIONS_LOOP`; `--choice-permutations` moves the texts among the letters."""
+    return [{"letter": str(letter), "text": text if present(text) else None} for letter, text in pairs]
 
-    pairs: tuple[tuple[str, object], ...]
 
-    def __new__(cls, pairs: Sequence[tuple[str, object]]) -> Options:
-        kept = tuple((str(letter), text) for letter, text in pairs)
-        made = super().__new__(cls, options_block(kept))
-        made.pairs = kept
-        return made
+# The `A. text` lines of an option list, one a line, as Me-LLaMA's templates print them (end the
+# line with the loop: the line after `{% endfor %}` follows the last option's newline).
+OPTIONS_LOOP = "{% for o in options if o.text is not none %}{{ o.letter }}. {{ o.text }}\n{% endfor %}"
 
-    def rotated(self, k: int) -> Options:
-        """The texts moved k places up among the same letters: position i shows option (i + k) mod n."""
-        texts = [text for _, text in self.pairs]
-        n = len(texts)
-        return Options([(letter, texts[(i + k) % n]) for i, (letter, _) in enumerate(self.pairs)])
+
+def is_option_list(value: object) -> bool:
+    """A hook's `option_list` (not a data file's list of option texts)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(o, dict) and set(o) == {"letter", "text"} for o in value)
+    )
+
+
+def options_text(value: object) -> object:
+    """An option list as the `A. text` lines its template prints (what the documents' fingerprint and
+    the contamination matcher read, so both are what they were when hooks handed text); else itself."""
+    if is_option_list(value):
+        return options_block([(o["letter"], o["text"]) for o in value])  # type: ignore[union-attr]
+    return value
+
+
+def _rotated(options: list, k: int) -> list:
+    """The texts moved k places up among the same letters: position i shows option (i + k) mod n."""
+    if not is_option_list(options):
+        return [*options[k:], *options[:k]]  # a data file's list of texts
+    n = len(options)
+    return [{"letter": o["letter"], "text": options[(i + k) % n]["text"]} for i, o in enumerate(options)]
 
 
 def option_letters(doc: Any, choices: Sequence[str]) -> list[str] | None:
     """The letters of a document's options in the order shown; None when its options are not a list
     (Me-LLaMA's pre-rendered `query`, or a task whose template writes the options itself)."""
     options = doc.fields.get("options") if doc.query is None else None
-    if isinstance(options, Options):
-        return [letter for letter, _ in options.pairs]
+    if is_option_list(options):
+        return [o["letter"] for o in options]  # type: ignore[union-attr]
     if isinstance(options, list) and 0 < len(options) <= len(choices):
         return list(choices[: len(options)])
     return None
@@ -83,7 +100,7 @@ def check_permutable(task: str, docs: Sequence[Any], choices: Sequence[str], k: 
         if letters is None or doc.gold not in letters:
             raise MibeError(
                 f"{task}: --choice-permutations {k}: document {doc.id} has no `options` list holding its "
-                "gold (a hook hands mibe.prompts.Options, a data file a list of option texts)"
+                "gold (a hook hands mibe.prompts.option_list, a data file a list of option texts)"
             )
         if len(letters) < k:
             raise MibeError(
@@ -100,8 +117,7 @@ def permute(doc: Any, k: int, choices: Sequence[str]) -> Any:
         raise ValueError(f"document {doc.id}: its options are not a list that holds the gold {doc.gold!r}")
     if k % len(letters) == 0:
         return doc
-    options = doc.fields["options"]
-    moved = options.rotated(k) if isinstance(options, Options) else [*options[k:], *options[:k]]
+    moved = _rotated(doc.fields["options"], k)
     gold = letters[(letters.index(doc.gold) - k) % len(letters)]
     return replace(doc, fields={**doc.fields, "options": moved}, gold=gold)
 

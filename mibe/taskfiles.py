@@ -43,9 +43,11 @@ STARTERS: dict[str, Starter] = {
     ),
     "letter": Starter(
         "Answer the question with the letter of the best option.",
-        "Question: {{ question }}\nOptions:\n{{ options }}",
+        # The options as a list the template prints, so --choice-permutations can reorder them.
+        "Question: {{ question }}\nOptions:\n"
+        "{% for o in options %}{{ 'ABCD'[loop.index0] }}. {{ o }}\n{% endfor -%}",
         {"question": "Which vitamin is made in the skin in sunlight?",
-         "options": "A. Vitamin A\nB. Vitamin C\nC. Vitamin D\nD. Vitamin K", "label": "C"},
+         "options": ["Vitamin A", "Vitamin C", "Vitamin D", "Vitamin K"], "label": "C"},
         "label", ("A", "B", "C", "D"), 8, kinds.KINDS["letter"].metrics,
     ),
     "multi_label": Starter(

@@ -12,7 +12,7 @@ The id is `realidx` (MedAgentsBench) or `id` (official UUID).
 
 from __future__ import annotations
 
-from mibe.prompts import Options, present, question_text
+from mibe.prompts import option_list, present, question_text
 from mibe.types import Doc
 
 LETTERS = "ABCD"
@@ -57,7 +57,7 @@ def to_doc(row: dict) -> Doc | None:
         id=str(doc_id),
         fields={
             "text": question_text(row.get("question")),
-            "options": Options(pairs),  # a list the template prints as `A. text` lines
+            "options": option_list(pairs),  # the template prints `A. text` lines
         },
         gold=gold,
         invented=bool(row.get("invented", False)),

@@ -6,13 +6,13 @@ MedAgentsBench's `realidx` or an `id` as the document id.
 
 from __future__ import annotations
 
-from mibe.prompts import Options, present, question_text
+from mibe.prompts import option_list, present, question_text
 from mibe.types import Doc
 
 LETTERS = "ABCDE"
 
 
-def options_text(options: object) -> Options:
+def options_of(options: object) -> list[dict]:
     if isinstance(options, list):  # bigbio-style [{"key": "A", "value": "..."}]
         try:
             options = {item["key"]: item["value"] for item in options}
@@ -25,13 +25,13 @@ def options_text(options: object) -> Options:
     keys = sorted(by_letter)
     if not keys or keys != list(LETTERS[: len(keys)]):
         raise ValueError(f"options: letters must run A, B, ... without gaps (got {', '.join(keys)})")
-    return Options([(k, by_letter[k]) for k in keys])  # a list the template prints as `A. text` lines
+    return option_list([(k, by_letter[k]) for k in keys])  # the template prints `A. text` lines
 
 
 def to_doc(row: dict) -> Doc | None:
-    options = options_text(row.get("options"))
+    options = options_of(row.get("options"))
     gold = row.get("answer_idx")
-    letters = [line[0] for line in options.splitlines()]
+    letters = [o["letter"] for o in options]
     if not isinstance(gold, str) or gold.strip().upper() not in letters:
         raise ValueError(f"answer_idx: expected one of the options' letters {letters}, got {gold!r}")
     doc_id = row.get("realidx", row.get("id"))

@@ -16,7 +16,7 @@ from mibe.runfolder import saved as saved_run
 from mibe.runfolder import sharding
 from mibe.runfolder.harness_readers import IMPORTER_VERSIONS
 from mibe.runfolder.saved import SavedTask, Say, stderr, value
-from mibe.scoring import draw_stats, kinds
+from mibe.scoring import draw_stats, kinds, positions
 from mibe.scoring.stats import clusters_of
 from mibe.types import MibeError, Task
 
@@ -93,9 +93,10 @@ def rescore_task(
             "does not have; the run folder is damaged"
         )
     redo = [m for m in names if m not in kept]
-    _no_orderings(saved.name, entry)
-    if entry.get("fewshot_seeds"):  # each draw scored alone, then the mean over draws, as `mibe run` does
-        scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config)
+    if entry.get("choice_permutations"):  # each ordering alone, then the mean, as `mibe run` does
+        scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config, PERMUTATIONS)
+    elif entry.get("fewshot_seeds"):  # each draw scored alone, then the mean over draws, as `mibe run` does
+        scored, draws = _scored_draws(task, entry, rows, order, redo, parser, config, DRAWS)
     else:
         scored, draws = _scored(task, _in_order(rows, order), redo, parser, config), None
     origin_note = _origin(origin, parser, order is not None)
@@ -111,7 +112,9 @@ def rescore_task(
         },
         "per_class": scored.get("per_class"),
     }
-    if draws is not None:
+    if draws is not None and entry.get("choice_permutations"):
+        new.update(permutations=draws, **_positions(task, entry, rows, order))
+    elif draws is not None:
         new["draws"] = draws
     if extract is not None:
         new["extraction"] = _extraction(extract, rows)[1]
@@ -132,12 +135,29 @@ def _stale_import(protocol: dict[str, Any], task: Task) -> str:
     return ""
 
 
-def _no_orderings(name: str, entry: dict[str, Any]) -> None:
-    if entry.get("choice_permutations"):
-        raise MibeError(
-            f"{name}: scored under --choice-permutations {entry['choice_permutations']}: mibe rescore "
-            "does not re-parse runs of several option orderings yet; run again with the parser you want"
-        )
+# How a run of several scorings of each document keys them: (row field, the entry's list of keys or
+# count, the entry's per-group field). Few-shot draws by seed; orderings of the options 0..K-1.
+DRAWS = ("draw", "fewshot_seeds", "draws")
+PERMUTATIONS = ("permutation", "choice_permutations", "permutations")
+
+
+def _groups(entry: dict[str, Any], how: tuple[str, str, str]) -> list[int]:
+    keys = entry[how[1]]
+    return list(range(keys)) if isinstance(keys, int) else list(keys)
+
+
+def _positions(
+    task: Task, entry: dict[str, Any], rows: list[dict[str, Any]], order: list[str] | None
+) -> dict[str, Any]:
+    """Consistency and position bias over the re-parsed answers (mibe.scoring.positions)."""
+    ordered = [
+        _in_order([r for r in rows if r.get("permutation") == k], order) for k in _groups(entry, PERMUTATIONS)
+    ]
+    letters = list(task.choices)
+    return {
+        "consistency": positions.consistency(ordered, letters),
+        "position_bias": positions.position_bias([r for rows_k in ordered for r in rows_k], letters),
+    }
 
 
 def _in_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[dict[str, Any]]:
@@ -179,13 +199,16 @@ def _scored_draws(
     names: list[str],
     parser: str,
     config: dict[str, Any],
+    how: tuple[str, str, str] = DRAWS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A run of several shot draws (--fewshot-seeds): each draw's metrics on its own, and per metric
-    the mean over draws with the two-level interval; returns (task metrics, the `draws` entry)."""
-    seeds = entry["fewshot_seeds"]
+    """A run of several shot draws (--fewshot-seeds) or option orderings (--choice-permutations):
+    each one's metrics on its own, and per metric the mean over them with the two-level interval;
+    returns (task metrics, the `draws` or `permutations` entry)."""
+    field, _, kept = how
+    seeds = _groups(entry, how)
     per, xs, stat_of, clusters = {}, [], {}, None
     for seed in seeds:
-        drawn = _in_order([r for r in rows if r.get("draw") == seed], order)
+        drawn = _in_order([r for r in rows if r.get(field) == seed], order)
         clusters = clusters if clusters is not None else clusters_of(drawn)
         golds, preds = [value(r["gold"]) for r in drawn], [value(r["prediction"]) for r in drawn]
         # One pass of the statistics serves the draw's own metrics and the summary over draws.
@@ -201,7 +224,7 @@ def _scored_draws(
     metrics = draw_stats.summary_metrics(per[seeds[0]]["metrics"], summary)
     draws = {}
     for seed in seeds:
-        old = (entry.get("draws") or {}).get(str(seed)) or {}
+        old = (entry.get(kept) or {}).get(str(seed)) or {}
         # A metric not re-done (BERTScore of unchanged predictions) keeps each draw's old value.
         carried = {m: v for m, v in (old.get("metrics") or {}).items() if m not in names}
         draws[str(seed)] = {

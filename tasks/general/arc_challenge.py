@@ -4,7 +4,7 @@ lettered by position, and the gold follows its option."""
 
 from __future__ import annotations
 
-from mibe.prompts import Options, present
+from mibe.prompts import option_list, present
 from mibe.types import Doc
 
 LETTERS = "ABCDE"
@@ -29,7 +29,10 @@ def to_doc(row: dict) -> Doc | None:
         raise ValueError("id: missing")
     return Doc(
         id=str(row["id"]),
-        fields={"question": question.strip(), "options": Options(list(zip(LETTERS, texts, strict=False)))},
+        fields={
+            "question": question.strip(),
+            "options": option_list(list(zip(LETTERS, texts, strict=False))),
+        },
         gold=LETTERS[position],
         invented=bool(row.get("invented", False)),
     )

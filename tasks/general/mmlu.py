@@ -4,7 +4,7 @@ when it has one, else its place in the split (so shots and samples name the same
 
 from __future__ import annotations
 
-from mibe.prompts import Options, present
+from mibe.prompts import option_list, present
 from mibe.types import Doc
 
 LETTERS = "ABCD"
@@ -27,7 +27,7 @@ def to_doc(row: dict, index: int = 0) -> Doc | None:
         fields={
             "question": question.strip(),
             "subject": subject,
-            "options": Options(list(zip(LETTERS, choices, strict=True))),
+            "options": option_list(list(zip(LETTERS, choices, strict=True))),
         },
         gold=gold,
         invented=bool(row.get("invented", False)),

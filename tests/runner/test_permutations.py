@@ -25,32 +25,91 @@ def _docs(task: str) -> list[Doc]:
     return data.load_docs(loaded, data.Location("local", str(DEMO / f"{task}.jsonl"))).docs
 
 
+def _texts(doc: Doc) -> list:
+    return [o["text"] for o in doc.fields["options"]]
+
+
 def test_the_options_list_prints_the_text_the_templates_always_got() -> None:
     pairs = [("A", "Vitamin D"), ("B", None), ("C", "Folate"), ("D", " ")]
-    options = prompts.Options(pairs)
-    assert options == prompts.options_block(pairs) == "A. Vitamin D\nC. Folate"
-    assert options.pairs == (("A", "Vitamin D"), ("B", None), ("C", "Folate"), ("D", " "))
-    assert prompts.render("{{ options }}!", {"options": options}) == "A. Vitamin D\nC. Folate!"
+    options = prompts.option_list(pairs)
+    assert (
+        type(options) is list and options[1] == {"letter": "B", "text": None} and options[3]["text"] is None
+    )
+    loop = "Options:\n" + prompts.OPTIONS_LOOP + "\nThe answer is"
+    assert prompts.render(loop, {"options": options}) == "Options:\nA. Vitamin D\nC. Folate\n\nThe answer is"
+    assert prompts.options_text(options) == prompts.options_block(pairs) == "A. Vitamin D\nC. Folate"
     # The documents' fingerprint is the one of the text: run folders scored before still resume.
     as_text = Doc("1", {"options": "A. Vitamin D\nC. Folate"}, "A")
     assert data.docs_fingerprint([Doc("1", {"options": options}, "A")]) == data.docs_fingerprint([as_text])
 
 
 @pytest.mark.parametrize("task", ["medqa", "medmcqa"])
+def test_the_hooks_hand_a_list_and_the_template_prints_todays_prompt(task: str) -> None:
+    # The template before the options became a list printed `{{ options }}`, the hook's `A. text` lines.
+    loaded = tasks.load_task(tasks.builtin_paths()[task])
+    before = loaded.template.replace(prompts.OPTIONS_LOOP, "{{ options }}\n")
+    assert "{% for o in options" in loaded.template and before != loaded.template
+    rows = [json.loads(line) for line in (DEMO / f"{task}.jsonl").open()]
+    if task == "medmcqa":  # a row whose option B is blank: no `B.` line, the letters keep their places
+        rows.append({"id": "gap", "question": "Q", "opa": "x", "opb": " ", "opc": "y", "opd": "z", "cop": 3})
+    for doc in data.load_docs(loaded, data.Location("local", str(_write(rows)))).docs:
+        assert type(doc.fields["options"]) is list
+        text = {
+            **doc.fields,
+            "options": prompts.options_block([tuple(o.values()) for o in doc.fields["options"]]),
+        }
+        assert prompts.doc_prompt(loaded.template, doc) == prompts.render(before, text)
+        if doc.id == "gap":
+            assert "A. x\nC. y\nD. z\n\nThe answer is" in prompts.doc_prompt(loaded.template, doc)
+
+
+def _write(rows: list[dict]) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_an_older_folder_of_the_text_template_resumes(tmp_path: Path) -> None:
+    # Folders scored when the template printed `{{ options }}` recorded its hash: the same prompts
+    # byte for byte, so they resume (and a template that really changed still blocks the resume).
+    from mibe.runfolder import resume
+
+    out = tmp_path / "run"
+    config = RunConfig(
+        model="s", tasks=("medqa",), data={"medqa": str(DEMO / "medqa.jsonl")}, output_dir=str(out)
+    )
+    api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)
+    new = tasks.load_task(tasks.builtin_paths()["medqa"]).template_hash
+    old = next(k for k, v in resume.RENDERED_ALIKE.items() if v == new)
+    for name in ("run.json", "results.json"):
+        (out / name).write_text((out / name).read_text().replace(new, old))
+    again = Scripted(reply=_first_option)
+    assert (
+        api.run(config, backend=again, say=lambda line: None)["tasks"]["medqa"]["protocol"]["template_hash"]
+        == new
+    )
+    assert again.calls == 0
+    (out / "run.json").write_text((out / "run.json").read_text().replace(new, "0" * 16))
+    with pytest.raises(MibeError, match="different protocols"):
+        api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)
+
+
+@pytest.mark.parametrize("task", ["medqa", "medmcqa"])
 def test_rotations_move_the_gold_with_its_option(task: str) -> None:
     loaded = tasks.load_task(tasks.builtin_paths()[task])
     for doc in _docs(task):
-        texts = [t for _, t in doc.fields["options"].pairs]
+        texts = _texts(doc)
         gold_text = texts["ABCDE".index(doc.gold)]
         assert prompts.permute(doc, 0, loaded.choices) is doc  # the identity: today's prompt
         for k in range(1, len(texts) + 1):
             moved = prompts.permute(doc, k, loaded.choices)
-            shown = [t for _, t in moved.fields["options"].pairs]
+            shown = _texts(moved)
             assert shown == texts[k:] + texts[:k]
             assert shown["ABCDE".index(moved.gold)] == gold_text
-            line = next(
-                x for x in str(moved.fields["options"]).splitlines() if x.startswith(moved.gold + ".")
-            )
+            printed = prompts.doc_prompt(loaded.template, moved).splitlines()
+            line = next(x for x in printed if x.startswith(moved.gold + "."))
             assert line == f"{moved.gold}. {gold_text}"
 
 
@@ -157,7 +216,7 @@ def test_the_tiny_model_scores_three_orderings_end_to_end(
         by_doc.setdefault(r["id"], {})[r["permutation"]] = r["prompt"]
     for doc in _docs(task):  # ordering 0 is today's prompt; the others show the options rotated
         prompts_k = by_doc[doc.id]
-        texts = [t for _, t in doc.fields["options"].pairs]
+        texts = _texts(doc)
         assert f"A. {texts[0]}" in prompts_k[0] and f"A. {texts[1]}" in prompts_k[1]
         assert re.search(rf"A\. {re.escape(texts[2])}", prompts_k[2])
     plain = tmp_path / "plain"
@@ -187,8 +246,36 @@ def test_compare_audit_and_rescore_read_a_run_of_several_orderings(tmp_path: Pat
     report = audit.audit(perm, [])
     strict = report["tasks"][0]["metrics"]["accuracy"]["strict"]
     assert strict == pytest.approx(done["tasks"]["medqa"]["metrics"]["accuracy"]["value"])
-    with pytest.raises(MibeError, match=r"medqa: scored under --choice-permutations 4: mibe rescore"):
-        rescore.rescore(perm, "paper", [], tmp_path / "re", say=lambda line: None)
+    # rescore re-parses every ordering's rows and recomputes the summaries: under the run's own
+    # parser it gives the run's entry; under another, what a run with that parser gives.
+    same = rescore.rescore(perm, "strict", [], tmp_path / "re", say=lambda line: None)["tasks"]["medqa"]
+    for key in ("metrics", "consistency", "position_bias", "parse_failures", "choice_permutations"):
+        assert same[key] == done["tasks"]["medqa"][key], key
+    assert same["permutations"] == done["tasks"]["medqa"]["permutations"]
+
+
+@pytest.mark.parametrize("reply", [" B", " The answer is (C).", " D) because", " none"])
+def test_a_rescored_permuted_run_equals_a_run_with_that_parser(tmp_path: Path, reply: str) -> None:
+    from mibe.runfolder import rescore
+
+    base = {"tasks": ("medmcqa",), "data": {"medmcqa": str(DEMO / "medmcqa.jsonl")}, "bootstrap": 100}
+    config = RunConfig(
+        model="s", output_dir=str(tmp_path / "strict"), choice_permutations=3, parser="strict", **base
+    )
+    api.run(config, backend=Scripted(reply=lambda request: reply), say=lambda line: None)
+    config = RunConfig(
+        model="s", output_dir=str(tmp_path / "paper"), choice_permutations=3, parser="paper", **base
+    )
+    want = api.run(config, backend=Scripted(reply=lambda request: reply), say=lambda line: None)["tasks"][
+        "medmcqa"
+    ]
+    got = rescore.rescore(tmp_path / "strict", "paper", [], tmp_path / "re", say=lambda line: None)
+    entry = got["tasks"]["medmcqa"]
+    for key in ("metrics", "consistency", "position_bias", "parse_failures"):
+        assert entry[key] == want[key], key
+    assert {k: v["metrics"] for k, v in entry["permutations"].items()} == {
+        k: v["metrics"] for k, v in want["permutations"].items()
+    }
 
 
 def test_shards_and_the_viewer_keep_orderings_apart(tmp_path: Path) -> None:

@@ -53,12 +53,14 @@ def test_mixed_four_and_five_option_medqa_rows_render_no_none(tmp_path: Path) ->
     ]  # fmt: skip
     task = tasks.load_task(REPO / "tasks" / "medqa.yaml")
     docs = data.load_docs(task, data.Location("local", str(parquet(tmp_path / "m.parquet", rows)))).docs
-    assert docs[0].fields["options"] == "A. a\nB. b\nC. c\nD. d"
-    assert docs[1].fields["options"].endswith("E. e")
+    shown = [prompts.doc_prompt(task.template, d) for d in docs]  # the options the prompt prints
+    assert "Options:\nA. a\nB. b\nC. c\nD. d\n\n" in shown[0] and "None" not in shown[0]
+    assert "D. d\nE. e\n\n" in shown[1]
     medmcqa = tasks.load_task(REPO / "tasks" / "medmcqa.yaml")
     row = {"id": "m", "question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": None, "cop": 1}
     docs = data.load_docs(medmcqa, data.Location("local", str(parquet(tmp_path / "mm.parquet", [row])))).docs
-    assert "None" not in docs[0].fields["options"] and docs[0].fields["options"] == "A. a\nB. b\nC. c"
+    shown = prompts.doc_prompt(medmcqa.template, docs[0])
+    assert "None" not in shown and "Options:\nA. a\nB. b\nC. c\n\nThe answer is" in shown
 
 
 def test_a_csv_with_a_byte_order_mark_keeps_its_id_column(tmp_path: Path) -> None:
