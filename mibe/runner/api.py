@@ -138,8 +138,9 @@ def run(
     # Every endpoint through the policy before anything loads: a refused one stops the run here.
     evaluated, extracting, _ = admit(config, [t for t, _, _ in loaded], backend is not None)
     config, device_line = _resolve_device(config, backend)  # what auto means here is what is recorded
+    pools = fewshot.pools(loaded, config, say)  # too few shots to draw: said before the model loads
     backend = backend or _model(config, evaluated, say)
-    plans, extractor, setup = _plans(config, loaded, backend, extracting, say)
+    plans, extractor, setup = _plans(config, loaded, pools, backend, extracting, say)
     _say_opening(config, plans, backend, setup, device_line, say)
     if config.dry_run:
         _dry_run(plans, config, backend, say)
@@ -222,7 +223,7 @@ def _describe(backend: Backend, config: RunConfig, plans: list[tuple]) -> dict[s
 
 def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Callable[[str], None]) -> None:
     """Each task's data line, then one planning table and the memory estimate (mibe/runner/planning.py)."""
-    figures = [pipeline.dry_run_report(p, config, backend, pool) for p, pool in plans]
+    figures = [planning.dry_run_report(p, config, backend, pool) for p, pool in plans]
     for f in figures:
         say(f.line)
     if config.measure_throughput:  # the one dry run that loads the model: a short timed run
@@ -280,7 +281,12 @@ def _run_json(config: RunConfig, model: dict[str, Any], plans: list[tuple], extr
 
 
 def _plans(
-    config: RunConfig, loaded: list[tuple], backend: Backend, extracting: Any, say: Callable[[str], None]
+    config: RunConfig,
+    loaded: list[tuple],
+    pools: list[tuple],
+    backend: Backend,
+    extracting: Any,
+    say: Callable[[str], None],
 ) -> tuple[list[tuple], Any, Any]:
     """Each task's plan with its few-shot pool, the answer extractor (--parser model) if any, and the
     run's chat-template setup."""
@@ -288,7 +294,6 @@ def _plans(
     extractor = None
     if extracting is not None:
         extractor = extract.Extractor.load(config.extractor or "", extracting, say)
-    pools = [fewshot.pool(t, loc, docset, config, say) for t, loc, docset in loaded]  # (docs, shot_source)
     plans = [
         (pipeline.plan(t, d, config, backend, pool, setup, extractor, source), pool)
         for (t, _, d), (pool, source) in zip(loaded, pools, strict=True)

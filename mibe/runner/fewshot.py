@@ -58,3 +58,31 @@ def pool(
         )
         return docset.docs, EVALUATION
     return split, str(task.fewshot_split)
+
+
+def check_size(task: Task, pool: Sequence[Doc], docs: Sequence[Doc], k: int, source: str | None) -> None:
+    """Enough shots for every scored document (the pool less the document itself), said before the
+    model loads: the draw itself (`data.draw_shots`) would refuse only once the backend is up."""
+    if not k or not docs:
+        return
+    ids = {d.id for d in pool}
+    fewest = len(pool) - (1 if any(d.id in ids for d in docs) else 0)
+    if fewest < k:
+        where = "the evaluation split" if source in (None, EVALUATION) else f"its '{source}' split"
+        raise MibeError(
+            f"{task.name}: --num-fewshot {k}: only {fewest} other documents to draw from (shots come "
+            f"from {where}); lower --num-fewshot"
+        )
+
+
+def pools(
+    loaded: Sequence[tuple[Task, data.Location, data.DocSet]], config: RunConfig, say: Callable[[str], None]
+) -> list[tuple[list[Doc], str | None]]:
+    """Each loaded task's (shot pool, shot_source), its size checked against --num-fewshot."""
+    out = []
+    for task, location, docset in loaded:
+        docs, source = pool(task, location, docset, config, say)
+        scored = docset.docs[: config.limit] if config.limit is not None else docset.docs
+        check_size(task, docs, scored, config.num_fewshot, source)
+        out.append((docs, source))
+    return out

@@ -120,11 +120,13 @@ def precheck(
                 "--judge with --redact-samples: the judges read the outputs redaction removes; run with "
                 "--judge first, then the same command with --redact-samples (judge scores are kept)"
             )
-        if config.fewshot_seeds:  # the jury's cache and scores are per document, not per draw
-            raise MibeError(DRAWN)
         if config.judge_order not in judge_scoring.ORDERS:
             raise MibeError(f"--judge-order {config.judge_order}: use {' or '.join(judge_scoring.ORDERS)}")
         judged = [t for t in tasks if judgeable(t)]
+        if config.fewshot_seeds and judged:  # every task is drawn; the jury's scores are per document
+            raise MibeError(
+                f"--judge with --fewshot-seeds: {', '.join(t.name for t in judged)} would be {DRAWN}"
+            )
         return check_guards(parse_specs(config.judge), judged, grants, machine)
     return []
 

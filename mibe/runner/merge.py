@@ -215,13 +215,13 @@ def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, pat
     p = pipeline.Plan(task, docset, docs, entry["protocol"])
     if p.protocol.get("choice_permutations"):
         ks = permutations.orderings(p.protocol)
-        entries = {k: pipeline._score(dataclasses.replace(p, permutation=k), config, path) for k in ks}
+        entries = {k: pipeline.score(dataclasses.replace(p, permutation=k), config, path).entry for k in ks}
         scored = permutations.combine(p, config, path, entries)
     elif seeds:
-        entries = {s: pipeline._score(dataclasses.replace(p, draw=s), config, path) for s in seeds}
+        entries = {s: pipeline.score(dataclasses.replace(p, draw=s), config, path) for s in seeds}
         scored = shot_draws.combine(p, config, path, entries)
     else:
-        scored = pipeline._score(p, config, path)
+        scored = pipeline.score(p, config, path).entry
     scored.update(partial=entry.get("partial", False), invented=entry.get("invented", False))
     scored["data_source"] = entry.get("data_source")
     return scored

@@ -57,22 +57,12 @@ def orderings(protocol: dict) -> list[int | None]:
     return list(range(k)) if k else [None]
 
 
-def rows_by_permutation(p: pipeline.Plan, path: Path, ks: Sequence[int]) -> list[list[dict]]:
-    """Each ordering's samples rows, read back from the samples file, in the documents' order."""
-    order = {d.id: i for i, d in enumerate(p.docs)}
-    found: dict[int, list[dict]] = {k: [] for k in ks}
-    for row in folder.read_samples(path):
-        if row.get("permutation") in found and row["id"] in order and row.get("draw") == p.draw:
-            found[row["permutation"]].append(row)
-    return [sorted(found[k], key=lambda r: order[r["id"]]) for k in ks]
-
-
 def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, dict]) -> dict:
     """One results.json entry: the identity's bookkeeping, each ordering's metrics under
     `permutations`, per metric the mean over orderings as `value` with `sd`, `values` and the
     two-level interval as `ci95`, and `consistency` and `position_bias`."""
     ks = list(entries)
-    ordered = rows_by_permutation(p, path, ks)
+    ordered = pipeline.plan_rows(p, path, "permutation", ks)
     xs, stat_of = shot_draws.matrices(p, ordered, config)
     summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed, clusters_of(ordered[0]))
     first = entries[ks[0]]

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data, prompts
-from mibe.backends import traces
 from mibe.runfolder import folder, sharding, writer
-from mibe.runner import batches, extract, parallel, templating, thinking
+from mibe.runner import batches, extract, parallel, sample_rows, templating, thinking
 from mibe.scoring import calibration, kinds, output_checks
 from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task, is_paper
@@ -173,36 +172,6 @@ def precheck(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) 
         build_requests(p, config, backend, pool, p.docs[:1])
 
 
-def to_sample(
-    task: Task, doc: Doc, request: Request, output: Any, parser: str, note: dict, position: dict[str, int]
-) -> dict:
-    """One samples row; `index` is the document's place in the data, so the samples alone can be re-scored."""
-    row: dict[str, Any] = {"id": doc.id, "prompt": request.prompt}
-    if request.continuations:
-        best = max(range(len(output)), key=lambda i: output[i])
-        value: Any = task.choices[best]
-        row.update(raw_output=value, logprobs=output, parse_failed=False)
-    else:
-        row["raw_output"] = output
-        if request.reasoning:  # only the final answer is parsed; an unfinished trace never is
-            row.update(thinking.split(request, output))
-        parsed = kinds.parse_for(task, traces.answer_of(row) or "", parser, doc.gold)
-        value = parsed.value
-        row["parse_failed"] = parsed.failed or bool(row.get("reasoning_truncated"))
-    gold = list(doc.gold) if isinstance(doc.gold, tuple) else doc.gold
-    row["prediction"] = list(value) if isinstance(value, tuple) else value
-    row["gold"] = gold
-    row["score"] = kinds.doc_score(task.answer_type, doc.gold, value, parser, row["parse_failed"])
-    row.update(note, index=position[doc.id])
-    if doc.cluster is not None:
-        row["cluster"] = data.cluster_id(task.name, doc.cluster)
-    if task.answer_type == "text":  # a judge reads the source beside the summary (docs/judges.md)
-        row["source"] = prompts.source_text(doc, task.truncate)
-    if doc.invented:
-        row["invented"] = True
-    return row
-
-
 def evaluate(
     p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
@@ -210,6 +179,14 @@ def evaluate(
 
     Resumes from the task's samples file. Returns its results.json entry (None on the ranks other
     than 0 of a data-parallel run: rank 0 merges their shards and scores the task) and its timing."""
+    scored, timing = evaluate_scored(p, backend, config, run_dir, pool)
+    return (None if scored is None else scored.entry), timing
+
+
+def evaluate_scored(
+    p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+) -> tuple[Scored | None, dict]:
+    """`evaluate`, keeping the statistics matrix the entry was computed from (`Scored`)."""
     task, share = p.task, parallel.share(run_dir, p.task.name)
     done = writer.done_ids(folder.samples_path(run_dir, task.name), p.draw, p.permutation)
     # --shard I/N: this job's part of the documents; a launcher's ranks split that part further.
@@ -230,8 +207,8 @@ def evaluate(
     if not share.gather(task.credentialed):
         return None, timing
     if config.shard:  # a shard computes no statistic: `mibe merge` does, over every document
-        return {}, timing
-    return _score(p, config, folder.samples_path(run_dir, task.name)), timing
+        return Scored({}), timing
+    return score(p, config, folder.samples_path(run_dir, task.name)), timing
 
 
 def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence[Any]) -> list[int]:
@@ -250,7 +227,7 @@ def _run_batches(
     p: Plan, backend: Backend, config: RunConfig, share: parallel.Share, bar: Any, requests: list,
     notes: dict, position: dict, by_id: dict,
 ) -> int:  # fmt: skip
-    task, target = p.task, share.target
+    task, target, parser = p.task, share.target, p.protocol["parser"]
     # Engines that schedule their own batches (vLLM, endpoints) take larger chunks per call;
     # samples are still flushed after each chunk, so an interrupted run resumes.
     chunk = backend.chunk_size
@@ -273,7 +250,7 @@ def _run_batches(
                 if not r.continuations:
                     notes[r.doc_id]["cut_at_limit"] = n >= r.max_new_tokens
             rows = [
-                to_sample(task, by_id[r.doc_id], r, o, p.protocol["parser"], notes[r.doc_id], position)
+                sample_rows.to_sample(task, by_id[r.doc_id], r, o, parser, notes[r.doc_id], position)
                 for r, o in zip(batch, outputs, strict=True)
             ]
             servers = [backend.answered_by(r.doc_id) for r in batch]  # an endpoint pool: which server
@@ -312,15 +289,33 @@ def score_parser(p: Plan) -> str:
     return p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
 
 
-def _score(p: Plan, config: RunConfig, path: Path) -> dict:
-    task = p.task
+@dataclass(frozen=True)
+class Scored:
+    """A task's results.json entry and the per-document statistics it was computed from: a summary
+    over few-shot draws reuses them, so each draw's statistics (BERTScore among them) are computed once."""
+
+    entry: dict
+    x: Any = None  # the (documents, statistics) matrix; None where no statistic was computed (a shard)
+    stat_of: dict[str, Any] = field(default_factory=dict)  # each metric as a function of its column sums
+
+
+def plan_rows(p: Plan, path: Path, axis: str, values: Sequence[Any]) -> list[list[dict]]:
+    """Each value's samples rows, in the documents' order: `axis` is "draw" (few-shot draws) or
+    "permutation" (option orderings); rows of other draws or orderings than the plan's are left out."""
     order = {d.id: i for i, d in enumerate(p.docs)}
-    rows = [
-        r
-        for r in folder.read_samples(path)
-        if r["id"] in order and r.get("draw") == p.draw and r.get("permutation") == p.permutation
-    ]
-    rows.sort(key=lambda r: order[r["id"]])
+    fixed = {"draw": p.draw, "permutation": p.permutation}
+    del fixed[axis]
+    found: dict[Any, list[dict]] = {v: [] for v in values}
+    for row in folder.read_samples(path):
+        if row.get(axis) in found and row["id"] in order and all(row.get(k) == v for k, v in fixed.items()):
+            found[row.get(axis)].append(row)
+    return [sorted(found[v], key=lambda r: order[r["id"]]) for v in values]
+
+
+def score(p: Plan, config: RunConfig, path: Path) -> Scored:
+    """The task's entry from its samples file, with the statistics it was computed from."""
+    task = p.task
+    rows = plan_rows(p, path, "draw", [p.draw])[0]
     if len(rows) != len(p.docs) or len({r["id"] for r in rows}) != len(rows):
         raise MibeError(
             f"{path}: holds {len(rows)} samples for {len(p.docs)} documents; rerun with --overwrite"
@@ -334,9 +329,14 @@ def _score(p: Plan, config: RunConfig, path: Path) -> dict:
         scored = kinds.score_stats(
             task.answer_type, task.metrics, stats, why, config.seed, config.bootstrap, clusters_of(rows)
         )
+        x, stat_of = kinds.stats_matrix(task.answer_type, task.metrics, stats)
     else:
-        scored = _score_full(p, config, rows)
-    total = len(p.docset.docs)
+        scored, x, stat_of = _score_full(p, config, rows)
+    return Scored(_entry(p, config, rows, scored), x, stat_of)
+
+
+def _entry(p: Plan, config: RunConfig, rows: list[dict], scored: dict) -> dict:
+    task, total = p.task, len(p.docset.docs)
     return {
         "protocol": p.protocol,
         "answer_type": task.answer_type,
@@ -390,62 +390,19 @@ def _warnings(p: Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
     )
 
 
-def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> dict:
+def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> tuple[dict, Any, dict[str, Any]]:
     def value(x: Any) -> Any:
         return tuple(x) if isinstance(x, list) else x
 
-    return kinds.score_task(
-        p.task.answer_type,
-        p.task.metrics,
-        [value(r["gold"]) for r in rows],
-        [value(r["prediction"]) for r in rows],
-        p.task.choices,
-        score_parser(p),
-        seed=config.seed,
-        n_boot=config.bootstrap,
-        bertscore_model=config.bertscore_model,
-        clusters=clusters_of(rows),
+    kind, metrics, labels, parser = p.task.answer_type, p.task.metrics, p.task.choices, score_parser(p)
+    golds, preds = [value(r["gold"]) for r in rows], [value(r["prediction"]) for r in rows]
+    stats = (
+        kinds.task_stats(kind, metrics, golds, preds, labels, parser, config.bertscore_model)
+        if golds
+        else None
     )
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """A task's figures for `--dry-run` (mibe/runner/planning.py renders them)."""
-
-    line: str  # the task's data and prompt-length line
-    docs: int
-    requests: int  # backend calls: one per document, or one per choice under log-likelihood scoring
-    prompt_tokens: int  # summed over requests (choices included)
-    longest: int  # the longest prompt, in tokens
-    answer_tokens: int  # the most tokens the answers can take (max_new_tokens per generated document)
-    # each document's prompt plus answer tokens, by id: `--dry-run --shards N` sums them per shard
-    per_doc: dict[str, int] = field(default_factory=dict)
-
-
-def dry_run_report(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
-    requests, notes = build_requests(p, config, backend, pool, p.docs)
-    lengths = sorted(len(backend.tokenize(r.prompt)) for r in requests)
-    buckets: dict[int, int] = {}
-    for n in lengths:
-        edge = 64
-        while edge < n:
-            edge *= 2
-        buckets[edge] = buckets.get(edge, 0) + 1
-    histogram = ", ".join(f"<={edge}: {count}" for edge, count in sorted(buckets.items()))
-    truncated = sum(1 for note in notes.values() if note["truncated_tokens"])
-    per_doc = len(p.task.choices) if p.protocol["scoring"] == "loglikelihood" else 1
-    calls = len(requests) * per_doc
-    span = f"{lengths[0]}-{lengths[-1]}" if lengths else "-"
-    line = (
-        f"{p.task.name}: source {p.docset.source} ({p.docset.fingerprint}); {len(p.docs)} documents "
-        f"({p.docset.n_skipped} rows unusable); prompt tokens {span} [{histogram}]; "
-        f"truncated {truncated}; {p.protocol['scoring']} requests {calls}"
-    )
-    answers = sum(r.max_new_tokens for r in requests) if p.protocol["scoring"] == "generate" else 0
-    longest = lengths[-1] if lengths else 0
-    generated = p.protocol["scoring"] == "generate"
-    tokens = {
-        r.doc_id: len(backend.tokenize(r.prompt)) * per_doc + (r.max_new_tokens if generated else 0)
-        for r in requests
-    }
-    return DryRun(line, len(p.docs), calls, sum(lengths) * per_doc, longest, answers, tokens)
+    scored = kinds.score_task(
+        kind, metrics, golds, preds, labels, parser, seed=config.seed, n_boot=config.bootstrap,
+        bertscore_model=config.bertscore_model, stats=stats, clusters=clusters_of(rows),
+    )  # fmt: skip
+    return scored, *(stats[:2] if stats else (None, {}))

@@ -7,11 +7,12 @@ builds the model on PyTorch's meta device (mibe/backends/memory.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mibe.runfolder import sharding
-from mibe.runner.pipeline import DryRun
-from mibe.types import RunConfig
+from mibe.runner import pipeline
+from mibe.types import Backend, Doc, RunConfig
 
 HEADER = ("task", "documents", "requests", "prompt tokens", "longest prompt", "answer tokens (max)")
 COST = "cost (max, $)"
@@ -170,3 +171,46 @@ def measure(plans: Sequence[Any], config: RunConfig, backend: Any, count: int) -
         f"on this machine ({config.backend}); nothing was written"
     )
     return speed, line
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A task's figures for `--dry-run` (rendered below)."""
+
+    line: str  # the task's data and prompt-length line
+    docs: int
+    requests: int  # backend calls: one per document, or one per choice under log-likelihood scoring
+    prompt_tokens: int  # summed over requests (choices included)
+    longest: int  # the longest prompt, in tokens
+    answer_tokens: int  # the most tokens the answers can take (max_new_tokens per generated document)
+    # each document's prompt plus answer tokens, by id: `--dry-run --shards N` sums them per shard
+    per_doc: dict[str, int] = field(default_factory=dict)
+
+
+def dry_run_report(p: pipeline.Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
+    requests, notes = pipeline.build_requests(p, config, backend, pool, p.docs)
+    lengths = sorted(len(backend.tokenize(r.prompt)) for r in requests)
+    buckets: dict[int, int] = {}
+    for n in lengths:
+        edge = 64
+        while edge < n:
+            edge *= 2
+        buckets[edge] = buckets.get(edge, 0) + 1
+    histogram = ", ".join(f"<={edge}: {count}" for edge, count in sorted(buckets.items()))
+    truncated = sum(1 for note in notes.values() if note["truncated_tokens"])
+    per_doc = len(p.task.choices) if p.protocol["scoring"] == "loglikelihood" else 1
+    calls = len(requests) * per_doc
+    span = f"{lengths[0]}-{lengths[-1]}" if lengths else "-"
+    line = (
+        f"{p.task.name}: source {p.docset.source} ({p.docset.fingerprint}); {len(p.docs)} documents "
+        f"({p.docset.n_skipped} rows unusable); prompt tokens {span} [{histogram}]; "
+        f"truncated {truncated}; {p.protocol['scoring']} requests {calls}"
+    )
+    answers = sum(r.max_new_tokens for r in requests) if p.protocol["scoring"] == "generate" else 0
+    longest = lengths[-1] if lengths else 0
+    generated = p.protocol["scoring"] == "generate"
+    tokens = {
+        r.doc_id: len(backend.tokenize(r.prompt)) * per_doc + (r.max_new_tokens if generated else 0)
+        for r in requests
+    }
+    return DryRun(line, len(p.docs), calls, sum(lengths) * per_doc, longest, answers, tokens)

@@ -27,45 +27,35 @@ def evaluate(
     p: pipeline.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
     """`pipeline.evaluate` once per draw, then one entry for the task (None off rank 0)."""
-    entries: dict[int, dict | None] = {}
+    scored: dict[int, pipeline.Scored | None] = {}
     timing: dict[str, Any] = {"wall_s": 0.0, "draws": {}}
     for seed in config.fewshot_seeds:
-        entries[seed], timing["draws"][str(seed)] = pipeline.evaluate(
+        scored[seed], timing["draws"][str(seed)] = pipeline.evaluate_scored(
             dataclasses.replace(p, draw=seed), backend, config, run_dir, pool
         )
         timing["wall_s"] = round(timing["wall_s"] + timing["draws"][str(seed)]["wall_s"], 3)
-    if any(e is None for e in entries.values()):  # a data-parallel rank other than 0
+    if any(e is None for e in scored.values()):  # a data-parallel rank other than 0
         return None, timing
-    return combine(p, config, folder.samples_path(run_dir, p.task.name), entries), timing  # type: ignore[arg-type]
-
-
-def rows_by_draw(p: pipeline.Plan, path: Path, seeds: Sequence[int]) -> list[list[dict]]:
-    """Each draw's samples rows, read back from the samples file, in the documents' order."""
-    order = {d.id: i for i, d in enumerate(p.docs)}
-    by_draw: dict[int, list[dict]] = {seed: [] for seed in seeds}
-    for row in folder.read_samples(path):
-        if row.get("draw") in by_draw and row["id"] in order:
-            by_draw[row["draw"]].append(row)
-    return [sorted(by_draw[seed], key=lambda r: order[r["id"]]) for seed in seeds]
+    return combine(p, config, folder.samples_path(run_dir, p.task.name), scored), timing  # type: ignore[arg-type]
 
 
 def matrices(
     p: pipeline.Plan, drawn: Sequence[Sequence[dict]], config: RunConfig
 ) -> tuple[list[Any], dict[str, Any]]:
     """Each draw's per-document statistics matrix and the metrics as functions of its column sums."""
-    parser = p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
+    parser = pipeline.score_parser(p)
     xs, stat_of = [], {}
     for rows in drawn:
         if not kinds.get(p.task.answer_type).labelled and any(folder.is_redacted(r) for r in rows):
             # --redact-samples: span, entity and text rows keep their statistics, not their text.
-            kept = folder.redact_rows(list(rows), p.task, pipeline.score_parser(p), config.bertscore_model)
+            kept = folder.redact_rows(list(rows), p.task, parser, config.bertscore_model)
             x, stat_of = kinds.stats_matrix(p.task.answer_type, p.task.metrics, [r["stats"] for r in kept])
             xs.append(x)
             continue
         golds = [_value(r["gold"]) for r in rows]
         preds = [_value(r["prediction"]) for r in rows]
         x, stat_of, _ = kinds.task_stats(
-            p.task.answer_type, p.task.metrics, golds, preds, p.task.choices, parser
+            p.task.answer_type, p.task.metrics, golds, preds, p.task.choices, parser, config.bertscore_model
         )
         xs.append(x)
     return xs, {m: stat_of[m] for m in p.task.metrics if m in stat_of}
@@ -75,12 +65,15 @@ def _value(x: Any) -> Any:
     return tuple(x) if isinstance(x, list) else x
 
 
-def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, dict]) -> dict:
+def combine(p: pipeline.Plan, config: RunConfig, path: Path, scored: dict[int, pipeline.Scored]) -> dict:
     """One results.json entry: the first draw's bookkeeping, each draw's metrics under `draws`, and
-    per metric the mean over draws as `value`, the two-level interval as `ci95`, `sd` and `values`."""
-    seeds = list(entries)
-    drawn = rows_by_draw(p, path, seeds)
-    xs, stat_of = matrices(p, drawn, config)
+    per metric the mean over draws as `value`, the two-level interval as `ci95`, `sd` and `values`.
+    Each draw's statistics are those its own entry was computed from, never computed again."""
+    seeds = list(scored)
+    entries = {seed: s.entry for seed, s in scored.items()}
+    drawn = pipeline.plan_rows(p, path, "draw", seeds)
+    xs = [scored[seed].x for seed in seeds]
+    stat_of = {m: scored[seeds[0]].stat_of[m] for m in p.task.metrics if m in scored[seeds[0]].stat_of}
     clusters = clusters_of(drawn[0])
     summary = draw_stats.summarise_draws(xs, stat_of, config.bootstrap, config.seed, clusters)
     first = entries[seeds[0]]

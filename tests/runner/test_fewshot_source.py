@@ -128,3 +128,23 @@ def test_an_older_fewshot_folder_keeps_resuming(tiny_llama: Path, tmp_path: Path
         (out / name).write_text(json.dumps(doc))
     again = run(tiny_llama, out, num_fewshot=1)  # resumed, not refused
     assert again["tasks"]["pubmedqa"]["metrics"] == first["tasks"]["pubmedqa"]["metrics"]
+
+
+@pytest.mark.parametrize("model", ["no-model", "tiny"])
+def test_too_few_shots_is_refused_before_the_model_loads(
+    model: str, tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mibe import cli
+
+    write(tmp_path / "pubmedqa" / "test.jsonl", ROWS)
+    write(tmp_path / "pubmedqa" / "train.jsonl", OTHER)
+    path = str(tiny_llama) if model == "tiny" else str(tmp_path / "no-model")
+    argv = ["run", "--model", path, "--tasks", "pubmedqa", "--data-dir", str(tmp_path), "--num-fewshot", "3"]
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    # A missing model folder would be its own one-line error: the pool's size is checked first.
+    assert err == (
+        "mibe: error: pubmedqa: --num-fewshot 3: only 2 other documents to draw from (shots come from "
+        "its 'train' split); lower --num-fewshot\n"
+    )
+    assert not (tmp_path / "run").exists()

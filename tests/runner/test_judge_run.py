@@ -556,6 +556,26 @@ def test_run_judge_in_place_then_redaction(
     assert json.loads((out / "results.json").read_text())["tasks"]["tiny_sum"]["metrics"] == entry["metrics"]
 
 
+def test_judge_with_draws_is_refused_only_when_a_judged_task_is_drawn(
+    evaluated: dict[str, Path], jury_server: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # --fewshot-seeds draws every task of the run: refused when one of them has a rubric, named.
+    base = ["run", "--model", str(evaluated["model"]), "--demo", "--limit", "2", "--max-new-tokens", "2"]
+    base += ["--num-fewshot", "1", "--fewshot-seeds", "1,2", "--bootstrap", "20"]
+    base += ["--judge", f"openai:{jury_server}#a"]
+    mixed = ["--tasks", "pubmedqa,pubmed_sum", "--output-dir", str(tmp_path / "mixed")]
+    assert cli.main([*base, *mixed]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mibe: error: --judge with --fewshot-seeds: pubmed_sum would be {judge_run.DRAWN}\n"
+    assert not (tmp_path / "mixed").exists()
+    # No task with a rubric among the drawn ones: the run goes ahead and the jury has nothing to read.
+    out = tmp_path / "unjudged"
+    assert cli.main([*base, "--tasks", "pubmedqa", "--output-dir", str(out)]) == 0
+    assert "--judge: no scored text task has a `judge:` rubric; nothing judged" in capsys.readouterr().err
+    entry = json.loads((out / "results.json").read_text())["tasks"]["pubmedqa"]
+    assert entry["fewshot_seeds"] == [1, 2] and not any(m.startswith("judge_") for m in entry["metrics"])
+
+
 # ----------------------------------------------------------------------------------------- the guard
 
 

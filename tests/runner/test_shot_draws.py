@@ -184,3 +184,28 @@ def test_redacted_draws_of_span_and_text_tasks_score_as_unredacted(tiny_llama: P
                 for key in ("value", "ci95", "sd", "values"):
                     assert got[key] == pytest.approx(value[key]), (task, metric, key)
     assert all("raw_output" not in r for r in samples(tmp_path / "red", "emrqa"))
+
+
+def test_fewshot_draws_compute_each_draws_statistics_once(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BERTScore is the costly statistic: a run of 2 draws calls it twice (once per draw), not 4 times.
+    from mibe.scoring import metrics
+
+    calls: list[int] = []
+    real = metrics._bertscore
+
+    def counted(golds, preds, model):  # the real scorer, counted
+        calls.append(len(golds))
+        return real(golds, preds, model)
+
+    monkeypatch.setattr(metrics, "_bertscore", counted)
+    config = RunConfig(
+        model=str(tiny_llama), tasks=("pubmed_sum",), demo=True, limit=2, num_fewshot=1,
+        fewshot_seeds=(1, 2), max_new_tokens=3, bootstrap=20, bertscore_model=str(tmp_path / "no-bert"),
+        output_dir=str(tmp_path / "r"),
+    )  # fmt: skip
+    entry = api.run(config, say=lambda line: None)["tasks"]["pubmed_sum"]
+    assert calls == [2, 2]
+    assert entry["metrics"]["bertscore_f1"]["unavailable"].startswith("BERTScore model")
+    assert len(entry["metrics"]["rouge_l"]["values"]) == 2
