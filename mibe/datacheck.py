@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mibe import data, prompts, tasks
+from mibe import data, prompts, tasks, textout
 from mibe.types import Doc, MibeError, Task
 
 
@@ -86,30 +86,29 @@ def check_task(task: Task, data_dir: str | None, pairs: Mapping[str, str]) -> Ta
 
 
 def render(checks: Sequence[TaskCheck]) -> str:
-    width = max((len(c.task) for c in checks), default=0)
-    lines = []
-    for c in checks:
-        pad = " " * (width + 2)
-        if not c.usable:
-            state = "NO USABLE DATA" if c.found and c.source else "MISSING"
-            lines.append(f"{c.task.ljust(width)}  {state}")
-            if c.source:
-                lines.append(f"{pad}source: {c.source}")
-            why = (c.problem or "").replace(f" ({c.access})", "")  # the access line follows
-            lines.append(f"{pad}why: {why}")
-            lines.append(f"{pad}get it: {c.access}")
-            continue
-        invented = " (invented)" if c.invented else ""
-        lines.append(f"{c.task.ljust(width)}  found: {c.n_docs} documents{invented}")
-        lines.append(f"{pad}source: {c.source}")
-        if c.labels:
-            lines.append(f"{pad}labels: " + ", ".join(f"{k} {v}" for k, v in c.labels.items()))
-        lines.append(f"{pad}fingerprint: {c.fingerprint}")
-        unusable = f"{c.n_skipped}; first: {c.first_skipped}" if c.n_skipped else "0"
-        lines.append(f"{pad}unusable rows: {unusable}")
+    rows = [[c.task, "\n".join(_said(c))] for c in checks]
+    # Kept whole, not wrapped at the terminal's width: a source path or the access URL is copied whole.
+    lines = textout.table(rows, head=0, keep=1, width=textout.WHOLE)
     usable = sum(1 for c in checks if c.usable)
     lines.append(f"{usable} of {len(checks)} tasks have usable data")
     return "\n".join(lines) + "\n"
+
+
+def _said(c: TaskCheck) -> list[str]:
+    """What the check found for one task, a line per fact, beside the task's name."""
+    if not c.usable:
+        lines = ["NO USABLE DATA" if c.found and c.source else "MISSING"]
+        if c.source:
+            lines.append(f"source: {c.source}")
+        why = (c.problem or "").replace(f" ({c.access})", "")  # the access line follows
+        return [*lines, f"why: {why}", f"get it: {c.access}"]
+    invented = " (invented)" if c.invented else ""
+    lines = [f"found: {c.n_docs} documents{invented}", f"source: {c.source}"]
+    if c.labels:
+        lines.append("labels: " + ", ".join(f"{k} {v}" for k, v in c.labels.items()))
+    lines.append(f"fingerprint: {c.fingerprint}")
+    unusable = f"{c.n_skipped}; first: {c.first_skipped}" if c.n_skipped else "0"
+    return [*lines, f"unusable rows: {unusable}"]
 
 
 def exit_code(checks: Sequence[TaskCheck], explicit: set[str]) -> tuple[int, str | None]:

@@ -9,11 +9,12 @@ break in a name never breaks the table a CommonMark+tables renderer draws.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 WIDTH = 100
 GAP = "  "
 NARROWEST = 12  # a wrapped cell never gets fewer columns than this
+WHOLE = 1 << 30  # the width of a table kept in one block, each row one line (rows a script may read)
 
 
 def md_escape(value: object) -> str:
@@ -48,20 +49,28 @@ def _cell_lines(cell: str, width: int) -> list[str]:
 
 
 def _block(
-    rows: Sequence[Sequence[str]], columns: Sequence[int], widths: dict[int, int], head: int
+    rows: Sequence[Sequence[str]],
+    columns: Sequence[int],
+    widths: dict[int, int],
+    head: int,
+    right: Collection[int],
 ) -> list[str]:
     out = []
     for k, row in enumerate(rows):
         cells = [_cell_lines(row[i], widths[i]) for i in columns]
         for depth in range(max(len(c) for c in cells)):
             parts = [
-                (c[depth] if depth < len(c) else "").ljust(widths[i])
+                _pad(c[depth] if depth < len(c) else "", widths[i], i in right)
                 for c, i in zip(cells, columns, strict=True)
             ]
             out.append(GAP.join(parts).rstrip())
         if k == head - 1:
             out.append(GAP.join("-" * widths[i] for i in columns))
     return out
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)
 
 
 def _fit(natural: list[int], keep: int, width: int) -> dict[int, int]:
@@ -78,9 +87,16 @@ def _fit(natural: list[int], keep: int, width: int) -> dict[int, int]:
     return widths
 
 
-def table(rows: Sequence[Sequence[str]], head: int = 1, keep: int = 1, width: int = WIDTH) -> list[str]:
-    """Aligned columns, `head` header rows underlined; when wider than `width`, blocks of columns each
-    led by the first `keep` ones, separated by a blank line. Cells may hold line breaks."""
+def table(
+    rows: Sequence[Sequence[str]],
+    head: int = 1,
+    keep: int = 1,
+    width: int = WIDTH,
+    right: Collection[int] = (),
+) -> list[str]:
+    """Aligned columns, `head` header rows underlined (none for 0); when wider than `width`, blocks of
+    columns each led by the first `keep` ones, separated by a blank line. Cells may hold line breaks.
+    Columns in `right` (numbers) are aligned to the right, their header cells too."""
     if not rows:
         return []
     count = len(rows[0])
@@ -106,7 +122,7 @@ def table(rows: Sequence[Sequence[str]], head: int = 1, keep: int = 1, width: in
     for n, columns in enumerate(blocks):
         if n:
             out.append("")
-        out += _block(rows, columns, widths, head)
+        out += _block(rows, columns, widths, head, right)
     return out
 
 

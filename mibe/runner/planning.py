@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mibe import textout
 from mibe.runfolder import sharding
 from mibe.runner import pipeline
 from mibe.types import Backend, Doc, RunConfig
@@ -51,14 +52,8 @@ def table(
         cells = [(*cells[0], COST)] + [
             (*c, f"{cost(r[3], r[5], price):,.2f}") for c, r in zip(cells[1:], rows, strict=True)
         ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-
-    return [line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])]
+    # One line per task, whatever the width: people and scripts read a task's figures across its row.
+    return textout.table(cells, head=1, keep=1, width=textout.WHOLE, right=range(1, len(cells[0])))
 
 
 def precision(config: RunConfig, model_config: Any) -> str:
@@ -99,14 +94,7 @@ def shard_lines(config: RunConfig, names: Sequence[str], figures: Sequence[DryRu
         (f"{i}/{n}", f"{docs[i]:,}", f"{tokens[i]:,}", _duration(tokens[i] / speed) if speed else "-")
         for i in range(n)
     ]
-    widths = [max(len(row[k]) for row in cells) for k in range(len(header))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = textout.table(cells, head=1, keep=1, width=textout.WHOLE, right=range(1, len(header)))
     if not speed:
         lines.append("add --throughput TOKENS_PER_S for each shard's wall time (measure it: a short run's "
                      "timing.<task>.tokens_per_s in results.json)")  # fmt: skip

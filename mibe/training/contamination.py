@@ -20,6 +20,7 @@ from typing import Any
 
 from mibe import corpusscan, matcher
 from mibe.runfolder import writer
+from mibe.textout import md_escape, md_table
 from mibe.types import MibeError
 
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json"}
@@ -166,29 +167,29 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{doc['min_words']} words equal to a segment, {doc['ngram']}-word runs; runs in more than "
         f"{doc['share']:.0%} of a task's documents ignored.",
         "",
-        "| task | test documents | touched | share | question + answer | exact field | n-gram run |",
-        "|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for task, e in doc["tasks"].items():
         how = e["by_evidence"]
-        lines.append(
-            f"| {task}{' (credentialed)' if e['credentialed'] else ''} | {e['documents']} | {e['touched']} | "
-            f"{e['share']:.2%} | {how['question + answer']} | {how['exact field']} | {how['n-gram run']} |"
-        )
+        name = task + (" (credentialed)" if e["credentialed"] else "")
+        counts = [e["documents"], e["touched"], f"{e['share']:.2%}", *(how[k] for k in matcher.HOWS)]
+        rows.append([name, *map(str, counts)])
+    lines += md_table(["task", "test documents", "touched", "share", *matcher.HOWS], rows)
     for task, e in doc["tasks"].items():
         if not e["hits"]:
             continue
-        lines += ["", f"## {task}", ""]
+        lines += ["", f"## {md_escape(task)}", ""]
         if e["published_query_hits"]:
             lines.append(
                 f"{e['published_query_hits']} hits are lines of Me-LLaMA's published `query` rows.\n"
             )
         for hit in e["hits"][:SHOWN]:
-            lines.append(f"- {hit['id']} ({hit['how']}, field {hit['field']}): {hit['file']}:{hit['line']}")
+            said = f"{hit['id']} ({hit['how']}, field {hit['field']}): {hit['file']}:{hit['line']}"
+            lines.append(f"- {md_escape(said)}")
         if len(e["hits"]) > SHOWN:
             lines.append(f"- ... {len(e['hits']) - SHOWN} more (write -o report.json or .csv for every one)")
     for task, why in doc["skipped"].items():
-        lines.append(f"\nSkipped {task}: {why}")
+        lines.append(f"\nSkipped {md_escape(task)}: {md_escape(why)}")
     return "\n".join(lines) + "\n"
 
 
