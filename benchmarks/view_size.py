@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mibe.boards.view import ViewRun, render_view
+from mibe.boards.view import render_view
+from mibe.boards.view_data import ViewRun
 
 WORDS = [
     "patients", "cohort", "trial", "randomized", "outcome", "mortality", "risk", "ratio", "interval",
