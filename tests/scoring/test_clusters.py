@@ -158,6 +158,9 @@ def test_builtin_cluster_keys_on_rows_in_the_release_formats() -> None:
     cxr = _docs("mimic_cxr", FIX / "mimic_cxr" / "mimic-cxr-reports")
     assert all(d.cluster and d.cluster.startswith("p1") for d in cxr)
     assert len({d.cluster for d in cxr}) < len(cxr)  # several studies of one patient
+    # Kaggle's mtsamples.csv: one transcription under two specialties (spacing differs) is one cluster.
+    mts = {d.id: d.cluster for d in _docs("mtsample", FIX / "clusters" / "mtsample" / "mtsamples.csv")}
+    assert mts["0"] == mts["1"] and len({mts["0"], mts["2"], mts["3"]}) == 3
 
 
 @pytest.mark.shared
