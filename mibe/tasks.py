@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mibe import names, resources
+from mibe import names, resources, userfiles
 from mibe.prompts import compile_template, template_hash
 from mibe.scoring import judge_scoring, kinds
 from mibe.types import TASK_NAME, MibeError, Task
@@ -80,22 +80,8 @@ class _NoAliases(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_text(path: Path, what: str) -> str:
-    """A text file the user named, or one line saying why it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MibeError(f"{path}: {what} not found; check the path") from None
-    except IsADirectoryError:
-        raise MibeError(f"{path}: is a folder, not a {what}; name the .yaml file inside it") from None
-    except UnicodeDecodeError:
-        raise MibeError(f"{path}: not UTF-8 text; save the {what} as UTF-8") from None
-    except OSError as exc:
-        raise MibeError(f"{path}: cannot read the {what} ({exc.strerror}); check its permissions") from None
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
-    text = read_text(path, "task file")
+    text = userfiles.read_text(path, "task file")
     try:
         raw = yaml.load(text, Loader=_NoAliases)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -123,7 +109,7 @@ def _template(path: Path, spec: Any) -> tuple[str, str]:
         file = (path.parent / spec).resolve()
         if not file.is_file():
             raise _fail(path, "template", f"{file} does not exist")
-        return read_text(file, "template file"), str(file)
+        return userfiles.read_text(file, "template file"), str(file)
     file = resources.prompts_dir() / f"{spec}.jinja"
     if not file.is_file():
         known = [p.stem for p in resources.prompts_dir().glob("*.jinja")]

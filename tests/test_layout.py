@@ -1,11 +1,11 @@
 """The package's shape: imports only point down the wings, and functions stay short enough to read.
 
 Order, top to bottom: cli -> training, boards -> runner -> runfolder -> tasks, data, prompts -> scoring ->
-backends -> foundation (types, version, resources, hub, lineage, names, textout). A module may import its
-own wing or any wing below it, never one above: the check walks every import statement, also those inside
-functions. No module may depend on itself through others, inside a wing as well as across wings: importing
-`mibe.a.b` also runs the top-level imports of `mibe/__init__.py` and `mibe/a/__init__.py`, and an
-import inside a function counts as much as one at the top.
+backends -> foundation (types, version, resources, hub, lineage, names, textout, userfiles). A module may
+import its own wing or any wing below it, never one above: the check walks every import statement, also
+those inside functions. No module may depend on itself through others, inside a wing as well as across
+wings: importing `mibe.a.b` also runs the top-level imports of `mibe/__init__.py` and `mibe/a/__init__.py`,
+and an import inside a function counts as much as one at the top.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ LEVELS = {
     "training": 6,
     "cli": 7,
 }
-FOUNDATION = {"types", "version", "resources", "hub", "lineage", "names", "textout"}
+FOUNDATION = {"types", "version", "resources", "hub", "lineage", "names", "textout", "userfiles"}
 TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles", "matcher", "corpusscan"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 

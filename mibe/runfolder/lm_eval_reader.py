@@ -6,26 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mibe.runfolder.harness_rows import (
-    ImportedRow,
-    Parsed,
-    logprob,
-    need,
-    objects,
-    row_id,
-    scoring_words,
-    short,
-)
+from mibe.runfolder import harness_rows
 from mibe.types import MibeError
 
 
-def parse(path: Path, text: str) -> Parsed:
-    rows: list[ImportedRow] = []
+def parse(path: Path, text: str) -> harness_rows.Parsed:
+    rows: list[harness_rows.ImportedRow] = []
     scoring: str | None = None
     kept: dict[str, tuple[int, Any]] = {}  # doc_id -> (line, resps): one row per filter repeats a document
-    for line, row in objects(path, text, "lm-eval"):
-        doc_id = row_id(path, line, row, "lm-eval")
-        resps = need(path, line, row, "resps", "lm-eval")
+    for line, row in harness_rows.objects(path, text, "lm-eval"):
+        doc_id = harness_rows.row_id(path, line, row, "lm-eval")
+        resps = harness_rows.need(path, line, row, "resps", "lm-eval")
         if doc_id in kept:
             if kept[doc_id][1] == resps:
                 continue  # the same outputs under another filter (e.g. strict-match and flexible-extract)
@@ -34,23 +25,27 @@ def parse(path: Path, text: str) -> Parsed:
                 "the file holds two runs, give one run's file"
             )
         kept[doc_id] = (line, resps)
-        arguments = _lm_eval_arguments(path, line, need(path, line, row, "arguments", "lm-eval"))
+        arguments = _lm_eval_arguments(path, line, harness_rows.need(path, line, row, "arguments", "lm-eval"))
         row_scoring = _lm_eval_scoring(path, line, arguments)
         if scoring is None:
             scoring = row_scoring
         elif row_scoring != scoring:
             raise MibeError(
-                f"{path}:{line}: a {scoring_words(row_scoring)} row in a file of {scoring_words(scoring)} "
-                "rows; give one task's file"
+                f"{path}:{line}: a {harness_rows.scoring_words(row_scoring)} row in a file of "
+                f"{harness_rows.scoring_words(scoring)} rows; give one task's file"
             )
         where = f"{path}:{line}"
-        common = {"id": doc_id, "gold": need(path, line, row, "target", "lm-eval"), "doc": row.get("doc")}
+        common = {
+            "id": doc_id,
+            "gold": harness_rows.need(path, line, row, "target", "lm-eval"),
+            "doc": row.get("doc"),
+        }
         if scoring == "generate":
             rows.append(_lm_eval_generation(path, line, arguments, resps, where, common))
         else:
             rows.append(_lm_eval_choices(path, line, arguments, resps, where, common))
     assert scoring is not None  # objects refuses files without rows
-    return Parsed(rows=rows, scoring=scoring, notes=())
+    return harness_rows.Parsed(rows=rows, scoring=scoring, notes=())
 
 
 def _lm_eval_arguments(path: Path, line: int, arguments: Any) -> list[list[Any]]:
@@ -68,7 +63,7 @@ def _lm_eval_arguments(path: Path, line: int, arguments: Any) -> list[list[Any]]
         arguments = requests
     if not isinstance(arguments, list) or not arguments or not all(isinstance(a, list) for a in arguments):
         raise MibeError(
-            f"{path}:{line}: arguments is {short(arguments)}, not the requests sent; "
+            f"{path}:{line}: arguments is {harness_rows.short(arguments)}, not the requests sent; "
             "give the file the harness wrote"
         )
     return arguments
@@ -90,7 +85,7 @@ def _lm_eval_scoring(path: Path, line: int, arguments: list[list[Any]]) -> str:
 
 def _lm_eval_generation(
     path: Path, line: int, arguments: list[list[Any]], resps: Any, where: str, common: dict[str, Any]
-) -> ImportedRow:
+) -> harness_rows.ImportedRow:
     if len(arguments) != 1:
         raise MibeError(
             f"{path}:{line}: {len(arguments)} generation requests for one document; mibe reads one"
@@ -98,10 +93,10 @@ def _lm_eval_generation(
     ok = isinstance(resps, list) and len(resps) == 1 and isinstance(resps[0], list)
     if not ok or len(resps[0]) != 1 or not isinstance(resps[0][0], str):
         raise MibeError(
-            f"{path}:{line}: resps is {short(resps)}, not one generated text ([[text]]); "
+            f"{path}:{line}: resps is {harness_rows.short(resps)}, not one generated text ([[text]]); "
             "runs with repeats > 1 or a damaged file cannot be imported"
         )
-    return ImportedRow(
+    return harness_rows.ImportedRow(
         prompt=arguments[0][0],
         raw_output=resps[0][0],
         logprobs=None,
@@ -113,7 +108,7 @@ def _lm_eval_generation(
 
 def _lm_eval_choices(
     path: Path, line: int, arguments: list[list[Any]], resps: Any, where: str, common: dict[str, Any]
-) -> ImportedRow:
+) -> harness_rows.ImportedRow:
     contexts = {request[0] for request in arguments}
     if len(contexts) != 1 or not all(len(r) >= 2 and isinstance(r[1], str) for r in arguments):
         raise MibeError(
@@ -133,11 +128,11 @@ def _lm_eval_choices(
         # one repeat per request, each a (log-likelihood, is_greedy) pair
         if not (isinstance(resp, list) and resp and isinstance(resp[0], list | tuple) and resp[0]):
             raise MibeError(
-                f"{path}:{line}: resps[{i}] is {short(resp)}, not [[log-likelihood, is_greedy]]; "
-                "give the file the harness wrote"
+                f"{path}:{line}: resps[{i}] is {harness_rows.short(resp)}, not [[log-likelihood, "
+                "is_greedy]]; give the file the harness wrote"
             )
-        logprobs.append(logprob(path, line, resp[0][0], f"resps[{i}]"))
-    return ImportedRow(
+        logprobs.append(harness_rows.logprob(path, line, resp[0][0], f"resps[{i}]"))
+    return harness_rows.ImportedRow(
         prompt=arguments[0][0],
         raw_output=None,
         logprobs=tuple(logprobs),

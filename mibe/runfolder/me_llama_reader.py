@@ -9,14 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mibe.runfolder.harness_rows import (
-    ImportedRow,
-    Parsed,
-    logprob,
-    need,
-    objects,
-    row_id,
-)
+from mibe.runfolder import harness_rows
 from mibe.types import MibeError
 
 # Me-LLaMA builds each generation request as greedy_until(ctx, {"until": None}) and writes its prompt as
@@ -46,10 +39,10 @@ class _Written:
     where: str
 
 
-def parse(path: Path, text: str, choices: Sequence[str] | None) -> Parsed:
+def parse(path: Path, text: str, choices: Sequence[str] | None) -> harness_rows.Parsed:
     written = []
-    for line, row in objects(path, text, "me-llama"):
-        doc_id = row_id(path, line, row, "me-llama")
+    for line, row in harness_rows.objects(path, text, "me-llama"):
+        doc_id = harness_rows.row_id(path, line, row, "me-llama")
         prompts = _indexed(path, line, row, "prompt_")
         logits = _indexed(path, line, row, "logit_")
         if not prompts or len(logits) != len(prompts):
@@ -59,7 +52,7 @@ def parse(path: Path, text: str, choices: Sequence[str] | None) -> Parsed:
             )
         if not all(isinstance(p, str) for p in prompts):
             raise MibeError(f"{path}:{line}: a prompt_<i> is not text; give the file the harness wrote")
-        truth = need(path, line, row, "truth", "me-llama")
+        truth = harness_rows.need(path, line, row, "truth", "me-llama")
         written.append(_Written(doc_id, prompts, logits, truth, line, f"{path}:{line}"))
     first = written[0]
     if len(first.prompts) == 1 and isinstance(first.logits[0], str):
@@ -72,7 +65,7 @@ def parse(path: Path, text: str, choices: Sequence[str] | None) -> Parsed:
     return _write_out_choices(path, written, choices)
 
 
-def _write_out_generation(written: list[_Written]) -> Parsed:
+def _write_out_generation(written: list[_Written]) -> harness_rows.Parsed:
     for row in written:
         if len(row.prompts) != 1 or not isinstance(row.logits[0], str):
             raise MibeError(
@@ -87,7 +80,7 @@ def _write_out_generation(written: list[_Written]) -> Parsed:
         else ("prompt_0 kept as written: the 0.3 harness appends the request's stop strings to it",)
     )
     rows = [
-        ImportedRow(
+        harness_rows.ImportedRow(
             id=row.id,
             prompt=row.prompts[0][: len(row.prompts[0]) - cut],
             raw_output=row.logits[0],
@@ -99,10 +92,12 @@ def _write_out_generation(written: list[_Written]) -> Parsed:
         )
         for row in written
     ]
-    return Parsed(rows=rows, scoring="generate", notes=notes)
+    return harness_rows.Parsed(rows=rows, scoring="generate", notes=notes)
 
 
-def _write_out_choices(path: Path, written: list[_Written], choices: Sequence[str] | None) -> Parsed:
+def _write_out_choices(
+    path: Path, written: list[_Written], choices: Sequence[str] | None
+) -> harness_rows.Parsed:
     rows = []
     for row in written:
         if len(row.prompts) == 1:
@@ -110,10 +105,12 @@ def _write_out_choices(path: Path, written: list[_Written], choices: Sequence[st
                 f"{row.where}: doc_id {row.id} has one request, the file's first has several; "
                 "give one task's file"
             )
-        logprobs = tuple(logprob(path, row.line, value, f"logit_{i}") for i, value in enumerate(row.logits))
+        logprobs = tuple(
+            harness_rows.logprob(path, row.line, value, f"logit_{i}") for i, value in enumerate(row.logits)
+        )
         context = _shared_context(row.where, row.prompts, choices)
         rows.append(
-            ImportedRow(
+            harness_rows.ImportedRow(
                 id=row.id,
                 prompt=context,
                 raw_output=None,
@@ -130,7 +127,7 @@ def _write_out_choices(path: Path, written: list[_Written], choices: Sequence[st
         else "prompt = the longest prefix shared by every prompt_<i>, cut before its last space "
         "(the 0.3 harness scores ' ' + choice after the prompt)"
     )
-    return Parsed(rows=rows, scoring="loglikelihood", notes=(note,))
+    return harness_rows.Parsed(rows=rows, scoring="loglikelihood", notes=(note,))
 
 
 def _shared_context(where: str, prompts: list[str], choices: Sequence[str] | None) -> str:

@@ -10,7 +10,7 @@ the policy is applied to every judge before any model loads or any request leave
 replies are cached in the run folder
 (`judges/<task>.<judge key>.jsonl`, keyed by a hash of the exact prompt sent), so a rerun sends
 nothing and a killed judging run resumes where it stopped. The aggregation is
-`mibe.scoring.judge_scoring.jury_scores`; a task's juries and their columns are mibe/runner/jury_ids.py.
+`mibe.scoring.jury_stats.jury_scores`; a task's juries and their columns are mibe/runner/jury_ids.py.
 """
 
 from __future__ import annotations

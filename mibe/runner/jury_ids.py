@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mibe.runfolder import folder, writer
-from mibe.scoring import judge_scoring
+from mibe.scoring import judge_scoring, jury_stats
 from mibe.scoring.judge_scoring import Rubric
 from mibe.types import MibeError
 
@@ -45,11 +45,11 @@ def jury_protocol(rubric: Rubric, records: Sequence[dict[str, Any]], settings: A
 
 def _human(item: Any, path: str, means: dict[str, dict[str, float]]) -> dict[str, Any] | None:
     rubric = item.task.judge
-    ratings = judge_scoring.read_human_ratings(path, rubric)
+    ratings = jury_stats.read_human_ratings(path, rubric)
     ids = {str(r["id"]) for r in item.rows}
     if not any(doc in ids for per in ratings.values() for doc in per):
         return None  # the file rates another task's documents
-    return {"file": str(path), "criteria": judge_scoring.human_agreement(means, ratings, rubric.scale)}
+    return {"file": str(path), "criteria": jury_stats.human_agreement(means, ratings, rubric.scale)}
 
 
 def check_human_ratings(items: Sequence[Any], settings: Any) -> None:
@@ -59,7 +59,7 @@ def check_human_ratings(items: Sequence[Any], settings: Any) -> None:
         return
     rated = set()
     for item in items:
-        ratings = judge_scoring.read_human_ratings(settings.human_ratings, item.task.judge)
+        ratings = jury_stats.read_human_ratings(settings.human_ratings, item.task.judge)
         ids = {str(r["id"]) for r in item.rows}
         rated |= {doc for per in ratings.values() for doc in per if doc in ids}
     if not rated:
@@ -112,8 +112,8 @@ def judged(
     refuse_changed_jury(item.name, protocol, jury)
     suffix = slot(protocol, jury["id"])
     key = folder.JUDGED_KEY + suffix
-    metrics = judge_scoring.jury_scores(scores, rubric, settings.n_boot, settings.seed)
-    means = judge_scoring.document_means(scores, rubric)
+    metrics = jury_stats.jury_scores(scores, rubric, settings.n_boot, settings.seed)
+    means = jury_stats.document_means(scores, rubric)
     done = set(next(iter(scores.values()), {}))
     rows = []
     for row in item.rows:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from scipy.stats import spearmanr
 
-from mibe.scoring import judge_scoring
+from mibe.scoring import judge_scoring, jury_stats
 from mibe.types import MibeError
 from tests.support.paths import FIXTURES
 
@@ -278,7 +278,7 @@ def reference_bootstrap(values: list[float], n_boot: int, seed: int) -> list[flo
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jury_scores_equal_an_independent_computation(name: str) -> None:
-    got = judge_scoring.jury_scores(JURY, RUBRIC, n_boot=2000, seed=7)["judge_" + name]
+    got = jury_stats.jury_scores(JURY, RUBRIC, n_boot=2000, seed=7)["judge_" + name]
     docs = sorted(JURY["judge-a"])
     doc_means = []
     for d in docs:
@@ -296,12 +296,12 @@ def test_jury_scores_equal_an_independent_computation(name: str) -> None:
 
 
 def test_jury_scores_counts_and_excludes_what_did_not_parse() -> None:
-    got = judge_scoring.jury_scores(JURY, RUBRIC, n_boot=200, seed=1)
+    got = jury_stats.jury_scores(JURY, RUBRIC, n_boot=200, seed=1)
     assert set(got) == {"judge_" + n for n in NAMES}
     assert got["judge_completeness"]["n"] == 6  # d3 and d7: no judge's score parsed
     assert got["judge_completeness"]["unparsable"] == {"judge-a": 2, "judge-b": 2, "judge-c": 2}
     assert got["judge_faithfulness"]["unparsable"] == {"judge-a": 0, "judge-b": 1, "judge-c": 1}
-    means = judge_scoring.document_means(JURY, RUBRIC)
+    means = jury_stats.document_means(JURY, RUBRIC)
     assert means["faithfulness"]["d7"] == 4.0 and means["faithfulness"]["d6"] == 3.0
     assert "d3" not in means["completeness"]
 
@@ -311,7 +311,7 @@ def test_jury_scores_chunked_resampling_equals_one_draw() -> None:
     rng = np.random.default_rng(0)
     docs = {f"d{i:05d}": {"faithfulness": int(v)} for i, v in enumerate(rng.integers(1, 6, size=5000))}
     rubric = judge_scoring.Rubric(RUBRIC.criteria[:1])
-    got = judge_scoring.jury_scores({"only": docs}, rubric, n_boot=1000, seed=3)["judge_faithfulness"]
+    got = jury_stats.jury_scores({"only": docs}, rubric, n_boot=1000, seed=3)["judge_faithfulness"]
     values = [float(docs[d]["faithfulness"]) for d in sorted(docs)]
     assert got["ci95"] == pytest.approx(reference_bootstrap(values, 1000, 3))
     assert got["alpha"] is None  # one judge: no agreement to measure
@@ -330,16 +330,16 @@ def test_jury_scores_chunked_resampling_equals_one_draw() -> None:
     ],
 )  # fmt: skip
 def test_alpha_is_none_when_undefined(jury: Any, alpha: float | None) -> None:
-    got = judge_scoring.jury_scores(jury, judge_scoring.Rubric(RUBRIC.criteria[:1]), n_boot=50, seed=0)
+    got = jury_stats.jury_scores(jury, judge_scoring.Rubric(RUBRIC.criteria[:1]), n_boot=50, seed=0)
     assert got["judge_faithfulness"]["alpha"] == alpha
 
 
 def test_jury_scores_with_nothing_parsed_and_mismatched_documents() -> None:
     nothing = {"a": {"d1": {"faithfulness": None}}, "b": {"d1": {"faithfulness": None}}}
-    got = judge_scoring.jury_scores(nothing, judge_scoring.Rubric(RUBRIC.criteria[:1]))["judge_faithfulness"]
+    got = jury_stats.jury_scores(nothing, judge_scoring.Rubric(RUBRIC.criteria[:1]))["judge_faithfulness"]
     assert got == {"value": None, "ci95": None, "n": 0, "unparsable": {"a": 1, "b": 1}, "alpha": None}
     with pytest.raises(ValueError, match="judge 'b' scored other documents"):
-        judge_scoring.jury_scores({"a": {"d1": {}}, "b": {"d2": {}}}, RUBRIC)
+        jury_stats.jury_scores({"a": {"d1": {}}, "b": {"d2": {}}}, RUBRIC)
 
 
 # ----------------------------------------------------------------------------------- human ratings
@@ -356,7 +356,7 @@ def test_read_human_ratings(tmp_path: Path) -> None:
         'id,criterion,score,notes\nd1,faithfulness,4,\n\nd1,concision,2,"long, repeats"\nd2,faithfulness,1,\n'
     )
     path = write(tmp_path, text, encoding="utf-8-sig")
-    got = judge_scoring.read_human_ratings(path, RUBRIC)
+    got = jury_stats.read_human_ratings(path, RUBRIC)
     assert got == {"faithfulness": {"d1": 4, "d2": 1}, "concision": {"d1": 2}}
 
 
@@ -396,7 +396,7 @@ H = "id,criterion,score\n"
 def test_human_ratings_errors(tmp_path: Path, text: str, says: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(MibeError) as err:
-        judge_scoring.read_human_ratings(path, RUBRIC)
+        jury_stats.read_human_ratings(path, RUBRIC)
     assert str(err.value).startswith(f"{path}: ")
     assert says in str(err.value)
     assert "\n" not in str(err.value)
@@ -405,17 +405,17 @@ def test_human_ratings_errors(tmp_path: Path, text: str, says: str) -> None:
 def test_human_ratings_with_a_huge_note_are_read(tmp_path: Path) -> None:
     note = "x" * 300_000  # past csv's 131,072-character field limit: it raised csv.Error
     path = write(tmp_path, f'id,criterion,score,notes\nd1,faithfulness,4,"{note}"\n')
-    assert judge_scoring.read_human_ratings(path, RUBRIC) == {"faithfulness": {"d1": 4}}
+    assert jury_stats.read_human_ratings(path, RUBRIC) == {"faithfulness": {"d1": 4}}
 
 
 def test_human_ratings_unreadable(tmp_path: Path) -> None:
-    with pytest.raises(MibeError, match="file not found; check the path"):
-        judge_scoring.read_human_ratings(tmp_path / "none.csv")
+    with pytest.raises(MibeError, match="ratings CSV not found; check the path"):
+        jury_stats.read_human_ratings(tmp_path / "none.csv")
     path = tmp_path / "latin.csv"
     path.write_bytes("id,criterion,score\nd\xe9,faithfulness,4\n".encode("latin-1"))
-    with pytest.raises(MibeError, match="not UTF-8 text; save the ratings as UTF-8 CSV"):
-        judge_scoring.read_human_ratings(path)
-    without_rubric = judge_scoring.read_human_ratings(write(tmp_path, "id,criterion,score\nd1,style,9\n"))
+    with pytest.raises(MibeError, match="not UTF-8 text; save the ratings CSV as UTF-8"):
+        jury_stats.read_human_ratings(path)
+    without_rubric = jury_stats.read_human_ratings(write(tmp_path, "id,criterion,score\nd1,style,9\n"))
     assert without_rubric == {"style": {"d1": 9}}
 
 
@@ -425,7 +425,7 @@ def test_human_agreement_equals_an_independent_computation() -> None:
         "concision": {"d1": 3.0},
     }
     human = {"faithfulness": {"d1": 5, "d2": 2, "d3": 3, "d4": 2, "d5": 4, "d9": 1}, "concision": {"d1": 3}}
-    got = judge_scoring.human_agreement(jury, human, (1, 5))
+    got = jury_stats.human_agreement(jury, human, (1, 5))
     docs = ["d1", "d2", "d3", "d4", "d5"]
     j = np.array([jury["faithfulness"][d] for d in docs])
     h = np.array([human["faithfulness"][d] for d in docs], dtype=float)
@@ -441,7 +441,7 @@ def test_human_agreement_equals_an_independent_computation() -> None:
     assert got["concision"] == {
         "n": 1, "human_only": 0, "alpha": None, "mean_diff": 0.0, "mean_abs_diff": 0.0, "spearman": None,
     }  # fmt: skip
-    none_shared = judge_scoring.human_agreement({}, {"faithfulness": {"d1": 4}}, (1, 5))["faithfulness"]
+    none_shared = jury_stats.human_agreement({}, {"faithfulness": {"d1": 4}}, (1, 5))["faithfulness"]
     assert none_shared["n"] == 0 and none_shared["alpha"] is None and none_shared["mean_abs_diff"] is None
 
 
