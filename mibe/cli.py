@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from mibe.resources import DOCS_EPILOG, cite_docs
 from mibe.types import PARSERS, PROTOCOLS, SCORINGS, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -357,6 +358,11 @@ def _parser() -> argparse.ArgumentParser:
         "`mibe train pretrain --help` lists the flags (docs/training.md)",
     )
     train.add_argument("train_args", nargs=argparse.REMAINDER, metavar="{pretrain,sft,task} ...")
+    docs = sub.add_parser("docs", help="list the documentation pages, or print one (they ship with mibe)")
+    docs.add_argument("page", nargs="?", metavar="PAGE", help="a page's name, e.g. statistics")
+    docs.add_argument("--path", action="store_true", help="print where the page is instead of its text")
+    for parser in (top, *sub.choices.values()):  # help texts cite pages: say how to read them
+        parser.epilog = parser.epilog or DOCS_EPILOG
     return top
 
 
@@ -584,6 +590,22 @@ def check_seed_and_bootstrap(seed: int, bootstrap: int) -> None:
         raise MibeError(f"--bootstrap {bootstrap}: must be 0 (no intervals) to {MAX_BOOTSTRAP:,} resamples")
 
 
+def _docs_command(args: argparse.Namespace) -> int:
+    """`mibe docs`: the pages with their titles; `mibe docs PAGE [--path]`: one page's text or path."""
+    from mibe import resources
+
+    if args.page:
+        page = resources.doc_page(args.page)
+        print(page if args.path else page.read_text(encoding="utf-8").rstrip("\n"))
+        return 0
+    pages = resources.doc_pages()
+    width = max(map(len, pages), default=0)
+    for name, path in pages.items():
+        print(f"{name:<{width}}  {resources.doc_title(path)}")
+    print(f"`mibe docs PAGE` prints a page, `--path` where it is (in {resources.docs_dir()})")
+    return 0
+
+
 def _tasks_command(args: argparse.Namespace) -> int:
     from mibe import tasks
 
@@ -711,8 +733,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mibe.boards import cli as board_cli
 
             return board_cli.leaderboard(args) if args.command == "leaderboard" else board_cli.compare(args)
-        if args.command == "tasks":
-            return _tasks_command(args)
+        if args.command in ("tasks", "docs"):  # task files and shipped pages; no model is loaded
+            return _tasks_command(args) if args.command == "tasks" else _docs_command(args)
         if args.command == "data":  # reads data only; no model is loaded
             return _data_command(args)
         if args.command == "view":  # reads run folders only; no model is loaded
@@ -749,7 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train_cli.main(args.train_args)
         return _run_command(args, argv)
     except MibeError as exc:
-        print("mibe: error: " + one_line(str(exc)), file=sys.stderr)
+        print("mibe: error: " + one_line(cite_docs(str(exc))), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mibe: interrupted; run the same command again to resume", file=sys.stderr)

@@ -152,3 +152,23 @@ def _run_help(cli) -> str:
     parser = cli._parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return " ".join(sub.choices["run"].format_help().split())
+
+
+def test_every_cited_page_is_one_mibe_docs_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from mibe import cli, resources
+
+    cited = {Path(name).stem for path in (REPO / "mibe").rglob("*.py") for name in docs_paths(text(path))}
+    assert cited and cited <= set(resources.doc_pages())
+    assert cli.main(["docs", "judges"]) == 0
+    assert capsys.readouterr().out == (REPO / "docs" / "judges.md").read_text(encoding="utf-8")
+    assert cli.main(["docs", "judge"]) == 2
+    assert capsys.readouterr().err == "mibe: error: mibe docs judge: no such page; did you mean 'judges'?\n"
+    # Every command's --help ends by saying how to read the pages it cites.
+    parser = cli._parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in {"mibe": parser, **sub.choices}.items():
+        assert resources.DOCS_EPILOG in " ".join(command.format_help().split()), name
+    said = resources.cite_docs("x: see docs/statistics.md and docs/judges.md, then docs/statistics.md")
+    assert said.endswith("docs/statistics.md (`mibe docs statistics`, `mibe docs judges` print them)")

@@ -1,9 +1,10 @@
-"""The wheel carries tasks/, prompts/ and the demo documents: mibe works outside the checkout."""
+"""The wheel carries tasks/, prompts/, the demo documents and docs/: mibe works outside the checkout."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,23 @@ def test_wheel_ships_the_page_templates(installed: Path, tmp_path: Path) -> None
     assert page.returncode == 0, page.stderr
     assert "<title>mibe view: &lt;b&gt;m&lt;/b&gt;</title>" in page.stdout  # escaped by the template
     assert "function Table(id,pager,make,open)" in page.stdout and "details{margin" in page.stdout  # inlined
+
+
+def test_wheel_ships_the_docs_and_mibe_docs_prints_them(installed: Path, tmp_path: Path) -> None:
+    shipped = installed / "mibe" / "_shipped" / "docs"
+    pages = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert sorted(p.name for p in shipped.glob("*.md")) == pages and len(pages) > 10
+    listing = outside(installed, tmp_path, "-m", "mibe.cli", "docs")
+    assert listing.returncode == 0, listing.stderr
+    assert re.search(r"^statistics +Statistics: what each number means", listing.stdout, flags=re.M)
+    assert str(shipped) in listing.stdout  # read from the installed package, not a checkout
+    page = outside(installed, tmp_path, "-m", "mibe.cli", "docs", "statistics")
+    assert page.stdout == (REPO / "docs" / "statistics.md").read_text(encoding="utf-8").rstrip("\n") + "\n"
+    where = outside(installed, tmp_path, "-m", "mibe.cli", "docs", "docs/statistics.md", "--path")
+    assert where.stdout.strip() == str(shipped / "statistics.md")
+    # An error that cites a page says how to read it from the wheel.
+    argv = ["run", "--model", "m", "--protocol", "paper-fewshot"]
+    refused = outside(installed, tmp_path, "-m", "mibe.cli", *argv)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    cited = "see docs/statistics.md, 'Few-shot as published') (`mibe docs statistics` prints it)\n"
+    assert refused.stderr.endswith(cited)
