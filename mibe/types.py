@@ -30,6 +30,9 @@ Gold = str | tuple[str, ...]
 # it may differ between a run and its resume and stays out of run.json's `config`; every other field
 # is part of the run's identity (docs/run-folder.md, Resume).
 VOLATILE = {"resume": False}
+# A field added after run folders existed: part of the identity only when set (not its default), so a
+# folder written before the field existed still resumes.
+WHEN_SET = {"resume": "when set"}
 # Keys of a model's description (results.json `model`) that may differ on resume: the URL an endpoint
 # is reached at (several URLs may serve one model; what it serves is identified by `served`).
 VOLATILE_MODEL_KEYS = ("endpoint", "endpoints", "device_map")  # endpoints: an endpoint pool's servers
@@ -108,7 +111,7 @@ class Prediction:
 class RunConfig:
     model: str
     adapter: str | None = None
-    adapters: str | None = None  # --adapters D: each task through its own adapter D/<task>/
+    adapters: str | None = field(default=None, metadata=WHEN_SET)  # --adapters D: each task through D/<task>/
     backend: str = "hf"
     tasks: tuple[str, ...] = ("all",)
     data_dir: str | None = None
@@ -126,7 +129,8 @@ class RunConfig:
     system_prompt: str | None = None
     batch_size: int = field(default=8, metadata=VOLATILE)
     dtype: str = "auto"
-    quantize: str | None = None  # --quantize 4bit|8bit (HF, bitsandbytes): a fact of the model, like dtype
+    # --quantize 4bit|8bit (HF, bitsandbytes): a fact of the model, like dtype
+    quantize: str | None = field(default=None, metadata=WHEN_SET)
     device_map: str | None = field(default=None, metadata=VOLATILE)  # --device-map auto: over several GPUs
     device: str = "auto"  # CUDA, else MPS, else CPU: resolved (and recorded) when the run starts
     bertscore_model: str = "bert-base-multilingual-cased"
@@ -142,7 +146,8 @@ class RunConfig:
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None  # vllm: the engine's context; openai: the served model's
     # --backend openai
-    tokenizer: str | None = None  # counts and truncates prompts where the served model's is not at hand
+    # counts and truncates prompts where the served model's is not at hand
+    tokenizer: str | None = field(default=None, metadata=WHEN_SET)
     # --dry-run --price IN,OUT: dollars per million prompt and answer tokens (a plan, not a number)
     price: tuple[float, float] | None = field(default=None, metadata=VOLATILE)
     base_url: str | None = field(default=None, metadata=VOLATILE)  # several URLs may serve one model
@@ -156,9 +161,9 @@ class RunConfig:
     # (results.json's endpoints record it)
     allow_remote_credentialed: tuple[str, ...] | str = field(default=(), metadata=VOLATILE)
     # --fewshot-seeds: score each task once per shot draw (mibe/runner/shot_draws.py)
-    fewshot_seeds: tuple[int, ...] = ()
+    fewshot_seeds: tuple[int, ...] = field(default=(), metadata=WHEN_SET)
     # --choice-permutations K: letter tasks under K orderings of their options (mibe/runner/permutations.py)
-    choice_permutations: int = 1
+    choice_permutations: int = field(default=1, metadata=WHEN_SET)
     # seconds without a byte from the endpoint before a request is retried
     request_timeout: float = field(default=120.0, metadata=VOLATILE)
     # --judge (docs/judges.md): judge models scoring the text tasks' outputs once the run is scored
@@ -172,7 +177,8 @@ class RunConfig:
     reasoning_delimiters: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
     reasoning_budget: int = 0  # thinking tokens allowed on top of the answer's max_new_tokens
     extractor: str | None = None  # --parser model: the model spec that reads the answers
-    shard: str | None = None  # --shard I/N: this job scores shard I of N (mibe/runfolder/sharding.py)
+    # --shard I/N: this job scores shard I of N (mibe/runfolder/sharding.py)
+    shard: str | None = field(default=None, metadata=WHEN_SET)
     # --dry-run --shards N [--throughput TOKENS_PER_S]: the planning table per shard (no run folder)
     plan_shards: int | None = field(default=None, metadata=VOLATILE)
     throughput: float | None = field(default=None, metadata=VOLATILE)
@@ -183,6 +189,12 @@ class RunConfig:
     def volatile(cls) -> frozenset[str]:
         """The fields left out of the run's identity (VOLATILE)."""
         return frozenset(f.name for f in fields(cls) if f.metadata.get("resume") is False)
+
+    def unset_new_fields(self) -> frozenset[str]:
+        """The WHEN_SET fields at their default: left out of the identity, as before they existed."""
+        return frozenset(
+            f.name for f in fields(self) if f.metadata == WHEN_SET and getattr(self, f.name) == f.default
+        )
 
     @property
     def resolved_parser(self) -> str:

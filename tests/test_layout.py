@@ -1,11 +1,12 @@
 """The package's shape: imports only point down the wings, and functions stay short enough to read.
 
-Order, top to bottom: cli -> training, boards -> runner -> runfolder -> tasks, data, prompts -> scoring ->
-backends -> foundation (types, version, resources, hub, lineage, names, textout, userfiles). A module may
-import its own wing or any wing below it, never one above: the check walks every import statement, also
-those inside functions. No module may depend on itself through others, inside a wing as well as across
-wings: importing `mibe.a.b` also runs the top-level imports of `mibe/__init__.py` and `mibe/a/__init__.py`,
-and an import inside a function counts as much as one at the top.
+Order, top to bottom: cli (with mibe/commands/) -> training, boards -> runner -> runfolder -> tasks,
+data, prompts -> scoring -> backends -> foundation (types, version, resources, hub, lineage, names,
+textout, userfiles). A module may import its own wing or any wing below it, never one above: the check
+walks every import statement, also those inside functions. No module may depend on itself through
+others, inside a wing as well as across wings: importing `mibe.a.b` also runs the top-level imports of
+`mibe/__init__.py` and `mibe/a/__init__.py`, and an import inside a function counts as much as one at
+the top.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def wing(module: str) -> str:
         return "foundation"
     if parts[0] in TASK_WING:
         return "tasks"
-    if parts[0] in ("cli", "__main__"):
+    if parts[0] in ("cli", "__main__", "commands"):  # mibe/commands/: a module per command of cli.py
         return "cli"
     return parts[0]
 

@@ -47,7 +47,7 @@ NOT_RUN_FOLDERS = {
     "taskfiles.py",
     "corpusscan.py",
     "runfolder/schemas.py",
-    "boards/cli.py",
+    "commands/output.py",
     "boards/plot.py",
     "backends/embedded.py",
     *(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "training").rglob("*.py")),

@@ -61,24 +61,13 @@ def default_output_dir(config: RunConfig) -> Path:
 
 def identity(config: RunConfig) -> dict[str, Any]:
     resolved = dataclasses.asdict(config)
-    for key in RunConfig.volatile():  # declared on RunConfig's fields (mibe.types.VOLATILE)
+    for key in RunConfig.volatile() | config.unset_new_fields():  # declared on the fields (mibe.types)
         resolved.pop(key)
     resolved["tasks"] = list(config.tasks)
     resolved["data"] = dict(sorted(config.data.items()))
     resolved["parser"] = config.resolved_parser
-    resolved["fewshot_seeds"] = list(config.fewshot_seeds)
-    if not config.fewshot_seeds:  # absent, so run folders written before draws existed still resume
-        resolved.pop("fewshot_seeds")
-    if config.choice_permutations == 1:  # absent, as fewshot_seeds
-        resolved.pop("choice_permutations")
-    if config.adapters is None:  # absent, as fewshot_seeds
-        resolved.pop("adapters")
-    if config.quantize is None:  # absent, as fewshot_seeds
-        resolved.pop("quantize")
-    if config.shard is None:  # absent, as fewshot_seeds
-        resolved.pop("shard")
-    if config.tokenizer is None:  # absent, as fewshot_seeds
-        resolved.pop("tokenizer")
+    if config.fewshot_seeds:
+        resolved["fewshot_seeds"] = list(config.fewshot_seeds)
     resolved["chat_template"] = templating.setting(config.chat_template)
     resolved["chat_template_kwargs"] = dict(config.chat_template_kwargs)
     resolved["reasoning_delimiters"] = [list(p) for p in config.reasoning_delimiters]  # as JSON reads back

@@ -27,38 +27,6 @@ FORMATS = {".md": "md", ".csv": "csv", ".json": "json"}
 SHOWN = 50  # hits listed per task in the Markdown report; the JSON and CSV reports list every one
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "corpus", nargs="*", help="files, folders or globs (JSONL, Parquet, text; .gz/.zst), or hub:ID"
-    )
-    parser.add_argument("--tasks", default="all", help="all, task names, or task-file paths, comma-separated")
-    parser.add_argument("--data-dir", help="evaluation data, as `mibe run --data-dir` reads it")
-    parser.add_argument(
-        "--demo", action="store_true", help="the bundled invented documents as the evaluation side"
-    )
-    parser.add_argument("--ngram", type=int, default=matcher.NGRAM, help="run length in words")
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="report.md, report.csv or report.json (default: Markdown on stdout)",
-    )
-    parser.add_argument("--num-proc", type=int, default=1, help="processes over corpus parts")
-    parser.add_argument(
-        "--state", metavar="DIR", help="save each finished part here; rerun to resume a long scan"
-    )
-    parser.add_argument(
-        "--part-mb",
-        type=int,
-        default=corpusscan.PART_BYTES >> 20,
-        help="byte range of a plain file per part, in MB",
-    )
-    parser.add_argument(
-        "--merge", nargs="+", metavar="FILE",
-        help="merge part results an engine's scan wrote (Ray Data, Spark) instead of scanning",
-    )  # fmt: skip
-
-
 def load_index(specs: str, data_dir: str | None, ngram: int) -> tuple[matcher.Index, dict[str, str]]:
     """The matcher's index of each task's evaluation split; tasks without data are skipped, with why."""
     from mibe import data, tasks

@@ -20,8 +20,8 @@ from mibe.backends.traces import (
     reasoning_token_stats,
     split_reasoning,
 )
+from mibe.commands import train as train_cli
 from mibe.prompts import template_hash
-from mibe.training import cli as train_cli
 from mibe.training import provenance
 from mibe.types import MibeError
 from tests.support import chatmodel

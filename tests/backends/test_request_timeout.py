@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mibe import cli
 from mibe.backends import factory
+from mibe.commands import run_config
 from mibe.runner import api
 
 
@@ -32,7 +33,7 @@ def test_request_timeout_reaches_the_backend_and_never_blocks_a_resume() -> None
         args = ["run", "--model", "m", "--backend", "openai", "--base-url", url, "--request-timeout", "7.5"]
         parsed = cli._parser().parse_args(args)
         parsed.model = parsed.model[0]  # --model may be repeated (a sweep): main picks each in turn
-        config = cli._config(parsed)
+        config = run_config.from_args(parsed)
         assert config.request_timeout == 7.5
         assert factory.make_backend(config).http.idle_timeout == 7.5
         assert "request_timeout" not in api.identity(config)

@@ -14,7 +14,7 @@ import pytest
 from mibe.boards import compare, compare_text, render
 from mibe.boards.board import build as build_board
 from mibe.boards.view import diff_runs, render_view
-from mibe.boards.view_cli import load
+from mibe.boards.view_runs import load
 from mibe.runfolder import audit, rescore, summary
 from mibe.runfolder import saved as saved_run
 from mibe.runner import api

@@ -231,7 +231,7 @@ def test_a_run_keeps_clusters_as_hashes_and_compare_and_board_resample_them(tmp_
     board = render.text(build_board([a, c], published=False, n_boot=100))
     assert "t intervals and tests resample clusters of documents: 25 clusters (note_id)" in board
     rows = [[json.loads(line) for line in (r / "samples" / "t.jsonl").open()] for r in (a, c)]
-    from mibe.boards.view_cli import load
+    from mibe.boards.view_runs import load
 
     (seen,) = view.diff_runs(load(a), load(c))  # the viewer's A - B test: compare's, on the folders
     assert seen.tested["mcnemar"]["test"] == stats.CLUSTERED_MCNEMAR and seen.tested["n_clusters"] == 25

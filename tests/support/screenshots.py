@@ -136,7 +136,7 @@ def make_pages(runs: dict[str, Path], board_runs: list[Path], target: Path) -> d
     from mibe.boards.board import build
     from mibe.boards.html import html
     from mibe.boards.view import render_view
-    from mibe.boards.view_cli import load
+    from mibe.boards.view_runs import load
 
     target.mkdir(parents=True, exist_ok=True)
     base, tuned = str(runs["base"]), str(runs["tuned"])

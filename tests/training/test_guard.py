@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mibe import cli, resources
-from mibe.training import cli as train_cli
+from mibe.commands import train as train_cli
 from mibe.training import guard, provenance
 from mibe.types import MibeError
 from tests.support.paths import PUBLIC, REPO, needs_public_data

@@ -219,7 +219,8 @@ def test_shipped_mix_is_the_papers_ratio() -> None:
 
 def test_train_help_and_parsing_never_import_torch() -> None:
     code = (
-        "import sys; from mibe import cli; from mibe.training import cli as t, recipe; "
+        "import sys; from mibe import cli; from mibe.commands import train as t; "
+        "from mibe.training import recipe; "
         "t.parser(); recipe.load('sft', None, {'model': 'm', 'output_dir': 'o', 'data': 'd'}); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
@@ -265,7 +266,7 @@ def test_cli_bad_flag_is_exit_2_with_one_line(tmp_path: Path) -> None:
 def test_train_refuses_missing_inputs_in_one_line(
     args: list[str], message: str, tiny_llama: Path, tmp_path: Path
 ):
-    from mibe.training import cli as train_cli
+    from mibe.commands import train as train_cli
 
     model = [] if "--model" in args else ["--model", str(tiny_llama)]
     with pytest.raises(MibeError) as err:

@@ -12,8 +12,8 @@ import pytest
 
 from mibe.backends.hf import HFBackend
 from mibe.boards import table as board_model
+from mibe.commands import train as train_cli
 from mibe.runner import api
-from mibe.training import cli as train_cli
 from mibe.types import MibeError, RunConfig
 from tests.support.paths import REPO
 
@@ -69,7 +69,7 @@ def suite(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     args += ["--output-dir", str(root / "adapters"), "--max-steps", "1"]
     args += ["--set", "warmup_ratio=0", "--set", "lr_scheduler=constant"]  # one step that moves the weights
     args += [a for task, path in data.items() for a in ("--data", f"{task}={path}")]
-    import mibe.training.cli as cli_module
+    import mibe.commands.train as cli_module
 
     cli_module._say, said = lines.append, cli_module._say
     try:

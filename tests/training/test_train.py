@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe.training import cli as train_cli
+from mibe.commands import train as train_cli
 from mibe.training import provenance
 from mibe.types import MibeError
 from tests.support.paths import REPO

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mibe.commands import train as train_cli
 from mibe.runner import api
-from mibe.training import cli as train_cli
 from mibe.training import provenance
 from mibe.types import MibeError, RunConfig
 from tests.support.paths import REPO

@@ -1,13 +1,14 @@
-"""`mibe train pretrain|sft|task`: a recipe file (default: the paper's, in training/) plus overrides."""
+"""`mibe train pretrain|sft|task`: a recipe file (default: the paper's, in training/) plus overrides.
+
+The top-level parser hands everything after `train` to this command's own parser (`parser()`), so
+`mibe train --help` and a bad training flag never load the recipes or torch."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-
-from mibe.training import recipe as recipes
-from mibe.training import suite
+from typing import Any
 
 HELP = {
     "pretrain": "continual pre-training of a causal LM on a domain mix (Me-LLaMA: 15:1:4)",
@@ -16,7 +17,25 @@ HELP = {
 }
 
 
+def add(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="continual pre-training, LoRA instruction tuning, task fine-tuning (mibe train KIND --help)",
+        description="mibe train pretrain|sft|task --config RECIPE.yaml [flags] [--set KEY=VALUE ...]; "
+        "`mibe train pretrain --help` lists the flags (docs/training.md)",
+    )
+    train.add_argument("train_args", nargs=argparse.REMAINDER, metavar="{pretrain,sft,task} ...")
+    train.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace, argv: list[str]) -> int:
+    return main(args.train_args)
+
+
 def parser() -> argparse.ArgumentParser:
+    """`mibe train`'s own parser: its flags are parsed once `mibe train` runs (the recipes load then)."""
+    from mibe.training import recipe as recipes
+
     top = argparse.ArgumentParser(
         prog="mibe train",
         description="Train the checkpoints `mibe run --model` scores. Values come from the paper's defaults, "
@@ -78,6 +97,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
+    """`mibe train KIND [flags]` without the `mibe train`: parse, apply the overrides, train."""
+    from mibe.training import recipe as recipes
+    from mibe.training import suite
+
     args = parser().parse_args(list(argv))
     config = args.config or str(recipes.shipped_recipe(args.kind))
     overrides = {

@@ -1,0 +1,43 @@
+"""`mibe rescore RUN --output-dir NEW`: re-parse a run's saved outputs and recompute its metrics."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mibe.commands import options
+from mibe.types import PARSERS
+
+
+def add(sub: Any) -> None:
+    rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
+    options.add_saved_run(rescore)
+    rescore.add_argument(
+        "--parser", default="strict", choices=PARSERS,
+        help="the parser to apply (strict); model: --extractor maps each answer to a label, loading only "
+        "the extractor, never the evaluated model",
+    )  # fmt: skip
+    rescore.add_argument("--extractor", metavar="MODEL", help="with --parser model: hf:PATH, vllm:PATH, ...")
+    options.add_remote(
+        rescore,
+        "URL=REASON",
+        "with an openai: extractor, send credentialed tasks to that non-loopback endpoint",
+    )
+    rescore.add_argument(
+        "--device",
+        help="where an hf: extractor runs (default: the run's device when this machine has it, else cpu)",
+    )
+    rescore.add_argument("--tasks", help=options.TRUSTED_TASKS)
+    options.add_new_run(rescore)
+    rescore.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace, argv: list[str]) -> int:
+    """No model is ever loaded, except --parser model's extractor (only it)."""
+    if args.parser == "model":
+        from mibe.runner import extract
+
+        return extract.rescore_command(args, argv)
+    from mibe.runfolder import rescore
+
+    return rescore.command(args, argv)
