@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from mibe.types import takes_settings
 from mibe.version import __version__
 
 __all__ = ["__version__", "evaluate"]
 
 
-def evaluate(model: str, tasks: Any = "all", **options: Any) -> dict:
-    """Score a model; see `mibe.runner.api.evaluate`. Imported lazily so `import mibe` stays light."""
+@takes_settings
+def evaluate(model: Any, tasks: Any = "all", backend: Any = None, **settings: Any) -> dict:
+    """Score a model; the arguments are documented on `mibe.runner.api.evaluate` (a model and RunConfig's
+    fields, or a RunConfig). Imported lazily so `import mibe` stays light (no torch until it runs)."""
     from mibe.runner.api import evaluate as _evaluate
 
-    return _evaluate(model, tasks, **options)
+    return _evaluate(model, tasks, backend, **settings)

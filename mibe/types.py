@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 PARSERS = ("strict", "paper", "model")  # model: --extractor reads choice/letter/multi-label answers
 SCORINGS = ("generate", "loglikelihood")
@@ -201,6 +202,28 @@ class RunConfig:
         if self.parser:
             return self.parser
         return "paper" if is_paper(self.protocol) else "strict"
+
+
+F = TypeVar("F")
+
+
+def takes_settings(func: F) -> F:
+    """Give mibe.evaluate the signature of its keyword arguments: RunConfig's fields, typed and with
+    their defaults, after its own (help() and editors show them; the fields stay declared once)."""
+    own = [p for p in inspect.signature(func).parameters.values() if p.kind != p.VAR_KEYWORD]  # type: ignore[arg-type]
+    taken = {p.name for p in own} | {"model", "tasks"}
+    settings = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=f.type,
+            default=f.default_factory() if f.default_factory is not MISSING else f.default,
+        )
+        for f in fields(RunConfig)
+        if f.name not in taken
+    ]
+    func.__signature__ = inspect.Signature([*own, *settings])  # type: ignore[attr-defined]
+    return func
 
 
 class Backend(ABC):
