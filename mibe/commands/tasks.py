@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mibe import textout
 from mibe.commands import options
 
 
@@ -53,9 +54,8 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
                     "local only (credentialed)" if t.credentialed else source or "local only",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+        # One line per task, however wide: a data source is read (and copied) whole.
+        print("\n".join(textout.table(rows, head=0, keep=1, width=textout.WHOLE)))
         print(
             "--tasks all: the MIBE tasks (group all); --tasks public: the ones not credentialed (hosted "
             "models); --tasks general: the general-domain benchmarks of the forgetting study, never in all"
