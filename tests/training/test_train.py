@@ -19,6 +19,8 @@ from mibe.training import provenance
 from mibe.types import MibeError
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.slow  # trains the tiny LLaMA
+
 EXAMPLES = REPO / "training" / "examples"
 
 

@@ -14,6 +14,8 @@ from mibe.training import provenance
 from mibe.types import MibeError, RunConfig
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.slow  # trains LoRA adapters on the tiny LLaMA
+
 EXAMPLES = REPO / "training" / "examples"
 
 CONVERSATIONS = [
