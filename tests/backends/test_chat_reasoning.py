@@ -213,6 +213,7 @@ def _run(model: Path, out: Path, task: Path, **options: object) -> dict:
     return api.run(config, say=lambda line: None)["tasks"]["think_qa"]
 
 
+@pytest.mark.slow
 def test_auto_uses_the_tokenizer_template_and_the_thinking_switch(thinker: Path, tmp_path: Path) -> None:
     task = _task(tmp_path, ["closed", "plain"])
     auto = _run(thinker, tmp_path / "a", task)
@@ -247,6 +248,7 @@ def test_a_trace_opened_by_the_template_is_truncated_not_parsed(tmp_path: Path) 
     assert entry["reasoning"]["reasoning_truncated"] == truncated and entry["parse_failures"] >= truncated
 
 
+@pytest.mark.slow
 def test_auto_follows_the_training_record(thinker: Path, tmp_path: Path) -> None:
     task = _task(tmp_path, ["plain"])
     trained = tmp_path / "trained-bare"
@@ -321,6 +323,7 @@ def test_bad_model_specs(text: str, message: str) -> None:
         spec.parse(text)
 
 
+@pytest.mark.slow
 def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path, tmp_path: Path) -> None:
     from mibe.runner.extract import cache_path
 
@@ -405,6 +408,7 @@ def test_an_endpoint_template_never_frames_loglikelihood_prompts() -> None:
     assert server.for_scoring("generate") is server
 
 
+@pytest.mark.slow
 def test_engines_apply_stops_themselves_unless_a_trace_may_open(thinker: Path, tiny_llama: Path) -> None:
     from transformers import AutoTokenizer
 

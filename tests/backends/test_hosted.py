@@ -16,6 +16,7 @@ from tests.support.loopback import Recorder, recorder, serving
 PAPER_PUBLIC = {"pubmedqa", "medqa", "medmcqa", "ddi2013", "hoc", "mtsample", "pubmed_sum", "bionli"}
 
 
+@pytest.mark.slow
 def test_tasks_public_runs_exactly_the_non_credentialed_builtins(tiny_llama: Path, tmp_path: Path) -> None:
     from mibe.backends.hf import HFBackend
 
@@ -76,6 +77,7 @@ def _samples(run: Path, task: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (run / "samples" / f"{task}.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_an_endpoint_with_max_model_len_truncates_as_the_hf_backend(
     short_llama: Path, tmp_path: Path
 ) -> None:

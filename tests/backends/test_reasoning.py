@@ -289,6 +289,7 @@ def _tokenizer_template(folder: Path) -> str | None:
     return AutoTokenizer.from_pretrained(folder).chat_template
 
 
+@pytest.mark.slow
 def test_a_checkpoint_trained_without_a_template_gets_none(
     trained: dict[str, Path], tiny_llama: Path
 ) -> None:
@@ -304,6 +305,7 @@ def test_a_checkpoint_trained_without_a_template_gets_none(
     assert ct.resolve_chat_template("none", "mibe", record, kept).source == "none"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("run", "expected"), [("sft", None), ("sft-file", chatmodel.chat_template())])
 def test_a_checkpoint_trained_with_a_template_gets_it(
     trained: dict[str, Path], tiny_llama: Path, run, expected
@@ -318,6 +320,7 @@ def test_a_checkpoint_trained_with_a_template_gets_it(
     assert chosen == ct.ChatChoice(expected, "training", template_hash(expected))
 
 
+@pytest.mark.slow
 def test_a_tokenizer_edited_after_training_is_refused(trained: dict[str, Path]) -> None:
     record = ct.training_record(str(trained["sft-file"]))
     for edited, have in ((BASE, ct.training_digest(BASE)), (None, "no template")):
@@ -340,6 +343,7 @@ def test_an_unreadable_training_record_is_refused_under_auto(tmp_path: Path) -> 
         ct.resolve_chat_template("auto", "mibe", ct.training_record(str(tmp_path)), BASE)
 
 
+@pytest.mark.slow
 def test_training_auto_follows_the_same_rule(trained: dict[str, Path]) -> None:
     """`mibe train`'s `chat_template: auto` on a base mibe trained reads its record as `mibe run` does:
     a base trained without a template gets the shipped default for SFT, not its tokenizer's."""

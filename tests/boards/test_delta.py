@@ -58,6 +58,7 @@ def two_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     return loglik_run(tiny_llama, root / "base-run"), loglik_run(trained, root / "checkpoint-run")
 
 
+@pytest.mark.slow
 def test_calibration_is_stored_and_drawn(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
     base, _ = two_runs
     entry = results(base)["tasks"]["everyday_yesno"]
@@ -73,6 +74,7 @@ def test_calibration_is_stored_and_drawn(two_runs: tuple[Path, Path], tmp_path: 
     assert html.count('class="reliability"') == 2 and f"ECE {cal['ece']['value']:.3f}" in html
 
 
+@pytest.mark.slow
 def test_plot_draws_reliability_diagrams(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     base, _ = two_runs
@@ -82,6 +84,7 @@ def test_plot_draws_reliability_diagrams(two_runs: tuple[Path, Path], tmp_path: 
     assert figure.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_delta_view_finds_the_base_through_the_lineage(two_runs: tuple[Path, Path], capsys) -> None:
     base, trained = two_runs
     report = delta.delta([trained, base], n_boot=200)
@@ -107,6 +110,7 @@ def test_delta_view_finds_the_base_through_the_lineage(two_runs: tuple[Path, Pat
     )
 
 
+@pytest.mark.slow
 def test_delta_view_without_a_base_run_is_one_line(two_runs: tuple[Path, Path], capsys) -> None:
     _, trained = two_runs
     assert cli.main(["leaderboard", str(trained), "--delta-vs-base"]) == 2
@@ -115,6 +119,7 @@ def test_delta_view_without_a_base_run_is_one_line(two_runs: tuple[Path, Path], 
     assert cli.main(["leaderboard", str(trained), "--delta-vs-base", "--base", "x"]) == 2
 
 
+@pytest.mark.slow
 def test_the_board_keeps_general_tasks_out_of_the_medical_average(two_runs: tuple[Path, Path]) -> None:
     board = build_board(list(two_runs), published=False, n_boot=20)
     # The checkpoint was trained without a chat template, the base run used one: two sections.

@@ -276,6 +276,7 @@ class OutOfMemoryError(RuntimeError):
     """Named like torch's, raised by a fault-injecting wrapper around the real backend."""
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_matches(tiny_llama: Path, tmp_path: Path) -> None:
     from mibe.backends.hf import HFBackend
 
@@ -312,6 +313,7 @@ def test_out_of_memory_halves_the_batch_and_matches(tiny_llama: Path, tmp_path: 
         assert tight["tasks"] == plain["tasks"]
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_is_one_line_and_resumes(tiny_llama: Path, tmp_path: Path) -> None:
     # A real write failure: the kernel refuses to grow files past RLIMIT_FSIZE (EFBIG, like ENOSPC).
     code = (

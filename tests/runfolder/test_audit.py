@@ -108,6 +108,7 @@ def test_cli_markdown_file_terminal_and_refusals(realistic: Path, tmp_path: Path
         assert says in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 @needs_public_data()
 def test_audit_of_tiny_model_run_over_public_samples(tiny_llama: Path, tmp_path: Path) -> None:
     names = ("pubmedqa", "medqa", "medmcqa", "ddi2013", "hoc", "mtsample")

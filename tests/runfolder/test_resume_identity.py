@@ -52,6 +52,7 @@ def test_the_weights_fingerprint_sees_other_weights_under_the_same_config(
     assert lineage.fingerprint("meta-llama/Llama-2-7b-hf") is None  # a hub id: no local files
 
 
+@pytest.mark.slow
 def test_changed_weights_never_resume_into_a_folder(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -81,6 +82,7 @@ def test_a_folder_written_before_the_weights_were_recorded_resumes(
     )
 
 
+@pytest.mark.slow
 def test_a_changed_extractor_never_resumes_and_overwrite_clears_its_cache(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

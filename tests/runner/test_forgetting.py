@@ -63,6 +63,7 @@ def test_a_general_task_runs_on_its_fixture_rows(tiny_llama: Path, tmp_path: Pat
     assert "\nC. Mave\n" in first["prompt"] and first["gold"] == "C"
 
 
+@pytest.mark.slow
 def test_a_two_model_sweep_writes_two_folders(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

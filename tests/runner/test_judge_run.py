@@ -243,6 +243,7 @@ def test_the_samples_keep_the_source_for_the_judge(evaluated: dict[str, Path]) -
     assert {r["id"]: r["source"] for r in rows} == {i: t for i, t, _ in ARTICLES}
 
 
+@pytest.mark.slow
 def test_the_tiny_model_judges_caches_and_resumes(
     evaluated: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:
@@ -294,6 +295,7 @@ def test_the_tiny_model_judges_caches_and_resumes(
     assert again["metrics"] == entry["metrics"]  # greedy replies: the same scores
 
 
+@pytest.mark.slow
 def test_a_killed_judging_run_resumes(evaluated: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     """A real SIGKILL while the tiny model judges one document at a time: the rerun sends only what
     the cache lacks, and every document ends up judged once."""

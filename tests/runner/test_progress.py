@@ -59,6 +59,7 @@ def test_hf_backend_reports_each_step(tiny_llama: Path) -> None:
     assert steps and all(n > 0 for n in steps)
 
 
+@pytest.mark.slow
 def test_progress_counts_whole_documents_one_bar_at_a_time_and_the_run_ends_with_next_steps(
     tiny_llama: Path, tmp_path: Path
 ) -> None:

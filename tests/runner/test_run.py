@@ -41,6 +41,7 @@ def demo_results(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return demo_run(tiny_llama, out, batch_size=2, bootstrap=200), out
 
 
+@pytest.mark.slow
 def test_all_twelve_tasks_scored_with_contract_layout(demo_results: tuple[dict, Path]) -> None:
     results, out = demo_results
     assert sorted(results["tasks"]) == ALL and len(ALL) == 12
@@ -59,6 +60,7 @@ def test_all_twelve_tasks_scored_with_contract_layout(demo_results: tuple[dict, 
     assert {p.name for p in (out / "samples").iterdir()} == {f"{t}.jsonl" for t in ALL}
 
 
+@pytest.mark.slow
 def test_single_label_metrics_equal_sklearn_on_the_samples(demo_results: tuple[dict, Path]) -> None:
     results, out = demo_results
     for name in SINGLE_LABEL:
@@ -73,6 +75,7 @@ def test_single_label_metrics_equal_sklearn_on_the_samples(demo_results: tuple[d
         assert metrics["missing_rate"]["value"] == pytest.approx(preds.count(None) / len(preds))
 
 
+@pytest.mark.slow
 def test_credentialed_samples_are_owner_only(demo_results: tuple[dict, Path]) -> None:
     _, out = demo_results
     for name in ("mednli", "emrqa", "mimic_cxr", "i2b2_2010"):
@@ -80,6 +83,7 @@ def test_credentialed_samples_are_owner_only(demo_results: tuple[dict, Path]) ->
     assert (out / "samples" / "pubmedqa.jsonl").stat().st_mode & 0o077 != 0
 
 
+@pytest.mark.slow
 def test_rerun_is_identical_and_refuses_other_config(
     tiny_llama: Path, demo_results: tuple[dict, Path], tmp_path: Path
 ) -> None:
@@ -101,6 +105,7 @@ def test_rerun_is_identical_and_refuses_other_config(
     assert resumed["tasks"] == results["tasks"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_task_then_resume_matches_uninterrupted(tiny_llama: Path, tmp_path: Path) -> None:
     args = [
         "run",
@@ -276,6 +281,7 @@ def test_chat_template_wraps_prompt(tiny_llama: Path, tmp_path: Path) -> None:
     assert row["prompt"].endswith("<|assistant|>\n")
 
 
+@pytest.mark.slow
 def test_paper_protocol_uses_256_tokens_no_stop_paper_parser(tiny_llama: Path, tmp_path: Path) -> None:
     config = RunConfig(
         model=str(tiny_llama),
@@ -289,6 +295,7 @@ def test_paper_protocol_uses_256_tokens_no_stop_paper_parser(tiny_llama: Path, t
     assert (protocol["max_new_tokens"], protocol["stop"], protocol["parser"]) == (256, [], "paper")
 
 
+@pytest.mark.slow
 @needs_public_data()
 @pytest.mark.shared
 def test_public_samples_limit_50_metrics_equal_sklearn(tiny_llama: Path, tmp_path: Path) -> None:
@@ -353,6 +360,7 @@ def test_cli_start_up_does_not_import_torch() -> None:
     assert "pubmedqa" in result.stdout
 
 
+@pytest.mark.slow
 def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Path, tmp_path: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -406,6 +414,7 @@ def test_batch_rows_keeps_the_token_budget(costs, start, size, budget, rows) -> 
     assert batches.batch_rows(costs, start, size, budget) == rows
 
 
+@pytest.mark.slow
 def test_token_budget_batches_grow_for_short_prompts_and_change_no_result(
     tiny_llama: Path, tmp_path: Path
 ) -> None:

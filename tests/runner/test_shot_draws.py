@@ -99,6 +99,7 @@ def test_compare_and_board_on_tiny_draw_runs(tiny_llama: Path, tmp_path: Path) -
     assert "×2 draws" in render.text(board)
 
 
+@pytest.mark.slow
 def test_rescore_and_audit_take_runs_of_several_draws(tiny_llama: Path, tmp_path: Path) -> None:
     from mibe.runfolder import audit, rescore
 
@@ -141,6 +142,7 @@ def test_rescore_and_audit_take_runs_of_several_draws(tiny_llama: Path, tmp_path
     )
 
 
+@pytest.mark.slow
 def test_calibration_of_a_run_of_several_draws(tiny_llama: Path, tmp_path: Path) -> None:
     run = tmp_path / "drawn"
     entry = draw_run(tiny_llama, run, (1, 2, 3))["tasks"]["pubmedqa"]
@@ -166,6 +168,7 @@ def test_calibration_of_a_run_of_several_draws(tiny_llama: Path, tmp_path: Path)
     assert f"ECE {cal['ece']['value']:.3f}" in page.read_text()
 
 
+@pytest.mark.slow
 def test_redacted_draws_of_span_and_text_tasks_score_as_unredacted(tiny_llama: Path, tmp_path: Path) -> None:
     # Redacted span/text rows keep statistics, not text: the draws are summarised from those.
     def drawn(out: Path, redact: bool) -> dict:

@@ -291,6 +291,7 @@ def scored(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return api.run(config, say=lambda line: None), out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SIX)
 def test_scored_end_to_end(scored, name):
     results, out = scored

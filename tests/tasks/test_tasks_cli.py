@@ -33,6 +33,7 @@ def shim(folder: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
 
 
+@pytest.mark.slow
 def test_tutorial_runs_as_written(tiny_llama: Path, tmp_path: Path) -> None:
     blocks = tutorial_blocks()
     assert len(blocks) >= 5 and any("mibe run --model smollm2-135m" in b for b in blocks)

@@ -124,6 +124,7 @@ def _trained_text(tokenizer, encoded: dict) -> str:
     )
 
 
+@pytest.mark.slow
 def test_loss_falls_on_responses_only(tokenizer) -> None:
     row = {
         "conversations": [

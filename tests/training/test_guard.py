@@ -59,6 +59,7 @@ def sft_sources(tmp_path: Path) -> list[str]:
     return ["sft", "--config", str(recipe)]
 
 
+@pytest.mark.slow
 def test_verbatim_question_and_answer_is_refused_then_dropped(tiny_llama: Path, tmp_path: Path) -> None:
     args = [*sft_sources(tmp_path), "--model", str(tiny_llama), "--output-dir", str(tmp_path / "out")]
     with pytest.raises(MibeError) as err:
@@ -110,6 +111,7 @@ def task_folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_train_split_that_repeats_test_rows_is_refused_or_dropped_exactly(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
@@ -137,6 +139,7 @@ def test_a_train_split_that_repeats_test_rows_is_refused_or_dropped_exactly(
     assert done["data"]["excluded_by_id"] == ["t3"] and done["data"]["train_rows"] == 3
 
 
+@pytest.mark.slow
 def test_a_checkpoint_trained_on_test_documents_is_marked_on_the_leaderboard(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -157,6 +160,7 @@ def test_a_checkpoint_trained_on_test_documents_is_marked_on_the_leaderboard(
 # ------------------------------------------------------------------------------ pretraining
 
 
+@pytest.mark.slow
 def test_a_mimic_like_csv_gz_trains_without_excluded_ids_and_leaks_to_a_token_target(
     tiny_llama: Path, tmp_path: Path
 ) -> None:

@@ -79,6 +79,7 @@ def suite(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     return root / "adapters", lines
 
 
+@pytest.mark.slow
 def test_train_task_suite_writes_one_adapter_per_task_and_skips_a_contaminated_one(
     suite: tuple[Path, list[str]],
 ) -> None:
@@ -101,6 +102,7 @@ def test_train_task_suite_writes_one_adapter_per_task_and_skips_a_contaminated_o
     assert list(summary["skipped"]) == ["ddi2013"]
 
 
+@pytest.mark.slow
 def test_run_adapters_scores_each_task_with_its_own_adapter_in_one_load(
     suite: tuple[Path, list[str]], tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,6 +131,7 @@ def test_run_adapters_scores_each_task_with_its_own_adapter_in_one_load(
     assert api.run(config, say=lambda line: None)["tasks"] == results["tasks"]
 
 
+@pytest.mark.slow
 def test_each_task_answers_through_its_own_adapter(suite: tuple[Path, list[str]], tiny_llama: Path) -> None:
     root, _ = suite
     base = HFBackend(str(tiny_llama))
