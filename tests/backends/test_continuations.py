@@ -117,6 +117,7 @@ def test_demo_prompts_take_the_tail_path(backend) -> None:
     assert got == [whole_convention(backend, r) for r in requests]
 
 
+@pytest.mark.slow
 @needs_public_data()
 def test_public_samples_tail_ids_equal_whole_string_ids(backend) -> None:
     requests = [r for r in requests_for(backend, PUBLIC, limit=60) if len(r.prompt) > 480]

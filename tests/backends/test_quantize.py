@@ -152,6 +152,7 @@ def test_qlora_without_bitsandbytes_is_one_line() -> None:
 BENCH = REPO / "benchmarks"
 
 
+@pytest.mark.slow
 def test_the_gpu_check_rehearses_on_a_cpu() -> None:
     import subprocess
     import sys

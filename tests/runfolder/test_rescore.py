@@ -54,6 +54,7 @@ def tiny_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return runs
 
 
+@pytest.mark.slow
 def test_same_parser_reproduces_the_run_exactly(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
     original = json.loads((tiny_runs["strict"] / "results.json").read_text())
     out = rescore.rescore(tiny_runs["strict"], "strict", [], tmp_path / "re", say=lambda line: None)
@@ -66,6 +67,7 @@ def test_same_parser_reproduces_the_run_exactly(tiny_runs: dict[str, Path], tmp_
     assert on_disk["rescored_from"]["parser"] == "strict" and set(on_disk["protocols"]) == set(TINY_TASKS)
 
 
+@pytest.mark.slow
 def test_other_parser_gives_a_fresh_runs_numbers_without_the_model(
     tiny_runs: dict[str, Path], tmp_path: Path
 ) -> None:

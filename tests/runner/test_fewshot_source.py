@@ -102,6 +102,7 @@ def run(tiny_llama: Path, out: Path, **options: object) -> dict:
     return api.run(config, say=lambda line: None)
 
 
+@pytest.mark.slow
 def test_paper_fewshot_preset_is_in_the_protocol(tiny_llama: Path, tmp_path: Path) -> None:
     with pytest.raises(MibeError, match=r"^--protocol paper-fewshot: give --num-fewshot K"):
         run(tiny_llama, tmp_path / "none", protocol="paper-fewshot")

@@ -142,6 +142,7 @@ def test_sigkill_mid_task_then_resume_matches_uninterrupted(tiny_llama: Path, tm
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 3
 
 
+@pytest.mark.slow
 def test_user_task_file_anywhere(tiny_llama: Path, tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     rows = [
@@ -176,6 +177,7 @@ def test_credentialed_task_without_data_one_line_exit_2(tiny_llama: Path, tmp_pa
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_all_skips_tasks_without_data_and_succeeds(tiny_llama: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
