@@ -53,27 +53,6 @@ class Endpoint:
     device_map: str | None = None  # hf: --device-map auto
     tokenizer: str | None = None  # openai: --tokenizer, for counting and truncation
 
-    # The attribute names VLLMBackend.from_config reads, as RunConfig spells them.
-    @property
-    def device(self) -> str:
-        return self.machine.device
-
-    @property
-    def dtype(self) -> str:
-        return self.machine.dtype
-
-    @property
-    def trust_remote_code(self) -> bool:
-        return self.machine.trust_remote_code
-
-    @property
-    def seed(self) -> int:
-        return self.machine.seed
-
-    @property
-    def batch_size(self) -> int:
-        return self.machine.batch_size
-
 
 def machine_of(config: RunConfig) -> Machine:
     return Machine(

@@ -46,7 +46,7 @@ def _as_flag(message: str, e: Endpoint) -> str:
 def _build(admission: Admission, say: Say) -> Backend:
     e = admission.endpoint
     quantize.check(e.quantize, e.backend, e.device_map)  # HF only: one line before anything is built
-    if e.device != "cpu" or e.backend == "vllm":  # data-parallel ranks: their own GPUs
+    if e.machine.device != "cpu" or e.backend == "vllm":  # data-parallel ranks: their own GPUs
         devices.pin_devices(e.tensor_parallel_size * e.pipeline_parallel_size)
     if e.backend == "openai" and admission.members:
         from mibe.backends.pool import PoolBackend
@@ -69,17 +69,17 @@ def _build(admission: Admission, say: Say) -> Backend:
             f"`accelerate launch --multi_gpu --num_processes {e.data_parallel_size} -m mibe.cli run` "
             "(docs/backends.md)"
         )
-    devices.check(e.device)
-    device, _ = devices.resolve(e.device)  # the Python API's make_backend: auto still unresolved
+    devices.check(e.machine.device)
+    device, _ = devices.resolve(e.machine.device)  # the Python API's make_backend: auto still unresolved
     from mibe.backends import embedded
     from mibe.backends.hf import HFBackend
 
     return HFBackend(
         embedded.resolve(e.model),
         adapter=e.adapter,
-        dtype=e.dtype,
+        dtype=e.machine.dtype,
         device=device,
-        trust_remote_code=e.trust_remote_code,
+        trust_remote_code=e.machine.trust_remote_code,
         quantize=e.quantize,
         device_map=e.device_map,
     )
@@ -100,9 +100,9 @@ def _served(admission: Admission, say: Say, retries: int = 6) -> Backend:
         retries=retries,
         credentialed=admission.credentialed,
         allow_remote_credentialed=admission.reason,
-        trust_remote_code=e.trust_remote_code,
+        trust_remote_code=e.machine.trust_remote_code,
         request_timeout=e.machine.request_timeout,
-        seed=e.seed,
+        seed=e.machine.seed,
         say=say,
         max_model_len=e.max_model_len,
         tokenizer=e.tokenizer,

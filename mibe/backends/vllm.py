@@ -19,7 +19,7 @@ from mibe import lineage
 from mibe.backends import common, continuations, traces
 from mibe.backends.base import TokenizedBackend
 from mibe.backends.common import server_stops
-from mibe.types import MibeError, Request, RunConfig
+from mibe.types import MibeError, Request
 
 if TYPE_CHECKING:
     from mibe.backends.endpoint import Endpoint
@@ -57,27 +57,28 @@ class VLLMBackend(TokenizedBackend):
     chunk_size = 1024
 
     @classmethod
-    def from_config(cls, config: RunConfig | Endpoint) -> VLLMBackend:
+    def from_config(cls, e: Endpoint) -> VLLMBackend:
+        """The engine an endpoint names (mibe.backends.factory, after the policy admitted it)."""
         from mibe.backends import embedded
 
-        common.check_model_path(config.model)
+        common.check_model_path(e.model)
         lora = {}
-        if config.adapters:  # --adapters: one engine, one LoRARequest per task (with_adapter)
-            found = [p for p in Path(config.adapters).expanduser().iterdir() if common.is_adapter(p)]
+        if e.adapters:  # --adapters: one engine, one LoRARequest per task (with_adapter)
+            found = [p for p in Path(e.adapters).expanduser().iterdir() if common.is_adapter(p)]
             ranks = [int(common.adapter_config(p).get("r", 16)) for p in found]
             lora = {"enable_lora": True, "max_loras": 1, "max_lora_rank": max([8, *ranks])}
         return cls(
-            embedded.resolve(config.model),
-            adapter=config.adapter,
-            dtype=config.dtype,
-            seed=config.seed,
-            tensor_parallel_size=config.tensor_parallel_size,
-            pipeline_parallel_size=config.pipeline_parallel_size,
-            data_parallel_size=config.data_parallel_size,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            max_model_len=config.max_model_len,
-            trust_remote_code=config.trust_remote_code,
-            batch_size=config.batch_size,
+            embedded.resolve(e.model),
+            adapter=e.adapter,
+            dtype=e.machine.dtype,
+            seed=e.machine.seed,
+            tensor_parallel_size=e.tensor_parallel_size,
+            pipeline_parallel_size=e.pipeline_parallel_size,
+            data_parallel_size=e.data_parallel_size,
+            gpu_memory_utilization=e.gpu_memory_utilization,
+            max_model_len=e.max_model_len,
+            trust_remote_code=e.machine.trust_remote_code,
+            batch_size=e.machine.batch_size,
             **lora,
         )
 

@@ -53,23 +53,27 @@ def test_available_memory_is_read() -> None:
 
 
 def test_an_endpoint_carries_every_setting_the_vllm_backend_reads() -> None:
-    """VLLMBackend.from_config reads RunConfig's names off the factory's Endpoint: each one must exist
-    there (a missing `batch_size` broke every vLLM run, caught only by the vLLM suite)."""
+    """VLLMBackend.from_config reads the factory's Endpoint and its Machine: each name it reads must be
+    one of their fields (a missing `batch_size` broke every vLLM run, caught only by the vLLM suite)."""
     import ast
+    import dataclasses
     import inspect
 
     from mibe.backends import endpoint
     from mibe.backends.vllm import VLLMBackend
     from mibe.types import RunConfig
 
-    source = inspect.getsource(VLLMBackend.from_config)
-    tree = ast.parse(source.replace("\n    ", "\n").strip())
-    read = {
+    tree = ast.parse(inspect.getsource(VLLMBackend.from_config).replace("\n    ", "\n").strip())
+    on_e = {
         n.attr for n in ast.walk(tree)
-        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "config"
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "e"
     }  # fmt: skip
-    assert {"batch_size", "seed", "dtype", "max_model_len"} <= read
+    on_machine = {
+        n.attr for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and ast.unparse(n.value) == "e.machine"
+    }  # fmt: skip
+    assert {"batch_size", "seed", "dtype"} <= on_machine and "max_model_len" in on_e
+    assert on_e <= {f.name for f in dataclasses.fields(endpoint.Endpoint)}
+    assert on_machine <= {f.name for f in dataclasses.fields(endpoint.Machine)}
     made = endpoint.evaluated(RunConfig(model="m", backend="vllm", batch_size=3, seed=9))
-    for name in read:
-        assert hasattr(made, name), name
-    assert (made.batch_size, made.seed) == (3, 9)
+    assert (made.machine.batch_size, made.machine.seed) == (3, 9)

@@ -178,13 +178,16 @@ def test_lora_adapter_changes_outputs_and_equals_hf_peft(
 
 @needs_vllm
 def test_engine_flags_reach_vllm(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mibe.backends.endpoint import evaluated
     from mibe.backends.vllm import VLLMBackend
 
     # set for this session's shared engine; a user's machine has none
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
 
     config = RunConfig(model=str(tiny_llama), backend="vllm", max_model_len=512, gpu_memory_utilization=0.5)
-    backend = VLLMBackend.from_config(config)  # the engine starts on first use: nothing starts here
+    backend = VLLMBackend.from_config(
+        evaluated(config)
+    )  # the engine starts on first use: nothing starts here
     args = backend._engine_args
     assert (args["max_model_len"], args["gpu_memory_utilization"], args["dtype"]) == (512, 0.5, "float32")
     assert args["enable_prefix_caching"] is True and backend.max_context == 512
@@ -195,7 +198,7 @@ def test_engine_flags_reach_vllm(tiny_llama: Path, monkeypatch: pytest.MonkeyPat
     expected = fit.cpu_kv_cache_bytes(per_token, 512, config.batch_size, fit.available_memory())
     assert args["kv_cache_memory_bytes"] == backend.kv_cache_bytes
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # the user's own size is left alone
-    assert "kv_cache_memory_bytes" not in VLLMBackend.from_config(config)._engine_args
+    assert "kv_cache_memory_bytes" not in VLLMBackend.from_config(evaluated(config))._engine_args
     assert abs(backend.kv_cache_bytes - expected) <= per_token * 512  # free memory moves a little
     assert backend.kv_cache_bytes <= per_token * 512 * config.batch_size
 
