@@ -16,7 +16,7 @@ from tests.support.paths import REPO, TESTS
 FOLDERS = {"backends", "boards", "cli", "runfolder", "runner", "scoring", "tasks", "training", "support"}
 # Rules about the whole repository rather than one module stay at the top.
 TOP_LEVEL = {"__init__.py", "conftest.py", "test_docs.py", "test_install.py", "test_layout.py"}
-TOP_LEVEL |= {"test_tree.py", "test_writer.py", "test_markdown.py"}  # every Markdown output, any wing
+TOP_LEVEL |= {"test_tree.py", "test_writer.py"}
 # pytest's own marks; every other one must be registered in pyproject.toml (--strict-markers refuses it).
 BUILT_IN_MARKS = {"parametrize", "skip", "skipif", "xfail", "usefixtures", "filterwarnings"}
 
