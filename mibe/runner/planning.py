@@ -6,6 +6,7 @@ builds the model on PyTorch's meta device (mibe/backends/memory.py).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,8 +176,28 @@ class DryRun:
     per_doc: dict[str, int] = field(default_factory=dict)
 
 
+def _variants(p: pipeline.Plan, config: RunConfig) -> list[pipeline.Plan]:
+    """The plans a task is scored under: one per few-shot draw (--fewshot-seeds) times one per option
+    ordering (--choice-permutations), each sending its own requests; otherwise the plan itself."""
+    from mibe.runner import permutations
+
+    draws: list[int | None] = list(config.fewshot_seeds) or [None]
+    found = []
+    for draw in draws:
+        drawn = p if draw is None else dataclasses.replace(p, draw=draw)
+        for k in permutations.orderings(p.protocol):
+            found.append(drawn if k is None else permutations.ordering(drawn, k))
+    return found
+
+
 def dry_run_report(p: pipeline.Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
-    requests, notes = pipeline.build_requests(p, config, backend, pool, p.docs)
+    """A task's figures over every request the run would send: all draws and orderings counted."""
+    variants = _variants(p, config)
+    requests, notes = [], {}
+    for v in variants:
+        sent, said = pipeline.build_requests(v, config, backend, pool, v.docs)
+        requests += sent
+        notes.update({(v.draw, v.permutation, k): n for k, n in said.items()})
     lengths = sorted(len(backend.tokenize(r.prompt)) for r in requests)
     buckets: dict[int, int] = {}
     for n in lengths:
@@ -189,16 +210,17 @@ def dry_run_report(p: pipeline.Plan, config: RunConfig, backend: Backend, pool: 
     per_doc = len(p.task.choices) if p.protocol["scoring"] == "loglikelihood" else 1
     calls = len(requests) * per_doc
     span = f"{lengths[0]}-{lengths[-1]}" if lengths else "-"
+    passes = f" ({len(variants)} passes: draws x orderings)" if len(variants) > 1 else ""
     line = (
         f"{p.task.name}: source {p.docset.source} ({p.docset.fingerprint}); {len(p.docs)} documents "
         f"({p.docset.n_skipped} rows unusable); prompt tokens {span} [{histogram}]; "
-        f"truncated {truncated}; {p.protocol['scoring']} requests {calls}"
+        f"truncated {truncated}; {p.protocol['scoring']} requests {calls}{passes}"
     )
-    answers = sum(r.max_new_tokens for r in requests) if p.protocol["scoring"] == "generate" else 0
-    longest = lengths[-1] if lengths else 0
     generated = p.protocol["scoring"] == "generate"
-    tokens = {
-        r.doc_id: len(backend.tokenize(r.prompt)) * per_doc + (r.max_new_tokens if generated else 0)
-        for r in requests
-    }
+    answers = sum(r.max_new_tokens for r in requests) if generated else 0
+    longest = lengths[-1] if lengths else 0
+    tokens: dict[str, int] = {}  # a document's tokens over all its passes: a shard holds them all
+    for r in requests:
+        tokens[r.doc_id] = tokens.get(r.doc_id, 0) + len(backend.tokenize(r.prompt)) * per_doc
+        tokens[r.doc_id] += r.max_new_tokens if generated else 0
     return DryRun(line, len(p.docs), calls, sum(lengths) * per_doc, longest, answers, tokens)

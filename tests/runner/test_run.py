@@ -489,3 +489,36 @@ def test_batched_loglikelihoods_equal_one_full_forward_per_choice(tiny_llama: Pa
                 logp = backend.model(torch.tensor([whole])).logits[0].log_softmax(-1)
             expected = sum(float(logp[i - 1, whole[i]]) for i in range(len(ctx), len(whole)))
             assert value == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "passes"),
+    [
+        ("medqa", {"choice_permutations": 3}, 3),
+        ("pubmedqa", {"num_fewshot": 1, "fewshot_seeds": (1, 2)}, 2),
+        ("medqa", {"num_fewshot": 1, "fewshot_seeds": (1, 2, 3)}, 3),
+    ],
+)
+def test_dry_run_counts_every_draw_and_ordering(
+    tiny_llama: Path, task: str, options: dict, passes: int
+) -> None:
+    """--dry-run plans what the run sends: each document once per few-shot draw and per option ordering,
+    so requests and prompt tokens are the single pass's, times the passes (counted here pass by pass)."""
+    from mibe.backends.hf import HFBackend
+
+    backend = HFBackend(str(tiny_llama))
+    lines: list[str] = []
+    config = RunConfig(model=str(tiny_llama), tasks=(task,), demo=True, dry_run=True, **options)
+    api.run(config, backend=backend, say=lines.append)
+    (line,) = [x for x in lines if "documents (" in x]
+    docs = int(line.split(" documents (")[0].rsplit(" ", 1)[1])
+    assert f"requests {docs * passes} ({passes} passes" in line
+    table = lines[-1].splitlines()
+    row = next(x.split() for x in table if x.startswith(task))
+    assert row[1:3] == [str(docs), str(docs * passes)], row
+    # one pass without the draws and orderings: the documents once each
+    single = RunConfig(model=str(tiny_llama), tasks=(task,), demo=True, dry_run=True)
+    said: list[str] = []
+    api.run(single, backend=backend, say=said.append)
+    (one,) = [x for x in said if "documents (" in x]
+    assert f"requests {docs};" in one + ";" and "passes" not in one
