@@ -17,6 +17,7 @@ from mibe.boards import table
 from mibe.boards.board import build as build_board
 from mibe.boards.html import html
 from mibe.boards.published import read_table
+from tests.support.boardruns import constructed_run
 from tests.support.browser import CHROMIUM, needs_chromium
 
 EVIL_MODEL = "<script>document.title='pwned'</script>"
@@ -123,18 +124,26 @@ def test_page_is_self_contained() -> None:
 
 @needs_chromium
 def test_screenshot_shows_the_tables_and_the_charts(
-    page: tuple[Path, table.Board], capsys: pytest.CaptureFixture
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from PIL import Image
 
-    path, _ = page
+    # The tiny random models may tie on every column of their 3 documents (then no cell is best and
+    # nothing is highlighted), so two constructed runs with known, different scores sit beside them:
+    # their section has a best cell whatever the random weights answer.
+    known = [constructed_run(tmp_path / n, n, set(range(k)), 12) for n, k in (("known-a", 9), ("known-b", 3))]
+    chosen = [runs[k] for k in ("zero", "oneshot", "lora", "other", "demo")]
+    board = build_board([*chosen, *known], published="paper_zero_shot", n_boot=200)
+    path = tmp_path / "board.html"
+    path.write_text(html(board), encoding="utf-8")
+    assert any(section.best for section in board.sections)
     shot = path.with_suffix(".png")
-    result = browse(f"--screenshot={shot}", "--window-size=1400,2400", path.as_uri())
+    result = browse(f"--screenshot={shot}", "--window-size=1400,8000", path.as_uri())
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     with capsys.disabled():  # in the test output even when output is captured
         print(f"\nscreenshot of the HTML leaderboard: {shot}")
     image = Image.open(shot).convert("RGB")
-    assert image.size == (1400, 2400)
+    assert image.size == (1400, 8000)
     colours = {colour for _, colour in image.getcolors(maxcolors=1 << 20)}
     assert (0x3B, 0x6F, 0xB6) in colours  # the runs' bars
     assert (0xFF, 0xF3, 0xC4) in colours  # a best cell's highlight
