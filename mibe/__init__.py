@@ -12,8 +12,9 @@ __all__ = ["__version__", "evaluate"]
 
 @takes_settings
 def evaluate(model: Any, tasks: Any = "all", backend: Any = None, **settings: Any) -> dict:
-    """Score a model; the arguments are documented on `mibe.runner.api.evaluate` (a model and RunConfig's
-    fields, or a RunConfig). Imported lazily so `import mibe` stays light (no torch until it runs)."""
-    from mibe.runner.api import evaluate as _evaluate
+    """Score a model; the arguments are documented on `mibe.runner.python_api.evaluate` (a model and
+    RunConfig's fields, or a RunConfig). Imported lazily so `import mibe` stays light (no torch until
+    it runs)."""
+    from mibe.runner.python_api import evaluate as _evaluate
 
     return _evaluate(model, tasks, backend, **settings)

@@ -296,9 +296,9 @@ def test_a_link_above_the_folder_is_allowed(tmp_path: Path) -> None:
 
 
 def _judge_api(run: Path, out: Path, spec: str) -> None:
-    from mibe.runner import judge_run
+    from mibe.runner import judge_calls, judge_run
 
-    settings = judge_run.Settings(judge_run.parse_specs([spec]), machine=RunConfig(model=""))
+    settings = judge_calls.Settings(judge_run.parse_specs([spec]), machine=RunConfig(model=""))
     judge_run.judge_run(run, out, settings, say=lambda line: None)
 
 

@@ -11,12 +11,12 @@ import sys
 import pytest
 
 import mibe
-from mibe.runner import api
+from mibe.runner import python_api
 from mibe.types import RunConfig
 
 
 def test_the_signature_shows_every_setting_typed_with_its_default() -> None:
-    for evaluate in (mibe.evaluate, api.evaluate):
+    for evaluate in (mibe.evaluate, python_api.evaluate):
         shown = inspect.signature(evaluate).parameters
         settings = {f.name for f in dataclasses.fields(RunConfig)} - {"model", "tasks", "backend"}
         assert settings <= set(shown)

@@ -30,7 +30,7 @@ from mibe import cli, tasks
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Machine
 from mibe.boards import compare as compare_runs
-from mibe.runner import judge_run
+from mibe.runner import judge_calls, judge_run
 from mibe.scoring import judge_scoring, stats
 from mibe.types import MibeError
 from tests.support.loopback import JSONHandler, serving
@@ -187,7 +187,8 @@ def _words(text: str) -> list[int]:
 def test_the_prompt_is_the_rubric_prompt_when_it_fits(order: str) -> None:
     rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
     texts = ("the {{ source }} {% raw %}", " the reference ", "the candidate")
-    prompt, cut = judge_run.fitted_prompt(rubric, texts, order, lambda t: len(t.split()), _words, None, None)
+    words = lambda t: len(t.split())  # noqa: E731
+    prompt, cut = judge_calls.fitted_prompt(rubric, texts, order, words, _words, None, None)
     assert cut == 0 and prompt == judge_scoring.judge_prompt(rubric, *texts, order=order)
 
 
@@ -199,7 +200,7 @@ def test_a_long_source_is_cut_at_its_end_and_nothing_else_is() -> None:
     vocab: dict[str, int] = {}
     ids = lambda t: [vocab.setdefault(w, len(vocab)) for w in t.split()]  # noqa: E731
     back = lambda xs: " ".join({v: k for k, v in vocab.items()}[x] for x in xs)  # noqa: E731
-    prompt, cut = judge_run.fitted_prompt(
+    prompt, cut = judge_calls.fitted_prompt(
         rubric, (source, "ref", "cand"), "reference_first", lambda t: len(t.split()), ids, back, budget
     )
     assert cut >= 100 and len(prompt.split()) <= budget
@@ -207,8 +208,8 @@ def test_a_long_source_is_cut_at_its_end_and_nothing_else_is() -> None:
     assert kept == source.split()[: len(kept)] and len(kept) == 400 - cut
     assert prompt == judge_scoring.judge_prompt(rubric, " ".join(kept), "ref", "cand")
     with pytest.raises(MibeError, match="with no source text at all"):
-        judge_run.fitted_prompt(rubric, (source, "ref", "cand"), "reference_first", lambda t: len(t.split()),
-                              ids, back, 10, "doc-7")  # fmt: skip
+        judge_calls.fitted_prompt(rubric, (source, "ref", "cand"), "reference_first",
+                                  lambda t: len(t.split()), ids, back, 10, "doc-7")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ a real run
