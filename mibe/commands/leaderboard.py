@@ -41,19 +41,12 @@ def add(sub: Any) -> None:
     p.add_argument(
         "--no-published", dest="published", action="store_const", const="none", help="--published none"
     )
-    p.add_argument(
-        "--label", action="append", default=[], metavar="RUN=NAME",
-        help="name RUN's row NAME on the board (repeatable)",
-    )  # fmt: skip
-    p.add_argument(
-        "--reference", action="append", default=[], metavar="FILE",
-        help="a reference table (leaderboards/'s layout: a protocol block, then the CSV), its rows always "
-        "shown: beside the runs' columns they share, else in a reference section (repeatable)",
-    )  # fmt: skip
-    p.add_argument(
-        "--group", action="append", default=[], metavar="NAME=RUN,RUN,...",
-        help="these runs (also given as RUN_DIR) as one row NAME, each task from its own run (repeatable)",
-    )  # fmt: skip
+    options.add_repeated(p, "--label", "RUN=NAME", "name RUN's row NAME on the board")
+    options.add_repeated(p, "--reference", "FILE", "a reference table (leaderboards/'s layout: a protocol "
+                         "block, then the CSV), its rows always shown: beside the runs' columns they share, "
+                         "else in a reference section")  # fmt: skip
+    options.add_repeated(p, "--group", "NAME=RUN,RUN,...", "these runs (also given as RUN_DIR) as one row "
+                         "NAME, each task from its own run")  # fmt: skip
     p.add_argument(
         "--average", metavar="public|all|T1,T2,...",
         help="average and rank over these tasks only (public: the built-ins that are not credentialed)",
@@ -69,10 +62,9 @@ def add(sub: Any) -> None:
         help="instead of the board: each checkpoint minus its base model's run, per task, with paired tests "
         "and medical and general averages apart (the base found through the training lineage, or --base)",
     )  # fmt: skip
-    p.add_argument(
-        "--base", action="append", default=[], metavar="RUN=BASE_RUN",
-        help="with --delta-vs-base: RUN's base model run is BASE_RUN (repeatable)",
-    )  # fmt: skip
+    options.add_repeated(
+        p, "--base", "RUN=BASE_RUN", "with --delta-vs-base: RUN's base model run is BASE_RUN"
+    )
     p.set_defaults(handler=command)
 
 

@@ -63,6 +63,11 @@ def add_remote(parser: Any, metavar: str, why: str) -> None:
     parser.add_argument("--allow-remote-credentialed", action="append", default=[], metavar=metavar, help=why)
 
 
+def add_repeated(parser: Any, flag: str, metavar: str, text: str) -> None:
+    """An option given once per item (a list, empty by default); its help says it repeats."""
+    parser.add_argument(flag, action="append", default=[], metavar=metavar, help=f"{text} (repeatable)")
+
+
 def add_judge_order(parser: Any) -> None:
     parser.add_argument(
         "--judge-order", default="reference_first", choices=("reference_first", "candidate_first")
