@@ -30,7 +30,7 @@ LEVELS = {
     "cli": 7,
 }
 FOUNDATION = {"types", "version", "resources", "hub", "lineage", "names", "textout", "userfiles"}
-TASK_WING = {"tasks", "data", "prompts", "datacheck", "taskfiles", "matcher", "corpusscan"}
+TASK_WING = {"tasks", "data", "datafiles", "prompts", "datacheck", "taskfiles", "matcher", "corpusscan"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 
 

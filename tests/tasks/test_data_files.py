@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe import data, prompts, tasks
+from mibe import data, datafiles, prompts, tasks
 from mibe.types import MibeError
 from tests.support.notes import one_line, workspace
 from tests.support.paths import REPO
@@ -33,7 +33,7 @@ def test_parquet_list_and_struct_columns_read_as_lists_and_dicts(tmp_path: Path)
          "gold": 0}
         for i in range(3)
     ]  # fmt: skip
-    rows = data.read_rows(parquet(tmp_path / "p.parquet", published))
+    rows = datafiles.read_rows(parquet(tmp_path / "p.parquet", published))
     assert rows[0]["choices"] == ["yes", "no", "maybe"] and type(rows[0]["choices"]) is list
     task = tasks.load_task(REPO / "tasks" / "pubmedqa.yaml")
     docs = data.load_docs(task, data.Location("local", str(tmp_path / "p.parquet"))).docs
@@ -66,7 +66,7 @@ def test_mixed_four_and_five_option_medqa_rows_render_no_none(tmp_path: Path) ->
 def test_a_csv_with_a_byte_order_mark_keeps_its_id_column(tmp_path: Path) -> None:
     path = tmp_path / "notes.csv"
     path.write_bytes("\ufeffid,text,label\nx7,a note,Surgery\n".encode())
-    assert data.read_rows(path) == [{"id": "x7", "text": "a note", "label": "Surgery"}]
+    assert datafiles.read_rows(path) == [{"id": "x7", "text": "a note", "label": "Surgery"}]
 
 
 @pytest.mark.parametrize(
@@ -82,18 +82,18 @@ def test_a_csv_whose_rows_do_not_fit_its_header_is_one_line(tmp_path: Path, text
     path = tmp_path / "notes.csv"
     path.write_text(text)
     with pytest.raises(MibeError, match=said):
-        data.read_rows(path)
+        datafiles.read_rows(path)
 
 
 def test_a_csv_keeps_quoted_delimiters_and_skips_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "notes.csv"
     path.write_text('id,text,label\n1,"a, b",Surgery\n\n2,c,Cardiology\n')
-    assert data.read_rows(path) == [
+    assert datafiles.read_rows(path) == [
         {"id": "1", "text": "a, b", "label": "Surgery"},
         {"id": "2", "text": "c", "label": "Cardiology"},
     ]
     (tmp_path / "empty.csv").write_text("")
-    assert data.read_rows(tmp_path / "empty.csv") == []
+    assert datafiles.read_rows(tmp_path / "empty.csv") == []
 
 
 @pytest.mark.parametrize("line", ["[1, 2]", '"text"', "3", "null"])
@@ -197,13 +197,13 @@ def test_a_multi_label_gold_that_is_not_a_list_is_an_unusable_row(
 def test_json_python_cannot_hold_is_one_line(tmp_path: Path, name: str, text: str, said: str) -> None:
     (tmp_path / name).write_text(text)
     with pytest.raises(MibeError, match=said):
-        data.read_rows(tmp_path / name)
+        datafiles.read_rows(tmp_path / name)
 
 
 def test_a_csv_cell_longer_than_csvs_default_limit_is_read(tmp_path: Path) -> None:
     note = "x" * 300_000  # a long clinical note in one cell (csv's default limit is 131,072)
     (tmp_path / "notes.csv").write_text(f"id,text,label\nd0,{note},Surgery\n")
-    assert data.read_rows(tmp_path / "notes.csv") == [{"id": "d0", "text": note, "label": "Surgery"}]
+    assert datafiles.read_rows(tmp_path / "notes.csv") == [{"id": "d0", "text": note, "label": "Surgery"}]
 
 
 TEXT = """name: notes_sum
@@ -261,10 +261,10 @@ def test_a_key_given_twice_is_one_line(tmp_path: Path) -> None:
         '{"id": "a", "text": "t", "label": "Surgery", "label": "Cardiology"}\n'
     )
     with pytest.raises(MibeError, match=r"rows.jsonl:1: .*the key 'label' appears twice in one object"):
-        data.read_rows(tmp_path / "rows.jsonl")
+        datafiles.read_rows(tmp_path / "rows.jsonl")
     (tmp_path / "rows.json").write_text('[{"id": "a", "id": "b"}]')
     with pytest.raises(MibeError, match=r"rows.json: .*the key 'id' appears twice"):
-        data.read_rows(tmp_path / "rows.json")
+        datafiles.read_rows(tmp_path / "rows.json")
     path = workspace(tmp_path)
     path.write_text(path.read_text() + "metrics: [accuracy]\n")
     with pytest.raises(
@@ -281,13 +281,13 @@ def test_data_files_in_odd_wrappings(tmp_path: Path) -> None:
 
     line = b'{"id": "a", "text": "t", "label": "Surgery"}\n'
     (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + line)  # a byte-order mark: still the first row
-    assert data.read_rows(tmp_path / "bom.jsonl") == [{"id": "a", "text": "t", "label": "Surgery"}]
+    assert datafiles.read_rows(tmp_path / "bom.jsonl") == [{"id": "a", "text": "t", "label": "Surgery"}]
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf[" + line.strip() + b"]")
-    assert len(data.read_rows(tmp_path / "bom.json")) == 1
+    assert len(datafiles.read_rows(tmp_path / "bom.json")) == 1
     (tmp_path / "z.jsonl").write_bytes(gzip.compress(line))
     with pytest.raises(MibeError, match=r"z.jsonl: is gzip-compressed; decompress it \(gunzip -k z.jsonl\)"):
-        data.read_rows(tmp_path / "z.jsonl")
+        datafiles.read_rows(tmp_path / "z.jsonl")
     table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["id", "id"])
     pq.write_table(table, tmp_path / "dup.parquet")
     with pytest.raises(MibeError, match=r"dup.parquet: column names \['id'\] appear more than once"):
-        data.read_rows(tmp_path / "dup.parquet")
+        datafiles.read_rows(tmp_path / "dup.parquet")

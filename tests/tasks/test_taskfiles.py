@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mibe import data, resources, tasks
+from mibe import data, datafiles, resources, tasks
 from mibe.types import MibeError
 
 GOOD = {
@@ -163,7 +163,7 @@ def test_non_utf8_data_file_is_one_clear_line(tmp_path: Path) -> None:
     file = tmp_path / "ddi2013.csv"
     file.write_bytes("id,sentence,label\n1,caf\xe9 @DRUG$,DDI-false\n".encode("latin-1"))
     with pytest.raises(MibeError, match="not UTF-8"):
-        data.read_rows(file)
+        datafiles.read_rows(file)
 
 
 def test_fewshot_draw_is_seeded_and_excludes_the_document() -> None:
