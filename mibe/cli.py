@@ -24,6 +24,7 @@ from mibe.commands import (
     train,
     view,
 )
+from mibe.log import to_stderr
 from mibe.resources import DOCS_EPILOG, cite_docs
 from mibe.types import MibeError
 from mibe.version import __version__
@@ -59,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        return args.handler(args, argv)
+        with to_stderr(args.debug):
+            return args.handler(args, argv)
     except MibeError as exc:
         print("mibe: error: " + one_line(cite_docs(str(exc))), file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 Order, top to bottom: cli (with mibe/commands/) -> training, boards -> runner -> runfolder -> tasks,
 data, prompts -> scoring -> backends -> foundation (types, version, resources, hub, lineage, names,
-textout, userfiles). A module may import its own wing or any wing below it, never one above: the check
+textout, userfiles, log). A module may import its own wing or any wing below it, never one above: the check
 walks every import statement, also those inside functions. No module may depend on itself through
 others, inside a wing as well as across wings: importing `mibe.a.b` also runs the top-level imports of
 `mibe/__init__.py` and `mibe/a/__init__.py`, and an import inside a function counts as much as one at
@@ -29,7 +29,7 @@ LEVELS = {
     "training": 6,
     "cli": 7,
 }
-FOUNDATION = {"types", "version", "resources", "hub", "lineage", "names", "textout", "userfiles"}
+FOUNDATION = {"types", "version", "resources", "hub", "lineage", "names", "textout", "userfiles", "log"}
 TASK_WING = {"tasks", "data", "datafiles", "prompts", "datacheck", "taskfiles", "matcher", "corpusscan"}
 LONGEST = 60  # lines a function may take, argparse tables apart
 
