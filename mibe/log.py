@@ -31,7 +31,7 @@ class StderrHandler(logging.Handler):
             stream = sys.stderr
             stream.write(self.format(record) + "\n")
             stream.flush()
-        except Exception:  # noqa: BLE001 - logging's own rule: a failed emit never raises
+        except Exception:
             self.handleError(record)
 
 

@@ -117,7 +117,7 @@ def _drawn_metric(
 
 def task_labels(task: str, run: Run, seen: Any) -> tuple[str, ...]:
     """A multi-label task's label set (sklearn's macro average counts labels never seen as 0)."""
-    loaded = saved.task_file(task, run.results["tasks"][task], say=lambda line: None)
+    loaded = saved.task_file(task, run.results["tasks"][task], warn=False)
     return loaded.choices if loaded is not None else tuple(sorted(seen))  # else the labels the samples show
 
 

@@ -37,7 +37,7 @@ def domain(run: Run, task: str) -> str:
     entry = run.results["tasks"][task]
     if entry.get("domain") in DOMAINS:
         return entry["domain"]
-    loaded = saved.task_file(task, entry, say=lambda line: None)
+    loaded = saved.task_file(task, entry, warn=False)
     return loaded.domain if loaded is not None else "medical"
 
 

@@ -12,7 +12,7 @@ from mibe.runfolder import folder, saved
 
 def _task_meta(run: saved.SavedRun, name: str) -> dict[str, Any]:
     entry = run.results["tasks"][name]
-    task = saved.task_file(name, entry, say=lambda line: None)
+    task = saved.task_file(name, entry, warn=False)
     path = folder.samples_path(run.path, name)
     # From the run's record (a task of unknown status is credentialed); owner-only samples too: safe side.
     private = saved.credentialed(name, entry, task) or (path.is_file() and path.stat().st_mode & 0o077 == 0)

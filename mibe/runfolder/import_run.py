@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe.backends import traces
+from mibe.log import logger
 from mibe.runfolder import folder, harness_readers, summary, writer
-from mibe.runfolder.saved import stderr, value
+from mibe.runfolder.saved import value
 from mibe.scoring import kinds
 from mibe.types import MibeError, Task
 from mibe.version import __version__
-
-Say = Callable[[str], None]
 
 
 def _label(task: Task, gold: Any, where: str) -> Any:
@@ -171,7 +170,6 @@ def import_run(
     seed: int = 1234,
     n_boot: int = 1000,
     command: Sequence[str] = (),
-    say: Say = stderr,
     delimiters: Sequence[tuple[str, str]] = traces.THINK,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -184,7 +182,9 @@ def import_run(
     got = harness_readers.read_import(harness, paths)
     for file in got.files:
         if file.task_hint and task.name not in file.task_hint.lower():
-            say(f"mibe: warning: {file.path} looks like task {file.task_hint!r}; scored as {task.name}")
+            logger.warning(
+                f"mibe: warning: {file.path} looks like task {file.task_hint!r}; scored as {task.name}"
+            )
     rows = [_row(task, r, i, parser, harness, delimiters) for i, r in enumerate(got.rows)]
     protocol = _protocol(task, got, parser, delimiters)
     scored = kinds.score_task(
@@ -207,8 +207,10 @@ def import_run(
         out.replace_samples(task.name, rows)  # whole: a second import never doubles a row
         results = _results(run_json, entry, task, command)
         out.write_json("results.json", results)
-    say(summary.table(results))
-    say(f"mibe: imported {len(rows)} {harness} outputs as {task.name} into {out_dir / 'results.json'}")
+    logger.info(summary.table(results))
+    logger.info(
+        f"mibe: imported {len(rows)} {harness} outputs as {task.name} into {out_dir / 'results.json'}"
+    )
     return results
 
 

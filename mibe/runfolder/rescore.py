@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from mibe.backends import traces
+from mibe.log import logger
 from mibe.runfolder import saved as saved_run
 from mibe.runfolder import sharding
 from mibe.runfolder.harness_readers import IMPORTER_VERSIONS
-from mibe.runfolder.saved import SavedTask, Say, stderr, value
+from mibe.runfolder.saved import SavedTask, value
 from mibe.scoring import draw_stats, kinds, positions
 from mibe.scoring.stats import clusters_of
 from mibe.types import MibeError, Task
@@ -242,7 +243,6 @@ def rescore(
     names: Sequence[str],
     output_dir: str | Path,
     command: Sequence[str] = (),
-    say: Say = stderr,
     trusted: dict[str, Task] | None = None,
     extractor: Callable[[Sequence[str], Path, Path], Extract] | None = None,
     overwrite: bool = False,
@@ -261,7 +261,7 @@ def rescore(
     origin, out_dir = run.path.resolve(), Path(output_dir)
     writer.check_output(out_dir, origin)
     chosen = saved_run.pick(run, names)
-    saved = [saved_run.read_task(run, n, say, trusted) for n in chosen]  # all checked before writing
+    saved = [saved_run.read_task(run, n, trusted) for n in chosen]  # all checked before writing
     # The extractor is built (and its endpoint checked) before anything is written.
     extract = extractor([s.name for s in saved if s.private], origin, out_dir) if extractor else None
     config = {**(run.results.get("config") or {}), "parser": parser}
@@ -279,7 +279,7 @@ def rescore(
     private = any(s.private for s in saved)
     # Two rescores into one folder: the second is refused, never interleaved.
     with writer.open_folder(out_dir, run_json, overwrite, private, source=origin) as (out, _):
-        return _write(run, saved, parser, names, out, command, say, config, extract)
+        return _write(run, saved, parser, names, out, command, config, extract)
 
 
 def new_protocol(saved: SavedTask, parser: str, extract: Extract | None) -> dict[str, Any]:
@@ -303,7 +303,6 @@ def _write(
     names: Sequence[str],
     out: Any,
     command: Sequence[str],
-    say: Say,
     config: dict[str, Any],
     extract: Extract | None,
 ) -> dict[str, Any]:
@@ -317,7 +316,7 @@ def _write(
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for s in saved:  # whole files: a rescore done again in the same folder holds each row once
         out.replace_samples(s.name, samples[s.name], private=s.private)
-        say(f"mibe: {s.name}: {lines[s.name]}")
+        logger.info(f"mibe: {s.name}: {lines[s.name]}")
     timing = run.results.get("timing") or {}
     results = {
         **run.results,
@@ -338,8 +337,8 @@ def _write(
         admission = extract.admission  # type: ignore[attr-defined]
         results["endpoints"] = policy.records([admission], run.results.get("endpoints") or [])
     out.write_json("results.json", results)
-    say(summary.table(results))
-    say(f"mibe: re-scored results in {out.path / 'results.json'}")
+    logger.info(summary.table(results))
+    logger.info(f"mibe: re-scored results in {out.path / 'results.json'}")
     return results
 
 

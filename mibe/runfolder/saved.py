@@ -9,22 +9,16 @@ A run folder is data someone may have sent you: nothing here imports code it nam
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mibe.log import logger
 from mibe.runfolder import folder, record, sharding
 from mibe.scoring import kinds
 from mibe.types import MibeError, Task
-
-Say = Callable[[str], None]
-
-
-def stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -115,7 +109,7 @@ def _recorded_kind(run: SavedRun, name: str) -> str:
     entry = run.results["tasks"][name]
     if entry.get("answer_type") in kinds.KINDS:
         return entry["answer_type"]
-    task = task_file(name, entry, say=lambda line: None)
+    task = task_file(name, entry, warn=False)
     return task.answer_type if task is not None else kinds.from_metrics(entry["metrics"], ())
 
 
@@ -176,12 +170,13 @@ def _is_builtin(path: Path, name: str) -> bool:
 
 
 def task_file(
-    name: str, entry: dict[str, Any], say: Say = stderr, trusted: dict[str, Task] | None = None
+    name: str, entry: dict[str, Any], trusted: dict[str, Task] | None = None, warn: bool = True
 ) -> Task | None:
     """The task file the run used (its recorded path, else the built-in of that name), or None.
 
     A path recorded in results.json is loaded untrusted: a run folder is data someone may have sent
-    you, so its hook is never imported. `trusted` holds the task files the user named (`--tasks`)."""
+    you, so its hook is never imported. `trusted` holds the task files the user named (`--tasks`).
+    `warn`: a task file changed since the run is logged as a warning (readers that only look: False)."""
     from mibe import tasks
 
     if trusted and name in trusted:
@@ -204,10 +199,11 @@ def task_file(
     for task in found:
         if task.file_hash == want:
             return task
-    say(
-        f"mibe: warning: {name}: {found[0].path} changed since the run (hash {want} -> "
-        f"{found[0].file_hash}); its current labels are used"
-    )
+    if warn:
+        logger.warning(
+            f"mibe: warning: {name}: {found[0].path} changed since the run (hash {want} -> "
+            f"{found[0].file_hash}); its current labels are used"
+        )
     return found[0]
 
 
@@ -231,15 +227,13 @@ def kind(run: SavedRun, name: str) -> str:
     entry = run.results["tasks"][name]
     if entry.get("answer_type") in kinds.KINDS:
         return entry["answer_type"]
-    task = task_file(name, entry, say=lambda line: None)
+    task = task_file(name, entry, warn=False)
     if task is not None:
         return task.answer_type
     return kinds.from_metrics(entry["metrics"], rows(run, name) or ())
 
 
-def read_task(
-    run: SavedRun, name: str, say: Say = stderr, trusted: dict[str, Task] | None = None
-) -> SavedTask:
+def read_task(run: SavedRun, name: str, trusted: dict[str, Task] | None = None) -> SavedTask:
     """A task's entry, task file and every sample, checked whole (for re-parsing: rescore, audit)."""
     entry = run.results["tasks"][name]
     path = folder.samples_path(run.path, name)
@@ -257,7 +251,7 @@ def read_task(
     if any(not isinstance(r, dict) or not {"id", "raw_output", "gold"} <= set(r) for r in task_rows):
         raise MibeError(f"{path}: samples without raw_output or gold; the run folder is damaged")
     _check_count(path, entry, task_rows)
-    task = task_file(name, entry, say, trusted)
+    task = task_file(name, entry, trusted)
     if task is None:
         where = entry.get("task_file") or "not recorded"
         raise MibeError(f"task {name}: its task file ({where}) is gone and no built-in task has that name")

@@ -189,7 +189,7 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
             "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
         )
     settings = saved.read_run(args.run_dir).results.get("config") or {}
-    device = devices.for_rerun(args.device, settings, saved.stderr)
+    device = devices.for_rerun(args.device, settings, factory.stderr)
     machine = Machine(device=device, dtype=settings.get("dtype", "auto"))
     endpoint = endpoint_of(args.extractor, machine)
     grants = policy.authorisations(args.allow_remote_credentialed)

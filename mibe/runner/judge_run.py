@@ -185,7 +185,7 @@ def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_
     chosen = saved_run.pick(run, names)
     found = []
     for name in chosen:
-        task = saved_run.task_file(name, run.results["tasks"][name], say=lambda line: None)
+        task = saved_run.task_file(name, run.results["tasks"][name], warn=False)
         if judgeable(task) and run.results["tasks"][name].get("fewshot_seeds"):
             if names:
                 raise MibeError(f"--tasks {name}: {DRAWN}")
@@ -202,7 +202,7 @@ def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_
             f"{run.path}: no task with a `judge:` rubric (text tasks such as pubmed_sum, mimic_cxr); "
             "nothing to judge"
         )
-    return [saved_run.read_task(run, name, say) for name in found]
+    return [saved_run.read_task(run, name) for name in found]
 
 
 # ------------------------------------------------------------------------------------ the commands
@@ -265,7 +265,7 @@ def judge_run(
     settings: Settings,
     names: Sequence[str] = (),
     command: Sequence[str] = (),
-    say: Say = saved_run.stderr,
+    say: Say = factory.stderr,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """`mibe judge`: write `output_dir`, the run folder `run_dir` with judge columns on its text
@@ -328,7 +328,7 @@ def after_run(
     )  # fmt: skip
     items = []
     for name, entry in out["tasks"].items():
-        task = saved_run.task_file(name, entry, say=lambda line: None)
+        task = saved_run.task_file(name, entry, warn=False)
         rows = folder.read_samples(out_folder.samples(name)) if judgeable(task) else []
         if rows and saved_run.redacted(rows):
             say(f"mibe: {name}: its samples were redacted before judging (an earlier run); not judged")

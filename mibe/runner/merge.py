@@ -200,7 +200,7 @@ def _merged_rows(shards: Sequence[Shard], task: str) -> list[dict[str, Any]]:
 
 def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, path: Path, say: Say) -> dict:
     """The task's results.json entry over the merged samples, by `mibe run`'s own scoring."""
-    task = saved.task_file(task_name, entry, say=say)
+    task = saved.task_file(task_name, entry)
     if task is None:
         raise MibeError(f"{task_name}: its task file ({entry.get('task_file')}) is not found here; merge "
                         "where the shards' task files are")  # fmt: skip

@@ -114,8 +114,8 @@ def test_parse_failure_counts_agree_on_every_surface(two_runs: tuple[Path, Path]
             assert f"parse failures {counted}," in page
             # A failed parse never scores, so the viewer's "full score" filter never lists it.
             assert all(r["score"] == 0 for r in rows if r["parse_failed"])
-        again = rescore.rescore(run, "strict", [], tmp_path / f"strict-{side}", say=lambda x: None)
-        paper = rescore.rescore(run, "paper", [], tmp_path / f"paper-{side}", say=lambda x: None)
+        again = rescore.rescore(run, "strict", [], tmp_path / f"strict-{side}")
+        paper = rescore.rescore(run, "paper", [], tmp_path / f"paper-{side}")
         for task in ("yesno", "marks"):
             assert again["tasks"][task]["parse_failures"] == results["tasks"][task]["parse_failures"]
             assert paper["tasks"][task]["parse_failures"] == audited[task]["parse_failures"]["paper"]

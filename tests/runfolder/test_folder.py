@@ -100,7 +100,7 @@ def test_a_second_rescore_into_a_locked_folder_is_refused(tmp_path: Path) -> Non
     with (target / ".lock").open("a+") as other:  # another process's lock: a separate open file
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(MibeError, match="another mibe process"):
-            rescore.rescore(out, "paper", [], target, say=lambda line: None)
+            rescore.rescore(out, "paper", [], target)
     assert sorted(p.name for p in target.iterdir()) == [".lock"]
-    rescore.rescore(out, "paper", [], target, say=lambda line: None)  # once the other is done
+    rescore.rescore(out, "paper", [], target)  # once the other is done
     assert (target / "results.json").is_file()

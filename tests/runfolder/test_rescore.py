@@ -57,7 +57,7 @@ def tiny_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 @pytest.mark.slow
 def test_same_parser_reproduces_the_run_exactly(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
     original = json.loads((tiny_runs["strict"] / "results.json").read_text())
-    out = rescore.rescore(tiny_runs["strict"], "strict", [], tmp_path / "re", say=lambda line: None)
+    out = rescore.rescore(tiny_runs["strict"], "strict", [], tmp_path / "re")
     assert without_origin(out["tasks"]) == without_origin(original["tasks"])
     for name, entry in out["tasks"].items():
         assert entry["rescored_from"] == {"run": str(tiny_runs["strict"].resolve()), "parser": "strict"}
@@ -93,7 +93,7 @@ def test_other_parser_gives_a_fresh_runs_numbers_without_the_model(
     assert (new / "samples" / "emrqa.jsonl").stat().st_mode & 0o077 == 0  # credentialed stays private
 
 
-def test_loglikelihood_tasks_are_carried_over(tiny_llama: Path, tmp_path: Path) -> None:
+def test_loglikelihood_tasks_are_carried_over(tiny_llama: Path, tmp_path: Path, said: list[str]) -> None:
     run = tmp_path / "ll"
     config = RunConfig(
         model=str(tiny_llama),
@@ -104,8 +104,8 @@ def test_loglikelihood_tasks_are_carried_over(tiny_llama: Path, tmp_path: Path) 
         max_new_tokens=8,
     )
     original = api.run(config, say=lambda line: None)["tasks"]
-    said: list[str] = []
-    out = rescore.rescore(run, "paper", [], tmp_path / "re", say=said.append)["tasks"]
+    said.clear()
+    out = rescore.rescore(run, "paper", [], tmp_path / "re")["tasks"]
     assert original["pubmedqa"]["protocol"]["scoring"] == "loglikelihood"
     assert without_origin(out)["pubmedqa"] == without_origin(original)["pubmedqa"]
     assert out["pubmedqa"]["rescored_from"]["parser"] == "argmax-loglikelihood"
@@ -124,9 +124,7 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_realistic_outputs_rescored_match_fresh_runs(scripted: dict[str, Path], tmp_path: Path) -> None:
     for source, parser in (("strict", "paper"), ("paper", "strict"), ("paper", "paper")):
-        out = rescore.rescore(
-            scripted[source], parser, [], tmp_path / f"{source}-{parser}", say=lambda x: None
-        )
+        out = rescore.rescore(scripted[source], parser, [], tmp_path / f"{source}-{parser}")
         fresh = json.loads((scripted[parser] / "results.json").read_text())["tasks"]
         assert without_origin(out["tasks"]) == without_origin(fresh), (source, parser)
 
@@ -146,7 +144,7 @@ def test_tasks_subset_and_user_task_file(tmp_path: Path) -> None:
     config = RunConfig(model="scripted", tasks=(str(task_file),), output_dir=str(tmp_path / "run"))
     run = api.run(config, backend=Scripted(outputs), say=lambda line: None)
     assert run["tasks"]["specialty"]["task_file"] == str(task_file)
-    out = rescore.rescore(tmp_path / "run", "paper", ["specialty"], tmp_path / "re", say=lambda x: None)
+    out = rescore.rescore(tmp_path / "run", "paper", ["specialty"], tmp_path / "re")
     assert run["tasks"]["specialty"]["metrics"]["accuracy"]["value"] == 1.0
     assert out["tasks"]["specialty"]["metrics"]["accuracy"]["value"] == 0.5  # Neurosurgery -> Surgery
     assert out["config"]["tasks"] == ["specialty"]
@@ -163,7 +161,7 @@ def test_missing_data_reproduces_the_run_from_the_samples_alone(tmp_path: Path) 
     # Samples carry each document's position, so the run's data is not needed to restore its order.
     original = scripted_run(tmp_path, tmp_path / "run")["tasks"]
     shutil.rmtree(tmp_path / "data")
-    out = rescore.rescore(tmp_path / "run", "strict", ["pubmedqa"], tmp_path / "re", say=lambda x: None)
+    out = rescore.rescore(tmp_path / "run", "strict", ["pubmedqa"], tmp_path / "re")
     entry = out["tasks"]["pubmedqa"]
     assert "note" not in entry["rescored_from"]
     assert entry["metrics"] == original["pubmedqa"]["metrics"]
@@ -175,7 +173,7 @@ def test_samples_without_positions_fall_back_and_say_so(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     samples.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "index"}) + "\n" for r in rows))
     shutil.rmtree(tmp_path / "data")
-    out = rescore.rescore(tmp_path / "run", "strict", ["pubmedqa"], tmp_path / "re", say=lambda x: None)
+    out = rescore.rescore(tmp_path / "run", "strict", ["pubmedqa"], tmp_path / "re")
     entry = out["tasks"]["pubmedqa"]
     assert "intervals resample the samples file's order" in entry["rescored_from"]["note"]
     for name, metric in entry["metrics"].items():

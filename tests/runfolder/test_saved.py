@@ -31,7 +31,7 @@ def hostile_run(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_rescore_and_audit_never_import_a_hook_a_run_folder_names(tmp_path: Path) -> None:
     _, out, marker = hostile_run(tmp_path)
-    rescore.rescore(out, "paper", [], tmp_path / "re", say=lambda line: None)
+    rescore.rescore(out, "paper", [], tmp_path / "re")
     audit.audit(out, [])
     from mibe.boards import board, compare
 

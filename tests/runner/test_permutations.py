@@ -248,7 +248,7 @@ def test_compare_audit_and_rescore_read_a_run_of_several_orderings(tmp_path: Pat
     assert strict == pytest.approx(done["tasks"]["medqa"]["metrics"]["accuracy"]["value"])
     # rescore re-parses every ordering's rows and recomputes the summaries: under the run's own
     # parser it gives the run's entry; under another, what a run with that parser gives.
-    same = rescore.rescore(perm, "strict", [], tmp_path / "re", say=lambda line: None)["tasks"]["medqa"]
+    same = rescore.rescore(perm, "strict", [], tmp_path / "re")["tasks"]["medqa"]
     for key in ("metrics", "consistency", "position_bias", "parse_failures", "choice_permutations"):
         assert same[key] == done["tasks"]["medqa"][key], key
     assert same["permutations"] == done["tasks"]["medqa"]["permutations"]
@@ -269,7 +269,7 @@ def test_a_rescored_permuted_run_equals_a_run_with_that_parser(tmp_path: Path, r
     want = api.run(config, backend=Scripted(reply=lambda request: reply), say=lambda line: None)["tasks"][
         "medmcqa"
     ]
-    got = rescore.rescore(tmp_path / "strict", "paper", [], tmp_path / "re", say=lambda line: None)
+    got = rescore.rescore(tmp_path / "strict", "paper", [], tmp_path / "re")
     entry = got["tasks"]["medmcqa"]
     for key in ("metrics", "consistency", "position_bias", "parse_failures"):
         assert entry[key] == want[key], key

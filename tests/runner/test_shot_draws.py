@@ -107,13 +107,13 @@ def test_rescore_and_audit_take_runs_of_several_draws(tiny_llama: Path, tmp_path
     entry = draw_run(tiny_llama, run, (1, 2, 3), scoring="generate")["tasks"]["pubmedqa"]
     parser = entry["protocol"]["parser"]
     # The run's own parser again: every number as the run wrote it, each draw's and the summary.
-    again = rescore.rescore(run, parser, [], tmp_path / "again", say=lambda line: None)["tasks"]["pubmedqa"]
+    again = rescore.rescore(run, parser, [], tmp_path / "again")["tasks"]["pubmedqa"]
     assert again["metrics"] == entry["metrics"] and again["fewshot_seeds"] == [1, 2, 3]
     assert {d: e["metrics"] for d, e in again["draws"].items()} == {
         d: e["metrics"] for d, e in entry["draws"].items()
     }
     other = "paper" if parser == "strict" else "strict"
-    new = rescore.rescore(run, other, [], tmp_path / "other", say=lambda line: None)["tasks"]["pubmedqa"]
+    new = rescore.rescore(run, other, [], tmp_path / "other")["tasks"]["pubmedqa"]
     rows = samples(tmp_path / "other", "pubmedqa")
     assert len(rows) == 9 and {r["draw"] for r in rows} == {1, 2, 3}
     # No answer (None) is a label no gold holds, as mibe's metrics count it (docs/scoring-rules.md).
