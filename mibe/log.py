@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 logger = logging.getLogger("mibe")
@@ -51,3 +51,19 @@ def to_stderr(debug: bool = False) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+class _Nothing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextmanager
+def silenceable() -> Iterator[Callable[[], None]]:
+    """A block whose code may call the yielded `silence()` (a training rank other than the first: one
+    rank speaks for all); the `mibe` logger drops every record from then to the end of the block."""
+    nothing = _Nothing()
+    try:
+        yield lambda: logger.addFilter(nothing)
+    finally:
+        logger.removeFilter(nothing)

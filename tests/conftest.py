@@ -3,13 +3,12 @@ another)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import boardruns, tinymodel
+from tests.support import boardruns, logs, tinymodel
 from tests.support.paths import REPO
 
 
@@ -24,24 +23,8 @@ def board_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     return boardruns.make_board_runs(tiny_llama, tmp_path_factory.getbasetemp())
 
 
-class _Lines(logging.Handler):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines = lines
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
 def said() -> Iterator[list[str]]:
-    """The messages the `mibe` logger receives during the test (DEBUG and up), in order: what `say`
-    collected before (`say=lines.append`)."""
-    lines: list[str] = []
-    logger, handler = logging.getLogger("mibe"), _Lines(lines)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    """The messages the `mibe` logger receives during the test (DEBUG and up), in order."""
+    with logs.collected() as lines:
+        yield lines

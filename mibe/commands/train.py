@@ -6,7 +6,6 @@ The top-level parser hands everything after `train` to this command's own parser
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,7 +120,7 @@ def main(argv: Sequence[str]) -> int:
     if args.kind == "task" and suite.is_suite(args.task):
         overrides.pop("data", None)
         suite.run(args.task, config, overrides, args.set, suite.per_task_data(args.data),
-                  ["mibe", "train", *argv], args.overwrite, _say)  # fmt: skip
+                  ["mibe", "train", *argv], args.overwrite)  # fmt: skip
         return 0
     if args.kind == "task":
         overrides["task"] = args.task
@@ -130,7 +129,3 @@ def main(argv: Sequence[str]) -> int:
 
     train.run(args.kind, recipe, recipe_file, ["mibe", "train", *argv], overwrite=args.overwrite)
     return 0
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from mibe.log import logger
 from mibe.training import recipe as recipes
 from mibe.training import sources
 from mibe.types import MibeError
@@ -185,7 +186,6 @@ def _domain_blocks(
     block_size: int,
     cache: Path,
     num_proc: int,
-    say,
 ) -> tuple[Any, dict[str, Any]]:
     import datasets
 
@@ -197,10 +197,10 @@ def _domain_blocks(
     folder = cache / "blocks" / f"{domain}-{key}"
     manifest = {"sources": infos, "cache": str(folder)}
     if (folder / "mibe_blocks.json").is_file():
-        say(f"mibe: {domain}: packed blocks from the cache {folder}")
+        logger.info(f"mibe: {domain}: packed blocks from the cache {folder}")
         blocks = datasets.load_from_disk(str(folder))
         return blocks, {**manifest, **json.loads((folder / "mibe_blocks.json").read_text())}
-    say(f"mibe: {domain}: tokenising and packing {len(text)} documents (once; cached in {folder})")
+    logger.info(f"mibe: {domain}: tokenising and packing {len(text)} documents (once; cached in {folder})")
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     procs = num_proc if num_proc > 1 else None
     ids = text.map(
@@ -230,7 +230,6 @@ def build(
     texts: Mapping[str, Any],
     tokenizer: Any,
     cache: Path,
-    say,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Training blocks, held-out blocks (or None) and the data manifest for the provenance file."""
     import datasets
@@ -241,7 +240,7 @@ def build(
     for domain in mix["domains"]:
         text, infos = texts[domain]
         per_domain[domain], manifest[domain] = _domain_blocks(
-            domain, text, infos, tokenizer, block_size, cache, recipe["num_proc"], say
+            domain, text, infos, tokenizer, block_size, cache, recipe["num_proc"]
         )
     ratios = {d: body["ratio"] for d, body in mix["domains"].items()}
     counts = blocks_per_domain({d: len(b) for d, b in per_domain.items()}, ratios, mix["balance"])
@@ -280,5 +279,7 @@ def build(
         "domains": manifest,
     }
     if limit and block_size > limit and limit < 10**7:
-        say(f"mibe: warning: block_size {block_size} exceeds the tokenizer's model_max_length {limit}")
+        logger.warning(
+            f"mibe: warning: block_size {block_size} exceeds the tokenizer's model_max_length {limit}"
+        )
     return train, held_out, summary

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mibe.log import logger
 from mibe.training import conversations, sources
 from mibe.training import recipe as recipes
 from mibe.types import Doc, MibeError, Task
@@ -97,7 +98,7 @@ def weighted(made: list[Example], weight: float, seed: int) -> list[Example]:
     return made * whole + random.Random(seed).sample(made, rest)
 
 
-def _source_examples(spec: Any, number: int, recipe: dict[str, Any], render: Callable, cache: Path, say):
+def _source_examples(spec: Any, number: int, recipe: dict[str, Any], render: Callable, cache: Path):
     source = sources.check(spec, Path.cwd(), f"recipe key data[{number}]")
     rows, info = sources.load_rows(source, cache / "datasets")
     where = source.get("path") or source.get("hub")
@@ -114,11 +115,11 @@ def _source_examples(spec: Any, number: int, recipe: dict[str, Any], render: Cal
     info.update(weight=weight, usable_rows=len(made), used_rows=len(used), layouts=layouts)
     info.update(skipped_rows=skipped, first_problem=first)
     why = f"; {skipped} unusable (first: {first})" if skipped else ""
-    say(f"mibe: {where}: {len(used)} rows used of {info['rows']} (weight {weight:g}, {layouts}{why})")
+    logger.info(f"mibe: {where}: {len(used)} rows used of {info['rows']} (weight {weight:g}, {layouts}{why})")
     return used, info, skipped, first
 
 
-def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path, say):
+def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, cache: Path):
     """Rows of every data source, as examples; (examples, manifest, skipped, first problem).
 
     Each source may carry a `weight` (default 1): it then gives round(weight x its usable rows)."""
@@ -131,7 +132,7 @@ def sft_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, c
     examples: list[Example] = []
     manifest, skipped, first = [], 0, None
     for number, spec in enumerate(listed):
-        used, info, bad, problem = _source_examples(spec, number, recipe, render, cache, say)
+        used, info, bad, problem = _source_examples(spec, number, recipe, render, cache)
         examples += used
         manifest.append(info)
         skipped += bad
@@ -200,7 +201,7 @@ def _task_manifest(task: Task, docset: DocSet, split: str) -> dict[str, Any]:
     }
 
 
-def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, say):
+def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any):
     """A MIBE task's training documents rendered with its own template, answered with its gold text.
 
     The prompt is exactly what `mibe run` sends for the document (zero-shot, the task's template,
@@ -213,7 +214,7 @@ def task_examples(recipe: dict[str, Any], template: str | None, tokenizer: Any, 
     docset, location = _task_docs(task, recipe)
     examples = [_task_example(task, doc, template, tokenizer, recipe["max_length"]) for doc in docset.docs]
     manifest = _task_manifest(task, docset, recipe["split"])
-    say(f"mibe: {task.name}: {len(docset.docs)} training documents from {docset.source}")
+    logger.info(f"mibe: {task.name}: {len(docset.docs)} training documents from {docset.source}")
     return task, examples, manifest, docset.n_skipped, docset.first_problem, location
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import matcher
+from mibe.log import logger
 from mibe.types import MibeError
 
 MODES = ("refuse", "drop", "allow")
@@ -102,10 +103,10 @@ def report(
     }
 
 
-def enforce(result: dict[str, Any], how: str, say) -> None:
+def enforce(result: dict[str, Any], how: str) -> None:
     checked = ", ".join(f"{t} ({n})" for t, n in result["evaluation_documents"].items()) or "none found"
     if not result["leaks"]:
-        say(f"mibe: contamination guard: {result['rows_checked']} rows clean against {checked}")
+        logger.info(f"mibe: contamination guard: {result['rows_checked']} rows clean against {checked}")
         return
     evidence = ", ".join(f"{n} by {h}" for h, n in result["rows_by_evidence"].items() if n)
     leaks = "; ".join(
@@ -121,9 +122,11 @@ def enforce(result: dict[str, Any], how: str, say) -> None:
             "or --allow-contamination to train anyway"
         )
     if how == "drop":
-        say(f"mibe: {line}; dropped them (--drop-contaminated, recorded in mibe_training.json)")
+        logger.info(f"mibe: {line}; dropped them (--drop-contaminated, recorded in mibe_training.json)")
         return
-    say(f"mibe: warning: {line}; training anyway (--allow-contamination, recorded in mibe_training.json)")
+    logger.warning(
+        f"mibe: warning: {line}; training anyway (--allow-contamination, recorded in mibe_training.json)"
+    )
 
 
 def outcome(result: dict[str, Any], how: str) -> dict[str, Any]:

@@ -8,10 +8,11 @@ that task's adapter, and a fresh copy keeps one task's weights out of the next o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.log import logger
 from mibe.runfolder import writer
 from mibe.training import examples, guard
 from mibe.training import recipe as recipes
@@ -44,7 +45,6 @@ def run(
     data: dict[str, str],
     command: list[str],
     overwrite: bool,
-    say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Train every task of `spec` into `overrides['output_dir']/<task>/`; returns what suite.json holds."""
     from mibe import names, tasks
@@ -67,23 +67,23 @@ def run(
             "task", config, {**overrides, "task": named, "output_dir": str(out)}, sets
         )
         recipe["data"] = data.get(task.name)  # a recipe's data: names one task's rows, never a suite's
-        say(f"mibe: {task.name}: training into {out}")
+        logger.info(f"mibe: {task.name}: training into {out}")
         try:
-            trained[task.name] = str(train.run("task", recipe, recipe_file, command, overwrite, say))
+            trained[task.name] = str(train.run("task", recipe, recipe_file, command, overwrite))
         except guard.Contaminated as exc:  # its train split repeats its (or another task's) test split
             skipped[task.name] = str(exc)
-            say(f"mibe: {task.name}: skipped: {exc}")
+            logger.info(f"mibe: {task.name}: skipped: {exc}")
         except examples.NoTrainingRows as exc:
             if task.name in explicit:
                 raise MibeError(f"{task.name}: {exc}") from None
             skipped[task.name] = str(exc)
-            say(f"mibe: {task.name}: skipped: {exc}")
+            logger.info(f"mibe: {task.name}: skipped: {exc}")
     record = {"tasks": trained, "skipped": skipped}
     Path(root).expanduser().mkdir(parents=True, exist_ok=True)
     writer.write_json_atomic(Path(root).expanduser() / FILE, record)
     if not trained:
         raise MibeError(f"mibe train task {spec}: no task was trained (each skipped, said above)")
-    say(
+    logger.info(
         f"mibe: {len(trained)} adapters in {root} ({', '.join(trained)}); "
         f"score them in one run: mibe run --model BASE --adapters {root} --tasks {','.join(trained)}"
     )

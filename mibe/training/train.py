@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mibe import log
+from mibe.log import logger
 from mibe.training import callbacks, corpus, examples, guard, provenance, trainer
 from mibe.training import recipe as recipes
 from mibe.types import MibeError
@@ -35,15 +37,15 @@ def _digest(value: Any) -> str:
 
 
 def _check(
-    hits: list, rows: int, index: Any, recipe: dict[str, Any], say, ids: list | None = None
+    hits: list, rows: int, index: Any, recipe: dict[str, Any], ids: list | None = None
 ) -> dict[str, Any]:
     how = guard.mode(recipe)
     result = guard.report(hits, rows, index, ids or [])
-    guard.enforce(result, how, say)
+    guard.enforce(result, how)
     return guard.outcome(result, how)
 
 
-def _pretrain_data(recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
+def _pretrain_data(recipe: dict[str, Any], tokenizer: Any, cache: Path) -> Prepared:
     mix, _ = corpus.load_mix(recipe["mix"])
     exclude = frozenset(guard.exclusions(recipe))
     if exclude and not any(s.get("id") for body in mix["domains"].values() for s in body["sources"]):
@@ -58,15 +60,15 @@ def _pretrain_data(recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> 
         per_domain[domain] = {row for row, _ in found}
         hits += [(offset + row, row_hits) for row, row_hits in found]
         offset += len(text)
-    contamination = _check(hits, offset, index, recipe, say)
+    contamination = _check(hits, offset, index, recipe)
     if contamination["dropped_rows"]:
         texts = corpus.without_rows(texts, per_domain)
-    train, held, summary = corpus.build(recipe, mix, texts, tokenizer, cache, say)
+    train, held, summary = corpus.build(recipe, mix, texts, tokenizer, cache)
     summary["identity"] = _digest(
         [summary["tokenizer"], summary["block_size"], summary["balance"], mix["domains"],
          {d: [s["fingerprint"] for s in m["sources"]] for d, m in summary["domains"].items()}]
     )  # fmt: skip
-    say(
+    logger.info(
         f"mibe: {summary['train_blocks']} training blocks of {summary['block_size']} tokens "
         f"(shares {summary['shares']}), {summary['held_out_blocks']} held out"
     )
@@ -85,31 +87,30 @@ def _split(rows: list[dict], held_out: float, seed: int) -> tuple[list[dict], li
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
-def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: Path, say) -> Prepared:
+def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: Path) -> Prepared:
     import datasets
 
     template, source = examples.chat_template(recipe["chat_template"], tokenizer, recipe["model"])
     if kind == "sft":
-        made, manifest, skipped, first = examples.sft_examples(recipe, template, tokenizer, cache, say)
+        made, manifest, skipped, first = examples.sft_examples(recipe, template, tokenizer, cache)
         tasks, places = guard.locations(recipe, trained=manifest)
         manifest = {"sources": manifest}
     else:
-        task, made, manifest, skipped, first, location = examples.task_examples(
-            recipe, template, tokenizer, say
-        )
+        task, made, manifest, skipped, first, location = examples.task_examples(recipe, template, tokenizer)
         own = location.kind == "hub" or Path(location.where).is_dir()  # its evaluation split, always
         tasks, places = guard.locations(recipe, also=[task], extra={task.name: [location]} if own else {})
     if skipped:
-        say(f"mibe: skipped {skipped} unusable rows (first: {first})")
-    made, excluded = _without_excluded(made, guard.exclusions(recipe), say)
+        logger.info(f"mibe: skipped {skipped} unusable rows (first: {first})")
+    made, excluded = _without_excluded(made, guard.exclusions(recipe))
     if not made:
         raise MibeError(f"training data: no usable rows ({first})")
     index = guard.build_index(tasks, places, recipe["guard_ngram"])
     if kind == "task" and own and location.where not in index.sources.get(task.name, []):
-        say(f"mibe: warning: contamination guard: {task.name}'s '{task.split}' split at {location.where} "
-            "could not be read; rows are checked against the other copies found")  # fmt: skip
+        logger.warning(f"mibe: warning: contamination guard: {task.name}'s '{task.split}' split at "
+                       f"{location.where} could not be read; rows are checked against the other copies "
+                       "found")  # fmt: skip
     hits = [(number, guard.row_hits(example["texts"], index)) for number, example in enumerate(made)]
-    contamination = _check(hits, len(made), index, recipe, say, [e.get("id") for e in made])
+    contamination = _check(hits, len(made), index, recipe, [e.get("id") for e in made])
     if contamination["dropped_rows"]:
         gone = set(contamination["dropped_rows"])
         made = [e for number, e in enumerate(made, 1) if number not in gone]
@@ -132,7 +133,9 @@ def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: 
     fingerprints = [s["fingerprint"] for s in manifest.get("sources", [])] or [manifest.get("fingerprint")]
     manifest["identity"] = _digest([fingerprints, template, recipe["max_length"], len(rows)])
     tokens = manifest["response_tokens"]
-    say(f"mibe: {len(train_rows)} training rows ({tokens} response tokens), {len(held_rows)} held out")
+    logger.info(
+        f"mibe: {len(train_rows)} training rows ({tokens} response tokens), {len(held_rows)} held out"
+    )
     held = datasets.Dataset.from_list(held_rows) if held_rows else None
     collator = trainer.pad_collator(tokenizer.pad_token_id)
     return Prepared(
@@ -147,13 +150,13 @@ def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: 
     )
 
 
-def _without_excluded(made: list[dict], ids: set[str], say) -> tuple[list[dict], list[str]]:
+def _without_excluded(made: list[dict], ids: set[str]) -> tuple[list[dict], list[str]]:
     """Rows whose id is on the exclusion list (`exclude_ids`) never reach training."""
     if not ids:
         return made, []
     kept = [e for e in made if str(e.get("id")) not in ids]
     gone = sorted(str(e.get("id")) for e in made if str(e.get("id")) in ids)
-    say(f"mibe: left out {len(gone)} rows whose id is on the exclusion list ({len(ids)} ids)")
+    logger.info(f"mibe: left out {len(gone)} rows whose id is on the exclusion list ({len(ids)} ids)")
     return kept, gone
 
 
@@ -166,15 +169,15 @@ def _pin_model(recipe: dict[str, Any]) -> None:
         recipe["model"] = str(local.resolve())
 
 
-def _finish_done(out: Path, recipe: dict[str, Any], previous: dict[str, Any], say) -> None:
+def _finish_done(out: Path, recipe: dict[str, Any], previous: dict[str, Any]) -> None:
     """A finished run is not trained again; only a merge asked for since is done now."""
     if recipe["merge"] and not previous.get("output", {}).get("merged"):
-        trainer.merge(out, recipe, say)
+        trainer.merge(out, recipe)
         previous["output"] = {"adapter": False, "merged": True}
         provenance.write(out / "adapter", {**previous, "output": {"adapter": True, "merged": False}})
         provenance.write(out, previous)
     chain = provenance.lineage_line(previous)
-    say(f"mibe: {out} already holds this finished run ({chain}); nothing to do")
+    logger.info(f"mibe: {out} already holds this finished run ({chain}); nothing to do")
 
 
 def _quiet_progress_bars() -> None:
@@ -185,15 +188,15 @@ def _quiet_progress_bars() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _prepare(kind: str, recipe: dict[str, Any], tokenizer: Any, args: Any, say) -> Prepared:
+def _prepare(kind: str, recipe: dict[str, Any], tokenizer: Any, args: Any) -> Prepared:
     # Rank 0 tokenises and packs first; the other ranks (every node) then read its cache.
     with args.main_process_first(local=False, desc="preparing the training data"):
         cache = trainer.cache_root(recipe)
         if kind == "pretrain":
-            data = _pretrain_data(recipe, tokenizer, cache, say)
+            data = _pretrain_data(recipe, tokenizer, cache)
             data.tokens_per_step = trainer.tokens_per_step(recipe, args.world_size)
         else:
-            data = _instruction_data(kind, recipe, tokenizer, cache, say)
+            data = _instruction_data(kind, recipe, tokenizer, cache)
     return data
 
 
@@ -276,7 +279,7 @@ def _final_eval(hf: Any, data: Prepared) -> dict[str, Any] | None:
     return evals[-1] if evals and evals[-1].get("step") == hf.state.global_step else hf.evaluate()
 
 
-def _save(hf: Any, out: Path, tokenizer: Any, recipe: dict[str, Any], main: bool, say) -> None:
+def _save(hf: Any, out: Path, tokenizer: Any, recipe: dict[str, Any], main: bool) -> None:
     hf.save_model(str(out))  # every rank calls it: DeepSpeed gathers the sharded weights here
     # Every rank leaves the process group together, before rank 0 merges alone: a rank that exits
     # while another still holds the group can abort in the communication library's teardown
@@ -286,7 +289,7 @@ def _save(hf: Any, out: Path, tokenizer: Any, recipe: dict[str, Any], main: bool
     if main:
         tokenizer.save_pretrained(str(out))
         if recipe["merge"]:
-            trainer.merge(out, recipe, say)
+            trainer.merge(out, recipe)
 
 
 def _record_finish(
@@ -338,24 +341,37 @@ def run(
     recipe_file: dict[str, Any],
     command: list[str],
     overwrite: bool = False,
-    say=lambda line: print(line, file=sys.stderr, flush=True),
 ) -> Path:
-    """Train as the recipe says; returns the output folder (a model `mibe run --model` takes)."""
+    """Train as the recipe says; returns the output folder (a model `mibe run --model` takes). Progress
+    goes to the `mibe` logger, from the first rank only once the ranks are known."""
+    with log.silenceable() as silence:
+        return _run(kind, recipe, recipe_file, command, overwrite, silence)
+
+
+def _run(
+    kind: str,
+    recipe: dict[str, Any],
+    recipe_file: dict[str, Any],
+    command: list[str],
+    overwrite: bool,
+    silence: Callable[[], None],
+) -> Path:
     out = Path(recipe["output_dir"]).expanduser().resolve()
     _pin_model(recipe)
     identity = recipes.identity(recipe)
-    state, previous = trainer.folder_state(out, identity, overwrite, say)
+    state, previous = trainer.folder_state(out, identity, overwrite)
     if state == "done" and previous is not None:
-        _finish_done(out, recipe, previous, say)
+        _finish_done(out, recipe, previous)
         return out
     _quiet_progress_bars()
     used, why = trainer.precision(recipe["precision"])
     ds_arg, ds_config, ds_file = trainer.deepspeed_config(recipe["deepspeed"])
     args = trainer.training_arguments(recipe, out, used, ds_arg)
     main = args.process_index == 0
-    say = say if main else (lambda line: None)
+    if not main:
+        silence()
     tokenizer = trainer.load_tokenizer(recipe)
-    data = _prepare(kind, recipe, tokenizer, args, say)
+    data = _prepare(kind, recipe, tokenizer, args)
     if state == "resume":
         _check_same_data(out, previous, data)
     if data.template is not None:
@@ -373,16 +389,16 @@ def run(
     hf = _hf_trainer(model, args, data, tokenizer, out, doc, progress, main)
     resume_from = trainer.last_checkpoint(out) if state == "resume" else None
     if resume_from:
-        say(f"mibe: resuming from {resume_from}")
+        logger.info(f"mibe: resuming from {resume_from}")
         progress.append({"event": "resume", "checkpoint": resume_from})
     elif data.held_out is not None and ds_config is None:
         # A baseline before the first step (DeepSpeed builds its engine inside train(), so not there).
         doc["progress"]["start"] = _losses(hf.evaluate())
     result = hf.train(resume_from_checkpoint=resume_from)
     end = _final_eval(hf, data)
-    _save(hf, out, tokenizer, recipe, main, say)
+    _save(hf, out, tokenizer, recipe, main)
     _record_finish(doc, recipe, recipe_file, data, hf.state, result, end)
     if main:
         _write_finished(out, doc, recipe)
-        say(_finished_line(hf.state.global_step, result.training_loss, end, out))
+        logger.info(_finished_line(hf.state.global_step, result.training_loss, end, out))
     return out

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mibe.log import logger
 from mibe.training import callbacks, provenance
 from mibe.training import recipe as recipes
 from mibe.types import MibeError
@@ -23,7 +24,7 @@ def cache_root(recipe: dict[str, Any]) -> Path:
     )
 
 
-def folder_state(out: Path, identity: dict[str, Any], overwrite: bool, say) -> tuple[str, dict | None]:
+def folder_state(out: Path, identity: dict[str, Any], overwrite: bool) -> tuple[str, dict | None]:
     """fresh, resume or done; refuses a folder that holds something else."""
     previous = provenance.read(out)
     if previous is None:
@@ -44,7 +45,7 @@ def folder_state(out: Path, identity: dict[str, Any], overwrite: bool, say) -> t
         return "resume", previous
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise MibeError(f"--overwrite: delete {out} yourself before a multi-process launch")
-    say(f"mibe: --overwrite: removing {out}")
+    logger.info(f"mibe: --overwrite: removing {out}")
     shutil.rmtree(out)
     return "fresh", None
 
@@ -244,7 +245,7 @@ def load_tokenizer(recipe: dict[str, Any]) -> Any:
     return tokenizer
 
 
-def merge(out: Path, recipe: dict[str, Any], say) -> None:
+def merge(out: Path, recipe: dict[str, Any]) -> None:
     """The adapter (kept in out/adapter) folded into the base weights, saved as a full model in out."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -264,7 +265,7 @@ def merge(out: Path, recipe: dict[str, Any], say) -> None:
     )
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out))
-    say(f"mibe: merged the adapter into full weights in {out} (adapter kept in {adapter})")
+    logger.info(f"mibe: merged the adapter into full weights in {out} (adapter kept in {adapter})")
 
 
 def last_checkpoint(out: Path) -> str | None:

@@ -13,6 +13,7 @@ import pytest
 from mibe.training import conversations, guard
 from mibe.training.conversations import IGNORE
 from mibe.types import MibeError
+from tests.support import logs
 from tests.support.paths import REPO
 
 SHIPPED = REPO / "training"
@@ -255,11 +256,11 @@ def test_guard_refuses_leaks_unless_allowed(eval_index) -> None:
     assert result["rows_by_evidence"] == {"question + answer": 1, "exact field": 1, "n-gram run": 0}
     assert result["leaks"] == {"spec": {"rows": 2, "documents": 2}}
     with pytest.raises(MibeError) as err:
-        guard.enforce(result, "refuse", say=lambda line: None)
+        guard.enforce(result, "refuse")
     assert "2 of 10 rows repeat evaluation documents" in str(err.value)
     assert "--allow-contamination" in str(err.value) and "--drop-contaminated" in str(err.value)
-    said: list[str] = []
-    guard.enforce(result, "allow", say=said.append)
+    with logs.collected() as said:
+        guard.enforce(result, "allow")
     assert "training anyway" in said[0]
     assert guard.outcome(result, "drop")["dropped_rows"] == [1, 5]
     assert guard.outcome(result, "allow")["allowed"] is True

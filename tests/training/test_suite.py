@@ -15,6 +15,7 @@ from mibe.boards import table as board_model
 from mibe.commands import train as train_cli
 from mibe.runner import api
 from mibe.types import MibeError, RunConfig
+from tests.support import logs
 from tests.support.paths import REPO
 
 TINY_TASK = REPO / "training" / "examples" / "tiny-task.yaml"
@@ -50,7 +51,6 @@ def pubmedqa_rows(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def suite(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     root = tmp_path_factory.mktemp("suite")
-    lines: list[str] = []
     data = {
         "pubmedqa": pubmedqa_rows(root / "pubmedqa.jsonl"),
         "mednli": nli_rows(root / "mednli.jsonl", "mednli", "entailment, contradiction, or neutral"),
@@ -69,13 +69,8 @@ def suite(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     args += ["--output-dir", str(root / "adapters"), "--max-steps", "1"]
     args += ["--set", "warmup_ratio=0", "--set", "lr_scheduler=constant"]  # one step that moves the weights
     args += [a for task, path in data.items() for a in ("--data", f"{task}={path}")]
-    import mibe.commands.train as cli_module
-
-    cli_module._say, said = lines.append, cli_module._say
-    try:
+    with logs.collected() as lines:
         train_cli.main(args)
-    finally:
-        cli_module._say = said
     return root / "adapters", lines
 
 
