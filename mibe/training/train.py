@@ -138,16 +138,8 @@ def _instruction_data(kind: str, recipe: dict[str, Any], tokenizer: Any, cache: 
     )
     held = datasets.Dataset.from_list(held_rows) if held_rows else None
     collator = trainer.pad_collator(tokenizer.pad_token_id)
-    return Prepared(
-        datasets.Dataset.from_list(train_rows),
-        held,
-        collator,
-        manifest,
-        contamination,
-        template,
-        source,
-        None,
-    )
+    train = datasets.Dataset.from_list(train_rows)
+    return Prepared(train, held, collator, manifest, contamination, template, source, None)
 
 
 def _without_excluded(made: list[dict], ids: set[str]) -> tuple[list[dict], list[str]]:
