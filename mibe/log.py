@@ -1,10 +1,14 @@
 """The `mibe` logger: every progress line, note and warning mibe writes goes through it.
 
-Library code (`mibe.evaluate`, `mibe.runner.api.run`, the run-folder functions) never prints by
-itself: the logger carries a NullHandler, so a Python caller sees nothing until it configures logging,
-e.g. `logging.basicConfig(level=logging.INFO)`, or reads the records (pytest's `caplog`). The command
-line (`mibe.cli.main`) writes them to stderr, one message a line, as `say` did: INFO and above, DEBUG
-with `--debug`. Results (tables, JSON) are not log lines: they stay prints to stdout.
+Levels: progress and notes are INFO; what a user must see even from Python (each endpoint's one
+announcement before its first request, `mibe: warning: ...` lines) is WARNING.
+
+Library code (`mibe.evaluate`, `mibe.runner.api.run`, the run-folder functions) installs no handler.
+A Python caller that configures nothing sees only the WARNING records, on stderr, through Python's
+last-resort handler (message only); `logging.basicConfig(level=logging.INFO)` shows the progress too,
+and pytest's `caplog` (or tests/support/logs.py) reads the records. The command line (`mibe.cli.main`,
+`to_stderr`) writes every INFO record (DEBUG with `--debug`) to stderr, one message a line, as the
+`say` callable did. Results (tables, JSON) printed to stdout are not log lines: they stay prints.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 logger = logging.getLogger("mibe")
-logger.addHandler(logging.NullHandler())
 
 
 class StderrHandler(logging.Handler):

@@ -89,7 +89,7 @@ def _title(rows: Sequence[Row], columns: Sequence[Column]) -> str:
     else:
         head = "Runs" + (" and published rows" if any(r.published for r in rows) else "")
     common = []
-    for name, say in (
+    for name, phrase in (
         ("shots", "{}-shot"),
         ("scoring", "{}"),
         ("parser", "parser {}"),
@@ -100,9 +100,9 @@ def _title(rows: Sequence[Row], columns: Sequence[Column]) -> str:
         if len(values) == 1:
             value = columns[0].protocol[name]
             if name == "chat_template":
-                common.append("no chat template" if value is None else say.format(value))
+                common.append("no chat template" if value is None else phrase.format(value))
             elif name != "limit" or value is not None:
-                common.append(say.format(value))
+                common.append(phrase.format(value))
     return head + (": " + ", ".join(common) if common else "")
 
 
