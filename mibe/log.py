@@ -42,18 +42,21 @@ class StderrHandler(logging.Handler):
 def to_stderr(debug: bool = False) -> Iterator[None]:
     """While a command runs: the `mibe` records at INFO (DEBUG with `debug`) go to stderr. Idempotent:
     inside another `to_stderr` (a command that calls another) nothing is added; on leaving, the logger is
-    as it was, so library calls after `main()` returns stay silent."""
+    as it was, so library calls after `main()` returns stay silent. The records do not propagate to the
+    root logger meanwhile (a root handler some library installed would repeat every line)."""
     if any(isinstance(h, StderrHandler) for h in logger.handlers):
         yield
         return
-    handler, level = StderrHandler(), logger.level
+    handler, level, propagate = StderrHandler(), logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.propagate = False  # a library that calls logging.basicConfig must not print each line twice
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 class _Nothing(logging.Filter):

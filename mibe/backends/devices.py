@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from mibe.log import logger
 
 _DEVICE = re.compile(r"(cpu|mps|cuda)(?::(\d+))?")
 AUTO = "auto"  # the default of every command that loads a model: CUDA, else MPS, else CPU
@@ -81,7 +83,7 @@ def pin_devices(per_rank: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
 
 
-def for_rerun(given: str | None, recorded: Mapping[str, Any] | None, say: Callable[[str], None]) -> str:
+def for_rerun(given: str | None, recorded: Mapping[str, Any] | None) -> str:
     """The device of a command that reruns part of a finished run (rescore --parser model, judge):
     --device when given (checked), else the run's recorded one when this machine has it, else cpu,
     said in one line (a run scored on a GPU server, rescored on a laptop)."""
@@ -89,7 +91,7 @@ def for_rerun(given: str | None, recorded: Mapping[str, Any] | None, say: Callab
         check(given)
         found, line = resolve(given)
         if line:
-            say(line)
+            logger.info(line)
         return found
     device = (recorded or {}).get("device")
     if not isinstance(device, str) or device == "cpu":
@@ -97,5 +99,7 @@ def for_rerun(given: str | None, recorded: Mapping[str, Any] | None, say: Callab
     if device != AUTO and usable(device):
         return device
     found, _ = resolve(AUTO)
-    say(f"mibe: the run was scored on {device}, which this machine lacks; using {found} (--device to choose)")
+    logger.info(
+        f"mibe: the run was scored on {device}, which this machine lacks; using {found} (--device to choose)"
+    )
     return found

@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from mibe.backends import devices, fit, quantize
 from mibe.backends.endpoint import Endpoint, evaluated
 from mibe.backends.policy import Admission, admit, authorisations
+from mibe.log import logger
 from mibe.types import Backend, MibeError, RunConfig
 
-Say = Callable[[str], None]
 
-
-def stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def build(admission: Admission, say: Say = stderr) -> Backend:
+def build(admission: Admission) -> Backend:
     """The backend for an admitted endpoint; an HTTP endpoint is announced before its first request.
     A refusal names the flag that named the model (--judge, --extractor, not --model)."""
     e = admission.endpoint
     try:
-        return _build(admission, say)
+        return _build(admission)
     except MibeError as exc:
         if e.role == "model":
             raise
@@ -43,7 +38,7 @@ def _as_flag(message: str, e: Endpoint) -> str:
     return head + message
 
 
-def _build(admission: Admission, say: Say) -> Backend:
+def _build(admission: Admission) -> Backend:
     e = admission.endpoint
     quantize.check(e.quantize, e.backend, e.device_map)  # HF only: one line before anything is built
     if e.machine.device != "cpu" or e.backend == "vllm":  # data-parallel ranks: their own GPUs
@@ -51,9 +46,9 @@ def _build(admission: Admission, say: Say) -> Backend:
     if e.backend == "openai" and admission.members:
         from mibe.backends.pool import PoolBackend
 
-        return PoolBackend([_served(m, say, retries=0) for m in admission.members], say)
+        return PoolBackend([_served(m, retries=0) for m in admission.members])
     if e.backend == "openai":
-        return _served(admission, say)
+        return _served(admission)
     note = fit.engine_note(e.backend) if e.backend in ("hf", "vllm") else None
     if note:  # before the engine loads: the user can stop and switch
         print(note, file=sys.stderr, flush=True)
@@ -85,13 +80,13 @@ def _build(admission: Admission, say: Say) -> Backend:
     )
 
 
-def _served(admission: Admission, say: Say, retries: int = 6) -> Backend:
+def _served(admission: Admission, retries: int = 6) -> Backend:
     """One OpenAI-compatible server, announced before its first request. In a pool (retries=0) a
     failed request goes to another server at once instead of being retried here."""
     from mibe.backends.openai import OpenAIBackend
 
     e = admission.endpoint
-    say(admission.line())
+    logger.warning(admission.line())  # shown even to a Python caller who configured no logging
     return OpenAIBackend(
         e.model,
         e.base_url or "",
@@ -103,13 +98,12 @@ def _served(admission: Admission, say: Say, retries: int = 6) -> Backend:
         trust_remote_code=e.machine.trust_remote_code,
         request_timeout=e.machine.request_timeout,
         seed=e.machine.seed,
-        say=say,
         max_model_len=e.max_model_len,
         tokenizer=e.tokenizer,
     )
 
 
-def make_backend(config: RunConfig, credentialed: Sequence[str] = (), say: Say = stderr) -> Backend:
+def make_backend(config: RunConfig, credentialed: Sequence[str] = ()) -> Backend:
     """The evaluated model of `config` through the policy and the factory (the Python API's path)."""
     endpoint = evaluated(config)
-    return build(admit(endpoint, credentialed, authorisations(config.allow_remote_credentialed)), say)
+    return build(admit(endpoint, credentialed, authorisations(config.allow_remote_credentialed)))

@@ -20,10 +20,11 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
+from mibe.log import logger
 from mibe.types import MibeError
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -145,12 +146,11 @@ class Endpoint:
         addresses: Sequence[str],
         idle_timeout: float,
         headers: dict[str, str],
-        say: Callable[[str], None],
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.parts = split(self.base_url)
         self.addresses = tuple(addresses)
-        self.idle_timeout, self.headers, self.say = idle_timeout, headers, say
+        self.idle_timeout, self.headers = idle_timeout, headers
         self._live: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
@@ -250,7 +250,7 @@ class Endpoint:
             # Exponential backoff with jitter, so many clients do not retry in lockstep.
             delay = min(30.0, 2**attempt) * (0.5 + random.random() / 2)
             if not quiet:
-                self.say(f"mibe: {url}: {failure.what}; retry {attempt + 1} of {retries} in {delay:.0f} s")
+                logger.info(f"mibe: {url}: {failure.what}; retry {attempt + 1} of {retries} in {delay:.0f} s")
             self._sleep(delay, cancelled, url)
         raise AssertionError("unreachable")
 

@@ -8,9 +8,8 @@ the model); otherwise lengths are counted in UTF-8 bytes, which never undercount
 from __future__ import annotations
 
 import os
-import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from mibe.backends import common, continuations, counting, http, replies, sampli
 from mibe.backends.base import TokenizedBackend
 from mibe.backends.common import server_stops
 from mibe.backends.policy import guard
+from mibe.log import logger
 from mibe.types import MibeError, Request
 
 REPLY_SLACK = 64 * 1024  # bytes a reply may hold beyond what was asked for (ids, usage, headers of JSON)
@@ -37,10 +37,6 @@ def _whole(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 class OpenAIBackend(TokenizedBackend):
     def __init__(
         self,
@@ -53,14 +49,13 @@ class OpenAIBackend(TokenizedBackend):
         credentialed: Sequence[str] = (),
         allow_remote_credentialed: str | None = None,
         trust_remote_code: bool = False,
-        say: Callable[[str], None] = _stderr,
         seed: int | None = None,
         max_model_len: int | None = None,
         tokenizer: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = http.split(self.base_url)  # user:password and non-http URLs are refused before a lookup
-        self.model_name, self.retries, self.say = model, retries, say
+        self.model_name, self.retries = model, retries
         if request_timeout <= 0:
             raise MibeError(f"--request-timeout {request_timeout:g}: must be a positive number of seconds")
         # Only the variable this endpoint was given (mibe.backends.endpoint decides which): never a
@@ -79,7 +74,7 @@ class OpenAIBackend(TokenizedBackend):
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        self.http = http.Endpoint(self.base_url, addresses, request_timeout, headers, say)
+        self.http = http.Endpoint(self.base_url, addresses, request_timeout, headers)
         self.max_concurrency = max(1, max_concurrency)
         self.chunk_size = 4 * self.max_concurrency  # the runner hands this many requests per call
         self.tokenizer_name = tokenizer  # --tokenizer: counts and cuts for a model served elsewhere
@@ -99,7 +94,9 @@ class OpenAIBackend(TokenizedBackend):
         names = self.served_models = [str(m.get("id")) for m in served if m.get("id")]  # a pool compares
         if names and model not in names:  # a server that ignores `model` answers as its own
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            say(f"mibe: warning: {self.base_url}/models serves {shown}, not '{model}'; check --model")
+            logger.warning(
+                f"mibe: warning: {self.base_url}/models serves {shown}, not '{model}'; check --model"
+            )
         self._answered_as: set[str] = set()  # the `model` of each reply, recorded in results.json
 
     # ---- HTTP -------------------------------------------------------------------------------------
@@ -115,7 +112,7 @@ class OpenAIBackend(TokenizedBackend):
                 if name is None or name not in sent:
                     raise
                 if self.sampling.drop(name, str(exc)):
-                    self.say(
+                    logger.info(
                         f"mibe: {self.base_url}: the server refuses the sampling parameter '{name}'; "
                         "sent without it from now on (results.json: model.sampling.refused)"
                     )
@@ -140,7 +137,7 @@ class OpenAIBackend(TokenizedBackend):
         if root == self.base_url:
             return None
         try:
-            found = http.Endpoint(root, addresses, timeout, headers, self.say).call(
+            found = http.Endpoint(root, addresses, timeout, headers).call(
                 "version", None, REPLY_SLACK, retries=0, quiet=True
             )
         except MibeError:
@@ -194,7 +191,7 @@ class OpenAIBackend(TokenizedBackend):
             self.capped_replies += 1
             first = self.capped_replies == 1
         if first:
-            self.say(
+            logger.info(
                 f"mibe: {self.base_url}: the reply for document {request.doc_id} is longer than the "
                 f"{request.max_new_tokens} tokens asked for (the server ignores max_tokens?); kept the "
                 f"first {limit} bytes; such replies are counted in capped_replies"

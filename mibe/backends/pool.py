@@ -18,6 +18,7 @@ from typing import Any
 
 from mibe.backends.base import TokenizedBackend
 from mibe.backends.http import Cancelled
+from mibe.log import logger
 from mibe.types import MibeError, Request
 
 MAX_FAILURES = 3  # consecutive failed requests after which a server leaves the pool
@@ -78,7 +79,6 @@ class PoolBackend(TokenizedBackend):
     def __init__(
         self,
         members: Sequence[Any],
-        say: Callable[[str], None],
         max_failures: int = MAX_FAILURES,
         rest: Callable[[int], float] | None = None,
     ) -> None:
@@ -87,7 +87,7 @@ class PoolBackend(TokenizedBackend):
         check_same_model(members)
         self.all = list(members)
         self.live = [_Member(m) for m in members]
-        self.say, self.max_failures, self._rest = say, max_failures, rest
+        self.max_failures, self._rest = max_failures, rest
         self.first = members[0]
         self.model_name, self.max_context = self.first.model_name, self.first.max_context
         # One model behind every server: the first's tokenizer counts, cuts and decodes for all.
@@ -110,7 +110,7 @@ class PoolBackend(TokenizedBackend):
         if member.failures >= self.max_failures and member in self.live:
             self.live.remove(member)
             left = len(self.live)
-            self.say(
+            logger.info(
                 f"mibe: {member.backend.base_url}: {member.failures} requests in a row failed ({exc}); "
                 f"removed from the pool, {left} server{'s' if left != 1 else ''} left"
             )

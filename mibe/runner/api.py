@@ -229,7 +229,7 @@ def _model(config: RunConfig, admitted: Any, say: Callable[[str], None]) -> Back
     --device auto chose is said once every setting has passed its checks: an error stays one line)."""
     if config.backend != "openai" and names.model_note(config.model):
         say(names.model_note(config.model))  # a local folder named like a hub id wins: said
-    return factory.build(admitted, say)
+    return factory.build(admitted)
 
 
 def admit(
@@ -281,7 +281,7 @@ def _plans(
     setup = templating.resolve(config, backend)  # once per run: every task gets the same template
     extractor = None
     if extracting is not None:
-        extractor = extract.Extractor.load(config.extractor or "", extracting, say)
+        extractor = extract.Extractor.load(config.extractor or "", extracting)
     plans = [
         (pipeline.plan(t, d, config, backend, pool, setup, extractor, source), pool)
         for (t, _, d), (pool, source) in zip(loaded, pools, strict=True)

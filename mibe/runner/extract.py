@@ -82,9 +82,9 @@ class Extractor:
     read_from: set[Path] = field(default_factory=set)  # cache files already read
 
     @classmethod
-    def load(cls, spec: str, admission: policy.Admission, say: Any = factory.stderr) -> Extractor:
+    def load(cls, spec: str, admission: policy.Admission) -> Extractor:
         """The extractor named `spec`, built by the one factory once the policy admitted it."""
-        return cls(spec, factory.build(admission, say))
+        return cls(spec, factory.build(admission))
 
     def key(self, prompt: str, answer: str) -> str:
         return hashlib.sha256(json.dumps([self.spec, prompt, answer]).encode("utf-8")).hexdigest()[:32]
@@ -189,7 +189,7 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
             "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
         )
     settings = saved.read_run(args.run_dir).results.get("config") or {}
-    device = devices.for_rerun(args.device, settings, factory.stderr)
+    device = devices.for_rerun(args.device, settings)
     machine = Machine(device=device, dtype=settings.get("dtype", "auto"))
     endpoint = endpoint_of(args.extractor, machine)
     grants = policy.authorisations(args.allow_remote_credentialed)

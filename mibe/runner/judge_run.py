@@ -14,6 +14,7 @@ asked, and its replies' cache in the run folder: mibe/runner/judge_calls.py. The
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,7 +101,7 @@ def identity(desc: dict[str, Any], chat: bool, settings: Settings) -> dict[str, 
 def build(s: ModelSpec, items: Sequence[Item], settings: Settings, say: Say) -> Judge:
     credentialed = [i.name for i in items if i.task.credentialed]
     admission = policy.admit(endpoint_of(s, settings.machine), credentialed, settings.grants)
-    backend = factory.build(admission, say)
+    backend = factory.build(admission)
     desc = backend.describe()
     chat = s.backend == "openai" or bool(backend.chat_template)
     return Judge(s, backend, identity(desc, chat, settings), chat, admission)
@@ -265,7 +266,7 @@ def judge_run(
     settings: Settings,
     names: Sequence[str] = (),
     command: Sequence[str] = (),
-    say: Say = factory.stderr,
+    say: Say = lambda line: print(line, file=sys.stderr),
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """`mibe judge`: write `output_dir`, the run folder `run_dir` with judge columns on its text
@@ -280,7 +281,7 @@ def judge_run(
     settings = dataclasses.replace(
         settings, seed=config.get("seed", 1234), n_boot=config.get("bootstrap", 1000)
     )
-    device = devices.for_rerun(settings.machine.device if settings.device_given else None, config, say)
+    device = devices.for_rerun(settings.machine.device if settings.device_given else None, config)
     settings = dataclasses.replace(settings, machine=dataclasses.replace(settings.machine, device=device))
     # A bad ratings file, or one of other ids, fails before any call; a refused judge before anything
     # is written or built.

@@ -60,7 +60,7 @@ class Echo(JSONHandler):
 def scores(mode: str) -> list[list[float]]:
     Echo.mode = mode
     with serving(Echo) as url:
-        backend = OpenAIBackend("tiny", url, retries=0, say=lambda line: None)
+        backend = OpenAIBackend("tiny", url, retries=0)
         return backend.loglikelihood([Request("d7", "Q: ok? A:", 4, (), continuations=(" yes", " no"))])
 
 
@@ -139,7 +139,7 @@ def test_without_a_local_tokenizer_the_servers_finish_reason_says_what_was_cut(
     # The answer is 44 bytes against a 4-token cap: counting bytes called every answer cut off.
     Sentence.finish = finish
     with serving(Sentence) as url:
-        backend = OpenAIBackend("tiny", url, retries=0, say=lambda line: None)
+        backend = OpenAIBackend("tiny", url, retries=0)
         out = run(workspace(tmp_path), tmp_path / "run", backend=backend)
     warnings = " ".join(out["tasks"]["notes"].get("warnings") or [])
     assert ("cut at the 4-token limit" in warnings) is cut, warnings
@@ -161,10 +161,9 @@ class Other(JSONHandler):
         self._reply({"model": "gpt-evil", "choices": [choice]})
 
 
-def test_a_server_answering_as_another_model_is_said_and_recorded(tmp_path: Path) -> None:
-    said: list[str] = []
+def test_a_server_answering_as_another_model_is_said_and_recorded(tmp_path: Path, said: list[str]) -> None:
     with serving(Other) as url:
-        backend = OpenAIBackend("tiny", url, retries=0, say=said.append)
+        backend = OpenAIBackend("tiny", url, retries=0)
         config = RunConfig(
             model="tiny", tasks=(str(workspace(tmp_path)),), output_dir=str(tmp_path / "r"), bootstrap=20
         )

@@ -21,6 +21,7 @@ from mibe.backends import factory, policy
 from mibe.backends.endpoint import Machine
 from mibe.runner import api, extract, judge_run
 from mibe.types import MibeError, RunConfig
+from tests.support import logs
 from tests.support.loopback import recorder, serving
 from tests.support.paths import REPO
 
@@ -34,13 +35,13 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run(tmp_path: Path, model_url: str, judge: str, **options: Any) -> tuple[dict, list[str]]:
-    said: list[str] = []
     config = RunConfig(
         model="m", backend="openai", base_url=model_url, tasks=("pubmed_sum",), demo=True, limit=2,
         max_new_tokens=4, bootstrap=20, judge=(judge,), output_dir=str(tmp_path / "run"),
         bertscore_model="", **options,
     )  # fmt: skip
-    return api.run(config, say=said.append), said
+    with logs.collected() as said:
+        return api.run(config, say=said.append), said
 
 
 def _auth(seen: list[tuple[str, str, str | None]]) -> set[str | None]:
@@ -98,7 +99,9 @@ def test_the_announcement_comes_before_the_first_request(keys: None) -> None:
         endpoint = extract.endpoint_of(f"openai:{url}#x", Machine())
         admission = policy.admit(endpoint, ["mednli"], ())
         events.append(f"requests before: {len(served.seen)}")
-        backend = factory.build(admission, say=events.append)
+        with logs.collected() as said:
+            backend = factory.build(admission)
+        events += said
         events.append(f"requests after: {len(served.seen)}")
     assert events[0] == "requests before: 0" and events[1].startswith(
         f"mibe: extractor endpoint {url} (loopback"

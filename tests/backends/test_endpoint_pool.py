@@ -148,7 +148,7 @@ def test_a_missing_base_urls_file_is_one_line(tmp_path: Path) -> None:
 def test_every_server_failing_is_one_error_not_a_hang() -> None:
     with _serve() as (a, _), _serve() as (b, _):
         members = [endpoint.OpenAIBackend("m", u, retries=0) for u in (a, b)]
-    backend = pool.PoolBackend(members, say=lambda line: None, rest=lambda n: 0.0)
+    backend = pool.PoolBackend(members, rest=lambda n: 0.0)
     with pytest.raises(MibeError, match="every server of the pool failed"):
         backend.generate([Request(f"d{i}", "Is it?", 4, ()) for i in range(4)])
 
@@ -156,7 +156,7 @@ def test_every_server_failing_is_one_error_not_a_hang() -> None:
 def test_the_fewest_in_flight_get_the_next_request() -> None:
     with _serve() as (a, _), _serve() as (b, _):
         members = [endpoint.OpenAIBackend("m", u, max_concurrency=3) for u in (a, b)]
-        backend = pool.PoolBackend(members, say=lambda line: None)
+        backend = pool.PoolBackend(members)
         backend.live[0].in_flight = 2
         assert backend._pick(0.0) is backend.live[1]
         backend.live[1].in_flight = 3  # full: the busier one still has room
@@ -192,7 +192,7 @@ def test_a_resting_server_is_waited_for_and_then_answers() -> None:
     try:
         rests: list[int] = []
         member = endpoint.OpenAIBackend("m", url, retries=0)
-        backend = pool.PoolBackend([member], say=lambda line: None, rest=lambda n: rests.append(n) or 0.05)
+        backend = pool.PoolBackend([member], rest=lambda n: rests.append(n) or 0.05)
         out = backend.generate([Request("d0", "Is it?", 4, ())])
     finally:
         _stop(server)

@@ -351,12 +351,11 @@ def test_a_server_that_never_answers_fails_in_one_line(serve: Callable[..., Serv
 
 
 def test_a_hung_request_is_retried_aloud_then_one_line(
-    serve: Callable[..., Server], no_backoff: None
+    serve: Callable[..., Server], no_backoff: None, said: list[str]
 ) -> None:
     server = serve()
     server.script = [hang, hang]
-    said: list[str] = []
-    backend = endpoint.OpenAIBackend("m", server.url, request_timeout=1, retries=1, say=said.append)
+    backend = endpoint.OpenAIBackend("m", server.url, request_timeout=1, retries=1)
     started = time.monotonic()
     with pytest.raises(MibeError) as info:
         backend.generate([Request("d1", "abc", 4)])
@@ -448,7 +447,7 @@ def test_a_malformed_reply_is_one_line_naming_the_url(
 ) -> None:
     server = serve()
     server.script = list(script)
-    backend = endpoint.OpenAIBackend("m", server.url, retries=1, say=lambda line: None)
+    backend = endpoint.OpenAIBackend("m", server.url, retries=1)
     with pytest.raises(MibeError) as info:
         backend.generate([Request("d1", "abc", 4)])
     said = one_line(info)
@@ -463,12 +462,11 @@ def test_a_malformed_reply_is_one_line_naming_the_url(
     ids=["cut-body", "html-502"],
 )
 def test_a_passing_fault_is_retried_then_answers(
-    serve: Callable[..., Server], no_backoff: None, first: Respond
+    serve: Callable[..., Server], no_backoff: None, first: Respond, said: list[str]
 ) -> None:
     server = serve()
     server.script = [first, answer("yes")]
-    said: list[str] = []
-    backend = endpoint.OpenAIBackend("m", server.url, retries=1, say=said.append)
+    backend = endpoint.OpenAIBackend("m", server.url, retries=1)
     assert backend.generate([Request("d1", "abc", 4)]) == ["yes"]
     assert (
         len(said) == 1
@@ -477,13 +475,14 @@ def test_a_passing_fault_is_retried_then_answers(
     )
 
 
-def test_a_reply_longer_than_asked_is_capped_and_counted(serve: Callable[..., Server]) -> None:
+def test_a_reply_longer_than_asked_is_capped_and_counted(
+    serve: Callable[..., Server], said: list[str]
+) -> None:
     # 4 tokens asked; the server ignores max_tokens. What is kept is what 4 tokens can hold at most
     # (64 bytes a token without the model's tokenizer), and the run says so once.
     server = serve()
     server.script = [answer("y" * 5000), answer("z" * 300), answer("short")]
-    said: list[str] = []
-    backend = endpoint.OpenAIBackend("m", server.url, max_concurrency=1, say=said.append)
+    backend = endpoint.OpenAIBackend("m", server.url, max_concurrency=1)
     out = backend.generate([Request(d, "abc", 4) for d in ("d1", "d2", "d3")])
     assert out == ["y" * 256, "z" * 256, "short"]
     assert backend.capped_replies == 2

@@ -86,10 +86,9 @@ def test_another_server_gets_the_standard_ones_only(server: str) -> None:
     assert all(body[k] == v for k, v in GREEDY.items()) and not set(VLLM) & set(body) and "seed" not in body
 
 
-def test_a_refused_parameter_is_dropped_said_once_and_recorded(server: str) -> None:
+def test_a_refused_parameter_is_dropped_said_once_and_recorded(server: str, said: list[str]) -> None:
     _Server.vllm, _Server.refuses = False, ("seed", "presence_penalty")
-    said: list[str] = []
-    backend = endpoint.OpenAIBackend("m", server, seed=1234, say=said.append, max_concurrency=1)
+    backend = endpoint.OpenAIBackend("m", server, seed=1234, max_concurrency=1)
     out = backend.generate([Request(f"d{i}", "Is it?", 8) for i in range(3)])
     assert out == [" yes"] * 3 and len(_Server.bodies) == 3
     assert all("seed" not in b and "presence_penalty" not in b and b["top_p"] == 1.0 for b in _Server.bodies)
