@@ -148,7 +148,7 @@ def _run(task_file: Path, out: Path, **options: object) -> dict:
     config = RunConfig(
         model="scripted", tasks=(str(task_file),), output_dir=str(out), bootstrap=20, **options
     )
-    return api.run(config, backend=Scripted(reply=lambda r: "summary of the note"), say=lambda line: None)
+    return api.run(config, backend=Scripted(reply=lambda r: "summary of the note"))
 
 
 def _judge(run: Path, out: Path, *specs: str, extra: tuple[str, ...] = ()) -> int:
@@ -299,7 +299,7 @@ def _judge_api(run: Path, out: Path, spec: str) -> None:
     from mibe.runner import judge_calls, judge_run
 
     settings = judge_calls.Settings(judge_run.parse_specs([spec]), machine=RunConfig(model=""))
-    judge_run.judge_run(run, out, settings, say=lambda line: None)
+    judge_run.judge_run(run, out, settings)
 
 
 # --------------------------------------------------------------------------------------------- juries

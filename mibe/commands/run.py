@@ -6,7 +6,6 @@ configuration from the parsed arguments field by field of the dataclass, not fla
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from mibe.commands import options
@@ -215,7 +214,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     args.model = chosen[0][1]
     config = run_config.from_args(args)
     if len(chosen) > 1 or args.models:
-        sweep.run(config, chosen, ["mibe", *argv], api.run, lambda line: print(line, file=sys.stderr))
+        sweep.run(config, chosen, ["mibe", *argv], api.run)
     else:
         api.run(config, command=["mibe", *argv])
     return 0

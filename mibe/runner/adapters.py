@@ -8,12 +8,12 @@ leaderboard's lineage shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mibe import lineage
 from mibe.backends import common
+from mibe.log import logger
 from mibe.types import MibeError, RunConfig
 
 
@@ -43,7 +43,6 @@ def with_adapters(
     loaded: list[tuple],
     skipped: dict[str, str],
     explicit: set[str],
-    say: Callable[[str], None],
 ) -> list[tuple]:
     """The loaded tasks that have an adapter in D/<task>/. A task of `all` without one is skipped
     (said and recorded); a task named on --tasks without one is refused."""
@@ -61,14 +60,16 @@ def with_adapters(
         if name in explicit:
             raise MibeError(f"--adapters {config.adapters}: {why}")
         skipped[name] = why
-        say(f"mibe: skipping {why}")
+        logger.info(f"mibe: skipping {why}")
     if not kept:
         raise MibeError(f"--adapters {config.adapters}: no task of --tasks has an adapter folder there")
     bases = {str(common.adapter_base(root / e[0].name)) for e in kept}
     model = Path(config.model).expanduser()
     loads = str(model.resolve()) if model.exists() else config.model
     if bases != {loads}:
-        say(f"mibe: warning: --adapters were trained on {', '.join(sorted(bases))}; --model is {loads}")
+        logger.warning(
+            f"mibe: warning: --adapters were trained on {', '.join(sorted(bases))}; --model is {loads}"
+        )
     return kept
 
 

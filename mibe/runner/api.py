@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe import data, names, prompts, tasks
 from mibe.backends import devices, endpoint, factory, policy
+from mibe.log import logger
 from mibe.runfolder import folder, resume, sharding, summary, writer
 from mibe.runner import (
     adapters,
@@ -32,7 +32,7 @@ from mibe.types import Backend, MibeError, RunConfig
 from mibe.version import __version__
 
 
-def _answered_as(backend: Backend, out: dict[str, Any], say: Callable[[str], None]) -> None:
+def _answered_as(backend: Backend, out: dict[str, Any]) -> None:
     """An endpoint's replies name the model that wrote them: recorded, and said when it is not the
     one asked for (a server that ignores `model`, or a dated snapshot of it). An endpoint's sampling
     parameters (what every request stated, and what the server refused) are recorded beside them:
@@ -50,7 +50,9 @@ def _answered_as(backend: Backend, out: dict[str, Any], say: Callable[[str], Non
     asked = str(out["model"].get("path") or "")
     if asked not in names:
         shown = ", ".join(names[:3])
-        say(f"mibe: warning: the server answered as {shown}, not '{asked}' (results.json: model.answered_as)")
+        logger.warning(
+            f"mibe: warning: the server answered as {shown}, not '{asked}' (results.json: model.answered_as)"
+        )
 
 
 def default_output_dir(config: RunConfig) -> Path:
@@ -73,7 +75,7 @@ def identity(config: RunConfig) -> dict[str, Any]:
     return resolved
 
 
-def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], dict[str, str]]:
+def load(config: RunConfig) -> tuple[list[tuple], dict[str, str]]:
     """Tasks with their data located and read; tasks `all` found no data for are skipped (and said)."""
     fewshot.check(config)  # --protocol paper-fewshot without a shot count: before any data is read
     check_shard(config)
@@ -92,13 +94,13 @@ def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], di
             loaded.append((task, location, data.load_docs(task, location)))
             shadow = names.hub_shadow(task.source, task.path.parent) if location.kind == "hub" else None
             if shadow:
-                say(f"mibe: {task.name}: {shadow}")
+                logger.info(f"mibe: {task.name}: {shadow}")
         except data.NoData as exc:
             if task.name in explicit:
                 raise MibeError(str(exc)) from None
             skipped[task.name] = str(exc)
-            say(f"mibe: skipping {exc}")
-    loaded = adapters.with_adapters(config, loaded, skipped, explicit, say)
+            logger.info(f"mibe: skipping {exc}")
+    loaded = adapters.with_adapters(config, loaded, skipped, explicit)
     if not loaded:
         raise MibeError(
             "no task has data; pass --data-dir DIR or --data TASK=PATH (see `mibe tasks list`), "
@@ -112,26 +114,21 @@ def load(config: RunConfig, say: Callable[[str], None]) -> tuple[list[tuple], di
     return loaded, skipped
 
 
-def run(
-    config: RunConfig,
-    command: Sequence[str] = (),
-    backend: Backend | None = None,
-    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-) -> dict[str, Any]:
+def run(config: RunConfig, command: Sequence[str] = (), backend: Backend | None = None) -> dict[str, Any]:
     """Score `config.model` on `config.tasks`; returns results.json's content."""
     adapters.check(config)
-    loaded, skipped = load(config, say)
+    loaded, skipped = load(config)
     if not config.dry_run:  # a folder that is a file, read-only or not mibe's: said before the model loads
         _check_output(config)
     # Every endpoint through the policy before anything loads: a refused one stops the run here.
     evaluated, extracting, _ = admit(config, [t for t, _, _ in loaded], backend is not None)
     config, device_line = _resolve_device(config, backend)  # what auto means here is what is recorded
-    pools = fewshot.pools(loaded, config, say)  # too few shots to draw: said before the model loads
-    backend = backend or _model(config, evaluated, say)
-    plans, extractor, setup = _plans(config, loaded, pools, backend, extracting, say)
-    _say_opening(config, plans, backend, setup, device_line, say)
+    pools = fewshot.pools(loaded, config)  # too few shots to draw: said before the model loads
+    backend = backend or _model(config, evaluated)
+    plans, extractor, setup = _plans(config, loaded, pools, backend, extracting)
+    _say_opening(config, plans, backend, setup, device_line)
     if config.dry_run:
-        _dry_run(plans, config, backend, say)
+        _dry_run(plans, config, backend)
         return {}
     w = parallel.world()  # data-parallel under `accelerate launch`: rank 0 alone writes the run files
     run_dir = parallel.agree(w, Path(config.output_dir) if config.output_dir else default_output_dir(config))
@@ -164,13 +161,13 @@ def run(
                 _score_task(p, pool, backend, config, out_folder, out)
         if not w.main:
             return out
-        _answered_as(backend, out, say)
+        _answered_as(backend, out)
         if config.judge:
-            judge_run.after_run(config, out_folder, out, model, say)
+            judge_run.after_run(config, out_folder, out, model, logger.info)
         out_folder.write_json("results.json", out)
-    say(summary.table(out))
-    say(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
-    say(summary.next_commands(run_dir, config.shard))
+    logger.info(summary.table(out))
+    logger.info(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")
+    logger.info(summary.next_commands(run_dir, config.shard))
     return out
 
 
@@ -209,26 +206,28 @@ def _describe(backend: Backend, config: RunConfig, plans: list[tuple]) -> dict[s
     return model
 
 
-def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend, say: Callable[[str], None]) -> None:
+def _dry_run(plans: list[tuple], config: RunConfig, backend: Backend) -> None:
     """Each task's data line, then one planning table and the memory estimate (mibe/runner/planning.py)."""
     figures = [planning.dry_run_report(p, config, backend, pool) for p, pool in plans]
     for f in figures:
-        say(f.line)
+        logger.info(f.line)
     if config.measure_throughput:  # the one dry run that loads the model: a short timed run
         speed, line = planning.measure(plans, config, backend, config.measure_throughput)
-        say(line)
+        logger.info(line)
         config = dataclasses.replace(config, throughput=speed or None)
     described = backend.describe()
     local = described.get("path") if config.backend in ("hf", "vllm") else None
     bytes_only = described.get("tokenizer") == "utf-8 bytes"  # an endpoint without a tokenizer at hand
-    say("\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local, bytes_only)))
+    logger.info(
+        "\n".join(planning.report(config, [p.task.name for p, _ in plans], figures, local, bytes_only))
+    )
 
 
-def _model(config: RunConfig, admitted: Any, say: Callable[[str], None]) -> Backend:
+def _model(config: RunConfig, admitted: Any) -> Backend:
     """The evaluated model, built by the one factory once the endpoint policy admitted it (what
     --device auto chose is said once every setting has passed its checks: an error stays one line)."""
     if config.backend != "openai" and names.model_note(config.model):
-        say(names.model_note(config.model))  # a local folder named like a hub id wins: said
+        logger.info(names.model_note(config.model))  # a local folder named like a hub id wins: said
     return factory.build(admitted)
 
 
@@ -274,7 +273,6 @@ def _plans(
     pools: list[tuple],
     backend: Backend,
     extracting: Any,
-    say: Callable[[str], None],
 ) -> tuple[list[tuple], Any, Any]:
     """Each task's plan with its few-shot pool, the answer extractor (--parser model) if any, and the
     run's chat-template setup."""
@@ -295,7 +293,6 @@ def _say_opening(
     backend: Backend,
     setup: Any,
     device_line: str | None,
-    say: Callable[[str], None],
 ) -> None:
     """Every check that can refuse a setting, before anything is written; then what --device auto
     chose and the protocol the numbers will be read under (so a refusal stays one line), before the
@@ -305,9 +302,9 @@ def _say_opening(
     if os.environ.get("RANK", "0") != "0":
         return
     if device_line:
-        say(device_line)
+        logger.info(device_line)
     for line in opening.lines(config, [p for p, _ in plans], setup):
-        say(line)
+        logger.info(line)
 
 
 def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunConfig) -> None:

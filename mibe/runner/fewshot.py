@@ -10,9 +10,10 @@ few-shot numbers whose shots came from different places never share a column.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from mibe import data, matcher
+from mibe.log import logger
 from mibe.types import Doc, MibeError, RunConfig, Task
 
 EVALUATION = "evaluation"  # shot_source: the scored split, without the scored document
@@ -42,7 +43,7 @@ def repeated(task: Task, pool: Sequence[Doc], docs: Sequence[Doc]) -> list[str]:
 
 
 def pool(
-    task: Task, location: data.Location, docset: data.DocSet, config: RunConfig, say: Callable[[str], None]
+    task: Task, location: data.Location, docset: data.DocSet, config: RunConfig
 ) -> tuple[list[Doc], str | None]:
     """(the documents shots are drawn from, the protocol's shot_source); (docs, None) at 0 shots."""
     if not config.num_fewshot:
@@ -52,7 +53,7 @@ def pool(
         return docset.docs, EVALUATION
     overlap = repeated(task, split, docset.docs)
     if overlap:
-        say(
+        logger.info(
             f"mibe: {task.name}: its '{task.fewshot_split}' split repeats {len(overlap)} evaluation "
             f"documents (e.g. {overlap[0]}); shots come from the evaluation split without the scored document"
         )
@@ -76,12 +77,12 @@ def check_size(task: Task, pool: Sequence[Doc], docs: Sequence[Doc], k: int, sou
 
 
 def pools(
-    loaded: Sequence[tuple[Task, data.Location, data.DocSet]], config: RunConfig, say: Callable[[str], None]
+    loaded: Sequence[tuple[Task, data.Location, data.DocSet]], config: RunConfig
 ) -> list[tuple[list[Doc], str | None]]:
     """Each loaded task's (shot pool, shot_source), its size checked against --num-fewshot."""
     out = []
     for task, location, docset in loaded:
-        docs, source = pool(task, location, docset, config, say)
+        docs, source = pool(task, location, docset, config)
         scored = docset.docs[: config.limit] if config.limit is not None else docset.docs
         check_size(task, docs, scored, config.num_fewshot, source)
         out.append((docs, source))

@@ -10,15 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibe.backends import policy
 from mibe.runner.api import default_output_dir, run
 from mibe.types import Backend, RunConfig, takes_settings
-
-
-def _endpoints_only(line: str) -> None:
-    """mibe.evaluate prints nothing but who receives text: each endpoint's announcement, on the logger."""
-    if policy.announces(line):
-        logging.getLogger("mibe").warning("%s", line)
 
 
 class RunResults(dict):
@@ -57,7 +50,7 @@ def evaluate(
     if chosen:
         config = dataclasses.replace(config, output_dir=str(default_output_dir(config)))
     command = ["mibe.evaluate", config.model, *config.tasks]
-    out = run(config, command=command, backend=backend, say=_endpoints_only)
+    out = run(config, command=command, backend=backend)
     results = RunResults(out)
     results.run_dir = Path(config.output_dir) if config.output_dir else Path()
     if chosen:

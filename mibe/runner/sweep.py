@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.log import logger
 from mibe.types import MibeError, RunConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -63,7 +64,6 @@ def run(
     chosen: Sequence[tuple[str, str]],
     command: Sequence[str],
     score: Callable[..., dict[str, Any]],
-    say: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
     """Score every model in turn with `config`'s settings; {label: results.json's content}."""
     if config.adapter or config.adapters:
@@ -71,8 +71,10 @@ def run(
     done: dict[str, dict[str, Any]] = {}
     for number, (label, model) in enumerate(chosen, 1):
         out = str(Path(config.output_dir) / label) if config.output_dir else None
-        say(f"mibe: sweep {number}/{len(chosen)}: {model}" + (f" into {out}" if out else ""))
+        logger.info(f"mibe: sweep {number}/{len(chosen)}: {model}" + (f" into {out}" if out else ""))
         done[label] = score(dataclasses.replace(config, model=model, output_dir=out), command=list(command))
     if config.output_dir:
-        say(f"mibe: {len(done)} runs in {config.output_dir}; compare: mibe leaderboard {config.output_dir}/*")
+        logger.info(
+            f"mibe: {len(done)} runs in {config.output_dir}; compare: mibe leaderboard {config.output_dir}/*"
+        )
     return done

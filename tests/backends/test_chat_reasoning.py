@@ -210,7 +210,7 @@ def thinker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(model: Path, out: Path, task: Path, **options: object) -> dict:
     config = RunConfig(model=str(model), tasks=(str(task),), output_dir=str(out), max_new_tokens=6, **options)
-    return api.run(config, say=lambda line: None)["tasks"]["think_qa"]
+    return api.run(config)["tasks"]["think_qa"]
 
 
 @pytest.mark.slow

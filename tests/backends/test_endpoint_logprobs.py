@@ -167,7 +167,7 @@ def test_a_server_answering_as_another_model_is_said_and_recorded(tmp_path: Path
         config = RunConfig(
             model="tiny", tasks=(str(workspace(tmp_path)),), output_dir=str(tmp_path / "r"), bootstrap=20
         )
-        out = api.run(config, backend=backend, say=said.append)
+        out = api.run(config, backend=backend)
     assert any("/models serves someone-else, not 'tiny'" in line for line in said)
     assert any("the server answered as gpt-evil, not 'tiny'" in line for line in said)
     assert out["model"]["answered_as"] == ["gpt-evil"]

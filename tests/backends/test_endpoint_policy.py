@@ -41,7 +41,7 @@ def _run(tmp_path: Path, model_url: str, judge: str, **options: Any) -> tuple[di
         bertscore_model="", **options,
     )  # fmt: skip
     with logs.collected() as said:
-        return api.run(config, say=said.append), said
+        return api.run(config), said
 
 
 def _auth(seen: list[tuple[str, str, str | None]]) -> set[str | None]:

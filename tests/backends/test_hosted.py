@@ -10,6 +10,7 @@ import pytest
 
 from mibe.runner import api
 from mibe.types import RunConfig
+from tests.support import logs
 from tests.support.loopback import Recorder, recorder, serving
 
 # The paper's "8 datasets without privacy concerns" (the ones it sent to ChatGPT and GPT-4).
@@ -30,7 +31,7 @@ def test_tasks_public_runs_exactly_the_non_credentialed_builtins(tiny_llama: Pat
         output_dir=str(out),
         bootstrap=0,
     )
-    api.run(config, backend=HFBackend(str(tiny_llama)), say=lambda _: None)
+    api.run(config, backend=HFBackend(str(tiny_llama)))
     written = json.loads((out / "results.json").read_text())
     assert set(written["tasks"]) == PAPER_PUBLIC
 
@@ -86,14 +87,14 @@ def test_an_endpoint_with_max_model_len_truncates_as_the_hf_backend(
         bertscore_model="",
     )  # fmt: skip
     local = tmp_path / "hf"
-    api.run(RunConfig(model=str(short_llama), output_dir=str(local), **options), say=lambda _: None)
+    api.run(RunConfig(model=str(short_llama), output_dir=str(local), **options))
     served = bodies()
     with serving(served) as url:
         config = RunConfig(
             model="m", backend="openai", base_url=url, tokenizer=str(short_llama), max_model_len=160,
             output_dir=str(tmp_path / "api"), **options,
         )  # fmt: skip
-        api.run(config, say=lambda _: None)
+        api.run(config)
     hf = json.loads((local / "results.json").read_text())["tasks"]
     endpoint = json.loads((tmp_path / "api" / "results.json").read_text())
     for task in options["tasks"]:
@@ -117,7 +118,7 @@ def test_a_chat_only_endpoint_under_the_paper_protocol_gets_the_prompt_as_one_us
             model="m", backend="openai", base_url=url, tasks=("pubmedqa",), demo=True, protocol="paper",
             chat_template="server", max_new_tokens=4, bootstrap=0, output_dir=str(tmp_path / "r"),
         )  # fmt: skip
-        api.run(config, say=lambda _: None)
+        api.run(config)
     prompts = [s["prompt"] for s in _samples(tmp_path / "r", "pubmedqa")]
     assert {b["route"] for b in served.bodies} == {"chat/completions"}
     sent = [b["messages"] for b in served.bodies]
@@ -142,12 +143,13 @@ def test_dry_run_counts_tokens_with_a_tokenizer_and_prices_the_plan(tiny_llama: 
             model="m", backend="openai", base_url=url, tokenizer=str(tiny_llama), tasks=("pubmedqa", "hoc"),
             demo=True, dry_run=True, price=(2.5, 10.0),
         )  # fmt: skip
-        api.run(config, say=lines.append)
+        with logs.collected(lines):
+            api.run(config)
         bare: list[str] = []
-        api.run(
-            RunConfig(model="m", backend="openai", base_url=url, tasks=("hoc",), demo=True, dry_run=True),
-            say=bare.append,
-        )
+        with logs.collected(bare):
+            api.run(
+                RunConfig(model="m", backend="openai", base_url=url, tasks=("hoc",), demo=True, dry_run=True)
+            )
     table = lines[-1].splitlines()
     assert table[0].split("  ")[-1].strip() == planning.COST
     rows = {line.split()[0]: line.split()[1:] for line in table[2:5]}
@@ -155,7 +157,8 @@ def test_dry_run_counts_tokens_with_a_tokenizer_and_prices_the_plan(tiny_llama: 
 
     hf: list[str] = []
     local = RunConfig(model=str(tiny_llama), tasks=("pubmedqa", "hoc"), demo=True, dry_run=True)
-    api.run(local, backend=HFBackend(str(tiny_llama)), say=hf.append)
+    with logs.collected(hf):
+        api.run(local, backend=HFBackend(str(tiny_llama)))
     counted = {line.split()[0]: line.split()[1:] for line in hf[-1].splitlines()[2:5]}
     for task in ("pubmedqa", "hoc", "total"):
         prompt, answer = (int(x.replace(",", "")) for x in (rows[task][2], rows[task][4]))

@@ -173,7 +173,7 @@ def served(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_served_generation_equals_offline_vllm(served: str, tiny_llama: Path, tmp_path: Path) -> None:
     common = {**parity_data(), "max_new_tokens": 16, "dtype": "float32", "bootstrap": 50}
     offline = RunConfig(model=str(tiny_llama), backend="vllm", output_dir=str(tmp_path / "offline"), **common)
-    api.run(offline, backend=shared_engine(str(tiny_llama)).with_adapter(None), say=lambda line: None)
+    api.run(offline, backend=shared_engine(str(tiny_llama)).with_adapter(None))
     online = RunConfig(
         model=str(tiny_llama),
         backend="openai",
@@ -181,7 +181,7 @@ def test_served_generation_equals_offline_vllm(served: str, tiny_llama: Path, tm
         output_dir=str(tmp_path / "served"),
         **common,
     )
-    results = api.run(online, say=lambda line: None)
+    results = api.run(online)
     assert results["model"]["backend"] == "openai" and results["model"]["tokenizer"] == "local"
     # Both sides end an answer that stops inside a multi-byte character alike (the server holds the
     # character back; offline decoding drops its U+FFFD): outputs are equal, not equal up to U+FFFD.
@@ -198,7 +198,7 @@ def test_served_loglikelihood_equals_offline_vllm(served: str, tiny_llama: Path,
         data["tasks"] = ("pubmedqa", "medqa", "ddi2013")
     common = {**data, "scoring": "loglikelihood", "dtype": "float32", "bootstrap": 50}
     offline = RunConfig(model=str(tiny_llama), backend="vllm", output_dir=str(tmp_path / "offline"), **common)
-    api.run(offline, backend=shared_engine(str(tiny_llama)).with_adapter(None), say=lambda line: None)
+    api.run(offline, backend=shared_engine(str(tiny_llama)).with_adapter(None))
     online = RunConfig(
         model=str(tiny_llama),
         backend="openai",
@@ -206,7 +206,7 @@ def test_served_loglikelihood_equals_offline_vllm(served: str, tiny_llama: Path,
         output_dir=str(tmp_path / "served"),
         **common,
     )
-    api.run(online, say=lambda line: None)
+    api.run(online)
     decided = margins.choice_margins(tmp_path / "offline")
     keep = margins.unambiguous(decided)
     print(margins.report("served log-likelihood", decided, keep))
@@ -238,7 +238,7 @@ def test_served_chat_completions(served: str, tiny_llama: Path, tmp_path: Path) 
         max_new_tokens=8,
         bootstrap=50,
     )
-    results = api.run(config, say=lambda line: None)
+    results = api.run(config)
     rows = margins.rows(tmp_path / "chat")
     assert {t: len(r) for t, r in rows.items()} == {"pubmedqa": 3, "medqa": 3}
     assert all(
@@ -273,7 +273,7 @@ def test_credentialed_override_is_recorded(
         max_new_tokens=4,
         bootstrap=50,
     )
-    api.run(config, say=lambda line: None)
+    api.run(config)
     saved = json.loads((tmp_path / "r" / "results.json").read_text())
     assert saved["model"]["credentialed_override"] == {
         "endpoint": f"http://dua-cluster.invalid:{port}/v1",

@@ -55,7 +55,7 @@ def _run(backend_name: str, model: Path, out: Path, backend=None, **options) -> 
     config = RunConfig(
         model=str(model), backend=backend_name, output_dir=str(out), dtype="float32", bootstrap=50, **options
     )
-    return api.run(config, backend=backend, say=lambda line: None)
+    return api.run(config, backend=backend)
 
 
 @needs_vllm

@@ -36,7 +36,7 @@ def runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         config = RunConfig(
             model=str(tiny_llama), tasks=chosen, data_dir=str(data), output_dir=str(out[name]), **COMMON
         )
-        api.run(config, say=lambda _: None)
+        api.run(config)
     return out
 
 
@@ -136,11 +136,11 @@ def test_compare_across_template_puts_a_hosted_and_a_local_row_in_one_column(
 ) -> None:
     options: dict[str, Any] = dict(tasks=("pubmedqa",), demo=True, limit=2, max_new_tokens=4, bootstrap=20)
     local = tmp_path / "local"
-    api.run(RunConfig(model=str(tiny_llama), output_dir=str(local), **options), say=lambda _: None)
+    api.run(RunConfig(model=str(tiny_llama), output_dir=str(local), **options))
     hosted = tmp_path / "hosted"
     with serving(recorder()) as url:
         config = RunConfig(model="m", backend="openai", base_url=url, output_dir=str(hosted), **options)
-        api.run(config, say=lambda _: None)
+        api.run(config)
     apart = build([local, hosted], published="none", n_boot=20)
     assert all(len(s.rows) == 1 for s in apart.sections) and not apart.heading  # two templates: apart
     together = build([local, hosted], published="none", n_boot=20, compare_across=["template"])

@@ -47,7 +47,7 @@ def loglik_run(model: Path, out: Path) -> Path:
         bootstrap=200,
         output_dir=str(out),
     )
-    api.run(config, say=lambda line: None)
+    api.run(config)
     return out
 
 

@@ -75,7 +75,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         ("b", set(range(1, 40, 3)), {5, 10, 11}),
     ):
         config = RunConfig(model=f"scripted-{name}", tasks=tasks, output_dir=str(root / name), bootstrap=200)
-        api.run(config, backend=Scripted(reply=_reply(wrong, empty)), say=lambda line: None)
+        api.run(config, backend=Scripted(reply=_reply(wrong, empty)))
         out.append(root / name)
     return out[0], out[1]
 

@@ -234,7 +234,6 @@ def test_gold_outside_choices_is_counted_not_scored(tmp_path: Path, tiny_llama: 
     task = workspace(tmp_path, rows=rows)
     out = api.run(
         RunConfig(model=str(tiny_llama), tasks=(str(task),), output_dir=str(tmp_path / "r")),
-        say=lambda s: None,
     )
     entry = out["tasks"]["notes"]
     assert entry["n"] == 4 and entry["n_skipped_rows"] == 1 and "Dermatology" in entry["first_skipped_row"]
@@ -246,7 +245,7 @@ def test_document_longer_than_context_is_shortened_and_counted(tmp_path: Path, t
     bare = RunConfig(
         model=str(tiny_llama), tasks=(str(task),), output_dir=str(tmp_path / "r"), chat_template="none"
     )
-    out = api.run(bare, say=lambda s: None)  # no chat template: the prompt's own ends are checked below
+    out = api.run(bare)  # no chat template: the prompt's own ends are checked below
     assert out["tasks"]["notes"]["truncated"] == 1
     first = json.loads((tmp_path / "r" / "samples" / "notes.jsonl").read_text().splitlines()[0])
     assert first["id"] == "long" and first["truncated_tokens"] > 2000
@@ -267,7 +266,6 @@ def test_tokenizer_without_pad_token_still_batches(tiny_llama: Path, tmp_path: P
             batch_size=3,
             output_dir=str(tmp_path / "r"),
         ),
-        say=lambda s: None,
     )
     assert out["tasks"]["pubmedqa"]["n"] == 3
 
@@ -297,11 +295,8 @@ def test_out_of_memory_halves_the_batch_and_matches(tiny_llama: Path, tmp_path: 
     tight = api.run(
         RunConfig(**{**config.__dict__, "output_dir": str(tmp_path / "t")}),
         backend=Tight(),
-        say=lambda s: None,
     )
-    plain = api.run(
-        RunConfig(**{**config.__dict__, "output_dir": str(tmp_path / "p")}), backend=real, say=lambda s: None
-    )
+    plain = api.run(RunConfig(**{**config.__dict__, "output_dir": str(tmp_path / "p")}), backend=real)
     # 3 documents (under --batch-size 4) run out of memory; then each batch holds one.
     assert sizes[:2] == [3, 1]
     # One batch of 3 against three of 1: compare the documents whose greedy path is decided (a
@@ -367,16 +362,11 @@ def test_corrupt_results_json_on_resume(tiny_llama: Path, tmp_path: Path) -> Non
         max_new_tokens=2,
         output_dir=str(tmp_path / "r"),
     )
-    api.run(config, say=lambda s: None)
+    api.run(config)
     (tmp_path / "r" / "results.json").write_text("{ half")
     with pytest.raises(MibeError, match="not valid JSON; delete it or pass --overwrite"):
-        api.run(config, say=lambda s: None)
-    assert (
-        api.run(RunConfig(**{**config.__dict__, "overwrite": True}), say=lambda s: None)["tasks"]["pubmedqa"][
-            "n"
-        ]
-        == 3
-    )
+        api.run(config)
+    assert api.run(RunConfig(**{**config.__dict__, "overwrite": True}))["tasks"]["pubmedqa"]["n"] == 3
 
 
 def test_redact_samples_keeps_ids_labels_and_scores_only(tiny_llama: Path, tmp_path: Path) -> None:
@@ -388,7 +378,7 @@ def test_redact_samples_keeps_ids_labels_and_scores_only(tiny_llama: Path, tmp_p
         redact_samples=True,
         output_dir=str(tmp_path / "r"),
     )
-    out = api.run(config, say=lambda s: None)
+    out = api.run(config)
     rows = [json.loads(x) for x in (tmp_path / "r" / "samples" / "mednli.jsonl").read_text().splitlines()]
     kept = set(folder.REDACTED_KEYS) | {"prediction", "gold", "redacted"}
     assert len(rows) == 3 and all(set(r) <= kept and "prompt" not in r for r in rows)

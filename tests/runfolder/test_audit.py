@@ -121,7 +121,7 @@ def test_audit_of_tiny_model_run_over_public_samples(tiny_llama: Path, tmp_path:
         max_new_tokens=8,
         bootstrap=50,
     )
-    api.run(config, say=lambda line: None)
+    api.run(config)
     report = audit.audit(tmp_path / "run", [])
     assert [t["task"] for t in report["tasks"]] == list(names)
     for t in report["tasks"]:

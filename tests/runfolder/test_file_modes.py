@@ -16,7 +16,7 @@ def test_run_files_follow_umask_unless_credentialed_and_lock_goes(tiny_llama: Pa
             out = tmp_path / tasks.replace(",", "-")
             config = RunConfig(model=str(tiny_llama), tasks=(tasks,), demo=True, limit=1, output_dir=str(out),
                                bootstrap=10, max_new_tokens=2)  # fmt: skip
-            api.run(config, say=lambda line: None)
+            api.run(config)
             for name in ("results.json", "run.json"):
                 assert (out / name).stat().st_mode & 0o777 == mode, (tasks, name)
             assert not (out / ".lock").exists()

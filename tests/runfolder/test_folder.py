@@ -43,7 +43,7 @@ def test_the_default_output_folder_beside_other_runs_is_fine(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "an-earlier-run").mkdir(parents=True)
     config = RunConfig(model="scripted", tasks=(str(workspace(tmp_path / "w")),), bootstrap=20)
-    api.run(config, backend=scripted(), say=lambda line: None)
+    api.run(config, backend=scripted())
     assert len(list((tmp_path / "runs").glob("scripted-*/results.json"))) == 1
 
 

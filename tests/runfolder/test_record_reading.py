@@ -34,7 +34,7 @@ def separated_run(tmp: Path, out: Path, fail_after: int | None = None) -> dict:
         batch_size=1,
     )
     backend = Scripted(reply=lambda r: f"yes{SEPARATORS} because{SEPARATORS}", fail_after=fail_after)
-    return api.run(config, backend=backend, say=lambda line: None)
+    return api.run(config, backend=backend)
 
 
 def test_outputs_holding_line_separators_run_rescore_and_resume(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_a_credentialed_run_received_without_its_task_file_shows_no_note(tmp_pat
         model="scripted", tasks=(str(task),), data={"ward_nli": str(REPO / "tasks/demo/mednli.jsonl")},
         limit=3, output_dir=str(run),
     )  # fmt: skip
-    api.run(config, backend=Scripted(reply=lambda r: "entailment"), say=lambda line: None)
+    api.run(config, backend=Scripted(reply=lambda r: "entailment"))
     assert json.loads((run / "run.json").read_text())["protocols"]["ward_nli"]["credentialed"] is True
     task.unlink()  # received: the task file stays with the sender, and copying dropped the 0600 mode
     for path in run.rglob("*"):
@@ -157,7 +157,7 @@ def builtin_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = RunConfig(
         model="scripted", tasks=("mednli,pubmedqa",), demo=True, limit=2, output_dir=str(tmp / "run")
     )
-    api.run(config, backend=Scripted(reply=lambda r: "entailment yes"), say=lambda line: None)
+    api.run(config, backend=Scripted(reply=lambda r: "entailment yes"))
     return tmp / "run"
 
 

@@ -49,7 +49,7 @@ def tiny_runs(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
             batch_size=4,
             max_new_tokens=16,
         )
-        api.run(config, say=lambda line: None)
+        api.run(config)
     shutil.rmtree(model)  # rescoring must not need it
     return runs
 
@@ -103,7 +103,7 @@ def test_loglikelihood_tasks_are_carried_over(tiny_llama: Path, tmp_path: Path, 
         scoring="loglikelihood",
         max_new_tokens=8,
     )
-    original = api.run(config, say=lambda line: None)["tasks"]
+    original = api.run(config)["tasks"]
     said.clear()
     out = rescore.rescore(run, "paper", [], tmp_path / "re")["tasks"]
     assert original["pubmedqa"]["protocol"]["scoring"] == "loglikelihood"
@@ -142,7 +142,7 @@ def test_tasks_subset_and_user_task_file(tmp_path: Path) -> None:
     )
     outputs = {f"Which specialty?\n{n}\nOUTPUT:": g for _, n, g in notes}
     config = RunConfig(model="scripted", tasks=(str(task_file),), output_dir=str(tmp_path / "run"))
-    run = api.run(config, backend=Scripted(outputs), say=lambda line: None)
+    run = api.run(config, backend=Scripted(outputs))
     assert run["tasks"]["specialty"]["task_file"] == str(task_file)
     out = rescore.rescore(tmp_path / "run", "paper", ["specialty"], tmp_path / "re")
     assert run["tasks"]["specialty"]["metrics"]["accuracy"]["value"] == 1.0
@@ -260,7 +260,7 @@ def test_overwrite_replaces_an_earlier_rescore_and_nothing_else(tmp_path: Path, 
     )
     outputs = {f"Which specialty?\n{n}\nOUTPUT:": g for _, n, g in notes}
     config = RunConfig(model="scripted", tasks=(str(task_file),), output_dir=str(tmp_path / "run"))
-    api.run(config, backend=Scripted(outputs), say=lambda line: None)
+    api.run(config, backend=Scripted(outputs))
     new = tmp_path / "re"
     argv = ["rescore", str(tmp_path / "run"), "--tasks", str(task_file), "--output-dir", str(new)]
     assert cli.main([*argv, "--parser", "paper"]) == 0

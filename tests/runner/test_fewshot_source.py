@@ -14,6 +14,7 @@ from mibe import data, tasks
 from mibe.boards.table import protocol_key
 from mibe.runner import api, fewshot
 from mibe.types import MibeError, RunConfig
+from tests.support import logs
 
 ROWS = [  # invented PubMedQA-format rows: (id, question, context, answer)
     (
@@ -66,8 +67,8 @@ def source_of(folder: Path, k: int = 1) -> tuple[str | None, list[str], list[str
     (task,), _ = tasks.resolve(["pubmedqa"])
     location = data.locate(task, str(folder), {})
     docset = data.load_docs(task, location)
-    said: list[str] = []
-    pool, source = fewshot.pool(task, location, docset, RunConfig(model="m", num_fewshot=k), said.append)
+    with logs.collected() as said:
+        pool, source = fewshot.pool(task, location, docset, RunConfig(model="m", num_fewshot=k))
     return source, said, [str(d.id) for d in pool]
 
 
@@ -99,7 +100,7 @@ def run(tiny_llama: Path, out: Path, **options: object) -> dict:
         model=str(tiny_llama), tasks=("pubmedqa",), demo=True, output_dir=str(out), limit=2, bootstrap=20,
         **options,
     )  # fmt: skip
-    return api.run(config, say=lambda line: None)
+    return api.run(config)
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def test_a_general_task_runs_on_its_fixture_rows(tiny_llama: Path, tmp_path: Pat
         model=str(tiny_llama), tasks=("mmlu",), data={"mmlu": str(FIXTURES / "mmlu.jsonl")},
         output_dir=str(tmp_path / "run"), bootstrap=20,
     )  # fmt: skip
-    entry = api.run(config, say=lambda line: None)["tasks"]["mmlu"]
+    entry = api.run(config)["tasks"]["mmlu"]
     assert entry["n"] == 4 and entry["invented"] is True
     samples = {
         s["id"]: s

@@ -13,6 +13,7 @@ import pytest
 from mibe import cli
 from mibe.runner import api, pipeline
 from mibe.types import RunConfig
+from tests.support import logs
 from tests.support.loopback import JSONHandler, serving
 
 EVENTS: list[str] = []  # what the run said and when the endpoint was first asked, in order
@@ -37,7 +38,8 @@ def test_a_paper_run_says_its_protocol_before_the_first_request(tmp_path: Path) 
             model="echo", backend="openai", base_url=url, tasks=("pubmedqa",), demo=True, protocol="paper",
             output_dir=str(tmp_path / "run"), limit=2,
         )  # fmt: skip
-        api.run(config, say=EVENTS.append)
+        with logs.collected(EVENTS):
+            api.run(config)
     first = EVENTS.index("REQUEST")
     said = [e for e in EVENTS[:first] if e.startswith("mibe: protocol")]
     assert said == [

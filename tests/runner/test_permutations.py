@@ -80,20 +80,17 @@ def test_an_older_folder_of_the_text_template_resumes(tmp_path: Path) -> None:
     config = RunConfig(
         model="s", tasks=("medqa",), data={"medqa": str(DEMO / "medqa.jsonl")}, output_dir=str(out)
     )
-    api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)
+    api.run(config, backend=Scripted(reply=_first_option))
     new = tasks.load_task(tasks.builtin_paths()["medqa"]).template_hash
     old = next(k for k, v in resume.RENDERED_ALIKE.items() if v == new)
     for name in ("run.json", "results.json"):
         (out / name).write_text((out / name).read_text().replace(new, old))
     again = Scripted(reply=_first_option)
-    assert (
-        api.run(config, backend=again, say=lambda line: None)["tasks"]["medqa"]["protocol"]["template_hash"]
-        == new
-    )
+    assert api.run(config, backend=again)["tasks"]["medqa"]["protocol"]["template_hash"] == new
     assert again.calls == 0
     (out / "run.json").write_text((out / "run.json").read_text().replace(new, "0" * 16))
     with pytest.raises(MibeError, match="different protocols"):
-        api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)
+        api.run(config, backend=Scripted(reply=_first_option))
 
 
 @pytest.mark.parametrize("task", ["medqa", "medmcqa"])
@@ -130,7 +127,7 @@ def test_a_first_option_model_has_consistency_0_and_position_bias_1(tmp_path: Pa
         model="scripted", tasks=("medqa",), data={"medqa": str(DEMO / "medqa.jsonl")}, output_dir=str(out),
         choice_permutations=k, bootstrap=200,
     )  # fmt: skip
-    entry = api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)["tasks"]["medqa"]
+    entry = api.run(config, backend=Scripted(reply=_first_option))["tasks"]["medqa"]
     assert entry["consistency"] == 0.0
     bias = entry["position_bias"]
     assert bias["1"]["chosen"] == 1.0 and all(bias[p]["chosen"] == 0.0 for p in ("2", "3", "4"))
@@ -167,7 +164,7 @@ def test_published_rows_and_draws_are_refused_in_one_line(tmp_path: Path, capsys
     rows.write_text(json.dumps(row) + "\n")
     config = RunConfig(model="scripted", tasks=("medqa",), data={"medqa": str(rows)}, choice_permutations=2)
     with pytest.raises(MibeError, match=r"medqa: --choice-permutations 2: document p1 is a Me-LLaMA row"):
-        api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)
+        api.run(config, backend=Scripted(reply=_first_option))
     argv = ["run", "--model", "m", "--tasks", "medqa", "--num-fewshot", "1", "--fewshot-seeds", "1,2"]
     assert cli.main([*argv, "--choice-permutations", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -186,11 +183,11 @@ def test_an_interrupted_run_resumes_per_ordering(tmp_path: Path) -> None:
         output_dir=str(out), choice_permutations=3, batch_size=2, bootstrap=100,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):  # ordering 0 done (two batches), ordering 1 half done
-        api.run(config, backend=Scripted(reply=_first_option, fail_after=3), say=lambda line: None)
+        api.run(config, backend=Scripted(reply=_first_option, fail_after=3))
     rows = [json.loads(line) for line in (out / "samples" / "medmcqa.jsonl").read_text().splitlines()]
     assert sorted(r["permutation"] for r in rows) == [0, 0, 0, 1, 1]
     again = Scripted(reply=_first_option)
-    entry = api.run(config, backend=again, say=lambda line: None)["tasks"]["medmcqa"]
+    entry = api.run(config, backend=again)["tasks"]["medmcqa"]
     assert again.calls == 3  # the last document of ordering 1, then ordering 2 in two batches
     fresh = tmp_path / "fresh"
     whole = api.run(
@@ -236,7 +233,6 @@ def test_compare_audit_and_rescore_read_a_run_of_several_orderings(tmp_path: Pat
     done = api.run(
         RunConfig(model="s", output_dir=str(perm), choice_permutations=4, **base),
         backend=Scripted(reply=_first_option),
-        say=lambda line: None,
     )
     api.run(RunConfig(model="s", output_dir=str(plain), **base), backend=Scripted(reply=_first_option))
     task = compare.compare(perm, plain, n_boot=100)["tasks"][0]
@@ -262,13 +258,11 @@ def test_a_rescored_permuted_run_equals_a_run_with_that_parser(tmp_path: Path, r
     config = RunConfig(
         model="s", output_dir=str(tmp_path / "strict"), choice_permutations=3, parser="strict", **base
     )
-    api.run(config, backend=Scripted(reply=lambda request: reply), say=lambda line: None)
+    api.run(config, backend=Scripted(reply=lambda request: reply))
     config = RunConfig(
         model="s", output_dir=str(tmp_path / "paper"), choice_permutations=3, parser="paper", **base
     )
-    want = api.run(config, backend=Scripted(reply=lambda request: reply), say=lambda line: None)["tasks"][
-        "medmcqa"
-    ]
+    want = api.run(config, backend=Scripted(reply=lambda request: reply))["tasks"]["medmcqa"]
     got = rescore.rescore(tmp_path / "strict", "paper", [], tmp_path / "re")
     entry = got["tasks"]["medmcqa"]
     for key in ("metrics", "consistency", "position_bias", "parse_failures"):
@@ -308,7 +302,7 @@ def test_a_users_letter_task_with_an_options_list(tmp_path: Path) -> None:
     config = RunConfig(
         model="s", tasks=(str(tmp_path / "t.yaml"),), output_dir=str(out), choice_permutations=3, bootstrap=50
     )
-    entry = api.run(config, backend=Scripted(reply=_first_option), say=lambda line: None)["tasks"]["t"]
+    entry = api.run(config, backend=Scripted(reply=_first_option))["tasks"]["t"]
     assert entry["consistency"] == 0.0 and entry["position_bias"]["1"]["chosen"] == 1.0
     prompts_of = {
         (r["permutation"], r["id"]): r["prompt"]

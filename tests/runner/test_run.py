@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from mibe import resources
 from mibe.runner import api, batches
 from mibe.types import MibeError, RunConfig
-from tests.support import margins
+from tests.support import logs, margins
 from tests.support.paths import PUBLIC, REPO, needs_public_data
 
 ALL = sorted(p.stem for p in resources.tasks_dir().glob("*.yaml"))
@@ -32,7 +32,7 @@ def mibe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def demo_run(model: Path, out: Path, **options) -> dict:
     config = RunConfig(model=str(model), tasks=("all",), demo=True, output_dir=str(out), **options)
-    return api.run(config, say=lambda line: None)
+    return api.run(config)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,8 @@ def test_dry_run_loads_no_model(tiny_llama: Path, tmp_path: Path) -> None:
     backend = HFBackend(str(tiny_llama))
     lines: list[str] = []
     config = RunConfig(model=str(tiny_llama), tasks=("pubmedqa", "hoc"), demo=True, dry_run=True)
-    api.run(config, backend=backend, say=lines.append)
+    with logs.collected(lines):
+        api.run(config, backend=backend)
     assert backend._model is None
     # after the protocol lines (mibe/runner/opening.py): one data line per task, then the planning table
     data_lines = [line for line in lines if "documents (" in line]
@@ -231,7 +232,7 @@ def test_loglikelihood_scores_equal_full_forward(tiny_llama: Path, tmp_path: Pat
         scoring="loglikelihood",
         output_dir=str(tmp_path / "ll"),
     )
-    out = api.run(config, backend=backend, say=lambda line: None)
+    out = api.run(config, backend=backend)
     assert out["tasks"]["medqa"]["protocol"]["scoring"] == "loglikelihood"
     row = json.loads((tmp_path / "ll" / "samples" / "pubmedqa.jsonl").read_text().splitlines()[0])
     model = backend.model
@@ -256,7 +257,7 @@ def test_fewshot_is_seeded_and_never_the_scored_document(tiny_llama: Path, tmp_p
             max_new_tokens=2,
             output_dir=str(tmp_path / name),
         )
-        api.run(config, say=lambda line: None)
+        api.run(config)
         runs.append(
             [json.loads(x) for x in (tmp_path / name / "samples" / "ddi2013.jsonl").read_text().splitlines()]
         )
@@ -276,7 +277,7 @@ def test_chat_template_wraps_prompt(tiny_llama: Path, tmp_path: Path) -> None:
         max_new_tokens=2,
         output_dir=str(tmp_path / "c"),
     )
-    out = api.run(config, say=lambda line: None)
+    out = api.run(config)
     assert out["tasks"]["pubmedqa"]["protocol"]["chat_template"] is not None
     row = json.loads((tmp_path / "c" / "samples" / "pubmedqa.jsonl").read_text().splitlines()[0])
     assert row["prompt"].startswith("<|system|>\nBe brief.\n<|user|>\nAs an expert doctor")
@@ -293,7 +294,7 @@ def test_paper_protocol_uses_256_tokens_no_stop_paper_parser(tiny_llama: Path, t
         limit=1,
         output_dir=str(tmp_path / "p"),
     )
-    protocol = api.run(config, say=lambda line: None)["tasks"]["medqa"]["protocol"]
+    protocol = api.run(config)["tasks"]["medqa"]["protocol"]
     assert (protocol["max_new_tokens"], protocol["stop"], protocol["parser"]) == (256, [], "paper")
 
 
@@ -379,16 +380,11 @@ def test_lora_adapter_changes_outputs_and_loads_from_either_flag(tiny_llama: Pat
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
     common = dict(tasks=("pubmedqa",), demo=True, scoring="loglikelihood")
-    plain = api.run(
-        RunConfig(model=str(tiny_llama), output_dir=str(tmp_path / "a"), **common), say=lambda x: None
-    )
+    plain = api.run(RunConfig(model=str(tiny_llama), output_dir=str(tmp_path / "a"), **common))
     flagged = api.run(
         RunConfig(model=str(tiny_llama), adapter=str(adapter), output_dir=str(tmp_path / "b"), **common),
-        say=lambda x: None,
     )
-    folder_only = api.run(
-        RunConfig(model=str(adapter), output_dir=str(tmp_path / "c"), **common), say=lambda x: None
-    )
+    folder_only = api.run(RunConfig(model=str(adapter), output_dir=str(tmp_path / "c"), **common))
     assert flagged["model"]["adapter"] == str(adapter) and folder_only["model"]["adapter"] == str(adapter)
 
     def logprobs(run: str) -> list:
@@ -444,14 +440,10 @@ def test_token_budget_batches_grow_for_short_prompts_and_change_no_result(
     )
     common = dict(model=str(tiny_llama), tasks=(str(task),), scoring="loglikelihood", batch_size=2)
     # device "cuda" turns the token budget on; the model itself stays on the CPU here.
-    grown = api.run(
-        RunConfig(**common, device="cuda", output_dir=str(tmp_path / "g")), backend=Counting(), say=print
-    )
+    grown = api.run(RunConfig(**common, device="cuda", output_dir=str(tmp_path / "g")), backend=Counting())
     assert sizes[0] == 2 and max(sizes) > 2 and sum(sizes) == len(words)
     sizes.clear()
-    fixed = api.run(
-        RunConfig(**common, output_dir=str(tmp_path / "f")), backend=Counting(), say=lambda s: None
-    )
+    fixed = api.run(RunConfig(**common, output_dir=str(tmp_path / "f")), backend=Counting())
     assert set(sizes) == {2}
     # Calibration reads the log-probs themselves, which batch shapes move in the last float digits.
     calibrated = [r["tasks"]["budget"].pop("calibration") for r in (grown, fixed)]
@@ -518,7 +510,8 @@ def test_dry_run_counts_every_draw_and_ordering(
     backend = HFBackend(str(tiny_llama))
     lines: list[str] = []
     config = RunConfig(model=str(tiny_llama), tasks=(task,), demo=True, dry_run=True, **options)
-    api.run(config, backend=backend, say=lines.append)
+    with logs.collected(lines):
+        api.run(config, backend=backend)
     (line,) = [x for x in lines if "documents (" in x]
     docs = int(line.split(" documents (")[0].rsplit(" ", 1)[1])
     assert f"requests {docs * passes} ({passes} passes" in line
@@ -528,6 +521,7 @@ def test_dry_run_counts_every_draw_and_ordering(
     # one pass without the draws and orderings: the documents once each
     single = RunConfig(model=str(tiny_llama), tasks=(task,), demo=True, dry_run=True)
     said: list[str] = []
-    api.run(single, backend=backend, say=said.append)
+    with logs.collected(said):
+        api.run(single, backend=backend)
     (one,) = [x for x in said if "documents (" in x]
     assert f"requests {docs};" in one + ";" and "passes" not in one

@@ -31,7 +31,7 @@ def draw_run(model: Path, out: Path, seeds: tuple[int, ...], scoring: str = "log
         bootstrap=200,
         output_dir=str(out),
     )
-    return api.run(config, say=lambda line: None)
+    return api.run(config)
 
 
 def test_fewshot_draws_resume_per_draw_and_extend(tiny_llama: Path, tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_redacted_draws_of_span_and_text_tasks_score_as_unredacted(tiny_llama: P
             fewshot_seeds=(1, 2), bootstrap=100, max_new_tokens=4, output_dir=str(out), redact_samples=redact,
             bertscore_model=str(tmp_path / "no-bert"),
         )  # fmt: skip
-        return api.run(config, say=lambda line: None)["tasks"]
+        return api.run(config)["tasks"]
 
     plain, redacted = drawn(tmp_path / "plain", False), drawn(tmp_path / "red", True)
     for task in ("emrqa", "pubmed_sum"):
@@ -208,7 +208,7 @@ def test_fewshot_draws_compute_each_draws_statistics_once(
         fewshot_seeds=(1, 2), max_new_tokens=3, bootstrap=20, bertscore_model=str(tmp_path / "no-bert"),
         output_dir=str(tmp_path / "r"),
     )  # fmt: skip
-    entry = api.run(config, say=lambda line: None)["tasks"]["pubmed_sum"]
+    entry = api.run(config)["tasks"]["pubmed_sum"]
     assert calls == [2, 2]
     assert entry["metrics"]["bertscore_f1"]["unavailable"].startswith("BERTScore model")
     assert len(entry["metrics"]["rouge_l"]["values"]) == 2

@@ -206,7 +206,7 @@ def _run(tmp_path: Path, name: str, right: set[str], redact: bool = False) -> Pa
     config = RunConfig(
         model="scripted", tasks=(str(tmp_path / "t.yaml"),), output_dir=str(out), redact_samples=redact
     )
-    api.run(config, backend=Scripted(reply=reply), say=lambda line: None)
+    api.run(config, backend=Scripted(reply=reply))
     return out
 
 

@@ -95,7 +95,7 @@ def make_board_runs(tiny_llama: Path, base: Path) -> dict[str, Path]:
     out = {}
     for name, config in configs.items():
         out[name] = root / name
-        api.run(RunConfig(**{**config.__dict__, "output_dir": str(out[name])}), say=lambda line: None)
+        api.run(RunConfig(**{**config.__dict__, "output_dir": str(out[name])}))
     done.write_text(json.dumps({name: str(path) for name, path in out.items()}))
     return out
 

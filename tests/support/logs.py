@@ -17,9 +17,10 @@ class _Lines(logging.Handler):
 
 
 @contextmanager
-def collected() -> Iterator[list[str]]:
-    """The messages (DEBUG and up) the `mibe` logger receives inside the block, in order."""
-    lines: list[str] = []
+def collected(lines: list[str] | None = None) -> Iterator[list[str]]:
+    """The messages (DEBUG and up) the `mibe` logger receives inside the block, in order, appended to
+    `lines` when given (a list the test also fills itself, for the order of events)."""
+    lines = [] if lines is None else lines
     logger, handler = logging.getLogger("mibe"), _Lines(lines)
     level = logger.level
     logger.addHandler(handler)

@@ -55,7 +55,7 @@ def run(task_file: Path, out: Path, backend: Scripted | None = None, **options) 
     config = RunConfig(
         model="scripted", tasks=(str(task_file),), output_dir=str(out), bootstrap=20, **options
     )
-    return api.run(config, backend=backend or scripted(), say=lambda line: None)
+    return api.run(config, backend=backend or scripted())
 
 
 def samples(out: Path, task: str = "notes") -> list[dict]:

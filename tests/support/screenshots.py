@@ -124,7 +124,7 @@ def make_runs(tiny_llama: Path, root: Path) -> dict[str, Path]:
             model=str(model), tasks=DEMO_TASKS, demo=True, max_new_tokens=8, bootstrap=100,
             batch_size=8, output_dir=str(root / name),
         )  # fmt: skip
-        api.run(config, say=lambda line: None)
+        api.run(config)
         out[name] = root / name
     done.write_text(json.dumps({k: str(v) for k, v in out.items()}))
     return out

@@ -142,4 +142,4 @@ def scripted_run(tmp: Path, out: Path, parser: str = "strict") -> dict:
     config = RunConfig(
         model="scripted", tasks=(",".join(TASKS),), data_dir=str(data), output_dir=str(out), parser=parser
     )
-    return api.run(config, backend=backend, say=lambda line: None)
+    return api.run(config, backend=backend)

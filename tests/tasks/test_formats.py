@@ -288,7 +288,7 @@ def scored(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         model=str(tiny_llama), tasks=SIX, data=paths, output_dir=str(out), max_new_tokens=8, bootstrap=50,
         chat_template="none",
     )  # fmt: skip
-    return api.run(config, say=lambda line: None), out
+    return api.run(config), out
 
 
 @pytest.mark.slow

@@ -157,14 +157,13 @@ def test_local_rows_under_a_hub_ids_name_are_never_hub_data_nor_the_papers_colum
     reply = Scripted(reply=lambda r: "yes")
     # The built-in task's source is the hub id: the folder of that name here is not read.
     with pytest.raises(MibeError, match=r"from the HF hub: .*write \./clinicalnlplab/pubmedqa_test"):
-        api.run(paper_run(tmp_path / "hub"), backend=reply, say=lambda line: None)
+        api.run(paper_run(tmp_path / "hub"), backend=reply)
     assert not (tmp_path / "hub" / "results.json").exists()
     # Named as a path, as the message says, the rows are local: recorded with their own fingerprint.
     out = tmp_path / "local"
     api.run(
         paper_run(out, data={"pubmedqa": "./clinicalnlplab/pubmedqa_test"}),
         backend=reply,
-        say=lambda line: None,
     )
     protocol = json.loads((out / "results.json").read_text())["tasks"]["pubmedqa"]["protocol"]
     assert protocol["data"]["fingerprint"].startswith("sha256:")

@@ -76,7 +76,6 @@ def test_zero2_trains_on_two_ranks_through_the_hf_trainer(tiny_llama: Path, tmp_
         RunConfig(
             model=str(out), tasks=("mednli",), demo=True, output_dir=str(tmp_path / "run"), bootstrap=50
         ),
-        say=lambda line: None,
     )
     assert results["tasks"]["mednli"]["n"] == 3
 
@@ -106,6 +105,5 @@ def test_zero3_lora_instruction_tuning_merges_on_two_ranks(tiny_llama: Path, tmp
         RunConfig(
             model=str(out), tasks=("mednli",), demo=True, output_dir=str(tmp_path / "run"), bootstrap=50
         ),
-        say=lambda line: None,
     )
     assert results["tasks"]["mednli"]["n"] == 3

@@ -110,7 +110,7 @@ def test_run_adapters_scores_each_task_with_its_own_adapter_in_one_load(
         model=str(tiny_llama), adapters=str(root), tasks=("pubmedqa,mednli,bionli",), demo=True,
         output_dir=str(out), bootstrap=20, chat_template="none",
     )  # fmt: skip
-    results = api.run(config, say=lambda line: None)
+    results = api.run(config)
     assert loads == [str(tiny_llama)]  # the base loaded once for three adapters
     assert sorted(results["tasks"]) == ["bionli", "mednli", "pubmedqa"]
     adapters = results["model"]["adapters"]
@@ -123,7 +123,7 @@ def test_run_adapters_scores_each_task_with_its_own_adapter_in_one_load(
     assert all(f"{t}={(root / t).resolve()}" in lineage["adapter"] for t in adapters)
     assert lineage["base"] == str(tiny_llama)
     # Resumed with the same command, the finished run is read back, not scored again.
-    assert api.run(config, say=lambda line: None)["tasks"] == results["tasks"]
+    assert api.run(config)["tasks"] == results["tasks"]
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def score(model: Path, task: str, out: Path, **options: object) -> dict:
     config = RunConfig(
         model=str(model), tasks=(task,), demo=True, output_dir=str(out), bootstrap=50, **options
     )
-    return api.run(config, say=lambda line: None)
+    return api.run(config)
 
 
 @pytest.fixture(scope="module")
