@@ -23,7 +23,8 @@ logger = logging.getLogger("mibe")
 
 class StderrHandler(logging.Handler):
     """Writes `%(message)s` to the `sys.stderr` of the moment (looked up at each emit, so pytest's
-    capsys, or a caller's redirect_stderr, sees the lines)."""
+    capsys, or a caller's redirect_stderr, sees the lines); through tqdm.write once tqdm is loaded, so
+    a line said while a progress bar runs (an HTTP retry, an out-of-memory retry) does not break it."""
 
     def __init__(self, level: int = logging.NOTSET) -> None:
         super().__init__(level)
@@ -31,8 +32,11 @@ class StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            stream = sys.stderr
-            stream.write(self.format(record) + "\n")
+            stream, tqdm = sys.stderr, sys.modules.get("tqdm")
+            if tqdm is not None and hasattr(tqdm, "tqdm"):
+                tqdm.tqdm.write(self.format(record), file=stream)
+            else:
+                stream.write(self.format(record) + "\n")
             stream.flush()
         except Exception:
             self.handleError(record)

@@ -163,7 +163,7 @@ def run(config: RunConfig, command: Sequence[str] = (), backend: Backend | None 
             return out
         _answered_as(backend, out)
         if config.judge:
-            judge_run.after_run(config, out_folder, out, model, logger.info)
+            judge_run.after_run(config, out_folder, out, model)
         out_folder.write_json("results.json", out)
     logger.info(summary.table(out))
     logger.info(f"mibe: results in {run_dir / 'results.json'}, predictions in {run_dir / 'samples'}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from mibe.log import logger
 from mibe.types import Backend, MibeError, Request
 
 # Short prompts share the longest batch's token budget, in at most this many times its rows: a lost
@@ -112,7 +113,6 @@ def run(
     budget_per_row: int | None,
     extra: int,
     name: str,
-    say: Callable[[str], None],
     bar: Progress | None = None,
 ) -> Iterator[tuple[list[Request], list[Any]]]:
     """(batch, outputs) pairs, longest prompt first, so an out-of-memory batch shows up at once.
@@ -141,7 +141,7 @@ def run(
                 ) from None
             half = rows // 2
             size, budget = min(size, half), budget and costs[start] * half
-            say(f"out of memory; retrying with batch size {half}")
+            logger.info(f"mibe: {name}: out of memory; retrying with batch size {half}")
             continue
         yield batch, outputs
         start += len(batch)

@@ -23,7 +23,6 @@ from mibe.scoring import judge_scoring
 from mibe.scoring.judge_scoring import Rubric
 from mibe.types import Backend, Doc, MibeError, Request
 
-Say = Callable[[str], None]
 DEFAULT_MAX_NEW_TOKENS = 256  # four "name: N" lines need ~30; the rest is room for judges that reason first
 
 
@@ -179,7 +178,6 @@ def call(
     requests: list[Request],
     cache_at: tuple[writer.Writer, Path],
     settings: Settings,
-    say: Say,
 ) -> tuple[dict[str, dict[str, int | None]], int]:
     """Each document's parsed scores from this judge, from the cache where the same prompt was asked
     before; the rest are sent, and cached batch by batch. The cache is read only from the folder being
@@ -205,7 +203,7 @@ def call(
     name = f"{item.name} judge {judge.spec.text}"
     for batch, replies in batches.run(
         backend, missing, lengths, chunk or machine.batch_size, on_accelerator, settings.max_new_tokens,
-        name, lambda line: say(f"mibe: {name}: {line}"),
+        name,
     ):  # fmt: skip
         lines = []
         for r, reply in zip(batch, replies, strict=True):

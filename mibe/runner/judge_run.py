@@ -14,7 +14,6 @@ asked, and its replies' cache in the run folder: mibe/runner/judge_calls.py. The
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,10 @@ from mibe.backends import devices, factory, policy
 from mibe.backends import spec as model_spec
 from mibe.backends.endpoint import Endpoint, Machine, machine_of, second
 from mibe.backends.spec import ModelSpec
+from mibe.log import logger
 from mibe.runfolder import folder, sharding, writer
 from mibe.runfolder import saved as saved_run
-from mibe.runner.judge_calls import Item, Judge, Say, Settings, call, requests_for
+from mibe.runner.judge_calls import Item, Judge, Settings, call, requests_for
 from mibe.runner.jury_ids import check_human_ratings, digest, judged
 from mibe.scoring import judge_scoring
 from mibe.types import MibeError, RunConfig
@@ -98,7 +98,7 @@ def identity(desc: dict[str, Any], chat: bool, settings: Settings) -> dict[str, 
     }
 
 
-def build(s: ModelSpec, items: Sequence[Item], settings: Settings, say: Say) -> Judge:
+def build(s: ModelSpec, items: Sequence[Item], settings: Settings) -> Judge:
     credentialed = [i.name for i in items if i.task.credentialed]
     admission = policy.admit(endpoint_of(s, settings.machine), credentialed, settings.grants)
     backend = factory.build(admission)
@@ -114,44 +114,46 @@ def _order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _one_task(
-    judge: Judge, item: Item, settings: Settings, out_folder: writer.Writer, say: Say
+    judge: Judge, item: Item, settings: Settings, out_folder: writer.Writer
 ) -> tuple[dict[str, dict[str, int | None]], dict[str, Any]]:
     """One judge over one task: document -> scores, and what it cost."""
     rows = _order(item.rows)[: settings.limit]
     requests, cut, skipped = requests_for(judge, item.task.judge, rows, settings)
     key = digest([judge.identity, judge_scoring.prompt_hash(item.task.judge, settings.order)])
     cache_at = (out_folder, out_folder.cache("judges", f"{item.name}.{key}"))
-    got, sent = call(judge, item, requests, cache_at, settings, say)
+    got, sent = call(judge, item, requests, cache_at, settings)
     calls: dict[str, Any] = {"documents": len(rows), "sent": sent, "sources_cut": cut}
     name = f"mibe: {item.name}: judge {judge.spec.text}"
-    say(f"{name}: {len(requests)} documents, {len(requests) - sent} from the cache, {sent} sent")
+    logger.info(f"{name}: {len(requests)} documents, {len(requests) - sent} from the cache, {sent} sent")
     if skipped:  # left out of this judge's scores (counted unparsable), named in the record
         calls["skipped"] = skipped
-        say(f"{name} skipped {len(skipped)} document(s) it cannot read: {next(iter(skipped.values()))}")
+        logger.info(
+            f"{name} skipped {len(skipped)} document(s) it cannot read: {next(iter(skipped.values()))}"
+        )
     return {**got, **{d: dict.fromkeys(item.task.judge.names) for d in skipped}}, calls
 
 
 def gather(
-    items: Sequence[Item], settings: Settings, out_folder: writer.Writer, evaluated: dict, say: Say
+    items: Sequence[Item], settings: Settings, out_folder: writer.Writer, evaluated: dict
 ) -> tuple[dict[str, dict[str, dict]], list[dict[str, Any]]]:
     """Every judge over every task, one judge in memory at a time: task -> judge -> doc -> scores;
     and one record per judge (who it is, what it cost, whether it may be grading itself)."""
     scores: dict[str, dict[str, dict]] = {i.name: {} for i in items}
     records = []
     for s in settings.specs:
-        judge = build(s, items, settings, say)
+        judge = build(s, items, settings)
         desc = judge.backend.describe()
         record = {"spec": s.text, **judge.identity, "name": desc.get("name"), "endpoint": judge.admission}
         record["self_preference"] = judge_scoring.same_model(desc, evaluated)
         if record["self_preference"]:
-            say(
+            logger.info(
                 f"mibe: warning: --judge {s.text} may be the evaluated model (self-preference); "
                 "see docs/judges.md"
             )
         record["calls"] = {}
         for item in items:
             scores[item.name][s.text], record["calls"][item.name] = _one_task(
-                judge, item, settings, out_folder, say
+                judge, item, settings, out_folder
             )
         del judge  # the next judge loads into the memory this one held
         records.append(record)
@@ -159,18 +161,18 @@ def gather(
 
 
 def judge_items(
-    items: Sequence[Item], settings: Settings, out_folder: writer.Writer, evaluated: dict, say: Say
+    items: Sequence[Item], settings: Settings, out_folder: writer.Writer, evaluated: dict
 ) -> tuple[dict[str, tuple[dict[str, Any], list[dict[str, Any]]]], list[policy.Admission]]:
     """task -> (its new entry, its new samples); and each judge's endpoint admission."""
     check_human_ratings(items, settings)
-    scores, records = gather(items, settings, out_folder, evaluated, say)
+    scores, records = gather(items, settings, out_folder, evaluated)
     out = {i.name: judged(i, scores[i.name], records, settings) for i in items}
     for name, (entry, _) in out.items():
         cells = "  ".join(
             f"{m}={v['value']:.2f}" if v["value"] is not None else f"{m}=n/a"
             for m, v in entry["metrics"].items() if m.startswith(judge_scoring.METRIC_PREFIX)
         )  # fmt: skip
-        say(f"mibe: {name}: jury {entry['protocol']['jury']['id']}: {cells}")
+        logger.info(f"mibe: {name}: jury {entry['protocol']['jury']['id']}: {cells}")
     return out, [r["endpoint"] for r in records]
 
 
@@ -181,7 +183,7 @@ def judgeable(task: Any) -> bool:
     return task is not None and task.answer_type == "text" and task.judge is not None
 
 
-def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_run.SavedTask]:
+def pick(run: saved_run.SavedRun, names: Sequence[str]) -> list[saved_run.SavedTask]:
     """The named tasks (each must have a rubric), else every text task of the run that has one."""
     chosen = saved_run.pick(run, names)
     found = []
@@ -190,7 +192,7 @@ def pick(run: saved_run.SavedRun, names: Sequence[str], say: Say) -> list[saved_
         if judgeable(task) and run.results["tasks"][name].get("fewshot_seeds"):
             if names:
                 raise MibeError(f"--tasks {name}: {DRAWN}")
-            say(f"mibe: {name}: left out: {DRAWN}")
+            logger.info(f"mibe: {name}: left out: {DRAWN}")
         elif judgeable(task):
             found.append(name)
         elif names:
@@ -266,7 +268,6 @@ def judge_run(
     settings: Settings,
     names: Sequence[str] = (),
     command: Sequence[str] = (),
-    say: Say = lambda line: print(line, file=sys.stderr),
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """`mibe judge`: write `output_dir`, the run folder `run_dir` with judge columns on its text
@@ -276,7 +277,7 @@ def judge_run(
     sharding.refuse(run_dir, run.results, "judge")
     origin, out_dir = run.path.resolve(), Path(output_dir)
     writer.check_output(out_dir, origin)
-    picked = pick(run, names, say)
+    picked = pick(run, names)
     config = run.results.get("config") or {}
     settings = dataclasses.replace(
         settings, seed=config.get("seed", 1234), n_boot=config.get("bootstrap", 1000)
@@ -294,7 +295,7 @@ def judge_run(
     with writer.open_folder(out_dir, run_json, overwrite, whole, origin, _same_judging) as (out, previous):
         base = folder.read_json(out_dir / "results.json") if previous is not None else None
         items = [_item(s, base, out) for s in picked]
-        results, built = judge_items(items, settings, out, run.results.get("model") or {}, say)
+        results, built = judge_items(items, settings, out, run.results.get("model") or {})
         earlier, run_tasks = (base or {}).get("tasks") or {}, run.results["tasks"]
         for name in run.results["tasks"]:
             if name in results:
@@ -307,8 +308,8 @@ def judge_run(
         results_json = _judged_results(run, tasks, command, origin)
         results_json["endpoints"] = policy.records(built, run.results.get("endpoints") or [])
         out.write_json("results.json", results_json)
-    say(summary_table(results_json))
-    say(f"mibe: judged results in {out_dir / 'results.json'}")
+    logger.info(summary_table(results_json))
+    logger.info(f"mibe: judged results in {out_dir / 'results.json'}")
     return results_json
 
 
@@ -318,9 +319,7 @@ def summary_table(results: dict[str, Any]) -> str:
     return summary.table(results)
 
 
-def after_run(
-    config: RunConfig, out_folder: writer.Writer, out: dict[str, Any], evaluated: dict, say: Say
-) -> None:
+def after_run(config: RunConfig, out_folder: writer.Writer, out: dict[str, Any], evaluated: dict) -> None:
     """`mibe run ... --judge`: judge the run's scored text tasks in its own folder (cache included)."""
     settings = Settings(
         parse_specs(config.judge), config.judge_order, seed=config.seed, n_boot=config.bootstrap,
@@ -332,17 +331,19 @@ def after_run(
         task = saved_run.task_file(name, entry, warn=False)
         rows = folder.read_samples(out_folder.samples(name)) if judgeable(task) else []
         if rows and saved_run.redacted(rows):
-            say(f"mibe: {name}: its samples were redacted before judging (an earlier run); not judged")
+            logger.info(
+                f"mibe: {name}: its samples were redacted before judging (an earlier run); not judged"
+            )
         elif rows:
             items.append(Item(name, task, entry, rows, task.credentialed))
     if items:
-        judged_now, built = judge_items(items, settings, out_folder, evaluated, say)
+        judged_now, built = judge_items(items, settings, out_folder, evaluated)
         for name, (entry, rows) in judged_now.items():
             out_folder.replace_samples(name, rows, private=entry_private(items, name))
             out["tasks"][name] = entry
         out["endpoints"] = policy.records(built, out.get("endpoints") or [])
     else:
-        say("mibe: --judge: no scored text task has a `judge:` rubric; nothing judged")
+        logger.info("mibe: --judge: no scored text task has a `judge:` rubric; nothing judged")
 
 
 def entry_private(items: Sequence[Item], name: str) -> bool:

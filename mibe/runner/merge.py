@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe import data
+from mibe.log import logger
 from mibe.runfolder import folder, saved, sharding, summary, writer
 from mibe.runner import permutations, pipeline, shot_draws
 from mibe.types import Doc, MibeError, RunConfig
 from mibe.version import __version__
-
-Say = Callable[[str], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +196,7 @@ def _merged_rows(shards: Sequence[Shard], task: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (seeds.index(r.get("draw")), r.get("permutation") or 0, r["index"]))
 
 
-def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, path: Path, say: Say) -> dict:
+def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, path: Path) -> dict:
     """The task's results.json entry over the merged samples, by `mibe run`'s own scoring."""
     task = saved.task_file(task_name, entry)
     if task is None:
@@ -228,7 +226,7 @@ def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, pat
 
 
 def merge(shards: Sequence[Shard], out_dir: Path, overwrite: bool, bertscore_model: str | None,
-          command: Sequence[str], say: Say) -> dict[str, Any]:  # fmt: skip
+          command: Sequence[str]) -> dict[str, Any]:  # fmt: skip
     _same(shards)
     _complete(shards)
     shards = sorted(shards, key=lambda s: s.index)
@@ -246,7 +244,7 @@ def merge(shards: Sequence[Shard], out_dir: Path, overwrite: bool, bertscore_mod
         for name in run_json["protocols"]:
             into.replace_samples(name, _merged_rows(shards, name))
             path = into.samples(name)
-            tasks[name] = _score(name, entries[name], folder.read_samples(path), config, path, say)
+            tasks[name] = _score(name, entries[name], folder.read_samples(path), config, path)
         out = _results(shards, run_json, tasks, command)
         into.write_json("results.json", out)
     return out
@@ -277,7 +275,6 @@ def _results(shards: Sequence[Shard], run_json: dict, tasks: dict, command: Sequ
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    say: Say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     shards = [read(p) for p in args.shards]
     if args.status:
         _same_cut(shards)
@@ -289,10 +286,10 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "mibe merge: give --output-dir RUN for the merged run (or --status to check the shards)"
         )
     out_dir = Path(args.output_dir)
-    out = merge(shards, out_dir, args.overwrite, args.bertscore_model, ["mibe", *argv], say)
-    say(summary.table(out))
-    say(f"mibe: merged {len(shards)} shards into {out_dir / 'results.json'}")
-    say(summary.next_commands(out_dir))
+    out = merge(shards, out_dir, args.overwrite, args.bertscore_model, ["mibe", *argv])
+    logger.info(summary.table(out))
+    logger.info(f"mibe: merged {len(shards)} shards into {out_dir / 'results.json'}")
+    logger.info(summary.next_commands(out_dir))
     return 0
 
 

@@ -236,14 +236,13 @@ def _run_batches(
     lengths = {r.doc_id: len(backend.tokenize(r.prompt)) for r in requests}
     # Redaction holds whatever the order of events: once a task's samples are redacted, rows stay so.
     redact = config.redact_samples or folder.holds_redacted(target)
-    say = lambda line: bar.write(f"mibe: {task.name}: {line}")  # noqa: E731
     listens = backend.reports_steps  # backends that report within a batch (HF)
     if listens:
         backend.on_step = bar.on_step
     tokens = 0
     try:
         for batch, outputs in batches.run(
-            backend, requests, lengths, size, on_accelerator, extra, task.name, say, bar
+            backend, requests, lengths, size, on_accelerator, extra, task.name, bar
         ):
             new = _output_tokens(backend, batch, outputs)
             for r, n in zip(batch, new, strict=True):  # outputs that used every allowed token
