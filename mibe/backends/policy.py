@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mibe.backends import http
-from mibe.backends.endpoint import ROLES, Endpoint
+from mibe.backends.endpoint import Endpoint
 from mibe.types import MibeError
 
 FLAG = "--allow-remote-credentialed"
@@ -168,12 +168,6 @@ class Admission:
             f"mibe: {e.role} endpoint {e.base_url} ({self.where}, model {e.model}): credentialed tasks "
             f"sent: {sent}{why}; {key}"
         )
-
-
-def announces(line: str) -> bool:
-    """Whether `line` is an endpoint's announcement (`Admission.line`): the Python API, silent
-    otherwise, still shows these on the `mibe` logger."""
-    return line.startswith(tuple(f"mibe: {role} endpoint " for role in ROLES))
 
 
 def admit(endpoint: Endpoint, credentialed: Iterable[str], grants: Sequence[Authorisation]) -> Admission:

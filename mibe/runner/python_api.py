@@ -1,15 +1,16 @@
 """`mibe.evaluate`: the Python entry point to a run (mibe/runner/api.py's `run`), for notebooks and
-training loops. It prints nothing but who receives text; its one notice goes to the `mibe` logger."""
+training loops. Everything it says goes to the `mibe` logger (mibe/log.py): unconfigured, only the
+WARNING records show (who receives text, warnings, where the run folder went); INFO is the progress."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mibe.log import logger
 from mibe.runner.api import default_output_dir, run
 from mibe.types import Backend, RunConfig, takes_settings
 
@@ -54,7 +55,7 @@ def evaluate(
     results = RunResults(out)
     results.run_dir = Path(config.output_dir) if config.output_dir else Path()
     if chosen:
-        logging.getLogger("mibe").warning("mibe.evaluate: wrote the run folder %s", results.run_dir)
+        logger.warning("mibe.evaluate: wrote the run folder %s", results.run_dir)
     return results
 
 
