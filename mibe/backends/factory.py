@@ -7,7 +7,6 @@ evaluated model's settings for a second model.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 
 from mibe.backends import devices, fit, quantize
@@ -51,7 +50,7 @@ def _build(admission: Admission) -> Backend:
         return _served(admission)
     note = fit.engine_note(e.backend) if e.backend in ("hf", "vllm") else None
     if note:  # before the engine loads: the user can stop and switch
-        print(note, file=sys.stderr, flush=True)
+        logger.info(note)
     if e.backend == "vllm":
         from mibe.backends.vllm import VLLMBackend  # says how to install vllm when it is absent
 

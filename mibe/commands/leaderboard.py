@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mibe.commands import options
+from mibe.log import logger
 from mibe.types import MibeError
 
 FORMATS = ("table", "md", "csv", "html", "latex")
@@ -111,7 +111,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
         from mibe.boards.plot import plot
 
         plot(board, Path(args.plot), args.plot_kind)
-        print(f"mibe: wrote {args.plot}", file=sys.stderr)
+        logger.info(f"mibe: wrote {args.plot}")
     return 0
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mibe.log import logger
 from mibe.types import MibeError
 
 _SUFFIXES = {
@@ -48,7 +49,7 @@ def write(text: str, output: str | None, runs: Sequence[str] = ()) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise MibeError(f"-o {output}: cannot write ({exc.strerror}); choose a writable path") from None
-    print(f"mibe: wrote {path}", file=sys.stderr)
+    logger.info(f"mibe: wrote {path}")
 
 
 def check_bootstrap(n: int, seed: int = 0) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import corpusscan, matcher
+from mibe.log import logger
 from mibe.runfolder import writer
 from mibe.textout import md_escape, md_table
 from mibe.types import MibeError
@@ -204,9 +205,8 @@ def _write(doc: dict[str, Any], output: str | None, index: matcher.Index) -> Non
     text = {"md": markdown, "csv": csv_text, "json": lambda d: json.dumps(d, indent=1) + "\n"}[kind](doc)
     private = bool(index.credentialed)  # evaluation ids of credentialed tasks: owner-only
     writer.write_text_atomic(path, text, mode=0o600 if private else None)
-    print(
-        f"mibe: contamination report in {path}" + (" (owner-only: credentialed tasks)" if private else ""),
-        file=sys.stderr,
+    logger.info(
+        f"mibe: contamination report in {path}" + (" (owner-only: credentialed tasks)" if private else "")
     )
 
 
