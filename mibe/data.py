@@ -5,6 +5,10 @@ layouts that are not one table (a folder of notes, a tree of reports, nested JSO
 rows of `split` under `path` (every row when `path` does not divide its data into splits), `[]` when
 `path` holds no such split, and None when `path` is not in a layout it reads (mibe then reads it as
 usual). A row may carry `__where__` (e.g. "test_data/0001.txt line 12"), named when it is unusable.
+
+The hook's `to_doc(row)` gets each row with its place among the split's rows in `row[POSITION]`, so a
+hook whose rows carry no id (the hub's BoolQ, MMLU) need not walk the rows itself; mibe adds it to the
+hook's copy only, never to the rows it hashes or hands a task without a hook.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mibe.datafiles import SUFFIXES, read_rows
 from mibe.types import Doc, MibeError, Task
 
 INVENTED_MARKER = "INVENTED"  # a file of this name beside the data marks every document invented
+POSITION = "__position__"  # the row's place (0, 1, ...) in what mibe read, in the row a hook's to_doc gets
 
 
 @dataclass(frozen=True)
@@ -171,9 +176,22 @@ def load_hook(task: Task) -> ModuleType | None:
         raise MibeError(f"{task.hook}: cannot import the task hook")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not hasattr(module, "to_doc") and not hasattr(module, "to_docs"):
-        raise MibeError(f"{task.hook}: a task hook must define to_doc(row) or to_docs(rows)")
+    if not hasattr(module, "to_doc"):
+        # to_docs(rows) was read until mibe handed to_doc the row's place itself (row["__position__"]).
+        gone = f"; to_docs(rows) is no longer read: each row's place is row['{POSITION}']"
+        raise MibeError(
+            f"{task.hook}: a task hook must define to_doc(row)" + (gone if hasattr(module, "to_docs") else "")
+        )
     return module
+
+
+def row_id(row: Mapping[str, Any], column: str, fallback: str) -> str:
+    """A hook's document id: the row's `column`, else its `fallback` (releases name the id differently);
+    a ValueError naming both when the one it has is null or empty."""
+    ident = row.get(column, row.get(fallback))
+    if ident is None or str(ident) == "":
+        raise ValueError(f"{column}: missing (and no {fallback})")
+    return str(ident)
 
 
 def _canonical_gold(task: Task, gold: Any) -> Any:
@@ -241,36 +259,28 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
     docs: list[Doc] = []
     skipped, first = 0, None
 
-    def reject(index: int, why: str, row: Any = None) -> None:
+    def reject(index: int, why: str, row: Any) -> None:
         nonlocal skipped, first
         skipped += 1
-        where = row.get("__where__") if isinstance(row, Mapping) else None
+        where = row.get("__where__") if isinstance(row, Mapping) else None  # a hook's read may hand anything
         first = first or f"{where or f'row {index + 1}'}: {why}"
 
-    if hook is not None and hasattr(hook, "to_docs") and not any("query" in r for r in rows):
-        made: list[tuple[int, Doc | None]] = list(enumerate(hook.to_docs(rows)))
-    else:
-        made = []
-        for index, row in enumerate(rows):
-            try:
-                if "query" in row and "answer" in row:
-                    doc = _published_doc(task, row, index)
-                elif hook is not None:
-                    doc = hook.to_doc(row)
-                else:
-                    doc = _plain_doc(task, row, index)
-            except (ValueError, KeyError, TypeError) as exc:
-                reject(index, f"{type(exc).__name__}: {exc}", row)
-                continue
-            if doc is not None and row.get("invented") is True:
-                doc = replace(doc, invented=True)
-            made.append((index, doc))
-    by_index = hook is None or not hasattr(hook, "to_docs")  # to_docs' output is not row-aligned
-    for index, doc in made:
-        row = rows[index] if by_index and index < len(rows) else None
+    for index, row in enumerate(rows):
+        try:
+            if "query" in row and "answer" in row:
+                doc = _published_doc(task, row, index)
+            elif hook is not None:
+                doc = hook.to_doc({**row, POSITION: index})  # a copy: the rows stay as read
+            else:
+                doc = _plain_doc(task, row, index)
+        except (ValueError, KeyError, TypeError) as exc:
+            reject(index, f"{type(exc).__name__}: {exc}", row)
+            continue
         if doc is None:
             reject(index, "the task hook found nothing usable in this row", row)
             continue
+        if row.get("invented") is True:
+            doc = replace(doc, invented=True)
         try:
             docs.append(replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, row)))
         except ValueError as exc:
@@ -278,13 +288,13 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
     return docs, skipped, first
 
 
-def _cluster(task: Task, doc: Doc, row: Mapping[str, Any] | None) -> str | None:
+def _cluster(task: Task, doc: Doc, row: Mapping[str, Any]) -> str | None:
     """The document's cluster under the task's `cluster:` key: what the hook set, else that field of
     the document or of its row; None (a cluster of its own) when the task names none or it is empty."""
     if task.cluster is None:
         return None
     value = doc.cluster
-    for source in (doc.fields, row or {}):
+    for source in (doc.fields, row):
         if value is None or value == "":
             value = source.get(task.cluster)
     if value is None or value == "" or isinstance(value, dict | list):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from mibe.data import row_id
 from mibe.types import Doc
 
 _PAIR_ID = re.compile(r"(.+\.d\d+)\.s\d+\.p\d+")
@@ -28,13 +29,11 @@ def to_doc(row: dict) -> Doc | None:
     label = row.get("label")
     if not isinstance(label, str) or not label.strip():
         raise ValueError("label: missing or empty")
-    doc_id = row.get("id", row.get("index"))
-    if doc_id is None or str(doc_id) == "":
-        raise ValueError("id: missing (and no index)")
+    doc_id = row_id(row, "id", "index")
     return Doc(
-        id=str(doc_id),
+        id=doc_id,
         fields={"text": sentence},
         gold=label.strip(),
         invented=bool(row.get("invented", False)),
-        cluster=document_of(str(doc_id)),
+        cluster=document_of(doc_id),
     )

@@ -8,6 +8,7 @@ carry `labels` as ';'-separated hallmark names (the layout Me-LLaMA's preprocess
 
 from __future__ import annotations
 
+from mibe.data import row_id
 from mibe.types import Doc
 
 ALPHABETICAL = (
@@ -77,11 +78,8 @@ def to_doc(row: dict) -> Doc | None:
         text = " ".join(sentences)
     if not isinstance(text, str) or not text.strip():
         raise ValueError("text: empty")
-    doc_id = row.get("pmid", row.get("id"))
-    if doc_id is None or str(doc_id) == "":
-        raise ValueError("pmid: missing (and no id)")
     return Doc(
-        id=str(doc_id),
+        id=row_id(row, "pmid", "id"),
         fields={"text": text},
         gold=_gold(row),
         invented=bool(row.get("invented", False)),

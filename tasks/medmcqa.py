@@ -12,6 +12,7 @@ The id is `realidx` (MedAgentsBench) or `id` (official UUID).
 
 from __future__ import annotations
 
+from mibe.data import row_id
 from mibe.prompts import option_list, present, question_text
 from mibe.types import Doc
 
@@ -50,11 +51,8 @@ def to_doc(row: dict) -> Doc | None:
         raise ValueError("options: missing (expected options + answer_idx, or opa..opd + cop)")
     if not any(k == gold and present(v) for k, v in pairs):
         raise ValueError(f"option {gold}: the answer's option is empty")
-    doc_id = row.get("realidx", row.get("id"))
-    if doc_id is None or str(doc_id) == "":
-        raise ValueError("id: missing (and no realidx)")
     return Doc(
-        id=str(doc_id),
+        id=row_id(row, "realidx", "id"),
         fields={
             "text": question_text(row.get("question")),
             "options": option_list(pairs),  # the template prints `A. text` lines

@@ -6,6 +6,7 @@ MedAgentsBench's `realidx` or an `id` as the document id.
 
 from __future__ import annotations
 
+from mibe.data import row_id
 from mibe.prompts import option_list, present, question_text
 from mibe.types import Doc
 
@@ -34,11 +35,8 @@ def to_doc(row: dict) -> Doc | None:
     letters = [o["letter"] for o in options]
     if not isinstance(gold, str) or gold.strip().upper() not in letters:
         raise ValueError(f"answer_idx: expected one of the options' letters {letters}, got {gold!r}")
-    doc_id = row.get("realidx", row.get("id"))
-    if doc_id is None or str(doc_id) == "":
-        raise ValueError("realidx: missing (and no id)")
     return Doc(
-        id=str(doc_id),
+        id=row_id(row, "realidx", "id"),
         fields={"text": question_text(row.get("question")), "options": options},
         gold=gold.strip().upper(),
         invented=bool(row.get("invented", False)),

@@ -4,10 +4,11 @@ the split."""
 
 from __future__ import annotations
 
+from mibe.data import POSITION
 from mibe.types import Doc
 
 
-def to_doc(row: dict, index: int = 0) -> Doc | None:
+def to_doc(row: dict) -> Doc | None:
     answer = row.get("answer")
     if not isinstance(answer, bool):
         raise ValueError(f"answer: expected true or false, got {answer!r}")
@@ -17,18 +18,8 @@ def to_doc(row: dict, index: int = 0) -> Doc | None:
     if not isinstance(passage, str) or not passage.strip():
         raise ValueError("passage: missing or empty")
     return Doc(
-        id=str(row.get("id", index)),
+        id=str(row["id"] if "id" in row else row[POSITION]),  # mibe hands the row's place
         fields={"question": question.strip().rstrip("?"), "passage": passage.strip()},
         gold="yes" if answer else "no",
         invented=bool(row.get("invented", False)),
     )
-
-
-def to_docs(rows: list[dict]) -> list[Doc | None]:
-    made: list[Doc | None] = []
-    for index, row in enumerate(rows):
-        try:
-            made.append(to_doc(row, index))
-        except ValueError:
-            made.append(None)  # counted and reported as skipped by mibe
-    return made

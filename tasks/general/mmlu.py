@@ -4,13 +4,14 @@ when it has one, else its place in the split (so shots and samples name the same
 
 from __future__ import annotations
 
+from mibe.data import POSITION
 from mibe.prompts import option_list, present
 from mibe.types import Doc
 
 LETTERS = "ABCD"
 
 
-def to_doc(row: dict, index: int = 0) -> Doc | None:
+def to_doc(row: dict) -> Doc | None:
     choices = row.get("choices")
     if not isinstance(choices, list) or len(choices) != 4 or not all(present(c) for c in choices):
         raise ValueError("choices: expected a list of four option texts")
@@ -23,7 +24,7 @@ def to_doc(row: dict, index: int = 0) -> Doc | None:
         raise ValueError("question: missing or empty")
     subject = str(row.get("subject") or "general knowledge").replace("_", " ")
     return Doc(
-        id=str(row.get("id", index)),
+        id=str(row["id"] if "id" in row else row[POSITION]),  # mibe hands the row's place
         fields={
             "question": question.strip(),
             "subject": subject,
@@ -32,13 +33,3 @@ def to_doc(row: dict, index: int = 0) -> Doc | None:
         gold=gold,
         invented=bool(row.get("invented", False)),
     )
-
-
-def to_docs(rows: list[dict]) -> list[Doc | None]:
-    made: list[Doc | None] = []
-    for index, row in enumerate(rows):
-        try:
-            made.append(to_doc(row, index))
-        except ValueError:
-            made.append(None)  # counted and reported as skipped by mibe
-    return made
