@@ -26,6 +26,7 @@ from mibe.runner import (
     planning,
     shards,
     shot_draws,
+    task_plan,
     templating,
 )
 from mibe.types import Backend, MibeError, RunConfig
@@ -281,7 +282,7 @@ def _plans(
     if extracting is not None:
         extractor = extract.Extractor.load(config.extractor or "", extracting)
     plans = [
-        (pipeline.plan(t, d, config, backend, pool, setup, extractor, source), pool)
+        (task_plan.plan(t, d, config, backend, pool, setup, extractor, source), pool)
         for (t, _, d), (pool, source) in zip(loaded, pools, strict=True)
     ]
     return plans, extractor, setup
@@ -307,11 +308,11 @@ def _say_opening(
         logger.info(line)
 
 
-def _redact_on_disk(plans: Sequence[pipeline.Plan], run_dir: Path, config: RunConfig) -> None:
+def _redact_on_disk(plans: Sequence[task_plan.Plan], run_dir: Path, config: RunConfig) -> None:
     for p in plans:
         path = folder.samples_path(run_dir, p.task.name)
         if path.is_file():
-            writer.redact_file(path, p.task, pipeline.score_parser(p), config.bertscore_model)
+            writer.redact_file(path, p.task, task_plan.score_parser(p), config.bertscore_model)
 
 
 def _start(
@@ -339,7 +340,7 @@ def _check_output(config: RunConfig) -> None:
 
 
 def _score_task(
-    p: pipeline.Plan,
+    p: task_plan.Plan,
     pool: list,
     backend: Backend,
     config: RunConfig,

@@ -21,7 +21,7 @@ from typing import Any
 from mibe import data
 from mibe.log import logger
 from mibe.runfolder import folder, saved, sharding, summary, writer
-from mibe.runner import permutations, pipeline, shot_draws
+from mibe.runner import permutations, pipeline, shot_draws, task_plan
 from mibe.types import Doc, MibeError, RunConfig
 from mibe.version import __version__
 
@@ -210,7 +210,7 @@ def _score(task_name: str, entry: dict, rows: list[dict], config: RunConfig, pat
     docs = [Doc(r["id"], {}, None, invented=bool(r.get("invented"))) for r in first]
     skipped = (entry.get("n_skipped_rows") or 0, entry.get("first_skipped_row"))
     docset = data.DocSet(docs, skipped[0], skipped[1], entry["protocol"]["data"]["fingerprint"], "")
-    p = pipeline.Plan(task, docset, docs, entry["protocol"])
+    p = task_plan.Plan(task, docset, docs, entry["protocol"])
     if p.protocol.get("choice_permutations"):
         ks = permutations.orderings(p.protocol)
         entries = {k: pipeline.score(dataclasses.replace(p, permutation=k), config, path).entry for k in ks}

@@ -22,7 +22,7 @@ from typing import Any
 
 from mibe import prompts
 from mibe.runfolder import folder
-from mibe.runner import pipeline, shot_draws
+from mibe.runner import pipeline, shot_draws, task_plan
 from mibe.scoring import calibration, draw_stats, positions
 from mibe.scoring.stats import clusters_of
 from mibe.types import Backend, Doc, RunConfig
@@ -31,7 +31,7 @@ INTERVAL = "two-level bootstrap over documents and option orderings (docs/statis
 
 
 def evaluate(
-    p: pipeline.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+    p: task_plan.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
     """`pipeline.evaluate` once per ordering, then one entry for the task (None off rank 0)."""
     entries: dict[int, dict | None] = {}
@@ -46,7 +46,7 @@ def evaluate(
     return combine(p, config, folder.samples_path(run_dir, p.task.name), entries), timing  # type: ignore[arg-type]
 
 
-def ordering(p: pipeline.Plan, k: int) -> pipeline.Plan:
+def ordering(p: task_plan.Plan, k: int) -> task_plan.Plan:
     """The plan of ordering k: the documents with their options rotated by k (k = 0: unchanged)."""
     return dataclasses.replace(p, permutation=k, docs=[prompts.permute(d, k, p.task.choices) for d in p.docs])
 
@@ -57,7 +57,7 @@ def orderings(protocol: dict) -> list[int | None]:
     return list(range(k)) if k else [None]
 
 
-def combine(p: pipeline.Plan, config: RunConfig, path: Path, entries: dict[int, dict]) -> dict:
+def combine(p: task_plan.Plan, config: RunConfig, path: Path, entries: dict[int, dict]) -> dict:
     """One results.json entry: the identity's bookkeeping, each ordering's metrics under
     `permutations`, per metric the mean over orderings as `value` with `sd`, `values` and the
     two-level interval as `ci95`, and `consistency` and `position_bias`."""

@@ -1,4 +1,5 @@
-"""One task through the pipeline: docs -> requests -> backend -> parse -> samples -> metrics."""
+"""One task through the pipeline: docs -> requests -> backend -> parse -> samples -> metrics, under the
+task's plan (mibe/runner/task_plan.py: its documents and protocol, fixed before anything is sent)."""
 
 from __future__ import annotations
 
@@ -10,103 +11,14 @@ from typing import Any
 
 from mibe import data, prompts
 from mibe.runfolder import folder, sharding, writer
-from mibe.runner import batches, extract, parallel, sample_rows, templating, thinking
+from mibe.runner import batches, extract, parallel, sample_rows, task_plan, templating, thinking
 from mibe.scoring import calibration, kinds, output_checks
 from mibe.scoring.stats import clusters_of, n_clusters
 from mibe.types import Backend, Doc, MibeError, Request, RunConfig, Task, is_paper
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a task will send to the model, before anything is sent."""
-
-    task: Task
-    docset: data.DocSet
-    docs: list[Doc]
-    protocol: dict[str, Any]
-    chat: templating.ChatSetup | None = None  # None: resolved from the config when requests are built
-    extractor: Any = None  # --parser model: the loaded mibe.runner.extract.Extractor
-    draw: int | None = None  # the shot seed of one few-shot draw (mibe/runner/shot_draws.py); None: --seed
-    permutation: int | None = None  # the rotation of a letter task's options (mibe/runner/permutations.py)
-
-
-def scoring_for(task: Task, config: RunConfig) -> str:
-    # Only tasks with a closed label set can be scored by comparing the choices' likelihoods.
-    if config.scoring == "loglikelihood" and kinds.get(task.answer_type).single:
-        return "loglikelihood"
-    return "generate"
-
-
-def generation_for(task: Task, config: RunConfig) -> tuple[int, tuple[str, ...]]:
-    if is_paper(config.protocol):  # the paper's scripts: 256 new tokens, no stop strings
-        max_new, stop = 256, ()
-    else:
-        max_new, stop = task.max_new_tokens, task.stop
-    return (config.max_new_tokens or max_new), stop
-
-
-def plan(
-    task: Task,
-    docset: data.DocSet,
-    config: RunConfig,
-    backend: Backend,
-    pool: Sequence[Doc] | None = None,
-    setup: templating.ChatSetup | None = None,
-    extractor: Any = None,
-    shot_source: str | None = None,
-) -> Plan:
-    """The task's protocol: resume reuses samples only under the same one. It holds the documents and the
-    few-shot pool as the hook produced them, so a changed hook or split never mixes two versions."""
-    docs = docset.docs[: config.limit] if config.limit is not None else docset.docs
-    shots_from = data.docs_fingerprint(pool) if config.num_fewshot and pool is not None else None
-    max_new, stop = generation_for(task, config)
-    scoring = scoring_for(task, config)
-    setup = (setup or templating.resolve(config, backend)).for_scoring(scoring)
-    chat = setup.protocol()
-    protocol = {
-        "task": task.name,
-        "task_version": task.version,
-        "task_file_hash": task.file_hash,
-        "template_hash": task.template_hash,
-        "data": {
-            "fingerprint": docset.fingerprint,
-            "n_rows": len(docset.docs),
-            "documents": data.docs_fingerprint(docset.docs),
-            "fewshot_pool": shots_from,
-        },
-        "split": task.split,
-        "limit": config.limit,
-        "shots": config.num_fewshot,
-        "fewshot_seed": config.seed if config.num_fewshot and not config.fewshot_seeds else None,
-        "scoring": scoring,
-        "parser": config.resolved_parser if scoring == "generate" else "argmax-loglikelihood",
-        "scorer_version": kinds.scorer_version(task.answer_type, config.resolved_parser)
-        if scoring == "generate"
-        else 1,
-        "chat_template": chat.pop("chat_template"),
-        "system_prompt": chat.pop("system_prompt"),
-        "max_new_tokens": max_new if scoring == "generate" else None,
-        "stop": list(stop) if scoring == "generate" else None,
-        **chat,
-        "reasoning": templating.reasoning(config, scoring),
-        "credentialed": task.credentialed,  # readers that show text decide from this, not a task file
-    }
-    if config.num_fewshot:  # only then (null at 0 shots): zero-shot folders keep resuming as they were
-        protocol["shot_source"] = shot_source or "evaluation"
-    if config.fewshot_seeds:  # only then, so run folders written before draws existed still resume
-        protocol["fewshot_seeds"] = list(config.fewshot_seeds)
-    if config.choice_permutations > 1 and task.answer_type == "letter":  # as fewshot_seeds: only then
-        prompts.check_permutable(task.name, docs, task.choices, config.choice_permutations)
-        protocol["choice_permutations"] = config.choice_permutations
-    if protocol["parser"] == "model" and not kinds.get(task.answer_type).labelled:
-        protocol["parser"] = "strict"  # the extractor maps answers to labels; free text reads as strict
-    if protocol["parser"] == "model":
-        protocol["extractor"] = config.extractor
-    return Plan(task, docset, docs, protocol, setup, extractor if protocol["parser"] == "model" else None)
-
-
 def build_requests(
-    p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc], docs: Sequence[Doc]
+    p: task_plan.Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc], docs: Sequence[Doc]
 ) -> tuple[list[Request], dict[str, dict[str, Any]]]:
     """Requests for `docs`, each fitted to the context; returns them with per-document notes."""
     task = p.task
@@ -153,7 +65,7 @@ def build_requests(
     return requests, notes
 
 
-def _cap_source(p: Plan, config: RunConfig) -> str:
+def _cap_source(p: task_plan.Plan, config: RunConfig) -> str:
     """Where the answer's token cap came from, so the fix names what is in force."""
     cap = "the task file's generation.max_new_tokens"
     if config.max_new_tokens:
@@ -164,7 +76,7 @@ def _cap_source(p: Plan, config: RunConfig) -> str:
     return cap + (f" + --reasoning-budget {budget}" if budget else "")
 
 
-def precheck(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> None:
+def precheck(p: task_plan.Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> None:
     """What could refuse this task's settings, found before the run folder is written (a corrected
     command is then never refused as "another run"): the answer's cap with any --reasoning-budget
     against the context, and the chat template rendering the first document's prompt."""
@@ -173,7 +85,7 @@ def precheck(p: Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) 
 
 
 def evaluate(
-    p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+    p: task_plan.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
     """Score one task: documents -> requests -> backend -> parse -> samples -> metrics.
 
@@ -184,7 +96,7 @@ def evaluate(
 
 
 def evaluate_scored(
-    p: Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+    p: task_plan.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[Scored | None, dict]:
     """`evaluate`, keeping the statistics matrix the entry was computed from (`Scored`)."""
     task, share = p.task, parallel.share(run_dir, p.task.name)
@@ -224,7 +136,7 @@ def _output_tokens(backend: Backend, batch: Sequence[Request], outputs: Sequence
 
 
 def _run_batches(
-    p: Plan, backend: Backend, config: RunConfig, share: parallel.Share, bar: Any, requests: list,
+    p: task_plan.Plan, backend: Backend, config: RunConfig, share: parallel.Share, bar: Any, requests: list,
     notes: dict, position: dict, by_id: dict,
 ) -> int:  # fmt: skip
     task, target, parser = p.task, share.target, p.protocol["parser"]
@@ -260,7 +172,7 @@ def _run_batches(
             if p.extractor is not None:
                 p.extractor.apply(task, rows, share.run_dir, task.credentialed)
             if redact:
-                rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
+                rows = folder.redact_rows(rows, task, task_plan.score_parser(p), config.bertscore_model)
             if p.draw is not None:  # one samples file holds every draw: rows are (draw, id)
                 rows = [{"id": r["id"], "draw": p.draw, **r} for r in rows]
             if p.permutation is not None:  # and every ordering of the options: rows are (permutation, id)
@@ -278,14 +190,10 @@ def _run_batches(
     return tokens
 
 
-def shown(doc: Doc, p: Plan) -> dict[str, Any]:
+def shown(doc: Doc, p: task_plan.Plan) -> dict[str, Any]:
     """`option_order`: the original index of the option at each position under the plan's rotation."""
     n = len(prompts.option_letters(doc, p.task.choices) or ())
     return {"option_order": [(i + (p.permutation or 0)) % n for i in range(n)]}
-
-
-def score_parser(p: Plan) -> str:
-    return p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
 
 
 @dataclass(frozen=True)
@@ -298,7 +206,7 @@ class Scored:
     stat_of: dict[str, Any] = field(default_factory=dict)  # each metric as a function of its column sums
 
 
-def plan_rows(p: Plan, path: Path, axis: str, values: Sequence[Any]) -> list[list[dict]]:
+def plan_rows(p: task_plan.Plan, path: Path, axis: str, values: Sequence[Any]) -> list[list[dict]]:
     """Each value's samples rows, in the documents' order: `axis` is "draw" (few-shot draws) or
     "permutation" (option orderings); rows of other draws or orderings than the plan's are left out."""
     order = {d.id: i for i, d in enumerate(p.docs)}
@@ -311,7 +219,7 @@ def plan_rows(p: Plan, path: Path, axis: str, values: Sequence[Any]) -> list[lis
     return [sorted(found[v], key=lambda r: order[r["id"]]) for v in values]
 
 
-def score(p: Plan, config: RunConfig, path: Path) -> Scored:
+def score(p: task_plan.Plan, config: RunConfig, path: Path) -> Scored:
     """The task's entry from its samples file, with the statistics it was computed from."""
     task = p.task
     rows = plan_rows(p, path, "draw", [p.draw])[0]
@@ -322,7 +230,7 @@ def score(p: Plan, config: RunConfig, path: Path) -> Scored:
 
     if not kinds.get(task.answer_type).labelled and any(folder.is_redacted(r) for r in rows):
         # --redact-samples: statistics instead of text (rows of a resume without the flag join them).
-        rows = folder.redact_rows(rows, task, score_parser(p), config.bertscore_model)
+        rows = folder.redact_rows(rows, task, task_plan.score_parser(p), config.bertscore_model)
         stats = [r["stats"] for r in rows]
         why = next((r["unavailable"] for r in rows if r.get("unavailable")), {})
         scored = kinds.score_stats(
@@ -334,7 +242,7 @@ def score(p: Plan, config: RunConfig, path: Path) -> Scored:
     return Scored(_entry(p, config, rows, scored), x, stat_of)
 
 
-def _entry(p: Plan, config: RunConfig, rows: list[dict], scored: dict) -> dict:
+def _entry(p: task_plan.Plan, config: RunConfig, rows: list[dict], scored: dict) -> dict:
     task, total = p.task, len(p.docset.docs)
     return {
         "protocol": p.protocol,
@@ -367,14 +275,14 @@ def cluster_fields(task: Task, rows: Sequence[dict]) -> dict[str, Any]:
     return {"cluster_key": task.cluster, "n_clusters": n_clusters(clusters, len(rows))}
 
 
-def _calibration(p: Plan, config: RunConfig, rows: list[dict]) -> dict | None:
+def _calibration(p: task_plan.Plan, config: RunConfig, rows: list[dict]) -> dict | None:
     """ECE, Brier and reliability bins from the choices' log-likelihoods (log-likelihood scoring only)."""
     if p.protocol["scoring"] != "loglikelihood":
         return None
     return calibration.from_samples(rows, p.task.choices, config.bootstrap, config.seed)
 
 
-def _warnings(p: Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
+def _warnings(p: task_plan.Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
     """Outputs that look broken (mostly empty, identical or cut at the limit), with the likely cause."""
     if p.protocol["scoring"] != "generate" or not rows or any("raw_output" not in r for r in rows):
         return []
@@ -389,11 +297,16 @@ def _warnings(p: Plan, config: RunConfig, rows: Sequence[dict]) -> list[str]:
     )
 
 
-def _score_full(p: Plan, config: RunConfig, rows: list[dict]) -> tuple[dict, Any, dict[str, Any]]:
+def _score_full(p: task_plan.Plan, config: RunConfig, rows: list[dict]) -> tuple[dict, Any, dict[str, Any]]:
     def value(x: Any) -> Any:
         return tuple(x) if isinstance(x, list) else x
 
-    kind, metrics, labels, parser = p.task.answer_type, p.task.metrics, p.task.choices, score_parser(p)
+    kind, metrics, labels, parser = (
+        p.task.answer_type,
+        p.task.metrics,
+        p.task.choices,
+        task_plan.score_parser(p),
+    )
     golds, preds = [value(r["gold"]) for r in rows], [value(r["prediction"]) for r in rows]
     stats = (
         kinds.task_stats(kind, metrics, golds, preds, labels, parser, config.bertscore_model)

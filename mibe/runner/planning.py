@@ -13,7 +13,7 @@ from typing import Any
 
 from mibe import textout
 from mibe.runfolder import sharding
-from mibe.runner import pipeline
+from mibe.runner import pipeline, task_plan
 from mibe.types import Backend, Doc, RunConfig
 
 HEADER = ("task", "documents", "requests", "prompt tokens", "longest prompt", "answer tokens (max)")
@@ -176,7 +176,7 @@ class DryRun:
     per_doc: dict[str, int] = field(default_factory=dict)
 
 
-def _variants(p: pipeline.Plan, config: RunConfig) -> list[pipeline.Plan]:
+def _variants(p: task_plan.Plan, config: RunConfig) -> list[task_plan.Plan]:
     """The plans a task is scored under: one per few-shot draw (--fewshot-seeds) times one per option
     ordering (--choice-permutations), each sending its own requests; otherwise the plan itself."""
     from mibe.runner import permutations
@@ -190,7 +190,7 @@ def _variants(p: pipeline.Plan, config: RunConfig) -> list[pipeline.Plan]:
     return found
 
 
-def dry_run_report(p: pipeline.Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
+def dry_run_report(p: task_plan.Plan, config: RunConfig, backend: Backend, pool: Sequence[Doc]) -> DryRun:
     """A task's figures over every request the run would send: all draws and orderings counted."""
     variants = _variants(p, config)
     requests, notes = [], {}

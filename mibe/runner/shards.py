@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runfolder import folder, sharding
-from mibe.runner import permutations, pipeline
+from mibe.runner import permutations, pipeline, task_plan
 from mibe.types import Backend, Doc, RunConfig
 
 
-def expected(p: pipeline.Plan, spec: str) -> list[str]:
+def expected(p: task_plan.Plan, spec: str) -> list[str]:
     """The task's document ids this shard holds, in the data's order."""
     return [d.id for d in p.docs if sharding.mine(spec, p.task.name, d.id)]
 
 
 def evaluate(
-    p: pipeline.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+    p: task_plan.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
     """The pipeline once per few-shot draw and ordering of the options (or once), then the task's
     count-only entry (None off rank 0)."""

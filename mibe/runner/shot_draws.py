@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe.runfolder import folder
-from mibe.runner import pipeline
+from mibe.runner import pipeline, task_plan
 from mibe.scoring import calibration, draw_stats, kinds
 from mibe.scoring.stats import clusters_of
 from mibe.types import Backend, Doc, RunConfig
@@ -24,7 +24,7 @@ INTERVAL = "two-level bootstrap over documents and draws (docs/statistics.md)"
 
 
 def evaluate(
-    p: pipeline.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
+    p: task_plan.Plan, backend: Backend, config: RunConfig, run_dir: Path, pool: Sequence[Doc]
 ) -> tuple[dict | None, dict]:
     """`pipeline.evaluate` once per draw, then one entry for the task (None off rank 0)."""
     scored: dict[int, pipeline.Scored | None] = {}
@@ -40,10 +40,10 @@ def evaluate(
 
 
 def matrices(
-    p: pipeline.Plan, drawn: Sequence[Sequence[dict]], config: RunConfig
+    p: task_plan.Plan, drawn: Sequence[Sequence[dict]], config: RunConfig
 ) -> tuple[list[Any], dict[str, Any]]:
     """Each draw's per-document statistics matrix and the metrics as functions of its column sums."""
-    parser = pipeline.score_parser(p)
+    parser = task_plan.score_parser(p)
     xs, stat_of = [], {}
     for rows in drawn:
         if not kinds.get(p.task.answer_type).labelled and any(folder.is_redacted(r) for r in rows):
@@ -65,7 +65,7 @@ def _value(x: Any) -> Any:
     return tuple(x) if isinstance(x, list) else x
 
 
-def combine(p: pipeline.Plan, config: RunConfig, path: Path, scored: dict[int, pipeline.Scored]) -> dict:
+def combine(p: task_plan.Plan, config: RunConfig, path: Path, scored: dict[int, pipeline.Scored]) -> dict:
     """One results.json entry: the first draw's bookkeeping, each draw's metrics under `draws`, and
     per metric the mean over draws as `value`, the two-level interval as `ci95`, `sd` and `values`.
     Each draw's statistics are those its own entry was computed from, never computed again."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mibe import data, resources, tasks
 from mibe.backends import continuations
-from mibe.runner import pipeline
+from mibe.runner import pipeline, task_plan
 from mibe.types import Request, RunConfig
 from tests.support import tinymodel
 from tests.support.paths import PUBLIC, REPO, needs_public_data
@@ -100,7 +100,7 @@ def requests_for(backend, data_dir: Path, limit: int | None = None) -> list[Requ
         config = RunConfig(
             model="m", tasks=(name,), data_dir=str(data_dir), limit=limit, scoring="loglikelihood"
         )
-        p = pipeline.plan(task, data.load_docs(task, data.locate(task, str(data_dir), {})), config, backend)
+        p = task_plan.plan(task, data.load_docs(task, data.locate(task, str(data_dir), {})), config, backend)
         out += pipeline.build_requests(p, config, backend, p.docset.docs, p.docs)[0]
     return out
 
