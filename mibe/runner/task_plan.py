@@ -104,4 +104,5 @@ def plan(
 
 
 def score_parser(p: Plan) -> str:
+    """The parser scoring reads rows with: a log-likelihood row holds a choice itself, read as strict."""
     return p.protocol["parser"] if p.protocol["scoring"] == "generate" else "strict"
