@@ -176,12 +176,8 @@ def load_hook(task: Task) -> ModuleType | None:
         raise MibeError(f"{task.hook}: cannot import the task hook")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not hasattr(module, "to_doc"):
-        # to_docs(rows) was read until mibe handed to_doc the row's place itself (row["__position__"]).
-        gone = f"; to_docs(rows) is no longer read: each row's place is row['{POSITION}']"
-        raise MibeError(
-            f"{task.hook}: a task hook must define to_doc(row)" + (gone if hasattr(module, "to_docs") else "")
-        )
+    if not hasattr(module, "to_doc") and not hasattr(module, "to_docs"):
+        raise MibeError(f"{task.hook}: a task hook must define to_doc(row) or to_docs(rows)")
     return module
 
 
@@ -265,6 +261,8 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
         where = row.get("__where__") if isinstance(row, Mapping) else None  # a hook's read may hand anything
         first = first or f"{where or f'row {index + 1}'}: {why}"
 
+    if hook is not None and hasattr(hook, "to_docs") and not any("query" in r for r in rows):
+        return _grouped(task, rows, hook)
     for index, row in enumerate(rows):
         try:
             if "query" in row and "answer" in row:
@@ -285,6 +283,24 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
             docs.append(replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, row)))
         except ValueError as exc:
             reject(index, str(exc), row)
+    return docs, skipped, first
+
+
+def _grouped(
+    task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType
+) -> tuple[list[Doc], int, str | None]:
+    """A hook's `to_docs(rows)`: documents made from rows that belong together, so not one per row;
+    a None, or a gold outside the task's labels, is a skipped document."""
+    docs: list[Doc] = []
+    skipped, first = 0, None
+    for number, doc in enumerate(hook.to_docs(list(rows))):
+        try:
+            if doc is None:
+                raise ValueError("the task hook found nothing usable")
+            docs.append(replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, {})))
+        except ValueError as exc:
+            skipped += 1
+            first = first or f"document {number + 1} of to_docs: {exc}"
     return docs, skipped, first
 
 

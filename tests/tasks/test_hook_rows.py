@@ -117,19 +117,40 @@ def test_row_id(row: dict, found: str | None) -> None:
         assert data.row_id(row, "pmid", "id") == found
 
 
-@pytest.mark.parametrize(
-    ("hook", "ends"),
-    [
-        (
-            "def to_docs(rows):\n    return []\n",
-            "to_docs(rows) is no longer read: each row's place is row['__position__']",
-        ),
-        ("X = 1\n", "a task hook must define to_doc(row)"),
-    ],
-)
-def test_a_hook_without_to_doc_is_one_line(hook: str, ends: str, tmp_path: Path) -> None:
+# A hook whose documents are made from rows that belong together: two rows a question (its text, then
+# its answer), invented for this test. `to_docs` receives every row as read, without `__position__`.
+PAIRING_HOOK = """
+from mibe.types import Doc
+
+def to_docs(rows):
+    assert all("__position__" not in r for r in rows)
+    def doc(question, answer):
+        return Doc(id=question["id"], fields={"question": question["question"]}, gold=answer["answer"])
+
+    return [None if b.get("answer") is None else doc(a, b) for a, b in zip(rows[0::2], rows[1::2])]
+"""
+
+
+def test_to_docs_makes_documents_from_rows_that_belong_together(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(EXAMPLE.read_text().replace("name: everyday_yesno", "name: mine"))
+    (tmp_path / "mine.py").write_text(PAIRING_HOOK)
+    task = tasks.load_task(tmp_path / "mine.yaml")
+    rows = [
+        {"id": "q1", "question": "Is ice cold?"}, {"answer": "yes"},
+        {"id": "q2", "question": "Can a cat fly?"}, {"answer": None},
+        {"id": "q3", "question": "Is a week seven days?"}, {"answer": "maybe"},
+        {"id": "q4", "question": "Is water wet?"}, {"answer": "no"},
+    ]  # fmt: skip
+    docs, skipped, first = data.to_docs(task, rows, data.load_hook(task))
+    assert [(d.id, d.gold) for d in docs] == [("q1", "yes"), ("q4", "no")]
+    assert skipped == 2 and first == "document 2 of to_docs: the task hook found nothing usable"
+
+
+@pytest.mark.parametrize("hook", ["X = 1\n", "def read(path, split):\n    return None\n"])
+def test_a_hook_without_to_doc_or_to_docs_is_one_line(hook: str, tmp_path: Path) -> None:
     (tmp_path / "mine.yaml").write_text(EXAMPLE.read_text().replace("name: everyday_yesno", "name: mine"))
     (tmp_path / "mine.py").write_text(hook)
     with pytest.raises(MibeError) as refused:
         data.load_hook(tasks.load_task(tmp_path / "mine.yaml"))
-    assert str(refused.value).endswith(ends) and "\n" not in str(refused.value)
+    message = str(refused.value)
+    assert message.endswith("a task hook must define to_doc(row) or to_docs(rows)") and "\n" not in message
