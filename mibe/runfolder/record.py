@@ -239,20 +239,6 @@ class EndpointEntry(Part):
     key_env: str | None = Field(None, description="the variable its API key came from")
 
 
-class Endpoint(Part):
-    """An endpoint that received text (backends/policy.py): never its key, only the variable that held it."""
-
-    role: str | None = None
-    spec: str | None = None
-    backend: str | None = None
-    url: str | None = None
-    model: str | None = None
-    where: str | None = None
-    credentialed: list[str] = []
-    authorisation: str | None = None
-    key_env: str | None = None
-
-
 class Results(Header):
     tasks: dict[TaskName, TaskEntry]
     git_commit: str | None = None
@@ -261,7 +247,6 @@ class Results(Header):
     timing: dict[str, Any] = {}
     extractor: dict[str, Any] | None = None
     protocols: dict[str, Any] | None = None
-    endpoints: list[Endpoint] = []
     endpoints: list[EndpointEntry] = []
 
 
