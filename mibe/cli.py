@@ -29,8 +29,8 @@ from mibe.resources import DOCS_EPILOG, cite_docs
 from mibe.types import MibeError
 from mibe.version import __version__
 
-# `mibe --help` lists them in this order. Each module's `add` registers its subparser with its entry
-# point as the `handler` default; importing them stays light (argparse only: see mibe/commands/).
+# `mibe --help` lists them in this order. Each module declares its entry (`COMMAND`), its flags (`add`)
+# and its entry point (`command`); importing them stays light (argparse only: see mibe/commands/).
 COMMANDS = (
     run, merge, scale_out, leaderboard, compare, tasks, data, rescore, import_, judge, audit, view, train,
     docs,
@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="show tracebacks of unexpected failures")
     sub = top.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        command.add(sub)
+        parser = command.COMMAND.parser(sub)
+        command.add(parser)
+        parser.set_defaults(handler=command.command)
     for parser in (top, *sub.choices.values()):  # help texts cite pages: say how to read them
         parser.epilog = parser.epilog or DOCS_EPILOG
     return top

@@ -1,5 +1,6 @@
-"""One module per `mibe` subcommand: its arguments (`add`, which registers the subparser and its entry
-point) and its entry point (`command(args, argv) -> exit code`). mibe/cli.py lists them and dispatches.
+"""One module per `mibe` subcommand: its entry in `mibe --help` (`COMMAND`, an `options.Command`), its
+arguments (`add(parser)`) and its entry point (`command(args, argv) -> exit code`). mibe/cli.py lists
+the modules, makes each subparser from `COMMAND`, and dispatches to `command`.
 
 Every command's parser is built at start-up, so a command module imports argparse and light modules
 only at its top; what a command needs to run (torch, the run-folder readers, the boards) it imports

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from mibe.commands import options
 
 FORMATS = ("table", "md", "csv", "json")
 
 
-def add(sub: Any) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="two runs on the documents both scored: differences, paired tests, agreement",
-    )
+def add(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
     options.add_written(p, FORMATS)
     options.add_resampling(p, "paired-bootstrap resamples")
-    p.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -33,3 +27,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     report = run_compare(args.run_a, args.run_b, n_boot=args.bootstrap, seed=args.seed)
     output.write(compare_text.render(report, fmt), args.output, [args.run_a, args.run_b])
     return 0
+
+
+COMMAND = options.Command(
+    "compare",
+    "two runs on the documents both scored: differences, paired tests, agreement",
+)

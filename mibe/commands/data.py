@@ -9,8 +9,7 @@ from typing import Any
 from mibe.commands import options
 
 
-def add(sub: Any) -> None:
-    data = sub.add_parser("data", help="check data before a run (loads no model)")
+def add(data: argparse.ArgumentParser) -> None:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser(
         "check", help="per task: where its data comes from, documents, labels, unusable rows"
@@ -22,7 +21,6 @@ def add(sub: Any) -> None:
             help="which evaluation documents a training corpus repeats (docs/contamination.md)",
         )
     )
-    data.set_defaults(handler=command)
 
 
 def _add_contamination(parser: Any) -> None:
@@ -69,3 +67,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
 
         return contamination.main(args)
     return datacheck.main(args)
+
+
+COMMAND = options.Command(
+    "data",
+    "check data before a run (loads no model)",
+)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from mibe.commands import options
 
 
-def add(sub: Any) -> None:
-    docs = sub.add_parser("docs", help="list the documentation pages, or print one (they ship with mibe)")
+def add(docs: argparse.ArgumentParser) -> None:
     docs.add_argument("page", nargs="?", metavar="PAGE", help="a page's name, e.g. statistics")
     docs.add_argument("--path", action="store_true", help="print where the page is instead of its text")
-    docs.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -27,3 +26,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"{name:<{width}}  {resources.doc_title(path)}")
     print(f"`mibe docs PAGE` prints a page, `--path` where it is (in {resources.docs_dir()})")
     return 0
+
+
+COMMAND = options.Command(
+    "docs",
+    "list the documentation pages, or print one (they ship with mibe)",
+)

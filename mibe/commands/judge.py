@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from mibe.commands import options
+from mibe.types import MibeError
 
 
-def add(sub: Any) -> None:
-    judge = sub.add_parser(
-        "judge", help="score a run's summaries with a jury of judge models (docs/judges.md)",
-        description="Judge a finished run's text-task outputs against each task's `judge:` rubric and "
-        "write a new run folder with judge_<criterion> columns; the evaluated model is not loaded.",
-    )  # fmt: skip
+def add(judge: argparse.ArgumentParser) -> None:
     options.add_saved_run(judge)
     judge.add_argument(
         "--judge", action="append", required=True, metavar="SPEC",
@@ -40,11 +35,39 @@ def add(sub: Any) -> None:
         "send credentialed tasks to the judge at URL, a non-loopback endpoint (repeat per judge); "
         "said and recorded in results.json",
     )  # fmt: skip
-    judge.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
     """Judge models only; the evaluated model is never loaded."""
-    from mibe.runner import judge_run
+    from mibe.backends import policy
+    from mibe.backends.endpoint import Machine
+    from mibe.runfolder import saved
+    from mibe.runner.judge_calls import Settings
+    from mibe.runner.judge_run import judge_run, parse_specs
 
-    return judge_run.command(args, argv)
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size),
+                        ("--judge-max-new-tokens", args.judge_max_new_tokens)):  # fmt: skip
+        if value is not None and value < 1:
+            raise MibeError(f"{flag} {value}: must be a positive integer")
+    machine = Machine(
+        device=args.device or "cpu", dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    settings = Settings(
+        parse_specs(args.judge), args.judge_order, args.judge_max_new_tokens, args.limit,
+        human_ratings=args.human_ratings, machine=machine, device_given=args.device is not None,
+        grants=policy.authorisations(args.allow_remote_credentialed),
+    )  # fmt: skip
+    judge_run(
+        args.run_dir, args.output_dir, settings, saved.split_names(args.tasks), ["mibe", *argv],
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    return 0
+
+
+COMMAND = options.Command(
+    "judge",
+    "score a run's summaries with a jury of judge models (docs/judges.md)",
+    description="Judge a finished run's text-task outputs against each task's `judge:` rubric and "
+    "write a new run folder with judge_<criterion> columns; the evaluated model is not loaded.",
+)

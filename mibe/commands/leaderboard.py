@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mibe.commands import options
 from mibe.log import logger
@@ -14,13 +13,7 @@ from mibe.types import MibeError
 FORMATS = ("table", "md", "csv", "html", "latex")
 
 
-def add(sub: Any) -> None:
-    p = sub.add_parser(
-        "leaderboard",
-        help="runs side by side with the paper's published rows: table, markdown, CSV or HTML",
-        description="One row per run, one column per task, metric and protocol; 95%% intervals, "
-        "averages over complete rows, ranks, and whether the best row is significantly ahead.",
-    )
+def add(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders written by `mibe run`")
     options.add_written(p, FORMATS)
     p.add_argument(
@@ -65,7 +58,6 @@ def add(sub: Any) -> None:
     options.add_repeated(
         p, "--base", "RUN=BASE_RUN", "with --delta-vs-base: RUN's base model run is BASE_RUN"
     )
-    p.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -134,3 +126,11 @@ def _delta(args: argparse.Namespace) -> int:
     report = delta.delta(args.runs, args.base, n_boot=args.bootstrap, seed=args.seed)
     output.write(delta_text.render(report, output.fmt(args, FORMATS)), args.output)
     return 0
+
+
+COMMAND = options.Command(
+    "leaderboard",
+    "runs side by side with the paper's published rows: table, markdown, CSV or HTML",
+    description="One row per run, one column per task, metric and protocol; 95%% intervals, "
+    "averages over complete rows, ranks, and whether the best row is significantly ahead.",
+)

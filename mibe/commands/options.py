@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NamedTuple
 
 OVERWRITE = "replace what mibe wrote in the folder, its caches too; nothing else is deleted"
 DATA_DIR = "folder with <task>.jsonl/.json/.csv/.tsv/.parquet or <task>/"
 TASKS = "all, public (the non-credentialed built-ins), task names, or task-file paths, comma-separated"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class Command(NamedTuple):
+    """A subcommand's entry in `mibe --help`, declared by its module; mibe/cli.py makes the subparser,
+    hands it to the module's `add` for its flags and binds the module's `command` as its handler."""
+
+    name: str
+    help: str
+    description: str | None = None
+    formatter: type[argparse.HelpFormatter] = argparse.HelpFormatter
+
+    def parser(self, sub: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            self.name, help=self.help, description=self.description, formatter_class=self.formatter
+        )
 
 
 class Defaults(argparse.HelpFormatter):

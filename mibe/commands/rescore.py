@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from mibe.commands import options
 from mibe.types import PARSERS
 
 
-def add(sub: Any) -> None:
-    rescore = sub.add_parser("rescore", help="re-parse a run's saved outputs and recompute its metrics")
+def add(rescore: argparse.ArgumentParser) -> None:
     options.add_saved_run(rescore)
     rescore.add_argument(
         "--parser", default="strict", choices=PARSERS,
@@ -29,7 +27,6 @@ def add(sub: Any) -> None:
     )
     rescore.add_argument("--tasks", help=options.TRUSTED_TASKS)
     options.add_new_run(rescore)
-    rescore.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -41,3 +38,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     from mibe.runfolder import rescore
 
     return rescore.command(args, argv)
+
+
+COMMAND = options.Command(
+    "rescore",
+    "re-parse a run's saved outputs and recompute its metrics",
+)

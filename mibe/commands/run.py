@@ -6,16 +6,12 @@ configuration from the parsed arguments field by field of the dataclass, not fla
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from mibe.commands import options
 from mibe.types import PARSERS, PROTOCOLS, SCORINGS
 
 
-def add(sub: Any) -> None:
-    run = sub.add_parser(
-        "run", help="score a model on MIBE tasks and write a run folder", formatter_class=options.Defaults
-    )
+def add(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--model",
         action="append",
@@ -202,8 +198,6 @@ def add(sub: Any) -> None:
     )  # fmt: skip
     options.add_judge_order(jury)
 
-    run.set_defaults(handler=command)
-
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
     """One model, or a sweep of several (--model repeated or --models FILE)."""
@@ -218,3 +212,10 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         api.run(config, command=["mibe", *argv])
     return 0
+
+
+COMMAND = options.Command(
+    "run",
+    "score a model on MIBE tasks and write a run folder",
+    formatter=options.Defaults,
+)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from mibe.commands import options
 
 TEMPLATES = ("shard", "merge")
 
 
-def add(sub: Any) -> None:
-    scale = sub.add_parser("scale-out", help="print the SLURM templates of a sharded run (docs/scale-out.md)")
+def add(scale: argparse.ArgumentParser) -> None:
     scale.add_argument("system", choices=("slurm",))
     scale.add_argument(
         "template", nargs="?", choices=TEMPLATES,
         help="print this sbatch file (shard: one array task per shard; merge: the merge job); "
         "without it, where they are and how to submit them",
     )  # fmt: skip
-    scale.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -32,3 +31,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     print("mibe scale-out slurm shard > shard.sbatch; mibe scale-out slurm merge > merge.sbatch")
     print("then: sbatch --array=0-<N-1> shard.sbatch; sbatch --dependency=afterok:<job> merge.sbatch")
     return 0
+
+
+COMMAND = options.Command(
+    "scale-out",
+    "print the SLURM templates of a sharded run (docs/scale-out.md)",
+)

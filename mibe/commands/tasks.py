@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from mibe import textout
 from mibe.commands import options
 
 
-def add(sub: Any) -> None:
-    tasks = sub.add_parser("tasks", help="list, show or validate task files")
+def add(tasks: argparse.ArgumentParser) -> None:
     tsub = tasks.add_subparsers(dest="tasks_command", required=True)
     tsub.add_parser("list", help="the built-in tasks")
     show = tsub.add_parser("show", help="a task's rendered prompt, parse rule and metrics")
@@ -31,7 +29,6 @@ def add(sub: Any) -> None:
         help="the answer kind (docs/task-files.md)",
     )  # fmt: skip
     new.add_argument("--dir", default=".", help="the folder to write into (never overwrites)")
-    tasks.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -115,3 +112,9 @@ def _show_task(args: argparse.Namespace) -> int:
     print(prompt, end="")
     print("\n--- end ---")
     return 0
+
+
+COMMAND = options.Command(
+    "tasks",
+    "list, show or validate task files",
+)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+
+from mibe.commands import options
 
 HELP = {
     "pretrain": "continual pre-training of a causal LM on a domain mix (Me-LLaMA: 15:1:4)",
@@ -16,15 +17,8 @@ HELP = {
 }
 
 
-def add(sub: Any) -> None:
-    train = sub.add_parser(
-        "train",
-        help="continual pre-training, LoRA instruction tuning, task fine-tuning (mibe train KIND --help)",
-        description="mibe train pretrain|sft|task --config RECIPE.yaml [flags] [--set KEY=VALUE ...]; "
-        "`mibe train pretrain --help` lists the flags (docs/training.md)",
-    )
+def add(train: argparse.ArgumentParser) -> None:
     train.add_argument("train_args", nargs=argparse.REMAINDER, metavar="{pretrain,sft,task} ...")
-    train.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -129,3 +123,11 @@ def main(argv: Sequence[str]) -> int:
 
     train.run(args.kind, recipe, recipe_file, ["mibe", "train", *argv], overwrite=args.overwrite)
     return 0
+
+
+COMMAND = options.Command(
+    "train",
+    "continual pre-training, LoRA instruction tuning, task fine-tuning (mibe train KIND --help)",
+    description="mibe train pretrain|sft|task --config RECIPE.yaml [flags] [--set KEY=VALUE ...]; "
+    "`mibe train pretrain --help` lists the flags (docs/training.md)",
+)

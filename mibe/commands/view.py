@@ -6,15 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
+from mibe.commands import options
 from mibe.types import MibeError
 
 
-def add(sub: Any) -> None:
-    view = sub.add_parser(
-        "view", help="a self-contained HTML page to read a run's samples, or where two runs differ"
-    )
+def add(view: argparse.ArgumentParser) -> None:
     view.add_argument("run", help="a run folder")
     view.add_argument("run_b", nargs="?", help="a second run folder: shows the documents scored differently")
     view.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the page to write")
@@ -23,7 +20,6 @@ def add(sub: Any) -> None:
         action="store_true",
         help="include prompts and outputs of credentialed tasks (off: ids, scores and labels only)",
     )
-    view.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -48,3 +44,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     shown = "with credentialed text" if args.show_credentialed else "credentialed text left out"
     print(f"mibe: wrote {out} ({len(text) // 1024} KiB; {shown})")
     return 0
+
+
+COMMAND = options.Command(
+    "view",
+    "a self-contained HTML page to read a run's samples, or where two runs differ",
+)

@@ -13,7 +13,7 @@ from typing import Any
 
 from mibe.backends.traces import answer_of
 from mibe.runfolder import sharding
-from mibe.types import MibeError, Task
+from mibe.types import Task
 
 DISAGREEMENT_KINDS = (
     "substring inside a word",  # PubMedQA: "I cannot tell" reads as "no"
@@ -351,28 +351,3 @@ def _render_task(t: dict[str, Any], md: bool) -> list[str]:
 
 def _pair(item: tuple[str, int]) -> tuple[str, str]:
     return item[0], str(item[1])
-
-
-def command(args: Any) -> int:
-    """`mibe audit RUN_DIR [--tasks ...] [-o FILE] [--format text|md] [--examples N]`."""
-    from mibe.runfolder import folder, writer
-    from mibe.runfolder.saved import task_specs
-
-    if args.examples < 0:
-        raise MibeError(f"--examples {args.examples}: must be 0 or more")
-    if args.output:  # checked before the audit is computed: a bad -o costs nothing
-        if Path(args.output).suffix.lower() not in (".md", ".markdown", ".txt"):
-            raise MibeError(f"-o {args.output}: the audit is written as markdown; name it FILE.md (or .txt)")
-        folder.refuse_inside_run(args.output, [args.run_dir])
-    names, trusted = task_specs(args.tasks)
-    report = audit(args.run_dir, names, args.examples, args.show_credentialed, trusted)
-    if args.output:
-        out = Path(args.output)
-        try:
-            writer.write_text_atomic(out, render(report, md=True))
-        except OSError as exc:
-            raise MibeError(f"-o {out}: cannot write ({exc.strerror}); choose another file") from None
-        print(f"mibe: audit written to {out}")
-        return 0
-    print(render(report, md=args.format == "md"), end="")
-    return 0

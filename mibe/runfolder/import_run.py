@@ -225,17 +225,3 @@ def _results(run_json: dict[str, Any], entry: dict, task: Task, command: Sequenc
     }
     del results["protocols"]
     return results
-
-
-def command(args: Any, argv: Sequence[str]) -> int:
-    """`mibe import HARNESS PATH... --task TASK --output-dir RUN`."""
-    from mibe import tasks
-
-    (task,), _ = tasks.resolve([args.task], flag="--task")
-    import_run(
-        args.harness, args.paths, task, args.output_dir, args.model_name, args.parser,
-        args.seed, args.bootstrap, command=["mibe", *argv],
-        delimiters=traces.parse_delimiters(args.reasoning_delimiters),
-        overwrite=getattr(args, "overwrite", False),
-    )  # fmt: skip
-    return 0

@@ -348,25 +348,3 @@ def after_run(config: RunConfig, out_folder: writer.Writer, out: dict[str, Any],
 
 def entry_private(items: Sequence[Item], name: str) -> bool:
     return next(i.private for i in items if i.name == name)
-
-
-def command(args: Any, argv: Sequence[str]) -> int:
-    """`mibe judge RUN --judge SPEC [--judge SPEC ...] [--tasks ...] [--limit N] --output-dir NEW`."""
-    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size),
-                        ("--judge-max-new-tokens", args.judge_max_new_tokens)):  # fmt: skip
-        if value is not None and value < 1:
-            raise MibeError(f"{flag} {value}: must be a positive integer")
-    machine = Machine(
-        device=args.device or "cpu", dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        batch_size=args.batch_size,
-    )  # fmt: skip
-    settings = Settings(
-        parse_specs(args.judge), args.judge_order, args.judge_max_new_tokens, args.limit,
-        human_ratings=args.human_ratings, machine=machine, device_given=args.device is not None,
-        grants=policy.authorisations(args.allow_remote_credentialed),
-    )  # fmt: skip
-    judge_run(
-        args.run_dir, args.output_dir, settings, saved_run.split_names(args.tasks), ["mibe", *argv],
-        overwrite=getattr(args, "overwrite", False),
-    )  # fmt: skip
-    return 0

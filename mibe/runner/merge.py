@@ -11,7 +11,6 @@ the shards' run.json and samples alone (no data, no model).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -19,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mibe import data
-from mibe.log import logger
-from mibe.runfolder import folder, saved, sharding, summary, writer
+from mibe.runfolder import folder, saved, sharding, writer
 from mibe.runner import permutations, pipeline, shot_draws, task_plan
 from mibe.types import Doc, MibeError, RunConfig
 from mibe.version import __version__
@@ -274,26 +272,7 @@ def _results(shards: Sequence[Shard], run_json: dict, tasks: dict, command: Sequ
     return out
 
 
-def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    shards = [read(p) for p in args.shards]
-    if args.status:
-        _same_cut(shards)
-        lines, complete = status(shards)
-        print("\n".join(lines))
-        return 0 if complete else 1
-    if not args.output_dir:
-        raise MibeError(
-            "mibe merge: give --output-dir RUN for the merged run (or --status to check the shards)"
-        )
-    out_dir = Path(args.output_dir)
-    out = merge(shards, out_dir, args.overwrite, args.bertscore_model, ["mibe", *argv])
-    logger.info(summary.table(out))
-    logger.info(f"mibe: merged {len(shards)} shards into {out_dir / 'results.json'}")
-    logger.info(summary.next_commands(out_dir))
-    return 0
-
-
-def _same_cut(shards: Sequence[Shard]) -> None:
+def same_cut(shards: Sequence[Shard]) -> None:
     """--status reads shards of one run only (a full check of each is the merge's)."""
     for s in shards[1:]:
         if s.of != shards[0].of or s.run_json["shard"]["rule"] != shards[0].run_json["shard"]["rule"]:
