@@ -132,7 +132,7 @@ def _matrix(kind: str, metric: str, golds: list, preds: list, labels: tuple[str,
         x = np.array([[metrics.rouge_l(g, p)] for g, p in zip(golds, preds, strict=True)]).reshape(-1, 1)
         n = len(golds)
         return x, lambda s: s[..., 0] / n
-    x, stat, _ = kinds.task_stats(kind, (metric,), golds, preds, labels, parser)
+    x, stat, _ = kinds.get(kind).stats(golds, preds, labels, parser, wanted=(metric,))
     return (x, stat[metric]) if metric in stat else None
 
 

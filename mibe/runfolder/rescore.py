@@ -214,7 +214,9 @@ def _scored_draws(
         golds, preds = [value(r["gold"]) for r in drawn], [value(r["prediction"]) for r in drawn]
         # One pass of the statistics serves the draw's own metrics and the summary over draws.
         bert = config.get("bertscore_model", "bert-base-multilingual-cased")
-        stats = kinds.task_stats(task.answer_type, names, golds, preds, task.choices, parser, bert)
+        stats = kinds.get(task.answer_type).stats(
+            golds, preds, task.choices, parser, wanted=names, bertscore_model=bert
+        )
         per[seed] = _scored(task, drawn, names, parser, config, stats)
         x, stat_of, _ = stats
         xs.append(x)

@@ -309,7 +309,9 @@ def _score_full(p: task_plan.Plan, config: RunConfig, rows: list[dict]) -> tuple
     )
     golds, preds = [value(r["gold"]) for r in rows], [value(r["prediction"]) for r in rows]
     stats = (
-        kinds.task_stats(kind, metrics, golds, preds, labels, parser, config.bertscore_model)
+        kinds.get(kind).stats(
+            golds, preds, labels, parser, wanted=metrics, bertscore_model=config.bertscore_model
+        )
         if golds
         else None
     )

@@ -54,8 +54,13 @@ def matrices(
             continue
         golds = [_value(r["gold"]) for r in rows]
         preds = [_value(r["prediction"]) for r in rows]
-        x, stat_of, _ = kinds.task_stats(
-            p.task.answer_type, p.task.metrics, golds, preds, p.task.choices, parser, config.bertscore_model
+        x, stat_of, _ = kinds.get(p.task.answer_type).stats(
+            golds,
+            preds,
+            p.task.choices,
+            parser,
+            wanted=p.task.metrics,
+            bertscore_model=config.bertscore_model,
         )
         xs.append(x)
     return xs, {m: stat_of[m] for m in p.task.metrics if m in stat_of}

@@ -152,19 +152,6 @@ def doc_score(kind: str, gold: Any, pred: Any, parser: str, failed: bool = False
     return 0.0 if failed else get(kind).doc_score(gold, pred, parser)
 
 
-def task_stats(
-    kind: str,
-    wanted: Sequence[str],
-    golds: Sequence[Any],
-    preds: Sequence[Any],
-    labels: Sequence[str],
-    parser: str,
-    bertscore_model: str = "bert-base-multilingual-cased",
-) -> metrics.Stats:
-    """The per-document statistics matrix of a task and each metric as a function of its column sums."""
-    return get(kind).stats(golds, preds, labels, parser, wanted=wanted, bertscore_model=bertscore_model)
-
-
 def score_task(
     kind: str,
     wanted: Sequence[str],
@@ -179,7 +166,7 @@ def score_task(
     clusters: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """The task's metrics, each {"value", "ci95"}, and per-class tables (single-label). `stats`: what
-    `task_stats` already gave for these golds and predictions (BERTScore is not computed twice);
+    `get(kind).stats` already gave for these golds and predictions (BERTScore is not computed twice);
     `clusters`: each document's cluster, resampled whole (`mibe.scoring.stats.resample_sums`)."""
     bad = [m for m in wanted if kind not in KINDS or not fits(kind, m)]
     if kind not in KINDS or bad or len(golds) != len(preds):
@@ -189,7 +176,9 @@ def score_task(
     out: dict[str, Any] = {m: {"value": None, "ci95": None} for m in wanted}
     if len(golds) == 0:
         return {"metrics": out, "per_class": None}
-    x, stat_of, unavailable = stats or task_stats(kind, wanted, golds, preds, labels, parser, bertscore_model)
+    x, stat_of, unavailable = stats or get(kind).stats(
+        golds, preds, labels, parser, wanted=wanted, bertscore_model=bertscore_model
+    )
     _fill(out, x, stat_of, unavailable, seed, n_boot, clusters)
     per_class = metrics.per_class(golds, preds, labels) if get(kind).single else None
     return {"metrics": out, "per_class": per_class}
@@ -230,7 +219,9 @@ def doc_stats(
     metric of these kinds is a function of the column sums, and each row depends on its document only."""
     if get(kind).labelled:
         raise ValueError(f"{kind}: labelled kinds keep their labels, not statistics")
-    x, stat_of, unavailable = task_stats(kind, wanted, golds, preds, (), parser, bertscore_model)
+    x, stat_of, unavailable = get(kind).stats(
+        golds, preds, (), parser, wanted=wanted, bertscore_model=bertscore_model
+    )
     columns = ENTITY_COLUMNS if kind == "entities" else tuple(stat_of)
     return [dict(zip(columns, map(float, row), strict=True)) for row in x], unavailable
 

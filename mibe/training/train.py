@@ -284,28 +284,26 @@ def _save(hf: Any, out: Path, tokenizer: Any, recipe: dict[str, Any], main: bool
             trainer.merge(out, recipe)
 
 
-def _record_finish(
-    doc: dict[str, Any],
-    recipe: dict[str, Any],
-    recipe_file: dict[str, Any],
-    data: Prepared,
-    state_now: Any,
-    result: Any,
-    end: dict[str, Any] | None,
-) -> None:
-    """Fill the document in for a finished run: progress, output kind, this step of the lineage."""
+def _record_progress(doc: dict[str, Any], state: Any, train_loss: float, end: dict[str, Any] | None) -> None:
+    """The finished run's progress: steps, epochs, tokens seen and the losses."""
     doc["progress"].update(
-        steps=state_now.global_step,
-        epochs=round(state_now.epoch or 0.0, 4),
-        tokens=int(state_now.num_input_tokens_seen),
-        train_loss=result.training_loss,
+        steps=state.global_step,
+        epochs=round(state.epoch or 0.0, 4),
+        tokens=int(state.num_input_tokens_seen),
+        train_loss=train_loss,
         end=_losses(end) if end else None,
         checkpoint=False,
     )
+
+
+def _record_output(
+    doc: dict[str, Any], recipe: dict[str, Any], recipe_file: dict[str, Any], data: Prepared
+) -> None:
+    """After `_record_progress`: the output's kind and this step of the lineage; the document is complete."""
     doc["output"] = {"adapter": recipe["lora"] is not None and not recipe["merge"], "merged": recipe["merge"]}
     kept = data.contamination.get("allowed")  # rows that repeat evaluation documents were trained on
     doc["lineage"][-1].update(
-        recipe_sha256=recipe_file["sha256"], data=data.manifest["identity"], steps=state_now.global_step,
+        recipe_sha256=recipe_file["sha256"], data=data.manifest["identity"], steps=doc["progress"]["steps"],
         tokens=doc["progress"]["tokens"], lora=recipe["lora"] is not None, merged=recipe["merge"],
         contaminated=sorted(data.contamination["leaks"]) if kept else [],
         matcher_version=data.contamination.get("matcher_version"),
@@ -389,7 +387,8 @@ def _run(
     result = hf.train(resume_from_checkpoint=resume_from)
     end = _final_eval(hf, data)
     _save(hf, out, tokenizer, recipe, main)
-    _record_finish(doc, recipe, recipe_file, data, hf.state, result, end)
+    _record_progress(doc, hf.state, result.training_loss, end)
+    _record_output(doc, recipe, recipe_file, data)
     if main:
         _write_finished(out, doc, recipe)
         logger.info(_finished_line(hf.state.global_step, result.training_loss, end, out))

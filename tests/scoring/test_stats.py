@@ -102,8 +102,9 @@ def test_macro_f1_resamples_equal_sklearn_on_the_same_documents() -> None:
     golds = list(rng.choice(labels, n))
     pred_a = [g if rng.random() < 0.7 else str(rng.choice([*labels, "missing"])) for g in golds]
     pred_b = [g if rng.random() < 0.5 else str(rng.choice([*labels, "missing"])) for g in golds]
-    x_a, stat = kinds.task_stats("choice", kinds.KINDS["choice"].metrics, golds, pred_a, labels, "strict")[:2]
-    x_b, _ = kinds.task_stats("choice", kinds.KINDS["choice"].metrics, golds, pred_b, labels, "strict")[:2]
+    choice = kinds.get("choice")
+    x_a, stat = choice.stats(golds, pred_a, labels, "strict", wanted=choice.metrics)[:2]
+    x_b, _ = choice.stats(golds, pred_b, labels, "strict", wanted=choice.metrics)[:2]
     got = stats.paired_bootstrap(x_a, x_b, stat["macro_f1"], n_boot, seed)
 
     def macro(g: list, p: list) -> float:
