@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +15,17 @@ from mibe.backends.hf import HFBackend
 from mibe.backends.openai import OpenAIBackend
 from mibe.backends.pool import PoolBackend
 from mibe.backends.vllm import VLLMBackend
-from mibe.types import Backend, MibeError, Request
+from mibe.types import Backend, MibeError
 from tests.support.paths import REPO
+from tests.support.scripted import Scripted
 
 
-class Minimal(Backend):
-    """Only what Backend requires: every optional capability keeps its default."""
-
-    def generate(self, requests: Sequence[Request]) -> list[str]:
-        return ["yes" for _ in requests]
-
-    def loglikelihood(self, requests: Sequence[Request]) -> list[list[float]]:
-        return [[0.0] * len(r.continuations) for r in requests]
+class Minimal(Scripted):
+    """Only what Backend requires (the scripted backend, named here): every optional capability keeps
+    its default."""
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "minimal"}
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(text.encode())
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return bytes(ids).decode()
-
-    def chat(
-        self,
-        prompt: str,
-        system_prompt: str | None,
-        template: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> str:
-        return prompt
 
 
 def test_a_backend_missing_a_required_method_cannot_be_made() -> None:
@@ -58,7 +38,12 @@ def test_a_backend_missing_a_required_method_cannot_be_made() -> None:
 
 
 def test_the_optional_capabilities_default_to_what_a_plain_backend_has() -> None:
+    # Minimal defines the required methods and nothing else Backend declares.
+    declared = {name for name in vars(Backend) if not name.startswith("_")}
+    for cls in (Scripted, Minimal):
+        assert {name for name in vars(cls) if name in declared} <= Backend.__abstractmethods__, cls
     b = Minimal()
+    assert not declared & set(vars(b))  # nor does its __init__ set one
     assert (b.max_context, b.tokenizer, b.chunk_size, b.kv_cache_bytes, b.on_step) == (None,) * 5
     assert b.local_tokenizer is True and b.reports_steps is False
     assert (b.chat_template, b.bos_token_id) == (None, None)

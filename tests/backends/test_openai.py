@@ -9,12 +9,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -25,6 +24,7 @@ from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests.support import margins
 from tests.support.engines import LOGPROB_TOL, decided, needs_vllm, parity_data, shared_engine
+from tests.support.loopback import JSONHandler, serving
 
 
 @pytest.mark.parametrize(
@@ -66,44 +66,29 @@ def test_unreachable_endpoint_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert len(lines) <= 2 and "cannot reach the server" in lines[-1] and url in lines[-1], lines
 
 
-class _Flaky(BaseHTTPRequestHandler):
+class _Flaky(JSONHandler):
     """A stand-in for an overloaded server: answers 429 and 503 before it answers."""
 
     script: ClassVar[list[int]] = []
     seen: ClassVar[list[str]] = []
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
-        self._reply(200, {"data": [{"id": "m", "max_model_len": 64}]})
+        self._reply({"data": [{"id": "m", "max_model_len": 64}]})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self._body()
         type(self).seen.append(self.headers.get("Authorization") or "")
         status = type(self).script.pop(0) if type(self).script else 200
         if status != 200:
-            self._reply(status, {"error": {"message": "busy"}})
+            self._reply({"error": {"message": "busy"}}, status)
             return
-        self._reply(200, {"choices": [{"index": 0, "text": body["prompt"][::-1] + "\n\nrest"}]})
+        self._reply({"choices": [{"index": 0, "text": body["prompt"][::-1] + "\n\nrest"}]})
 
 
 @pytest.fixture
-def flaky() -> str:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+def flaky() -> Iterator[str]:
+    with serving(_Flaky) as url:
+        yield url
 
 
 def test_retries_on_429_and_5xx_then_answers(flaky: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,19 +154,21 @@ def served(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
             process.kill()
 
 
+def _offline_then_served(served: str, model: Path, tmp_path: Path, **options: Any) -> dict:
+    """The model run by the offline engine into offline/, then by the server into served/ (its
+    results returned), with the same options."""
+    offline = RunConfig(model=str(model), backend="vllm", output_dir=str(tmp_path / "offline"), **options)
+    api.run(offline, backend=shared_engine(str(model)).with_adapter(None))
+    online = RunConfig(
+        model=str(model), backend="openai", base_url=served, output_dir=str(tmp_path / "served"), **options
+    )
+    return api.run(online)
+
+
 @needs_vllm
 def test_served_generation_equals_offline_vllm(served: str, tiny_llama: Path, tmp_path: Path) -> None:
     common = {**parity_data(), "max_new_tokens": 16, "dtype": "float32", "bootstrap": 50}
-    offline = RunConfig(model=str(tiny_llama), backend="vllm", output_dir=str(tmp_path / "offline"), **common)
-    api.run(offline, backend=shared_engine(str(tiny_llama)).with_adapter(None))
-    online = RunConfig(
-        model=str(tiny_llama),
-        backend="openai",
-        base_url=served,
-        output_dir=str(tmp_path / "served"),
-        **common,
-    )
-    results = api.run(online)
+    results = _offline_then_served(served, tiny_llama, tmp_path, **common)
     assert results["model"]["backend"] == "openai" and results["model"]["tokenizer"] == "local"
     # Both sides end an answer that stops inside a multi-byte character alike (the server holds the
     # character back; offline decoding drops its U+FFFD): outputs are equal, not equal up to U+FFFD.
@@ -197,29 +184,13 @@ def test_served_loglikelihood_equals_offline_vllm(served: str, tiny_llama: Path,
     if "data_dir" in data:  # MTSamples' 40 multi-token labels are the offline test's; DDI is enough here
         data["tasks"] = ("pubmedqa", "medqa", "ddi2013")
     common = {**data, "scoring": "loglikelihood", "dtype": "float32", "bootstrap": 50}
-    offline = RunConfig(model=str(tiny_llama), backend="vllm", output_dir=str(tmp_path / "offline"), **common)
-    api.run(offline, backend=shared_engine(str(tiny_llama)).with_adapter(None))
-    online = RunConfig(
-        model=str(tiny_llama),
-        backend="openai",
-        base_url=served,
-        output_dir=str(tmp_path / "served"),
-        **common,
-    )
-    api.run(online)
+    _offline_then_served(served, tiny_llama, tmp_path, **common)
     decided = margins.choice_margins(tmp_path / "offline")
     keep = margins.unambiguous(decided)
     print(margins.report("served log-likelihood", decided, keep))
     agreement = margins.agreement(tmp_path / "offline", tmp_path / "served", keep)
     assert all(same == n for n, same, _ in agreement.values()), agreement
-    ra, rb = margins.rows(tmp_path / "offline"), margins.rows(tmp_path / "served")
-    gaps = [
-        abs(x - y)
-        for task in ra
-        for doc in ra[task]
-        if "logprobs" in ra[task][doc]
-        for x, y in zip(ra[task][doc]["logprobs"], rb[task][doc]["logprobs"], strict=True)
-    ]
+    gaps = margins.logprob_gaps(tmp_path / "offline", tmp_path / "served")
     print(f"served log-likelihoods: {len(gaps)} values, max |offline - served| = {max(gaps):.2e}")
     assert gaps and max(gaps) <= LOGPROB_TOL
 

@@ -29,12 +29,7 @@ class _Server(JSONHandler):
     bodies: ClassVar[list[dict[str, Any]]] = []
 
     def _error(self, status: int, message: str) -> None:
-        data = json.dumps({"error": {"message": message}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._reply({"error": {"message": message}}, status)
 
     def do_GET(self) -> None:
         if self.path == "/version":

@@ -1,4 +1,5 @@
-"""Loopback OpenAI-compatible servers for tests: JSON in, JSON out, on 127.0.0.1 only."""
+"""Loopback OpenAI-compatible servers for tests (and benchmarks/pool.py): JSON in, JSON out, on
+127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import Any
 
 
 class JSONHandler(BaseHTTPRequestHandler):
-    """A quiet handler that reads a JSON request body and answers JSON with status 200."""
+    """A quiet handler that reads a JSON request body and answers JSON (status 200 unless told)."""
 
     def log_message(self, *args: object) -> None:
         pass
 
-    def _reply(self, body: Any) -> None:
+    def _reply(self, body: Any, status: int = 200) -> None:
         data = json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -95,6 +95,20 @@ def agreement(a: Path, b: Path, keep: set | None = None) -> dict[str, tuple[int,
     return out
 
 
+def logprob_gaps(a: Path, b: Path) -> list[float]:
+    """|a - b| for every choice's log-prob of every log-likelihood row of run `a` (the reference
+    side) against the same row of run `b`; a task's rows all carry log-probs or none does."""
+    ra, rb = rows(a), rows(b)
+    gaps = []
+    for task, docs in ra.items():
+        assert len({"logprobs" in row for row in docs.values()}) <= 1, f"{task}: rows without log-probs"
+        for doc, row in docs.items():
+            if "logprobs" in row:
+                pairs = zip(row["logprobs"], rb[task][doc]["logprobs"], strict=True)
+                gaps += [abs(x - y) for x, y in pairs]
+    return gaps
+
+
 def report(name: str, margins: dict, keep: set) -> str:
     left = len(margins) - len(keep)
     compared = f"{len(keep)} of {len(margins)} documents compared"
