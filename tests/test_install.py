@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import demo
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow  # builds and installs a wheel
@@ -57,22 +58,8 @@ def test_wheel_finds_tasks_and_prompts_from_another_folder(installed: Path, tmp_
 
 
 def test_wheel_runs_a_demo_task(installed: Path, tmp_path: Path, tiny_llama: Path) -> None:
-    result = outside(
-        installed,
-        tmp_path,
-        "-m",
-        "mibe.cli",
-        "run",
-        "--model",
-        str(tiny_llama),
-        "--tasks",
-        "pubmedqa",
-        "--demo",
-        "--max-new-tokens",
-        "4",
-        "--output-dir",
-        "out",
-    )
+    argv = demo.run_argv(tiny_llama, "out", "--max-new-tokens", "4")  # out/ relative to tmp_path
+    result = outside(installed, tmp_path, "-m", "mibe.cli", *argv)
     assert result.returncode == 0, result.stderr
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["pubmedqa"]
     assert entry["n"] == 3 and entry["invented"] is True

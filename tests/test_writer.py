@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-import yaml
 
 from mibe import cli
 from mibe.runfolder import writer
 from mibe.runner import api
 from mibe.types import MibeError, RunConfig
+from tests.support import judging
 from tests.support.loopback import JSONHandler, serving
 from tests.support.paths import FIXTURES, REPO
 from tests.support.scripted import Scripted
@@ -29,13 +29,6 @@ from tests.support.scripted import Scripted
 PACKAGE = REPO / "mibe"
 IMPORTS = FIXTURES / "imports"
 LM_EVAL = IMPORTS / "samples_pubmedqa_2024-06-01T10-20-30.123456.jsonl"
-RUBRIC = {
-    "scale": [1, 5],
-    "criteria": [
-        {"name": "faithfulness", "description": "5 = supported by the source"},
-        {"name": "concision", "description": "5 = brief"},
-    ],
-}
 NOTES = [
     {"id": f"d{i}", "text": f"note {i} on the heart and lungs", "answer": f"summary {i}"} for i in range(4)
 ]
@@ -128,20 +121,7 @@ def jury() -> Iterator[str]:
 
 
 def _workspace(tmp_path: Path) -> Path:
-    body = {
-        "name": "notes_sum",
-        "dataset": {"source": "./notes_sum.jsonl"},
-        "template": "Summarize: {{ text }}\nSummary:",
-        "target": "answer",
-        "answer": {"type": "text"},
-        "generation": {"max_new_tokens": 8, "stop": []},
-        "metrics": ["rouge_l"],
-        "judge": RUBRIC,
-    }
-    (tmp_path / "notes_sum.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
-    rows = "".join(json.dumps({**r, "invented": True}) + "\n" for r in NOTES)
-    (tmp_path / "notes_sum.jsonl").write_text(rows, encoding="utf-8")
-    return tmp_path / "notes_sum.yaml"
+    return judging.task_file(tmp_path, "notes_sum", NOTES)
 
 
 def _run(task_file: Path, out: Path, **options: object) -> dict:

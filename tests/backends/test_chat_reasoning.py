@@ -21,6 +21,7 @@ from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests.support import chatmodel
 from tests.support.loopback import JSONHandler, serving
+from tests.support.runfiles import samples_by_id
 
 # ---- the stop rule after a trace (what the HF stopping criterion and every backend's cut use) ---------
 THINK = (("<think>", "</think>"),)
@@ -128,17 +129,12 @@ def _task(tmp_path: Path, cases: list[str], credentialed: bool = False) -> Path:
     return task
 
 
-def _samples(run: Path, task: str = "think_qa") -> dict[str, dict]:
-    rows = [json.loads(x) for x in (run / "samples" / f"{task}.jsonl").read_text().splitlines()]
-    return {r["id"]: r for r in rows}
-
-
 def test_endpoint_reasoning_outputs_are_split_and_only_answers_parsed(reasoner: str, tmp_path: Path) -> None:
     task = _task(tmp_path, list(REPLIES))
     argv = ["run", "--backend", "openai", "--base-url", reasoner, "--model", "reasoner", "--tasks", str(task)]
     kwargs = '{"enable_thinking": true}'
     assert cli.main([*argv, "--chat-template-kwargs", kwargs, "--output-dir", str(tmp_path / "r")]) == 0
-    rows = _samples(tmp_path / "r")
+    rows = samples_by_id(tmp_path / "r", "think_qa")
     assert rows["closed"]["reasoning"] == "Neurosurgery or surgery?\n\nIt is yes."
     assert rows["closed"]["answer_text"] == "yes" and rows["closed"]["prediction"] == "yes"
     assert rows["closed"]["raw_output"].startswith("<think>Neurosurgery")  # whole, cut only after the answer
@@ -194,7 +190,7 @@ def test_paper_protocol_splits_nothing(reasoner: str, tmp_path: Path) -> None:
     task = _task(tmp_path, ["closed"])
     argv = ["run", "--backend", "openai", "--base-url", reasoner, "--model", "reasoner", "--tasks", str(task)]
     assert cli.main([*argv, "--protocol", "paper", "--output-dir", str(tmp_path / "p")]) == 0
-    row = _samples(tmp_path / "p")["closed"]
+    row = samples_by_id(tmp_path / "p", "think_qa")["closed"]
     assert "reasoning" not in row and "answer_text" not in row
     protocol = json.loads((tmp_path / "p" / "results.json").read_text())["tasks"]["think_qa"]["protocol"]
     assert protocol["chat_template"] is None and protocol["reasoning"] is None
@@ -219,7 +215,8 @@ def test_auto_uses_the_tokenizer_template_and_the_thinking_switch(thinker: Path,
     auto = _run(thinker, tmp_path / "a", task)
     off = _run(thinker, tmp_path / "off", task, chat_template_kwargs={"enable_thinking": False})
     bare = _run(thinker, tmp_path / "none", task, chat_template="none")
-    prompts = {name: _samples(tmp_path / name)["plain"]["prompt"] for name in ("a", "off", "none")}
+    rows = {name: samples_by_id(tmp_path / name, "think_qa")["plain"] for name in ("a", "off", "none")}
+    prompts = {name: row["prompt"] for name, row in rows.items()}
     assert prompts["a"].startswith("<|user|>\nQuestion: CASE-plain.") and prompts["a"].endswith(
         "<|assistant|>\n"
     )
@@ -237,7 +234,7 @@ def test_a_trace_opened_by_the_template_is_truncated_not_parsed(tmp_path: Path) 
 
     model = chatmodel.build(tmp_path / "opens", REPO, opens_trace=True)
     entry = _run(model, tmp_path / "o", _task(tmp_path, ["closed", "plain", "empty"]))
-    rows = _samples(tmp_path / "o")
+    rows = samples_by_id(tmp_path / "o", "think_qa")
     for row in rows.values():
         assert row["prompt"].endswith("<|assistant|>\n<think>\n")
         closed = "</think>" in row["raw_output"]
@@ -260,7 +257,7 @@ def test_auto_follows_the_training_record(thinker: Path, tmp_path: Path) -> None
     assert (
         entry["protocol"]["chat_template"] is None and entry["protocol"]["chat_template_source"] == "training"
     )
-    assert _samples(tmp_path / "t")["plain"]["prompt"].startswith("Question:")
+    assert samples_by_id(tmp_path / "t", "think_qa")["plain"]["prompt"].startswith("Question:")
     (trained / "mibe_training.json").write_text(
         json.dumps({"chat_template": {"source": "tokenizer", "sha256": "0" * 16}})
     )
@@ -332,7 +329,7 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
     extractor = f"hf:{tiny_llama}"
     run = tmp_path / "m"
     assert cli.main([*argv, "--parser", "model", "--extractor", extractor, "--output-dir", str(run)]) == 0
-    rows = _samples(run)
+    rows = samples_by_id(run, "think_qa")
     assert all(
         r["prediction"] in ("yes", "no", "maybe", None) and "strict_prediction" in r for r in rows.values()
     )
@@ -356,7 +353,7 @@ def test_parser_model_plumbing_cache_and_rescore(reasoner: str, tiny_llama: Path
     flags = ["--parser", "model", "--extractor", extractor, "--output-dir", str(again)]
     assert cli.main(["rescore", str(run), *flags]) == 0
     assert len(_Reasoner.bodies) == sent and len(cache_path(again, "think_qa").read_text().splitlines()) == 5
-    assert {k: r["prediction"] for k, r in _samples(again).items()} == {
+    assert {k: r["prediction"] for k, r in samples_by_id(again, "think_qa").items()} == {
         k: r["prediction"] for k, r in rows.items()
     }
     # a strict run re-scored by the extractor: calls made then, cached in the new folder

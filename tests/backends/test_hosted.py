@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,9 @@ import pytest
 
 from mibe.runner import api
 from mibe.types import RunConfig
-from tests.support import logs
+from tests.support import demo, logs
 from tests.support.loopback import Recorder, recorder, serving
+from tests.support.runfiles import results, samples
 
 # The paper's "8 datasets without privacy concerns" (the ones it sent to ChatGPT and GPT-4).
 PAPER_PUBLIC = {"pubmedqa", "medqa", "medmcqa", "ddi2013", "hoc", "mtsample", "pubmed_sum", "bionli"}
@@ -22,18 +22,9 @@ def test_tasks_public_runs_exactly_the_non_credentialed_builtins(tiny_llama: Pat
     from mibe.backends.hf import HFBackend
 
     out = tmp_path / "r"
-    config = RunConfig(
-        model=str(tiny_llama),
-        tasks=("public",),
-        demo=True,
-        limit=1,
-        max_new_tokens=2,
-        output_dir=str(out),
-        bootstrap=0,
-    )
-    api.run(config, backend=HFBackend(str(tiny_llama)))
-    written = json.loads((out / "results.json").read_text())
-    assert set(written["tasks"]) == PAPER_PUBLIC
+    backend = HFBackend(str(tiny_llama))
+    demo.run(tiny_llama, out, ("public",), backend, limit=1, max_new_tokens=2, bootstrap=0)
+    assert set(results(out)["tasks"]) == PAPER_PUBLIC
 
 
 def test_tasks_list_marks_the_public_group(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,10 +65,6 @@ def bodies() -> type[Bodies]:
     return type("Served", (Bodies,), {"seen": [], "bodies": []})
 
 
-def _samples(run: Path, task: str) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (run / "samples" / f"{task}.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.slow
 def test_an_endpoint_with_max_model_len_truncates_as_the_hf_backend(
     short_llama: Path, tmp_path: Path
@@ -95,18 +82,18 @@ def test_an_endpoint_with_max_model_len_truncates_as_the_hf_backend(
             output_dir=str(tmp_path / "api"), **options,
         )  # fmt: skip
         api.run(config)
-    hf = json.loads((local / "results.json").read_text())["tasks"]
-    endpoint = json.loads((tmp_path / "api" / "results.json").read_text())
+    hf = results(local)["tasks"]
+    endpoint = results(tmp_path / "api")
     for task in options["tasks"]:
         assert hf[task]["truncated"] > 0  # the documents outgrow 160 tokens: cut inside the document
         assert endpoint["tasks"][task]["truncated"] == hf[task]["truncated"]
-        assert [s["prompt"] for s in _samples(tmp_path / "api", task)] == [
-            s["prompt"] for s in _samples(local, task)
+        assert [s["prompt"] for s in samples(tmp_path / "api", task)] == [
+            s["prompt"] for s in samples(local, task)
         ]
     assert endpoint["model"]["max_context"] == 160 and endpoint["model"]["tokenizer"] == str(short_llama)
     # sent as text (a stand-in tokenizer's ids would mean other words to a hosted model)
     sent = sorted(b["prompt"] for b in served.bodies)
-    assert sent == sorted(s["prompt"] for t in options["tasks"] for s in _samples(local, t))
+    assert sent == sorted(s["prompt"] for t in options["tasks"] for s in samples(local, t))
 
 
 def test_a_chat_only_endpoint_under_the_paper_protocol_gets_the_prompt_as_one_user_message(
@@ -119,11 +106,11 @@ def test_a_chat_only_endpoint_under_the_paper_protocol_gets_the_prompt_as_one_us
             chat_template="server", max_new_tokens=4, bootstrap=0, output_dir=str(tmp_path / "r"),
         )  # fmt: skip
         api.run(config)
-    prompts = [s["prompt"] for s in _samples(tmp_path / "r", "pubmedqa")]
+    prompts = [s["prompt"] for s in samples(tmp_path / "r", "pubmedqa")]
     assert {b["route"] for b in served.bodies} == {"chat/completions"}
     sent = [b["messages"] for b in served.bodies]
     assert all(len(m) == 1 and m[0]["role"] == "user" for m in sent)
-    paper = json.loads((tmp_path / "r" / "results.json").read_text())["tasks"]["pubmedqa"]["protocol"]
+    paper = results(tmp_path / "r")["tasks"]["pubmedqa"]["protocol"]
     assert (paper["chat_template"], paper["chat_template_source"], paper["parser"]) == (
         "server",
         "server",
@@ -189,16 +176,6 @@ def test_hosted_flags_refuse_bad_input_in_one_line(
 ) -> None:
     from mibe.cli import main
 
-    argv = [
-        "run",
-        "--model",
-        str(tiny_llama),
-        "--tasks",
-        "pubmedqa",
-        "--demo",
-        "--output-dir",
-        str(tmp_path / "r"),
-    ]
-    assert main([*argv, *flags]) == 2
+    assert main(demo.run_argv(tiny_llama, tmp_path / "r", *flags)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err

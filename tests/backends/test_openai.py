@@ -23,7 +23,7 @@ from mibe.backends import openai as endpoint
 from mibe.runner import api
 from mibe.types import MibeError, Request, RunConfig
 from tests.support import margins
-from tests.support.engines import LOGPROB_TOL, decided, needs_vllm, parity_data, shared_engine
+from tests.support.engines import check_loglikelihood_parity, decided, needs_vllm, parity_data, shared_engine
 from tests.support.loopback import JSONHandler, serving
 
 
@@ -185,14 +185,7 @@ def test_served_loglikelihood_equals_offline_vllm(served: str, tiny_llama: Path,
         data["tasks"] = ("pubmedqa", "medqa", "ddi2013")
     common = {**data, "scoring": "loglikelihood", "dtype": "float32", "bootstrap": 50}
     _offline_then_served(served, tiny_llama, tmp_path, **common)
-    decided = margins.choice_margins(tmp_path / "offline")
-    keep = margins.unambiguous(decided)
-    print(margins.report("served log-likelihood", decided, keep))
-    agreement = margins.agreement(tmp_path / "offline", tmp_path / "served", keep)
-    assert all(same == n for n, same, _ in agreement.values()), agreement
-    gaps = margins.logprob_gaps(tmp_path / "offline", tmp_path / "served")
-    print(f"served log-likelihoods: {len(gaps)} values, max |offline - served| = {max(gaps):.2e}")
-    assert gaps and max(gaps) <= LOGPROB_TOL
+    check_loglikelihood_parity("served log-likelihood", tmp_path / "offline", tmp_path / "served")
 
 
 @needs_vllm

@@ -19,7 +19,15 @@ import pytest
 from mibe.runner import api
 from mibe.types import RunConfig
 from tests.support import margins
-from tests.support.engines import HAVE_VLLM, LOGPROB_TOL, decided, needs_vllm, parity_data, shared_engine
+from tests.support.engines import (
+    HAVE_VLLM,
+    LOGPROB_TOL,
+    check_loglikelihood_parity,
+    decided,
+    needs_vllm,
+    parity_data,
+    shared_engine,
+)
 from tests.support.paths import REPO
 
 MIBE_RUN = [sys.executable, "-m", "mibe.cli", "run"]
@@ -135,14 +143,7 @@ def test_loglikelihood_parity_with_hf(engine, tiny_llama: Path, tmp_path: Path) 
     common = {**parity_data(), "scoring": "loglikelihood"}
     _run("hf", tiny_llama, tmp_path / "hf", **common)
     _run("vllm", tiny_llama, tmp_path / "vllm", backend=engine.with_adapter(None), **common)
-    decided = margins.choice_margins(tmp_path / "hf")  # the choice tasks' rows; generation has its test
-    keep = margins.unambiguous(decided)
-    print(margins.report("log-likelihood", decided, keep))
-    agreement = margins.agreement(tmp_path / "hf", tmp_path / "vllm", keep)
-    assert all(same == n for n, same, _ in agreement.values()), agreement
-    gaps = margins.logprob_gaps(tmp_path / "hf", tmp_path / "vllm")
-    print(f"log-likelihood: {len(gaps)} values, max |hf - vllm| = {max(gaps):.2e}")
-    assert gaps and max(gaps) <= LOGPROB_TOL
+    check_loglikelihood_parity("log-likelihood", tmp_path / "hf", tmp_path / "vllm")
 
 
 @needs_vllm

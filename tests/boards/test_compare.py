@@ -13,7 +13,8 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from mibe.boards import compare, compare_text
-from tests.support.boardruns import TASKS, constructed_run, results
+from tests.support.boardruns import TASKS, constructed_run
+from tests.support.runfiles import results
 
 
 def test_compare_recomputes_the_runs_numbers_on_shared_documents(board_runs: dict[str, Path]) -> None:

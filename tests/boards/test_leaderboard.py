@@ -20,8 +20,9 @@ from mibe.boards.published import read_table
 from mibe.boards.ranking import AVERAGE
 from mibe.boards.table import protocol_key
 from mibe.types import MibeError
-from tests.support.boardruns import COPIES, constructed_run, results, run_cli
+from tests.support.boardruns import COPIES, constructed_run, run_cli
 from tests.support.paths import REPO
+from tests.support.runfiles import results
 
 # The paper's metrics of these tasks (leaderboards/README.md): what the average is over.
 AVERAGED = {("pubmedqa", "accuracy"), ("pubmedqa", "macro_f1"), ("medqa", "accuracy"), ("medqa", "macro_f1")}

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from mibe import cli
 from mibe.boards import compare, compare_text, delta, delta_text, render
 from mibe.boards.board import build
 from mibe.runfolder import audit
 from mibe.textout import md_table
 from mibe.training import contamination
-from tests.support.scriptedruns import scripted_run
+from tests.support.runfiles import results
+from tests.support.scriptedruns import strict_and_paper
 
 EVIL = "a|b <i>x</i> c\\d"  # a pipe, markup and a backslash in one model name
 SHOWN = "a|b &lt;i&gt;x&lt;/i&gt; c\\d"  # the same name as the renderer's HTML shows it: text
@@ -29,16 +29,11 @@ RENDERER = MarkdownIt("commonmark").enable("table")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A scripted run, and the same outputs read by the paper's parser under a hostile model name."""
-    tmp = tmp_path_factory.mktemp("markdown")
-    scripted_run(tmp, tmp / "strict")
-    assert (
-        cli.main(["rescore", str(tmp / "strict"), "--parser", "paper", "--output-dir", str(tmp / "evil")])
-        == 0
-    )
-    results = json.loads((tmp / "evil" / "results.json").read_text())
-    results["model"]["name"] = EVIL
-    (tmp / "evil" / "results.json").write_text(json.dumps(results))
-    return tmp / "strict", tmp / "evil"
+    strict, evil = strict_and_paper(tmp_path_factory.mktemp("markdown"), "evil")
+    named = results(evil)
+    named["model"]["name"] = EVIL
+    (evil / "results.json").write_text(json.dumps(named))
+    return strict, evil
 
 
 def rendered_rows(text: str) -> tuple[int, int]:

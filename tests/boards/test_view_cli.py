@@ -9,23 +9,17 @@ from pathlib import Path
 import pytest
 
 from mibe import cli
-from tests.support.scriptedruns import CREDENTIALED, scripted_run
+from tests.support.runfiles import samples
+from tests.support.scriptedruns import CREDENTIALED, strict_and_paper
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("view-cli")
-    scripted_run(tmp, tmp / "strict")
-    assert (
-        cli.main(["rescore", str(tmp / "strict"), "--parser", "paper", "--output-dir", str(tmp / "paper")])
-        == 0
-    )
-    return tmp / "strict", tmp / "paper"
+    return strict_and_paper(tmp_path_factory.mktemp("view-cli"))
 
 
 def prompts_of(run: Path, task: str) -> list[str]:
-    lines = (run / "samples" / f"{task}.jsonl").read_text().splitlines()
-    return [json.loads(line)["prompt"] for line in lines]
+    return [row["prompt"] for row in samples(run, task)]
 
 
 def test_one_run_page_leaves_credentialed_text_out(runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -15,22 +15,14 @@ from mibe import resources
 from mibe.runfolder import folder
 from mibe.runner import api
 from mibe.types import MibeError, RunConfig
-from tests.support import margins
+from tests.support import demo, margins, notes
 from tests.support.notes import LABELS as TASK
 
 ROWS = [{"id": str(i), "text": f"note {i}", "label": ["Surgery", "Cardiology"][i % 2]} for i in range(4)]
 
 
 def workspace(tmp_path: Path, task: str = TASK, rows: list | bytes | str | None = None) -> Path:
-    (tmp_path / "notes.yaml").write_text(task, encoding="utf-8")
-    data = tmp_path / "notes.jsonl"
-    if isinstance(rows, bytes):
-        data.write_bytes(rows)
-    elif isinstance(rows, str):
-        data.write_text(rows, encoding="utf-8")
-    else:
-        data.write_text("".join(json.dumps(r) + "\n" for r in (ROWS if rows is None else rows)))
-    return tmp_path / "notes.yaml"
+    return notes.workspace(tmp_path, task, ROWS if rows is None else rows)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -79,71 +71,44 @@ def without_chat_template(tmp_path: Path, tiny: Path) -> list[str]:
     return ["--model", str(folder)]
 
 
+Build = Callable[[Path, Path], list[str]]
+
+
+def task_text(text: str) -> Build:
+    """The notes task written as `text`."""
+    return lambda t, m: ["--tasks", str(workspace(t, text))]
+
+
+def edited(old: str, new: str) -> Build:
+    """The notes task with `old` replaced by `new` in its file."""
+    return task_text(TASK.replace(old, new))
+
+
+def data(rows: list | bytes | str) -> Build:
+    """The notes task over a data file of `rows` (JSON lines, or the file's bytes or text)."""
+    return lambda t, m: ["--tasks", str(workspace(t, rows=rows))]
+
+
 # (id, how to build the arguments, expected exit code, text the one stderr line must hold)
-Case = tuple[str, Callable[[Path, Path], list[str]], int, str]
+Case = tuple[str, Build, int, str]
 CASES: list[Case] = [
-    ("malformed-yaml", lambda t, m: ["--tasks", str(workspace(t, "name: [oops\n"))], 2, "YAML error at line"),
-    (
-        "unknown-key",
-        lambda t, m: ["--tasks", str(workspace(t, TASK + "metircs: []\n"))],
-        2,
-        "did you mean 'metrics'",
-    ),
-    (
-        "missing-template-variable",
-        lambda t, m: ["--tasks", str(workspace(t, TASK.replace("{{ text }}", "{{ body }}")))],
-        2,
-        "'body' is undefined",
-    ),
-    (
-        "template-syntax",
-        lambda t, m: ["--tasks", str(workspace(t, TASK.replace("{{ text }}", "{{ text")))],
-        2,
-        "template syntax error",
-    ),
-    (
-        "unknown-metric",
-        lambda t, m: ["--tasks", str(workspace(t, TASK.replace("macro_f1", "macro_f2")))],
-        2,
-        "did you mean 'macro_f1'",
-    ),
-    (
-        "unknown-answer-type",
-        lambda t, m: ["--tasks", str(workspace(t, TASK.replace("type: choice", "type: chioce")))],
-        2,
-        "answer.type",
-    ),
-    (
-        "yaml-boolean-labels",
-        lambda t, m: ["--tasks", str(workspace(t, TASK.replace("Surgery, Cardiology", "yes, no")))],
-        2,
-        "quote yes/no",
-    ),
+    ("malformed-yaml", task_text("name: [oops\n"), 2, "YAML error at line"),
+    ("unknown-key", task_text(TASK + "metircs: []\n"), 2, "did you mean 'metrics'"),
+    ("missing-template-variable", edited("{{ text }}", "{{ body }}"), 2, "'body' is undefined"),
+    ("template-syntax", edited("{{ text }}", "{{ text"), 2, "template syntax error"),
+    ("unknown-metric", edited("macro_f1", "macro_f2"), 2, "did you mean 'macro_f1'"),
+    ("unknown-answer-type", edited("type: choice", "type: chioce"), 2, "answer.type"),
+    ("yaml-boolean-labels", edited("Surgery, Cardiology", "yes, no"), 2, "quote yes/no"),
     (
         "unknown-parser",
         lambda t, m: ["--tasks", "pubmedqa", "--parser", "loose"],
         2,
         "invalid choice: 'loose'",
     ),
-    ("empty-dataset", lambda t, m: ["--tasks", str(workspace(t, rows=[]))], 2, "no usable documents (0 rows"),
-    (
-        "wrong-field-names",
-        lambda t, m: ["--tasks", str(workspace(t, rows=[{"id": "1", "txt": "x"}]))],
-        2,
-        "no gold column 'label'",
-    ),
-    (
-        "invalid-json-line",
-        lambda t, m: ["--tasks", str(workspace(t, rows='{"id": 1}\n{oops\n'))],
-        2,
-        "notes.jsonl:2: not valid JSON",
-    ),
-    (
-        "non-utf8-data",
-        lambda t, m: ["--tasks", str(workspace(t, rows=b'{"id": "1", "text": "caf\xe9"}\n'))],
-        2,
-        "not UTF-8",
-    ),
+    ("empty-dataset", data([]), 2, "no usable documents (0 rows"),
+    ("wrong-field-names", data([{"id": "1", "txt": "x"}]), 2, "no gold column 'label'"),
+    ("invalid-json-line", data('{"id": 1}\n{oops\n'), 2, "notes.jsonl:2: not valid JSON"),
+    ("non-utf8-data", data(b'{"id": "1", "text": "caf\xe9"}\n'), 2, "not UTF-8"),
     ("unknown-task", lambda t, m: ["--tasks", "pubmedq"], 2, "did you mean 'pubmedqa'"),
     ("credentialed-without-data", lambda t, m: ["--tasks", "mimic_cxr"], 2, "physionet"),
     (
@@ -316,18 +281,7 @@ def test_disk_full_while_writing_is_one_line_and_resumes(tiny_llama: Path, tmp_p
         "resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000)); "
         "from mibe import cli; sys.exit(cli.main(sys.argv[1:]))"
     )
-    args = [
-        "run",
-        "--model",
-        str(tiny_llama),
-        "--tasks",
-        "pubmedqa",
-        "--demo",
-        "--batch-size",
-        "1",
-        "--output-dir",
-        str(tmp_path / "r"),
-    ]
+    args = demo.run_argv(tiny_llama, tmp_path / "r", "--batch-size", "1")
     full = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
     assert full.returncode == 2, full.stderr[-2000:]
     assert "cannot write (File too large)" in full.stderr and "Traceback" not in full.stderr
@@ -341,16 +295,7 @@ def test_second_process_on_one_folder_is_refused(tiny_llama: Path, tmp_path: Pat
     from mibe.runfolder import writer
 
     with writer.locked(tmp_path / "r"):
-        other = run_cli(
-            "run",
-            "--model",
-            str(tiny_llama),
-            "--tasks",
-            "pubmedqa",
-            "--demo",
-            "--output-dir",
-            str(tmp_path / "r"),
-        )
+        other = run_cli(*demo.run_argv(tiny_llama, tmp_path / "r"))
     assert other.returncode == 2 and "another mibe process" in other.stderr
 
 

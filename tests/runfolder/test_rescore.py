@@ -16,6 +16,7 @@ from mibe.runfolder import rescore
 from mibe.runfolder import saved as saved_run
 from mibe.runner import api
 from mibe.types import RunConfig
+from tests.support.runfiles import samples_by_id
 from tests.support.scripted import Scripted
 from tests.support.scriptedruns import scripted_run
 
@@ -24,11 +25,6 @@ TINY_TASKS = ("pubmedqa", "medmcqa", "hoc", "emrqa", "i2b2_2010")
 
 def without_origin(tasks: dict) -> dict:
     return {name: {k: v for k, v in e.items() if k != "rescored_from"} for name, e in tasks.items()}
-
-
-def samples(run: Path, task: str) -> dict[str, dict]:
-    lines = (run / "samples" / f"{task}.jsonl").read_text().splitlines()
-    return {row["id"]: row for row in map(json.loads, lines)}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +58,7 @@ def test_same_parser_reproduces_the_run_exactly(tiny_runs: dict[str, Path], tmp_
     for name, entry in out["tasks"].items():
         assert entry["rescored_from"] == {"run": str(tiny_runs["strict"].resolve()), "parser": "strict"}
         assert entry["metrics"] == original["tasks"][name]["metrics"]  # intervals included
-        assert samples(tmp_path / "re", name) == samples(tiny_runs["strict"], name)
+        assert samples_by_id(tmp_path / "re", name) == samples_by_id(tiny_runs["strict"], name)
     on_disk = json.loads((tmp_path / "re" / "run.json").read_text())
     assert on_disk["rescored_from"]["parser"] == "strict" and set(on_disk["protocols"]) == set(TINY_TASKS)
 
@@ -89,7 +85,7 @@ def test_other_parser_gives_a_fresh_runs_numbers_without_the_model(
     assert any(paper[t]["metrics"] != strict[t]["metrics"] for t in TINY_TASKS)  # the check has teeth
     for name in TINY_TASKS:
         assert got["tasks"][name]["protocol"]["parser"] == "paper"
-        assert samples(new, name) == samples(tiny_runs["paper"], name)
+        assert samples_by_id(new, name) == samples_by_id(tiny_runs["paper"], name)
     assert (new / "samples" / "emrqa.jsonl").stat().st_mode & 0o077 == 0  # credentialed stays private
 
 
@@ -109,7 +105,7 @@ def test_loglikelihood_tasks_are_carried_over(tiny_llama: Path, tmp_path: Path, 
     assert original["pubmedqa"]["protocol"]["scoring"] == "loglikelihood"
     assert without_origin(out)["pubmedqa"] == without_origin(original)["pubmedqa"]
     assert out["pubmedqa"]["rescored_from"]["parser"] == "argmax-loglikelihood"
-    assert samples(tmp_path / "re", "pubmedqa") == samples(run, "pubmedqa")
+    assert samples_by_id(tmp_path / "re", "pubmedqa") == samples_by_id(run, "pubmedqa")
     assert out["emrqa"]["protocol"]["parser"] == "paper"  # no choices: it was generated, so re-parsed
     assert any("pubmedqa: scored by log-likelihood: nothing to re-parse" in line for line in said)
 
@@ -129,7 +125,9 @@ def test_realistic_outputs_rescored_match_fresh_runs(scripted: dict[str, Path], 
         assert without_origin(out["tasks"]) == without_origin(fresh), (source, parser)
 
 
-def test_tasks_subset_and_user_task_file(tmp_path: Path) -> None:
+def specialty_run(tmp_path: Path) -> tuple[Path, dict]:
+    """A user's task file (specialty.yaml, no hook) and a scripted run of it into run/ that answers
+    every note with its gold: its path and the run's results."""
     task_file = tmp_path / "specialty.yaml"
     task_file.write_text(
         "name: specialty\ndataset: {source: notes.jsonl}\n"
@@ -142,7 +140,11 @@ def test_tasks_subset_and_user_task_file(tmp_path: Path) -> None:
     )
     outputs = {f"Which specialty?\n{n}\nOUTPUT:": g for _, n, g in notes}
     config = RunConfig(model="scripted", tasks=(str(task_file),), output_dir=str(tmp_path / "run"))
-    run = api.run(config, backend=Scripted(outputs))
+    return task_file, api.run(config, backend=Scripted(outputs))
+
+
+def test_tasks_subset_and_user_task_file(tmp_path: Path) -> None:
+    task_file, run = specialty_run(tmp_path)
     assert run["tasks"]["specialty"]["task_file"] == str(task_file)
     out = rescore.rescore(tmp_path / "run", "paper", ["specialty"], tmp_path / "re")
     assert run["tasks"]["specialty"]["metrics"]["accuracy"]["value"] == 1.0
@@ -248,19 +250,7 @@ def test_damaged_runs_and_bad_flags_refused_in_one_line(
 
 
 def test_overwrite_replaces_an_earlier_rescore_and_nothing_else(tmp_path: Path, capsys) -> None:
-    task_file = tmp_path / "specialty.yaml"
-    task_file.write_text(
-        "name: specialty\ndataset: {source: notes.jsonl}\n"
-        'template: "Which specialty?\\n{{ note }}\\nOUTPUT:"\ntarget: label\n'
-        "answer: {type: choice, choices: [Surgery, Neurosurgery, Cardiology]}\nmetrics: [accuracy]\n"
-    )
-    notes = [("n1", "craniotomy", "Neurosurgery"), ("n2", "bypass graft", "Cardiology")]
-    (tmp_path / "notes.jsonl").write_text(
-        "".join(json.dumps({"id": i, "note": n, "label": g}) + "\n" for i, n, g in notes)
-    )
-    outputs = {f"Which specialty?\n{n}\nOUTPUT:": g for _, n, g in notes}
-    config = RunConfig(model="scripted", tasks=(str(task_file),), output_dir=str(tmp_path / "run"))
-    api.run(config, backend=Scripted(outputs))
+    task_file, _ = specialty_run(tmp_path)
     new = tmp_path / "re"
     argv = ["rescore", str(tmp_path / "run"), "--tasks", str(task_file), "--output-dir", str(new)]
     assert cli.main([*argv, "--parser", "paper"]) == 0

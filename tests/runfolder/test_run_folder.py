@@ -15,13 +15,10 @@ from mibe import cli
 from mibe.boards.board import build as build_board
 from mibe.runfolder import summary
 from tests.support.paths import FIXTURES
+from tests.support.runfiles import results
 from tests.support.scriptedruns import scripted_run
 
 FIXTURE = FIXTURES / "runs" / "v1-zero"
-
-
-def results(run: Path) -> dict:
-    return json.loads((run / "results.json").read_text(encoding="utf-8"))
 
 
 def main(*args: object) -> int:

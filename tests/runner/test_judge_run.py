@@ -33,17 +33,11 @@ from mibe.boards import compare as compare_runs
 from mibe.runner import judge_calls, judge_run
 from mibe.scoring import judge_scoring, stats
 from mibe.types import MibeError
+from tests.support import judging
 from tests.support.loopback import JSONHandler, serving
 from tests.support.paths import FIXTURES, REPO
 
 JUDGE = FIXTURES / "judge"
-SHORT_RUBRIC = {
-    "scale": [1, 5],
-    "criteria": [
-        {"name": "faithfulness", "description": "5 = supported by the source"},
-        {"name": "concision", "description": "5 = brief"},
-    ],
-}
 ARTICLES = [
     ("s1", "Hand gel at every bed raised hand hygiene from forty to seventy percent.", "Gel raised hygiene."),
     (
@@ -64,6 +58,7 @@ ARTICLES = [
         "Checklist works.",
     ),
 ]
+ARTICLE_ROWS = [{"id": i, "text": t, "answer": a} for i, t, a in ARTICLES]
 
 
 # ------------------------------------------------------------------------------------------ the specs
@@ -127,28 +122,6 @@ def test_the_builtin_rubrics_are_the_shipped_defaults() -> None:
     assert tasks.load_task(tasks.builtin_paths()["pubmedqa"]).judge is None
 
 
-def _task_file(
-    folder: Path, name: str, judge: Any, answer: str = "{type: text}", credentialed: bool = False
-) -> Path:
-    path = folder / f"{name}.yaml"
-    body = {
-        "name": name,
-        "dataset": {"source": f"./{name}.jsonl"},
-        "credentialed": credentialed,
-        "template": "Summarize: {{ text }}\nSummary:",
-        "target": "answer",
-        "answer": yaml.safe_load(answer),
-        "generation": {"max_new_tokens": 8, "stop": []},
-        "metrics": ["rouge_l"] if "text" in answer else ["accuracy"],
-    }
-    if judge is not None:
-        body["judge"] = judge
-    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
-    rows = [{"id": i, "text": t, "answer": a, "invented": True} for i, t, a in ARTICLES]
-    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize(
     ("judge", "answer", "said"),
     [
@@ -158,20 +131,24 @@ def _task_file(
             "judge.criteria[0].name",
         ),
         ({"critera": []}, "{type: text}", "did you mean 'criteria'?"),
-        (SHORT_RUBRIC, "{type: choice, choices: [good, bad]}", "only tasks with answer type text are judged"),
+        (
+            judging.RUBRIC,
+            "{type: choice, choices: [good, bad]}",
+            "only tasks with answer type text are judged",
+        ),
     ],
 )
 def test_tasks_validate_checks_the_rubric(
     tmp_path: Path, capsys: pytest.CaptureFixture, judge: Any, answer: str, said: str
 ) -> None:
-    path = _task_file(tmp_path, "my_sum", judge, answer)
+    path = judging.task_file(tmp_path, "my_sum", ARTICLE_ROWS, judge, answer)
     assert cli.main(["tasks", "validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and said in err and str(path) in err, err
 
 
 def test_tasks_validate_names_the_rubric(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    path = _task_file(tmp_path, "my_sum", SHORT_RUBRIC)
+    path = judging.task_file(tmp_path, "my_sum", ARTICLE_ROWS, judging.RUBRIC)
     assert cli.main(["tasks", "validate", str(path)]) == 0
     assert "judged on faithfulness, concision" in capsys.readouterr().out
 
@@ -185,7 +162,7 @@ def _words(text: str) -> list[int]:
 
 @pytest.mark.parametrize("order", judge_scoring.ORDERS)
 def test_the_prompt_is_the_rubric_prompt_when_it_fits(order: str) -> None:
-    rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
+    rubric = judge_scoring.parse_rubric(judging.RUBRIC, "t")
     texts = ("the {{ source }} {% raw %}", " the reference ", "the candidate")
     words = lambda t: len(t.split())  # noqa: E731
     prompt, cut = judge_calls.fitted_prompt(rubric, texts, order, words, _words, None, None)
@@ -193,7 +170,7 @@ def test_the_prompt_is_the_rubric_prompt_when_it_fits(order: str) -> None:
 
 
 def test_a_long_source_is_cut_at_its_end_and_nothing_else_is() -> None:
-    rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
+    rubric = judge_scoring.parse_rubric(judging.RUBRIC, "t")
     source = " ".join(f"w{i}" for i in range(400))
     whole = judge_scoring.judge_prompt(rubric, source, "ref", "cand")
     budget = len(whole.split()) - 100
@@ -220,8 +197,8 @@ def evaluated(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     """One run of the tiny model: a public text task with a short rubric (tiny_sum), a credentialed
     one (tiny_cxr) and the bundled pubmed_sum and mimic_cxr documents with their shipped rubrics."""
     folder = tmp_path_factory.mktemp("judging")
-    sum_file = _task_file(folder, "tiny_sum", SHORT_RUBRIC)
-    cxr_file = _task_file(folder, "tiny_cxr", SHORT_RUBRIC, credentialed=True)
+    sum_file = judging.task_file(folder, "tiny_sum", ARTICLE_ROWS, judging.RUBRIC)
+    cxr_file = judging.task_file(folder, "tiny_cxr", ARTICLE_ROWS, judging.RUBRIC, credentialed=True)
     run = folder / "run"
     argv = ["run", "--model", str(tiny_llama), "--demo", "--max-new-tokens", "6", "--bootstrap", "200"]
     argv += ["--tasks", f"{sum_file},{cxr_file},pubmed_sum,mimic_cxr", "--output-dir", str(run)]
@@ -266,7 +243,7 @@ def test_the_tiny_model_judges_caches_and_resumes(
     (cache,) = _cache_files(out, "tiny_sum")
     lines = [json.loads(x) for x in cache.read_text().splitlines()]
     assert len(lines) == 6 and all("reply" in x for x in lines)
-    rubric = judge_scoring.parse_rubric(SHORT_RUBRIC, "t")
+    rubric = judge_scoring.parse_rubric(judging.RUBRIC, "t")
     for name in rubric.names:
         parsed = [judge_scoring.parse_reply(x["reply"], rubric)[name] for x in lines]
         metric = entry["metrics"][f"judge_{name}"]

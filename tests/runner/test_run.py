@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from mibe import resources
 from mibe.runner import api, batches
 from mibe.types import MibeError, RunConfig
-from tests.support import logs, margins
+from tests.support import demo, logs, margins, runfiles
 from tests.support.paths import PUBLIC, REPO, needs_public_data
 
 ALL = sorted(p.stem for p in resources.tasks_dir().glob("*.yaml"))
@@ -30,15 +30,10 @@ def mibe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def demo_run(model: Path, out: Path, **options) -> dict:
-    config = RunConfig(model=str(model), tasks=("all",), demo=True, output_dir=str(out), **options)
-    return api.run(config)
-
-
 @pytest.fixture(scope="module")
 def demo_results(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("demo") / "run"
-    return demo_run(tiny_llama, out, batch_size=2, bootstrap=200), out
+    return demo.run(tiny_llama, out, batch_size=2, bootstrap=200), out
 
 
 @pytest.mark.slow
@@ -55,7 +50,7 @@ def test_all_twelve_tasks_scored_with_contract_layout(demo_results: tuple[dict, 
             assert key in entry["protocol"], (name, key)
         for metric in entry["metrics"].values():
             assert set(metric) >= {"value", "ci95"}
-        rows = [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
+        rows = runfiles.samples(out, name)
         assert len(rows) == 3 and all(set(r) >= SAMPLE_KEYS for r in rows)
     assert {p.name for p in (out / "samples").iterdir()} == {f"{t}.jsonl" for t in ALL}
 
@@ -64,7 +59,7 @@ def test_all_twelve_tasks_scored_with_contract_layout(demo_results: tuple[dict, 
 def test_single_label_metrics_equal_sklearn_on_the_samples(demo_results: tuple[dict, Path]) -> None:
     results, out = demo_results
     for name in SINGLE_LABEL:
-        rows = [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
+        rows = runfiles.samples(out, name)
         golds, preds = [r["gold"] for r in rows], [r["prediction"] for r in rows]
         assert all(r["parse_failed"] for r in rows if r["prediction"] is None)  # no answer: null
         sk = ["\x00no answer" if p is None else p for p in preds]  # a label outside the gold set
@@ -88,7 +83,7 @@ def test_rerun_is_identical_and_refuses_other_config(
     tiny_llama: Path, demo_results: tuple[dict, Path], tmp_path: Path
 ) -> None:
     results, out = demo_results
-    again = demo_run(tiny_llama, tmp_path / "again", batch_size=3, bootstrap=200)
+    again = demo.run(tiny_llama, tmp_path / "again", batch_size=3, bootstrap=200)
     # Batch size changes no output, up to near-ties a batch's shape may tip either way: compare the
     # documents whose greedy path is decided (tests/support/margins.py), the numbers when all are.
     caps = {task: entry["protocol"]["max_new_tokens"] for task, entry in results["tasks"].items()}
@@ -100,8 +95,8 @@ def test_rerun_is_identical_and_refuses_other_config(
     if len(keep) == len(found):
         assert again["tasks"] == results["tasks"]
     with pytest.raises(MibeError, match="different config"):
-        demo_run(tiny_llama, out, batch_size=2, bootstrap=200, seed=7)
-    resumed = demo_run(tiny_llama, out, batch_size=2, bootstrap=200)  # complete: nothing re-run
+        demo.run(tiny_llama, out, batch_size=2, bootstrap=200, seed=7)
+    resumed = demo.run(tiny_llama, out, batch_size=2, bootstrap=200)  # complete: nothing re-run
     assert resumed["tasks"] == results["tasks"]
 
 
@@ -125,20 +120,19 @@ def test_sigkill_mid_task_then_resume_matches_uninterrupted(tiny_llama: Path, tm
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    samples = out / "samples" / "pubmed_sum.jsonl"
+    written = out / "samples" / "pubmed_sum.jsonl"
     deadline = time.time() + 300
-    while time.time() < deadline and not (samples.exists() and samples.read_text().count("\n") >= 1):
+    while time.time() < deadline and not (written.exists() and written.read_text().count("\n") >= 1):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = samples.read_text().count("\n")
+    done_before = written.read_text().count("\n")
     assert 1 <= done_before < 3, "the kill should land mid-task"
     resumed = mibe(*args, "--output-dir", str(out))
     assert resumed.returncode == 0, resumed.stderr
-    first = json.loads((tmp_path / "whole" / "results.json").read_text())
-    second = json.loads((out / "results.json").read_text())
+    first, second = runfiles.results(tmp_path / "whole"), runfiles.results(out)
     assert second["tasks"] == first["tasks"]
-    ids = [json.loads(line)["id"] for line in samples.read_text().splitlines()]
+    ids = [json.loads(line)["id"] for line in written.read_text().splitlines()]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 3
 
 
@@ -225,16 +219,9 @@ def test_loglikelihood_scores_equal_full_forward(tiny_llama: Path, tmp_path: Pat
     from mibe.backends.hf import HFBackend
 
     backend = HFBackend(str(tiny_llama), dtype="float32")
-    config = RunConfig(
-        model=str(tiny_llama),
-        tasks=("medqa", "pubmedqa"),
-        demo=True,
-        scoring="loglikelihood",
-        output_dir=str(tmp_path / "ll"),
-    )
-    out = api.run(config, backend=backend)
+    out = demo.run(tiny_llama, tmp_path / "ll", ("medqa", "pubmedqa"), backend, scoring="loglikelihood")
     assert out["tasks"]["medqa"]["protocol"]["scoring"] == "loglikelihood"
-    row = json.loads((tmp_path / "ll" / "samples" / "pubmedqa.jsonl").read_text().splitlines()[0])
+    row = runfiles.samples(tmp_path / "ll", "pubmedqa")[0]
     model = backend.model
     for choice, logprob in zip(["yes", "no", "maybe"], row["logprobs"], strict=True):
         ctx = backend.tokenize(row["prompt"])
@@ -249,18 +236,8 @@ def test_loglikelihood_scores_equal_full_forward(tiny_llama: Path, tmp_path: Pat
 def test_fewshot_is_seeded_and_never_the_scored_document(tiny_llama: Path, tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
-        config = RunConfig(
-            model=str(tiny_llama),
-            tasks=("ddi2013",),
-            demo=True,
-            num_fewshot=2,
-            max_new_tokens=2,
-            output_dir=str(tmp_path / name),
-        )
-        api.run(config)
-        runs.append(
-            [json.loads(x) for x in (tmp_path / name / "samples" / "ddi2013.jsonl").read_text().splitlines()]
-        )
+        demo.run(tiny_llama, tmp_path / name, ("ddi2013",), num_fewshot=2, max_new_tokens=2)
+        runs.append(runfiles.samples(tmp_path / name, "ddi2013"))
     assert [r["shots"] for r in runs[0]] == [r["shots"] for r in runs[1]]
     for row in runs[0]:
         assert len(row["shots"]) == 2 and row["id"] not in row["shots"]
@@ -268,33 +245,18 @@ def test_fewshot_is_seeded_and_never_the_scored_document(tiny_llama: Path, tmp_p
 
 
 def test_chat_template_wraps_prompt(tiny_llama: Path, tmp_path: Path) -> None:
-    config = RunConfig(
-        model=str(tiny_llama),
-        tasks=("pubmedqa",),
-        demo=True,
-        chat_template=True,
-        system_prompt="Be brief.",
-        max_new_tokens=2,
-        output_dir=str(tmp_path / "c"),
-    )
-    out = api.run(config)
+    options = {"chat_template": True, "system_prompt": "Be brief.", "max_new_tokens": 2}
+    out = demo.run(tiny_llama, tmp_path / "c", ("pubmedqa",), **options)
     assert out["tasks"]["pubmedqa"]["protocol"]["chat_template"] is not None
-    row = json.loads((tmp_path / "c" / "samples" / "pubmedqa.jsonl").read_text().splitlines()[0])
+    row = runfiles.samples(tmp_path / "c", "pubmedqa")[0]
     assert row["prompt"].startswith("<|system|>\nBe brief.\n<|user|>\nAs an expert doctor")
     assert row["prompt"].endswith("<|assistant|>\n")
 
 
 @pytest.mark.slow
 def test_paper_protocol_uses_256_tokens_no_stop_paper_parser(tiny_llama: Path, tmp_path: Path) -> None:
-    config = RunConfig(
-        model=str(tiny_llama),
-        tasks=("medqa",),
-        demo=True,
-        protocol="paper",
-        limit=1,
-        output_dir=str(tmp_path / "p"),
-    )
-    protocol = api.run(config)["tasks"]["medqa"]["protocol"]
+    out = demo.run(tiny_llama, tmp_path / "p", ("medqa",), protocol="paper", limit=1)
+    protocol = out["tasks"]["medqa"]["protocol"]
     assert (protocol["max_new_tokens"], protocol["stop"], protocol["parser"]) == (256, [], "paper")
 
 

@@ -15,23 +15,14 @@ from mibe.boards.board import build as build_board
 from mibe.runfolder.record import SCHEMA_VERSION
 from mibe.runner import api
 from mibe.types import MibeError, RunConfig
+from tests.support import demo
 from tests.support.references import reference_calibration
 from tests.support.runfiles import results, samples
 
 
 def draw_run(model: Path, out: Path, seeds: tuple[int, ...], scoring: str = "loglikelihood") -> dict:
-    config = RunConfig(
-        model=str(model),
-        tasks=("pubmedqa",),
-        demo=True,
-        limit=3,
-        num_fewshot=1,
-        fewshot_seeds=seeds,
-        scoring=scoring,
-        bootstrap=200,
-        output_dir=str(out),
-    )
-    return api.run(config)
+    options = {"limit": 3, "num_fewshot": 1, "scoring": scoring, "bootstrap": 200}
+    return demo.run(model, out, ("pubmedqa",), fewshot_seeds=seeds, **options)
 
 
 def test_fewshot_draws_resume_per_draw_and_extend(tiny_llama: Path, tmp_path: Path) -> None:

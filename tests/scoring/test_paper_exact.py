@@ -23,6 +23,7 @@ import pytest
 from mibe import cli
 from mibe.scoring import kinds, metrics
 from tests.support.loopback import JSONHandler, serving
+from tests.support.runfiles import samples_by_id
 
 
 def _span(cls: str, text: str) -> str:
@@ -238,11 +239,6 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return runs
 
 
-def _samples(run: Path, task: str) -> dict[str, dict]:
-    lines = (run / "samples" / f"{task}.jsonl").read_text().splitlines()
-    return {row["id"]: row for row in map(json.loads, lines)}
-
-
 def _per_document(task: str, row: dict) -> tuple:
     """A document's values by the paper's rules, from what the run folder stored."""
     if KIND[task] == "entities":
@@ -268,7 +264,7 @@ def test_every_route_gives_the_authors_per_document_values(routes: dict[str, Pat
     }
     seen = {}
     for route, run in folders.items():
-        rows = _samples(run, task)
+        rows = samples_by_id(run, task)
         assert sorted(rows) == [str(k) for k in range(len(ROUTED[task]))], route
         for k, (gold, output) in enumerate(ROUTED[task]):
             row = rows[str(k)]

@@ -100,10 +100,6 @@ def make_board_runs(tiny_llama: Path, base: Path) -> dict[str, Path]:
     return out
 
 
-def results(run: Path) -> dict:
-    return json.loads((run / "results.json").read_text())
-
-
 LABELS = ("yes", "no", "maybe")
 
 

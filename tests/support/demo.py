@@ -1,16 +1,37 @@
-"""The bundled demo documents, repeated under new ids: enough documents to split into shards."""
+"""The bundled demo documents: a run of a model over them (in process, or the `mibe run` arguments),
+and the same documents repeated under new ids, enough to split into shards."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+from mibe.runner import api
+from mibe.types import Backend, RunConfig
 from tests.support.paths import REPO
 
 DEMO = REPO / "tasks" / "demo"
 
 
 ID_FIELD = {"pubmedqa": "pmid", "medqa": "realidx", "pubmed_sum": "id"}
+
+
+def run(
+    model: Path | str,
+    out: Path,
+    tasks: tuple[str, ...] = ("all",),
+    backend: Backend | None = None,
+    **options: Any,
+) -> dict:
+    """`model` scored on the demo documents of `tasks` into `out`; results.json's content."""
+    config = RunConfig(model=str(model), tasks=tasks, demo=True, output_dir=str(out), **options)
+    return api.run(config, backend=backend)
+
+
+def run_argv(model: Path | str, out: Path | str, *flags: str, tasks: str = "pubmedqa") -> list[str]:
+    """`mibe run`'s arguments for the same run: `model` on the demo documents of `tasks` into `out`."""
+    return ["run", "--model", str(model), "--tasks", tasks, "--demo", *flags, "--output-dir", str(out)]
 
 
 def make_data(root: Path, copies: int = 4) -> Path:

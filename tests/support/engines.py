@@ -63,3 +63,18 @@ def decided(model: Path, run: Path, max_new_tokens: int, adapter: Path | None = 
     print(margins.report(str(run.name), found, keep))
     assert keep, "every document is a near-tie: nothing left to compare"
     return keep
+
+
+def check_loglikelihood_parity(name: str, reference: Path, other: Path) -> None:
+    """Run `other` picks as `reference` does on every decided log-likelihood question (tests/support/
+    margins.py), and each of its choices' log-probs is within LOGPROB_TOL of the reference's; the
+    counts go to the test's output."""
+    decided = margins.choice_margins(reference)  # the choice tasks' rows; generation has its own test
+    keep = margins.unambiguous(decided)
+    print(margins.report(name, decided, keep))
+    agreement = margins.agreement(reference, other, keep)
+    assert all(same == n for n, same, _ in agreement.values()), agreement
+    gaps = margins.logprob_gaps(reference, other)
+    assert gaps, "no log-likelihood rows to compare"
+    print(f"{name}: {len(gaps)} values, max |{reference.name} - {other.name}| = {max(gaps):.2e}")
+    assert max(gaps) <= LOGPROB_TOL

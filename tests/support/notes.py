@@ -44,10 +44,20 @@ def scripted(fail_after: int | None = None) -> Scripted:
     return Scripted(reply=lambda request: " Cardiology about the heart", fail_after=fail_after)
 
 
-def workspace(tmp_path: Path, task: str = LABELS, rows: list | None = None, name: str = "notes") -> Path:
+def workspace(
+    tmp_path: Path, task: str = LABELS, rows: list | bytes | str | None = None, name: str = "notes"
+) -> Path:
+    """The task file `name`.yaml holding `task`, beside notes.jsonl: `rows` as JSON lines (ROWS when
+    None), or the file's bytes or text as given (for data a test breaks on purpose)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / f"{name}.yaml").write_text(task, encoding="utf-8")
-    (tmp_path / "notes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (rows or ROWS)))
+    data = tmp_path / "notes.jsonl"
+    if isinstance(rows, bytes):
+        data.write_bytes(rows)
+    elif isinstance(rows, str):
+        data.write_text(rows, encoding="utf-8")
+    else:
+        data.write_text("".join(json.dumps(r) + "\n" for r in (ROWS if rows is None else rows)))
     return tmp_path / f"{name}.yaml"
 
 

@@ -1,12 +1,13 @@
 """A run of the scripted backend over realistic outputs (every parsing flaw of the paper, one row
-each), for the commands that read run folders: audit, rescore, view, the record readers."""
+each), and its rescore under the paper's parser, for the commands that read run folders: audit,
+rescore, view, the record readers."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from mibe import tasks
+from mibe import cli, tasks
 from mibe.runner import api
 from mibe.types import RunConfig
 from tests.support.scripted import Scripted
@@ -143,3 +144,11 @@ def scripted_run(tmp: Path, out: Path, parser: str = "strict") -> dict:
         model="scripted", tasks=(",".join(TASKS),), data_dir=str(data), output_dir=str(out), parser=parser
     )
     return api.run(config, backend=backend)
+
+
+def strict_and_paper(tmp: Path, name: str = "paper") -> tuple[Path, Path]:
+    """A scripted run in tmp/strict and `mibe rescore --parser paper` of it in tmp/`name`."""
+    scripted_run(tmp, tmp / "strict")
+    rescored = ["rescore", str(tmp / "strict"), "--parser", "paper", "--output-dir", str(tmp / name)]
+    assert cli.main(rescored) == 0
+    return tmp / "strict", tmp / name
