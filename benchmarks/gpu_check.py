@@ -83,7 +83,7 @@ def main() -> None:
 
     from mibe import data, tasks
     from mibe.backends.hf import HFBackend
-    from mibe.runner import api, pipeline
+    from mibe.runner import api, pipeline, task_plan
     from mibe.types import RunConfig
     from tests.support import tinymodel
 
@@ -114,7 +114,7 @@ def main() -> None:
         per_task = []
         for name in names:
             task = tasks.load_task(tasks.builtin_paths()[name])
-            p = pipeline.plan(task, data.load_docs(task, data.locate(task, str(folder), {})), run, backend)
+            p = task_plan.plan(task, data.load_docs(task, data.locate(task, str(folder), {})), run, backend)
             per_task.append(pipeline.build_requests(p, run, backend, p.docset.docs, p.docs)[0])
         bare_loop = bare_generate if scoring == "generate" else bare_loglikelihood
         bare_loop(backend, per_task, args.batch_size)  # warm-up: kernels, allocator, autotuning
@@ -123,7 +123,7 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        api.run(run, backend=backend, say=lambda line: None)
+        api.run(run, backend=backend)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         ours = time.perf_counter() - start

@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     from mibe import data, tasks
     from mibe.backends.hf import HFBackend
-    from mibe.runner import api, pipeline
+    from mibe.runner import api, pipeline, task_plan
     from mibe.types import RunConfig
     from tests.support import tinymodel
 
@@ -130,7 +130,7 @@ def main() -> None:
         per_task = []
         for name in names:
             task = tasks.load_task(tasks.builtin_paths()[name])
-            p = pipeline.plan(
+            p = task_plan.plan(
                 task, data.load_docs(task, data.locate(task, args.data_dir, {})), config, backend
             )
             per_task.append(pipeline.build_requests(p, config, backend, p.docset.docs, p.docs)[0])
@@ -142,7 +142,7 @@ def main() -> None:
             backend._choice_ids.clear()
             out = RunConfig(**{**config.__dict__, "output_dir": str(work / f"{scoring}-{round_}")})
             start = time.perf_counter()
-            api.run(out, backend=backend, say=lambda line: None)
+            api.run(out, backend=backend)
             ours.append(time.perf_counter() - start)
             bare.append(bare_loop(backend, per_task, args.batch_size))
         n = sum(len(r) for r in per_task)

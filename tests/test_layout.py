@@ -229,3 +229,64 @@ def test_functions_fit_on_a_screen(path: Path) -> None:
             if lines > LONGEST and not argparse_table:
                 long.append(f"{node.name} ({lines} lines)")
     assert not long, f"{path.name}: {long}"
+
+
+BENCHMARKS = PACKAGE.parent / "benchmarks"
+
+
+def _mibe_names(tree: ast.AST) -> dict[str, object]:
+    """What each `import mibe...` / `from mibe... import x` binds in a script (anywhere in it)."""
+    import importlib
+
+    bound: dict[str, object] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "mibe":
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):  # a submodule not yet imported by its package
+                    importlib.import_module(f"{node.module}.{alias.name}")
+                assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+                bound[alias.asname or alias.name] = getattr(module, alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "mibe" and alias.asname:
+                    bound[alias.asname] = importlib.import_module(alias.name)
+    return bound
+
+
+def _stale_uses(tree: ast.AST, bound: dict[str, object]) -> list[str]:
+    """`module.name` that no longer exists, and keywords a mibe function no longer takes."""
+    import inspect
+
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
+            owner = bound[node.value.id]
+            if inspect.ismodule(owner) and not hasattr(owner, node.attr):
+                found.append(f"line {node.lineno}: {node.value.id}.{node.attr} does not exist")
+        if not isinstance(node, ast.Call) or not node.keywords:
+            continue
+        f = node.func
+        target = None
+        if isinstance(f, ast.Name) and f.id in bound:
+            target = bound[f.id]
+        elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in bound:
+            target = getattr(bound[f.value.id], f.attr, None)
+        if not callable(target) or inspect.isclass(target):
+            continue
+        params = inspect.signature(target).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg is not None and keyword.arg not in params:
+                found.append(f"line {node.lineno}: {ast.unparse(f)}() takes no {keyword.arg}=")
+    return found
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
+def test_benchmarks_use_only_names_mibe_still_has(script: str) -> None:
+    """No test runs the GPU and speed scripts on every change, so a rename (pipeline.plan ->
+    task_plan.plan) or a dropped parameter (`say=`) would break them silently: read them instead."""
+    tree = ast.parse((BENCHMARKS / script).read_text(encoding="utf-8"))
+    stale = _stale_uses(tree, _mibe_names(tree))
+    assert not stale, f"benchmarks/{script}: " + "; ".join(stale)
