@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mibe.commands import options
-from mibe.types import PARSERS
+from mibe.types import PARSERS, MibeError
 
 
 def add(rescore: argparse.ArgumentParser) -> None:
@@ -31,13 +31,27 @@ def add(rescore: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
     """No model is ever loaded, except --parser model's extractor (only it)."""
-    if args.parser == "model":
-        from mibe.runner import extract
+    from mibe.runfolder import rescore, saved
 
-        return extract.rescore_command(args, argv)
-    from mibe.runfolder import rescore
+    if (args.parser == "model") != bool(args.extractor):
+        raise MibeError(
+            "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
+        )
+    if args.parser != "model":
+        names, trusted = saved.task_specs(args.tasks)
+        rescore.rescore(
+            args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv], trusted=trusted,
+            overwrite=args.overwrite,
+        )  # fmt: skip
+        return 0
+    from mibe.runner import extract
 
-    return rescore.command(args, argv)
+    load = extract.loader(args.extractor, args.run_dir, args.device, args.allow_remote_credentialed)
+    rescore.rescore(
+        args.run_dir, "model", saved.split_names(args.tasks), args.output_dir, ["mibe", *argv],
+        extractor=load, overwrite=args.overwrite,
+    )  # fmt: skip
+    return 0
 
 
 COMMAND = options.Command(

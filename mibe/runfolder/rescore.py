@@ -342,18 +342,3 @@ def _write(
     logger.info(summary.table(results))
     logger.info(f"mibe: re-scored results in {out.path / 'results.json'}")
     return results
-
-
-def command(args: Any, argv: Sequence[str]) -> int:
-    """`mibe rescore RUN_DIR [--parser paper|strict|model] [--tasks ...] --output-dir NEW_RUN_DIR`;
-    `--parser model` is handled by mibe.runner.extract.rescore_command (it loads the extractor)."""
-    names, trusted = saved_run.task_specs(args.tasks)
-    if args.parser == "model" or getattr(args, "extractor", None):
-        raise MibeError(
-            "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
-        )
-    rescore(
-        args.run_dir, args.parser, names, args.output_dir, command=["mibe", *argv], trusted=trusted,
-        overwrite=args.overwrite,
-    )  # fmt: skip
-    return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,26 +178,22 @@ def summary(spec: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return extraction_summary(spec, rows)
 
 
-def rescore_command(args: Any, argv: Sequence[str]) -> int:
-    """`mibe rescore RUN --parser model --extractor MODEL --output-dir NEW`: loads only the extractor,
-    never the evaluated model; its calls are cached in NEW. The cache RUN holds is never read: a run
-    folder may come from anyone, and a cached label is a score taken on trust."""
-    from mibe.runfolder import rescore, saved
+def loader(spec: str, run_dir: str, device: str | None, allow_remote: Sequence[str]) -> Callable[..., Any]:
+    """`mibe rescore RUN --parser model --extractor SPEC`: what loads the extractor, and only it (never
+    the evaluated model), once rescore knows which credentialed tasks it will hand over; its calls are
+    cached in the new folder. The cache RUN holds is never read: a run folder may come from anyone,
+    and a cached label is a score taken on trust."""
+    from mibe.runfolder import saved
 
-    if args.parser != "model" or not args.extractor:
-        raise MibeError(
-            "--parser model and --extractor MODEL go together (mibe rescore RUN --parser model ...)"
-        )
-    settings = saved.read_run(args.run_dir).results.get("config") or {}
-    device = devices.for_rerun(args.device, settings)
-    machine = Machine(device=device, dtype=settings.get("dtype", "auto"))
-    endpoint = endpoint_of(args.extractor, machine)
-    grants = policy.authorisations(args.allow_remote_credentialed)
+    settings = saved.read_run(run_dir).results.get("config") or {}
+    machine = Machine(device=devices.for_rerun(device, settings), dtype=settings.get("dtype", "auto"))
+    endpoint = endpoint_of(spec, machine)
+    grants = policy.authorisations(allow_remote)
     policy.check_named(grants, [endpoint])  # an authorisation naming another URL: before reading on
 
     def load(credentialed: Sequence[str], origin: Path, out_dir: Path) -> Any:
         admission = policy.admit(endpoint, credentialed, grants)
-        found = Extractor.load(args.extractor, admission)
+        found = Extractor.load(spec, admission)
 
         def apply(task: saved.SavedTask, rows: list) -> None:
             found.apply(task.task, rows, out_dir, task.private)
@@ -207,14 +203,4 @@ def rescore_command(args: Any, argv: Sequence[str]) -> int:
         apply.describe = found.backend.describe()  # type: ignore[attr-defined]
         return apply
 
-    names = saved.split_names(args.tasks)
-    rescore.rescore(
-        args.run_dir,
-        "model",
-        names,
-        args.output_dir,
-        ["mibe", *argv],
-        extractor=load,
-        overwrite=args.overwrite,
-    )
-    return 0
+    return load
