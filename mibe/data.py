@@ -252,6 +252,8 @@ def _plain_doc(task: Task, row: Mapping[str, Any], index: int) -> Doc:
 
 def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None):
     """Normalise rows; returns (docs, n_skipped, first problem)."""
+    if hook is not None and hasattr(hook, "to_docs") and not any("query" in r for r in rows):
+        return _grouped(task, rows, hook)
     docs: list[Doc] = []
     skipped, first = 0, None
 
@@ -261,8 +263,6 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
         where = row.get("__where__") if isinstance(row, Mapping) else None  # a hook's read may hand anything
         first = first or f"{where or f'row {index + 1}'}: {why}"
 
-    if hook is not None and hasattr(hook, "to_docs") and not any("query" in r for r in rows):
-        return _grouped(task, rows, hook)
     for index, row in enumerate(rows):
         try:
             if "query" in row and "answer" in row:
@@ -280,10 +280,16 @@ def to_docs(task: Task, rows: Sequence[dict[str, Any]], hook: ModuleType | None)
         if row.get("invented") is True:
             doc = replace(doc, invented=True)
         try:
-            docs.append(replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, row)))
+            docs.append(_finished(task, doc, row))
         except ValueError as exc:
             reject(index, str(exc), row)
     return docs, skipped, first
+
+
+def _finished(task: Task, doc: Doc, row: Mapping[str, Any]) -> Doc:
+    """The document with its gold spelled as the task's labels are and its cluster; a ValueError when
+    the gold is not one of them."""
+    return replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, row))
 
 
 def _grouped(
@@ -297,7 +303,7 @@ def _grouped(
         try:
             if doc is None:
                 raise ValueError("the task hook found nothing usable")
-            docs.append(replace(doc, gold=_canonical_gold(task, doc.gold), cluster=_cluster(task, doc, {})))
+            docs.append(_finished(task, doc, {}))
         except ValueError as exc:
             skipped += 1
             first = first or f"document {number + 1} of to_docs: {exc}"
